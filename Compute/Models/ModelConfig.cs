@@ -1,0 +1,64 @@
+namespace FtpCluster.Compute.Models;
+
+/// <summary>How rotary embeddings pair up the dimensions of a head.</summary>
+public enum RopeLayout
+{
+    /// <summary>llama2.c and GGUF: dimensions (2i, 2i+1) rotate together.</summary>
+    AdjacentPairs,
+
+    /// <summary>Hugging Face "rotate_half": dimensions (i, i + headDim/2) rotate together.</summary>
+    Halves,
+}
+
+/// <summary>Llama-3 style frequency scaling (<c>rope_scaling.rope_type == "llama3"</c>).</summary>
+public sealed record Llama3RopeScaling(float Factor, float LowFreqFactor, float HighFreqFactor, int OriginalMaxPositions);
+
+/// <summary>The shape and numerics of a decoder-only Llama-family model, whatever file it came from.</summary>
+public sealed record ModelConfig
+{
+    /// <summary>"llama2c" for llama2.c checkpoints, otherwise the Hugging Face architecture name.</summary>
+    public required string Architecture { get; init; }
+    public required int Dim { get; init; }
+    public required int HiddenDim { get; init; }
+    public required int Layers { get; init; }
+    public required int Heads { get; init; }
+    public required int KvHeads { get; init; }
+    public required int HeadDim { get; init; }
+    public required int VocabSize { get; init; }
+    public required int MaxSeqLen { get; init; }
+    public float RmsNormEps { get; init; } = 1e-5f;
+    public float RopeTheta { get; init; } = 10000f;
+    public Llama3RopeScaling? RopeScaling { get; init; }
+    public RopeLayout RopeLayout { get; init; } = RopeLayout.AdjacentPairs;
+    public bool TiedEmbeddings { get; init; }
+
+    /// <summary>Qwen2: q, k and v projections carry a bias.</summary>
+    public bool AttentionBias { get; init; }
+
+    public int QueryDim => Heads * HeadDim;
+    public int KvDim => KvHeads * HeadDim;
+
+    /// <summary>Parameters of one transformer block (norms, attention, MLP, biases).</summary>
+    public long ParametersPerLayer =>
+        2L * Dim
+        + (long)Dim * QueryDim + 2L * Dim * KvDim + (long)QueryDim * Dim
+        + 3L * Dim * HiddenDim
+        + (AttentionBias ? QueryDim + 2L * KvDim : 0);
+
+    public long ParameterCount =>
+        (long)VocabSize * Dim * (TiedEmbeddings ? 1 : 2) + Dim + Layers * ParametersPerLayer;
+
+    /// <summary>Throws <see cref="ModelFormatException"/> when the numbers cannot describe a working model.</summary>
+    public void Validate(string source)
+    {
+        void Require(bool ok, string what)
+        {
+            if (!ok) throw new ModelFormatException(source, null, what);
+        }
+        Require(Dim > 0 && HiddenDim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && HeadDim > 0 && VocabSize > 0,
+            $"dimensions must be positive (dim {Dim}, hidden {HiddenDim}, layers {Layers}, heads {Heads}, kv heads {KvHeads}, head dim {HeadDim}, vocab {VocabSize})");
+        Require(Heads % KvHeads == 0, $"heads ({Heads}) must be a multiple of kv heads ({KvHeads})");
+        Require(HeadDim % 2 == 0, $"head dim ({HeadDim}) must be even for rotary embeddings");
+        Require(MaxSeqLen > 0, $"max sequence length must be positive, got {MaxSeqLen}");
+    }
+}
