@@ -102,10 +102,7 @@ public sealed class Llama2cCheckpoint : ICheckpoint
     }
 
     public WeightTensor? Find(TensorRole role, int layer = -1) =>
-        _tensors.GetValueOrDefault((role, IsGlobal(role) ? -1 : layer));
-
-    internal static bool IsGlobal(TensorRole role) =>
-        role is TensorRole.TokenEmbedding or TensorRole.FinalNorm or TensorRole.LmHead;
+        _tensors.GetValueOrDefault((role, CheckpointTensors.IsGlobal(role) ? -1 : layer));
 
     public void Dispose() => _file.Dispose();
 }
