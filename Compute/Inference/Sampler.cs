@@ -1,0 +1,90 @@
+using System.Numerics.Tensors;
+
+namespace FtpCluster.Compute.Inference;
+
+/// <summary>How the next token is drawn from the logits. Temperature 0 means greedy (argmax).</summary>
+public sealed record SamplingOptions
+{
+    public float Temperature { get; init; }
+
+    /// <summary>Keep only the K most likely tokens; 0 keeps all.</summary>
+    public int TopK { get; init; }
+
+    /// <summary>Keep the smallest set of most likely tokens whose probability reaches P; 1 keeps all.</summary>
+    public float TopP { get; init; } = 1f;
+
+    public int Seed { get; init; }
+
+    public void Validate()
+    {
+        if (!(Temperature >= 0)) throw new ArgumentException($"temperature must be >= 0, got {Temperature}");
+        if (TopK < 0) throw new ArgumentException($"top-k must be >= 0, got {TopK}");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}");
+    }
+}
+
+/// <summary>Draws token ids from logits; deterministic for a seed.</summary>
+public sealed class Sampler
+{
+    private readonly SamplingOptions _options;
+    private readonly Random _random;
+    private float[] _probabilities = [];
+    private int[] _order = [];
+
+    public Sampler(SamplingOptions options)
+    {
+        options.Validate();
+        _options = options;
+        _random = new Random(options.Seed);
+    }
+
+    public int Sample(ReadOnlySpan<float> logits)
+    {
+        if (_options.Temperature == 0) return ArgMax(logits);
+
+        if (_probabilities.Length < logits.Length)
+        {
+            _probabilities = new float[logits.Length];
+            _order = new int[logits.Length];
+        }
+        var p = _probabilities.AsSpan(0, logits.Length);
+        TensorPrimitives.Divide(logits, _options.Temperature, p);
+        TensorPrimitives.SoftMax(p, p);
+
+        // Candidates in descending probability; top-k and top-p each cut a prefix of that order.
+        var order = _order.AsSpan(0, logits.Length);
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        var probabilities = _probabilities;
+        order.Sort((a, b) => probabilities[b].CompareTo(probabilities[a]) is var c && c != 0 ? c : a.CompareTo(b));
+        int keep = _options.TopK > 0 ? Math.Min(_options.TopK, order.Length) : order.Length;
+        float cumulative = 0;
+        for (int i = 0; i < keep; i++)
+        {
+            cumulative += p[order[i]];
+            if (cumulative >= _options.TopP)
+            {
+                keep = i + 1;
+                break;
+            }
+        }
+
+        float total = 0;
+        for (int i = 0; i < keep; i++) total += p[order[i]];
+        float r = (float)_random.NextDouble() * total;
+        for (int i = 0; i < keep; i++)
+        {
+            r -= p[order[i]];
+            if (r <= 0) return order[i];
+        }
+        return order[keep - 1];
+    }
+
+    /// <summary>The first index of the largest logit.</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+}

@@ -1,0 +1,170 @@
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Compute.Inference;
+
+/// <summary>
+/// The forward pass of one slice of a model on one device: embedding (first stage), blocks
+/// [a, b), final norm and LM head (last stage). Hidden rows are [rows, dim], one per token.
+/// Not thread-safe: a stage serves one call at a time.
+/// </summary>
+public sealed class TransformerStage : IDisposable
+{
+    private readonly Scratch _scratch = new();
+
+    public TransformerStage(ModelSlice slice, IComputeDevice device)
+    {
+        Slice = slice;
+        Device = device;
+        Rope = new RopeTable(slice.Config);
+    }
+
+    public ModelSlice Slice { get; }
+    public IComputeDevice Device { get; }
+    public RopeTable Rope { get; }
+    public ModelConfig Config => Slice.Config;
+
+    public KvCache NewCache() => new(Slice.Spec, Config.KvDim);
+
+    public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)
+    {
+        var table = Slice.Embedding ?? throw new InvalidOperationException("this slice holds no embedding");
+        for (int i = 0; i < tokens.Length; i++)
+            table.CopyRow(tokens[i], hidden.Slice(i * Config.Dim, Config.Dim));
+    }
+
+    /// <summary>
+    /// Runs the slice's blocks over <paramref name="rows"/>, updating <paramref name="hidden"/> in place.
+    /// Rows of one sequence must be contiguous and in increasing position order.
+    /// </summary>
+    /// <param name="computeRows">
+    /// FTP: per block of the slice, the sorted indices of the rows that block computes, or null for
+    /// every row. A row a block skips is neither query nor key/value there, gets no KV-cache entry,
+    /// and passes through unchanged.
+    /// </param>
+    public void Forward(ReadOnlySpan<TokenRow> rows, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null)
+    {
+        CheckRowOrder(rows);
+        int dim = Config.Dim;
+        if (computeRows is not null && computeRows.Count != Slice.Blocks.Count)
+            throw new ArgumentException($"computeRows has {computeRows.Count} entries for {Slice.Blocks.Count} blocks");
+        for (int b = 0; b < Slice.Blocks.Count; b++)
+        {
+            var subset = computeRows?[b];
+            if (subset is null)
+            {
+                RunBlock(Slice.Blocks[b], rows, hidden);
+                continue;
+            }
+            if (subset.Length == 0) continue;
+            var subRows = new TokenRow[subset.Length];
+            var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
+            for (int i = 0; i < subset.Length; i++)
+            {
+                if (i > 0 && subset[i] <= subset[i - 1])
+                    throw new ArgumentException($"block {Slice.Blocks[b].Layer}: row indices must be sorted and distinct");
+                subRows[i] = rows[subset[i]];
+                hidden.Slice(subset[i] * dim, dim).CopyTo(subHidden.Slice(i * dim, dim));
+            }
+            RunBlock(Slice.Blocks[b], subRows, subHidden);
+            for (int i = 0; i < subset.Length; i++)
+                subHidden.Slice(i * dim, dim).CopyTo(hidden.Slice(subset[i] * dim, dim));
+        }
+    }
+
+    /// <summary>Final norm and LM head: logits [rows, vocab] for the given hidden rows.</summary>
+    public void Logits(ReadOnlySpan<float> hidden, int rows, Span<float> logits)
+    {
+        var head = Slice.LmHead ?? throw new InvalidOperationException("this slice holds no LM head");
+        var normed = _scratch.Get(Scratch.Normed, rows * Config.Dim);
+        Device.RmsNorm(hidden.Slice(0, rows * Config.Dim), Slice.FinalNorm, Config.RmsNormEps, normed);
+        Device.MatMul(normed, rows, head, logits);
+    }
+
+    private void RunBlock(BlockWeights w, ReadOnlySpan<TokenRow> rows, Span<float> x)
+    {
+        var c = Config;
+        int n = rows.Length;
+        var normed = _scratch.Get(Scratch.Normed, n * c.Dim);
+        var q = _scratch.Get(Scratch.Query, n * c.QueryDim);
+        var k = _scratch.Get(Scratch.Key, n * c.KvDim);
+        var v = _scratch.Get(Scratch.Value, n * c.KvDim);
+        var attended = _scratch.Get(Scratch.Attended, n * c.QueryDim);
+        var projected = _scratch.Get(Scratch.Projected, n * c.Dim);
+        var gate = _scratch.Get(Scratch.Gate, n * c.HiddenDim);
+        var up = _scratch.Get(Scratch.Up, n * c.HiddenDim);
+        var positions = _scratch.GetPositions(n);
+        for (int i = 0; i < n; i++) positions[i] = rows[i].Position;
+
+        // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+        Device.RmsNorm(x, w.AttentionNorm, c.RmsNormEps, normed);
+        Device.MatMul(normed, n, w.Query, q);
+        Device.MatMul(normed, n, w.Key, k);
+        Device.MatMul(normed, n, w.Value, v);
+        if (w.QueryBias is not null) Device.AddBias(q, w.QueryBias);
+        if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias);
+        if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias);
+        Device.Rope(q, c.Heads, positions, Rope);
+        Device.Rope(k, c.KvHeads, positions, Rope);
+        for (int start = 0, end; start < n; start = end)
+        {
+            var cache = rows[start].Cache.Layer(w.Layer);
+            for (end = start; end < n && rows[end].Cache == rows[start].Cache; end++)
+                cache.Append(k.Slice(end * c.KvDim, c.KvDim), v.Slice(end * c.KvDim, c.KvDim), positions[end]);
+            Device.Attention(
+                q.Slice(start * c.QueryDim, (end - start) * c.QueryDim), positions.Slice(start, end - start),
+                cache.Keys, cache.Values, cache.Positions, c.Heads, c.KvHeads, c.HeadDim,
+                attended.Slice(start * c.QueryDim, (end - start) * c.QueryDim), Span<float>.Empty);
+        }
+        Device.MatMul(attended, n, w.AttentionOutput, projected);
+        Device.Add(x, projected);
+
+        // MLP: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
+        Device.RmsNorm(x, w.FfnNorm, c.RmsNormEps, normed);
+        Device.MatMul(normed, n, w.Gate, gate);
+        Device.MatMul(normed, n, w.Up, up);
+        Device.SwiGlu(gate, up);
+        Device.MatMul(gate, n, w.Down, projected);
+        Device.Add(x, projected);
+    }
+
+    private static void CheckRowOrder(ReadOnlySpan<TokenRow> rows)
+    {
+        HashSet<KvCache>? finished = null;
+        for (int i = 1; i < rows.Length; i++)
+        {
+            if (rows[i].Cache == rows[i - 1].Cache)
+            {
+                if (rows[i].Position <= rows[i - 1].Position)
+                    throw new ArgumentException($"row {i}: positions of a sequence must increase ({rows[i - 1].Position} then {rows[i].Position})");
+                continue;
+            }
+            finished ??= new HashSet<KvCache>();
+            if (!finished.Add(rows[i - 1].Cache) || finished.Contains(rows[i].Cache))
+                throw new ArgumentException($"row {i}: the rows of a sequence must be contiguous");
+        }
+    }
+
+    public void Dispose() => Slice.Dispose();
+
+    /// <summary>Buffers reused across calls, grown to the largest batch seen.</summary>
+    private sealed class Scratch
+    {
+        public const int Normed = 0, Query = 1, Key = 2, Value = 3, Attended = 4, Projected = 5, Gate = 6, Up = 7, Gathered = 8;
+        private readonly float[][] _buffers = new float[9][];
+        private int[] _positions = [];
+
+        public Span<float> Get(int which, int length)
+        {
+            if (_buffers[which] is null || _buffers[which].Length < length)
+                _buffers[which] = new float[length];
+            return _buffers[which].AsSpan(0, length);
+        }
+
+        public Span<int> GetPositions(int length)
+        {
+            if (_positions.Length < length) _positions = new int[length];
+            return _positions.AsSpan(0, length);
+        }
+    }
+}
