@@ -24,6 +24,13 @@ public sealed class TransformerStage : IDisposable
     public RopeTable Rope { get; }
     public ModelConfig Config => Slice.Config;
 
+    /// <summary>Opens a model file or directory and loads the given slice (the whole model by default).</summary>
+    public static TransformerStage Load(string path, IComputeDevice device, SliceSpec? slice = null, TensorDType? storage = null)
+    {
+        using var checkpoint = Checkpoint.Open(path);
+        return new TransformerStage(ModelSlice.Load(checkpoint, slice ?? SliceSpec.Whole(checkpoint.Config), device, storage), device);
+    }
+
     public KvCache NewCache() => new(Slice.Spec, Config.KvDim);
 
     public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)

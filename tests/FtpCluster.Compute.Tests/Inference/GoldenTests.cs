@@ -66,11 +66,8 @@ public sealed class GoldenTests
         Assert.Equal(expected, result.Ids);
     }
 
-    internal static TransformerStage Load(string relativePath, IComputeDevice device)
-    {
-        using var checkpoint = Checkpoint.Open(SharedModels.Path(relativePath));
-        return new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), device), device);
-    }
+    internal static TransformerStage Load(string relativePath, IComputeDevice device) =>
+        TransformerStage.Load(SharedModels.Path(relativePath), device);
 
     internal static int[] Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt32()).ToArray();
 

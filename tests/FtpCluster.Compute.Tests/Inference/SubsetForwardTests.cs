@@ -1,0 +1,155 @@
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Compute.Tests.Inference;
+
+/// <summary>The FTP primitive: a block computes only a subset of a sequence's tokens.</summary>
+public sealed class SubsetForwardTests
+{
+    private static readonly int[] Ids = [1, 461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435, 299, 362, 409, 283];
+
+    [SharedModelsFact]
+    public void Every_row_selected_equals_dense_bit_for_bit()
+    {
+        using var device = new CpuDevice();
+        using var model = GoldenTests.Load("stories260K/stories260K.bin", device);
+        var dense = Run(model, Ids, null);
+        var all = Enumerable.Range(0, Ids.Length).ToArray();
+        var selected = Run(model, Ids, Enumerable.Repeat(all, model.Config.Layers).ToArray<int[]?>());
+        Assert.Equal(dense, selected);
+    }
+
+    [SharedModelsFact]
+    public void Random_subsets_match_the_float64_reference()
+    {
+        using var device = new CpuDevice();
+        using var checkpoint = Checkpoint.Open(SharedModels.Path("stories260K/stories260K.bin"));
+        using var model = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), device), device);
+        var random = new Random(7);
+        for (int trial = 0; trial < 3; trial++)
+        {
+            // Each block keeps a random half-or-more of the tokens; block 0 sometimes keeps all.
+            var subsets = new int[]?[model.Config.Layers];
+            for (int b = 0; b < subsets.Length; b++)
+                subsets[b] = trial == 0 && b == 0 ? null
+                    : Enumerable.Range(0, Ids.Length).Where(_ => random.NextDouble() < 0.6).ToArray();
+            var logits = Run(model, Ids, subsets);
+            var expected = new ReferenceModel(checkpoint).Logits(Ids, subsets.Select(s => s ?? Enumerable.Range(0, Ids.Length).ToArray()).ToArray());
+            for (int t = 0; t < Ids.Length; t++)
+                AssertClose(expected[t], logits.AsSpan(t * model.Config.VocabSize, model.Config.VocabSize), 1e-5, $"trial {trial}, position {t}");
+        }
+    }
+
+    [SharedModelsFact]
+    public void A_skipping_block_gets_cache_entries_only_for_the_tokens_it_computed()
+    {
+        using var device = new CpuDevice();
+        using var model = GoldenTests.Load("stories260K/stories260K.bin", device);
+        var cache = model.NewCache();
+        var rows = Enumerable.Range(0, Ids.Length).Select(p => new TokenRow(cache, p)).ToArray();
+        var hidden = new float[Ids.Length * model.Config.Dim];
+        model.Embed(Ids, hidden);
+        int[] kept = [0, 3, 4, 9, 15];
+        var subsets = new int[]?[model.Config.Layers];
+        subsets[2] = kept;
+        subsets[4] = [];
+        model.Forward(rows, hidden, subsets);
+        Assert.Equal(Ids.Length, cache.Layer(0).Count);
+        Assert.Equal(kept, cache.Layer(2).Positions.ToArray());
+        Assert.Equal(0, cache.Layer(4).Count);
+    }
+
+    [SharedModelsFact]
+    public void Decoding_after_a_pruned_prefill_matches_the_reference()
+    {
+        // Prefill the first 12 tokens with block 1 skipping some, then decode 4 tokens one at a time
+        // (every block computes them): the same as a single pass with those subsets.
+        using var device = new CpuDevice();
+        using var checkpoint = Checkpoint.Open(SharedModels.Path("stories260K/stories260K.bin"));
+        using var model = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), device), device);
+        int prefill = 12, vocab = model.Config.VocabSize, dim = model.Config.Dim;
+        int[] skipAtBlock1 = [2, 5, 6, 10];
+        var cache = model.NewCache();
+        var prefillSubsets = new int[]?[model.Config.Layers];
+        prefillSubsets[1] = Enumerable.Range(0, prefill).Except(skipAtBlock1).ToArray();
+        var hidden = new float[prefill * dim];
+        model.Embed(Ids.AsSpan(0, prefill), hidden);
+        model.Forward(Enumerable.Range(0, prefill).Select(p => new TokenRow(cache, p)).ToArray(), hidden, prefillSubsets);
+
+        var fullSubsets = new int[]?[model.Config.Layers];
+        fullSubsets[1] = Enumerable.Range(0, Ids.Length).Except(skipAtBlock1).ToArray();
+        var expected = new ReferenceModel(checkpoint).Logits(Ids, fullSubsets.Select(s => s ?? Enumerable.Range(0, Ids.Length).ToArray()).ToArray());
+        var step = new float[dim];
+        var logits = new float[vocab];
+        for (int p = prefill; p < Ids.Length; p++)
+        {
+            model.Embed([Ids[p]], step);
+            model.Forward([new TokenRow(cache, p)], step);
+            model.Logits(step, 1, logits);
+            AssertClose(expected[p], logits, 1e-5, $"decode position {p}");
+        }
+    }
+
+    [SharedModelsFact]
+    public void Two_sequences_in_one_batch_equal_each_run_alone()
+    {
+        using var device = new CpuDevice();
+        using var model = GoldenTests.Load("stories260K/stories260K.bin", device);
+        int[] a = Ids[..10], b = Ids[4..];
+        var alone = Run(model, a, null).Concat(Run(model, b, null)).ToArray();
+
+        var cacheA = model.NewCache();
+        var cacheB = model.NewCache();
+        var rows = Enumerable.Range(0, a.Length).Select(p => new TokenRow(cacheA, p))
+            .Concat(Enumerable.Range(0, b.Length).Select(p => new TokenRow(cacheB, p))).ToArray();
+        var hidden = new float[rows.Length * model.Config.Dim];
+        model.Embed(a.Concat(b).ToArray(), hidden);
+        model.Forward(rows, hidden);
+        var batched = new float[rows.Length * model.Config.VocabSize];
+        model.Logits(hidden, rows.Length, batched);
+        for (int r = 0; r < rows.Length; r++)
+            AssertClose(alone.AsSpan(r * model.Config.VocabSize, model.Config.VocabSize).ToArray().Select(f => (double)f).ToArray(),
+                batched.AsSpan(r * model.Config.VocabSize, model.Config.VocabSize), 1e-6, $"row {r}");
+    }
+
+    [SharedModelsFact]
+    public void Rows_of_a_sequence_out_of_order_are_refused()
+    {
+        using var device = new CpuDevice();
+        using var model = GoldenTests.Load("stories260K/stories260K.bin", device);
+        var cacheA = model.NewCache();
+        var cacheB = model.NewCache();
+        var hidden = new float[3 * model.Config.Dim];
+        var error = Assert.Throws<ArgumentException>(() =>
+            model.Forward([new TokenRow(cacheA, 0), new TokenRow(cacheB, 0), new TokenRow(cacheA, 1)], hidden));
+        Assert.Contains("contiguous", error.Message);
+        error = Assert.Throws<ArgumentException>(() =>
+            model.Forward([new TokenRow(cacheA, 1), new TokenRow(cacheA, 0)], hidden.AsSpan(0, 2 * model.Config.Dim)));
+        Assert.Contains("increase", error.Message);
+    }
+
+    private static float[] Run(TransformerStage model, int[] ids, int[]?[]? subsets)
+    {
+        var cache = model.NewCache();
+        var rows = Enumerable.Range(0, ids.Length).Select(p => new TokenRow(cache, p)).ToArray();
+        var hidden = new float[ids.Length * model.Config.Dim];
+        model.Embed(ids, hidden);
+        model.Forward(rows, hidden, subsets);
+        var logits = new float[ids.Length * model.Config.VocabSize];
+        model.Logits(hidden, ids.Length, logits);
+        return logits;
+    }
+
+    internal static void AssertClose(double[] expected, ReadOnlySpan<float> actual, double tolerance, string where)
+    {
+        double diff = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            diff += (actual[i] - expected[i]) * (actual[i] - expected[i]);
+            norm += expected[i] * expected[i];
+        }
+        double relative = Math.Sqrt(diff / norm);
+        Assert.True(relative < tolerance, $"{where}: relative error {relative:E2} exceeds {tolerance:E0}");
+    }
+}
