@@ -96,13 +96,26 @@ public sealed class ReferenceModel
         for (int h = 0; h < x.Length / hd; h++)
             for (int i = 0; i < half; i++)
             {
-                double angle = position * Math.Pow(_c.RopeTheta, -2.0 * i / hd);
+                double angle = position * Frequency(i);
                 (int a, int b) = _c.RopeLayout == RopeLayout.AdjacentPairs ? (2 * i, 2 * i + 1) : (i, i + half);
                 double x0 = x[h * hd + a], x1 = x[h * hd + b];
                 r[h * hd + a] = x0 * Math.Cos(angle) - x1 * Math.Sin(angle);
                 r[h * hd + b] = x0 * Math.Sin(angle) + x1 * Math.Cos(angle);
             }
         return r;
+    }
+
+    /// <summary>θ_i, with Llama 3.1's scaling: long wavelengths slowed by the factor, a smooth band between.</summary>
+    private double Frequency(int i)
+    {
+        double freq = Math.Pow(_c.RopeTheta, -2.0 * i / _c.HeadDim);
+        if (_c.RopeScaling is not { } s) return freq;
+        double wavelength = 2 * Math.PI / freq;
+        double longest = s.OriginalMaxPositions / s.LowFreqFactor, shortest = s.OriginalMaxPositions / s.HighFreqFactor;
+        if (wavelength < shortest) return freq;
+        if (wavelength > longest) return freq / s.Factor;
+        double t = (s.OriginalMaxPositions / wavelength - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+        return t * freq + (1 - t) * freq / s.Factor;
     }
 
     private double[] RmsNorm(double[] x, double[] w)
