@@ -64,7 +64,7 @@ public static class HuggingFaceConfig
             VocabSize = RequiredInt("vocab_size"),
             MaxSeqLen = MaxSequenceLength(path, root, architecture),
             RmsNormEps = (float)root.Required(path, "rms_norm_eps").AsNumber(path, "rms_norm_eps"),
-            RopeTheta = (float)(root.Optional("rope_theta")?.AsNumber(path, "rope_theta") ?? 10000.0),
+            RopeTheta = ReadRopeTheta(path, root),
             RopeScaling = ReadRopeScaling(path, root),
             RopeLayout = RopeLayout.Halves,
             TiedEmbeddings = root.Optional("tie_word_embeddings")?.AsBool(path, "tie_word_embeddings") ?? false,
@@ -151,30 +151,42 @@ public static class HuggingFaceConfig
         return window is > 0 ? Math.Min(max, window.Value) : max;
     }
 
+    /// <summary>
+    /// transformers 5 moved rope_theta and rope_scaling into one "rope_parameters" object; earlier
+    /// versions keep them at the top level. Either way an absent theta means 10000.
+    /// </summary>
+    private static float ReadRopeTheta(string path, JsonElement root)
+    {
+        var theta = root.Optional("rope_theta")
+            ?? root.Optional("rope_parameters")?.AsObject(path, "rope_parameters").Optional("rope_theta");
+        return (float)(theta?.AsNumber(path, "rope_theta") ?? 10000.0);
+    }
+
     private static Llama3RopeScaling? ReadRopeScaling(string path, JsonElement root)
     {
-        if (root.Optional("rope_scaling") is not { } scaling)
+        string key = root.Optional("rope_scaling") is not null ? "rope_scaling" : "rope_parameters";
+        if (root.Optional(key) is not { } scaling)
             return null;
-        scaling.AsObject(path, "rope_scaling");
+        scaling.AsObject(path, key);
         // transformers renamed "type" to "rope_type"; older configs still use "type".
         var typeValue = scaling.Optional("rope_type") ?? scaling.Optional("type")
-            ?? throw new ModelFormatException(path, null, "rope_scaling has neither 'rope_type' nor 'type'");
-        string type = typeValue.AsString(path, "rope_scaling.rope_type");
+            ?? throw new ModelFormatException(path, null, $"{key} has neither 'rope_type' nor 'type'");
+        string type = typeValue.AsString(path, $"{key}.rope_type");
         if (type == "default")
             return null;
         if (type != "llama3")
-            throw new ModelFormatException(path, null, $"rope_scaling type '{type}' is not supported (supported: llama3, default)");
+            throw new ModelFormatException(path, null, $"{key} type '{type}' is not supported (supported: llama3, default)");
 
-        JsonElement Field(string key) => scaling.Optional(key)
-            ?? throw new ModelFormatException(path, null, $"missing required key 'rope_scaling.{key}'");
+        JsonElement Field(string name) => scaling.Optional(name)
+            ?? throw new ModelFormatException(path, null, $"missing required key '{key}.{name}'");
         var result = new Llama3RopeScaling(
-            (float)Field("factor").AsNumber(path, "rope_scaling.factor"),
-            (float)Field("low_freq_factor").AsNumber(path, "rope_scaling.low_freq_factor"),
-            (float)Field("high_freq_factor").AsNumber(path, "rope_scaling.high_freq_factor"),
-            Field("original_max_position_embeddings").AsInt(path, "rope_scaling.original_max_position_embeddings"));
+            (float)Field("factor").AsNumber(path, $"{key}.factor"),
+            (float)Field("low_freq_factor").AsNumber(path, $"{key}.low_freq_factor"),
+            (float)Field("high_freq_factor").AsNumber(path, $"{key}.high_freq_factor"),
+            Field("original_max_position_embeddings").AsInt(path, $"{key}.original_max_position_embeddings"));
         if (result.Factor <= 0 || result.LowFreqFactor <= 0 || result.HighFreqFactor <= result.LowFreqFactor || result.OriginalMaxPositions <= 0)
             throw new ModelFormatException(path, null,
-                $"rope_scaling is inconsistent: factor {result.Factor}, low_freq_factor {result.LowFreqFactor}, high_freq_factor {result.HighFreqFactor} (must exceed low_freq_factor), original_max_position_embeddings {result.OriginalMaxPositions}");
+                $"{key} is inconsistent: factor {result.Factor}, low_freq_factor {result.LowFreqFactor}, high_freq_factor {result.HighFreqFactor} (must exceed low_freq_factor), original_max_position_embeddings {result.OriginalMaxPositions}");
         return result;
     }
 

@@ -17,6 +17,9 @@ public sealed class SafetensorsFile : IDisposable
 
     private const string MetadataKey = "__metadata__";
 
+    private static readonly Dictionary<string, TensorDType> DTypesByName =
+        Enum.GetValues<TensorDType>().ToDictionary(t => t.SafetensorsName());
+
     private readonly MappedFile _file;
 
     private SafetensorsFile(MappedFile file, Dictionary<string, WeightTensor> tensors, Dictionary<string, string> metadata)
@@ -83,9 +86,8 @@ public sealed class SafetensorsFile : IDisposable
         entry.AsObject(path, "tensor entry", name);
 
         string dtypeName = entry.Required(path, "dtype", name).AsString(path, "dtype", name);
-        TensorDType dtype = Enum.GetValues<TensorDType>().Cast<TensorDType?>().FirstOrDefault(t => t!.Value.SafetensorsName() == dtypeName)
-            ?? throw new ModelFormatException(path, name,
-                $"dtype '{dtypeName}' is not supported (supported: {string.Join(", ", Enum.GetValues<TensorDType>().Select(t => t.SafetensorsName()))})");
+        if (!DTypesByName.TryGetValue(dtypeName, out var dtype))
+            throw new ModelFormatException(path, name, $"dtype '{dtypeName}' is not supported (supported: {string.Join(", ", DTypesByName.Keys)})");
 
         var shapeArray = entry.Required(path, "shape", name).AsArray(path, "shape", name);
         var shape = shapeArray.EnumerateArray().Select(d => d.AsLong(path, "shape", name)).ToArray();

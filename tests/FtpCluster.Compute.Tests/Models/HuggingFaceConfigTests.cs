@@ -96,6 +96,27 @@ public sealed class HuggingFaceConfigTests : IDisposable
     }
 
     [Fact]
+    public void Transformers_5_rope_parameters_carry_theta_and_scaling()
+    {
+        string directory = WriteTiny(_temp);
+        EditConfig(directory, c =>
+        {
+            c.Remove("rope_theta");
+            c.Remove("rope_scaling");
+            c["rope_parameters"] = new JsonObject
+            {
+                ["rope_type"] = "llama3", ["rope_theta"] = 500000.0, ["factor"] = 32.0,
+                ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 8192,
+            };
+        });
+
+        var config = HuggingFaceConfig.Read(ConfigPath(directory));
+
+        Assert.Equal(500000f, config.RopeTheta);
+        Assert.Equal(new Llama3RopeScaling(32f, 1f, 4f, 8192), config.RopeScaling);
+    }
+
+    [Fact]
     public void Unknown_rope_scaling_type_is_refused_by_name()
     {
         string directory = WriteTiny(_temp);
