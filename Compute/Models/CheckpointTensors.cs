@@ -44,6 +44,21 @@ public static class CheckpointTensors
         yield return TensorRole.Down;
     }
 
+    /// <summary>
+    /// Every tensor a model with this config needs, globals first, then each layer's block roles. The
+    /// LM head is listed only when it is separate from the embedding.
+    /// </summary>
+    public static IEnumerable<(TensorRole Role, int Layer)> All(ModelConfig c)
+    {
+        yield return (TensorRole.TokenEmbedding, -1);
+        for (int layer = 0; layer < c.Layers; layer++)
+            foreach (var role in BlockRoles(c))
+                yield return (role, layer);
+        yield return (TensorRole.FinalNorm, -1);
+        if (!c.TiedEmbeddings)
+            yield return (TensorRole.LmHead, -1);
+    }
+
     /// <summary>The tensor, checked against the config; a missing or misshapen tensor is a <see cref="ModelFormatException"/>.</summary>
     public static WeightTensor Require(ICheckpoint checkpoint, TensorRole role, int layer = -1)
     {
