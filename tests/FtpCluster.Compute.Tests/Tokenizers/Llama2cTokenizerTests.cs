@@ -27,9 +27,14 @@ public sealed class Llama2cTokenizerTests : IDisposable
         "emoji 🙂👍🏽 and ❤️",
         "a",
         " ",
-        // Runs of one character make equal-score pairs side by side, where only the leftmost rule decides.
-        "Hmmm... ssssss ===== llll",
+        EqualScoreRunsText,
     ];
+
+    /// <summary>Runs of one character make equal-score pairs side by side, where only the leftmost rule decides.</summary>
+    internal const string EqualScoreRunsText = "Hmmm... ssssss ===== llll";
+
+    /// <summary>Llama 2 ids of <see cref="EqualScoreRunsText"/> from SentencePiece 0.1.97 itself (Python, tokenizer.model, BOS added).</summary>
+    internal static readonly int[] EqualScoreRunsSentencePieceIds = [1, 28756, 29885, 856, 269, 893, 893, 29879, 1275, 25512, 301, 645, 29880];
 
     [SharedModelsFact]
     public void Encodes_the_golden_prompt_exactly()
@@ -85,6 +90,14 @@ public sealed class Llama2cTokenizerTests : IDisposable
             foreach (string text in VariedTexts.Append(longText))
                 Assert.Equal(ReferenceEncode(tokenizer, text), tokenizer.Encode(text));
         }
+    }
+
+    [SharedModelsFact]
+    public void Breaks_equal_score_ties_leftmost_as_sentencepiece_does()
+    {
+        var llama2 = Llama2cTokenizer.Load(SharedModels.PathTo("llama2-tokenizer", "tokenizer.bin"), 32000);
+
+        Assert.Equal(EqualScoreRunsSentencePieceIds, llama2.Encode(EqualScoreRunsText));
     }
 
     [SharedModelsFact]
