@@ -315,7 +315,7 @@ public sealed class HuggingFaceBpeTokenizerTests : IDisposable
     }
 
     /// <summary>GPT-2 layout: ByteLevel with its own regex, a ByteLevel post-processor (no BOS).</summary>
-    private static JsonObject Gpt2Style(bool arrayMerges = false, bool addPrefixSpace = false)
+    internal static JsonObject Gpt2Style(bool arrayMerges = false, bool addPrefixSpace = false)
     {
         var vocab = new JsonObject();
         for (int b = 0; b < 256; b++)
