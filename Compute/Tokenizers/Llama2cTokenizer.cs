@@ -80,14 +80,14 @@ public sealed class Llama2cTokenizer : ITokenizer
 
         var pieces = new List<byte[]>(vocabSize ?? 32000);
         var scores = new List<float>(vocabSize ?? 32000);
+        string OfExpected() => vocabSize is null ? "" : $" of the {vocabSize} the model's vocabulary needs";
         int offset = sizeof(int);
         while (vocabSize is null ? offset < file.Length : pieces.Count < vocabSize)
         {
             int entry = pieces.Count;
-            string expected = vocabSize is null ? "" : $" of the {vocabSize} the model's vocabulary needs";
             if (file.Length - offset < 2 * sizeof(int))
                 throw new ModelFormatException(path, null,
-                    $"file ends inside token entry {entry}{expected}: its score and length need 8 bytes at offset {offset}, {file.Length - offset} remain");
+                    $"file ends inside token entry {entry}{OfExpected()}: its score and length need 8 bytes at offset {offset}, {file.Length - offset} remain");
             float score = BinaryPrimitives.ReadSingleLittleEndian(file.AsSpan(offset));
             int length = BinaryPrimitives.ReadInt32LittleEndian(file.AsSpan(offset + sizeof(float)));
             offset += 2 * sizeof(int);
@@ -95,7 +95,7 @@ public sealed class Llama2cTokenizer : ITokenizer
                 throw new ModelFormatException(path, null, $"token entry {entry} has a negative length {length} at offset {offset - sizeof(int)}");
             if (file.Length - offset < length)
                 throw new ModelFormatException(path, null,
-                    $"file ends inside token entry {entry}{expected}: its {length} bytes start at offset {offset}, {file.Length - offset} remain");
+                    $"file ends inside token entry {entry}{OfExpected()}: its {length} bytes start at offset {offset}, {file.Length - offset} remain");
             pieces.Add(file.AsSpan(offset, length).ToArray());
             scores.Add(score);
             offset += length;
