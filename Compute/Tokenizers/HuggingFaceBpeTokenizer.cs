@@ -1,8 +1,15 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using FtpCluster.Compute.Models;
 using Microsoft.ML.Tokenizers;
 
 namespace FtpCluster.Compute.Tokenizers;
+
+/// <summary>
+/// A token of tokenizer.json's added_tokens, matched in the text before anything else is done to it.
+/// Special ones (BOS, EOS, chat markers) produce no text when decoded; the others produce their content.
+/// </summary>
+public sealed record AddedToken(int Id, string Content, bool Special);
 
 /// <summary>
 /// A Hugging Face tokenizer.json with a byte-level BPE model (GPT-2, Llama 3, Qwen2, SmolLM2 style).
@@ -62,7 +69,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
         foreach (int id in new[] { BosId, EosId })
         {
             if (id >= VocabSize || (id >= 0 && _tokenOfId[id] is null))
-                throw new Models.ModelFormatException(source, null, $"BOS/EOS id {id} names no token");
+                throw new ModelFormatException(source, null, $"BOS/EOS id {id} names no token");
         }
 
         // Pre-tokenization and added tokens are handled above the library, which only merges; BOS too, since

@@ -5,9 +5,6 @@ using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Tokenizers;
 
-/// <summary>A token of tokenizer.json's added_tokens: matched in the text before anything else is done to it.</summary>
-public sealed record AddedToken(int Id, string Content, bool Special);
-
 /// <summary>One step of pre-tokenization: turns a piece of text into smaller pieces, in order.</summary>
 internal abstract record PreTokenizerStep
 {
