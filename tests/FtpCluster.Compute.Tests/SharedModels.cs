@@ -3,43 +3,57 @@ using System.Text.Json;
 namespace FtpCluster.Compute.Tests;
 
 /// <summary>
-/// The test models in ../shared/models beside the repository root. CI lays that folder out; a checkout
-/// without it skips the tests that need it, with a message saying so.
+/// The shared test models folder, <c>../shared/models</c> next to the repository root (the folder holding
+/// FtpCluster.sln, found by walking up from the test assembly). Null when absent, as in a checkout outside CI.
 /// </summary>
 public static class SharedModels
 {
-    private static readonly Lazy<string?> LazyRoot = new(FindRoot);
-    private static readonly Lazy<JsonDocument> LazyGolden = new(() =>
-        JsonDocument.Parse(File.ReadAllText(System.IO.Path.Combine(Root!, "golden.json"))));
+    public const string SolutionFile = "FtpCluster.sln";
 
-    /// <summary>The models folder, or null when it is absent.</summary>
-    public static string? Root => LazyRoot.Value;
+    public static string? Root { get; } = Locate();
 
-    public static string Path(string relative) =>
-        System.IO.Path.Combine(Root ?? throw new InvalidOperationException("../shared/models is absent"), relative);
+    public static string MissingMessage =>
+        $"shared test models not found: expected ../shared/models beside the folder holding {SolutionFile}";
 
-    public static JsonElement Golden => LazyGolden.Value.RootElement;
+    /// <summary>A path under <see cref="Root"/>; for tests marked <see cref="SharedModelsFactAttribute"/>.</summary>
+    public static string PathTo(params string[] parts) =>
+        Path.Combine([Root ?? throw new InvalidOperationException(MissingMessage), .. parts]);
 
-    private static string? FindRoot()
+    private static readonly Lazy<JsonDocument> GoldenDocument =
+        new(() => JsonDocument.Parse(File.ReadAllText(PathTo("golden.json"))));
+
+    /// <summary>golden.json: reference outputs computed in float64 by an independent implementation.</summary>
+    public static JsonElement Golden => GoldenDocument.Value.RootElement;
+
+    private static string? Locate()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            if (File.Exists(System.IO.Path.Combine(dir.FullName, "FtpCluster.sln")))
-            {
-                string models = System.IO.Path.GetFullPath(System.IO.Path.Combine(dir.FullName, "..", "shared", "models"));
-                return File.Exists(System.IO.Path.Combine(models, "golden.json")) ? models : null;
-            }
+            if (!File.Exists(Path.Combine(dir.FullName, SolutionFile)))
+                continue;
+            string models = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models"));
+            return Directory.Exists(models) ? models : null;
         }
         return null;
     }
 }
 
-/// <summary>A fact that is skipped, with a message, when ../shared/models is absent.</summary>
+/// <summary>A fact that is skipped, saying why, when the shared models folder is absent.</summary>
 public sealed class SharedModelsFactAttribute : FactAttribute
 {
     public SharedModelsFactAttribute()
     {
         if (SharedModels.Root is null)
-            Skip = "../shared/models is absent (it sits beside the repository in CI): test models unavailable";
+            Skip = SharedModels.MissingMessage;
+    }
+}
+
+/// <summary>A theory that is skipped, saying why, when the shared models folder is absent.</summary>
+public sealed class SharedModelsTheoryAttribute : TheoryAttribute
+{
+    public SharedModelsTheoryAttribute()
+    {
+        if (SharedModels.Root is null)
+            Skip = SharedModels.MissingMessage;
     }
 }

@@ -67,7 +67,7 @@ public sealed class GoldenTests
     }
 
     internal static TransformerStage Load(string relativePath, IComputeDevice device) =>
-        TransformerStage.Load(SharedModels.Path(relativePath), device);
+        TransformerStage.Load(SharedModels.PathTo(relativePath), device);
 
     internal static int[] Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt32()).ToArray();
 

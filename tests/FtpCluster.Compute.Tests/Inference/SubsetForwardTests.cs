@@ -24,7 +24,7 @@ public sealed class SubsetForwardTests
     public void Random_subsets_match_the_float64_reference()
     {
         using var device = new CpuDevice();
-        using var checkpoint = Checkpoint.Open(SharedModels.Path("stories260K/stories260K.bin"));
+        using var checkpoint = Checkpoint.Open(SharedModels.PathTo("stories260K/stories260K.bin"));
         using var model = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), device), device);
         var random = new Random(7);
         for (int trial = 0; trial < 3; trial++)
@@ -66,7 +66,7 @@ public sealed class SubsetForwardTests
         // Prefill the first 12 tokens with block 1 skipping some, then decode 4 tokens one at a time
         // (every block computes them): the same as a single pass with those subsets.
         using var device = new CpuDevice();
-        using var checkpoint = Checkpoint.Open(SharedModels.Path("stories260K/stories260K.bin"));
+        using var checkpoint = Checkpoint.Open(SharedModels.PathTo("stories260K/stories260K.bin"));
         using var model = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), device), device);
         int prefill = 12, vocab = model.Config.VocabSize, dim = model.Config.Dim;
         int[] skipAtBlock1 = [2, 5, 6, 10];

@@ -1,0 +1,67 @@
+using FtpCluster.Compute.Models;
+using Microsoft.ML.Tokenizers;
+
+namespace FtpCluster.Compute.Tokenizers;
+
+/// <summary>
+/// A SentencePiece <c>.model</c> file (protobuf), such as Llama 2's tokenizer.model, read and run by
+/// Microsoft.ML.Tokenizers. Two known differences from llama2.c on the same vocabulary:
+/// <list type="bullet">
+/// <item>Encoding: the library (2.0.1) merges equal-score pairs rightmost first where SentencePiece itself and
+/// llama2.c take the leftmost, so runs of one character ("Hmmm", "=====") can split differently (same text,
+/// other ids). Everything else gives the same ids; <see cref="Llama2cTokenizer"/> matches SentencePiece exactly.</item>
+/// <item>Decoding: SentencePiece drops the dummy-prefix space of the first token whether or not BOS precedes
+/// it, where llama2.c drops it only after BOS.</item>
+/// </list>
+/// </summary>
+public sealed class SentencePieceModelTokenizer : ITokenizer
+{
+    private readonly SentencePieceTokenizer _model;
+
+    private SentencePieceModelTokenizer(string source, SentencePieceTokenizer model)
+    {
+        Source = source;
+        _model = model;
+    }
+
+    public string Source { get; }
+    public int VocabSize => _model.Vocabulary.Count;
+    public int BosId => _model.BeginningOfSentenceId;
+    public int EosId => _model.EndOfSentenceId;
+
+    public static SentencePieceModelTokenizer Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new ModelFormatException(path, null, "tokenizer file not found");
+        using var stream = File.OpenRead(path);
+        try
+        {
+            // BOS is added per call instead, as ITokenizer.Encode asks; SentencePiece never appends EOS for prompts.
+            return new SentencePieceModelTokenizer(path, SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false));
+        }
+        catch (Exception e)
+        {
+            // The library reports a bad protobuf (an IOException subtype) or an unsupported model kind with assorted types.
+            throw new ModelFormatException(path, null, $"not a usable SentencePiece model: {e.Message}", e);
+        }
+    }
+
+    public int[] Encode(string text, bool addBos = true)
+    {
+        bool withBos = addBos && BosId >= 0;
+        // The library returns nothing at all for empty text, even when asked for BOS.
+        if (text.Length == 0)
+            return withBos ? [BosId] : [];
+        return [.. _model.EncodeToIds(text, addBeginningOfSentence: withBos, addEndOfSentence: false)];
+    }
+
+    public string Decode(ReadOnlySpan<int> ids)
+    {
+        foreach (int id in ids)
+        {
+            if ((uint)id >= (uint)VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id outside the vocabulary of {VocabSize} ({Source})");
+        }
+        return _model.Decode(ids.ToArray(), considerSpecialTokens: false);
+    }
+}
