@@ -62,6 +62,7 @@ internal static unsafe class Gemv
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Panel512<TFormat, TRows>(float* x, int k, byte* panel, float* y, int n, int cols)
         where TFormat : IWeightFormat where TRows : struct, IRowCount
     {
@@ -90,17 +91,30 @@ internal static unsafe class Gemv
                 a3 = Vector512.FusedMultiplyAdd(lo, s, a3); b3 = Vector512.FusedMultiplyAdd(hi, s, b3);
             }
         }
-        Store(y, a0, b0, cols);
-        if (TRows.Count > 1) Store(y + n, a1, b1, cols);
-        if (TRows.Count > 2) Store(y + 2L * n, a2, b2, cols);
-        if (TRows.Count > 3) Store(y + 3L * n, a3, b3, cols);
+        // No calls until the accumulators are stored: a vector live across a call would be spilled inside the loop.
+        if (cols == W)
+        {
+            a0.Store(y); b0.Store(y + 16);
+            if (TRows.Count > 1) { a1.Store(y + n); b1.Store(y + n + 16); }
+            if (TRows.Count > 2) { a2.Store(y + 2L * n); b2.Store(y + 2L * n + 16); }
+            if (TRows.Count > 3) { a3.Store(y + 3L * n); b3.Store(y + 3L * n + 16); }
+            return;
+        }
+        float* tile = stackalloc float[4 * W];
+        a0.Store(tile); b0.Store(tile + 16);
+        a1.Store(tile + W); b1.Store(tile + W + 16);
+        a2.Store(tile + 2 * W); b2.Store(tile + 2 * W + 16);
+        a3.Store(tile + 3 * W); b3.Store(tile + 3 * W + 16);
+        CopyRows(tile, TRows.Count, y, n, cols);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Panel256<TFormat, TRows>(float* x, int k, byte* panel, float* y, int n, int cols)
         where TFormat : IWeightFormat where TRows : struct, IRowCount
     {
         // Four rows × four vectors would overflow the 16 AVX2 registers, so take the rows one by one:
         // the repeated panel reads hit L1, since one panel pass touches only k × 32 weights.
+        float* tile = stackalloc float[W];
         for (int r = 0; r < TRows.Count; r++)
         {
             float* xr = x + (long)r * k;
@@ -119,14 +133,14 @@ internal static unsafe class Gemv
             if (cols == W)
             {
                 a0.Store(yr); a1.Store(yr + 8); a2.Store(yr + 16); a3.Store(yr + 24);
+                continue;
             }
-            else
-            {
-                StorePartial(yr, Vector512.Create(a0, a1), Vector512.Create(a2, a3), cols);
-            }
+            a0.Store(tile); a1.Store(tile + 8); a2.Store(tile + 16); a3.Store(tile + 24);
+            CopyRows(tile, 1, yr, n, cols);
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PanelScalar<TFormat>(float* x, int rows, int k, byte* panel, float* y, int n, int cols)
         where TFormat : IWeightFormat
     {
@@ -144,27 +158,11 @@ internal static unsafe class Gemv
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* y, Vector512<float> rows0, Vector512<float> rows16, int cols)
-    {
-        if (cols == W)
-        {
-            rows0.Store(y);
-            rows16.Store(y + 16);
-        }
-        else
-        {
-            StorePartial(y, rows0, rows16, cols);
-        }
-    }
-
     /// <summary>The last panel of a matrix whose rows are not a multiple of 32: keep only the real outputs.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void StorePartial(float* y, Vector512<float> rows0, Vector512<float> rows16, int cols)
+    private static void CopyRows(float* tile, int rows, float* y, int n, int cols)
     {
-        float* tile = stackalloc float[W];
-        rows0.Store(tile);
-        rows16.Store(tile + 16);
-        new ReadOnlySpan<float>(tile, cols).CopyTo(new Span<float>(y, cols));
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < cols; j++)
+                y[(long)r * n + j] = tile[r * W + j];
     }
 }

@@ -9,7 +9,8 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 /// <remarks>
 /// Vector512: 16 accumulators, 2 weight vectors and a broadcast fit in AVX-512's 32 registers, and each
 /// k-step does 16 FMAs for 2 weight loads and 8 broadcasts. Vector256 has only 16 registers, so it covers
-/// the tile as four 4×16 quarters (8 accumulators each).
+/// the tile as four 4×16 quarters (8 accumulators each). The kernels skip tiering (AggressiveOptimization):
+/// the first prefill should not run unoptimised code, and they have nothing for dynamic PGO to learn.
 /// </remarks>
 internal static unsafe class MicroKernel
 {
@@ -39,6 +40,7 @@ internal static unsafe class MicroKernel
     }
 
     /// <summary>Widens kc 16-bit panel steps into a float32 slice [kc][32]; returns the slice.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float* Widen<TFormat>(byte* steps, int kc, float* slice, SimdLevel simd) where TFormat : IWeightFormat
     {
         float* dst = slice;
@@ -71,6 +73,7 @@ internal static unsafe class MicroKernel
         return slice;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run512(float* x, float* w, int kc, float* c, int ldc, bool accumulate)
     {
         float* c1 = c + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
@@ -123,6 +126,7 @@ internal static unsafe class MicroKernel
     }
 
     /// <summary>A 4-row × 16-column quarter: x and w point at the quarter's first row and column.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run256(float* x, float* w, int kc, float* c, int ldc, bool accumulate)
     {
         float* c1 = c + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
@@ -157,7 +161,7 @@ internal static unsafe class MicroKernel
         a30.Store(c3); a31.Store(c3 + 8);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunScalar(float* x, float* w, int kc, float* c, int ldc, bool accumulate)
     {
         for (int r = 0; r < Rows; r++)
