@@ -1,28 +1,187 @@
-using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Kernels.Cpu;
 
-/// <summary>y[m, w.Rows] = x[m, w.Cols] · wᵀ on the CPU.</summary>
-public static class Gemm
+/// <summary>Which vector width the kernels use; tests force the narrower paths on a wide machine.</summary>
+internal enum SimdLevel
 {
+    Scalar,
+    Vector256,
+    Vector512,
+}
+
+/// <summary>Kernel choices; tests and the benchmark vary them, everything else uses <see cref="Default"/>.</summary>
+/// <param name="Simd">Vector width of the kernels.</param>
+/// <param name="KBlock">K block of the GEMM: a 32×512 float32 weight slice (64 KiB) stays in L2 across all row blocks.</param>
+/// <param name="MaxGemvRows">Up to this many rows the GEMV (weights read once, rows share each load) beats the GEMM.</param>
+internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, int MaxGemvRows = 4)
+{
+    public static GemmOptions Default { get; } = new(Gemm.BestSimd);
+}
+
+/// <summary>y[m, w.Rows] = x[m, w.Cols] · wᵀ on the CPU, accumulating in float32.</summary>
+/// <remarks>
+/// Few rows (decode) go to <see cref="Gemv"/>, which streams each weight once from memory and is bound by
+/// bandwidth. More rows (prefill) go to a blocked GEMM: x is repacked into 8-row blocks, each task owns
+/// one 32-row weight panel (and, when panels are few, a share of the row blocks), walks it one KC block
+/// at a time, and runs the 8×32 micro-kernel over every row block against that cache-resident slice.
+/// </remarks>
+public static unsafe class Gemm
+{
+    internal static SimdLevel BestSimd { get; } =
+        Vector512.IsHardwareAccelerated ? SimdLevel.Vector512
+        : Vector256.IsHardwareAccelerated ? SimdLevel.Vector256
+        : SimdLevel.Scalar;
+
     public static void Multiply(ReadOnlySpan<float> x, int m, PackedMatrix w, Span<float> y, WorkerPool pool)
+        => Multiply(x, m, w, y, pool, GemmOptions.Default);
+
+    internal static void Multiply(ReadOnlySpan<float> x, int m, PackedMatrix w, Span<float> y, WorkerPool pool, GemmOptions options)
     {
         int n = w.Rows, k = w.Cols;
-        if (x.Length < m * k || y.Length < m * n)
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        if (x.Length < (long)m * k || y.Length < (long)m * n)
             throw new ArgumentException($"GEMM shapes: x has {x.Length} floats for [{m}, {k}], y has {y.Length} for [{m}, {n}]");
-        unsafe
+        if (m == 0 || n == 0)
+            return;
+        if (k == 0)
         {
-            fixed (float* px = x, py = y)
+            y[..(m * n)].Clear();
+            return;
+        }
+        fixed (float* px = x, py = y)
+        {
+            switch (w.StorageType)
             {
-                float* xp = px, yp = py;
-                pool.For(m, i =>
-                {
-                    var xi = new ReadOnlySpan<float>(xp + (long)i * k, k);
-                    var wd = w.Data;
-                    for (int j = 0; j < n; j++)
-                        yp[(long)i * n + j] = TensorPrimitives.Dot(xi, wd.Slice(j * k, k));
-                });
+                case TensorDType.F32: Run<F32Weights>(px, m, w, py, pool, options); break;
+                case TensorDType.BF16: Run<Bf16Weights>(px, m, w, py, pool, options); break;
+                default: Run<F16Weights>(px, m, w, py, pool, options); break;
             }
         }
+    }
+
+    private static void Run<TFormat>(float* x, int m, PackedMatrix w, float* y, WorkerPool pool, GemmOptions options)
+        where TFormat : IWeightFormat
+    {
+        if (m <= options.MaxGemvRows)
+        {
+            Gemv.Run<TFormat>(x, m, w, y, pool, options.Simd);
+            return;
+        }
+        int k = w.Cols;
+        int rowBlocks = (m + MicroKernel.Rows - 1) / MicroKernel.Rows;
+        float* packedX = Scratch.Current.Get(Scratch.PackedX, (long)rowBlocks * MicroKernel.Rows * k);
+        pool.For(rowBlocks, new PackXBody(x, m, k, packedX));
+
+        // Enough tasks for the threads to balance even when some core is busy with something else.
+        int wanted = 4 * pool.Threads;
+        int rowChunks = w.Panels >= wanted ? 1 : Math.Min(rowBlocks, (wanted + w.Panels - 1) / w.Panels);
+        int blocksPerChunk = (rowBlocks + rowChunks - 1) / rowChunks;
+        rowChunks = (rowBlocks + blocksPerChunk - 1) / blocksPerChunk;
+        pool.For(w.Panels * rowChunks, new GemmBody<TFormat>(packedX, m, w, y, rowBlocks, rowChunks, blocksPerChunk, options.KBlock, options.Simd));
+    }
+
+    /// <summary>x rows into 8-row blocks, k-major ([k][8]), zero rows past m: the micro-kernel reads it sequentially.</summary>
+    private readonly struct PackXBody(float* x, int m, int k, float* packed) : IForBody
+    {
+        public void Invoke(int block)
+        {
+            const int R = MicroKernel.Rows;
+            float* dst = packed + (long)block * R * k;
+            for (int r = 0; r < R; r++)
+            {
+                int row = block * R + r;
+                if (row < m)
+                {
+                    float* src = x + (long)row * k;
+                    for (int i = 0; i < k; i++)
+                        dst[i * R + r] = src[i];
+                }
+                else
+                {
+                    for (int i = 0; i < k; i++)
+                        dst[i * R + r] = 0;
+                }
+            }
+        }
+    }
+
+    private readonly struct GemmBody<TFormat>(
+        float* packedX, int m, PackedMatrix w, float* y, int rowBlocks, int rowChunks, int blocksPerChunk, int kBlock, SimdLevel simd)
+        : IForBody where TFormat : IWeightFormat
+    {
+        public void Invoke(int task)
+        {
+            const int R = MicroKernel.Rows, W = PackedMatrix.PanelWidth;
+            int n = w.Rows, k = w.Cols;
+            int p = task / rowChunks;
+            int block0 = task % rowChunks * blocksPerChunk;
+            int block1 = Math.Min(block0 + blocksPerChunk, rowBlocks);
+            int cols = Math.Min(W, n - p * W);
+            byte* panel = w.Panel(p);
+            var scratch = Scratch.Current;
+            bool widen = TFormat.DType != TensorDType.F32;
+            float* slice = widen ? scratch.Get(Scratch.Slice, (long)W * kBlock) : null;
+            float* tile = scratch.Get(Scratch.Tile, R * W);
+
+            for (int k0 = 0; k0 < k; k0 += kBlock)
+            {
+                int kc = Math.Min(kBlock, k - k0);
+                byte* steps = panel + (long)k0 * TFormat.StepBytes;
+                // 16-bit weights are widened once per slice here, not once per row block in the micro-kernel.
+                float* weights = widen ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd) : (float*)steps;
+                bool accumulate = k0 > 0;
+                for (int b = block0; b < block1; b++)
+                {
+                    float* xb = packedX + (long)b * R * k + (long)k0 * R;
+                    float* c = y + (long)b * R * n + p * W;
+                    int rows = Math.Min(R, m - b * R);
+                    if (rows == R && cols == W)
+                    {
+                        MicroKernel.Run(simd, xb, weights, kc, c, n, accumulate);
+                        continue;
+                    }
+                    // Edge tile: go through a full 8×32 scratch tile so the kernel never writes outside y.
+                    if (accumulate)
+                        CopyTile(c, n, tile, W, rows, cols);
+                    MicroKernel.Run(simd, xb, weights, kc, tile, W, accumulate);
+                    CopyTile(tile, W, c, n, rows, cols);
+                }
+            }
+        }
+
+        private static void CopyTile(float* src, int srcStride, float* dst, int dstStride, int rows, int cols)
+        {
+            for (int r = 0; r < rows; r++)
+                new ReadOnlySpan<float>(src + (long)r * srcStride, cols).CopyTo(new Span<float>(dst + (long)r * dstStride, cols));
+        }
+    }
+}
+
+/// <summary>Per-thread 64-byte-aligned scratch buffers that grow to the largest request and are then reused.</summary>
+internal sealed unsafe class Scratch
+{
+    public const int PackedX = 0, Slice = 1, Tile = 2, Vector = 3;
+
+    [ThreadStatic]
+    private static Scratch? t_current;
+
+    private readonly float[]?[] _buffers = new float[4][];
+    private readonly nint[] _aligned = new nint[4];
+
+    public static Scratch Current => t_current ??= new Scratch();
+
+    public float* Get(int slot, long floats)
+    {
+        var buffer = _buffers[slot];
+        if (buffer is null || buffer.LongLength - 16 < floats)
+        {
+            buffer = GC.AllocateUninitializedArray<float>(checked((int)floats + 16), pinned: true);
+            _buffers[slot] = buffer;
+            fixed (float* p = buffer)
+                _aligned[slot] = (nint)(((nuint)p + 63) & ~(nuint)63);
+        }
+        return (float*)_aligned[slot];
     }
 }
