@@ -1,1 +1,53 @@
-return 0;
+using FtpCluster.Client;
+using FtpCluster.Client.Commands;
+using FtpCluster.Compute.Models;
+
+const string Usage = """
+    usage: ftpcluster <command> [options]
+
+      generate --model PATH [--tokenizer PATH] (--prompt TEXT | --ids JSON_ARRAY) [--max-tokens N]
+               [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device cpu|ilgpu-cpu|cuda]
+               [--dtype f32|f16|bf16] [--threads N] [--json]
+      score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json]
+      bench kernels [--quick] [--json]
+      bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
+      models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N)
+                   [--arch llama|mistral|qwen2] [--dtype f32|f16|bf16] [--seed S] --out DIR
+      models info PATH [--json]
+    """;
+
+try
+{
+    return args switch
+    {
+        ["generate", .. var rest] => GenerateCommand.Run(rest),
+        ["score", .. var rest] => ScoreCommand.Run(rest),
+        ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
+        ["bench", "model", .. var rest] => BenchCommand.Model(rest),
+        ["models", "synth", .. var rest] => ModelsCommand.Synth(rest),
+        ["models", "info", .. var rest] => ModelsCommand.Info(rest),
+        ["--help" or "-h" or "help"] => PrintUsage(Console.Out, 0),
+        _ => PrintUsage(Console.Error, 2),
+    };
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine($"ftpcluster: {e.Message}");
+    return 2;
+}
+catch (ModelFormatException e)
+{
+    Console.Error.WriteLine($"ftpcluster: {e.Message}");
+    return 1;
+}
+catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException)
+{
+    Console.Error.WriteLine($"ftpcluster: {e.Message}");
+    return 1;
+}
+
+int PrintUsage(TextWriter writer, int code)
+{
+    writer.WriteLine(Usage);
+    return code;
+}

@@ -1,0 +1,119 @@
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Tokenizers;
+
+namespace FtpCluster.Client.Commands;
+
+/// <summary><c>ftpcluster generate</c>: a prompt in, a continuation out, in this process.</summary>
+internal static class GenerateCommand
+{
+    public static int Run(string[] args)
+    {
+        var a = new Arguments(args, new HashSet<string> { "json" });
+        string modelPath = a.Required("model");
+        var options = new GenerationOptions
+        {
+            MaxTokens = a.Int("max-tokens", 256),
+            Sampling = new SamplingOptions
+            {
+                Temperature = a.Float("temperature", 0f),
+                TopK = a.Int("top-k", 0),
+                TopP = a.Float("top-p", 1f),
+                Seed = a.Int("seed", 0),
+            },
+        };
+        string? prompt = a.String("prompt");
+        string? idsJson = a.String("ids");
+        bool json = a.Flag("json");
+        var storage = CommandSupport.Storage(a);
+        a.Has("tokenizer");
+        a.Has("device");
+        a.Has("threads");
+        a.RejectUnknown();
+        if (prompt is null == idsJson is null) throw new UsageException("give either --prompt TEXT or --ids JSON_ARRAY");
+        if (options.MaxTokens < 0) throw new UsageException($"--max-tokens must be >= 0, got {options.MaxTokens}");
+        try
+        {
+            options.Sampling.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+
+        using var device = CommandSupport.Device(a);
+        using var model = CommandSupport.LoadModel(modelPath, device, storage);
+        var tokenizer = CommandSupport.Tokenizer(a, modelPath, model.Config);
+        int[] promptIds;
+        if (prompt is not null)
+        {
+            if (tokenizer is null)
+                throw new UsageException($"no tokenizer found beside {modelPath}: pass --tokenizer PATH, or --ids instead of --prompt");
+            promptIds = tokenizer.Encode(prompt, addBos: true);
+        }
+        else
+        {
+            promptIds = CommandSupport.ParseIds(idsJson!, model.Config.VocabSize);
+        }
+
+        options = options with { StopTokens = StopTokens(tokenizer, model.Config.Architecture) };
+        var stream = json || tokenizer is null ? null : new TextStream(tokenizer, promptIds);
+        var result = Generator.Generate(model, promptIds, options, stream is null ? null : stream.Add);
+        stream?.Finish();
+
+        if (json)
+        {
+            CommandSupport.WriteJson(new
+            {
+                PromptIds = result.PromptIds,
+                Ids = result.Ids,
+                Text = tokenizer?.Decode(result.Ids),
+                FinishReason = result.FinishReason,
+            });
+        }
+        else if (tokenizer is null)
+        {
+            Console.WriteLine(string.Join(' ', result.Ids));
+        }
+        return 0;
+    }
+
+    /// <summary>EOS ends generation; llama2.c models also end on BOS, as llama2.c's own loop does.</summary>
+    private static HashSet<int> StopTokens(ITokenizer? tokenizer, string architecture)
+    {
+        var stop = new HashSet<int>();
+        if (tokenizer is { EosId: >= 0 }) stop.Add(tokenizer.EosId);
+        if (architecture == "llama2c") stop.Add(tokenizer?.BosId is >= 0 and var bos ? bos : 1);
+        return stop;
+    }
+
+    /// <summary>
+    /// Prints text as tokens arrive. Decoding the whole sequence each time (not token by token) keeps
+    /// multi-byte characters split over tokens intact: output waits until the text is stable.
+    /// </summary>
+    private sealed class TextStream(ITokenizer tokenizer, int[] prompt)
+    {
+        private readonly List<int> _ids = [.. prompt];
+        private string _printed = "";
+
+        public void Add(int id)
+        {
+            if (_printed.Length == 0 && _ids.Count == prompt.Length) Print(tokenizer.Decode(_ids.ToArray()));
+            _ids.Add(id);
+            Print(tokenizer.Decode(_ids.ToArray()));
+        }
+
+        public void Finish()
+        {
+            Print(tokenizer.Decode(_ids.ToArray()));
+            Console.WriteLine();
+        }
+
+        private void Print(string text)
+        {
+            if (!text.StartsWith(_printed, StringComparison.Ordinal) || text.EndsWith('\uFFFD')) return;
+            Console.Write(text[_printed.Length..]);
+            Console.Out.Flush();
+            _printed = text;
+        }
+    }
+}
