@@ -101,6 +101,9 @@ public sealed class CpuDevice : IComputeDevice
                         var s = scores.AsSpan(0, visible);
                         for (int j = 0; j < visible; j++)
                             s[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(kp + (long)j * kvWidth + kvOffset, headDim)) * scale;
+                        // TensorPrimitives.SoftMax exponentiates the raw scores, which overflows to NaN past
+                        // about 88; shifting by the max first leaves the result unchanged and finite.
+                        TensorPrimitives.Subtract(s, TensorPrimitives.Max(s), s);
                         TensorPrimitives.SoftMax(s, s);
                         result.Clear();
                         for (int j = 0; j < visible; j++)
