@@ -140,6 +140,17 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     }
 
     [Fact]
+    public void Attention_with_large_scores_stays_finite()
+    {
+        // Scores 1000 and 999 (head dim 1, no scaling) weigh like 1 and 0: output 1 / (1 + e⁻¹).
+        var output = new float[1];
+        var totals = new float[2];
+        _ilgpu.Attention([1000f], [1], [1f, 0.999f], [1f, 0f], [0, 1], 1, 1, 1, output, totals);
+        Assert.Equal(1 / (1 + MathF.Exp(-1)), output[0], 4);
+        Assert.Equal(1f, totals[0] + totals[1], 5);
+    }
+
+    [Fact]
     public void SwiGlu_matches_cpu()
     {
         var expected = Numerics.Random(100, seed: 20, scale: 6f);
