@@ -65,15 +65,6 @@ public sealed class IlgpuDevice : IComputeDevice
 
     public IlgpuTarget Target => _accelerator.AcceleratorType == AcceleratorType.Cuda ? IlgpuTarget.Cuda : IlgpuTarget.Cpu;
 
-    /// <summary>Device bytes held for activations (scratch and RoPE tables), on top of the matrices' own.</summary>
-    public long ScratchBytes
-    {
-        get
-        {
-            lock (_gate) return _scratch.Bytes + _ropeAngles.Values.Sum(t => t.Bytes);
-        }
-    }
-
     /// <summary>
     /// Opens the accelerator for <paramref name="target"/>. CUDA must be present: ILGPU's detection
     /// swallows driver errors and would leave only CPU devices, so a missing GPU is an error here,

@@ -12,10 +12,6 @@ internal sealed class DeviceScratch(Accelerator accelerator, int slots) : IDispo
     private readonly MemoryBuffer1D<float, Stride1D.Dense>?[] _floats = new MemoryBuffer1D<float, Stride1D.Dense>?[slots];
     private readonly MemoryBuffer1D<int, Stride1D.Dense>?[] _ints = new MemoryBuffer1D<int, Stride1D.Dense>?[slots];
 
-    /// <summary>Device bytes the scratch holds now.</summary>
-    public long Bytes =>
-        _floats.Sum(b => b?.LengthInBytes ?? 0) + _ints.Sum(b => b?.LengthInBytes ?? 0);
-
     /// <summary>The first <paramref name="length"/> floats of the slot; contents are whatever was there.</summary>
     public ArrayView<float> Floats(int slot, long length) => Grow(_floats, slot, length).SubView(0, length);
 

@@ -15,8 +15,6 @@ internal sealed class RopeAngleTable(Accelerator accelerator, RopeTable table) :
 
     public int Positions { get; private set; }
 
-    public long Bytes => (_cos?.LengthInBytes ?? 0) + (_sin?.LengthInBytes ?? 0);
-
     public ArrayView<float> Cos => _cos!.View;
     public ArrayView<float> Sin => _sin!.View;
 
