@@ -1,0 +1,369 @@
+using System.Runtime.InteropServices;
+using FtpCluster.Compute.Kernels.Ilgpu;
+using FtpCluster.Compute.Models;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace FtpCluster.Compute.Devices;
+
+/// <summary>Which accelerator an <see cref="IlgpuDevice"/> runs on.</summary>
+public enum IlgpuTarget
+{
+    /// <summary>ILGPU's CPU accelerator: emulates GPU groups and warps with threads. For tests; slow.</summary>
+    Cpu,
+
+    /// <summary>The first CUDA device.</summary>
+    Cuda,
+}
+
+/// <summary>
+/// The ILGPU backend. Weights live on the device in their storage type; activations arrive as host
+/// spans and are copied into device buffers kept between calls, computed on, and copied back.
+/// Calls are serialized: the device has one stream and one set of scratch buffers.
+/// </summary>
+public sealed class IlgpuDevice : IComputeDevice
+{
+    // Scratch slots: the activation operands of one call.
+    private const int FirstInput = 0, SecondInput = 1, ThirdInput = 2, Result = 3, Probabilities = 4, KeyTotals = 5;
+    private const int QueryPositions = 0, KeyPositions = 1;
+    private const int ScratchSlots = 6;
+
+    /// <summary>At most this many floats of attention weights (queries · heads · keys) per launch; longer batches go in query chunks.</summary>
+    private const long MaxAttentionProbabilities = 1L << 26;
+
+    /// <summary>Weights are converted to their storage type in chunks of this many elements, so no host copy of a whole matrix is made.</summary>
+    private const int UploadChunk = 1 << 20;
+
+    private readonly Context _context;
+    private readonly Accelerator _accelerator;
+    private readonly IlgpuKernels _kernels;
+    private readonly DeviceScratch _scratch;
+    private readonly Dictionary<RopeTable, RopeAngleTable> _ropeAngles = new(ReferenceEqualityComparer.Instance);
+    private readonly Lock _gate = new();
+    private bool _disposed;
+
+    private IlgpuDevice(Context context, Accelerator accelerator)
+    {
+        _context = context;
+        _accelerator = accelerator;
+        try
+        {
+            _kernels = new IlgpuKernels(accelerator);
+            _scratch = new DeviceScratch(accelerator, ScratchSlots);
+        }
+        catch
+        {
+            accelerator.Dispose();
+            throw;
+        }
+        Description = $"ilgpu {Describe(accelerator.Device)}";
+    }
+
+    public string Description { get; }
+
+    public IlgpuTarget Target => _accelerator.AcceleratorType == AcceleratorType.Cuda ? IlgpuTarget.Cuda : IlgpuTarget.Cpu;
+
+    /// <summary>
+    /// Opens the accelerator for <paramref name="target"/>. CUDA must be present: ILGPU's detection
+    /// swallows driver errors and would leave only CPU devices, so a missing GPU is an error here,
+    /// never a silent fall back.
+    /// </summary>
+    public static IlgpuDevice Create(IlgpuTarget target)
+    {
+        Context context = target switch
+        {
+            // 32 lanes per warp and 32 warps per multiprocessor, as on NVIDIA hardware: groups up to 1024 threads.
+            IlgpuTarget.Cpu => Context.Create(builder => builder.CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()),
+            IlgpuTarget.Cuda => Context.Create(builder => builder.AllAccelerators().EnableAlgorithms()),
+            _ => throw new ArgumentOutOfRangeException(nameof(target), target, "unknown ILGPU target"),
+        };
+        try
+        {
+            var device = target == IlgpuTarget.Cpu
+                ? context.GetDevices<CPUDevice>()[0]
+                : FirstCudaDevice(context);
+            return new IlgpuDevice(context, device.CreateAccelerator(context));
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Every accelerator ILGPU finds on this machine, one line each, for silo logs.</summary>
+    public static IReadOnlyList<string> ListDevices()
+    {
+        using var context = Context.Create(builder => builder.AllAccelerators());
+        return context.Devices.Select(Describe).ToArray();
+    }
+
+    private static Device FirstCudaDevice(Context context)
+    {
+        var cuda = context.GetCudaDevices();
+        if (cuda.Count > 0)
+            return cuda[0];
+        string found = string.Join("; ", context.Devices.Select(Describe));
+        throw new InvalidOperationException(
+            "ILGPU found no CUDA device (is an NVIDIA GPU present, and the driver's libcuda loadable?). "
+            + $"Devices found: {(found.Length == 0 ? "none" : found)}");
+    }
+
+    private static string Describe(Device device) => device.AcceleratorType switch
+    {
+        AcceleratorType.CPU => $"cpu accelerator (GPU emulation): {device.Name}, warp {device.WarpSize}, "
+            + $"{device.MaxNumThreadsPerGroup} threads per group, {device.NumMultiprocessors} multiprocessors",
+        _ => $"{device.AcceleratorType.ToString().ToLowerInvariant()}: {device.Name}, "
+            + $"{device.MemorySize / (1024.0 * 1024 * 1024):F1} GiB, {device.NumMultiprocessors} multiprocessors, warp {device.WarpSize}",
+    };
+
+    public IDeviceMatrix PrepareMatrix(WeightTensor weight, TensorDType? storage = null)
+    {
+        var type = storage ?? weight.DType;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return type == TensorDType.F32
+                ? new IlgpuMatrix(this, weight.Rows, weight.Cols, type, UploadFloats(weight), null)
+                : new IlgpuMatrix(this, weight.Rows, weight.Cols, type, null, Upload16Bit(weight, type));
+        }
+    }
+
+    private MemoryBuffer1D<float, Stride1D.Dense> UploadFloats(WeightTensor weight)
+    {
+        var buffer = _accelerator.Allocate1D<float>(weight.ElementCount);
+        var chunk = new float[Math.Min(UploadChunk, weight.ElementCount)];
+        for (long start = 0; start < weight.ElementCount; start += chunk.Length)
+        {
+            int length = (int)Math.Min(chunk.Length, weight.ElementCount - start);
+            weight.CopyTo(chunk.AsSpan(0, length), start);
+            buffer.AsContiguous().SubView(start, length).CopyFromCPU(new ReadOnlySpan<float>(chunk, 0, length));
+        }
+        return buffer;
+    }
+
+    /// <summary>The 16-bit patterns of the weights in <paramref name="storage"/>: copied as they are when the file holds that type, rounded to nearest even otherwise.</summary>
+    private MemoryBuffer1D<ushort, Stride1D.Dense> Upload16Bit(WeightTensor weight, TensorDType storage)
+    {
+        var buffer = _accelerator.Allocate1D<ushort>(weight.ElementCount);
+        var bits = new ushort[Math.Min(UploadChunk, weight.ElementCount)];
+        var floats = weight.DType == storage ? null : new float[bits.Length];
+        var stored = MemoryMarshal.Cast<byte, ushort>(weight.DType == storage ? weight.Bytes : default);
+        for (long start = 0; start < weight.ElementCount; start += bits.Length)
+        {
+            int length = (int)Math.Min(bits.Length, weight.ElementCount - start);
+            if (floats is null)
+            {
+                stored.Slice((int)start, length).CopyTo(bits);
+            }
+            else
+            {
+                weight.CopyTo(floats.AsSpan(0, length), start);
+                for (int i = 0; i < length; i++)
+                    bits[i] = storage == TensorDType.F16 ? BitConverter.HalfToUInt16Bits((System.Half)floats[i]) : ToBFloat16(floats[i]);
+            }
+            buffer.AsContiguous().SubView(start, length).CopyFromCPU(new ReadOnlySpan<ushort>(bits, 0, length));
+        }
+        return buffer;
+    }
+
+    /// <summary>float32 to bfloat16, rounding to nearest even; NaN stays NaN.</summary>
+    internal static ushort ToBFloat16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value))
+            return (ushort)((bits >> 16) | 0x40);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+
+    public void MatMul(ReadOnlySpan<float> x, int m, IDeviceMatrix w, Span<float> y)
+    {
+        var matrix = Own(w);
+        var shape = new MatMulShape(m, matrix.Rows, matrix.Cols);
+        if (m < 0 || x.Length < (long)m * shape.K || y.Length < (long)m * shape.N)
+            throw new ArgumentException($"GEMM shapes: x has {x.Length} floats for [{m}, {shape.K}], y has {y.Length} for [{m}, {shape.N}]");
+        if (m == 0)
+            return;
+        lock (_gate)
+        {
+            var input = _scratch.Upload(FirstInput, x[..(m * shape.K)]);
+            var output = _scratch.Floats(Result, (long)m * shape.N);
+            if (matrix.Floats is { } floats)
+                _kernels.MatMul(input, floats.View, output, shape);
+            else
+                _kernels.MatMul(input, matrix.Bits16!.View, matrix.StorageType, output, shape);
+            output.CopyToCPU(y[..(m * shape.N)]);
+        }
+    }
+
+    public void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
+    {
+        int dim = weight.Length, rows = x.Length / dim;
+        if (y.Length < rows * dim)
+            throw new ArgumentException($"RMSNorm: y has {y.Length} floats for {rows} rows of {dim}");
+        if (rows == 0)
+            return;
+        lock (_gate)
+        {
+            var input = _scratch.Upload(FirstInput, x[..(rows * dim)]);
+            var scale = _scratch.Upload(SecondInput, weight);
+            var output = _scratch.Floats(Result, rows * dim);
+            _kernels.RmsNorm(input, scale, output, rows, dim, eps);
+            output.CopyToCPU(y[..(rows * dim)]);
+        }
+    }
+
+    public void Rope(Span<float> x, int heads, ReadOnlySpan<int> positions, RopeTable table)
+    {
+        int width = heads * table.HeadDim;
+        if (x.Length < positions.Length * width)
+            throw new ArgumentException($"RoPE: x has {x.Length} floats for {positions.Length} rows of {heads} heads × {table.HeadDim}");
+        if (positions.Length == 0)
+            return;
+        int maxPosition = 0;
+        foreach (int p in positions)
+        {
+            if (p < 0)
+                throw new ArgumentOutOfRangeException(nameof(positions), $"RoPE: position {p} is negative");
+            maxPosition = Math.Max(maxPosition, p);
+        }
+        lock (_gate)
+        {
+            if (!_ropeAngles.TryGetValue(table, out var angles))
+                _ropeAngles[table] = angles = new RopeAngleTable(_accelerator, table);
+            angles.Cover(maxPosition);
+            var rows = x[..(positions.Length * width)];
+            var view = _scratch.Upload(FirstInput, rows);
+            var rowPositions = _scratch.Upload(QueryPositions, positions);
+            _kernels.Rope(view, rowPositions, angles.Cos, angles.Sin,
+                RopeShape.For(heads, table.HeadDim, table.Layout));
+            view.CopyToCPU(rows);
+        }
+    }
+
+    public void Attention(ReadOnlySpan<float> q, ReadOnlySpan<int> queryPositions,
+        ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> keyPositions,
+        int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention)
+    {
+        int nq = queryPositions.Length, nk = keyPositions.Length;
+        int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+        if (kvHeads <= 0 || heads % kvHeads != 0)
+            throw new ArgumentException($"attention: heads ({heads}) must be a multiple of kv heads ({kvHeads})");
+        if (q.Length < nq * qWidth || output.Length < nq * qWidth || keys.Length < nk * kvWidth || values.Length < nk * kvWidth
+            || (!keyAttention.IsEmpty && keyAttention.Length < nk))
+            throw new ArgumentException($"attention shapes: {nq} queries and {nk} keys of {heads}/{kvHeads} heads × {headDim} do not fit the spans given");
+        if (nq == 0)
+            return;
+        bool wantKeyAttention = !keyAttention.IsEmpty;
+        lock (_gate)
+        {
+            var qView = _scratch.Upload(FirstInput, q[..(nq * qWidth)]);
+            var kView = _scratch.Upload(SecondInput, keys[..(nk * kvWidth)]);
+            var vView = _scratch.Upload(ThirdInput, values[..(nk * kvWidth)]);
+            var qPositions = _scratch.Upload(QueryPositions, queryPositions);
+            var kPositions = _scratch.Upload(KeyPositions, keyPositions);
+            var outView = _scratch.Floats(Result, nq * qWidth);
+            var totals = _scratch.Floats(KeyTotals, Math.Max(nk, 1));
+            if (wantKeyAttention)
+                totals.MemSetToZero();
+            // Every query row's attention weights sit in device memory until its chunk is summed into the totals.
+            int chunk = (int)Math.Clamp(MaxAttentionProbabilities / ((long)heads * Math.Max(nk, 1)), 1, nq);
+            for (int start = 0; start < nq; start += chunk)
+            {
+                int count = Math.Min(chunk, nq - start);
+                var shape = new AttentionShape(count, nk, heads, kvHeads, headDim, 1f / MathF.Sqrt(headDim));
+                var probabilities = _scratch.Floats(Probabilities, Math.Max((long)count * heads * nk, 1));
+                _kernels.Attention(
+                    qView.SubView((long)start * qWidth, (long)count * qWidth), qPositions.SubView(start, count),
+                    kView, vView, kPositions,
+                    outView.SubView((long)start * qWidth, (long)count * qWidth), probabilities, shape);
+                if (wantKeyAttention && nk > 0)
+                    _kernels.AddKeyTotals(probabilities, totals, shape);
+            }
+            outView.CopyToCPU(output[..(nq * qWidth)]);
+            if (wantKeyAttention)
+                totals.SubView(0, nk).CopyToCPU(keyAttention[..nk]);
+        }
+    }
+
+    public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        if (up.Length < gate.Length)
+            throw new ArgumentException($"SwiGLU: up has {up.Length} floats for a gate of {gate.Length}");
+        if (gate.IsEmpty)
+            return;
+        lock (_gate)
+        {
+            var gateView = _scratch.Upload(FirstInput, gate);
+            _kernels.SwiGlu(gateView, _scratch.Upload(SecondInput, up[..gate.Length]));
+            gateView.CopyToCPU(gate);
+        }
+    }
+
+    public void Add(Span<float> x, ReadOnlySpan<float> y)
+    {
+        if (y.Length < x.Length)
+            throw new ArgumentException($"Add: y has {y.Length} floats for an x of {x.Length}");
+        if (x.IsEmpty)
+            return;
+        lock (_gate)
+        {
+            var xView = _scratch.Upload(FirstInput, x);
+            _kernels.Add(xView, _scratch.Upload(SecondInput, y[..x.Length]));
+            xView.CopyToCPU(x);
+        }
+    }
+
+    public void AddBias(Span<float> x, ReadOnlySpan<float> bias)
+    {
+        int rows = bias.IsEmpty ? 0 : x.Length / bias.Length;
+        if (rows == 0)
+            return;
+        var covered = x[..(rows * bias.Length)];
+        lock (_gate)
+        {
+            var xView = _scratch.Upload(FirstInput, covered);
+            _kernels.AddBias(xView, _scratch.Upload(SecondInput, bias));
+            xView.CopyToCPU(covered);
+        }
+    }
+
+    private IlgpuMatrix Own(IDeviceMatrix w) =>
+        w is IlgpuMatrix m && m.Owner == this
+            ? m
+            : throw new ArgumentException($"matrix {w.GetType().Name} was not prepared by this ILGPU device", nameof(w));
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            foreach (var table in _ropeAngles.Values) table.Dispose();
+            _scratch.Dispose();
+            _accelerator.Dispose();
+            _context.Dispose();
+        }
+    }
+
+    private sealed class IlgpuMatrix(IlgpuDevice owner, int rows, int cols, TensorDType storage,
+        MemoryBuffer1D<float, Stride1D.Dense>? floats, MemoryBuffer1D<ushort, Stride1D.Dense>? bits16) : IDeviceMatrix
+    {
+        public IlgpuDevice Owner { get; } = owner;
+        public int Rows { get; } = rows;
+        public int Cols { get; } = cols;
+        public TensorDType StorageType { get; } = storage;
+        public MemoryBuffer1D<float, Stride1D.Dense>? Floats { get; } = floats;
+        public MemoryBuffer1D<ushort, Stride1D.Dense>? Bits16 { get; } = bits16;
+        public long ResidentBytes => Floats?.LengthInBytes ?? Bits16!.LengthInBytes;
+
+        public void Dispose()
+        {
+            Floats?.Dispose();
+            Bits16?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using FtpCluster.Compute.Models;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace FtpCluster.Compute.Kernels.Ilgpu;
+
+/// <summary>Every kernel of the ILGPU backend, compiled once for one accelerator and launched on its default stream.</summary>
+internal sealed class IlgpuKernels
+{
+    private readonly int _warpSize;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape> _gemmF32, _gemvF32;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _gemmF16, _gemvF16, _gemmBF16, _gemvBF16;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _rmsNorm;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+        ArrayView<float>, ArrayView<float>, AttentionShape> _attention;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape> _keyTotals;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _swiGlu, _add, _addBias;
+
+    public IlgpuKernels(Accelerator accelerator)
+    {
+        _warpSize = accelerator.WarpSize;
+        _gemmF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>(
+            MatMulKernels.TiledGemm<float, F32Weights>);
+        _gemvF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>(
+            MatMulKernels.WarpGemv<float, F32Weights>);
+        _gemmF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
+            MatMulKernels.TiledGemm<ushort, F16Weights>);
+        _gemvF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
+            MatMulKernels.WarpGemv<ushort, F16Weights>);
+        _gemmBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
+            MatMulKernels.TiledGemm<ushort, BF16Weights>);
+        _gemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
+            MatMulKernels.WarpGemv<ushort, BF16Weights>);
+        _rmsNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(NormKernels.RmsNorm);
+        _rope = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>(
+            RopeKernels.Rope);
+        _attention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.Attention);
+        _keyTotals = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>(
+            AttentionKernels.KeyTotals);
+        _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
+        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Add);
+        _addBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.AddBias);
+    }
+
+    public void MatMul(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> y, MatMulShape shape)
+    {
+        if (UseGemv(shape))
+            _gemvF32(MatMulKernels.GemvConfig(shape, _warpSize), x, weights, y, shape);
+        else
+            _gemmF32(MatMulKernels.TiledGemmConfig(shape), x, weights, y, shape);
+    }
+
+    /// <param name="storage">F16 or BF16: what the 16-bit weights are.</param>
+    public void MatMul(ArrayView<float> x, ArrayView<ushort> weights, TensorDType storage, ArrayView<float> y, MatMulShape shape)
+    {
+        bool gemv = UseGemv(shape);
+        var kernel = storage switch
+        {
+            TensorDType.F16 => gemv ? _gemvF16 : _gemmF16,
+            TensorDType.BF16 => gemv ? _gemvBF16 : _gemmBF16,
+            _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "16-bit weights are F16 or BF16"),
+        };
+        kernel(gemv ? MatMulKernels.GemvConfig(shape, _warpSize) : MatMulKernels.TiledGemmConfig(shape), x, weights, y, shape);
+    }
+
+    private static bool UseGemv(MatMulShape shape) => shape.M <= MatMulKernels.GemvMaxRows;
+
+    public void RmsNorm(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int rows, int dim, float eps) =>
+        _rmsNorm(NormKernels.RmsNormConfig(rows), x, weight, y, dim, eps);
+
+    public void Rope(ArrayView<float> x, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, RopeShape shape) =>
+        _rope(positions.IntLength * shape.Heads * (shape.HeadDim / 2), x, positions, cos, sin, shape);
+
+    public void Attention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
+        ArrayView<int> keyPositions, ArrayView<float> output, ArrayView<float> probabilities, AttentionShape shape) =>
+        _attention(AttentionKernels.AttentionConfig(shape, _warpSize), q, queryPositions, keys, values, keyPositions,
+            output, probabilities, shape);
+
+    public void AddKeyTotals(ArrayView<float> probabilities, ArrayView<float> totals, AttentionShape shape) =>
+        _keyTotals(shape.Keys, probabilities, totals, shape);
+
+    public void SwiGlu(ArrayView<float> gate, ArrayView<float> up) => _swiGlu(gate.IntLength, gate, up);
+
+    public void Add(ArrayView<float> x, ArrayView<float> y) => _add(x.IntLength, x, y);
+
+    public void AddBias(ArrayView<float> x, ArrayView<float> bias) => _addBias(x.IntLength, x, bias);
+}

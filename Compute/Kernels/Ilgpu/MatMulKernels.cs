@@ -1,0 +1,93 @@
+using ILGPU;
+
+namespace FtpCluster.Compute.Kernels.Ilgpu;
+
+/// <summary>y[M, N] = x[M, K] · wᵀ, with w [N, K] row-major in its storage type.</summary>
+internal readonly record struct MatMulShape(int M, int N, int K);
+
+/// <summary>
+/// The matrix kernels: a shared-memory tiled GEMM for batches of rows and a warp-per-output GEMV for
+/// the few-row case (decode), where a GEMM tile would leave most of its threads idle.
+/// </summary>
+internal static class MatMulKernels
+{
+    /// <summary>Edge of the square GEMM tile; a group is Tile × Tile threads, one output each.</summary>
+    public const int Tile = 16;
+
+    /// <summary>Row stride of a shared tile: one float of padding so that reading a tile column does not hit one bank.</summary>
+    private const int TileStride = Tile + 1;
+
+    /// <summary>Warps per GEMV group; each warp computes one output column for every input row.</summary>
+    public const int GemvWarpsPerGroup = 4;
+
+    /// <summary>Up to this many input rows the GEMV beats the tiled GEMM (each weight row is re-read per input row).</summary>
+    public const int GemvMaxRows = 4;
+
+    public static KernelConfig TiledGemmConfig(MatMulShape s) =>
+        new(new Index2D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile), new Index2D(Tile, Tile));
+
+    public static KernelConfig GemvConfig(MatMulShape s, int warpSize) =>
+        new((s.N + GemvWarpsPerGroup - 1) / GemvWarpsPerGroup, GemvWarpsPerGroup * warpSize);
+
+    /// <summary>
+    /// Group (gx, gy) computes the output tile of rows [gy·Tile, +Tile) and columns [gx·Tile, +Tile).
+    /// It walks K in steps of Tile, staging a tile of x and a tile of w (converted to float) in
+    /// shared memory, so every global element is read once per group instead of once per thread.
+    /// </summary>
+    public static void TiledGemm<TStorage, TFormat>(
+        ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        var xTile = SharedMemory.Allocate<float>(Tile * TileStride);
+        var wTile = SharedMemory.Allocate<float>(Tile * TileStride);
+        var format = default(TFormat);
+        int tx = Group.IdxX, ty = Group.IdxY;
+        int row = Grid.IdxY * Tile + ty;
+        int column = Grid.IdxX * Tile + tx;
+        // The thread loads w row (Grid.IdxX·Tile + ty) so that adjacent threads read adjacent k.
+        int loadedWeightRow = Grid.IdxX * Tile + ty;
+        float sum = 0f;
+        for (int k0 = 0; k0 < shape.K; k0 += Tile)
+        {
+            int k = k0 + tx;
+            xTile[ty * TileStride + tx] = row < shape.M && k < shape.K ? x[(long)row * shape.K + k] : 0f;
+            wTile[ty * TileStride + tx] = loadedWeightRow < shape.N && k < shape.K
+                ? format.ToFloat(w[(long)loadedWeightRow * shape.K + k])
+                : 0f;
+            Group.Barrier();
+            for (int kk = 0; kk < Tile; kk++)
+                sum += xTile[ty * TileStride + kk] * wTile[tx * TileStride + kk];
+            Group.Barrier();
+        }
+        if (row < shape.M && column < shape.N)
+            y[(long)row * shape.N + column] = sum;
+    }
+
+    /// <summary>
+    /// Warp (group, warp index) owns one output column n: its lanes stride along K, reading the
+    /// weight row coalesced, and a shuffle reduction gives the dot product for each input row.
+    /// </summary>
+    public static void WarpGemv<TStorage, TFormat>(
+        ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        var format = default(TFormat);
+        int n = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
+        if (n >= shape.N)
+            return;
+        int lane = Warp.LaneIdx;
+        long weightRow = (long)n * shape.K;
+        for (int r = 0; r < shape.M; r++)
+        {
+            long inputRow = (long)r * shape.K;
+            float partial = 0f;
+            for (int k = lane; k < shape.K; k += Warp.WarpSize)
+                partial += x[inputRow + k] * format.ToFloat(w[weightRow + k]);
+            float sum = WarpReduce.Sum(partial);
+            if (lane == 0)
+                y[(long)r * shape.N + n] = sum;
+        }
+    }
+}

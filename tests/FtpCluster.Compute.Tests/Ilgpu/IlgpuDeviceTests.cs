@@ -1,0 +1,230 @@
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Compute.Tests.Ilgpu;
+
+/// <summary>
+/// Each operation of <see cref="IlgpuDevice"/> on ILGPU's CPU accelerator against <see cref="CpuDevice"/>.
+/// Both accumulate in float32 in different orders, so results agree to rounding: 1e-5 relative.
+/// Shapes are small and deliberately not multiples of the GEMM tile or the warp.
+/// </summary>
+public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
+{
+    private readonly IlgpuDevice _ilgpu = fixture.Ilgpu;
+    private readonly CpuDevice _cpu = fixture.Cpu;
+
+    [Theory]
+    [InlineData(1, 37, 45)] // GEMV: one warp per output, K not a multiple of the warp
+    [InlineData(3, 5, 70)] // GEMV with several rows
+    [InlineData(5, 37, 45)] // tiled GEMM, every edge partial
+    [InlineData(19, 40, 33)] // tiled GEMM over two row tiles
+    public void MatMul_f32_matches_cpu(int m, int n, int k) => AssertMatMul(m, n, k, TensorDType.F32);
+
+    [Theory]
+    [InlineData(1, TensorDType.F16)]
+    [InlineData(7, TensorDType.F16)]
+    [InlineData(1, TensorDType.BF16)]
+    [InlineData(7, TensorDType.BF16)]
+    public void MatMul_16bit_storage_matches_cpu(int m, TensorDType dtype) => AssertMatMul(m, 29, 50, dtype);
+
+    private void AssertMatMul(int m, int n, int k, TensorDType dtype)
+    {
+        var weight = fixture.Tensor(Numerics.Random(n * k, seed: n + k), n, k, dtype);
+        var x = Numerics.Random(m * k, seed: m);
+        using var onIlgpu = _ilgpu.PrepareMatrix(weight);
+        using var onCpu = _cpu.PrepareMatrix(weight);
+        Assert.Equal(dtype, onIlgpu.StorageType);
+        Assert.Equal((long)n * k * dtype.Size(), onIlgpu.ResidentBytes);
+        var expected = new float[m * n];
+        var actual = new float[m * n];
+        _cpu.MatMul(x, m, onCpu, expected);
+        _ilgpu.MatMul(x, m, onIlgpu, actual);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Theory]
+    [InlineData(TensorDType.F16)]
+    [InlineData(TensorDType.BF16)]
+    public void PrepareMatrix_rounds_f32_weights_to_a_16bit_storage_type(TensorDType storage)
+    {
+        const int n = 21, k = 34, m = 6;
+        var values = Numerics.Random(n * k, seed: 5);
+        // The same values already rounded to the storage type in the file: what the device must hold.
+        var rounded = fixture.Tensor(values, n, k, storage);
+        using var converted = _ilgpu.PrepareMatrix(fixture.Tensor(values, n, k, TensorDType.F32), storage);
+        using var reference = _cpu.PrepareMatrix(rounded);
+        Assert.Equal(storage, converted.StorageType);
+        Assert.Equal((long)n * k * 2, converted.ResidentBytes);
+        var x = Numerics.Random(m * k, seed: 6);
+        var expected = new float[m * n];
+        var actual = new float[m * n];
+        _cpu.MatMul(x, m, reference, expected);
+        _ilgpu.MatMul(x, m, converted, actual);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Fact]
+    public void RmsNorm_matches_cpu()
+    {
+        const int rows = 3, dim = 45;
+        var x = Numerics.Random(rows * dim, seed: 1, scale: 3f);
+        var weight = Numerics.Random(dim, seed: 2);
+        var expected = new float[rows * dim];
+        var actual = new float[rows * dim];
+        _cpu.RmsNorm(x, weight, 1e-5f, expected);
+        _ilgpu.RmsNorm(x, weight, 1e-5f, actual);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Theory]
+    [InlineData(RopeLayout.AdjacentPairs)]
+    [InlineData(RopeLayout.Halves)]
+    public void Rope_matches_cpu_in_both_layouts(RopeLayout layout)
+    {
+        var table = new RopeTable(TinyConfig(headDim: 12, heads: 3, kvHeads: 3) with { RopeLayout = layout });
+        int[] positions = [0, 1, 7, 300, 4095];
+        var expected = Numerics.Random(positions.Length * 3 * 12, seed: 3);
+        var actual = expected.ToArray();
+        _cpu.Rope(expected, 3, positions, table);
+        _ilgpu.Rope(actual, 3, positions, table);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Fact]
+    public void Rope_layouts_rotate_different_pairs()
+    {
+        // Guards the layout test above against a device that ignores the layout.
+        var adjacent = new RopeTable(TinyConfig(headDim: 8, heads: 1, kvHeads: 1));
+        var halves = new RopeTable(TinyConfig(headDim: 8, heads: 1, kvHeads: 1) with { RopeLayout = RopeLayout.Halves });
+        var a = Numerics.Random(8, seed: 4);
+        var b = a.ToArray();
+        _ilgpu.Rope(a, 1, [5], adjacent);
+        _ilgpu.Rope(b, 1, [5], halves);
+        Assert.True(Numerics.RelativeError(a, b) > 1e-2);
+    }
+
+    public static TheoryData<int[], int[]> AttentionCases => new()
+    {
+        // A prefill: queries see a growing prefix of the keys, which include earlier cached positions.
+        { [4, 5, 6, 7, 8], [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+        // FTP: this block skipped some tokens, so there are fewer keys than positions, with gaps.
+        { [3, 6, 9, 10], [0, 2, 3, 6, 9, 10] },
+        // Decode: one query over many keys (more than a warp's worth, so lanes take several keys).
+        { [70], Enumerable.Range(0, 71).ToArray() },
+    };
+
+    [Theory]
+    [MemberData(nameof(AttentionCases))]
+    public void Attention_with_grouped_query_heads_matches_cpu(int[] queryPositions, int[] keyPositions)
+    {
+        const int heads = 4, kvHeads = 2, headDim = 8;
+        int nq = queryPositions.Length, nk = keyPositions.Length;
+        var q = Numerics.Random(nq * heads * headDim, seed: 10, scale: 2f);
+        var keys = Numerics.Random(nk * kvHeads * headDim, seed: 11, scale: 2f);
+        var values = Numerics.Random(nk * kvHeads * headDim, seed: 12);
+        var expected = new float[nq * heads * headDim];
+        var actual = new float[nq * heads * headDim];
+        var expectedTotals = new float[nk];
+        var actualTotals = new float[nk];
+        _cpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, expected, expectedTotals);
+        _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, actual, actualTotals);
+        Numerics.AssertClose(expected, actual, what: "attention output");
+        Numerics.AssertClose(expectedTotals, actualTotals, what: "per-key attention totals");
+        // Each query spreads weight 1 over its keys in every head.
+        Assert.Equal(nq * heads, actualTotals.Sum(), 3);
+
+        // Without totals requested the output is the same.
+        var withoutTotals = new float[actual.Length];
+        _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, withoutTotals, Span<float>.Empty);
+        Assert.Equal(actual, withoutTotals);
+    }
+
+    [Fact]
+    public void Attention_with_large_scores_stays_finite()
+    {
+        // Scores 1000 and 999 (head dim 1, no scaling) weigh like 1 and 0: output 1 / (1 + e⁻¹).
+        var output = new float[1];
+        var totals = new float[2];
+        _ilgpu.Attention([1000f], [1], [1f, 0.999f], [1f, 0f], [0, 1], 1, 1, 1, output, totals);
+        Assert.Equal(1 / (1 + MathF.Exp(-1)), output[0], 4);
+        Assert.Equal(1f, totals[0] + totals[1], 5);
+    }
+
+    [Fact]
+    public void SwiGlu_matches_cpu()
+    {
+        var expected = Numerics.Random(100, seed: 20, scale: 6f);
+        var actual = expected.ToArray();
+        var up = Numerics.Random(100, seed: 21);
+        _cpu.SwiGlu(expected, up);
+        _ilgpu.SwiGlu(actual, up);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Fact]
+    public void Add_matches_cpu()
+    {
+        var expected = Numerics.Random(77, seed: 30);
+        var actual = expected.ToArray();
+        var y = Numerics.Random(77, seed: 31);
+        _cpu.Add(expected, y);
+        _ilgpu.Add(actual, y);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Fact]
+    public void AddBias_adds_to_every_row()
+    {
+        var expected = Numerics.Random(3 * 13, seed: 40);
+        var actual = expected.ToArray();
+        var bias = Numerics.Random(13, seed: 41);
+        _cpu.AddBias(expected, bias);
+        _ilgpu.AddBias(actual, bias);
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Fact]
+    public void Description_names_the_cpu_accelerator()
+    {
+        Assert.Equal(IlgpuTarget.Cpu, _ilgpu.Target);
+        Assert.StartsWith("ilgpu cpu accelerator", _ilgpu.Description);
+        Assert.Contains("warp 32", _ilgpu.Description);
+    }
+
+    [Fact]
+    public void Cuda_target_fails_fast_without_a_cuda_device()
+    {
+        var devices = IlgpuDevice.ListDevices();
+        Assert.Contains(devices, d => d.StartsWith("cpu accelerator"));
+        if (devices.Any(d => d.StartsWith("cuda")))
+        {
+            // On a GPU machine the same call must give a CUDA device, not throw.
+            using var cuda = IlgpuDevice.Create(IlgpuTarget.Cuda);
+            Assert.StartsWith("ilgpu cuda", cuda.Description);
+            return;
+        }
+        var error = Assert.Throws<InvalidOperationException>(() => IlgpuDevice.Create(IlgpuTarget.Cuda));
+        Assert.Contains("no CUDA device", error.Message);
+        Assert.Contains("cpu accelerator", error.Message);
+    }
+
+    [Fact]
+    public void MatMul_rejects_a_matrix_of_another_device()
+    {
+        using var onCpu = _cpu.PrepareMatrix(fixture.Tensor(Numerics.Random(4, seed: 1), 2, 2, TensorDType.F32));
+        Assert.Throws<ArgumentException>(() => _ilgpu.MatMul(new float[2], 1, onCpu, new float[2]));
+    }
+
+    internal static ModelConfig TinyConfig(int headDim, int heads, int kvHeads) => new()
+    {
+        Architecture = "test",
+        Dim = heads * headDim,
+        HiddenDim = 8,
+        Layers = 1,
+        Heads = heads,
+        KvHeads = kvHeads,
+        HeadDim = headDim,
+        VocabSize = 8,
+        MaxSeqLen = 8192,
+    };
+}

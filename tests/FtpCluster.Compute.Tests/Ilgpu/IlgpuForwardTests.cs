@@ -1,0 +1,91 @@
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Compute.Tests.Ilgpu;
+
+/// <summary>Whole forward passes through <see cref="TransformerStage"/> on <see cref="IlgpuDevice"/> (CPU accelerator) against <see cref="CpuDevice"/>.</summary>
+public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
+{
+    /// <summary>
+    /// A random llama2.c model with grouped-query attention (4 heads, 2 KV heads) and sizes off the GEMM
+    /// tile, run on a batch of two sequences with an FTP subset in the second block, then one decode
+    /// step for both: every kernel and both matrix paths (GEMM for the batch, GEMV for decode).
+    /// </summary>
+    [Fact]
+    public void Tiny_random_model_logits_match_cpu()
+    {
+        string path = WriteTinyLlama2c(Path.Combine(fixture.Folder, "tiny.bin"),
+            dim: 32, hidden: 40, layers: 2, heads: 4, kvHeads: 2, vocab: 37, seqLen: 16);
+        var expected = RunBatchAndDecode(path, fixture.Cpu);
+        var actual = RunBatchAndDecode(path, fixture.Ilgpu);
+        Assert.Equal(expected.Length, actual.Length);
+        for (int step = 0; step < expected.Length; step++)
+            Numerics.AssertClose(expected[step], actual[step], what: $"logits of step {step}");
+    }
+
+    /// <summary>Logits after a prefill of sequences A (5 tokens) and B (3 tokens), then after one decode token each.</summary>
+    private static float[][] RunBatchAndDecode(string path, IComputeDevice device)
+    {
+        using var checkpoint = Checkpoint.Open(path);
+        var config = checkpoint.Config;
+        using var stage = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(config), device), device);
+        KvCache a = stage.NewCache(), b = stage.NewCache();
+        int[] prefillTokens = [1, 5, 9, 13, 17, 2, 30, 36];
+        TokenRow[] prefillRows = [new(a, 0), new(a, 1), new(a, 2), new(a, 3), new(a, 4), new(b, 0), new(b, 1), new(b, 2)];
+        // Block 1 computes only some rows: A's positions 0, 2, 4 and B's 0, 2.
+        int[]?[] computeRows = [null, [0, 2, 4, 5, 7]];
+        var hidden = new float[prefillRows.Length * config.Dim];
+        stage.Embed(prefillTokens, hidden);
+        stage.Forward(prefillRows, hidden, computeRows);
+        var prefillLogits = new float[prefillRows.Length * config.VocabSize];
+        stage.Logits(hidden, prefillRows.Length, prefillLogits);
+
+        var step = new float[2 * config.Dim];
+        stage.Embed([7, 11], step);
+        stage.Forward([new TokenRow(a, 5), new TokenRow(b, 3)], step);
+        var decodeLogits = new float[2 * config.VocabSize];
+        stage.Logits(step, 2, decodeLogits);
+        return [prefillLogits, decodeLogits];
+    }
+
+    /// <summary>
+    /// Writes a llama2.c checkpoint (seven int32, then float32 arrays; see shared/models/README.md) whose
+    /// weights are all uniform in [-0.5, 0.5], with a separate classifier (negative vocab in the header).
+    /// </summary>
+    internal static string WriteTinyLlama2c(string path, int dim, int hidden, int layers, int heads, int kvHeads, int vocab, int seqLen)
+    {
+        int headDim = dim / heads, kvDim = kvHeads * headDim;
+        long perLayer = dim + (long)dim * dim + 2L * kvDim * dim + (long)dim * dim + dim + 3L * hidden * dim;
+        long floats = (long)vocab * dim + layers * perLayer + dim + (long)seqLen * headDim + (long)vocab * dim;
+        using var writer = new BinaryWriter(File.Create(path));
+        foreach (int field in new[] { dim, hidden, layers, heads, kvHeads, -vocab, seqLen })
+            writer.Write(field);
+        foreach (float value in Numerics.Random(checked((int)floats), seed: 2024, scale: 0.5f))
+            writer.Write(value);
+        return path;
+    }
+}
+
+/// <summary>The trained stories260K model (grouped-query attention, 5 layers) on ILGPU against the float64 golden logits.</summary>
+public sealed class IlgpuGoldenTests
+{
+    [SharedModelsFact]
+    public void Stories260K_logits_on_ilgpu_match_golden()
+    {
+        var golden = SharedModels.Golden.GetProperty("stories260K");
+        using var device = IlgpuDevice.Create(IlgpuTarget.Cpu);
+        using var model = Inference.GoldenTests.Load(golden.GetProperty("file").GetString()!, device);
+        var ids = Inference.GoldenTests.Ints(golden.GetProperty("logits_ids"));
+        var logits = Generator.AllLogits(model, ids);
+        int vocab = model.Config.VocabSize, position = 0;
+        foreach (var row in golden.GetProperty("logits").EnumerateArray())
+        {
+            var expected = row.EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
+            // The golden values are float64; 1e-4 is the bound their authors give for a float32 engine.
+            Numerics.AssertClose(expected, logits.AsSpan(position * vocab, vocab), 1e-4, $"position {position}");
+            position++;
+        }
+        Assert.Equal(ids.Length, position);
+    }
+}

@@ -1,0 +1,59 @@
+using System.Reflection;
+using FtpCluster.Compute.Kernels.Ilgpu;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace FtpCluster.Compute.Tests.Ilgpu;
+
+/// <summary>
+/// Compiles every kernel to PTX for sm_90 (H100/H200) with ILGPU's PTX backend, which needs no GPU.
+/// The CPU accelerator runs kernels as .NET code, so kernel code only the CUDA backend rejects would
+/// otherwise first fail on a GPU machine.
+/// </summary>
+public sealed class IlgpuPtxTests
+{
+    public static TheoryData<string> Kernels => new(KernelMethods().Keys);
+
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void Kernel_compiles_to_ptx_for_sm_90(string kernel)
+    {
+        var (method, explicitlyGrouped) = KernelMethods()[kernel];
+        using var context = Context.Create(builder => builder.CPU().EnableAlgorithms());
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
+            CudaArchitecture.SM_90, CudaInstructionSet.ISA_78, nvvmAPI: null);
+        var entry = explicitlyGrouped
+            ? EntryPointDescription.FromExplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromImplicitlyGroupedKernel(method);
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+        Assert.Contains(".entry", compiled.PTXAssembly);
+    }
+
+    /// <summary>The kernels <see cref="IlgpuKernels"/> loads, by name; explicitly grouped ones take a KernelConfig.</summary>
+    private static Dictionary<string, (MethodInfo Method, bool ExplicitlyGrouped)> KernelMethods()
+    {
+        var kernels = new Dictionary<string, (MethodInfo, bool)>();
+        void Explicit(string name, Delegate kernel) => kernels.Add(name, (kernel.Method, true));
+        void Implicit(string name, Delegate kernel) => kernels.Add(name, (kernel.Method, false));
+        Explicit("gemm f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<float, F32Weights>);
+        Explicit("gemm f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<ushort, F16Weights>);
+        Explicit("gemm bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<ushort, BF16Weights>);
+        Explicit("gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<float, F32Weights>);
+        Explicit("gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, F16Weights>);
+        Explicit("gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, BF16Weights>);
+        Explicit("rmsnorm", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>)NormKernels.RmsNorm);
+        Explicit("attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.Attention);
+        Implicit("key totals", (Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.KeyTotals);
+        Implicit("rope", (Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>)RopeKernels.Rope);
+        Implicit("swiglu", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.SwiGlu);
+        Implicit("add", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.Add);
+        Implicit("add bias", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.AddBias);
+        return kernels;
+    }
+}
