@@ -9,6 +9,8 @@ public static class ComputeDevices
     public static IComputeDevice Create(string name, int threads = 0) => name switch
     {
         "cpu" => new CpuDevice(threads),
+        "ilgpu-cpu" => IlgpuDevice.Create(IlgpuTarget.Cpu),
+        "cuda" => IlgpuDevice.Create(IlgpuTarget.Cuda),
         _ => throw new ArgumentException($"unknown device '{name}' (expected one of: {string.Join(", ", Names)})"),
     };
 }
