@@ -121,16 +121,18 @@ public static unsafe class Gemm
             int cols = Math.Min(W, n - p * W);
             byte* panel = w.Panel(p);
             var scratch = Scratch.Current;
+            // 16-bit weights: with several row blocks, widen each slice once into float32 and reuse it;
+            // with one, widen in registers as the kernel streams the panel.
             bool widen = TFormat.DType != TensorDType.F32;
-            float* slice = widen ? scratch.Get(Scratch.Slice, (long)W * kBlock) : null;
+            bool inRegisters = widen && simd == SimdLevel.Vector512 && block1 - block0 == 1;
+            float* slice = widen && !inRegisters ? scratch.Get(Scratch.Slice, (long)W * kBlock) : null;
             float* tile = scratch.Get(Scratch.Tile, R * W);
 
             for (int k0 = 0; k0 < k; k0 += kBlock)
             {
                 int kc = Math.Min(kBlock, k - k0);
                 byte* steps = panel + (long)k0 * TFormat.StepBytes;
-                // 16-bit weights are widened once per slice here, not once per row block in the micro-kernel.
-                float* weights = widen ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd) : (float*)steps;
+                float* weights = widen && !inRegisters ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd) : (float*)steps;
                 bool accumulate = k0 > 0;
                 for (int b = block0; b < block1; b++)
                 {
@@ -139,16 +141,24 @@ public static unsafe class Gemm
                     int rows = Math.Min(R, m - b * R);
                     if (rows == R && cols == W)
                     {
-                        MicroKernel.Run(simd, xb, weights, kc, c, n, accumulate);
+                        RunTile(inRegisters, xb, weights, kc, c, n, accumulate);
                         continue;
                     }
                     // Edge tile: go through a full 8×32 scratch tile so the kernel never writes outside y.
                     if (accumulate)
                         CopyTile(c, n, tile, W, rows, cols);
-                    MicroKernel.Run(simd, xb, weights, kc, tile, W, accumulate);
+                    RunTile(inRegisters, xb, weights, kc, tile, W, accumulate);
                     CopyTile(tile, W, c, n, rows, cols);
                 }
             }
+        }
+
+        private void RunTile(bool inRegisters, float* x, float* weights, int kc, float* c, int ldc, bool accumulate)
+        {
+            if (inRegisters)
+                MicroKernel.Run512<TFormat>(x, weights, kc, c, ldc, accumulate);
+            else
+                MicroKernel.Run(simd, x, weights, kc, c, ldc, accumulate);
         }
 
         private static void CopyTile(float* src, int srcStride, float* dst, int dstStride, int rows, int cols)

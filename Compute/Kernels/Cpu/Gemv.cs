@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace FtpCluster.Compute.Kernels.Cpu;
 
@@ -22,6 +23,9 @@ internal readonly struct FourRows : IRowCount { public static int Count => 4; }
 internal static unsafe class Gemv
 {
     private const int W = PackedMatrix.PanelWidth;
+    // Software prefetch 2 KiB ahead: with it the 4-row GEMV also reaches read bandwidth (it fell to ~75%
+    // without, or at 512 B), and the others are unchanged or a little faster.
+    private const int PrefetchBytes = 2048;
 
     public static void Run<TFormat>(float* x, int m, PackedMatrix w, float* y, WorkerPool pool, SimdLevel simd)
         where TFormat : IWeightFormat
@@ -72,6 +76,12 @@ internal static unsafe class Gemv
         byte* step = panel;
         for (int i = 0; i < k; i++, step += TFormat.StepBytes)
         {
+            if (Sse.IsSupported)
+            {
+                Sse.Prefetch0(step + PrefetchBytes);
+                if (TFormat.StepBytes > 64)
+                    Sse.Prefetch0(step + PrefetchBytes + 64);
+            }
             TFormat.Load(step, out Vector512<float> lo, out Vector512<float> hi);
             var s = Vector512.Create(x[i]);
             a0 = Vector512.FusedMultiplyAdd(lo, s, a0); b0 = Vector512.FusedMultiplyAdd(hi, s, b0);

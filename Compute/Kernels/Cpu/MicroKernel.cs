@@ -26,7 +26,7 @@ internal static unsafe class MicroKernel
         switch (simd)
         {
             case SimdLevel.Vector512:
-                Run512(x, w, kc, c, ldc, accumulate);
+                Run512<F32Weights>(x, w, kc, c, ldc, accumulate);
                 break;
             case SimdLevel.Vector256:
                 for (int rows = 0; rows < Rows; rows += 4)
@@ -73,8 +73,13 @@ internal static unsafe class MicroKernel
         return slice;
     }
 
+    /// <summary>
+    /// Vector512 kernel reading the panel steps in their stored format and widening them in registers: the
+    /// GEMM uses it for 16-bit weights when a slice serves only one row block, where widening it into a
+    /// float32 slice first would cost more than it saves.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run512(float* x, float* w, int kc, float* c, int ldc, bool accumulate)
+    public static void Run512<TFormat>(float* x, void* w, int kc, float* c, int ldc, bool accumulate) where TFormat : IWeightFormat
     {
         float* c1 = c + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
         Vector512<float> a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51, a60, a61, a70, a71;
@@ -94,10 +99,10 @@ internal static unsafe class MicroKernel
             a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = Vector512<float>.Zero;
             a40 = a41 = a50 = a51 = a60 = a61 = a70 = a71 = Vector512<float>.Zero;
         }
-        for (int i = 0; i < kc; i++, x += Rows, w += W)
+        byte* step = (byte*)w;
+        for (int i = 0; i < kc; i++, x += Rows, step += TFormat.StepBytes)
         {
-            var w0 = Vector512.Load(w);
-            var w1 = Vector512.Load(w + 16);
+            TFormat.Load(step, out Vector512<float> w0, out Vector512<float> w1);
             var b = Vector512.Create(x[0]);
             a00 = Vector512.FusedMultiplyAdd(w0, b, a00); a01 = Vector512.FusedMultiplyAdd(w1, b, a01);
             b = Vector512.Create(x[1]);

@@ -166,6 +166,7 @@ public sealed class GemmTests : IDisposable
     private void AssertMatchesReference(float[] x, int m, PackedMatrix packed, float[] w, TensorDType storage, GemmOptions options, string what)
     {
         int n = packed.Rows, k = packed.Cols;
+        var stored = Array.ConvertAll(w, v => WeightConvert.Round(v, storage));
         // Poison y so a kernel that skips an output (or reads y before writing it) shows up.
         var y = new float[m * n + 1];
         Array.Fill(y, float.NaN);
@@ -178,7 +179,7 @@ public sealed class GemmTests : IDisposable
             {
                 double sum = 0;
                 for (int c = 0; c < k; c++)
-                    sum += (double)x[i * k + c] * WeightConvert.Round(w[j * k + c], storage);
+                    sum += (double)x[i * k + c] * stored[j * k + c];
                 double d = y[i * n + j] - sum;
                 err += d * d;
                 norm += sum * sum;
