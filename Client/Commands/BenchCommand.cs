@@ -51,9 +51,15 @@ internal static class BenchCommand
         a.RejectUnknown();
         var result = KernelBenchmark.Run(new KernelBenchmarkOptions(Quick: quick));
         if (json)
-            CommandSupport.WriteJson(result);
-        else
-            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, CommandSupport.IndentedJson));
+        {
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, KernelBenchmarkJsonContext.Default.KernelBenchmarkResult));
+            return 0;
+        }
+        Console.WriteLine($"{result.Simd}, {result.Threads} threads: FMA peak {result.FmaPeakGflops:F1} GFLOP/s, read {result.ReadBandwidthGBPerSecond:F1} GB/s, copy {result.CopyBandwidthGBPerSecond:F1} GB/s");
+        foreach (var g in result.Gemm)
+            Console.WriteLine($"  GEMM {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.Gflops,7:F1} GFLOP/s  {g.PercentOfPeak,5:F1}% of peak");
+        foreach (var g in result.Gemv)
+            Console.WriteLine($"  GEMV {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.WeightGBPerSecond,7:F1} GB/s      {g.PercentOfReadBandwidth,5:F1}% of read bandwidth");
         return 0;
     }
 }

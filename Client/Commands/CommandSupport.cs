@@ -15,8 +15,6 @@ internal static class CommandSupport
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static readonly JsonSerializerOptions IndentedJson = new(Json) { WriteIndented = true };
-
     private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
 
     /// <summary>The device named by --device (default cpu), logged to stderr so every run says where it ran.</summary>

@@ -21,8 +21,8 @@ public sealed record KernelBenchmarkOptions(int Threads = 0, bool Quick = false,
 /// </remarks>
 /// <param name="Simd">Vector width the kernels used (Vector512, Vector256 or Scalar).</param>
 /// <param name="FmaPeakGflops">Register-only FMA loop on every pool thread: the most the GEMM could reach.</param>
-/// <param name="ReadBandwidthGBps">Vectorised sum over a buffer far larger than the caches, on every pool thread.</param>
-/// <param name="CopyBandwidthGBps">Large memory copy on every pool thread, counting bytes read plus bytes written.</param>
+/// <param name="ReadBandwidthGBPerSecond">Vectorised sum over a buffer far larger than the caches, on every pool thread.</param>
+/// <param name="CopyBandwidthGBPerSecond">Large memory copy on every pool thread, counting bytes read plus bytes written.</param>
 /// <param name="PoolDispatchMicroseconds">One fork-join of the pool with an empty body per thread.</param>
 public sealed record KernelBenchmarkResult(
     string Simd,
@@ -30,9 +30,9 @@ public sealed record KernelBenchmarkResult(
     bool Quick,
     double FmaPeakGflops,
     double FmaPeakBestGflops,
-    double ReadBandwidthGBps,
-    double ReadBandwidthBestGBps,
-    double CopyBandwidthGBps,
+    double ReadBandwidthGBPerSecond,
+    double ReadBandwidthBestGBPerSecond,
+    double CopyBandwidthGBPerSecond,
     double PoolDispatchMicroseconds,
     IReadOnlyList<GemmMeasurement> Gemm,
     IReadOnlyList<GemvMeasurement> Gemv);
@@ -41,18 +41,18 @@ public sealed record KernelBenchmarkResult(
 public sealed record GemmMeasurement(
     int M, int N, int K, string Storage, double Milliseconds, double Gflops, double PercentOfPeak, double BestGflops, double PercentOfPeakBest);
 
-/// <summary>Decode-shaped multiply; <paramref name="WeightGBps"/> counts the bytes of the packed weights read.</summary>
-/// <param name="SameBufferReadGBps">
+/// <summary>Decode-shaped multiply; <paramref name="WeightGBPerSecond"/> counts the bytes of the packed weights read.</summary>
+/// <param name="SameBufferReadGBPerSecond">
 /// The vectorised sum run over this matrix's own packed weights. In a virtual machine two buffers can read at
 /// quite different speeds (how the host backs the pages), so this is the fairest ceiling for this GEMV.
 /// </param>
 /// <param name="PercentOfSameBufferRead">Best GEMV rate against the best same-buffer read rate.</param>
 public sealed record GemvMeasurement(
-    int M, int N, int K, string Storage, double Milliseconds, double WeightGBps, double PercentOfReadBandwidth,
-    double BestWeightGBps, double PercentOfReadBandwidthBest, double SameBufferReadGBps, double PercentOfSameBufferRead);
+    int M, int N, int K, string Storage, double Milliseconds, double WeightGBPerSecond, double PercentOfReadBandwidth,
+    double BestWeightGBPerSecond, double PercentOfReadBandwidthBest, double SameBufferReadGBPerSecond, double PercentOfSameBufferRead);
 
-/// <summary>System.Text.Json metadata for the benchmark records, camelCase.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+/// <summary>System.Text.Json metadata for the benchmark records, snake_case like every ftpcluster --json output.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(KernelBenchmarkResult))]
 public sealed partial class KernelBenchmarkJsonContext : JsonSerializerContext;
 
