@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using FtpCluster.Compute.Kernels.Cpu;
@@ -72,57 +71,8 @@ public sealed class CpuDevice : IComputeDevice
 
     public void Attention(ReadOnlySpan<float> q, ReadOnlySpan<int> queryPositions,
         ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> keyPositions,
-        int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention)
-    {
-        int nq = queryPositions.Length, nk = keyPositions.Length;
-        int qWidth = heads * headDim, kvWidth = kvHeads * headDim, group = heads / kvHeads;
-        float scale = 1f / MathF.Sqrt(headDim);
-        bool wantKeyAttention = !keyAttention.IsEmpty;
-        var perHeadAttention = wantKeyAttention ? ArrayPool<float>.Shared.Rent(heads * nk) : null;
-        if (perHeadAttention is not null) Array.Clear(perHeadAttention, 0, heads * nk);
-        unsafe
-        {
-            fixed (float* pq = q, pk = keys, pv = values, po = output)
-            fixed (int* pqPos = queryPositions, pkPos = keyPositions)
-            {
-                float* qp = pq, kp = pk, vp = pv, op = po;
-                int* qPos = pqPos, kPos = pkPos;
-                _pool.For(heads, h =>
-                {
-                    int kvOffset = h / group * headDim;
-                    var scores = ArrayPool<float>.Shared.Rent(nk);
-                    for (int i = 0; i < nq; i++)
-                    {
-                        var query = new ReadOnlySpan<float>(qp + (long)i * qWidth + h * headDim, headDim);
-                        var result = new Span<float>(op + (long)i * qWidth + h * headDim, headDim);
-                        // Keys are in position order within a sequence, so the visible ones are a prefix.
-                        int visible = 0;
-                        while (visible < nk && kPos[visible] <= qPos[i]) visible++;
-                        var s = scores.AsSpan(0, visible);
-                        for (int j = 0; j < visible; j++)
-                            s[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(kp + (long)j * kvWidth + kvOffset, headDim)) * scale;
-                        // TensorPrimitives.SoftMax exponentiates the raw scores, which overflows to NaN past
-                        // about 88; shifting by the max first leaves the result unchanged and finite.
-                        TensorPrimitives.Subtract(s, TensorPrimitives.Max(s), s);
-                        TensorPrimitives.SoftMax(s, s);
-                        result.Clear();
-                        for (int j = 0; j < visible; j++)
-                            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(vp + (long)j * kvWidth + kvOffset, headDim), s[j], result, result);
-                        if (perHeadAttention is not null)
-                            TensorPrimitives.Add(perHeadAttention.AsSpan(h * nk, visible), s, perHeadAttention.AsSpan(h * nk, visible));
-                    }
-                    ArrayPool<float>.Shared.Return(scores);
-                });
-            }
-        }
-        if (perHeadAttention is not null)
-        {
-            keyAttention.Slice(0, nk).Clear();
-            for (int h = 0; h < heads; h++)
-                TensorPrimitives.Add(keyAttention.Slice(0, nk), perHeadAttention.AsSpan(h * nk, nk), keyAttention.Slice(0, nk));
-            ArrayPool<float>.Shared.Return(perHeadAttention);
-        }
-    }
+        int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention) =>
+        Kernels.Cpu.Attention.Run(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, output, keyAttention, _pool);
 
     public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
     {
