@@ -9,22 +9,19 @@ internal static class BenchCommand
     public static int Model(string[] args)
     {
         var a = new Arguments(args, new HashSet<string> { "json" });
-        string modelPath = a.Required("model");
+        var modelOptions = ModelOptions.Read(a);
         var options = new ModelBenchmarkOptions(a.Int("prompt-tokens", 128), a.Int("gen-tokens", 64), a.Int("reps", 5), a.Int("seed", 1));
         bool json = a.Flag("json");
-        var storage = CommandSupport.Storage(a);
-        a.Has("device");
-        a.Has("threads");
         a.RejectUnknown();
 
-        using var device = CommandSupport.Device(a);
-        using var model = CommandSupport.LoadModel(modelPath, device, storage);
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
         var result = ModelBenchmark.Run(model, options);
         if (json)
         {
             CommandSupport.WriteJson(new
             {
-                Model = modelPath,
+                Model = modelOptions.ModelPath,
                 Device = device.Description,
                 WeightBytes = model.Slice.ResidentBytes,
                 result.PromptTokens,
@@ -36,7 +33,7 @@ internal static class BenchCommand
         }
         else
         {
-            Console.WriteLine($"{modelPath} on {device.Description}");
+            Console.WriteLine($"{modelOptions.ModelPath} on {device.Description}");
             Console.WriteLine($"prefill {result.PrefillTokensPerSecond,8:F1} tokens/s  ({result.PromptTokens} tokens, median of {result.Reps})");
             Console.WriteLine($"decode  {result.DecodeTokensPerSecond,8:F1} tokens/s  ({result.GenTokens} tokens, median of {result.Reps})");
         }

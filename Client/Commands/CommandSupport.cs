@@ -6,7 +6,49 @@ using FtpCluster.Compute.Tokenizers;
 
 namespace FtpCluster.Client.Commands;
 
-/// <summary>What several commands share: the device, the model, the tokenizer, JSON output.</summary>
+/// <summary>
+/// The options of every command that runs a model: --model, --tokenizer, --device, --threads, --dtype.
+/// Read before <see cref="Arguments.RejectUnknown"/>, so a typo is refused before any work starts.
+/// </summary>
+internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, string DeviceName, int Threads, TensorDType? Storage)
+{
+    private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
+
+    public static ModelOptions Read(Arguments a) =>
+        new(a.Required("model"), a.String("tokenizer"), a.String("device") ?? "cpu", a.Int("threads", 0), CommandSupport.Storage(a));
+
+    /// <summary>The device, logged to stderr so every run says where it ran.</summary>
+    public IComputeDevice CreateDevice()
+    {
+        var device = ComputeDevices.Create(DeviceName, Threads);
+        Console.Error.WriteLine($"device: {device.Description}");
+        return device;
+    }
+
+    public TransformerStage LoadModel(IComputeDevice device) => TransformerStage.Load(ModelPath, device, storage: Storage);
+
+    /// <summary>
+    /// --tokenizer, else the tokenizer beside the model: tokenizer.json or tokenizer.model in a
+    /// Hugging Face directory; a single tok*.bin next to a llama2.c file. Null when there is none.
+    /// </summary>
+    public ITokenizer? LoadTokenizer(ModelConfig config)
+    {
+        string? path = TokenizerPath;
+        if (path is null && Directory.Exists(ModelPath))
+        {
+            path = HuggingFaceTokenizerFiles.Select(f => Path.Combine(ModelPath, f)).FirstOrDefault(File.Exists);
+        }
+        else if (path is null)
+        {
+            string dir = Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
+            var candidates = Directory.GetFiles(dir, "tok*.bin").Where(f => Path.GetFullPath(f) != Path.GetFullPath(ModelPath)).ToArray();
+            path = candidates.Length == 1 ? candidates[0] : null;
+        }
+        return path is null ? null : TokenizerLoader.Load(path, config.VocabSize);
+    }
+}
+
+/// <summary>What several commands share: option parsing helpers and JSON output.</summary>
 internal static class CommandSupport
 {
     public static readonly JsonSerializerOptions Json = new()
@@ -17,42 +59,8 @@ internal static class CommandSupport
 
     private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
 
-    /// <summary>The device named by --device (default cpu), logged to stderr so every run says where it ran.</summary>
-    public static IComputeDevice Device(Arguments a)
-    {
-        var device = ComputeDevices.Create(a.String("device") ?? "cpu", a.Int("threads", 0));
-        Console.Error.WriteLine($"device: {device.Description}");
-        return device;
-    }
-
     public static TensorDType? Storage(Arguments a) =>
         a.String("dtype") is { } s ? Parse(() => TensorDTypeExtensions.Parse(s)) : null;
-
-    public static TransformerStage LoadModel(string path, IComputeDevice device, TensorDType? storage) =>
-        TransformerStage.Load(path, device, storage: storage);
-
-    /// <summary>
-    /// --tokenizer, else the tokenizer beside the model: tokenizer.json or tokenizer.model in a
-    /// Hugging Face directory; tokenizer.bin or a single tok*.bin next to a llama2.c file.
-    /// </summary>
-    public static ITokenizer? Tokenizer(Arguments a, string modelPath, ModelConfig config)
-    {
-        string? path = a.String("tokenizer");
-        if (path is null)
-        {
-            if (Directory.Exists(modelPath))
-            {
-                path = HuggingFaceTokenizerFiles.Select(f => Path.Combine(modelPath, f)).FirstOrDefault(File.Exists);
-            }
-            else
-            {
-                string dir = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
-                var candidates = Directory.GetFiles(dir, "tok*.bin").Where(f => Path.GetFullPath(f) != Path.GetFullPath(modelPath)).ToArray();
-                path = candidates.Length == 1 ? candidates[0] : null;
-            }
-        }
-        return path is null ? null : TokenizerLoader.Load(path, config.VocabSize);
-    }
 
     /// <summary>A JSON array of token ids, e.g. "[1, 5, 9]".</summary>
     public static int[] ParseIds(string json, int vocabSize)

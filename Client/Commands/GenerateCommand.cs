@@ -9,7 +9,7 @@ internal static class GenerateCommand
     public static int Run(string[] args)
     {
         var a = new Arguments(args, new HashSet<string> { "json" });
-        string modelPath = a.Required("model");
+        var modelOptions = ModelOptions.Read(a);
         var options = new GenerationOptions
         {
             MaxTokens = a.Int("max-tokens", 256),
@@ -24,10 +24,6 @@ internal static class GenerateCommand
         string? prompt = a.String("prompt");
         string? idsJson = a.String("ids");
         bool json = a.Flag("json");
-        var storage = CommandSupport.Storage(a);
-        a.Has("tokenizer");
-        a.Has("device");
-        a.Has("threads");
         a.RejectUnknown();
         if (prompt is null == idsJson is null) throw new UsageException("give either --prompt TEXT or --ids JSON_ARRAY");
         if (options.MaxTokens < 0) throw new UsageException($"--max-tokens must be >= 0, got {options.MaxTokens}");
@@ -40,14 +36,14 @@ internal static class GenerateCommand
             throw new UsageException(e.Message);
         }
 
-        using var device = CommandSupport.Device(a);
-        using var model = CommandSupport.LoadModel(modelPath, device, storage);
-        var tokenizer = CommandSupport.Tokenizer(a, modelPath, model.Config);
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
+        var tokenizer = modelOptions.LoadTokenizer(model.Config);
         int[] promptIds;
         if (prompt is not null)
         {
             if (tokenizer is null)
-                throw new UsageException($"no tokenizer found beside {modelPath}: pass --tokenizer PATH, or --ids instead of --prompt");
+                throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath}: pass --tokenizer PATH, or --ids instead of --prompt");
             promptIds = tokenizer.Encode(prompt, addBos: true);
         }
         else

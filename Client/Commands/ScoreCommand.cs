@@ -9,26 +9,22 @@ internal static class ScoreCommand
     public static int Run(string[] args)
     {
         var a = new Arguments(args, new HashSet<string> { "json", "logits" });
-        string modelPath = a.Required("model");
+        var modelOptions = ModelOptions.Read(a);
         string? idsJson = a.String("ids");
         string? text = a.String("text");
         bool withLogits = a.Flag("logits");
         bool json = a.Flag("json");
-        var storage = CommandSupport.Storage(a);
-        a.Has("tokenizer");
-        a.Has("device");
-        a.Has("threads");
         a.RejectUnknown();
         if (idsJson is null == text is null) throw new UsageException("give either --ids JSON_ARRAY or --text TEXT");
 
-        using var device = CommandSupport.Device(a);
-        using var model = CommandSupport.LoadModel(modelPath, device, storage);
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
         int vocab = model.Config.VocabSize;
         int[] ids;
         if (text is not null)
         {
-            var tokenizer = CommandSupport.Tokenizer(a, modelPath, model.Config)
-                ?? throw new UsageException($"no tokenizer found beside {modelPath}: pass --tokenizer PATH, or --ids instead of --text");
+            var tokenizer = modelOptions.LoadTokenizer(model.Config)
+                ?? throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath}: pass --tokenizer PATH, or --ids instead of --text");
             ids = tokenizer.Encode(text, addBos: true);
         }
         else
