@@ -16,7 +16,9 @@ public sealed class WireTraffic
     public const string MeterName = "FtpCluster";
     public const string BytesCounterName = "ftpcluster.wire.bytes";
 
-    private static readonly Meter SharedMeter = new(MeterName);
+    // One counter for the process-wide meter, however many stages keep a WireTraffic: exporters then see a
+    // single instrument whose series the tags tell apart.
+    private static readonly Counter<long> SharedBytesCounter = CreateBytesCounter(new Meter(MeterName));
 
     private readonly Counter<long> _bytesCounter;
     // A lock rather than per-field atomics: a snapshot or reset then never sees a packet's bytes without
@@ -27,9 +29,12 @@ public sealed class WireTraffic
     /// <param name="meter">The meter to publish through; null: a process-wide <c>FtpCluster</c> meter.</param>
     public WireTraffic(Meter? meter = null)
     {
-        _bytesCounter = (meter ?? SharedMeter).CreateCounter<long>(BytesCounterName, unit: "By",
-            description: "Encoded activation bytes sent from one pipeline stage to the next");
+        _bytesCounter = meter is null ? SharedBytesCounter : CreateBytesCounter(meter);
     }
+
+    private static Counter<long> CreateBytesCounter(Meter meter) =>
+        meter.CreateCounter<long>(BytesCounterName, unit: "By",
+            description: "Encoded activation bytes sent from one pipeline stage to the next");
 
     public void Record(int sourceStage, int targetStage, WireEncoding encoding, long bytes)
     {
