@@ -173,8 +173,12 @@ internal static class HiddenPayload
             var lanes = Vector256<uint>.Zero;
             for (; i <= bits.Length - 8; i += 8)
                 lanes = Vector256.Max(lanes, Vector256.LoadUnsafe(ref source, (nuint)i) & Vector256.Create(MagnitudeMask));
-            for (int lane = 0; lane < Vector256<uint>.Count; lane++)
-                max = Math.Max(max, lanes[lane]);
+            // Fold the eight lanes in three halvings rather than eight scalar steps: for 32-value blocks this
+            // reduction is as long as the loop.
+            lanes = Vector256.Max(lanes, Vector256.Shuffle(lanes, Vector256.Create(4u, 5, 6, 7, 0, 1, 2, 3)));
+            lanes = Vector256.Max(lanes, Vector256.Shuffle(lanes, Vector256.Create(2u, 3, 0, 1, 6, 7, 4, 5)));
+            lanes = Vector256.Max(lanes, Vector256.Shuffle(lanes, Vector256.Create(1u, 0, 3, 2, 5, 4, 7, 6)));
+            max = lanes.ToScalar();
         }
         for (; i < bits.Length; i++)
             max = Math.Max(max, bits[i] & MagnitudeMask);
