@@ -89,7 +89,8 @@ public static class ActivationCodec
 
         // Every byte is written below, so skip zeroing: at 1–8 MB that is a pass over memory as long as the copy itself.
         var bytes = GC.AllocateUninitializedArray<byte>((int)size);
-        var writer = new MessagePackWriter(new ExactBufferWriter(bytes));
+        var output = new ExactBufferWriter(bytes);
+        var writer = new MessagePackWriter(output);
         writer.WriteArrayHeader(FieldCount);
         writer.WriteInt32(FormatVersion);
         // As UTF-8 up front: writing a .NET string asks the buffer for its worst-case size, which an exact buffer may lack.
@@ -112,6 +113,10 @@ public static class ActivationCodec
         HiddenPayload.Encode(packet.HiddenStates, packet.HiddenSize, encoding, writer.GetSpan(hiddenBytes)[..hiddenBytes]);
         writer.Advance(hiddenBytes);
         writer.Flush();
+        // The buffer was not zeroed: a short write would send stale memory.
+        if (output.Written != bytes.Length)
+            throw new InvalidOperationException(
+                $"activation packet filled {output.Written} of its computed {bytes.Length} bytes: the size formula and the writer disagree");
         return bytes;
     }
 
@@ -324,9 +329,9 @@ public static class ActivationCodec
     /// <summary>Lets MessagePackWriter fill a byte[] sized exactly in advance, so the packet is never copied.</summary>
     private sealed class ExactBufferWriter(byte[] buffer) : IBufferWriter<byte>
     {
-        private int _written;
+        public int Written { get; private set; }
 
-        public void Advance(int count) => _written += count;
+        public void Advance(int count) => Written += count;
 
         public Memory<byte> GetMemory(int sizeHint = 0) => Remaining(sizeHint);
 
@@ -334,10 +339,10 @@ public static class ActivationCodec
 
         private Memory<byte> Remaining(int sizeHint)
         {
-            if (buffer.Length - _written < sizeHint)
+            if (buffer.Length - Written < sizeHint)
                 throw new InvalidOperationException(
                     $"activation packet outgrew its computed size of {buffer.Length} bytes: the size formula and the writer disagree");
-            return buffer.AsMemory(_written);
+            return buffer.AsMemory(Written);
         }
     }
 }
