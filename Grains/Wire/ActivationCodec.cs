@@ -261,7 +261,7 @@ public static class ActivationCodec
         return blob.IsSingleSegment ? blob.FirstSpan : blob.ToArray();
     }
 
-    private static void WriteRows(TokenRow[] rows, Span<byte> destination)
+    private static void WriteRows(PacketRow[] rows, Span<byte> destination)
     {
         for (int r = 0; r < rows.Length; r++)
         {
@@ -272,13 +272,13 @@ public static class ActivationCodec
         }
     }
 
-    private static TokenRow[] ReadRows(ReadOnlySpan<byte> source, int count)
+    private static PacketRow[] ReadRows(ReadOnlySpan<byte> source, int count)
     {
-        var rows = new TokenRow[count];
+        var rows = new PacketRow[count];
         for (int r = 0; r < count; r++)
         {
             var slot = source.Slice(r * RowMetadataBytes, RowMetadataBytes);
-            rows[r] = new TokenRow(BinaryPrimitives.ReadInt64LittleEndian(slot),
+            rows[r] = new PacketRow(BinaryPrimitives.ReadInt64LittleEndian(slot),
                 BinaryPrimitives.ReadInt32LittleEndian(slot[8..]),
                 BinaryPrimitives.ReadSingleLittleEndian(slot[12..]));
         }

@@ -4,16 +4,16 @@ namespace FtpCluster.Grains.Wire;
 /// <param name="SequenceId">The sequence the token belongs to.</param>
 /// <param name="Position">The token's original position in its sequence (RoPE uses it even after skips).</param>
 /// <param name="AttentionScore">The attention the token received where it was last computed.</param>
-public readonly record struct TokenRow(long SequenceId, int Position, float AttentionScore);
+public readonly record struct PacketRow(long SequenceId, int Position, float AttentionScore);
 
 /// <summary>
 /// Activations one stage sends to the next: a header naming the deployment, microbatch, step and boundary,
-/// one <see cref="TokenRow"/> per row, and the hidden rows themselves, row-major [rows, hidden].
+/// one <see cref="PacketRow"/> per row, and the hidden rows themselves, row-major [rows, hidden].
 /// </summary>
 public sealed class ActivationPacket
 {
     public ActivationPacket(string deploymentId, long microbatchId, int step, int sourceStage, int targetStage,
-        int hiddenSize, TokenRow[] rows, float[] hiddenStates)
+        int hiddenSize, PacketRow[] rows, float[] hiddenStates)
     {
         ArgumentNullException.ThrowIfNull(deploymentId);
         ArgumentNullException.ThrowIfNull(rows);
@@ -50,7 +50,7 @@ public sealed class ActivationPacket
 
     public int HiddenSize { get; }
 
-    public TokenRow[] Rows { get; }
+    public PacketRow[] Rows { get; }
 
     /// <summary>Row-major [<see cref="RowCount"/>, <see cref="HiddenSize"/>].</summary>
     public float[] HiddenStates { get; }

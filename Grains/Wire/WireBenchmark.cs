@@ -64,9 +64,9 @@ public static class WireBenchmark
         var hidden = new float[(long)rows * hiddenSize];
         for (int i = 0; i < hidden.Length; i++)
             hidden[i] = (float)(random.NextDouble() * 2 - 1) * (i % hiddenSize % 97 == 0 ? 40f : 1f);
-        var tokens = new TokenRow[rows];
+        var tokens = new PacketRow[rows];
         for (int r = 0; r < rows; r++)
-            tokens[r] = new TokenRow(r / 64, r % 64, (float)random.NextDouble());
+            tokens[r] = new PacketRow(r / 64, r % 64, (float)random.NextDouble());
         return new ActivationPacket("benchmark", 0, 0, 0, 1, hiddenSize, tokens, hidden);
     }
 }

@@ -13,7 +13,7 @@ public sealed class ActivationCodecTests
     [InlineData(WireEncoding.Int8PerBlock32)]
     public void Header_and_row_metadata_round_trip_exactly(WireEncoding encoding)
     {
-        TokenRow[] rows =
+        PacketRow[] rows =
         [
             new(long.MinValue, 0, float.NaN),
             new(long.MaxValue, int.MaxValue, -0f),
@@ -175,7 +175,7 @@ public sealed class ActivationCodecTests
     public void A_packet_whose_values_do_not_match_its_rows_cannot_be_built()
     {
         var error = Assert.Throws<ArgumentException>(() =>
-            new ActivationPacket("dep", 0, 0, 0, 1, 4, [new TokenRow(1, 0, 0f)], new float[5]));
+            new ActivationPacket("dep", 0, 0, 0, 1, 4, [new PacketRow(1, 0, 0f)], new float[5]));
         Assert.Contains("1 rows of hidden size 4 need 4 values, got 5", error.Message);
     }
 }

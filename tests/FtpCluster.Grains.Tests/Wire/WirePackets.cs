@@ -17,9 +17,9 @@ internal static class WirePackets
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < hidden; c++)
                 hiddenStates[r * hidden + c] = value(random, r, c);
-        var tokens = new TokenRow[rows];
+        var tokens = new PacketRow[rows];
         for (int r = 0; r < rows; r++)
-            tokens[r] = new TokenRow(1000 + r / 4, r % 4, r * 0.125f);
+            tokens[r] = new PacketRow(1000 + r / 4, r % 4, r * 0.125f);
         return new ActivationPacket(deploymentId, 42, 3, 1, 2, hidden, tokens, hiddenStates);
     }
 
