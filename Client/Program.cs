@@ -11,6 +11,7 @@ const string Usage = """
       score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json]
       bench kernels [--quick] [--json]
       bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
+      bench wire [--hidden N] [--seconds S] [--json]
       models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N)
                    [--arch llama|mistral|qwen2] [--dtype f32|f16|bf16] [--seed S] --out DIR
       models info PATH [--json]
@@ -24,6 +25,7 @@ try
         ["score", .. var rest] => ScoreCommand.Run(rest),
         ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),
+        ["bench", "wire", .. var rest] => BenchCommand.Wire(rest),
         ["models", "synth", .. var rest] => ModelsCommand.Synth(rest),
         ["models", "info", .. var rest] => ModelsCommand.Info(rest),
         ["--help" or "-h" or "help"] => PrintUsage(Console.Out, 0),

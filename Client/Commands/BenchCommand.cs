@@ -1,5 +1,6 @@
 using FtpCluster.Compute.Benchmarks;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Client.Commands;
 
@@ -57,6 +58,37 @@ internal static class BenchCommand
             Console.WriteLine($"  GEMM {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.Gflops,7:F1} GFLOP/s  {g.PercentOfPeak,5:F1}% of peak");
         foreach (var g in result.Gemv)
             Console.WriteLine($"  GEMV {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.WeightGBPerSecond,7:F1} GB/s      {g.PercentOfReadBandwidth,5:F1}% of read bandwidth");
+        return 0;
+    }
+
+    /// <summary>Encode and decode speed of activation packets (the codec alone, no network).</summary>
+    public static int Wire(string[] args)
+    {
+        var a = new Arguments(args, new HashSet<string> { "json" });
+        int hidden = a.Int("hidden", 2048);
+        double seconds = a.Float("seconds", 0.5f);
+        bool json = a.Flag("json");
+        a.RejectUnknown();
+        if (hidden < 1) throw new UsageException($"--hidden must be positive, got {hidden}");
+        var results = WireBenchmark.Run(hidden, seconds);
+        if (json)
+        {
+            CommandSupport.WriteJson(results.Select(r => new
+            {
+                Encoding = r.Encoding.CliWord(),
+                r.Rows,
+                r.HiddenSize,
+                r.ActivationBytes,
+                r.EncodedBytes,
+                EncodeGbPerSecond = r.EncodeGBps,
+                DecodeGbPerSecond = r.DecodeGBps,
+                RoundTripGbPerSecond = r.RoundTripGBps,
+            }));
+            return 0;
+        }
+        Console.WriteLine("packet      encoding  wire bytes   encode GB/s  decode GB/s  (GB/s of f32 activations)");
+        foreach (var r in results)
+            Console.WriteLine($"{r.ActivationBytes / (1 << 20),4} MiB    {r.Encoding.CliWord(),-8} {r.EncodedBytes,11:N0} {r.EncodeGBps,12:F2} {r.DecodeGBps,12:F2}");
         return 0;
     }
 }

@@ -88,6 +88,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Bench_wire_measures_every_encoding_at_both_packet_sizes()
+    {
+        var (code, stdout, stderr) = Run("bench", "wire", "--hidden", "64", "--seconds", "0.01", "--json");
+        Assert.True(code == 0, stderr);
+        var results = JsonDocument.Parse(stdout).RootElement.EnumerateArray().ToArray();
+        Assert.Equal(10, results.Length);
+        Assert.Equal(["bf16", "f16", "f32", "int8", "int8-row"],
+            results.Select(r => r.GetProperty("encoding").GetString()).Distinct().Order(StringComparer.Ordinal));
+        Assert.All(results, r => Assert.True(r.GetProperty("encode_gb_per_second").GetDouble() > 0));
+    }
+
+    [Fact]
     public void Bad_arguments_get_one_clear_line_and_exit_code_2()
     {
         var (code, _, stderr) = Run("generate", "--model", _dir, "--ids", "[1]", "--max-tokenz", "5");
