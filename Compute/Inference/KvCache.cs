@@ -59,5 +59,8 @@ public sealed class KvCache
 
     public LayerKvCache Layer(int layer) => _layers[layer - FirstLayer];
 
+    /// <summary>The latest position any block holds an entry for; -1 when empty. New rows must come after it.</summary>
+    public int LastPosition => _layers.Max(l => l.Count == 0 ? -1 : l.Positions[^1]);
+
     public long Bytes => _layers.Sum(l => l.Bytes);
 }

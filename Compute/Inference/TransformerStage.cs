@@ -135,20 +135,30 @@ public sealed class TransformerStage : IDisposable
         Device.Add(x, projected);
     }
 
+    /// <summary>
+    /// Checked before any block runs, so a bad batch changes no cache: each sequence's rows are
+    /// contiguous, in increasing position order, and after everything its cache already holds.
+    /// </summary>
     private static void CheckRowOrder(ReadOnlySpan<TokenRow> rows)
     {
         HashSet<KvCache>? finished = null;
-        for (int i = 1; i < rows.Length; i++)
+        for (int i = 0; i < rows.Length; i++)
         {
-            if (rows[i].Cache == rows[i - 1].Cache)
+            if (i > 0 && rows[i].Cache == rows[i - 1].Cache)
             {
                 if (rows[i].Position <= rows[i - 1].Position)
                     throw new ArgumentException($"row {i}: positions of a sequence must increase ({rows[i - 1].Position} then {rows[i].Position})");
                 continue;
             }
-            finished ??= new HashSet<KvCache>();
-            if (!finished.Add(rows[i - 1].Cache) || finished.Contains(rows[i].Cache))
-                throw new ArgumentException($"row {i}: the rows of a sequence must be contiguous");
+            if (i > 0)
+            {
+                finished ??= new HashSet<KvCache>();
+                if (!finished.Add(rows[i - 1].Cache) || finished.Contains(rows[i].Cache))
+                    throw new ArgumentException($"row {i}: the rows of a sequence must be contiguous");
+            }
+            int last = rows[i].Cache.LastPosition;
+            if (rows[i].Position <= last)
+                throw new ArgumentException($"row {i}: position {rows[i].Position} is not after the {last} its sequence's cache already holds");
         }
     }
 

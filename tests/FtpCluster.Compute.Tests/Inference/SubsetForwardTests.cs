@@ -127,6 +127,13 @@ public sealed class SubsetForwardTests
         error = Assert.Throws<ArgumentException>(() =>
             model.Forward([new TokenRow(cacheA, 1), new TokenRow(cacheA, 0)], hidden.AsSpan(0, 2 * model.Config.Dim)));
         Assert.Contains("increase", error.Message);
+
+        // A batch refused because of its last row has changed no cache, the first rows' included.
+        model.Forward([new TokenRow(cacheB, 0)], hidden.AsSpan(0, model.Config.Dim));
+        error = Assert.Throws<ArgumentException>(() => model.Forward([new TokenRow(cacheA, 0), new TokenRow(cacheA, 1), new TokenRow(cacheB, 0)], hidden));
+        Assert.Contains("position 0 is not after the 0", error.Message);
+        Assert.Equal(-1, cacheA.LastPosition);
+        Assert.Equal(0, cacheB.LastPosition);
     }
 
     private static float[] Run(TransformerStage model, int[] ids, int[]?[]? subsets)

@@ -1,0 +1,50 @@
+namespace FtpCluster.Compute.Inference;
+
+/// <summary>
+/// One stage serving many sequences: its slice of the model and a KV cache per sequence in flight,
+/// found by sequence id. What a stage grain holds; no Orleans here.
+/// Not thread-safe: a stage serves one call at a time.
+/// </summary>
+public sealed class StageExecutor : IDisposable
+{
+    private readonly Dictionary<long, KvCache> _caches = new();
+    private TokenRow[] _rows = [];
+
+    public StageExecutor(TransformerStage stage)
+    {
+        Stage = stage;
+    }
+
+    public TransformerStage Stage { get; }
+
+    public int SequencesInFlight => _caches.Count;
+
+    public long KvCacheBytes => _caches.Values.Sum(c => c.Bytes);
+
+    /// <summary>
+    /// Runs the stage's blocks over rows of any number of sequences (each sequence's rows contiguous,
+    /// positions increasing, continuing where that sequence's cache left off). A sequence seen for the
+    /// first time gets a new cache.
+    /// </summary>
+    /// <param name="computeRows">FTP: per block, the rows it computes (see <see cref="TransformerStage.Forward"/>).</param>
+    public void Forward(ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> positions, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null)
+    {
+        if (sequenceIds.Length != positions.Length)
+            throw new ArgumentException($"{sequenceIds.Length} sequence ids for {positions.Length} positions");
+        if (hidden.Length != positions.Length * Stage.Config.Dim)
+            throw new ArgumentException($"hidden has {hidden.Length} floats for {positions.Length} rows of {Stage.Config.Dim}");
+        if (_rows.Length < positions.Length) _rows = new TokenRow[positions.Length];
+        for (int i = 0; i < positions.Length; i++)
+        {
+            if (!_caches.TryGetValue(sequenceIds[i], out var cache))
+                _caches[sequenceIds[i]] = cache = Stage.NewCache();
+            _rows[i] = new TokenRow(cache, positions[i]);
+        }
+        Stage.Forward(_rows.AsSpan(0, positions.Length), hidden, computeRows);
+    }
+
+    /// <summary>Frees a finished or cancelled sequence's cache; false when the stage holds none for it.</summary>
+    public bool Release(long sequenceId) => _caches.Remove(sequenceId);
+
+    public void Dispose() => Stage.Dispose();
+}
