@@ -41,7 +41,7 @@ public static class Generator
         for (int generated = 0; ; generated++)
         {
             if (generated == options.MaxTokens) return new(prompt, ids.ToArray(), "length");
-            int next = sampler.Sample(logits);
+            int next = sampler.Sample(logits, generated);
             if (options.StopTokens.Contains(next)) return new(prompt, ids.ToArray(), "stop");
             ids.Add(next);
             onToken?.Invoke(next);

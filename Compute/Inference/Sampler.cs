@@ -23,11 +23,13 @@ public sealed record SamplingOptions
     }
 }
 
-/// <summary>Draws token ids from logits; deterministic for a seed.</summary>
+/// <summary>
+/// Draws token ids from logits. The random number for draw n depends only on (seed, n), not on the draws
+/// before it: a sequence replayed after a failure, or continued on another stage, samples the same tokens.
+/// </summary>
 public sealed class Sampler
 {
     private readonly SamplingOptions _options;
-    private readonly Random _random;
     private float[] _probabilities = [];
     private int[] _order = [];
 
@@ -35,10 +37,10 @@ public sealed class Sampler
     {
         options.Validate();
         _options = options;
-        _random = new Random(options.Seed);
     }
 
-    public int Sample(ReadOnlySpan<float> logits)
+    /// <param name="draw">Which draw of the sequence this is (0 for its first generated token).</param>
+    public int Sample(ReadOnlySpan<float> logits, int draw)
     {
         if (_options.Temperature == 0) return ArgMax(logits);
 
@@ -70,7 +72,8 @@ public sealed class Sampler
 
         float total = 0;
         for (int i = 0; i < keep; i++) total += p[order[i]];
-        float r = (float)_random.NextDouble() * total;
+        var random = new Numerics.Xoshiro256StarStar(unchecked((ulong)_options.Seed * 0x9E3779B97F4A7C15UL ^ (ulong)draw));
+        float r = (float)random.NextUnitInterval() * total;
         for (int i = 0; i < keep; i++)
         {
             r -= p[order[i]];
