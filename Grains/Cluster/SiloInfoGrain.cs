@@ -10,7 +10,7 @@ namespace FtpCluster.Grains.Cluster;
 [Alias("FtpCluster.SiloInfo")]
 public sealed record SiloInfo(
     [property: Id(0)] string NodeName,
-    [property: Id(1)] string SiloAddress,
+    [property: Id(1)] SiloAddress Silo,
     [property: Id(2)] string Device,
     [property: Id(3)] string DeviceDescription,
     [property: Id(4)] int ProcessId,
@@ -32,11 +32,14 @@ internal sealed class SiloInfoGrain(FtpClusterSiloOptions options, FtpClusterSil
     : Grain, ISiloInfoGrain
 {
     public Task<SiloInfo> GetInfo() => Task.FromResult(new SiloInfo(
-        options.NodeName, silo.SiloAddress.ToString(), device.Name, device.Device.Description,
+        options.NodeName, silo.SiloAddress, device.Name, device.Device.Description,
         Environment.ProcessId, options.MemoryBudgetBytes));
 }
 
-/// <summary>The FtpCluster nodes up, as the silo that answers sees them in silo metadata.</summary>
+/// <summary>
+/// The FtpCluster nodes up with their published metadata, read fresh by whichever silo answers
+/// (see <see cref="FtpClusterNodeDirectory.ActiveNodesAsync"/>).
+/// </summary>
 [Alias("FtpCluster.IClusterNodesGrain")]
 public interface IClusterNodesGrain : IGrainWithIntegerKey
 {
@@ -47,5 +50,5 @@ public interface IClusterNodesGrain : IGrainWithIntegerKey
 [StatelessWorker]
 internal sealed class ClusterNodesGrain(FtpClusterNodeDirectory nodes) : Grain, IClusterNodesGrain
 {
-    public Task<FtpClusterNode[]> GetActiveNodes() => Task.FromResult(nodes.ActiveNodes().ToArray());
+    public async Task<FtpClusterNode[]> GetActiveNodes() => [.. await nodes.ActiveNodesAsync()];
 }

@@ -34,6 +34,19 @@ public sealed class FtpClusterNodeDirectory(IClusterMembershipService membership
             .ToArray();
 
     /// <summary>
+    /// Every active FtpCluster silo once membership is read fresh from the table and every active silo's
+    /// metadata has arrived (or <see cref="MetadataArrivalTimeout"/> has passed): the view a planner needs.
+    /// </summary>
+    public async Task<IReadOnlyList<FtpClusterNode>> ActiveNodesAsync(CancellationToken cancellationToken = default)
+    {
+        await membership.Refresh(cancellationToken: cancellationToken);
+        var deadline = DateTime.UtcNow + MetadataArrivalTimeout;
+        while (UndescribedSilos().Length > 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(MetadataPollInterval, cancellationToken);
+        return ActiveNodes();
+    }
+
+    /// <summary>
     /// The active silo named <paramref name="nodeName"/>. Throws <see cref="NodeNotInClusterException"/>
     /// when none is, once membership is fresh and every active silo is described; throws
     /// <see cref="InvalidOperationException"/> when two silos claim the name.
@@ -48,13 +61,16 @@ public sealed class FtpClusterNodeDirectory(IClusterMembershipService membership
         while (true)
         {
             if (Find(nodeName) is { } node) return node;
-            var undescribed = ActiveSilos().Where(silo => !metadata.GetSiloMetadata(silo).Metadata.ContainsKey(FtpClusterNode.NodeNameKey)).ToArray();
+            var undescribed = UndescribedSilos();
             if (undescribed.Length == 0 || DateTime.UtcNow >= deadline)
                 throw new NodeNotInClusterException(nodeName, ActiveNodes().Select(n => n.ToString()).ToArray(),
                     undescribed.Select(s => s.ToString()).ToArray());
             await Task.Delay(MetadataPollInterval, cancellationToken);
         }
     }
+
+    private SiloAddress[] UndescribedSilos() =>
+        ActiveSilos().Where(silo => !metadata.GetSiloMetadata(silo).Metadata.ContainsKey(FtpClusterNode.NodeNameKey)).ToArray();
 
     private FtpClusterNode? Find(string nodeName)
     {

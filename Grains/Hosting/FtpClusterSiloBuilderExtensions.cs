@@ -33,7 +33,7 @@ public static class FtpClusterSiloBuilderExtensions
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
             builder.UseRedisClustering(options.RedisConnectionString!);
         else
-            builder.UseDevelopmentClustering(options.PrimarySiloEndpoint is null ? null : options.PrimaryEndpoint);
+            builder.UseDevelopmentClustering(options.PrimarySiloEndpoint is null ? null : options.GetPrimaryEndpoint());
 
         builder.UseSiloMetadata(FtpClusterNode.ToMetadata(options));
         builder.ConfigureServices(services =>

@@ -119,11 +119,11 @@ public sealed partial class FtpClusterSiloOptions
     }
 
     /// <summary>This silo's own silo endpoint, as other silos of a localhost cluster name it in --primary.</summary>
-    public IPEndPoint SiloEndpoint => new(IPAddress.Parse(AdvertisedAddress), SiloPort);
+    public IPEndPoint GetSiloEndpoint() => new(IPAddress.Parse(AdvertisedAddress), SiloPort);
 
     /// <summary>The primary's endpoint for localhost clustering: the one configured, else this silo's own.</summary>
-    public IPEndPoint PrimaryEndpoint =>
-        PrimarySiloEndpoint is null ? SiloEndpoint : ParseEndpoint(PrimarySiloEndpoint, "primary silo endpoint (--primary)");
+    public IPEndPoint GetPrimaryEndpoint() =>
+        PrimarySiloEndpoint is null ? GetSiloEndpoint() : ParseEndpoint(PrimarySiloEndpoint, "primary silo endpoint (--primary)");
 
     /// <summary>
     /// The command line that starts a silo process with these options (what <c>FtpCluster.Silo</c> reads
