@@ -127,7 +127,8 @@ public sealed partial class FtpClusterSiloOptions
 
     /// <summary>
     /// The command line that starts a silo process with these options (what <c>FtpCluster.Silo</c> reads
-    /// back), for parents that spawn silos: the embedded cluster and tests.
+    /// back), for parents that spawn silos: the embedded cluster and tests. The memory budget travels
+    /// in whole MiB (rounded down).
     /// </summary>
     public IReadOnlyList<string> ToCommandLine()
     {

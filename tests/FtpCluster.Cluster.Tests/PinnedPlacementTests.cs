@@ -46,6 +46,16 @@ public sealed class PinnedPlacementTests(ThreeSiloCluster cluster) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_pinned_grain_whose_key_names_no_node_is_not_placed_anywhere()
+    {
+        var grain = cluster.Client.GetGrain<ISiloInfoGrain>("deployment-1/stage-0");
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(grain.GetInfo);
+
+        Assert.Equal("grain key 'deployment-1/stage-0' names no node: node-pinned grains are keyed ID@NODE", error.Message);
+    }
+
+    [Fact]
     public async Task Every_silo_publishes_its_node_device_budget_and_capacity()
     {
         var nodes = await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes();
