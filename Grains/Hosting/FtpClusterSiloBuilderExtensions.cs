@@ -1,0 +1,49 @@
+using System.Net;
+using FtpCluster.Grains.Placement;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+
+namespace FtpCluster.Grains.Hosting;
+
+/// <summary>
+/// Makes an Orleans silo an FtpCluster silo. A silo process and a silo hosted in-process (embedded
+/// cluster, tests) call the same method, so they are the same silo.
+/// </summary>
+public static class FtpClusterSiloBuilderExtensions
+{
+    /// <summary>
+    /// Configures identity, endpoints and clustering from <paramref name="options"/>, publishes this
+    /// silo's node name, device, memory budget and capacity as silo metadata, opens the compute device
+    /// when the silo starts, and registers node-pinned placement.
+    /// </summary>
+    /// <exception cref="ArgumentException">An option is invalid (see <see cref="FtpClusterSiloOptions.Validate"/>).</exception>
+    public static ISiloBuilder AddFtpCluster(this ISiloBuilder builder, FtpClusterSiloOptions options)
+    {
+        options.Validate();
+        builder.Configure<ClusterOptions>(cluster =>
+        {
+            cluster.ClusterId = options.ClusterId;
+            cluster.ServiceId = options.ServiceId;
+        });
+        builder.Configure<SiloOptions>(silo => silo.SiloName = options.NodeName);
+        builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
+        if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
+            builder.UseRedisClustering(options.RedisConnectionString!);
+        else
+            builder.UseDevelopmentClustering(options.PrimarySiloEndpoint is null ? null : options.GetPrimaryEndpoint());
+
+        builder.UseSiloMetadata(FtpClusterNode.ToMetadata(options));
+        builder.ConfigureServices(services =>
+        {
+            services.AddSingleton(options);
+            services.AddSingleton<FtpClusterSiloDevice>();
+            services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FtpClusterSiloDevice>());
+            services.AddSingleton<FtpClusterNodeDirectory>();
+            services.AddPlacementDirector<NodePinnedPlacement, NodePinnedPlacementDirector>();
+        });
+        return builder;
+    }
+}

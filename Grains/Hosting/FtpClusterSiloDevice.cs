@@ -1,0 +1,65 @@
+using FtpCluster.Compute.Devices;
+using Microsoft.Extensions.Logging;
+
+namespace FtpCluster.Grains.Hosting;
+
+/// <summary>
+/// The compute device of this silo, opened once when the silo starts (before it joins the cluster, so a
+/// silo that asked for a device it does not have never joins) and shared by every stage on the silo.
+/// </summary>
+public sealed class FtpClusterSiloDevice(FtpClusterSiloOptions options, ILogger<FtpClusterSiloDevice> logger)
+    : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+{
+    private IComputeDevice? _device;
+
+    /// <summary>The device; only after the silo has started.</summary>
+    public IComputeDevice Device => _device ?? throw new InvalidOperationException("the silo's compute device is opened when the silo starts");
+
+    public string Name => options.Device;
+
+    void ILifecycleParticipant<ISiloLifecycle>.Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(FtpClusterSiloDevice), ServiceLifecycleStage.RuntimeInitialize, Open);
+
+    private Task Open(CancellationToken cancellationToken)
+    {
+        logger.LogInformation("Host CPU: {Cpu}", HostCpu.Describe());
+        IReadOnlyList<string> accelerators;
+        try
+        {
+            accelerators = IlgpuDevice.ListDevices();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Listing is diagnostics only; the requested device is still opened (or refused) below.
+            accelerators = [$"(ILGPU could not list devices: {e.Message})"];
+        }
+        foreach (var accelerator in accelerators)
+            logger.LogInformation("ILGPU device: {Accelerator}", accelerator);
+
+        _device = ComputeDevices.Create(options.Device, options.Threads);
+        logger.LogInformation("Node {Node} uses device {Device}: {Description}", options.NodeName, options.Device, _device.Description);
+        return Task.CompletedTask;
+    }
+
+    public void Dispose() => _device?.Dispose();
+}
+
+/// <summary>What the host processor is, for start-up logs and silo info.</summary>
+public static class HostCpu
+{
+    public static string Describe()
+    {
+        string model = ReadModelName() ?? System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+        return $"{model}, {Environment.ProcessorCount} logical cores";
+    }
+
+    private static string? ReadModelName()
+    {
+        const string cpuinfo = "/proc/cpuinfo";
+        if (!File.Exists(cpuinfo)) return null;
+        foreach (var line in File.ReadLines(cpuinfo))
+            if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':', StringComparison.Ordinal) is var colon and > 0)
+                return line[(colon + 1)..].Trim();
+        return null;
+    }
+}

@@ -1,0 +1,169 @@
+using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
+using FtpCluster.Compute.Devices;
+
+namespace FtpCluster.Grains.Hosting;
+
+/// <summary>
+/// Everything one FtpCluster silo needs to know to join a cluster and serve stages. The same options
+/// drive a silo process (<c>FtpCluster.Silo</c>, from command line and environment) and a silo hosted
+/// in-process (the client's embedded cluster, tests) through
+/// <see cref="FtpClusterSiloBuilderExtensions.AddFtpCluster"/>.
+/// </summary>
+public sealed partial class FtpClusterSiloOptions
+{
+    public const string LocalhostClustering = "localhost";
+    public const string RedisClustering = "redis";
+
+    /// <summary>
+    /// The name the deployment plan uses for this silo; pinned grains name it in their keys.
+    /// Default: the machine name. Letters, digits, '.', '_' and '-' only (it ends grain keys after an '@').
+    /// </summary>
+    public string NodeName { get; set; } = Environment.MachineName;
+
+    /// <summary>Port for silo-to-silo traffic. Default 11111.</summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Port clients connect to. Default 30000.</summary>
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>The IP address other silos and clients reach this silo at. Default 127.0.0.1 (one machine).</summary>
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// How silos find each other: <c>localhost</c> (dev and embedded clusters: every silo names one
+    /// primary silo, no external service) or <c>redis</c> (production: membership in Redis). Default localhost.
+    /// </summary>
+    public string Clustering { get; set; } = LocalhostClustering;
+
+    /// <summary>
+    /// Localhost clustering only: the silo endpoint (IP:port) of the primary silo. Default null: this
+    /// silo is the primary.
+    /// </summary>
+    public string? PrimarySiloEndpoint { get; set; }
+
+    /// <summary>Redis clustering only: a StackExchange.Redis connection string. Required with redis.</summary>
+    public string? RedisConnectionString { get; set; }
+
+    /// <summary>Silos and clients with the same cluster id form one cluster. Default "ftpcluster".</summary>
+    public string ClusterId { get; set; } = "ftpcluster";
+
+    /// <summary>Identifies the service across cluster redeployments. Default "ftpcluster".</summary>
+    public string ServiceId { get; set; } = "ftpcluster";
+
+    /// <summary>The compute device stages on this silo run on: cpu, ilgpu-cpu or cuda. Default cpu.</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>
+    /// Weight bytes this silo may hold; the planner never gives it more layers than fit. Default: 75% of
+    /// the memory available to this process (the rest is for KV caches, activations and the runtime).
+    /// Set it explicitly for GPU devices, whose memory is not the host's.
+    /// </summary>
+    public long MemoryBudgetBytes { get; set; } = DefaultMemoryBudgetBytes();
+
+    /// <summary>CPU threads for the cpu device; 0 (default) uses every core.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>
+    /// This silo's speed relative to the others, which the planner gives layers in proportion to.
+    /// Default 1 (all silos equal); set it from a measurement (e.g. <c>ftpcluster bench model</c>) when they differ.
+    /// </summary>
+    public double Capacity { get; set; } = 1.0;
+
+    public static long DefaultMemoryBudgetBytes() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad value and its command-line switch.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrEmpty(NodeName) || !NodeNamePattern().IsMatch(NodeName))
+            throw new ArgumentException(
+                $"node name (--node-name) '{NodeName}' is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+        CheckPort(SiloPort, "silo port (--silo-port)");
+        CheckPort(GatewayPort, "gateway port (--gateway-port)");
+        if (SiloPort == GatewayPort)
+            throw new ArgumentException($"silo port and gateway port must differ, both are {SiloPort}");
+        if (!IPAddress.TryParse(AdvertisedAddress, out _))
+            throw new ArgumentException($"advertised address (--advertised-address) '{AdvertisedAddress}' is not an IP address");
+        switch (Clustering)
+        {
+            case LocalhostClustering:
+                if (!string.IsNullOrEmpty(RedisConnectionString))
+                    throw new ArgumentException("a redis connection string (--redis) needs --clustering redis");
+                if (PrimarySiloEndpoint is not null)
+                    ParseEndpoint(PrimarySiloEndpoint, "primary silo endpoint (--primary)");
+                break;
+            case RedisClustering:
+                if (string.IsNullOrWhiteSpace(RedisConnectionString))
+                    throw new ArgumentException("--clustering redis needs a connection string (--redis or FTPCLUSTER_REDIS)");
+                if (PrimarySiloEndpoint is not null)
+                    throw new ArgumentException("a primary silo endpoint (--primary) only applies to --clustering localhost");
+                break;
+            default:
+                throw new ArgumentException(
+                    $"unknown clustering (--clustering) '{Clustering}' (expected {LocalhostClustering} or {RedisClustering})");
+        }
+        if (string.IsNullOrWhiteSpace(ClusterId))
+            throw new ArgumentException("cluster id (--cluster-id) must not be empty");
+        if (string.IsNullOrWhiteSpace(ServiceId))
+            throw new ArgumentException("service id (--service-id) must not be empty");
+        if (!ComputeDevices.Names.Contains(Device))
+            throw new ArgumentException(
+                $"unknown device (--device) '{Device}' (expected one of: {string.Join(", ", ComputeDevices.Names)})");
+        if (MemoryBudgetBytes <= 0)
+            throw new ArgumentException($"memory budget (--memory-budget-mb) must be positive, got {MemoryBudgetBytes} bytes");
+        if (Threads < 0)
+            throw new ArgumentException($"threads (--threads) must be 0 (every core) or more, got {Threads}");
+        if (!(Capacity > 0) || double.IsInfinity(Capacity))
+            throw new ArgumentException($"capacity (--capacity) must be a positive number, got {Capacity.ToString(CultureInfo.InvariantCulture)}");
+    }
+
+    /// <summary>This silo's own silo endpoint, as other silos of a localhost cluster name it in --primary.</summary>
+    public IPEndPoint GetSiloEndpoint() => new(IPAddress.Parse(AdvertisedAddress), SiloPort);
+
+    /// <summary>The primary's endpoint for localhost clustering: the one configured, else this silo's own.</summary>
+    public IPEndPoint GetPrimaryEndpoint() =>
+        PrimarySiloEndpoint is null ? GetSiloEndpoint() : ParseEndpoint(PrimarySiloEndpoint, "primary silo endpoint (--primary)");
+
+    /// <summary>
+    /// The command line that starts a silo process with these options (what <c>FtpCluster.Silo</c> reads
+    /// back), for parents that spawn silos: the embedded cluster and tests. The memory budget travels
+    /// in whole MiB (rounded down).
+    /// </summary>
+    public IReadOnlyList<string> ToCommandLine()
+    {
+        var args = new List<string>
+        {
+            "--node-name", NodeName,
+            "--silo-port", SiloPort.ToString(CultureInfo.InvariantCulture),
+            "--gateway-port", GatewayPort.ToString(CultureInfo.InvariantCulture),
+            "--advertised-address", AdvertisedAddress,
+            "--clustering", Clustering,
+            "--cluster-id", ClusterId,
+            "--service-id", ServiceId,
+            "--device", Device,
+            "--memory-budget-mb", (MemoryBudgetBytes / (1024 * 1024)).ToString(CultureInfo.InvariantCulture),
+            "--threads", Threads.ToString(CultureInfo.InvariantCulture),
+            "--capacity", Capacity.ToString("R", CultureInfo.InvariantCulture),
+        };
+        if (PrimarySiloEndpoint is not null) args.AddRange(["--primary", PrimarySiloEndpoint]);
+        if (RedisConnectionString is not null) args.AddRange(["--redis", RedisConnectionString]);
+        return args;
+    }
+
+    private static void CheckPort(int port, string what)
+    {
+        if (port is < 1 or > 65535)
+            throw new ArgumentException($"{what} must be 1-65535, got {port}");
+    }
+
+    private static IPEndPoint ParseEndpoint(string text, string what)
+    {
+        if (!IPEndPoint.TryParse(text, out var endpoint) || endpoint.Port == 0 || !text.Contains(':', StringComparison.Ordinal))
+            throw new ArgumentException($"{what} '{text}' is not IP:PORT (e.g. 127.0.0.1:11111)");
+        return endpoint;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    private static partial Regex NodeNamePattern();
+}

@@ -1,0 +1,52 @@
+using FtpCluster.Grains.Hosting;
+using FtpCluster.Silo;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+if (args is ["--help" or "-h"])
+{
+    Console.WriteLine(SiloCommandLine.Usage);
+    return 0;
+}
+
+FtpClusterSiloOptions options;
+try
+{
+    options = SiloCommandLine.Parse(args, Environment.GetEnvironmentVariables());
+}
+catch (SiloUsageException e)
+{
+    Console.Error.WriteLine($"ftpcluster-silo: {e.Message}");
+    return 2;
+}
+
+// The switches are ours (SiloCommandLine); the host gets no args so it does not read them a second time.
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
+builder.Logging.ClearProviders();
+builder.Logging.AddSimpleConsole(console =>
+{
+    console.SingleLine = true;
+    console.TimestampFormat = "HH:mm:ss.fff ";
+});
+// Orleans reports every membership and placement step at Information; its warnings are what an operator needs.
+builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+builder.UseOrleans(silo => silo.AddFtpCluster(options));
+
+using var host = builder.Build();
+try
+{
+    await host.StartAsync();
+}
+catch (Exception e)
+{
+    var cause = e is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : e;
+    Console.Error.WriteLine($"ftpcluster-silo: node {options.NodeName} failed to start: {cause.Message}");
+    return 1;
+}
+
+var local = host.Services.GetRequiredService<ILocalSiloDetails>();
+Console.WriteLine(new SiloReadyLine(options.NodeName, local.SiloAddress.Endpoint, local.GatewayAddress!.Endpoint, Environment.ProcessId));
+await host.WaitForShutdownAsync();
+return 0;

@@ -1,0 +1,122 @@
+using System.Collections;
+using System.Globalization;
+using FtpCluster.Grains.Hosting;
+using Microsoft.Extensions.Configuration;
+
+namespace FtpCluster.Silo;
+
+/// <summary>A command line or environment value that cannot configure a silo; its message is the whole explanation.</summary>
+public sealed class SiloUsageException(string message) : Exception(message);
+
+/// <summary>
+/// Reads <see cref="FtpClusterSiloOptions"/> from the command line and <c>FTPCLUSTER_*</c> environment
+/// variables through Microsoft.Extensions.Configuration: every switch maps onto one configuration key,
+/// environment first, command line over it, and each key onto one option.
+/// </summary>
+public static class SiloCommandLine
+{
+    public const string EnvironmentPrefix = "FTPCLUSTER_";
+
+    /// <summary>(switch, configuration key, what it takes); the environment variable is FTPCLUSTER_ + the switch in upper snake case.</summary>
+    public static readonly IReadOnlyList<(string Switch, string Key, string Value)> Switches =
+    [
+        ("--node-name", "NodeName", "NAME"),
+        ("--silo-port", "SiloPort", "PORT"),
+        ("--gateway-port", "GatewayPort", "PORT"),
+        ("--advertised-address", "AdvertisedAddress", "IP"),
+        ("--clustering", "Clustering", "localhost|redis"),
+        ("--primary", "PrimarySiloEndpoint", "IP:PORT"),
+        ("--redis", "RedisConnectionString", "CONNECTION_STRING"),
+        ("--cluster-id", "ClusterId", "ID"),
+        ("--service-id", "ServiceId", "ID"),
+        ("--device", "Device", "cpu|ilgpu-cpu|cuda"),
+        ("--memory-budget-mb", "MemoryBudgetMb", "MB"),
+        ("--threads", "Threads", "N"),
+        ("--capacity", "Capacity", "X"),
+    ];
+
+    public static string Usage =>
+        "usage: FtpCluster.Silo " + string.Join(" ", Switches.Select(s => $"[{s.Switch} {s.Value}]"))
+        + Environment.NewLine + "  each switch can also be set as an environment variable: "
+        + string.Join(", ", Switches.Take(2).Select(s => EnvironmentVariable(s.Switch))) + ", ...";
+
+    public static string EnvironmentVariable(string @switch) =>
+        EnvironmentPrefix + @switch.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+
+    /// <summary>Options from <paramref name="args"/> over <paramref name="environment"/>, validated.</summary>
+    /// <exception cref="SiloUsageException">An unknown switch, a missing or malformed value, or an invalid option.</exception>
+    public static FtpClusterSiloOptions Parse(IReadOnlyList<string> args, IDictionary environment)
+    {
+        var fromEnvironment = new Dictionary<string, string?>();
+        foreach (var (@switch, key, _) in Switches)
+            if (environment[EnvironmentVariable(@switch)] is string value)
+                fromEnvironment[key] = value;
+
+        CheckShape(args);
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(fromEnvironment)
+            .AddCommandLine([.. args], Switches.ToDictionary(s => s.Switch, s => s.Key))
+            .Build();
+
+        var options = new FtpClusterSiloOptions();
+        if (configuration["NodeName"] is { } node) options.NodeName = node;
+        if (configuration["SiloPort"] is { } siloPort) options.SiloPort = ParseInt(siloPort, "--silo-port");
+        if (configuration["GatewayPort"] is { } gatewayPort) options.GatewayPort = ParseInt(gatewayPort, "--gateway-port");
+        if (configuration["AdvertisedAddress"] is { } address) options.AdvertisedAddress = address;
+        if (configuration["Clustering"] is { } clustering) options.Clustering = clustering;
+        if (configuration["PrimarySiloEndpoint"] is { } primary) options.PrimarySiloEndpoint = primary;
+        if (configuration["RedisConnectionString"] is { } redis) options.RedisConnectionString = redis;
+        if (configuration["ClusterId"] is { } clusterId) options.ClusterId = clusterId;
+        if (configuration["ServiceId"] is { } serviceId) options.ServiceId = serviceId;
+        if (configuration["Device"] is { } device) options.Device = device;
+        if (configuration["MemoryBudgetMb"] is { } budget)
+        {
+            long mb = ParseLong(budget, "--memory-budget-mb");
+            if (mb is <= 0 or > long.MaxValue / (1024 * 1024))
+                throw new SiloUsageException($"--memory-budget-mb must be a positive number of MiB, got {budget}");
+            options.MemoryBudgetBytes = mb * 1024 * 1024;
+        }
+        if (configuration["Threads"] is { } threads) options.Threads = ParseInt(threads, "--threads");
+        if (configuration["Capacity"] is { } capacity)
+            options.Capacity = double.TryParse(capacity, NumberStyles.Float, CultureInfo.InvariantCulture, out double c)
+                ? c : throw new SiloUsageException($"--capacity: '{capacity}' is not a number");
+
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new SiloUsageException(e.Message);
+        }
+        return options;
+    }
+
+    // The configuration provider accepts stray words and unknown switches silently; a silo started with
+    // a typo must not run with a default instead.
+    private static void CheckShape(IReadOnlyList<string> args)
+    {
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+                throw new SiloUsageException($"unexpected argument '{arg}' (switches take the form --name VALUE)");
+            int equals = arg.IndexOf('=', StringComparison.Ordinal);
+            string name = equals < 0 ? arg : arg[..equals];
+            if (!Switches.Any(s => s.Switch == name))
+                throw new SiloUsageException($"unknown option {name} (known: {string.Join(" ", Switches.Select(s => s.Switch))})");
+            if (equals >= 0) continue;
+            if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                throw new SiloUsageException($"{name} needs a value ({Switches.First(s => s.Switch == name).Value})");
+            i++;
+        }
+    }
+
+    private static int ParseInt(string text, string @switch) =>
+        int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value)
+            ? value : throw new SiloUsageException($"{@switch}: '{text}' is not a whole number");
+
+    private static long ParseLong(string text, string @switch) =>
+        long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long value)
+            ? value : throw new SiloUsageException($"{@switch}: '{text}' is not a whole number");
+}

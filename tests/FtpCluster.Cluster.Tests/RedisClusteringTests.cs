@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using FtpCluster.Grains.Cluster;
+using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Placement;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+
+namespace FtpCluster.Cluster.Tests;
+
+/// <summary>Production clustering: two silo processes and a client find each other through a private redis-server.</summary>
+public sealed class RedisClusteringTests
+{
+    private static readonly string[] NodeNames = ["r1", "r2"];
+
+    [RedisServerFact]
+    public async Task Silos_with_redis_clustering_see_each_other()
+    {
+        using var redis = await RedisServer.StartAsync();
+        string clusterId = $"test-{Guid.NewGuid():N}";
+        int[] ports = SiloProcess.FreeLoopbackPorts(4);
+        var options = NodeNames.Select((node, i) => new FtpClusterSiloOptions
+        {
+            NodeName = node,
+            SiloPort = ports[2 * i],
+            GatewayPort = ports[2 * i + 1],
+            Clustering = FtpClusterSiloOptions.RedisClustering,
+            RedisConnectionString = redis.ConnectionString,
+            ClusterId = clusterId,
+            Threads = 1,
+            MemoryBudgetBytes = 256L * 1024 * 1024,
+        }).ToArray();
+
+        var silos = options.Select(SiloProcess.Start).ToArray();
+        try
+        {
+            var readies = await Task.WhenAll(silos.Select(s => s.WaitReadyAsync()));
+
+            using var client = new HostBuilder()
+                .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
+                .UseOrleansClient(c => c
+                    .UseRedisClustering(redis.ConnectionString)
+                    .Configure<ClusterOptions>(cluster =>
+                    {
+                        cluster.ClusterId = clusterId;
+                        cluster.ServiceId = options[0].ServiceId;
+                    }))
+                .Build();
+            await client.StartAsync();
+            var grains = client.Services.GetRequiredService<IClusterClient>();
+
+            var nodes = await grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes();
+            Assert.Equal(NodeNames, nodes.Select(n => n.NodeName));
+            for (int i = 0; i < silos.Length; i++)
+            {
+                var info = await grains.GetGrain<ISiloInfoGrain>(NodePinnedKey.Create("probe", options[i].NodeName)).GetInfo();
+                Assert.Equal(silos[i].ProcessId, info.ProcessId);
+                Assert.Equal(readies[i].Silo, info.Silo.Endpoint);
+            }
+
+            using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await client.StopAsync(stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        finally
+        {
+            foreach (var silo in silos) silo.Dispose();
+        }
+    }
+}
+
+/// <summary>A fact that is skipped, saying why, when <c>redis-server</c> is not on PATH.</summary>
+public sealed class RedisServerFactAttribute : FactAttribute
+{
+    public RedisServerFactAttribute()
+    {
+        if (RedisServer.Executable is null)
+            Skip = "redis-server is not on PATH (Debian: apt-get install -y redis-server); redis clustering is not tested";
+    }
+}
+
+/// <summary>A throw-away redis-server on a free loopback port, persisting nothing, in its own temp directory.</summary>
+public sealed class RedisServer : IDisposable
+{
+    public static string? Executable { get; } =
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, "redis-server"))
+            .FirstOrDefault(File.Exists);
+
+    private readonly Process _process;
+    private readonly string _directory;
+
+    private RedisServer(Process process, string directory, int port)
+    {
+        _process = process;
+        _directory = directory;
+        ConnectionString = $"127.0.0.1:{port}";
+    }
+
+    public string ConnectionString { get; }
+
+    public static async Task<RedisServer> StartAsync()
+    {
+        string directory = Directory.CreateTempSubdirectory("ftpcluster-redis-").FullName;
+        int port = SiloProcess.FreeLoopbackPorts(1)[0];
+        var start = new ProcessStartInfo(Executable ?? throw new InvalidOperationException("redis-server is not on PATH"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = directory,
+        };
+        foreach (var arg in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", directory })
+            start.ArgumentList.Add(arg);
+
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            output.Enqueue(e.Data);
+            if (e.Data.Contains("Ready to accept connections", StringComparison.Ordinal)) ready.TrySetResult();
+        };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException(
+            $"redis-server exited before it was ready:{Environment.NewLine}{string.Join(Environment.NewLine, output)}"));
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var server = new RedisServer(process, directory, port);
+        try
+        {
+            await ready.Task.WaitAsync(SiloProcess.StartTimeout);
+            return server;
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited) _process.Kill();
+            _process.WaitForExit();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _process.Dispose();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

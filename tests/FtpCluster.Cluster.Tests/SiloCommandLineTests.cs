@@ -1,0 +1,157 @@
+using System.Collections;
+using FtpCluster.Grains.Hosting;
+using FtpCluster.Silo;
+using Microsoft.Extensions.Hosting;
+
+namespace FtpCluster.Cluster.Tests;
+
+public sealed class SiloCommandLineTests
+{
+    private static readonly Hashtable NoEnvironment = [];
+
+    private static FtpClusterSiloOptions Parse(string commandLine, IDictionary? environment = null) =>
+        SiloCommandLine.Parse(commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries), environment ?? NoEnvironment);
+
+    [Fact]
+    public void No_arguments_give_the_documented_defaults()
+    {
+        var options = Parse("");
+
+        Assert.Equal(Environment.MachineName, options.NodeName);
+        Assert.Equal(11111, options.SiloPort);
+        Assert.Equal(30000, options.GatewayPort);
+        Assert.Equal("127.0.0.1", options.AdvertisedAddress);
+        Assert.Equal("localhost", options.Clustering);
+        Assert.Null(options.PrimarySiloEndpoint);
+        Assert.Equal("127.0.0.1:11111", options.GetPrimaryEndpoint().ToString());
+        Assert.Equal("ftpcluster", options.ClusterId);
+        Assert.Equal("ftpcluster", options.ServiceId);
+        Assert.Equal("cpu", options.Device);
+        Assert.Equal(FtpClusterSiloOptions.DefaultMemoryBudgetBytes(), options.MemoryBudgetBytes);
+        Assert.True(options.MemoryBudgetBytes > 0);
+        Assert.Equal(0, options.Threads);
+        Assert.Equal(1.0, options.Capacity);
+    }
+
+    [Fact]
+    public void Every_switch_sets_its_option()
+    {
+        var options = Parse("--node-name b --silo-port 11112 --gateway-port 30001 --advertised-address 10.0.0.2 "
+            + "--clustering localhost --primary 10.0.0.1:11111 --cluster-id c1 --service-id s1 --device ilgpu-cpu "
+            + "--memory-budget-mb 4096 --threads 3 --capacity 2.5");
+
+        Assert.Equal("b", options.NodeName);
+        Assert.Equal(11112, options.SiloPort);
+        Assert.Equal(30001, options.GatewayPort);
+        Assert.Equal("10.0.0.2", options.AdvertisedAddress);
+        Assert.Equal("10.0.0.1:11111", options.GetPrimaryEndpoint().ToString());
+        Assert.Equal("c1", options.ClusterId);
+        Assert.Equal("s1", options.ServiceId);
+        Assert.Equal("ilgpu-cpu", options.Device);
+        Assert.Equal(4096L * 1024 * 1024, options.MemoryBudgetBytes);
+        Assert.Equal(3, options.Threads);
+        Assert.Equal(2.5, options.Capacity);
+    }
+
+    [Fact]
+    public void Redis_clustering_takes_its_connection_string()
+    {
+        var options = Parse("--clustering redis --redis=10.0.0.9:6379,password=secret");
+
+        Assert.Equal("redis", options.Clustering);
+        Assert.Equal("10.0.0.9:6379,password=secret", options.RedisConnectionString);
+    }
+
+    [Fact]
+    public void Environment_variables_set_options_and_the_command_line_overrides_them()
+    {
+        var environment = new Hashtable
+        {
+            ["FTPCLUSTER_NODE_NAME"] = "from-env",
+            ["FTPCLUSTER_SILO_PORT"] = "12000",
+            ["FTPCLUSTER_MEMORY_BUDGET_MB"] = "100",
+            ["FTPCLUSTER_CLUSTERING"] = "redis",
+            ["FTPCLUSTER_REDIS"] = "localhost:6379",
+        };
+
+        var options = Parse("--silo-port 12001", environment);
+
+        Assert.Equal("from-env", options.NodeName);
+        Assert.Equal(12001, options.SiloPort);
+        Assert.Equal(100L * 1024 * 1024, options.MemoryBudgetBytes);
+        Assert.Equal("redis", options.Clustering);
+        Assert.Equal("localhost:6379", options.RedisConnectionString);
+        Assert.Equal("FTPCLUSTER_MEMORY_BUDGET_MB", SiloCommandLine.EnvironmentVariable("--memory-budget-mb"));
+    }
+
+    [Fact]
+    public void The_command_line_a_parent_writes_reads_back_as_the_same_options()
+    {
+        var written = new FtpClusterSiloOptions
+        {
+            NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, PrimarySiloEndpoint = "127.0.0.1:4000",
+            ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
+        };
+
+        var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);
+
+        Assert.Equivalent(written, read, strict: true);
+    }
+
+    [Theory]
+    [InlineData("--clustering foo", "unknown clustering (--clustering) 'foo' (expected localhost or redis)")]
+    [InlineData("--clustering redis", "--clustering redis needs a connection string (--redis or FTPCLUSTER_REDIS)")]
+    [InlineData("--clustering redis --redis=", "--clustering redis needs a connection string (--redis or FTPCLUSTER_REDIS)")]
+    [InlineData("--clustering redis --redis r:6379 --primary 127.0.0.1:11111", "a primary silo endpoint (--primary) only applies to --clustering localhost")]
+    [InlineData("--redis r:6379", "a redis connection string (--redis) needs --clustering redis")]
+    [InlineData("--silo-port 0", "silo port (--silo-port) must be 1-65535, got 0")]
+    [InlineData("--silo-port 65536", "silo port (--silo-port) must be 1-65535, got 65536")]
+    [InlineData("--gateway-port -1", "gateway port (--gateway-port) must be 1-65535, got -1")]
+    [InlineData("--gateway-port 99999", "gateway port (--gateway-port) must be 1-65535, got 99999")]
+    [InlineData("--silo-port eleven", "--silo-port: 'eleven' is not a whole number")]
+    [InlineData("--silo-port 5000 --gateway-port 5000", "silo port and gateway port must differ, both are 5000")]
+    [InlineData("--advertised-address my-host", "advertised address (--advertised-address) 'my-host' is not an IP address")]
+    [InlineData("--primary 127.0.0.1", "primary silo endpoint (--primary) '127.0.0.1' is not IP:PORT (e.g. 127.0.0.1:11111)")]
+    [InlineData("--primary host:11111", "primary silo endpoint (--primary) 'host:11111' is not IP:PORT (e.g. 127.0.0.1:11111)")]
+    [InlineData("--node-name a@b", "node name (--node-name) 'a@b' is not valid")]
+    [InlineData("--node-name=", "node name (--node-name) '' is not valid")]
+    [InlineData("--cluster-id=", "cluster id (--cluster-id) must not be empty")]
+    [InlineData("--service-id=", "service id (--service-id) must not be empty")]
+    [InlineData("--device tpu", "unknown device (--device) 'tpu' (expected one of: cpu, ilgpu-cpu, cuda)")]
+    [InlineData("--memory-budget-mb 0", "--memory-budget-mb must be a positive number of MiB, got 0")]
+    [InlineData("--memory-budget-mb -5", "--memory-budget-mb must be a positive number of MiB, got -5")]
+    [InlineData("--memory-budget-mb 4GB", "--memory-budget-mb: '4GB' is not a whole number")]
+    [InlineData("--threads -1", "threads (--threads) must be 0 (every core) or more, got -1")]
+    [InlineData("--capacity 0", "capacity (--capacity) must be a positive number, got 0")]
+    [InlineData("--capacity NaN", "capacity (--capacity) must be a positive number, got NaN")]
+    [InlineData("--capacity fast", "--capacity: 'fast' is not a number")]
+    [InlineData("--silo-prot 11111", "unknown option --silo-prot (known: --node-name --silo-port")]
+    [InlineData("--node-name", "--node-name needs a value (NAME)")]
+    [InlineData("--node-name --silo-port 1", "--node-name needs a value (NAME)")]
+    [InlineData("a --node-name b", "unexpected argument 'a' (switches take the form --name VALUE)")]
+    public void A_bad_value_is_refused_with_a_message_naming_it(string commandLine, string message)
+    {
+        var error = Assert.Throws<SiloUsageException>(() => Parse(commandLine));
+
+        Assert.StartsWith(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_environment_value_is_refused_like_a_bad_switch()
+    {
+        var error = Assert.Throws<SiloUsageException>(() => Parse("", new Hashtable { ["FTPCLUSTER_CLUSTERING"] = "zookeeper" }));
+
+        Assert.Equal("unknown clustering (--clustering) 'zookeeper' (expected localhost or redis)", error.Message);
+    }
+
+    [Fact]
+    public void The_builder_extension_refuses_invalid_options_as_the_command_line_does()
+    {
+        var options = new FtpClusterSiloOptions { Clustering = "redis" };
+        var host = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+
+        var error = Assert.Throws<ArgumentException>(() => host.UseOrleans(silo => silo.AddFtpCluster(options)));
+
+        Assert.Equal("--clustering redis needs a connection string (--redis or FTPCLUSTER_REDIS)", error.Message);
+    }
+}
