@@ -15,43 +15,58 @@ public sealed record GenerationOptions
 /// <param name="FinishReason">"stop" (a stop token), "length" (max tokens or the model's context).</param>
 public sealed record GenerationResult(int[] PromptIds, int[] Ids, string FinishReason);
 
-/// <summary>Prefill and decode through a whole model held by one stage.</summary>
+/// <summary>
+/// Feeds <paramref name="tokens"/> at positions starting at <paramref name="firstPosition"/> and returns
+/// the token sampled after the last of them (draw number <paramref name="draw"/> of the sequence).
+/// </summary>
+public delegate ValueTask<int> GenerationStep(int[] tokens, int firstPosition, int draw);
+
+/// <summary>The generation loop — prefill, then decode until a stop token, max tokens or the context
+/// runs out — over any way of running the model: one process, or a pipeline of stages.</summary>
 public static class Generator
 {
+    public static async ValueTask<GenerationResult> GenerateAsync(int[] prompt, int contextLength, GenerationOptions options,
+        GenerationStep step, Action<int>? onToken = null)
+    {
+        if (prompt.Length == 0) throw new ArgumentException("the prompt has no tokens");
+        if (prompt.Length > contextLength)
+            throw new ArgumentException($"the prompt has {prompt.Length} tokens, more than the model's context of {contextLength}");
+        options.Sampling.Validate();
+        var ids = new List<int>(prompt);
+        if (options.MaxTokens == 0) return new(prompt, [.. ids], "length");
+
+        int next = await step(prompt, 0, 0);
+        for (int generated = 0; ; generated++)
+        {
+            if (options.StopTokens.Contains(next)) return new(prompt, [.. ids], "stop");
+            ids.Add(next);
+            onToken?.Invoke(next);
+            if (generated + 1 == options.MaxTokens || ids.Count == contextLength) return new(prompt, [.. ids], "length");
+            next = await step([next], ids.Count - 1, generated + 1);
+        }
+    }
+
+    /// <summary>Generation through a whole model held by one stage in this process.</summary>
     public static GenerationResult Generate(TransformerStage model, int[] prompt, GenerationOptions options, Action<int>? onToken = null)
     {
         var c = model.Config;
-        if (prompt.Length == 0) throw new ArgumentException("the prompt has no tokens");
-        if (prompt.Length > c.MaxSeqLen)
-            throw new ArgumentException($"the prompt has {prompt.Length} tokens, more than the model's context of {c.MaxSeqLen}");
         var sampler = new Sampler(options.Sampling);
         var cache = model.NewCache();
-        var ids = new List<int>(prompt);
         var logits = new float[c.VocabSize];
-
-        // Prefill: the whole prompt in one batch; only the last row's logits are needed.
-        var hidden = new float[prompt.Length * c.Dim];
-        var rows = new TokenRow[prompt.Length];
-        for (int i = 0; i < rows.Length; i++) rows[i] = new TokenRow(cache, i);
-        model.Embed(prompt, hidden);
-        model.Forward(rows, hidden);
-        model.Logits(hidden.AsSpan((prompt.Length - 1) * c.Dim, c.Dim), 1, logits);
-
-        var step = new float[c.Dim];
-        for (int generated = 0; ; generated++)
+        ValueTask<int> Step(int[] tokens, int firstPosition, int draw)
         {
-            if (generated == options.MaxTokens) return new(prompt, ids.ToArray(), "length");
-            int next = sampler.Sample(logits, generated);
-            if (options.StopTokens.Contains(next)) return new(prompt, ids.ToArray(), "stop");
-            ids.Add(next);
-            onToken?.Invoke(next);
-            if (ids.Count == c.MaxSeqLen) return new(prompt, ids.ToArray(), "length");
-
-            // Decode: one row at the next position.
-            model.Embed([next], step);
-            model.Forward([new TokenRow(cache, ids.Count - 1)], step);
-            model.Logits(step, 1, logits);
+            var hidden = new float[tokens.Length * c.Dim];
+            var rows = new TokenRow[tokens.Length];
+            for (int i = 0; i < rows.Length; i++) rows[i] = new TokenRow(cache, firstPosition + i);
+            model.Embed(tokens, hidden);
+            model.Forward(rows, hidden);
+            // Only the last row's logits are needed to sample what follows.
+            model.Logits(hidden.AsSpan((tokens.Length - 1) * c.Dim, c.Dim), 1, logits);
+            return ValueTask.FromResult(sampler.Sample(logits, draw));
         }
+        var pending = GenerateAsync(prompt, c.MaxSeqLen, options, Step, onToken);
+        // Every step above completes synchronously, so the loop has finished by now.
+        return pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
     }
 
     /// <summary>Logits [ids.Length, vocab] at every position of one sequence.</summary>
