@@ -1,0 +1,162 @@
+using System.Runtime.InteropServices;
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
+using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Placement;
+using FtpCluster.Grains.Wire;
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using Orleans.Placement;
+
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>
+/// One stage of a deployment: layers [a, b) of the model on the silo its key names
+/// (<c>DEPLOYMENT/stage-I@NODE</c>), with a KV cache per sequence in flight.
+/// </summary>
+[Alias("FtpCluster.IStageGrain")]
+public interface IStageGrain : IGrainWithStringKey
+{
+    /// <summary>Loads the slice (once; a second call with the same setup is a no-op).</summary>
+    [Alias("Load")]
+    Task<StageReport> Load(StageSetup setup);
+
+    /// <summary>Runs this stage's blocks over the step's rows and hands the result on down the pipeline.</summary>
+    [Alias("Forward")]
+    Task<StepResult> Forward(StepRequest request);
+
+    /// <summary>Frees the KV caches of finished or cancelled sequences.</summary>
+    [Alias("Release")]
+    Task Release(long[] sequenceIds);
+
+    [Alias("Report")]
+    Task<StageReport> Report();
+}
+
+/// <remarks>
+/// Reentrant: while a stage awaits the stages after it, it computes the next microbatch, so microbatches
+/// in flight keep every stage busy and a stage never blocks on a later one. Orleans runs a grain's turns
+/// one at a time, so the compute between awaits never overlaps.
+/// </remarks>
+[NodePinnedPlacement, Immovable, Reentrant]
+internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ILogger<StageGrain> logger)
+    : Grain, IStageGrain, IDisposable
+{
+    private readonly WireTraffic _traffic = new();
+    private StageSetup? _setup;
+    private StageExecutor? _executor;
+    private IStageGrain? _next;
+    private WireEncoding _wire;
+
+    private StageExecutor Executor => _executor ?? throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} has not been loaded");
+
+    public Task<StageReport> Load(StageSetup setup)
+    {
+        if (_setup is not null)
+        {
+            if (_setup != setup)
+                throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} is already loaded with another setup");
+            return Report();
+        }
+        var storage = setup.Storage is null ? (TensorDType?)null : TensorDTypeExtensions.Parse(setup.Storage);
+        var slice = new SliceSpec(setup.FirstLayer, setup.EndLayer, Embedding: setup.Index == 0, Head: setup.IsLast);
+        _wire = WireEncodings.Parse(setup.Wire);
+        _executor = new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage));
+        _next = setup.NextStageKey is null ? null : GrainFactory.GetGrain<IStageGrain>(setup.NextStageKey);
+        _setup = setup;
+        logger.LogInformation("Stage {Stage} on {Node}: layers [{First}, {End}) of {Model}, {Bytes:N0} weight bytes",
+            setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer, setup.ModelPath, _executor.Stage.Slice.ResidentBytes);
+        return Report();
+    }
+
+    public async Task<StepResult> Forward(StepRequest request)
+    {
+        var executor = Executor;
+        var setup = _setup!;
+        int dim = executor.Stage.Config.Dim;
+        long[] sequenceIds;
+        int[] positions;
+        float[] hidden;
+        if (setup.Index == 0)
+        {
+            sequenceIds = request.SequenceIds ?? throw new ArgumentException("the first stage needs the rows' sequence ids");
+            positions = request.Positions ?? throw new ArgumentException("the first stage needs the rows' positions");
+            var tokens = request.Tokens ?? throw new ArgumentException("the first stage needs token ids");
+            hidden = new float[tokens.Length * dim];
+            executor.Stage.Embed(tokens, hidden);
+        }
+        else
+        {
+            var packet = ActivationCodec.Decode(request.Packet ?? throw new ArgumentException($"stage {setup.Index} needs an activation packet"));
+            sequenceIds = packet.Rows.Select(r => r.SequenceId).ToArray();
+            positions = packet.Rows.Select(r => r.Position).ToArray();
+            hidden = packet.HiddenStates;
+        }
+        executor.Forward(sequenceIds, positions, hidden);
+
+        if (_next is null) return Finish(request, hidden, positions.Length);
+        var rows = new PacketRow[positions.Length];
+        for (int i = 0; i < rows.Length; i++) rows[i] = new PacketRow(sequenceIds[i], positions[i], 0f);
+        var outgoing = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, request.Step, setup.Index, setup.Index + 1, dim, rows, hidden);
+        byte[] bytes = ActivationCodec.Encode(outgoing, _wire, setup.MaxMessageBytes);
+        _traffic.Record(setup.Index, setup.Index + 1, _wire, bytes.Length);
+        return await _next.Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = bytes });
+    }
+
+    /// <summary>The last stage: logits of the rows that need them, and a token drawn for each sample request.</summary>
+    private StepResult Finish(StepRequest request, float[] hidden, int rowCount)
+    {
+        var stage = Executor.Stage;
+        int dim = stage.Config.Dim, vocab = stage.Config.VocabSize;
+        float[]? all = null;
+        if (request.ReturnLogits)
+        {
+            all = new float[rowCount * vocab];
+            stage.Logits(hidden, rowCount, all);
+        }
+        var tokens = new int[request.Samples.Length];
+        var row = new float[vocab];
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            var sample = request.Samples[i];
+            if ((uint)sample.Row >= (uint)rowCount)
+                throw new ArgumentException($"sample request for row {sample.Row} of a {rowCount}-row step");
+            if (all is not null) all.AsSpan(sample.Row * vocab, vocab).CopyTo(row);
+            else stage.Logits(hidden.AsSpan(sample.Row * dim, dim), 1, row);
+            tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
+        }
+        byte[]? logitBytes = all is null ? null : MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
+        if (logitBytes is not null && logitBytes.Length > _setup!.MaxMessageBytes)
+            throw new InvalidOperationException(
+                $"the logits of {rowCount} rows are {logitBytes.Length} bytes, over the message limit of {_setup.MaxMessageBytes}: score fewer tokens per call");
+        return new StepResult(tokens, logitBytes, vocab);
+    }
+
+    public Task Release(long[] sequenceIds)
+    {
+        if (_executor is not null)
+            foreach (long id in sequenceIds) _executor.Release(id);
+        return Task.CompletedTask;
+    }
+
+    public Task<StageReport> Report()
+    {
+        var setup = _setup ?? throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} has not been loaded");
+        var sent = _traffic.Snapshot();
+        return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
+            Executor.Stage.Slice.ResidentBytes, Executor.SequencesInFlight,
+            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId));
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        _executor?.Dispose();
+        _executor = null;
+    }
+}

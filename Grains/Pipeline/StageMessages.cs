@@ -1,0 +1,79 @@
+using FtpCluster.Compute.Inference;
+
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>What a stage grain loads and where it sends its output.</summary>
+/// <param name="Storage">Weight storage type ("f32", "f16", "bf16"); null keeps the file's.</param>
+/// <param name="Wire">Encoding of the activations this stage sends on ("f32", "f16", "bf16", "int8", "int8-row").</param>
+/// <param name="NextStageKey">The next stage's grain key; null for the last stage.</param>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.StageSetup")]
+public sealed record StageSetup(
+    [property: Id(0)] string DeploymentId,
+    [property: Id(1)] int Index,
+    [property: Id(2)] string ModelPath,
+    [property: Id(3)] int FirstLayer,
+    [property: Id(4)] int EndLayer,
+    [property: Id(5)] bool IsLast,
+    [property: Id(6)] string? Storage,
+    [property: Id(7)] string Wire,
+    [property: Id(8)] int MaxMessageBytes,
+    [property: Id(9)] string? NextStageKey);
+
+/// <summary>Draw a token after row <paramref name="Row"/> of the step, as draw <paramref name="Draw"/> of its sequence.</summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.SampleRequest")]
+public sealed record SampleRequest(
+    [property: Id(0)] int Row,
+    [property: Id(1)] float Temperature,
+    [property: Id(2)] int TopK,
+    [property: Id(3)] float TopP,
+    [property: Id(4)] int Seed,
+    [property: Id(5)] int Draw)
+{
+    public SamplingOptions Sampling => new() { Temperature = Temperature, TopK = TopK, TopP = TopP, Seed = Seed };
+}
+
+/// <summary>
+/// One microbatch step travelling down the pipeline. The first stage gets token ids; every later stage
+/// gets the activation packet its predecessor encoded (which carries the rows' sequences and positions).
+/// </summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.StepRequest")]
+public sealed record StepRequest(
+    [property: Id(0)] long MicrobatchId,
+    [property: Id(1)] int Step,
+    [property: Id(2)] long[]? SequenceIds,
+    [property: Id(3)] int[]? Positions,
+    [property: Id(4)] int[]? Tokens,
+    [property: Id(5)] byte[]? Packet,
+    [property: Id(6)] SampleRequest[] Samples,
+    [property: Id(7)] bool ReturnLogits);
+
+/// <summary>What the last stage answers: a token per sample request, and the logits when asked for.</summary>
+/// <param name="Logits">float32 little-endian [rows, vocab] of every row of the step, or null.</param>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.StepResult")]
+public sealed record StepResult(
+    [property: Id(0)] int[] SampledTokens,
+    [property: Id(1)] byte[]? Logits,
+    [property: Id(2)] int VocabSize)
+{
+    /// <summary>The logits as floats; empty when none were asked for.</summary>
+    public float[] LogitValues() =>
+        Logits is null ? [] : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Logits).ToArray();
+}
+
+/// <summary>Bytes one stage has sent to the next, as its own counters saw them.</summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.StageReport")]
+public sealed record StageReport(
+    [property: Id(0)] int Index,
+    [property: Id(1)] string NodeName,
+    [property: Id(2)] int FirstLayer,
+    [property: Id(3)] int EndLayer,
+    [property: Id(4)] long WeightBytes,
+    [property: Id(5)] int SequencesInFlight,
+    [property: Id(6)] long BytesSent,
+    [property: Id(7)] long PacketsSent,
+    [property: Id(8)] int ProcessId);

@@ -1,0 +1,136 @@
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Tests;
+using FtpCluster.Grains.Pipeline;
+using FtpCluster.Grains.Wire;
+
+namespace FtpCluster.Cluster.Tests;
+
+/// <summary>
+/// stories260K (5 layers, grouped-query attention) split over the three silo processes a, b, c: the
+/// pipeline's output against the same model run in this process.
+/// </summary>
+public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSiloCluster>
+{
+    private static readonly int[] Ids = [1, 461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435];
+
+    private static string ModelPath => SharedModels.PathTo("stories260K", "stories260K.bin");
+
+    private async Task<(ICoordinatorGrain Coordinator, DeployedStage[] Stages)> Deploy(string wire)
+    {
+        var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>($"stories-{wire}-{Guid.NewGuid():N}");
+        var stages = await coordinator.Deploy(new DeploymentRequest(ModelPath, Stages: 3, Wire: wire));
+        return (coordinator, stages);
+    }
+
+    private static float[] LocalLogits(int[] ids)
+    {
+        using var device = new CpuDevice(1);
+        using var model = TransformerStage.Load(ModelPath, device);
+        return Generator.AllLogits(model, ids);
+    }
+
+    private static double RelativeError(float[] expected, float[] actual, int row, int vocab)
+    {
+        double diff = 0, norm = 0;
+        for (int i = row * vocab; i < (row + 1) * vocab; i++)
+        {
+            diff += (double)(actual[i] - expected[i]) * (actual[i] - expected[i]);
+            norm += (double)expected[i] * expected[i];
+        }
+        return Math.Sqrt(diff / norm);
+    }
+
+    [SharedModelsFact]
+    public async Task Stages_land_on_the_planned_silos_checked_through_the_silos()
+    {
+        var (coordinator, stages) = await Deploy("f32");
+        Assert.Equal(["a", "b", "c"], stages.Select(s => s.NodeName));
+        Assert.Equal(0, stages[0].FirstLayer);
+        Assert.Equal(5, stages[^1].EndLayer);
+        var reports = await coordinator.Reports();
+        for (int i = 0; i < stages.Length; i++)
+        {
+            Assert.Equal(stages[i].NodeName, reports[i].NodeName);
+            Assert.Equal(cluster.Nodes[stages[i].NodeName].Process.ProcessId, reports[i].ProcessId);
+            Assert.Equal((stages[i].FirstLayer, stages[i].EndLayer), (reports[i].FirstLayer, reports[i].EndLayer));
+        }
+    }
+
+    [SharedModelsFact]
+    public async Task F32_on_the_wire_gives_the_single_process_logits_and_counts_exact_bytes()
+    {
+        var (coordinator, stages) = await Deploy("f32");
+        var result = await coordinator.Score(Ids);
+        var expected = LocalLogits(Ids);
+        var actual = result.LogitValues();
+        Assert.Equal(expected.Length, actual.Length);
+        for (int t = 0; t < Ids.Length; t++)
+            Assert.True(RelativeError(expected, actual, t, result.VocabSize) <= 1e-6, $"position {t}");
+
+        // One packet per boundary, of exactly the size the codec's formula gives.
+        var reports = await coordinator.Reports();
+        long packet = ActivationCodec.EncodedPacketBytes(Ids.Length, 64, WireEncoding.F32, stages[0].GrainKey.Split('/')[0]);
+        Assert.Equal([packet, packet, 0L], reports.Select(r => r.BytesSent));
+        Assert.Equal([1L, 1L, 0L], reports.Select(r => r.PacketsSent));
+    }
+
+    /// <summary>
+    /// The encodings round every activation crossing a boundary (f16: relative 2⁻¹¹, bf16: 2⁻⁸, int8: half
+    /// a step of blockmax/127 — bounds the wire tests check value by value). This tiny model amplifies
+    /// those errors about tenfold by the logits: measured worst relative logit errors over the 12
+    /// positions are 1.8e-3 (f16), 2.4e-2 (bf16) and 4.0e-2 (int8), in the ratio of the encodings' own
+    /// precision. Each tolerance is about twice its measured figure, so the test catches an encoding
+    /// that got worse without failing on the model's sensitivity.
+    /// </summary>
+    [SharedModelsTheory]
+    [InlineData("f16", 4e-3)]
+    [InlineData("bf16", 5e-2)]
+    [InlineData("int8", 8e-2)]
+    public async Task Narrow_encodings_stay_within_their_tolerance(string wire, double tolerance)
+    {
+        var (coordinator, _) = await Deploy(wire);
+        var actual = (await coordinator.Score(Ids)).LogitValues();
+        var expected = LocalLogits(Ids);
+        double worst = Enumerable.Range(0, Ids.Length).Max(t => RelativeError(expected, actual, t, 512));
+        Assert.True(worst <= tolerance, $"{wire}: worst relative logit error {worst:E2} above {tolerance:E0}");
+        Assert.True(worst > 0, $"{wire} changed nothing: is the encoding applied?");
+    }
+
+    [SharedModelsFact]
+    public async Task Greedy_generation_through_three_stages_matches_golden()
+    {
+        var (coordinator, _) = await Deploy("f32");
+        var expected = SharedModels.Golden.GetProperty("stories260K").GetProperty("greedy_from_bos_64_steps")
+            .EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        var reply = await coordinator.Generate(new GenerationRequest([1], MaxTokens: expected.Length - 1, StopTokens: [1]));
+        Assert.Equal(expected, reply.Ids);
+    }
+
+    [SharedModelsFact]
+    public async Task Concurrent_requests_of_different_lengths_equal_running_them_one_by_one()
+    {
+        var (coordinator, _) = await Deploy("f32");
+        var random = new Random(4);
+        var requests = Enumerable.Range(0, 16).Select(i => new GenerationRequest(
+            [1, .. Enumerable.Range(0, 1 + i % 5).Select(_ => random.Next(3, 512))],
+            MaxTokens: 4 + i % 7, StopTokens: [], Temperature: i % 2 == 0 ? 0 : 0.8f, Seed: i)).ToArray();
+
+        var replies = await Task.WhenAll(requests.Select(coordinator.Generate));
+
+        using var device = new CpuDevice(1);
+        using var model = TransformerStage.Load(ModelPath, device);
+        for (int i = 0; i < requests.Length; i++)
+        {
+            var r = requests[i];
+            var alone = Generator.Generate(model, r.PromptIds, new GenerationOptions
+            {
+                MaxTokens = r.MaxTokens,
+                Sampling = new SamplingOptions { Temperature = r.Temperature, Seed = r.Seed },
+            });
+            Assert.Equal(alone.Ids, replies[i].Ids);
+        }
+        // Every sequence's caches were freed when it finished.
+        Assert.All(await coordinator.Reports(), report => Assert.Equal(0, report.SequencesInFlight));
+    }
+}
