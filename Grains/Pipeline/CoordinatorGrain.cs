@@ -4,6 +4,7 @@ using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Planning;
 using FtpCluster.Grains.Wire;
+using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
 namespace FtpCluster.Grains.Pipeline;
@@ -42,10 +43,12 @@ public sealed record GenerationRequest(
 
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.GenerationReply")]
+/// <param name="Stages">The plan the generation finished on (a different one if a silo was lost on the way).</param>
 public sealed record GenerationReply(
     [property: Id(0)] int[] PromptIds,
     [property: Id(1)] int[] Ids,
-    [property: Id(2)] string FinishReason);
+    [property: Id(2)] string FinishReason,
+    [property: Id(3)] DeployedStage[] Stages);
 
 /// <summary>
 /// Drives requests through one deployment's stages (key: the deployment id). Lives inside the
@@ -61,82 +64,161 @@ public interface ICoordinatorGrain : IGrainWithStringKey
     [Alias("Generate")]
     Task<GenerationReply> Generate(GenerationRequest request);
 
+    /// <summary>The generated tokens one by one, as they are sampled.</summary>
+    [Alias("GenerateStream")]
+    IAsyncEnumerable<int> GenerateStream(GenerationRequest request);
+
     /// <summary>Logits [ids.Length, vocab] as float32 little-endian bytes, and the vocabulary size.</summary>
     [Alias("Score")]
     Task<StepResult> Score(int[] ids);
 
+    /// <summary>The stages of the current plan (it changes when a silo dies and the layers move).</summary>
+    [Alias("Stages")]
+    Task<DeployedStage[]> Stages();
+
     /// <summary>Each stage's own report: where it runs, its layers, the bytes it has sent on.</summary>
     [Alias("Reports")]
     Task<StageReport[]> Reports();
+
+    /// <summary>The node this coordinator runs on.</summary>
+    [Alias("NodeName")]
+    Task<string> NodeName();
 }
 
 /// <remarks>
 /// Reentrant, so many requests are in flight at once: each awaits its own steps while the stages work
 /// on the others' (a stage answers only once the stages after it have).
+/// When a step fails because a silo is gone, the coordinator re-plans the layers over the silos still
+/// up (once, however many requests saw the failure), and each request replays its tokens so far into
+/// the new stages' empty caches before going on. Sampling depends only on (seed, draw), and an f32
+/// wire is exact, so the output is the one a fault-free run gives.
 /// </remarks>
 [Reentrant]
-internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes) : Grain, ICoordinatorGrain
+[CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here
+internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, ILogger<CoordinatorGrain> logger)
+    : Grain, ICoordinatorGrain
 {
-    private DeployedStage[] _stages = [];
+    /// <summary>How long recovery from a lost silo may take before the request fails.</summary>
+    private static readonly TimeSpan RecoveryDeadline = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Pause between placement attempts while the cluster has not yet declared the lost silo dead (until
+    /// then, activations whose directory entry lives on it cannot be registered).
+    /// </summary>
+    private static readonly TimeSpan PlacementRetryDelay = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Re-plans one request may go through before it fails with the last error.</summary>
+    private const int MaxRecoveriesPerRequest = 5;
+
+    /// <summary>How long a probe of a stage's silo may take before that silo counts as gone.</summary>
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly HashSet<string> _lostNodes = new(StringComparer.Ordinal);
+    private DeploymentRequest? _request;
     private ModelConfig? _config;
+    private long _bytesPerLayer;
+    private DeployedStage[] _stages = [];
+    private int _epoch;
+    private int _placements;
+    private Task? _recovery;
     private long _nextSequenceId;
     private long _nextMicrobatchId;
 
-    private IStageGrain FirstStage => GrainFactory.GetGrain<IStageGrain>(_stages.Length > 0
-        ? _stages[0].GrainKey : throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed"));
+    private ModelConfig Config => _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
 
     public async Task<DeployedStage[]> Deploy(DeploymentRequest request)
     {
         if (request.Stages < 1) throw new ArgumentException($"a deployment needs at least one stage, got {request.Stages}");
         WireEncodings.Parse(request.Wire);
-        ModelInfo info;
         using (var checkpoint = Checkpoint.Open(request.ModelPath))
         {
             _config = checkpoint.Config;
-            info = ModelInfo.Describe(checkpoint);
+            _bytesPerLayer = ModelInfo.Describe(checkpoint).BytesPerLayer;
         }
-        var up = (await nodes.ActiveNodesAsync()).OrderBy(n => n.NodeName, StringComparer.Ordinal).ToArray();
-        if (up.Length < request.Stages)
+        _request = request;
+        _stages = await Place(firstPlacement: true);
+        return _stages;
+    }
+
+    /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains.</summary>
+    private async Task<DeployedStage[]> Place(bool firstPlacement)
+    {
+        var request = _request!;
+        var up = (await nodes.ActiveNodesAsync())
+            .Where(n => !_lostNodes.Contains(n.NodeName))
+            .OrderBy(n => n.NodeName, StringComparer.Ordinal).ToArray();
+        if (up.Length == 0) throw new InvalidOperationException("no silo is up to place stages on");
+        if (firstPlacement && up.Length < request.Stages)
             throw new InvalidOperationException(
                 $"{request.Stages} stages need {request.Stages} silos, but {up.Length} are up ({string.Join(", ", up.Select(n => n.NodeName))})");
+        // After a loss, as many stages as silos survive, at most the number asked for.
         var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
-        var plan = DeploymentPlanner.Plan(_config.Layers, silos, bytesPerLayer: info.BytesPerLayer);
+        var plan = DeploymentPlanner.Plan(Config.Layers, silos, bytesPerLayer: _bytesPerLayer);
 
-        string deployment = this.GetPrimaryKeyString();
+        // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
+        string prefix = $"{this.GetPrimaryKeyString()}/{_placements++}";
         var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
-            NodePinnedKey.Create($"{deployment}/stage-{s.Index}", s.Silo))).ToArray();
-        await Task.WhenAll(stages.Select(s => GrainFactory.GetGrain<IStageGrain>(s.GrainKey).Load(new StageSetup(
-            deployment, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
+            NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo))).ToArray();
+        await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
+            this.GetPrimaryKeyString(), s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
             request.Storage, request.Wire, request.MaxMessageBytes,
             NextStageKey: s.Index + 1 < stages.Length ? stages[s.Index + 1].GrainKey : null))));
-        _stages = stages;
         return stages;
     }
 
     public async Task<GenerationReply> Generate(GenerationRequest request)
     {
-        var config = _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
+        var result = await Run(request, onToken: null);
+        return new GenerationReply(result.PromptIds, result.Ids, result.FinishReason, _stages);
+    }
+
+    public async IAsyncEnumerable<int> GenerateStream(GenerationRequest request)
+    {
+        var tokens = System.Threading.Channels.Channel.CreateUnbounded<int>();
+        var run = Run(request, token => tokens.Writer.TryWrite(token));
+        _ = run.ContinueWith(t => tokens.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Current);
+        await foreach (int token in tokens.Reader.ReadAllAsync()) yield return token;
+        await run;
+    }
+
+    private async Task<GenerationResult> Run(GenerationRequest request, Action<int>? onToken)
+    {
         long sequence = Interlocked.Increment(ref _nextSequenceId);
-        var options = new GenerationOptions
-        {
-            MaxTokens = request.MaxTokens,
-            StopTokens = request.StopTokens.ToHashSet(),
-            Sampling = new SamplingOptions { Temperature = request.Temperature, TopK = request.TopK, TopP = request.TopP, Seed = request.Seed },
-        };
+        var sampling = new SamplingOptions { Temperature = request.Temperature, TopK = request.TopK, TopP = request.TopP, Seed = request.Seed };
+        var options = new GenerationOptions { MaxTokens = request.MaxTokens, StopTokens = request.StopTokens.ToHashSet(), Sampling = sampling };
+        var fed = new List<int>();
+        int fedEpoch = _epoch;
+        int recoveries = 0;
+
         async ValueTask<int> Step(int[] tokens, int firstPosition, int draw)
         {
-            var result = await FirstStage.Forward(new StepRequest(
-                Interlocked.Increment(ref _nextMicrobatchId), draw,
-                Enumerable.Repeat(sequence, tokens.Length).ToArray(),
-                Enumerable.Range(firstPosition, tokens.Length).ToArray(), tokens, Packet: null,
-                [new SampleRequest(tokens.Length - 1, request.Temperature, request.TopK, request.TopP, request.Seed, draw)],
-                ReturnLogits: false));
-            return result.SampledTokens[0];
+            while (true)
+            {
+                int epoch = _epoch;
+                // The stages of a new plan hold nothing of this sequence: replay it from the start.
+                int[] feed = epoch == fedEpoch ? tokens : [.. fed, .. tokens];
+                int start = epoch == fedEpoch ? firstPosition : 0;
+                try
+                {
+                    var result = await FirstStage().Forward(new StepRequest(
+                        Interlocked.Increment(ref _nextMicrobatchId), draw,
+                        Enumerable.Repeat(sequence, feed.Length).ToArray(), Enumerable.Range(start, feed.Length).ToArray(), feed,
+                        Packet: null, [new SampleRequest(feed.Length - 1, request.Temperature, request.TopK, request.TopP, request.Seed, draw)],
+                        ReturnLogits: false));
+                    fedEpoch = epoch;
+                    fed.AddRange(tokens);
+                    return result.SampledTokens[0];
+                }
+                catch (Exception e) when (IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
+                {
+                    await Recover(epoch, e);
+                }
+            }
         }
+
         try
         {
-            var result = await Generator.GenerateAsync(request.PromptIds, config.MaxSeqLen, options, Step);
-            return new GenerationReply(result.PromptIds, result.Ids, result.FinishReason);
+            return await Generator.GenerateAsync(request.PromptIds, Config.MaxSeqLen, options, Step, onToken);
         }
         finally
         {
@@ -146,16 +228,27 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes) : Grain, I
 
     public async Task<StepResult> Score(int[] ids)
     {
-        var config = _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
-        if (ids.Length == 0 || ids.Length > config.MaxSeqLen)
-            throw new ArgumentException($"scoring needs 1 to {config.MaxSeqLen} tokens, got {ids.Length}");
+        if (ids.Length == 0 || ids.Length > Config.MaxSeqLen)
+            throw new ArgumentException($"scoring needs 1 to {Config.MaxSeqLen} tokens, got {ids.Length}");
         long sequence = Interlocked.Increment(ref _nextSequenceId);
+        int recoveries = 0;
         try
         {
-            return await FirstStage.Forward(new StepRequest(
-                Interlocked.Increment(ref _nextMicrobatchId), 0,
-                Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
-                Packet: null, Samples: [], ReturnLogits: true));
+            while (true)
+            {
+                int epoch = _epoch;
+                try
+                {
+                    return await FirstStage().Forward(new StepRequest(
+                        Interlocked.Increment(ref _nextMicrobatchId), 0,
+                        Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
+                        Packet: null, Samples: [], ReturnLogits: true));
+                }
+                catch (Exception e) when (IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
+                {
+                    await Recover(epoch, e);
+                }
+            }
         }
         finally
         {
@@ -163,9 +256,124 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes) : Grain, I
         }
     }
 
-    public async Task<StageReport[]> Reports() =>
-        await Task.WhenAll(_stages.Select(s => GrainFactory.GetGrain<IStageGrain>(s.GrainKey).Report()));
+    /// <summary>
+    /// After a step of <paramref name="failedEpoch"/> failed: find which stage silos are gone, re-plan over
+    /// the rest and load new stages. Runs once per lost plan; every request that saw the failure awaits it.
+    /// </summary>
+    private Task Recover(int failedEpoch, Exception failure)
+    {
+        if (failedEpoch != _epoch) return Task.CompletedTask;
+        return _recovery ??= RecoverOnce(failure);
+    }
 
-    private Task ReleaseEverywhere(long sequence) =>
-        Task.WhenAll(_stages.Select(s => GrainFactory.GetGrain<IStageGrain>(s.GrainKey).Release([sequence])));
+    private async Task RecoverOnce(Exception failure)
+    {
+        try
+        {
+            var started = DateTime.UtcNow;
+            var previous = _stages;
+            logger.LogWarning("Deployment {Deployment}: a stage failed ({Failure}); probing its silos", this.GetPrimaryKeyString(), failure.Message);
+            while (true)
+            {
+                // A stage whose silo is gone takes its node out of the plan; one that lost its weights
+                // on a live silo (see StageNotLoadedException) just gets a fresh grain in the new placement.
+                _lostNodes.UnionWith(await ProbeLostNodes(previous));
+                try
+                {
+                    // The new plan and its epoch take effect together, once every stage has loaded.
+                    var stages = await Place(firstPlacement: false);
+                    (_stages, _epoch) = (stages, _epoch + 1);
+                    logger.LogWarning("Deployment {Deployment}: re-planned without {Lost}: {Plan}", this.GetPrimaryKeyString(),
+                        string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
+                    break;
+                }
+                catch (Exception e) when (IsSiloLoss(e))
+                {
+                    if (DateTime.UtcNow - started > RecoveryDeadline)
+                        throw new InvalidOperationException(
+                            $"the stages could not be placed again within {RecoveryDeadline.TotalSeconds:F0} s of losing {string.Join(", ", _lostNodes)}: {e.Message}", e);
+                    logger.LogInformation("Deployment {Deployment}: placing again after {Error}", this.GetPrimaryKeyString(), e.Message);
+                    await Task.Delay(PlacementRetryDelay);
+                }
+            }
+            foreach (var old in previous.Where(s => !_lostNodes.Contains(s.NodeName)))
+                _ = Stage(old).Unload();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException(
+                $"silo{(_lostNodes.Count > 1 ? "s" : "")} {string.Join(", ", _lostNodes.Order(StringComparer.Ordinal))} left the cluster " +
+                $"and the survivors cannot hold the model: {e.Message}", e);
+        }
+        finally
+        {
+            _recovery = null;
+        }
+    }
+
+    /// <summary>
+    /// The nodes among the stages' whose stage no longer answers. The stages themselves are the probes:
+    /// they are active, so reaching them needs no new activation, whose directory entry could live on
+    /// the very silo that is gone (until the cluster declares it dead, such registrations fail).
+    /// </summary>
+    private async Task<HashSet<string>> ProbeLostNodes(IEnumerable<DeployedStage> stages)
+    {
+        var probes = stages.Select(async s =>
+        {
+            try
+            {
+                await Stage(s).Report().WaitAsync(ProbeTimeout);
+                return null;
+            }
+            catch (Exception e) when (IsSiloLoss(e))
+            {
+                return s.NodeName;
+            }
+            catch (StageNotLoadedException)
+            {
+                return null;
+            }
+        });
+        return (await Task.WhenAll(probes)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+    }
+
+    /// <summary>Failures that a new placement mends: a silo gone, or a stage that lost its weights.</summary>
+    private static bool IsStageLoss(Exception e) => IsSiloLoss(e) || e is StageNotLoadedException
+        || e.InnerException is { } inner && IsStageLoss(inner);
+
+    /// <summary>Failures that mean a silo is gone (or unreachable), as opposed to a bad request.</summary>
+    private static bool IsSiloLoss(Exception e) => e switch
+    {
+        SiloUnavailableException or OrleansMessageRejectionException or NodeNotInClusterException or TimeoutException => true,
+        _ when e.GetType().Name == "ConnectionFailedException" => true,
+        AggregateException { InnerExceptions.Count: 1 } a => IsSiloLoss(a.InnerExceptions[0]),
+        _ => e.InnerException is { } inner && IsSiloLoss(inner),
+    };
+
+    public Task<DeployedStage[]> Stages() => Task.FromResult(_stages);
+
+    public async Task<StageReport[]> Reports() => await Task.WhenAll(_stages.Select(s => Stage(s).Report()));
+
+    public Task<string> NodeName() => Task.FromResult(localNode.NodeName);
+
+    private IStageGrain FirstStage() => _stages.Length > 0
+        ? Stage(_stages[0])
+        : throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
+
+    private IStageGrain Stage(DeployedStage stage) => GrainFactory.GetGrain<IStageGrain>(stage.GrainKey);
+
+    /// <summary>Frees a sequence's caches; a stage that is gone has nothing left to free.</summary>
+    private async Task ReleaseEverywhere(long sequence)
+    {
+        foreach (var stage in _stages)
+        {
+            try
+            {
+                await Stage(stage).Release([sequence]);
+            }
+            catch (Exception e) when (IsSiloLoss(e))
+            {
+            }
+        }
+    }
 }

@@ -31,6 +31,10 @@ public interface IStageGrain : IGrainWithStringKey
 
     [Alias("Report")]
     Task<StageReport> Report();
+
+    /// <summary>Frees the weights and caches and lets the grain go (after a re-plan moved its layers).</summary>
+    [Alias("Unload")]
+    Task Unload();
 }
 
 /// <remarks>
@@ -39,6 +43,7 @@ public interface IStageGrain : IGrainWithStringKey
 /// one at a time, so the compute between awaits never overlaps.
 /// </remarks>
 [NodePinnedPlacement, Immovable, Reentrant]
+[CollectionAgeLimit(AlwaysActive = true)] // its weights and caches are the deployment: never collected for idleness
 internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ILogger<StageGrain> logger)
     : Grain, IStageGrain, IDisposable
 {
@@ -48,7 +53,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private IStageGrain? _next;
     private WireEncoding _wire;
 
-    private StageExecutor Executor => _executor ?? throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} has not been loaded");
+    private StageExecutor Executor => _executor ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
 
     public Task<StageReport> Load(StageSetup setup)
     {
@@ -141,11 +146,18 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
 
     public Task<StageReport> Report()
     {
-        var setup = _setup ?? throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} has not been loaded");
+        var setup = _setup ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
             Executor.Stage.Slice.ResidentBytes, Executor.SequencesInFlight,
             sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId));
+    }
+
+    public Task Unload()
+    {
+        Dispose();
+        DeactivateOnIdle();
+        return Task.CompletedTask;
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -158,5 +170,28 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         _executor?.Dispose();
         _executor = null;
+    }
+}
+
+/// <summary>
+/// A stage that holds no weights: it was never loaded, or Orleans let the activation go (for example
+/// when the directory partition that listed it was on a silo that died). The coordinator re-plans.
+/// </summary>
+[GenerateSerializer]
+[Alias("FtpCluster.StageNotLoadedException")]
+public sealed class StageNotLoadedException : Exception
+{
+    public StageNotLoadedException()
+    {
+    }
+
+    public StageNotLoadedException(string stageKey)
+        : base($"stage {stageKey} holds no weights: it was never loaded or its activation was lost")
+    {
+    }
+
+    public StageNotLoadedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
     }
 }

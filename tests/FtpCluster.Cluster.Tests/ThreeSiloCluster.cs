@@ -12,7 +12,7 @@ namespace FtpCluster.Cluster.Tests;
 /// client connected through their gateways; started once per test class and killed afterwards, also
 /// when starting fails half way.
 /// </summary>
-public sealed class ThreeSiloCluster : IAsyncLifetime
+public class ThreeSiloCluster : IAsyncLifetime
 {
     public static readonly string[] NodeNames = ["a", "b", "c"];
 
@@ -26,6 +26,9 @@ public sealed class ThreeSiloCluster : IAsyncLifetime
         ?? throw new InvalidOperationException("the cluster has not started");
 
     public string ClusterId { get; } = $"test-{Guid.NewGuid():N}";
+
+    /// <summary>Distinct per node, so the metadata test tells the silos apart.</summary>
+    protected virtual long MemoryBudget(int node) => (node + 1) * 512L * 1024 * 1024;
 
     public async Task InitializeAsync()
     {
@@ -41,8 +44,7 @@ public sealed class ThreeSiloCluster : IAsyncLifetime
                 ClusterId = ClusterId,
                 Device = "cpu",
                 Threads = 1,
-                // Distinct per node, so the metadata test tells the silos apart.
-                MemoryBudgetBytes = (i + 1) * 512L * 1024 * 1024,
+                MemoryBudgetBytes = MemoryBudget(i),
                 Capacity = i + 1,
             }).ToArray();
 
@@ -57,23 +59,30 @@ public sealed class ThreeSiloCluster : IAsyncLifetime
             Nodes = NodeNames.Select((node, i) => (node, entry: (_silos[i], readies[i], options[i])))
                 .ToDictionary(x => x.node, x => x.entry);
 
-            _clientHost = new HostBuilder()
-                .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
-                .UseOrleansClient(client => client
-                    .UseStaticClustering(readies.Select(r => r.Gateway).ToArray())
-                    .Configure<ClusterOptions>(cluster =>
-                    {
-                        cluster.ClusterId = ClusterId;
-                        cluster.ServiceId = options[0].ServiceId;
-                    }))
-                .Build();
-            await _clientHost.StartAsync();
+            _clientHost = await ConnectClientAsync(NodeNames);
         }
         catch
         {
             await DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>A started Orleans client that talks to the cluster through the named nodes' gateways only.</summary>
+    public async Task<IHost> ConnectClientAsync(params string[] nodeNames)
+    {
+        var host = new HostBuilder()
+            .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
+            .UseOrleansClient(client => client
+                .UseStaticClustering(nodeNames.Select(n => Nodes[n].Ready.Gateway).ToArray())
+                .Configure<ClusterOptions>(cluster =>
+                {
+                    cluster.ClusterId = ClusterId;
+                    cluster.ServiceId = Nodes[nodeNames[0]].Options.ServiceId;
+                }))
+            .Build();
+        await host.StartAsync();
+        return host;
     }
 
     public async Task DisposeAsync()
