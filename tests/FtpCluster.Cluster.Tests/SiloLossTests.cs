@@ -80,10 +80,13 @@ public sealed class NoCapacityTests(SmallBudgetCluster cluster) : IClassFixture<
         using var client = await cluster.ConnectClientAsync(home);
         var coordinator = client.Services.GetRequiredService<IClusterClient>().GetGrain<ICoordinatorGrain>(deployment);
 
+        // Kill the victim while a generation is under way (so the request is already with this coordinator).
+        var generation = coordinator.Generate(new GenerationRequest([1, 2, 3], MaxTokens: 2000, StopTokens: []));
+        while ((await coordinator.Reports())[0].PacketsSent < 5 && !generation.IsCompleted)
+            await Task.Yield();
         cluster.Nodes[victim].Process.Dispose();
         // Bounded: recovery gives up within its deadline; the wait below only keeps a broken build from hanging.
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            coordinator.Generate(new GenerationRequest([1, 2, 3], MaxTokens: 4, StopTokens: [])).WaitAsync(TimeSpan.FromMinutes(3)));
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => generation.WaitAsync(TimeSpan.FromMinutes(3)));
         Assert.Contains($"silo {victim} left the cluster and the survivors cannot hold the model", error.Message);
         Assert.Contains("memory budgets cannot hold 6 layers", error.Message);
     }
