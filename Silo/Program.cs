@@ -29,9 +29,11 @@ builder.Logging.AddSimpleConsole(console =>
     console.SingleLine = true;
     console.TimestampFormat = "HH:mm:ss.fff ";
 });
-// Orleans reports every membership and placement step at Information; its warnings are what an operator needs.
+// Orleans reports every membership and placement step at Information (Polly, under it, every placement
+// retry attempt); their warnings are what an operator needs.
 builder.Logging.AddFilter("Orleans", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+builder.Logging.AddFilter("Polly", LogLevel.Warning);
 builder.UseOrleans(silo => silo.AddFtpCluster(options));
 
 using var host = builder.Build();
