@@ -86,7 +86,7 @@ public sealed class EmbeddedCluster : IDisposable
         {
             SiloProcess Start(FtpClusterSiloOptions options)
             {
-                var process = SiloProcess.Start(options, onOutput is null ? null : line => onOutput(options.NodeName, line));
+                var process = onOutput is null ? SiloProcess.Start(options) : SiloProcess.Start(options, line => onOutput(options.NodeName, line));
                 processes.Add(process);
                 return process;
             }

@@ -100,8 +100,10 @@ public sealed class SiloProcess : IDisposable
         }
     }
 
+    public static SiloProcess Start(FtpClusterSiloOptions options) => new(options.ToCommandLine(), null, null);
+
     /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
-    public static SiloProcess Start(FtpClusterSiloOptions options, Action<string>? onOutput = null) => new(options.ToCommandLine(), null, onOutput);
+    public static SiloProcess Start(FtpClusterSiloOptions options, Action<string> onOutput) => new(options.ToCommandLine(), null, onOutput);
 
     public static SiloProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) => new(args, environment, null);
 
