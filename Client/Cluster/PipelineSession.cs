@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using FtpCluster.Client.Commands;
@@ -47,8 +48,11 @@ internal sealed class PipelineSession : IAsyncDisposable
         string fullPath = Path.GetFullPath(modelPath).TrimEnd(Path.DirectorySeparatorChar);
         string name = new([.. Path.GetFileNameWithoutExtension(fullPath).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fullPath)))[..8];
-        return $"{name}-{hash}-{stages}x-{wire.CliWord()}-{storage?.ToString().ToLowerInvariant() ?? "file"}";
+        return $"{name}-{hash}-{stages}x-{wire.CliWord()}-{StorageWord(storage) ?? "file"}";
     }
+
+    /// <summary>The --dtype word (f32, f16, bf16) that stages parse back; null keeps the file's type.</summary>
+    public static string? StorageWord(TensorDType? storage) => storage?.ToString().ToLowerInvariant();
 
     /// <summary>Starts or connects to the cluster and makes sure the deployment is there.</summary>
     public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, CancellationToken cancellationToken)
@@ -57,7 +61,7 @@ internal sealed class PipelineSession : IAsyncDisposable
         ClusterConnection? connection = null;
         try
         {
-            System.Net.IPEndPoint[] gateways;
+            IPEndPoint[] gateways;
             string clusterId = target.ClusterId;
             if (target.Gateways is null)
             {
@@ -82,11 +86,12 @@ internal sealed class PipelineSession : IAsyncDisposable
             int stages = target.Stages ?? (await connection.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
             string deploymentId = DeploymentIdFor(model.ModelPath, stages, target.Wire, model.Storage);
             var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(deploymentId);
+            // A coordinator that was never deployed (or was deactivated since) reports no stages.
             var reports = await coordinator.Reports().WaitAsync(cancellationToken);
             if (reports.Length != stages)
             {
                 await coordinator.Deploy(new DeploymentRequest(
-                    Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), model.Storage?.ToString().ToLowerInvariant()))
+                    Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage)))
                     .WaitAsync(cancellationToken);
                 reports = await coordinator.Reports().WaitAsync(cancellationToken);
             }

@@ -60,7 +60,7 @@ internal static class ClusterCommand
             Console.WriteLine($"deployment {traffic.Deployment}");
             foreach (var (stage, index) in traffic.Stages.Select((stage, index) => (stage, index)))
                 Console.WriteLine($"stage {index}  silo {stage.Silo}  layers [{stage.Layers[0]}, {stage.Layers[1]})");
-            string dtype = model.Storage is { } storage ? $" --dtype {storage.ToString().ToLowerInvariant()}" : "";
+            string dtype = PipelineSession.StorageWord(model.Storage) is { } storage ? $" --dtype {storage}" : "";
             Console.WriteLine($"use: ftpcluster generate --cluster {gateways}{clusterIdOption} --model {model.ModelPath} --stages {stages} --wire {wire.CliWord()}{dtype} ...");
         }
         else
