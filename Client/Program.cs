@@ -7,8 +7,13 @@ const string Usage = """
 
       generate --model PATH [--tokenizer PATH] (--prompt TEXT | --ids JSON_ARRAY) [--max-tokens N]
                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device cpu|ilgpu-cpu|cuda]
-               [--dtype f32|f16|bf16] [--threads N] [--json]
-      score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json]
+               [--dtype f32|f16|bf16] [--threads N] [--json] [CLUSTER]
+      score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json] [CLUSTER]
+        CLUSTER: --stages N (an embedded cluster of N silo processes for this command)
+                 | --cluster HOST:PORT[,HOST:PORT] [--cluster-id ID] [--stages N] (a running cluster's gateways)
+                 with [--wire f32|f16|bf16|int8|int8-row]
+      cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N]
+                 [--model PATH [--stages N] [--wire W] [--dtype D]]
       bench kernels [--quick] [--json]
       bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
       bench wire [--hidden N] [--seconds S] [--json]
@@ -23,6 +28,7 @@ try
     {
         ["generate", .. var rest] => GenerateCommand.Run(rest),
         ["score", .. var rest] => ScoreCommand.Run(rest),
+        ["cluster", "up", .. var rest] => ClusterCommand.Up(rest),
         ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),
         ["bench", "wire", .. var rest] => BenchCommand.Wire(rest),
@@ -42,7 +48,13 @@ catch (ModelFormatException e)
     Console.Error.WriteLine($"ftpcluster: {e.Message}");
     return 1;
 }
-catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException)
+catch (OperationCanceledException)
+{
+    // Ctrl+C or SIGTERM: whatever the command started has been stopped on the way out.
+    Console.Error.WriteLine("ftpcluster: interrupted");
+    return 130;
+}
+catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or TimeoutException or Orleans.Runtime.OrleansException)
 {
     Console.Error.WriteLine($"ftpcluster: {e.Message}");
     return 1;

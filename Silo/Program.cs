@@ -29,9 +29,11 @@ builder.Logging.AddSimpleConsole(console =>
     console.SingleLine = true;
     console.TimestampFormat = "HH:mm:ss.fff ";
 });
-// Orleans reports every membership and placement step at Information; its warnings are what an operator needs.
+// Orleans reports every membership and placement step at Information (Polly, under it, every placement
+// retry attempt); their warnings are what an operator needs.
 builder.Logging.AddFilter("Orleans", LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+builder.Logging.AddFilter("Polly", LogLevel.Warning);
 builder.UseOrleans(silo => silo.AddFtpCluster(options));
 
 using var host = builder.Build();
@@ -48,5 +50,16 @@ catch (Exception e)
 
 var local = host.Services.GetRequiredService<ILocalSiloDetails>();
 Console.WriteLine(new SiloReadyLine(options.NodeName, local.SiloAddress.Endpoint, local.GatewayAddress!.Endpoint, Environment.ProcessId));
-await host.WaitForShutdownAsync();
+
+var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+if (await ParentProcess.WaitUntilStoppingOrOrphanedAsync(options.ParentProcessId, stopping))
+{
+    // The silos of a parent that is gone have no one to serve, and their siblings are going too: a
+    // graceful leave would wait on silos that no longer answer, so it gets a short bound.
+    Console.Error.WriteLine($"ftpcluster-silo: node {options.NodeName}: parent process {options.ParentProcessId} is gone; stopping");
+    using var bound = new CancellationTokenSource(ParentProcess.OrphanShutdownTimeout);
+    await host.StopAsync(bound.Token);
+    return 0;
+}
+await host.StopAsync();
 return 0;

@@ -33,6 +33,7 @@ public static class SiloCommandLine
         ("--memory-budget-mb", "MemoryBudgetMb", "MB"),
         ("--threads", "Threads", "N"),
         ("--capacity", "Capacity", "X"),
+        ("--parent-pid", "ParentProcessId", "PID"),
     ];
 
     public static string Usage =>
@@ -80,6 +81,8 @@ public static class SiloCommandLine
         if (configuration["Capacity"] is { } capacity)
             options.Capacity = double.TryParse(capacity, NumberStyles.Float, CultureInfo.InvariantCulture, out double c)
                 ? c : throw new SiloUsageException($"--capacity: '{capacity}' is not a number");
+
+        if (configuration["ParentProcessId"] is { } parent) options.ParentProcessId = ParseInt(parent, "--parent-pid");
 
         try
         {

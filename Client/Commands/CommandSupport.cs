@@ -1,4 +1,5 @@
 using System.Text.Json;
+using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
@@ -10,12 +11,16 @@ namespace FtpCluster.Client.Commands;
 /// The options of every command that runs a model: --model, --tokenizer, --device, --threads, --dtype.
 /// Read before <see cref="Arguments.RejectUnknown"/>, so a typo is refused before any work starts.
 /// </summary>
-internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, string DeviceName, int Threads, TensorDType? Storage)
+internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, string? Device, int Threads, TensorDType? Storage)
 {
+    public string DeviceName => Device ?? "cpu";
+
+    private bool DeviceGiven => Device is not null;
+
     private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
 
     public static ModelOptions Read(Arguments a) =>
-        new(a.Required("model"), a.String("tokenizer"), a.String("device") ?? "cpu", a.Int("threads", 0), CommandSupport.Storage(a));
+        new(a.Required("model"), a.String("tokenizer"), a.String("device"), a.Int("threads", 0), CommandSupport.Storage(a));
 
     /// <summary>The device, logged to stderr so every run says where it ran.</summary>
     public IComputeDevice CreateDevice()
@@ -26,6 +31,24 @@ internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, str
     }
 
     public TransformerStage LoadModel(IComputeDevice device) => TransformerStage.Load(ModelPath, device, storage: Storage);
+
+    /// <summary>The model's configuration alone, for a command whose model runs on a cluster.</summary>
+    public ModelConfig ReadConfig()
+    {
+        using var checkpoint = Checkpoint.Open(ModelPath);
+        return checkpoint.Config;
+    }
+
+    /// <summary>
+    /// --device and --threads configure the silos an embedded cluster starts; a running cluster's silos
+    /// have their own, so there they would silently mean nothing.
+    /// </summary>
+    public void CheckUsableWith(ClusterTarget cluster)
+    {
+        if (cluster.IsEmbedded) return;
+        if (DeviceGiven) throw new UsageException("--device is a silo's own setting: it cannot be chosen with --cluster");
+        if (Threads != 0) throw new UsageException("--threads is a silo's own setting: it cannot be chosen with --cluster");
+    }
 
     /// <summary>
     /// --tokenizer, else the tokenizer beside the model: tokenizer.json or tokenizer.model in a
@@ -81,6 +104,13 @@ internal static class CommandSupport
     }
 
     public static void WriteJson<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Json));
+
+    /// <summary>Where a pipeline's stages ran and what crossed each boundary, on stderr beside the output.</summary>
+    public static void PrintTraffic(PipelineTraffic traffic)
+    {
+        for (int i = 0; i < traffic.WireBytes.Length; i++)
+            Console.Error.WriteLine($"wire: {traffic.Stages[i].Silo} -> {traffic.Stages[i + 1].Silo}: {traffic.WireBytes[i]} bytes");
+    }
 
     private static T Parse<T>(Func<T> parse)
     {

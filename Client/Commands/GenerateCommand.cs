@@ -1,15 +1,22 @@
+using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tokenizers;
+using FtpCluster.Grains.Pipeline;
 
 namespace FtpCluster.Client.Commands;
 
-/// <summary><c>ftpcluster generate</c>: a prompt in, a continuation out, in this process.</summary>
+/// <summary>
+/// <c>ftpcluster generate</c>: a prompt in, a continuation out, in this process or through a pipeline of
+/// stages on a cluster (<see cref="ClusterTarget"/>); both decide stop tokens and sample the same way.
+/// </summary>
 internal static class GenerateCommand
 {
     public static int Run(string[] args)
     {
         var a = new Arguments(args, new HashSet<string> { "json" });
         var modelOptions = ModelOptions.Read(a);
+        var cluster = ClusterTarget.Read(a);
         var options = new GenerationOptions
         {
             MaxTokens = a.Int("max-tokens", 256),
@@ -35,27 +42,61 @@ internal static class GenerateCommand
         {
             throw new UsageException(e.Message);
         }
+        if (cluster is not null)
+        {
+            modelOptions.CheckUsableWith(cluster);
+            return RunInClusterAsync(cluster, modelOptions, options, prompt, idsJson, json).GetAwaiter().GetResult();
+        }
 
         using var device = modelOptions.CreateDevice();
         using var model = modelOptions.LoadModel(device);
         var tokenizer = modelOptions.LoadTokenizer(model.Config);
-        int[] promptIds;
-        if (prompt is not null)
-        {
-            if (tokenizer is null)
-                throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath}: pass --tokenizer PATH, or --ids instead of --prompt");
-            promptIds = tokenizer.Encode(prompt, addBos: true);
-        }
-        else
-        {
-            promptIds = CommandSupport.ParseIds(idsJson!, model.Config.VocabSize);
-        }
-
+        int[] promptIds = PromptIds(modelOptions, model.Config, tokenizer, prompt, idsJson);
         options = options with { StopTokens = StopTokens(tokenizer, model.Config.Architecture) };
         var stream = json || tokenizer is null ? null : new TextStream(tokenizer, promptIds);
         var result = Generator.Generate(model, promptIds, options, stream is null ? null : stream.Add);
         stream?.Finish();
+        Print(result, tokenizer, json, traffic: null);
+        return 0;
+    }
 
+    /// <summary>The same generation through a pipeline of stages; the text is printed once it is complete.</summary>
+    private static async Task<int> RunInClusterAsync(
+        ClusterTarget cluster, ModelOptions modelOptions, GenerationOptions options, string? prompt, string? idsJson, bool json)
+    {
+        var config = modelOptions.ReadConfig();
+        var tokenizer = modelOptions.LoadTokenizer(config);
+        int[] promptIds = PromptIds(modelOptions, config, tokenizer, prompt, idsJson);
+        var sampling = options.Sampling;
+        var request = new GenerationRequest(promptIds, options.MaxTokens, [.. StopTokens(tokenizer, config.Architecture)],
+            sampling.Temperature, sampling.TopK, sampling.TopP, sampling.Seed);
+
+        using var interruption = new Interruption();
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, interruption.Token);
+        var reply = await session.Coordinator.Generate(request).WaitAsync(interruption.Token);
+        var traffic = await session.TrafficAsync(interruption.Token);
+        var result = new GenerationResult(reply.PromptIds, reply.Ids, reply.FinishReason);
+        if (!json && tokenizer is not null)
+        {
+            var stream = new TextStream(tokenizer, promptIds);
+            foreach (int id in result.Ids.AsSpan(promptIds.Length)) stream.Add(id);
+            stream.Finish();
+        }
+        Print(result, tokenizer, json, traffic);
+        return 0;
+    }
+
+    private static int[] PromptIds(ModelOptions modelOptions, ModelConfig config, ITokenizer? tokenizer, string? prompt, string? idsJson)
+    {
+        if (prompt is null) return CommandSupport.ParseIds(idsJson!, config.VocabSize);
+        if (tokenizer is null)
+            throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath}: pass --tokenizer PATH, or --ids instead of --prompt");
+        return tokenizer.Encode(prompt, addBos: true);
+    }
+
+    /// <summary>JSON, or the ids when there is no tokenizer (the text was streamed as it came); traffic on stderr.</summary>
+    private static void Print(GenerationResult result, ITokenizer? tokenizer, bool json, PipelineTraffic? traffic)
+    {
         if (json)
         {
             CommandSupport.WriteJson(new
@@ -64,13 +105,14 @@ internal static class GenerateCommand
                 Ids = result.Ids,
                 Text = tokenizer?.Decode(result.Ids),
                 FinishReason = result.FinishReason,
+                traffic?.Deployment,
+                traffic?.Stages,
+                traffic?.WireBytes,
             });
+            return;
         }
-        else if (tokenizer is null)
-        {
-            Console.WriteLine(string.Join(' ', result.Ids));
-        }
-        return 0;
+        if (tokenizer is null) Console.WriteLine(string.Join(' ', result.Ids));
+        if (traffic is not null) CommandSupport.PrintTraffic(traffic);
     }
 
     /// <summary>EOS ends generation; llama2.c models also end on BOS, as llama2.c's own loop does.</summary>

@@ -1,15 +1,21 @@
 using System.Numerics.Tensors;
+using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Client.Commands;
 
-/// <summary><c>ftpcluster score</c>: the log-probability of each next token of a sequence (and its logits).</summary>
+/// <summary>
+/// <c>ftpcluster score</c>: the log-probability of each next token of a sequence (and its logits), in this
+/// process or through a pipeline of stages on a cluster (<see cref="ClusterTarget"/>).
+/// </summary>
 internal static class ScoreCommand
 {
     public static int Run(string[] args)
     {
         var a = new Arguments(args, new HashSet<string> { "json", "logits" });
         var modelOptions = ModelOptions.Read(a);
+        var cluster = ClusterTarget.Read(a);
         string? idsJson = a.String("ids");
         string? text = a.String("text");
         bool withLogits = a.Flag("logits");
@@ -17,22 +23,40 @@ internal static class ScoreCommand
         a.RejectUnknown();
         if (idsJson is null == text is null) throw new UsageException("give either --ids JSON_ARRAY or --text TEXT");
 
-        using var device = modelOptions.CreateDevice();
-        using var model = modelOptions.LoadModel(device);
-        int vocab = model.Config.VocabSize;
-        int[] ids;
-        if (text is not null)
+        if (cluster is not null)
         {
-            var tokenizer = modelOptions.LoadTokenizer(model.Config)
-                ?? throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath}: pass --tokenizer PATH, or --ids instead of --text");
-            ids = tokenizer.Encode(text, addBos: true);
-        }
-        else
-        {
-            ids = CommandSupport.ParseIds(idsJson!, vocab);
+            modelOptions.CheckUsableWith(cluster);
+            var config = modelOptions.ReadConfig();
+            int[] clusterIds = Ids(modelOptions, config, idsJson, text);
+            var (logits, traffic) = ScoreInClusterAsync(cluster, modelOptions, clusterIds).GetAwaiter().GetResult();
+            return Print(clusterIds, logits, config.VocabSize, withLogits, json, traffic);
         }
 
-        var logits = Generator.AllLogits(model, ids);
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
+        int[] ids = Ids(modelOptions, model.Config, idsJson, text);
+        return Print(ids, Generator.AllLogits(model, ids), model.Config.VocabSize, withLogits, json, traffic: null);
+    }
+
+    private static int[] Ids(ModelOptions modelOptions, ModelConfig config, string? idsJson, string? text)
+    {
+        if (text is null) return CommandSupport.ParseIds(idsJson!, config.VocabSize);
+        var tokenizer = modelOptions.LoadTokenizer(config)
+            ?? throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath}: pass --tokenizer PATH, or --ids instead of --text");
+        return tokenizer.Encode(text, addBos: true);
+    }
+
+    private static async Task<(float[] Logits, PipelineTraffic Traffic)> ScoreInClusterAsync(ClusterTarget cluster, ModelOptions modelOptions, int[] ids)
+    {
+        using var interruption = new Interruption();
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, interruption.Token);
+        var result = await session.Coordinator.Score(ids).WaitAsync(interruption.Token);
+        return (result.LogitValues(), await session.TrafficAsync(interruption.Token));
+    }
+
+    /// <param name="logits">[ids.Length, vocab], row i predicting ids[i + 1].</param>
+    private static int Print(int[] ids, float[] logits, int vocab, bool withLogits, bool json, PipelineTraffic? traffic)
+    {
         // logprobs[i] = log p(ids[i + 1] | ids[..i + 1])
         var logprobs = new double[ids.Length - 1];
         var row = new float[vocab];
@@ -54,6 +78,9 @@ internal static class ScoreCommand
                 Logprobs = logprobs,
                 Perplexity = logprobs.Length == 0 ? (double?)null : perplexity,
                 Logits = withLogits ? Enumerable.Range(0, ids.Length).Select(i => logits.AsSpan(i * vocab, vocab).ToArray()).ToArray() : null,
+                traffic?.Deployment,
+                traffic?.Stages,
+                traffic?.WireBytes,
             });
         }
         else
@@ -61,6 +88,7 @@ internal static class ScoreCommand
             for (int i = 0; i < logprobs.Length; i++)
                 Console.WriteLine($"{i,5}  next {ids[i + 1],6}  logprob {logprobs[i],10:F4}");
             Console.WriteLine($"perplexity {perplexity:F4} over {logprobs.Length} predictions");
+            if (traffic is not null) CommandSupport.PrintTraffic(traffic);
         }
         return 0;
     }

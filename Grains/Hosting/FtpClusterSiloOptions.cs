@@ -71,6 +71,13 @@ public sealed partial class FtpClusterSiloOptions
     /// </summary>
     public double Capacity { get; set; } = 1.0;
 
+    /// <summary>
+    /// The process that started this silo, for silos a parent runs for its own lifetime (the command
+    /// line's embedded cluster): the silo stops when that process is gone, even if it was killed
+    /// without a chance to stop its silos. Default null: the silo runs until it is told to stop.
+    /// </summary>
+    public int? ParentProcessId { get; set; }
+
     public static long DefaultMemoryBudgetBytes() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad value and its command-line switch.</summary>
@@ -116,6 +123,8 @@ public sealed partial class FtpClusterSiloOptions
             throw new ArgumentException($"threads (--threads) must be 0 (every core) or more, got {Threads}");
         if (!(Capacity > 0) || double.IsInfinity(Capacity))
             throw new ArgumentException($"capacity (--capacity) must be a positive number, got {Capacity.ToString(CultureInfo.InvariantCulture)}");
+        if (ParentProcessId is <= 0)
+            throw new ArgumentException($"parent process id (--parent-pid) must be a positive process id, got {ParentProcessId}");
     }
 
     /// <summary>This silo's own silo endpoint, as other silos of a localhost cluster name it in --primary.</summary>
@@ -148,6 +157,7 @@ public sealed partial class FtpClusterSiloOptions
         };
         if (PrimarySiloEndpoint is not null) args.AddRange(["--primary", PrimarySiloEndpoint]);
         if (RedisConnectionString is not null) args.AddRange(["--redis", RedisConnectionString]);
+        if (ParentProcessId is { } parent) args.AddRange(["--parent-pid", parent.ToString(CultureInfo.InvariantCulture)]);
         return args;
     }
 

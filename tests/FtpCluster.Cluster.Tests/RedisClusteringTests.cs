@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;

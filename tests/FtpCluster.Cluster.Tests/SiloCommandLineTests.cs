@@ -91,6 +91,7 @@ public sealed class SiloCommandLineTests
         {
             NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, PrimarySiloEndpoint = "127.0.0.1:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
+            ParentProcessId = 4242,
         };
 
         var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);

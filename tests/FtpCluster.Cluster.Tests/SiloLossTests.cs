@@ -3,7 +3,6 @@ using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Pipeline;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace FtpCluster.Cluster.Tests;
 
@@ -20,8 +19,8 @@ public sealed class SiloLossTests(ThreeSiloCluster cluster) : IClassFixture<Thre
         string victim = Victim(stages, home);
 
         // Talk through the coordinator's own silo, so the client's gateway is not the one that dies.
-        using var client = await cluster.ConnectClientAsync(home);
-        var coordinator = client.Services.GetRequiredService<IClusterClient>().GetGrain<ICoordinatorGrain>(deployment);
+        await using var connection = await cluster.ConnectClientAsync(home);
+        var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(deployment);
         var request = new GenerationRequest([1, 461, 401], MaxTokens: 400, StopTokens: []);
         int[] expected;
         using (var device = new CpuDevice(1))
@@ -77,8 +76,8 @@ public sealed class NoCapacityTests(SmallBudgetCluster cluster) : IClassFixture<
         Assert.All(stages, s => Assert.Equal(2, s.EndLayer - s.FirstLayer));
         string home = await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).NodeName();
         string victim = SiloLossTests.Victim(stages, home);
-        using var client = await cluster.ConnectClientAsync(home);
-        var coordinator = client.Services.GetRequiredService<IClusterClient>().GetGrain<ICoordinatorGrain>(deployment);
+        await using var connection = await cluster.ConnectClientAsync(home);
+        var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(deployment);
 
         // Kill the victim while a generation is under way (so the request is already with this coordinator).
         var generation = coordinator.Generate(new GenerationRequest([1, 2, 3], MaxTokens: 2000, StopTokens: []));

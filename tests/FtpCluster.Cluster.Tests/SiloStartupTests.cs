@@ -1,4 +1,5 @@
 using System.Globalization;
+using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Devices;
 using FtpCluster.Grains.Hosting;
 

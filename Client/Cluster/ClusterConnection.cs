@@ -1,0 +1,62 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+
+namespace FtpCluster.Client.Cluster;
+
+/// <summary>An Orleans client connected to a cluster through a fixed list of gateways.</summary>
+public sealed class ClusterConnection : IAsyncDisposable
+{
+    // The cluster may already be gone (an embedded one is killed right after): saying goodbye is
+    // a courtesy that must not hold the command up.
+    private static readonly TimeSpan DisconnectTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly IHost _host;
+
+    private ClusterConnection(IHost host) => _host = host;
+
+    public IClusterClient Client => _host.Services.GetRequiredService<IClusterClient>();
+
+    /// <exception cref="InvalidOperationException">No gateway let us in; the message names them and why.</exception>
+    public static async Task<ClusterConnection> ConnectAsync(
+        IReadOnlyList<IPEndPoint> gateways, string clusterId, string serviceId = "ftpcluster", CancellationToken cancellationToken = default)
+    {
+        var host = new HostBuilder()
+            .ConfigureLogging(logging => logging.ClearProviders())
+            .UseOrleansClient(client => client
+                .UseStaticClustering([.. gateways])
+                .Configure<ClusterOptions>(cluster =>
+                {
+                    cluster.ClusterId = clusterId;
+                    cluster.ServiceId = serviceId;
+                }))
+            .Build();
+        try
+        {
+            await host.StartAsync(cancellationToken);
+            return new ClusterConnection(host);
+        }
+        catch (Exception e)
+        {
+            host.Dispose();
+            if (e is OperationCanceledException) throw;
+            throw new InvalidOperationException(
+                $"cannot connect to cluster '{clusterId}' through {string.Join(",", gateways)}: {e.Message}", e);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var stopping = new CancellationTokenSource(DisconnectTimeout);
+        try
+        {
+            await _host.StopAsync(stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        _host.Dispose();
+    }
+}

@@ -1,0 +1,111 @@
+using System.Net;
+using FtpCluster.Grains.Hosting;
+
+namespace FtpCluster.Client.Cluster;
+
+/// <summary>One silo of an <see cref="EmbeddedCluster"/>: its options, its process and what it said when ready.</summary>
+public sealed record EmbeddedSilo(FtpClusterSiloOptions Options, SiloProcess Process, SiloReadyLine Ready);
+
+/// <summary>
+/// A cluster of <c>FtpCluster.Silo</c> processes on loopback that this process starts and owns: localhost
+/// clustering with the first silo as the primary, no external service. Disposing kills every silo; each
+/// silo also watches this process (<c>--parent-pid</c>), so none outlives it even when it is killed.
+/// </summary>
+public sealed class EmbeddedCluster : IDisposable
+{
+    private readonly List<SiloProcess> _processes;
+
+    private EmbeddedCluster(List<SiloProcess> processes, IReadOnlyList<EmbeddedSilo> silos)
+    {
+        _processes = processes;
+        Silos = silos;
+    }
+
+    public IReadOnlyList<EmbeddedSilo> Silos { get; }
+
+    /// <summary>Every silo's gateway, what a client (or <c>--cluster</c>) connects through.</summary>
+    public IReadOnlyList<IPEndPoint> Gateways => Silos.Select(s => s.Ready.Gateway).ToArray();
+
+    public string ClusterId => Silos[0].Options.ClusterId;
+
+    public string ServiceId => Silos[0].Options.ServiceId;
+
+    /// <summary>Completes with the first silo that exits (none should while the cluster is up).</summary>
+    public async Task<EmbeddedSilo> FirstExitAsync()
+    {
+        var exited = await Task.WhenAny(Silos.Select(s => s.Process.Exited));
+        return Silos.First(s => s.Process.Exited == exited);
+    }
+
+    /// <summary>Node names a, b, …, z, aa, ab, …: short, ordered as the silos are, valid in grain keys.</summary>
+    public static string NodeName(int index)
+    {
+        string name = "";
+        for (int i = index + 1; i > 0; i = (i - 1) / 26)
+            name = (char)('a' + (i - 1) % 26) + name;
+        return name;
+    }
+
+    /// <summary>
+    /// Options for <paramref name="count"/> loopback silos of one cluster, watched by this process: silo
+    /// <c>i</c> gets silo port <c>basePort + 2i</c> and gateway port <c>basePort + 2i + 1</c>, or free ports
+    /// when <paramref name="basePort"/> is null. Callers may adjust them before <see cref="StartAsync"/>.
+    /// </summary>
+    public static FtpClusterSiloOptions[] LocalSiloOptions(int count, string clusterId, int? basePort = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        int[] ports = basePort is { } first
+            ? Enumerable.Range(first, 2 * count).ToArray()
+            : SiloProcess.FreeLoopbackPorts(2 * count);
+        return Enumerable.Range(0, count).Select(i => new FtpClusterSiloOptions
+        {
+            NodeName = NodeName(i),
+            SiloPort = ports[2 * i],
+            GatewayPort = ports[2 * i + 1],
+            AdvertisedAddress = IPAddress.Loopback.ToString(),
+            Clustering = FtpClusterSiloOptions.LocalhostClustering,
+            PrimarySiloEndpoint = i == 0 ? null : $"{IPAddress.Loopback}:{ports[0]}",
+            ClusterId = clusterId,
+            ParentProcessId = Environment.ProcessId,
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// Starts the silos (the first is the primary the others join through, so it starts first; the rest
+    /// start together) and returns once every one has printed its ready line. Kills what it started
+    /// when any silo fails to start or <paramref name="cancellationToken"/> fires.
+    /// </summary>
+    /// <param name="onOutput">Called with (node, line) for every line a silo prints.</param>
+    public static async Task<EmbeddedCluster> StartAsync(
+        IReadOnlyList<FtpClusterSiloOptions> silos, Action<string, string>? onOutput = null, CancellationToken cancellationToken = default)
+    {
+        if (silos.Count == 0) throw new ArgumentException("an embedded cluster needs at least one silo", nameof(silos));
+        foreach (var options in silos) options.Validate();
+        var processes = new List<SiloProcess>();
+        try
+        {
+            SiloProcess Start(FtpClusterSiloOptions options)
+            {
+                var process = onOutput is null ? SiloProcess.Start(options) : SiloProcess.Start(options, line => onOutput(options.NodeName, line));
+                processes.Add(process);
+                return process;
+            }
+            var readies = new List<SiloReadyLine> { await Start(silos[0]).WaitReadyAsync(cancellationToken) };
+            var others = silos.Skip(1).Select(Start).ToArray();
+            readies.AddRange(await Task.WhenAll(others.Select(p => p.WaitReadyAsync(cancellationToken))));
+            return new EmbeddedCluster(processes, silos.Select((options, i) => new EmbeddedSilo(options, processes[i], readies[i])).ToArray());
+        }
+        catch
+        {
+            foreach (var process in processes) process.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        // Nothing a silo holds outlives it (weights are re-read from the model file, caches are per
+        // request), so there is nothing for a graceful stop to save: kill them all at once.
+        Parallel.ForEach(_processes, process => process.Dispose());
+    }
+}

@@ -1,0 +1,128 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using FtpCluster.Client.Commands;
+using FtpCluster.Compute.Models;
+using FtpCluster.Grains.Cluster;
+using FtpCluster.Grains.Pipeline;
+using FtpCluster.Grains.Wire;
+
+namespace FtpCluster.Client.Cluster;
+
+/// <summary>Where one stage ran: its silo, its layers [first, end) and the silo's process.</summary>
+internal sealed record StageSummary(string Silo, int[] Layers, int Pid);
+
+/// <summary>A deployment's stages and the bytes each boundary carried during one command.</summary>
+internal sealed record PipelineTraffic(string Deployment, StageSummary[] Stages, long[] WireBytes);
+
+/// <summary>
+/// One command's use of a pipeline deployment: the cluster (an embedded one it started, or a running one
+/// it connected to), the coordinator of the deployment (deployed here unless the cluster already has
+/// it) and the stages' byte counters as they stood before the command, so it reports its own traffic.
+/// </summary>
+internal sealed class PipelineSession : IAsyncDisposable
+{
+    private readonly EmbeddedCluster? _cluster;
+    private readonly ClusterConnection _connection;
+    private readonly long[] _bytesBefore;
+
+    private PipelineSession(EmbeddedCluster? cluster, ClusterConnection connection, string deploymentId, long[] bytesBefore)
+    {
+        _cluster = cluster;
+        _connection = connection;
+        _bytesBefore = bytesBefore;
+        DeploymentId = deploymentId;
+    }
+
+    public string DeploymentId { get; }
+
+    public ICoordinatorGrain Coordinator => _connection.Client.GetGrain<ICoordinatorGrain>(DeploymentId);
+
+    /// <summary>
+    /// A name for the deployment of one model file with one stage count, wire encoding and weight type,
+    /// the same in every client: commands against a running cluster (and <c>cluster up --model</c>) share
+    /// one deployment instead of loading the model again. Readable, plus a hash of the full path.
+    /// </summary>
+    public static string DeploymentIdFor(string modelPath, int stages, WireEncoding wire, TensorDType? storage)
+    {
+        string fullPath = Path.GetFullPath(modelPath).TrimEnd(Path.DirectorySeparatorChar);
+        string name = new([.. Path.GetFileNameWithoutExtension(fullPath).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
+        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fullPath)))[..8];
+        return $"{name}-{hash}-{stages}x-{wire.CliWord()}-{StorageWord(storage) ?? "file"}";
+    }
+
+    /// <summary>The --dtype word (f32, f16, bf16) that stages parse back; null keeps the file's type.</summary>
+    public static string? StorageWord(TensorDType? storage) => storage?.ToString().ToLowerInvariant();
+
+    /// <summary>Starts or connects to the cluster and makes sure the deployment is there.</summary>
+    public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, CancellationToken cancellationToken)
+    {
+        EmbeddedCluster? cluster = null;
+        ClusterConnection? connection = null;
+        try
+        {
+            IPEndPoint[] gateways;
+            string clusterId = target.ClusterId;
+            if (target.Gateways is null)
+            {
+                var silos = EmbeddedCluster.LocalSiloOptions(target.Stages!.Value, $"ftpcluster-embedded-{Environment.ProcessId}");
+                foreach (var silo in silos)
+                {
+                    silo.Device = model.DeviceName;
+                    silo.Threads = model.Threads;
+                }
+                cluster = await EmbeddedCluster.StartAsync(silos, cancellationToken: cancellationToken);
+                foreach (var silo in cluster.Silos)
+                    Console.Error.WriteLine($"cluster: silo {silo.Ready.NodeName} pid {silo.Ready.ProcessId} gateway {silo.Ready.Gateway}");
+                gateways = [.. cluster.Gateways];
+                clusterId = cluster.ClusterId;
+            }
+            else
+            {
+                gateways = await ClusterTarget.ResolveAsync(target.Gateways, cancellationToken);
+            }
+            connection = await ClusterConnection.ConnectAsync(gateways, clusterId, cancellationToken: cancellationToken);
+
+            int stages = target.Stages ?? (await connection.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
+            string deploymentId = DeploymentIdFor(model.ModelPath, stages, target.Wire, model.Storage);
+            var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(deploymentId);
+            // A coordinator that was never deployed (or was deactivated since) reports no stages.
+            var reports = await coordinator.Reports().WaitAsync(cancellationToken);
+            if (reports.Length != stages)
+            {
+                await coordinator.Deploy(new DeploymentRequest(
+                    Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage)))
+                    .WaitAsync(cancellationToken);
+                reports = await coordinator.Reports().WaitAsync(cancellationToken);
+            }
+            Console.Error.WriteLine($"deployment {deploymentId}: "
+                + string.Join(", ", reports.Select(r => $"stage {r.Index} on {r.NodeName} layers [{r.FirstLayer}, {r.EndLayer})")));
+            return new PipelineSession(cluster, connection, deploymentId, [.. reports.Select(r => r.BytesSent)]);
+        }
+        catch
+        {
+            if (connection is not null) await connection.DisposeAsync();
+            cluster?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The stages and the bytes each boundary carried since this session opened (on a shared deployment,
+    /// other clients' requests in the meantime count too). The last stage sends nothing on, so there is
+    /// one figure per boundary between stages.
+    /// </summary>
+    public async Task<PipelineTraffic> TrafficAsync(CancellationToken cancellationToken)
+    {
+        var reports = await Coordinator.Reports().WaitAsync(cancellationToken);
+        var stages = reports.Select(r => new StageSummary(r.NodeName, [r.FirstLayer, r.EndLayer], r.ProcessId)).ToArray();
+        long[] wireBytes = [.. reports.SkipLast(1).Select(r => r.BytesSent - _bytesBefore[r.Index])];
+        return new PipelineTraffic(DeploymentId, stages, wireBytes);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _connection.DisposeAsync();
+        _cluster?.Dispose();
+    }
+}

@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using System.Text.Json;
+using FtpCluster.Compute.Models;
+using FtpCluster.Compute.Tests;
+using FtpCluster.Grains.Wire;
+
+namespace FtpCluster.Cluster.Tests;
+
+/// <summary>
+/// <c>ftpcluster generate/score --stages N</c> (an embedded cluster the command starts and stops),
+/// <c>--cluster</c> against <c>ftpcluster cluster up</c>, and <c>--wire</c>: every command a separate
+/// process, every silo a process of its own, checked by pid to be gone afterwards.
+/// </summary>
+public sealed class CommandLineClusterTests
+{
+    private static string Aidreams => SharedModels.PathTo("aidreams260K", "aidreams260K.bin");
+
+    private static string Stories => SharedModels.PathTo("stories260K", "stories260K.bin");
+
+    private static readonly int[] ScoreIds = [1, 461, 461, 401, 401, 401, 461, 378, 455, 473, 456, 435];
+
+    private static int[] Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt32()).ToArray();
+
+    private static long[] Longs(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt64()).ToArray();
+
+    private static int Dim(string model)
+    {
+        using var checkpoint = Checkpoint.Open(model);
+        return checkpoint.Config.Dim;
+    }
+
+    private static JsonElement Json((int Code, string Out, string Err) run)
+    {
+        Assert.True(run.Code == 0, $"exit code {run.Code}:{Environment.NewLine}{run.Err}");
+        return JsonDocument.Parse(run.Out).RootElement;
+    }
+
+    /// <summary>The silo processes a command reported (its stages' pids) are no longer running.</summary>
+    private static void AssertSilosGone(IEnumerable<int> pids)
+    {
+        foreach (int pid in pids)
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                Assert.True(process.HasExited, $"silo process {pid} still runs");
+            }
+            catch (ArgumentException)
+            {
+                // No process has that id: gone.
+            }
+        }
+    }
+
+    private static int[] StagePids(JsonElement json) =>
+        json.GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("pid").GetInt32()).ToArray();
+
+    private static long[] ScorePacketBytes(JsonElement json, WireEncoding wire) =>
+        [ActivationCodec.EncodedPacketBytes(ScoreIds.Length, Dim(Stories), wire, json.GetProperty("deployment").GetString()!)];
+
+    private static float[][] Logits(JsonElement json) =>
+        json.GetProperty("logits").EnumerateArray().Select(row => row.EnumerateArray().Select(e => e.GetSingle()).ToArray()).ToArray();
+
+    [SharedModelsFact]
+    public async Task Generate_through_three_embedded_stages_gives_the_golden_ids_and_text_and_reports_the_traffic()
+    {
+        var golden = SharedModels.Golden.GetProperty("aidreams260K");
+        int[] promptIds = Ints(golden.GetProperty("prompt_ids"));
+        int[] expectedIds = Ints(golden.GetProperty("greedy_60_steps_ids"));
+        int maxTokens = expectedIds.Length - promptIds.Length;
+
+        var json = Json(await CommandLineProcess.RunAsync("generate", "--model", Aidreams, "--prompt", golden.GetProperty("prompt").GetString()!,
+            "--max-tokens", maxTokens.ToString(System.Globalization.CultureInfo.InvariantCulture), "--stages", "3", "--json"));
+
+        Assert.Equal(expectedIds, Ints(json.GetProperty("ids")));
+        Assert.Equal(golden.GetProperty("greedy_60_steps_text").GetString(), json.GetProperty("text").GetString());
+        var stages = json.GetProperty("stages").EnumerateArray().ToArray();
+        Assert.Equal(["a", "b", "c"], stages.Select(s => s.GetProperty("silo").GetString()));
+        // Contiguous slices [first, end) covering the model's 4 layers, none empty.
+        var layers = stages.Select(s => Ints(s.GetProperty("layers"))).ToArray();
+        Assert.Equal(0, layers[0][0]);
+        Assert.Equal(4, layers[^1][1]);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            Assert.True(layers[i][0] < layers[i][1], $"stage {i} has no layers");
+            if (i > 0) Assert.Equal(layers[i - 1][1], layers[i][0]);
+        }
+        // Two boundaries, each carried the prompt's rows once, then one row per decode step (the last
+        // stage sends nothing on, so it has no entry).
+        string deployment = json.GetProperty("deployment").GetString()!;
+        int dim = Dim(Aidreams);
+        long perBoundary = ActivationCodec.EncodedPacketBytes(promptIds.Length, dim, WireEncoding.F32, deployment)
+            + (maxTokens - 1) * ActivationCodec.EncodedPacketBytes(1, dim, WireEncoding.F32, deployment);
+        Assert.Equal([perBoundary, perBoundary], Longs(json.GetProperty("wire_bytes")));
+        AssertSilosGone(StagePids(json));
+    }
+
+    [SharedModelsFact]
+    public async Task Score_through_two_embedded_stages_equals_the_single_process_logits()
+    {
+        string ids = JsonSerializer.Serialize(ScoreIds);
+        var single = Json(await CommandLineProcess.RunAsync("score", "--model", Stories, "--ids", ids, "--logits", "--json"));
+        var staged = Json(await CommandLineProcess.RunAsync("score", "--model", Stories, "--ids", ids, "--logits", "--json", "--stages", "2"));
+
+        var expected = Logits(single);
+        var actual = Logits(staged);
+        Assert.Equal(expected.Length, actual.Length);
+        for (int t = 0; t < expected.Length; t++)
+        {
+            double diff = expected[t].Zip(actual[t], (e, a) => (double)(e - a) * (e - a)).Sum();
+            double norm = expected[t].Sum(e => (double)e * e);
+            Assert.True(Math.Sqrt(diff / norm) <= 1e-6, $"position {t}: relative error {Math.Sqrt(diff / norm):E2}");
+        }
+        Assert.Equal(single.GetProperty("perplexity").GetDouble(), staged.GetProperty("perplexity").GetDouble(), 1e-6);
+        Assert.Equal(ScorePacketBytes(staged, WireEncoding.F32), Longs(staged.GetProperty("wire_bytes")));
+        AssertSilosGone(StagePids(staged));
+    }
+
+    [SharedModelsFact]
+    public async Task Commands_use_a_cluster_started_by_cluster_up_and_int8_shrinks_the_wire_by_the_encodings_ratio()
+    {
+        string clusterId = $"test-{Guid.NewGuid():N}";
+        using var up = CommandLineProcess.Start("cluster", "up", "--silos", "2", "--cluster-id", clusterId, "--model", Stories, "--threads", "1");
+        await up.WaitForLineAsync(line => line.StartsWith("up;", StringComparison.Ordinal));
+        string gateways = (await up.WaitForLineAsync(line => line.StartsWith("gateways ", StringComparison.Ordinal)))["gateways ".Length..];
+        string deployed = (await up.WaitForLineAsync(line => line.StartsWith("deployment ", StringComparison.Ordinal)))["deployment ".Length..];
+        int[] siloPids = up.Stdout.Split(Environment.NewLine).Where(l => l.StartsWith("silo ", StringComparison.Ordinal))
+            .Select(l => int.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(2, siloPids.Length);
+
+        string ids = JsonSerializer.Serialize(ScoreIds);
+        var f32 = Json(await CommandLineProcess.RunAsync("score", "--model", Stories, "--ids", ids, "--json", "--cluster", gateways, "--cluster-id", clusterId));
+        var int8 = Json(await CommandLineProcess.RunAsync("score", "--model", Stories, "--ids", ids, "--json", "--cluster", gateways, "--cluster-id", clusterId, "--wire", "int8"));
+
+        // Every silo up (no --stages) and the same options as cluster up's: its deployment, not a new one.
+        Assert.Equal(deployed, f32.GetProperty("deployment").GetString());
+        Assert.Equal(siloPids, StagePids(f32));
+        long[] f32Bytes = Longs(f32.GetProperty("wire_bytes"));
+        long[] int8Bytes = Longs(int8.GetProperty("wire_bytes"));
+        Assert.Equal(ScorePacketBytes(f32, WireEncoding.F32), f32Bytes);
+        Assert.Equal(ScorePacketBytes(int8, WireEncoding.Int8PerBlock32), int8Bytes);
+        double expectedRatio = (double)ScorePacketBytes(int8, WireEncoding.Int8PerBlock32)[0] / ScorePacketBytes(f32, WireEncoding.F32)[0];
+        Assert.Equal(expectedRatio, (double)int8Bytes[0] / f32Bytes[0], 1e-12);
+        Assert.True(expectedRatio < 0.5, $"int8 should carry well under half of f32's bytes, ratio {expectedRatio}");
+
+        await up.TerminateAsync();
+        Assert.Equal(0, await up.WaitExitAsync());
+        Assert.Contains("stopping", up.Stdout, StringComparison.Ordinal);
+        AssertSilosGone(siloPids);
+    }
+
+    [Fact]
+    public async Task Silos_stop_by_themselves_when_the_command_that_started_them_is_killed()
+    {
+        using var up = CommandLineProcess.Start("cluster", "up", "--silos", "1", "--cluster-id", $"test-{Guid.NewGuid():N}", "--threads", "1");
+        string siloLine = await up.WaitForLineAsync(line => line.StartsWith("silo a ", StringComparison.Ordinal));
+        using var silo = Process.GetProcessById(int.Parse(siloLine[(siloLine.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
+        up.KillAbruptly();
+
+        await silo.WaitForExitAsync().WaitAsync(CommandLineProcess.Timeout);
+    }
+
+    [Theory]
+    [InlineData("--stages 0", "--stages must be at least 1, got 0")]
+    [InlineData("--stages 2 --wire int4", "--wire expects f32, f16, bf16, int8 (a scale per 32 values) or int8-row (a scale per row), got 'int4'")]
+    [InlineData("--cluster notaport", "--cluster expects HOST:PORT[,HOST:PORT...] (gateway endpoints), got 'notaport'")]
+    [InlineData("--cluster 127.0.0.1:30000 --device cpu", "--device is a silo's own setting: it cannot be chosen with --cluster")]
+    public async Task Bad_cluster_options_are_refused_in_one_line_with_exit_code_2(string options, string message)
+    {
+        // Refused before the model is opened or any silo starts: the model path need not exist.
+        var (code, stdout, stderr) = await CommandLineProcess.RunAsync(["score", "--model", "no-such-model.bin", "--ids", "[1,2]", .. options.Split(' ')]);
+
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"ftpcluster: {message}", stderr.TrimEnd('\n'));
+    }
+}
