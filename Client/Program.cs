@@ -17,6 +17,7 @@ const string Usage = """
       bench kernels [--quick] [--json]
       bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
       bench wire [--hidden N] [--seconds S] [--json]
+      bench pipeline --model PATH (--stages N | --cluster HOST:PORT) [--prompt-tokens N] [--reps N] [--wire W] [--json]
       models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N)
                    [--arch llama|mistral|qwen2] [--dtype f32|f16|bf16] [--seed S] --out DIR
       models info PATH [--json]
@@ -32,6 +33,7 @@ try
         ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),
         ["bench", "wire", .. var rest] => BenchCommand.Wire(rest),
+        ["bench", "pipeline", .. var rest] => await BenchCommand.Pipeline(rest),
         ["models", "synth", .. var rest] => ModelsCommand.Synth(rest),
         ["models", "info", .. var rest] => ModelsCommand.Info(rest),
         ["--help" or "-h" or "help"] => PrintUsage(Console.Out, 0),

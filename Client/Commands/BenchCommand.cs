@@ -1,5 +1,8 @@
 using FtpCluster.Compute.Benchmarks;
+using System.Diagnostics;
+using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Client.Commands;
@@ -89,6 +92,69 @@ internal static class BenchCommand
         Console.WriteLine("packet      encoding  wire bytes   encode GB/s  decode GB/s  (GB/s of f32 activations)");
         foreach (var r in results)
             Console.WriteLine($"{r.ActivationBytes / (1 << 20),4} MiB    {r.Encoding.CliWord(),-8} {r.EncodedBytes,11:N0} {r.EncodeGBps,12:F2} {r.DecodeGBps,12:F2}");
+        return 0;
+    }
+
+    /// <summary>
+    /// Prefill through a pipeline of stages (an embedded cluster, or --cluster) against the same model in
+    /// this process: what splitting the layers over silos costs when nothing else runs.
+    /// </summary>
+    public static async Task<int> Pipeline(string[] args)
+    {
+        var a = new Arguments(args, new HashSet<string> { "json" });
+        var modelOptions = ModelOptions.Read(a);
+        var cluster = ClusterTarget.Read(a) ?? throw new UsageException("bench pipeline needs --stages N or --cluster HOST:PORT");
+        int promptTokens = a.Int("prompt-tokens", 256);
+        int reps = a.Int("reps", 5);
+        bool json = a.Flag("json");
+        a.RejectUnknown();
+        if (promptTokens < 1 || reps < 1) throw new UsageException("--prompt-tokens and --reps must be at least 1");
+
+        // The same prompt in both engines; greedy, one generated token: the time is the prefill's.
+        double local;
+        using (var device = modelOptions.CreateDevice())
+        using (var model = modelOptions.LoadModel(device))
+        {
+            if (promptTokens + 1 > model.Config.MaxSeqLen)
+                throw new UsageException($"--prompt-tokens {promptTokens} leaves no room in the model's context of {model.Config.MaxSeqLen}");
+            local = ModelBenchmark.Run(model, new ModelBenchmarkOptions(promptTokens, GenTokens: 1, reps)).PrefillTokensPerSecond;
+        }
+        var random = new Random(1);
+        int vocab;
+        using (var checkpoint = Compute.Models.Checkpoint.Open(modelOptions.ModelPath)) vocab = checkpoint.Config.VocabSize;
+        var prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(vocab)).ToArray();
+
+        using var interruption = new Interruption();
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, interruption.Token);
+        var request = new GenerationRequest(prompt, MaxTokens: 1, StopTokens: []);
+        var seconds = new List<double>();
+        for (int rep = -1; rep < reps; rep++) // rep -1 warms up every stage
+        {
+            var clock = Stopwatch.StartNew();
+            await session.Coordinator.Generate(request).WaitAsync(interruption.Token);
+            if (rep >= 0) seconds.Add(clock.Elapsed.TotalSeconds);
+        }
+        seconds.Sort();
+        double pipeline = promptTokens / seconds[seconds.Count / 2];
+        var traffic = await session.TrafficAsync(interruption.Token);
+        if (json)
+        {
+            CommandSupport.WriteJson(new
+            {
+                Model = modelOptions.ModelPath,
+                DeploymentId = session.DeploymentId,
+                PromptTokens = promptTokens,
+                Reps = reps,
+                traffic.Stages,
+                LocalPrefillTokensPerSecond = local,
+                PipelinePrefillTokensPerSecond = pipeline,
+                Ratio = pipeline / local,
+                WireBytesPerPrefill = traffic.WireBytes.Select(b => b / (reps + 1)).ToArray(),
+            });
+            return 0;
+        }
+        Console.WriteLine($"prefill of {promptTokens} tokens, median of {reps}: one process {local:F1} tokens/s, " +
+            $"{traffic.Stages.Length} stages {pipeline:F1} tokens/s ({pipeline / local:P1})");
         return 0;
     }
 }

@@ -96,6 +96,19 @@ public sealed class CommandLineClusterTests
     }
 
     [SharedModelsFact]
+    public async Task Bench_pipeline_measures_both_engines_on_the_same_prompt()
+    {
+        var json = Json(await CommandLineProcess.RunAsync("bench", "pipeline", "--model", Stories, "--stages", "2",
+            "--prompt-tokens", "16", "--reps", "1", "--threads", "1", "--json"));
+        Assert.True(json.GetProperty("local_prefill_tokens_per_second").GetDouble() > 0);
+        Assert.True(json.GetProperty("pipeline_prefill_tokens_per_second").GetDouble() > 0);
+        Assert.Equal(2, json.GetProperty("stages").GetArrayLength());
+        // One 16-row f32 packet per prefill crosses the one boundary.
+        Assert.Equal(ActivationCodec.EncodedPacketBytes(16, 64, WireEncoding.F32, json.GetProperty("deployment_id").GetString()!),
+            json.GetProperty("wire_bytes_per_prefill")[0].GetInt64());
+    }
+
+    [SharedModelsFact]
     public async Task Score_through_two_embedded_stages_equals_the_single_process_logits()
     {
         string ids = JsonSerializer.Serialize(ScoreIds);
