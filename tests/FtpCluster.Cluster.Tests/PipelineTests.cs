@@ -108,6 +108,22 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
     }
 
     [SharedModelsFact]
+    public async Task A_stage_that_lost_its_weights_is_placed_again_and_the_output_is_unchanged()
+    {
+        var (coordinator, stages) = await Deploy("f32");
+        var request = new GenerationRequest([1, 461, 401], MaxTokens: 20, StopTokens: []);
+        var before = await coordinator.Generate(request);
+
+        // The middle stage lets its weights go, as an activation Orleans dropped would.
+        await cluster.Client.GetGrain<IStageGrain>(stages[1].GrainKey).Unload();
+        var after = await coordinator.Generate(request);
+
+        Assert.Equal(before.Ids, after.Ids);
+        Assert.Equal(stages.Select(s => (s.NodeName, s.FirstLayer, s.EndLayer)), after.Stages.Select(s => (s.NodeName, s.FirstLayer, s.EndLayer)));
+        Assert.All(after.Stages.Zip(stages), pair => Assert.NotEqual(pair.Second.GrainKey, pair.First.GrainKey));
+    }
+
+    [SharedModelsFact]
     public async Task Streamed_generation_yields_the_tokens_generation_returns()
     {
         var (coordinator, _) = await Deploy("f32");
