@@ -56,10 +56,8 @@ public static class Generator
         ValueTask<int> Step(int[] tokens, int firstPosition, int draw)
         {
             var hidden = new float[tokens.Length * c.Dim];
-            var rows = new TokenRow[tokens.Length];
-            for (int i = 0; i < rows.Length; i++) rows[i] = new TokenRow(cache, firstPosition + i);
             model.Embed(tokens, hidden);
-            model.Forward(rows, hidden);
+            model.Forward(TokenRow.Consecutive(cache, firstPosition, tokens.Length), hidden);
             // Only the last row's logits are needed to sample what follows.
             model.Logits(hidden.AsSpan((tokens.Length - 1) * c.Dim, c.Dim), 1, logits);
             return ValueTask.FromResult(sampler.Sample(logits, draw));
@@ -77,10 +75,8 @@ public static class Generator
             throw new ArgumentException($"{ids.Length} tokens are more than the model's context of {c.MaxSeqLen}");
         var cache = model.NewCache();
         var hidden = new float[ids.Length * c.Dim];
-        var rows = new TokenRow[ids.Length];
-        for (int i = 0; i < rows.Length; i++) rows[i] = new TokenRow(cache, i);
         model.Embed(ids, hidden);
-        model.Forward(rows, hidden);
+        model.Forward(TokenRow.Consecutive(cache, 0, ids.Length), hidden);
         var logits = new float[ids.Length * c.VocabSize];
         model.Logits(hidden, ids.Length, logits);
         return logits;

@@ -31,7 +31,7 @@ public static class ModelBenchmark
         for (int rep = -1; rep < o.Reps; rep++) // rep -1 warms up the JIT and the caches
         {
             var cache = model.NewCache();
-            var rows = Enumerable.Range(0, o.PromptTokens).Select(p => new TokenRow(cache, p)).ToArray();
+            var rows = TokenRow.Consecutive(cache, 0, o.PromptTokens);
             var clock = Stopwatch.StartNew();
             model.Embed(prompt, hidden);
             model.Forward(rows, hidden);

@@ -64,22 +64,7 @@ public sealed class EmbeddingTable
     {
         if ((uint)token >= (uint)Rows)
             throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} is outside the vocabulary [0, {Rows})");
-        var row = _data.AsSpan(token * Dim * DType.Size(), Dim * DType.Size());
-        switch (DType)
-        {
-            case TensorDType.F32:
-                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(row).CopyTo(destination);
-                break;
-            case TensorDType.F16:
-                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(
-                    System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(row), destination);
-                break;
-            default:
-                var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(row);
-                var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(destination);
-                for (int i = 0; i < Dim; i++) bits[i] = (uint)bf16[i] << 16;
-                break;
-        }
+        Kernels.Cpu.WeightConvert.ToSingle(_data.AsSpan(token * Dim * DType.Size(), Dim * DType.Size()), DType, destination.Slice(0, Dim));
     }
 
     public override string ToString() => $"{_source.Name} [{Rows}, {Dim}] {DType}";

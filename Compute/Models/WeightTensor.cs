@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace FtpCluster.Compute.Models;
 
 /// <summary>
@@ -44,20 +42,7 @@ public sealed unsafe class WeightTensor
         if (start < 0 || start + destination.Length > ElementCount)
             throw new ArgumentOutOfRangeException(nameof(start));
         byte* p = _file.At(_offset + start * DType.Size());
-        switch (DType)
-        {
-            case TensorDType.F32:
-                new ReadOnlySpan<float>(p, destination.Length).CopyTo(destination);
-                break;
-            case TensorDType.F16:
-                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(p, destination.Length), destination);
-                break;
-            default:
-                var src = new ReadOnlySpan<ushort>(p, destination.Length);
-                var dst = MemoryMarshal.Cast<float, uint>(destination);
-                for (int i = 0; i < src.Length; i++) dst[i] = (uint)src[i] << 16;
-                break;
-        }
+        Kernels.Cpu.WeightConvert.ToSingle(new ReadOnlySpan<byte>(p, destination.Length * DType.Size()), DType, destination);
     }
 
     public float[] ToFloatArray()

@@ -165,6 +165,26 @@ public static class WeightConvert
 
     public static float FromF16(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
 
+    /// <summary>Values stored as <paramref name="dtype"/> (little-endian bytes) widened to float32.</summary>
+    public static void ToSingle(ReadOnlySpan<byte> stored, TensorDType dtype, Span<float> destination)
+    {
+        switch (dtype)
+        {
+            case TensorDType.F32:
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(stored).CopyTo(destination);
+                break;
+            case TensorDType.F16:
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(stored), destination);
+                break;
+            default:
+                // bfloat16 is the top half of a float32.
+                var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(stored);
+                var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(destination);
+                for (int i = 0; i < bf16.Length; i++) bits[i] = (uint)bf16[i] << 16;
+                break;
+        }
+    }
+
     /// <summary>The value a weight has once stored as <paramref name="storage"/>.</summary>
     public static float Round(float value, TensorDType storage) => storage switch
     {
