@@ -130,10 +130,16 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
     {
         if (request.Stages < 1) throw new ArgumentException($"a deployment needs at least one stage, got {request.Stages}");
         WireEncodings.Parse(request.Wire);
-        using (var checkpoint = Checkpoint.Open(request.ModelPath))
+        try
         {
+            using var checkpoint = Checkpoint.Open(request.ModelPath);
             _config = checkpoint.Config;
             _bytesPerLayer = ModelInfo.Describe(checkpoint).BytesPerLayer;
+        }
+        catch (ModelFormatException e)
+        {
+            // Compute has no Orleans codecs: carry the message (file and tensor) alone, in an exception that has one.
+            throw new InvalidOperationException(e.Message);
         }
         _request = request;
         _stages = await Place(firstPlacement: true);

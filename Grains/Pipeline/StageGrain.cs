@@ -66,7 +66,15 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var storage = setup.Storage is null ? (TensorDType?)null : TensorDTypeExtensions.Parse(setup.Storage);
         var slice = new SliceSpec(setup.FirstLayer, setup.EndLayer, Embedding: setup.Index == 0, Head: setup.IsLast);
         _wire = WireEncodings.Parse(setup.Wire);
-        _executor = new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage));
+        try
+        {
+            _executor = new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage));
+        }
+        catch (ModelFormatException e)
+        {
+            // Compute has no Orleans codecs: carry the message (file and tensor) alone, in an exception that has one.
+            throw new InvalidOperationException(e.Message);
+        }
         _next = setup.NextStageKey is null ? null : GrainFactory.GetGrain<IStageGrain>(setup.NextStageKey);
         _setup = setup;
         logger.LogInformation("Stage {Stage} on {Node}: layers [{First}, {End}) of {Model}, {Bytes:N0} weight bytes",

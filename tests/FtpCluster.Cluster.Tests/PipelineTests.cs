@@ -124,6 +124,24 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
     }
 
     [SharedModelsFact]
+    public async Task Deployments_the_cluster_cannot_serve_are_refused_with_the_reason()
+    {
+        var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>($"refused-{Guid.NewGuid():N}");
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Deploy(new DeploymentRequest(ModelPath, Stages: 4)));
+        Assert.Contains("4 stages need 4 silos, but 3 are up (a, b, c)", error.Message);
+
+        error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Deploy(new DeploymentRequest(ModelPath, Stages: 2, Wire: "int4")));
+        Assert.Contains("int4", error.Message);
+
+        string missing = Path.Combine(Path.GetTempPath(), $"no-such-model-{Guid.NewGuid():N}.bin");
+        error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Deploy(new DeploymentRequest(missing, Stages: 2)));
+        Assert.Contains(missing, error.Message);
+
+        error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Generate(new GenerationRequest([1], 4, [])));
+        Assert.Contains("has not been deployed", error.Message);
+    }
+
+    [SharedModelsFact]
     public async Task Streamed_generation_yields_the_tokens_generation_returns()
     {
         var (coordinator, _) = await Deploy("f32");
