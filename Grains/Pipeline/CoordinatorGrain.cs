@@ -12,6 +12,9 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="Stages">How many stages (and silos) to spread the layers over.</param>
 /// <param name="Storage">Weight storage type for every stage; null keeps the file's.</param>
 /// <param name="Wire">Activation encoding between stages: f32, f16, bf16, int8 or int8-row.</param>
+/// <param name="MaxMessageBytes">The largest activation packet a stage may send (Orleans drops the connection past its own limit).</param>
+/// <param name="MaxMicrobatchRows">Rows the coordinator gathers into one microbatch (fewer when the message limit allows fewer).</param>
+/// <param name="MicrobatchesInFlight">Microbatches in the pipeline at once; 0 means one per stage.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeploymentRequest")]
 public sealed record DeploymentRequest(
@@ -19,7 +22,9 @@ public sealed record DeploymentRequest(
     [property: Id(1)] int Stages,
     [property: Id(2)] string Wire = "f32",
     [property: Id(3)] string? Storage = null,
-    [property: Id(4)] int MaxMessageBytes = 32 << 20);
+    [property: Id(4)] int MaxMessageBytes = 32 << 20,
+    [property: Id(5)] int MaxMicrobatchRows = 512,
+    [property: Id(6)] int MicrobatchesInFlight = 0);
 
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeployedStage")]
@@ -123,6 +128,9 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
     private Task? _recovery;
     private long _nextSequenceId;
     private long _nextMicrobatchId;
+    private MicrobatchQueue? _microbatches;
+
+    private MicrobatchQueue Microbatches => _microbatches ??= new MicrobatchQueue(SendMicrobatch, () => _epoch, MicrobatchLimits);
 
     private ModelConfig Config => _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
 
@@ -206,14 +214,12 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
                 int start = epoch == fedEpoch ? firstPosition : 0;
                 try
                 {
-                    var result = await FirstStage().Forward(new StepRequest(
-                        Interlocked.Increment(ref _nextMicrobatchId), draw,
-                        Enumerable.Repeat(sequence, feed.Length).ToArray(), Enumerable.Range(start, feed.Length).ToArray(), feed,
-                        Packet: null, [new SampleRequest(feed.Length - 1, request.Temperature, request.TopK, request.TopP, request.Seed, draw)],
-                        ReturnLogits: false));
+                    var sample = new SampleRequest(feed.Length - 1, request.Temperature, request.TopK, request.TopP, request.Seed, draw);
+                    if (await Microbatches.Submit(new PendingStep(sequence, epoch, feed, start, sample)) is not int token)
+                        continue; // the plan changed while the step waited: choose the feed again
                     fedEpoch = epoch;
                     fed.AddRange(tokens);
-                    return result.SampledTokens[0];
+                    return token;
                 }
                 catch (Exception e) when (IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
                 {
@@ -232,6 +238,35 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
         }
     }
 
+    /// <summary>One microbatch through the current stages: each step's rows, and a draw after its last row.</summary>
+    private Task<StepResult> SendMicrobatch(PendingStep[] steps)
+    {
+        int rows = steps.Sum(s => s.Tokens.Length);
+        var sequenceIds = new long[rows];
+        var positions = new int[rows];
+        var tokens = new int[rows];
+        var samples = new SampleRequest[steps.Length];
+        int row = 0;
+        for (int i = 0; i < steps.Length; i++)
+        {
+            var step = steps[i];
+            for (int j = 0; j < step.Tokens.Length; j++, row++)
+                (sequenceIds[row], positions[row], tokens[row]) = (step.SequenceId, step.FirstPosition + j, step.Tokens[j]);
+            samples[i] = step.Sample with { Row = row - 1 };
+        }
+        return FirstStage().Forward(new StepRequest(Interlocked.Increment(ref _nextMicrobatchId),
+            sequenceIds, positions, tokens, Packet: null, samples, ReturnLogits: false));
+    }
+
+    /// <summary>Rows per microbatch are capped by the deployment and by what fits one f32 packet under the message limit.</summary>
+    private MicrobatchLimits MicrobatchLimits()
+    {
+        var request = _request!;
+        int rowsThatFit = Math.Max(1, request.MaxMessageBytes / 2 / (Config.Dim * sizeof(float)));
+        int inFlight = request.MicrobatchesInFlight > 0 ? request.MicrobatchesInFlight : Math.Max(1, _stages.Length);
+        return new MicrobatchLimits(Math.Min(Math.Max(1, request.MaxMicrobatchRows), rowsThatFit), inFlight);
+    }
+
     public async Task<StepResult> Score(int[] ids)
     {
         if (ids.Length == 0 || ids.Length > Config.MaxSeqLen)
@@ -246,7 +281,7 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
                 try
                 {
                     return await FirstStage().Forward(new StepRequest(
-                        Interlocked.Increment(ref _nextMicrobatchId), 0,
+                        Interlocked.Increment(ref _nextMicrobatchId),
                         Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
                         Packet: null, Samples: [], ReturnLogits: true));
                 }

@@ -52,6 +52,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private StageExecutor? _executor;
     private IStageGrain? _next;
     private WireEncoding _wire;
+    private long _microbatches;
+    private long _rows;
 
     private StageExecutor Executor => _executor ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
 
@@ -106,11 +108,13 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             hidden = packet.HiddenStates;
         }
         executor.Forward(sequenceIds, positions, hidden);
+        _microbatches++;
+        _rows += positions.Length;
 
         if (_next is null) return Finish(request, hidden, positions.Length);
         var rows = new PacketRow[positions.Length];
         for (int i = 0; i < rows.Length; i++) rows[i] = new PacketRow(sequenceIds[i], positions[i], 0f);
-        var outgoing = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, request.Step, setup.Index, setup.Index + 1, dim, rows, hidden);
+        var outgoing = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, setup.Index, setup.Index + 1, dim, rows, hidden);
         byte[] bytes = ActivationCodec.Encode(outgoing, _wire, setup.MaxMessageBytes);
         _traffic.Record(setup.Index, setup.Index + 1, _wire, bytes.Length);
         return await _next.Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = bytes });
@@ -158,7 +162,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
             Executor.Stage.Slice.ResidentBytes, Executor.SequencesInFlight,
-            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId));
+            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows));
     }
 
     public Task Unload()

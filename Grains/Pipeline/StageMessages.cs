@@ -42,13 +42,12 @@ public sealed record SampleRequest(
 [Alias("FtpCluster.StepRequest")]
 public sealed record StepRequest(
     [property: Id(0)] long MicrobatchId,
-    [property: Id(1)] int Step,
-    [property: Id(2)] long[]? SequenceIds,
-    [property: Id(3)] int[]? Positions,
-    [property: Id(4)] int[]? Tokens,
-    [property: Id(5)] byte[]? Packet,
-    [property: Id(6)] SampleRequest[] Samples,
-    [property: Id(7)] bool ReturnLogits);
+    [property: Id(1)] long[]? SequenceIds,
+    [property: Id(2)] int[]? Positions,
+    [property: Id(3)] int[]? Tokens,
+    [property: Id(4)] byte[]? Packet,
+    [property: Id(5)] SampleRequest[] Samples,
+    [property: Id(6)] bool ReturnLogits);
 
 /// <summary>What the last stage answers: a token per sample request, and the logits when asked for.</summary>
 /// <param name="Logits">float32 little-endian [rows, vocab] of every row of the step, or null.</param>
@@ -64,7 +63,8 @@ public sealed record StepResult(
         Logits is null ? [] : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(Logits).ToArray();
 }
 
-/// <summary>Bytes one stage has sent to the next, as its own counters saw them.</summary>
+/// <summary>One stage's own account: where it runs, what it holds, and what it has computed and sent on.</summary>
+/// <param name="Microbatches">Microbatches this stage has computed; with <paramref name="Rows"/>, how well steps were shared.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StageReport")]
 public sealed record StageReport(
@@ -76,4 +76,6 @@ public sealed record StageReport(
     [property: Id(5)] int SequencesInFlight,
     [property: Id(6)] long BytesSent,
     [property: Id(7)] long PacketsSent,
-    [property: Id(8)] int ProcessId);
+    [property: Id(8)] int ProcessId,
+    [property: Id(9)] long Microbatches,
+    [property: Id(10)] long Rows);

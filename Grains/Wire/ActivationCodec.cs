@@ -14,14 +14,13 @@ namespace FtpCluster.Grains.Wire;
 /// [0] format version   int32  (0xd2 + 4 bytes)
 /// [1] deployment id    str    (UTF-8)
 /// [2] microbatch id    int64  (0xd3 + 8 bytes)
-/// [3] step             int32
-/// [4] source stage     int32
-/// [5] target stage     int32
-/// [6] row count        int32
-/// [7] hidden size      int32
-/// [8] encoding         uint8  (0xcc + 1 byte, a <see cref="WireEncoding"/> code)
-/// [9] rows             bin    row count × 16 bytes: sequence id int64, position int32, attention score float32
-/// [10] hidden          bin    see <see cref="HiddenPayload"/>
+/// [3] source stage     int32
+/// [4] target stage     int32
+/// [5] row count        int32
+/// [6] hidden size      int32
+/// [7] encoding         uint8  (0xcc + 1 byte, a <see cref="WireEncoding"/> code)
+/// [8] rows             bin    row count × 16 bytes: sequence id int64, position int32, attention score float32
+/// [9] hidden           bin    see <see cref="HiddenPayload"/>
 /// </code>
 /// Integers are written in their fixed-width MessagePack forms and the bulk data in two little-endian
 /// <c>bin</c> blobs, so a packet's size follows from its shape alone (<see cref="EncodedPacketBytes(int, int, WireEncoding, string)"/>)
@@ -29,12 +28,12 @@ namespace FtpCluster.Grains.Wire;
 /// </remarks>
 public static class ActivationCodec
 {
-    public const int FormatVersion = 1;
-    public const int FieldCount = 11;
+    public const int FormatVersion = 2;
+    public const int FieldCount = 10;
     public const int RowMetadataBytes = sizeof(long) + sizeof(int) + sizeof(float);
 
-    // fixarray + version + microbatch + five int32 fields + encoding, each with its one-byte MessagePack code.
-    private const int FixedHeaderBytes = 1 + 5 + 9 + 5 * 5 + 2;
+    // fixarray + version + microbatch + four int32 fields + encoding, each with its one-byte MessagePack code.
+    private const int FixedHeaderBytes = 1 + 5 + 9 + 4 * 5 + 2;
 
     /// <summary>Bytes of the hidden payload alone (the second <c>bin</c> blob's contents).</summary>
     public static long EncodedHiddenBytes(int rows, int hidden, WireEncoding encoding)
@@ -96,7 +95,6 @@ public static class ActivationCodec
         // As UTF-8 up front: writing a .NET string asks the buffer for its worst-case size, which an exact buffer may lack.
         writer.WriteString(Encoding.UTF8.GetBytes(packet.DeploymentId));
         writer.WriteInt64(packet.MicrobatchId);
-        writer.WriteInt32(packet.Step);
         writer.WriteInt32(packet.SourceStage);
         writer.WriteInt32(packet.TargetStage);
         writer.WriteInt32(packet.RowCount);
@@ -157,7 +155,7 @@ public static class ActivationCodec
             var rows = ReadRows(rowBlob, header.RowCount);
             var hidden = GC.AllocateUninitializedArray<float>(header.RowCount * header.HiddenSize);
             HiddenPayload.Decode(hiddenBlob, header.HiddenSize, header.Encoding, hidden);
-            return new ActivationPacket(header.DeploymentId, header.MicrobatchId, header.Step, header.SourceStage,
+            return new ActivationPacket(header.DeploymentId, header.MicrobatchId, header.SourceStage,
                 header.TargetStage, header.HiddenSize, rows, hidden);
         }
         catch (Exception e) when (IsReaderFailure(e))
@@ -204,7 +202,7 @@ public static class ActivationCodec
         {
             // The first (rows mod parts) parts take one row more.
             int count = packet.RowCount / parts + (p < packet.RowCount % parts ? 1 : 0);
-            result[p] = new ActivationPacket(packet.DeploymentId, packet.MicrobatchId, packet.Step,
+            result[p] = new ActivationPacket(packet.DeploymentId, packet.MicrobatchId,
                 packet.SourceStage, packet.TargetStage, packet.HiddenSize,
                 packet.Rows[start..(start + count)],
                 packet.HiddenStates[(start * packet.HiddenSize)..((start + count) * packet.HiddenSize)]);
@@ -232,16 +230,14 @@ public static class ActivationCodec
         string deploymentId = reader.ReadString()
             ?? throw new InvalidDataException("activation packet has a nil deployment id");
         long microbatchId = reader.ReadInt64();
-        int step = reader.ReadInt32();
         int source = reader.ReadInt32();
         int target = reader.ReadInt32();
         int rows = reader.ReadInt32();
         int hidden = reader.ReadInt32();
         byte encoding = reader.ReadByte();
 
-        if (step < 0 || source < 0 || target < 0)
-            throw new InvalidDataException(
-                $"activation packet has a negative step or stage (step {step}, stages {source} → {target})");
+        if (source < 0 || target < 0)
+            throw new InvalidDataException($"activation packet has a negative stage ({source} → {target})");
         if (rows < 0)
             throw new InvalidDataException($"activation packet declares a negative row count, {rows}");
         if (hidden <= 0)
@@ -250,7 +246,7 @@ public static class ActivationCodec
             throw new InvalidDataException(
                 $"activation packet uses unknown hidden encoding {encoding}; this build knows " +
                 string.Join(", ", WireEncodings.All.Select(e => $"{(byte)e} ({e.CliWord()})")));
-        return new PacketHeader(version, deploymentId, microbatchId, step, source, target, rows, hidden,
+        return new PacketHeader(version, deploymentId, microbatchId, source, target, rows, hidden,
             (WireEncoding)encoding);
     }
 

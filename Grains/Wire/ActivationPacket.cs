@@ -7,18 +7,17 @@ namespace FtpCluster.Grains.Wire;
 public readonly record struct PacketRow(long SequenceId, int Position, float AttentionScore);
 
 /// <summary>
-/// Activations one stage sends to the next: a header naming the deployment, microbatch, step and boundary,
+/// Activations one stage sends to the next: a header naming the deployment, microbatch and boundary,
 /// one <see cref="PacketRow"/> per row, and the hidden rows themselves, row-major [rows, hidden].
 /// </summary>
 public sealed class ActivationPacket
 {
-    public ActivationPacket(string deploymentId, long microbatchId, int step, int sourceStage, int targetStage,
+    public ActivationPacket(string deploymentId, long microbatchId, int sourceStage, int targetStage,
         int hiddenSize, PacketRow[] rows, float[] hiddenStates)
     {
         ArgumentNullException.ThrowIfNull(deploymentId);
         ArgumentNullException.ThrowIfNull(rows);
         ArgumentNullException.ThrowIfNull(hiddenStates);
-        ArgumentOutOfRangeException.ThrowIfNegative(step);
         ArgumentOutOfRangeException.ThrowIfNegative(sourceStage);
         ArgumentOutOfRangeException.ThrowIfNegative(targetStage);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(hiddenSize);
@@ -29,7 +28,6 @@ public sealed class ActivationPacket
 
         DeploymentId = deploymentId;
         MicrobatchId = microbatchId;
-        Step = step;
         SourceStage = sourceStage;
         TargetStage = targetStage;
         HiddenSize = hiddenSize;
@@ -40,9 +38,6 @@ public sealed class ActivationPacket
     public string DeploymentId { get; }
 
     public long MicrobatchId { get; }
-
-    /// <summary>0 for prefill, n for decode step n.</summary>
-    public int Step { get; }
 
     public int SourceStage { get; }
 
@@ -61,5 +56,5 @@ public sealed class ActivationPacket
 }
 
 /// <summary>A packet's header as read from the wire, without decoding its rows.</summary>
-public sealed record PacketHeader(int FormatVersion, string DeploymentId, long MicrobatchId, int Step,
+public sealed record PacketHeader(int FormatVersion, string DeploymentId, long MicrobatchId,
     int SourceStage, int TargetStage, int RowCount, int HiddenSize, WireEncoding Encoding);

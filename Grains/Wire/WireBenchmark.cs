@@ -67,6 +67,6 @@ public static class WireBenchmark
         var tokens = new PacketRow[rows];
         for (int r = 0; r < rows; r++)
             tokens[r] = new PacketRow(r / 64, r % 64, (float)random.NextDouble());
-        return new ActivationPacket("benchmark", 0, 0, 0, 1, hiddenSize, tokens, hidden);
+        return new ActivationPacket("benchmark", 0, 0, 1, hiddenSize, tokens, hidden);
     }
 }

@@ -156,6 +156,7 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
     public async Task Concurrent_requests_of_different_lengths_equal_running_them_one_by_one()
     {
         var (coordinator, _) = await Deploy("f32");
+        long microbatchesBefore = (await coordinator.Reports())[0].Microbatches;
         var random = new Random(4);
         var requests = Enumerable.Range(0, 64).Select(i => new GenerationRequest(
             [1, .. Enumerable.Range(0, 1 + i % 5).Select(_ => random.Next(3, 512))],
@@ -176,6 +177,10 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
             Assert.Equal(alone.Ids, replies[i].Ids);
         }
         // Every sequence's caches were freed when it finished.
-        Assert.All(await coordinator.Reports(), report => Assert.Equal(0, report.SequencesInFlight));
+        var reports = await coordinator.Reports();
+        Assert.All(reports, report => Assert.Equal(0, report.SequencesInFlight));
+        // Steps were shared: no more microbatches in flight than stages, so 64 sequences had to travel together.
+        int steps = replies.Sum(r => r.Ids.Length - r.PromptIds.Length); // one per token drawn (no stop tokens)
+        Assert.InRange(reports[0].Microbatches - microbatchesBefore, 1, steps / 4);
     }
 }

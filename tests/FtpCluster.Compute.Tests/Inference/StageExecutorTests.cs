@@ -55,6 +55,44 @@ public sealed class StageExecutorTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The coordinator shares microbatches between sequences and replays a sequence as one prefill after a
+    /// re-plan, so a row's result must not depend on what travels with it. Dimensions past the GEMM's
+    /// 512-wide k block, and a batch past the GEMV's four rows, take every kernel path.
+    /// </summary>
+    [Fact]
+    public void A_sequence_decoded_alone_equals_it_prefilled_in_a_shared_microbatch_bit_for_bit()
+    {
+        ModelSynthesizer.Write(SyntheticModelOptions.Preset("tiny") with
+            { Layers = 2, Dim = 640, Heads = 10, KvHeads = 5, HiddenDim = 1280, VocabSize = 256, Seed = 5 }, _dir);
+        using var device = new CpuDevice();
+        using var model = TransformerStage.Load(_dir, device);
+        int dim = model.Config.Dim, vocab = model.Config.VocabSize;
+        int[] tokens = [1, 40, 7, 200, 13, 99, 5, 31, 8, 64];
+        int[] other = [1, 3, 3, 3, 250, 17, 2];
+
+        // Alone, one token per step: the one-row (GEMV) path.
+        var alone = new float[tokens.Length * vocab];
+        var cache = model.NewCache();
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            var hidden = new float[dim];
+            model.Embed(tokens.AsSpan(t, 1), hidden);
+            model.Forward([new TokenRow(cache, t)], hidden);
+            model.Logits(hidden, 1, alone.AsSpan(t * vocab, vocab));
+        }
+
+        // Together with another sequence, all rows in one microbatch: the GEMM path.
+        var shared = new float[(other.Length + tokens.Length) * vocab];
+        var hiddenShared = new float[(other.Length + tokens.Length) * dim];
+        model.Embed([.. other, .. tokens], hiddenShared);
+        model.Forward([.. TokenRow.Consecutive(model.NewCache(), 0, other.Length), .. TokenRow.Consecutive(model.NewCache(), 0, tokens.Length)],
+            hiddenShared);
+        model.Logits(hiddenShared, other.Length + tokens.Length, shared);
+
+        Assert.Equal(alone, shared.AsSpan(other.Length * vocab).ToArray());
+    }
+
     [Fact]
     public void Releasing_a_sequence_frees_its_cache_and_a_reused_id_starts_afresh()
     {

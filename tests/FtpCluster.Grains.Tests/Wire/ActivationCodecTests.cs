@@ -20,16 +20,16 @@ public sealed class ActivationCodecTests
             new(-7, 123_456, 0.3f),
             new(0, 1, float.Epsilon),
         ];
-        var packet = new ActivationPacket("déploiement-α/7", long.MaxValue - 3, 12_345, 6, 7, 3, rows,
+        var packet = new ActivationPacket("déploiement-α/7", long.MaxValue - 3, 6, 7, 3, rows,
             [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 
         var bytes = ActivationCodec.Encode(packet, encoding, int.MaxValue);
         var decoded = ActivationCodec.Decode(bytes);
         var header = ActivationCodec.ReadHeader(bytes);
 
-        Assert.Equal(new PacketHeader(1, "déploiement-α/7", long.MaxValue - 3, 12_345, 6, 7, 4, 3, encoding), header);
-        Assert.Equal((packet.DeploymentId, packet.MicrobatchId, packet.Step, packet.SourceStage, packet.TargetStage, packet.HiddenSize),
-            (decoded.DeploymentId, decoded.MicrobatchId, decoded.Step, decoded.SourceStage, decoded.TargetStage, decoded.HiddenSize));
+        Assert.Equal(new PacketHeader(ActivationCodec.FormatVersion, "déploiement-α/7", long.MaxValue - 3, 6, 7, 4, 3, encoding), header);
+        Assert.Equal((packet.DeploymentId, packet.MicrobatchId, packet.SourceStage, packet.TargetStage, packet.HiddenSize),
+            (decoded.DeploymentId, decoded.MicrobatchId, decoded.SourceStage, decoded.TargetStage, decoded.HiddenSize));
         Assert.Equal(rows.Select(r => (r.SequenceId, r.Position, BitConverter.SingleToInt32Bits(r.AttentionScore))),
             decoded.Rows.Select(r => (r.SequenceId, r.Position, BitConverter.SingleToInt32Bits(r.AttentionScore))));
     }
@@ -48,7 +48,7 @@ public sealed class ActivationCodecTests
         int id = Encoding.UTF8.GetByteCount(deploymentId);
         long str = id <= 31 ? 1 + id : 2 + id;
         static long Bin(long n) => (n < 256 ? 2 : n < 65536 ? 3 : 5) + n;
-        return 1 + 5 + str + 9 + 5 * 5 + 2 + Bin(16L * rows) + Bin(hiddenBytes);
+        return 1 + 5 + str + 9 + 4 * 5 + 2 + Bin(16L * rows) + Bin(hiddenBytes);
     }
 
     public static TheoryData<WireEncoding, int, int> Shapes()
@@ -152,8 +152,8 @@ public sealed class ActivationCodecTests
 
         Assert.Equal([25, 25, 25, 25], parts.Select(p => p.RowCount)); // ceil(100 / 30) = 4 parts, balanced
         Assert.All(parts, p => Assert.True(ActivationCodec.EncodedPacketBytes(p, encoding) <= limit));
-        Assert.All(decoded, p => Assert.Equal((packet.MicrobatchId, packet.Step, packet.SourceStage, packet.TargetStage),
-            (p.MicrobatchId, p.Step, p.SourceStage, p.TargetStage)));
+        Assert.All(decoded, p => Assert.Equal((packet.MicrobatchId, packet.SourceStage, packet.TargetStage),
+            (p.MicrobatchId, p.SourceStage, p.TargetStage)));
         Assert.Equal(packet.Rows, decoded.SelectMany(p => p.Rows));
         var whole = WirePackets.RoundTrip(packet, encoding);
         Assert.Equal(whole, decoded.SelectMany(p => p.HiddenStates)); // rows encode independently of their neighbours
@@ -175,7 +175,7 @@ public sealed class ActivationCodecTests
     public void A_packet_whose_values_do_not_match_its_rows_cannot_be_built()
     {
         var error = Assert.Throws<ArgumentException>(() =>
-            new ActivationPacket("dep", 0, 0, 0, 1, 4, [new PacketRow(1, 0, 0f)], new float[5]));
+            new ActivationPacket("dep", 0, 0, 1, 4, [new PacketRow(1, 0, 0f)], new float[5]));
         Assert.Contains("1 rows of hidden size 4 need 4 values, got 5", error.Message);
     }
 }

@@ -7,7 +7,7 @@ namespace FtpCluster.Grains.Tests.Wire;
 public sealed class MalformedPacketTests
 {
     /// <summary>A packet written field by field, so each test can break exactly one thing.</summary>
-    private static byte[] Craft(int version = 1, int fields = 11, int rows = 2, int hidden = 4, byte encoding = 0,
+    private static byte[] Craft(int version = ActivationCodec.FormatVersion, int fields = ActivationCodec.FieldCount, int rows = 2, int hidden = 4, byte encoding = 0,
         int? rowBytes = null, int? hiddenBytes = null, float scale = 1f, bool trailingNil = false)
     {
         var buffer = new ArrayBufferWriter<byte>();
@@ -18,7 +18,6 @@ public sealed class MalformedPacketTests
         {
             writer.Write("dep");
             writer.WriteInt64(5);
-            writer.WriteInt32(0);
             writer.WriteInt32(0);
             writer.WriteInt32(1);
             writer.WriteInt32(rows);
@@ -59,14 +58,14 @@ public sealed class MalformedPacketTests
     [Fact]
     public void Another_format_version_is_refused_by_number()
     {
-        Assert.Contains("format version 2 is not supported: this build reads version 1", Refusal(Craft(version: 2)));
+        Assert.Contains("format version 1 is not supported: this build reads version 2", Refusal(Craft(version: 1)));
         var header = Assert.Throws<InvalidDataException>(() => ActivationCodec.ReadHeader(Craft(version: 0)));
         Assert.Contains("format version 0 is not supported", header.Message);
     }
 
     [Fact]
     public void A_wrong_field_count_is_refused() =>
-        Assert.Contains("must have 11 fields, found 12", Refusal(Craft(fields: 12)));
+        Assert.Contains("must have 10 fields, found 11", Refusal(Craft(fields: 11)));
 
     [Fact]
     public void Something_other_than_an_array_is_not_a_packet() =>
@@ -101,8 +100,8 @@ public sealed class MalformedPacketTests
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
-        writer.WriteArrayHeader(11);
-        writer.WriteInt32(1);
+        writer.WriteArrayHeader(ActivationCodec.FieldCount);
+        writer.WriteInt32(ActivationCodec.FormatVersion);
         writer.Write(3.5); // a float where the deployment id belongs
         writer.Flush();
 

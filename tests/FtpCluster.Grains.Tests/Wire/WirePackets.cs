@@ -20,11 +20,11 @@ internal static class WirePackets
         var tokens = new PacketRow[rows];
         for (int r = 0; r < rows; r++)
             tokens[r] = new PacketRow(1000 + r / 4, r % 4, r * 0.125f);
-        return new ActivationPacket(deploymentId, 42, 3, 1, 2, hidden, tokens, hiddenStates);
+        return new ActivationPacket(deploymentId, 42, 1, 2, hidden, tokens, hiddenStates);
     }
 
     public static ActivationPacket WithHidden(ActivationPacket packet, float[] hiddenStates) =>
-        new(packet.DeploymentId, packet.MicrobatchId, packet.Step, packet.SourceStage, packet.TargetStage,
+        new(packet.DeploymentId, packet.MicrobatchId, packet.SourceStage, packet.TargetStage,
             packet.HiddenSize, packet.Rows, hiddenStates);
 
     public static float[] RoundTrip(ActivationPacket packet, WireEncoding encoding) =>

@@ -1,0 +1,102 @@
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>
+/// One sequence's next step waiting for a microbatch: its new tokens from <paramref name="FirstPosition"/>
+/// on, and the token to draw after the last of them.
+/// </summary>
+/// <param name="Epoch">The plan the tokens were chosen for (a replay after a re-plan feeds more of them).</param>
+internal sealed record PendingStep(long SequenceId, int Epoch, int[] Tokens, int FirstPosition, SampleRequest Sample)
+{
+    /// <summary>The drawn token, or null when the plan changed before the step was sent (choose the tokens again).</summary>
+    public TaskCompletionSource<int?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>How the coordinator cuts the waiting steps into microbatches.</summary>
+/// <param name="MaxRows">Rows per microbatch; a single step longer than this still goes, alone.</param>
+/// <param name="MaxInFlight">Microbatches in the pipeline at once: one per stage keeps every stage busy.</param>
+internal readonly record struct MicrobatchLimits(int MaxRows, int MaxInFlight);
+
+/// <summary>
+/// Gathers the steps of many sequences into shared microbatches (decode steps of many sequences become
+/// one matrix product instead of many vector ones) and keeps up to <see cref="MicrobatchLimits.MaxInFlight"/>
+/// of them in the pipeline, so every stage has work while the others compute.
+/// </summary>
+/// <remarks>
+/// Used from inside one grain, whose turns never overlap, so it takes no locks. A microbatch returns, its
+/// sequences choose their next steps, and only then are the waiting steps cut: the queue looks once all
+/// continuations queued before it have run, so the sequences that travelled together stay together.
+/// </remarks>
+internal sealed class MicrobatchQueue(
+    Func<PendingStep[], Task<StepResult>> send, Func<int> currentEpoch, Func<MicrobatchLimits> limits)
+{
+    private readonly Queue<PendingStep> _waiting = new();
+    private int _inFlight;
+    private bool _lookScheduled;
+
+    public int InFlight => _inFlight;
+
+    public Task<int?> Submit(PendingStep step)
+    {
+        _waiting.Enqueue(step);
+        ScheduleLook();
+        return step.Done.Task;
+    }
+
+    private void ScheduleLook()
+    {
+        if (_lookScheduled) return;
+        _lookScheduled = true;
+        _ = LookAfterQueuedWork();
+    }
+
+    private async Task LookAfterQueuedWork()
+    {
+        await Task.Yield();
+        _lookScheduled = false;
+        var (maxRows, maxInFlight) = limits();
+        while (_inFlight < maxInFlight && TakeMicrobatch(maxRows) is { Length: > 0 } batch)
+        {
+            _inFlight++;
+            _ = Run(batch);
+        }
+    }
+
+    /// <summary>Waiting steps, oldest first, up to the row limit; steps of an older plan are handed back.</summary>
+    private PendingStep[] TakeMicrobatch(int maxRows)
+    {
+        var batch = new List<PendingStep>();
+        int rows = 0, epoch = currentEpoch();
+        while (_waiting.TryPeek(out var step))
+        {
+            if (step.Epoch != epoch)
+            {
+                _waiting.Dequeue();
+                step.Done.TrySetResult(null);
+                continue;
+            }
+            if (batch.Count > 0 && rows + step.Tokens.Length > maxRows) break;
+            _waiting.Dequeue();
+            batch.Add(step);
+            rows += step.Tokens.Length;
+        }
+        return [.. batch];
+    }
+
+    private async Task Run(PendingStep[] batch)
+    {
+        try
+        {
+            var result = await send(batch);
+            for (int i = 0; i < batch.Length; i++) batch[i].Done.TrySetResult(result.SampledTokens[i]);
+        }
+        catch (Exception e)
+        {
+            foreach (var step in batch) step.Done.TrySetException(e);
+        }
+        finally
+        {
+            _inFlight--;
+            ScheduleLook();
+        }
+    }
+}
