@@ -5,17 +5,27 @@ namespace FtpCluster.Grains.Hosting;
 
 /// <summary>
 /// The compute device of this silo, opened once when the silo starts (before it joins the cluster, so a
-/// silo that asked for a device it does not have never joins) and shared by every stage on the silo.
+/// silo that asked for a device it does not have never joins) and shared by every stage on the silo,
+/// which run their work on its <see cref="ComputeThread"/>.
 /// </summary>
 public sealed class FtpClusterSiloDevice(FtpClusterSiloOptions options, ILogger<FtpClusterSiloDevice> logger)
     : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private IComputeDevice? _device;
+    private ComputeThread? _thread;
 
     /// <summary>The device; only after the silo has started.</summary>
-    public IComputeDevice Device => _device ?? throw new InvalidOperationException("the silo's compute device is opened when the silo starts");
+    public IComputeDevice Device => _device ?? throw NotOpen();
 
     public string Name => options.Device;
+
+    /// <summary>Runs <paramref name="work"/> (anything that uses the device) on the device's own thread.</summary>
+    public Task<T> Run<T>(Func<T> work) => (_thread ?? throw NotOpen()).Run(work);
+
+    /// <inheritdoc cref="Run{T}(Func{T})"/>
+    public Task Run(Action work) => (_thread ?? throw NotOpen()).Run(work);
+
+    private static InvalidOperationException NotOpen() => new("the silo's compute device is opened when the silo starts");
 
     void ILifecycleParticipant<ISiloLifecycle>.Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(FtpClusterSiloDevice), ServiceLifecycleStage.RuntimeInitialize, Open);
@@ -37,11 +47,16 @@ public sealed class FtpClusterSiloDevice(FtpClusterSiloOptions options, ILogger<
             logger.LogInformation("ILGPU device: {Accelerator}", accelerator);
 
         _device = ComputeDevices.Create(options.Device, options.Threads);
+        _thread = new ComputeThread($"{options.NodeName} compute");
         logger.LogInformation("Node {Node} uses device {Device}: {Description}", options.NodeName, options.Device, _device.Description);
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _device?.Dispose();
+    public void Dispose()
+    {
+        _thread?.Dispose();
+        _device?.Dispose();
+    }
 }
 
 /// <summary>What the host processor is, for start-up logs and silo info.</summary>

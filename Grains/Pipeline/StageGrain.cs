@@ -39,15 +39,17 @@ public interface IStageGrain : IGrainWithStringKey
 
 /// <remarks>
 /// Reentrant: while a stage awaits the stages after it, it computes the next microbatch, so microbatches
-/// in flight keep every stage busy and a stage never blocks on a later one. Orleans runs a grain's turns
-/// one at a time, so the compute between awaits never overlaps.
+/// in flight keep every stage busy and a stage never blocks on a later one. The compute itself runs on
+/// the silo's <see cref="ComputeThread"/>, one piece of work at a time in the order handed in, so the
+/// grain's turns only move messages and never overlap a stage's use of its weights and caches.
 /// </remarks>
 [NodePinnedPlacement, Immovable, Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // its weights and caches are the deployment: never collected for idleness
 internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ILogger<StageGrain> logger)
-    : Grain, IStageGrain, IDisposable
+    : Grain, IStageGrain
 {
     private readonly WireTraffic _traffic = new();
+    private Task<StageReport>? _loading;
     private StageSetup? _setup;
     private StageExecutor? _executor;
     private IStageGrain? _next;
@@ -59,35 +61,56 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
 
     public Task<StageReport> Load(StageSetup setup)
     {
-        if (_setup is not null)
+        if (_loading is not null)
         {
             if (_setup != setup)
                 throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} is already loaded with another setup");
-            return Report();
+            return _loading;
         }
+        _setup = setup;
+        return _loading = LoadOnce(setup);
+    }
+
+    private async Task<StageReport> LoadOnce(StageSetup setup)
+    {
         var storage = setup.Storage is null ? (TensorDType?)null : TensorDTypeExtensions.Parse(setup.Storage);
         var slice = new SliceSpec(setup.FirstLayer, setup.EndLayer, Embedding: setup.Index == 0, Head: setup.IsLast);
         _wire = WireEncodings.Parse(setup.Wire);
         try
         {
-            _executor = new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage));
+            _executor = await device.Run(() => new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage)));
         }
-        catch (ModelFormatException e)
+        catch (Exception e)
         {
+            (_loading, _setup) = (null, null); // nothing was loaded: a later Load may try again
             // Compute has no Orleans codecs: carry the message (file and tensor) alone, in an exception that has one.
-            throw new InvalidOperationException(e.Message);
+            if (e is ModelFormatException) throw new InvalidOperationException(e.Message);
+            throw;
         }
         _next = setup.NextStageKey is null ? null : GrainFactory.GetGrain<IStageGrain>(setup.NextStageKey);
-        _setup = setup;
         logger.LogInformation("Stage {Stage} on {Node}: layers [{First}, {End}) of {Model}, {Bytes:N0} weight bytes",
             setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer, setup.ModelPath, _executor.Stage.Slice.ResidentBytes);
-        return Report();
+        return await Report();
     }
 
     public async Task<StepResult> Forward(StepRequest request)
     {
         var executor = Executor;
         var setup = _setup!;
+        var (rows, sent) = await device.Run(() => Compute(executor, setup, request));
+        _microbatches++;
+        _rows += rows;
+        if (sent.Result is { } result) return result;
+        _traffic.Record(setup.Index, setup.Index + 1, _wire, sent.Packet!.Length);
+        return await _next!.Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = sent.Packet });
+    }
+
+    /// <summary>What a stage's compute hands on: the packet for the next stage, or the last stage's result.</summary>
+    private readonly record struct StageOutput(byte[]? Packet, StepResult? Result);
+
+    /// <summary>On the compute thread: this stage's blocks over the step's rows, and what goes on from here.</summary>
+    private (int Rows, StageOutput Output) Compute(StageExecutor executor, StageSetup setup, StepRequest request)
+    {
         int dim = executor.Stage.Config.Dim;
         long[] sequenceIds;
         int[] positions;
@@ -108,22 +131,17 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             hidden = packet.HiddenStates;
         }
         executor.Forward(sequenceIds, positions, hidden);
-        _microbatches++;
-        _rows += positions.Length;
 
-        if (_next is null) return Finish(request, hidden, positions.Length);
+        if (setup.IsLast) return (positions.Length, new StageOutput(null, Finish(executor.Stage, setup, request, hidden, positions.Length)));
         var rows = new PacketRow[positions.Length];
         for (int i = 0; i < rows.Length; i++) rows[i] = new PacketRow(sequenceIds[i], positions[i], 0f);
         var outgoing = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, setup.Index, setup.Index + 1, dim, rows, hidden);
-        byte[] bytes = ActivationCodec.Encode(outgoing, _wire, setup.MaxMessageBytes);
-        _traffic.Record(setup.Index, setup.Index + 1, _wire, bytes.Length);
-        return await _next.Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = bytes });
+        return (positions.Length, new StageOutput(ActivationCodec.Encode(outgoing, _wire, setup.MaxMessageBytes), null));
     }
 
     /// <summary>The last stage: logits of the rows that need them, and a token drawn for each sample request.</summary>
-    private StepResult Finish(StepRequest request, float[] hidden, int rowCount)
+    private static StepResult Finish(TransformerStage stage, StageSetup setup, StepRequest request, float[] hidden, int rowCount)
     {
-        var stage = Executor.Stage;
         int dim = stage.Config.Dim, vocab = stage.Config.VocabSize;
         float[]? all = null;
         if (request.ReturnLogits)
@@ -143,45 +161,45 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
         }
         byte[]? logitBytes = all is null ? null : MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
-        if (logitBytes is not null && logitBytes.Length > _setup!.MaxMessageBytes)
+        if (logitBytes is not null && logitBytes.Length > setup.MaxMessageBytes)
             throw new InvalidOperationException(
-                $"the logits of {rowCount} rows are {logitBytes.Length} bytes, over the message limit of {_setup.MaxMessageBytes}: score fewer tokens per call");
+                $"the logits of {rowCount} rows are {logitBytes.Length} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
         return new StepResult(tokens, logitBytes, vocab);
     }
 
     public Task Release(long[] sequenceIds)
     {
-        if (_executor is not null)
-            foreach (long id in sequenceIds) _executor.Release(id);
-        return Task.CompletedTask;
+        if (_executor is not { } executor) return Task.CompletedTask;
+        return device.Run(() =>
+        {
+            foreach (long id in sequenceIds) executor.Release(id);
+        });
     }
 
     public Task<StageReport> Report()
     {
         var setup = _setup ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
+        var executor = Executor;
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
-            Executor.Stage.Slice.ResidentBytes, Executor.SequencesInFlight,
+            executor.Stage.Slice.ResidentBytes, executor.SequencesInFlight,
             sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows));
     }
 
-    public Task Unload()
+    public async Task Unload()
     {
-        Dispose();
+        await FreeWeights();
         DeactivateOnIdle();
-        return Task.CompletedTask;
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        Dispose();
-        return Task.CompletedTask;
-    }
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => FreeWeights();
 
-    public void Dispose()
+    /// <summary>On the compute thread, after any work of this stage handed in before.</summary>
+    private Task FreeWeights()
     {
-        _executor?.Dispose();
+        if (_executor is not { } executor) return Task.CompletedTask;
         _executor = null;
+        return device.Run(executor.Dispose);
     }
 }
 
