@@ -19,8 +19,11 @@ namespace FtpCluster.Grains.Wire;
 /// [5] row count        int32
 /// [6] hidden size      int32
 /// [7] encoding         uint8  (0xcc + 1 byte, a <see cref="WireEncoding"/> code)
-/// [8] rows             bin    row count × 16 bytes: sequence id int64, position int32, attention score float32
-/// [9] hidden           bin    see <see cref="HiddenPayload"/>
+/// [8] plan layers      int32  layers the plan covers; 0: no plan, every block computes every row
+/// [9] rows             bin    row count × 21 bytes: sequence id int64, position int32, attention score float32,
+///                             row index int32, flags uint8 (bit 0: needs logits)
+/// [10] plan            bin    row count × ceil(plan layers / 8) bytes, see <see cref="RowBlockPlan"/>
+/// [11] hidden          bin    see <see cref="HiddenPayload"/>
 /// </code>
 /// Integers are written in their fixed-width MessagePack forms and the bulk data in two little-endian
 /// <c>bin</c> blobs, so a packet's size follows from its shape alone (<see cref="EncodedPacketBytes(int, int, WireEncoding, string)"/>)
@@ -28,12 +31,12 @@ namespace FtpCluster.Grains.Wire;
 /// </remarks>
 public static class ActivationCodec
 {
-    public const int FormatVersion = 2;
-    public const int FieldCount = 10;
-    public const int RowMetadataBytes = sizeof(long) + sizeof(int) + sizeof(float);
+    public const int FormatVersion = 3;
+    public const int FieldCount = 12;
+    public const int RowMetadataBytes = sizeof(long) + sizeof(int) + sizeof(float) + sizeof(int) + sizeof(byte);
 
-    // fixarray + version + microbatch + four int32 fields + encoding, each with its one-byte MessagePack code.
-    private const int FixedHeaderBytes = 1 + 5 + 9 + 4 * 5 + 2;
+    // fixarray + version + microbatch + four int32 fields + encoding + plan layers, each with its one-byte MessagePack code.
+    private const int FixedHeaderBytes = 1 + 5 + 9 + 4 * 5 + 2 + 5;
 
     /// <summary>Bytes of the hidden payload alone (the second <c>bin</c> blob's contents).</summary>
     public static long EncodedHiddenBytes(int rows, int hidden, WireEncoding encoding)
@@ -43,28 +46,32 @@ public static class ActivationCodec
         return HiddenPayload.Bytes(rows, hidden, encoding);
     }
 
-    /// <summary>Exact bytes of a whole encoded packet: header, row metadata and hidden payload.</summary>
-    public static long EncodedPacketBytes(int rows, int hidden, WireEncoding encoding, string deploymentId)
+    /// <summary>Exact bytes of a whole encoded packet: header, row metadata, plan and hidden payload.</summary>
+    /// <param name="planLayers">The layers the rows' plan covers; 0 for a packet without a plan.</param>
+    public static long EncodedPacketBytes(int rows, int hidden, WireEncoding encoding, string deploymentId, int planLayers = 0)
     {
         long hiddenBytes = EncodedHiddenBytes(rows, hidden, encoding);
         return FixedHeaderBytes
             + StrBytes(Encoding.UTF8.GetByteCount(deploymentId))
             + BinBytes((long)rows * RowMetadataBytes)
+            + BinBytes(PlanBytes(rows, planLayers))
             + BinBytes(hiddenBytes);
     }
 
     public static long EncodedPacketBytes(ActivationPacket packet, WireEncoding encoding) =>
-        EncodedPacketBytes(packet.RowCount, packet.HiddenSize, encoding, packet.DeploymentId);
+        EncodedPacketBytes(packet.RowCount, packet.HiddenSize, encoding, packet.DeploymentId, packet.Plan?.Layers ?? 0);
+
+    private static long PlanBytes(int rows, int planLayers) => planLayers == 0 ? 0 : (long)rows * RowBlockPlan.BytesPerRowOf(planLayers);
 
     /// <summary>The most rows one packet can hold under <paramref name="maxMessageBytes"/>; 0 when not even one fits.</summary>
-    public static int MaxRowsPerPacket(int hidden, WireEncoding encoding, string deploymentId, int maxMessageBytes)
+    public static int MaxRowsPerPacket(int hidden, WireEncoding encoding, string deploymentId, int maxMessageBytes, int planLayers = 0)
     {
         // Size grows with rows but not linearly (blob headers widen at 256 and 65536 bytes): search for the boundary.
         int fits = 0, tooMany = maxMessageBytes / RowMetadataBytes + 1;
         while (tooMany - fits > 1)
         {
             int rows = fits + (tooMany - fits) / 2;
-            if (EncodedPacketBytes(rows, hidden, encoding, deploymentId) <= maxMessageBytes)
+            if (EncodedPacketBytes(rows, hidden, encoding, deploymentId, planLayers) <= maxMessageBytes)
                 fits = rows;
             else
                 tooMany = rows;
@@ -84,7 +91,7 @@ public static class ActivationCodec
         long size = EncodedPacketBytes(packet, encoding);
         if (size > Math.Min(maxMessageBytes, Array.MaxLength))
             throw new PacketTooLargeException(size, maxMessageBytes, packet.RowCount, packet.HiddenSize, encoding,
-                MaxRowsPerPacket(packet.HiddenSize, encoding, packet.DeploymentId, maxMessageBytes));
+                MaxRowsPerPacket(packet.HiddenSize, encoding, packet.DeploymentId, maxMessageBytes, packet.Plan?.Layers ?? 0));
 
         // Every byte is written below, so skip zeroing: at 1–8 MB that is a pass over memory as long as the copy itself.
         var bytes = GC.AllocateUninitializedArray<byte>((int)size);
@@ -100,11 +107,17 @@ public static class ActivationCodec
         writer.WriteInt32(packet.RowCount);
         writer.WriteInt32(packet.HiddenSize);
         writer.WriteUInt8((byte)encoding);
+        writer.WriteInt32(packet.Plan?.Layers ?? 0);
 
         int rowBytes = packet.RowCount * RowMetadataBytes;
         writer.WriteBinHeader(rowBytes);
         WriteRows(packet.Rows, writer.GetSpan(rowBytes));
         writer.Advance(rowBytes);
+
+        var plan = packet.Plan is null ? ReadOnlySpan<byte>.Empty : packet.Plan.Bits;
+        writer.WriteBinHeader(plan.Length);
+        plan.CopyTo(writer.GetSpan(plan.Length));
+        writer.Advance(plan.Length);
 
         int hiddenBytes = (int)EncodedHiddenBytes(packet.RowCount, packet.HiddenSize, encoding);
         writer.WriteBinHeader(hiddenBytes);
@@ -135,6 +148,7 @@ public static class ActivationCodec
             var reader = new MessagePackReader(bytes);
             var header = ReadHeader(ref reader);
             var rowBlob = ReadBlob(ref reader, "row metadata");
+            var planBlob = ReadBlob(ref reader, "plan");
             var hiddenBlob = ReadBlob(ref reader, "hidden payload");
             if (!reader.End)
                 throw new InvalidDataException(
@@ -144,6 +158,10 @@ public static class ActivationCodec
             if (rowBlob.Length != expectedRowBytes)
                 throw new InvalidDataException(
                     $"activation packet declares {header.RowCount} rows, which need {expectedRowBytes} bytes of row metadata, but carries {rowBlob.Length}");
+            long expectedPlanBytes = PlanBytes(header.RowCount, header.PlanLayers);
+            if (planBlob.Length != expectedPlanBytes)
+                throw new InvalidDataException(
+                    $"activation packet declares a plan of {header.RowCount} rows × {header.PlanLayers} layers, which needs {expectedPlanBytes} bytes, but carries {planBlob.Length}");
             long expectedHiddenBytes = EncodedHiddenBytes(header.RowCount, header.HiddenSize, header.Encoding);
             if (hiddenBlob.Length != expectedHiddenBytes)
                 throw new InvalidDataException(
@@ -155,8 +173,9 @@ public static class ActivationCodec
             var rows = ReadRows(rowBlob, header.RowCount);
             var hidden = GC.AllocateUninitializedArray<float>(header.RowCount * header.HiddenSize);
             HiddenPayload.Decode(hiddenBlob, header.HiddenSize, header.Encoding, hidden);
+            var plan = header.PlanLayers == 0 ? null : new RowBlockPlan(header.RowCount, header.PlanLayers, planBlob.ToArray());
             return new ActivationPacket(header.DeploymentId, header.MicrobatchId, header.SourceStage,
-                header.TargetStage, header.HiddenSize, rows, hidden);
+                header.TargetStage, header.HiddenSize, rows, hidden, plan);
         }
         catch (Exception e) when (IsReaderFailure(e))
         {
@@ -188,11 +207,12 @@ public static class ActivationCodec
     {
         ArgumentNullException.ThrowIfNull(packet);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessageBytes);
-        int rowsPerPart = MaxRowsPerPacket(packet.HiddenSize, encoding, packet.DeploymentId, maxMessageBytes);
+        int planLayers = packet.Plan?.Layers ?? 0;
+        int rowsPerPart = MaxRowsPerPacket(packet.HiddenSize, encoding, packet.DeploymentId, maxMessageBytes, planLayers);
         if (packet.RowCount <= rowsPerPart)
             return [packet];
         if (rowsPerPart == 0)
-            throw new PacketTooLargeException(EncodedPacketBytes(1, packet.HiddenSize, encoding, packet.DeploymentId),
+            throw new PacketTooLargeException(EncodedPacketBytes(1, packet.HiddenSize, encoding, packet.DeploymentId, planLayers),
                 maxMessageBytes, 1, packet.HiddenSize, encoding, 0);
 
         int parts = (packet.RowCount + rowsPerPart - 1) / rowsPerPart;
@@ -205,7 +225,8 @@ public static class ActivationCodec
             result[p] = new ActivationPacket(packet.DeploymentId, packet.MicrobatchId,
                 packet.SourceStage, packet.TargetStage, packet.HiddenSize,
                 packet.Rows[start..(start + count)],
-                packet.HiddenStates[(start * packet.HiddenSize)..((start + count) * packet.HiddenSize)]);
+                packet.HiddenStates[(start * packet.HiddenSize)..((start + count) * packet.HiddenSize)],
+                packet.Plan?.SelectRows(Enumerable.Range(start, count).ToArray()));
             start += count;
         }
         return result;
@@ -235,6 +256,7 @@ public static class ActivationCodec
         int rows = reader.ReadInt32();
         int hidden = reader.ReadInt32();
         byte encoding = reader.ReadByte();
+        int planLayers = reader.ReadInt32();
 
         if (source < 0 || target < 0)
             throw new InvalidDataException($"activation packet has a negative stage ({source} → {target})");
@@ -242,12 +264,14 @@ public static class ActivationCodec
             throw new InvalidDataException($"activation packet declares a negative row count, {rows}");
         if (hidden <= 0)
             throw new InvalidDataException($"activation packet declares hidden size {hidden}; it must be positive");
+        if (planLayers < 0)
+            throw new InvalidDataException($"activation packet declares a plan of {planLayers} layers; it must be 0 (no plan) or positive");
         if (!Enum.IsDefined((WireEncoding)encoding))
             throw new InvalidDataException(
                 $"activation packet uses unknown hidden encoding {encoding}; this build knows " +
                 string.Join(", ", WireEncodings.All.Select(e => $"{(byte)e} ({e.CliWord()})")));
         return new PacketHeader(version, deploymentId, microbatchId, source, target, rows, hidden,
-            (WireEncoding)encoding);
+            (WireEncoding)encoding, planLayers);
     }
 
     private static ReadOnlySpan<byte> ReadBlob(ref MessagePackReader reader, string what)
@@ -265,6 +289,8 @@ public static class ActivationCodec
             BinaryPrimitives.WriteInt64LittleEndian(slot, rows[r].SequenceId);
             BinaryPrimitives.WriteInt32LittleEndian(slot[8..], rows[r].Position);
             BinaryPrimitives.WriteSingleLittleEndian(slot[12..], rows[r].AttentionScore);
+            BinaryPrimitives.WriteInt32LittleEndian(slot[16..], rows[r].RowIndex);
+            slot[20] = rows[r].NeedsLogits ? (byte)1 : (byte)0;
         }
     }
 
@@ -274,9 +300,13 @@ public static class ActivationCodec
         for (int r = 0; r < count; r++)
         {
             var slot = source.Slice(r * RowMetadataBytes, RowMetadataBytes);
+            if ((slot[20] & ~1) != 0)
+                throw new InvalidDataException($"activation packet row {r} has unknown flags 0x{slot[20]:x2}");
             rows[r] = new PacketRow(BinaryPrimitives.ReadInt64LittleEndian(slot),
                 BinaryPrimitives.ReadInt32LittleEndian(slot[8..]),
-                BinaryPrimitives.ReadSingleLittleEndian(slot[12..]));
+                BinaryPrimitives.ReadSingleLittleEndian(slot[12..]),
+                BinaryPrimitives.ReadInt32LittleEndian(slot[16..]),
+                (slot[20] & 1) != 0);
         }
         return rows;
     }

@@ -15,27 +15,59 @@ public sealed class ActivationCodecTests
     {
         PacketRow[] rows =
         [
-            new(long.MinValue, 0, float.NaN),
-            new(long.MaxValue, int.MaxValue, -0f),
-            new(-7, 123_456, 0.3f),
-            new(0, 1, float.Epsilon),
+            new(long.MinValue, 0, float.NaN, 0, false),
+            new(long.MaxValue, int.MaxValue, -0f, int.MaxValue, true),
+            new(-7, 123_456, 0.3f, 5, false),
+            new(0, 1, float.Epsilon, 2, true),
         ];
+        // 11 layers: a plan row spans two bytes, the second partly used.
+        var plan = new RowBlockPlan(4, 11);
+        foreach (var (row, block) in new[] { (0, 0), (0, 10), (1, 3), (3, 7), (3, 8) }) plan.Set(row, block);
         var packet = new ActivationPacket("déploiement-α/7", long.MaxValue - 3, 6, 7, 3, rows,
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], plan);
 
         var bytes = ActivationCodec.Encode(packet, encoding, int.MaxValue);
         var decoded = ActivationCodec.Decode(bytes);
         var header = ActivationCodec.ReadHeader(bytes);
 
-        Assert.Equal(new PacketHeader(ActivationCodec.FormatVersion, "déploiement-α/7", long.MaxValue - 3, 6, 7, 4, 3, encoding), header);
+        Assert.Equal(new PacketHeader(ActivationCodec.FormatVersion, "déploiement-α/7", long.MaxValue - 3, 6, 7, 4, 3, encoding, 11), header);
         Assert.Equal((packet.DeploymentId, packet.MicrobatchId, packet.SourceStage, packet.TargetStage, packet.HiddenSize),
             (decoded.DeploymentId, decoded.MicrobatchId, decoded.SourceStage, decoded.TargetStage, decoded.HiddenSize));
-        Assert.Equal(rows.Select(r => (r.SequenceId, r.Position, BitConverter.SingleToInt32Bits(r.AttentionScore))),
-            decoded.Rows.Select(r => (r.SequenceId, r.Position, BitConverter.SingleToInt32Bits(r.AttentionScore))));
+        Assert.Equal(rows.Select(r => (r.SequenceId, r.Position, BitConverter.SingleToInt32Bits(r.AttentionScore), r.RowIndex, r.NeedsLogits)),
+            decoded.Rows.Select(r => (r.SequenceId, r.Position, BitConverter.SingleToInt32Bits(r.AttentionScore), r.RowIndex, r.NeedsLogits)));
+        Assert.Equal(plan.Bits.ToArray(), decoded.Plan!.Bits.ToArray());
+        Assert.Equal(EncodedBlocks(plan), EncodedBlocks(decoded.Plan));
+        Assert.Equal(bytes.Length, ActivationCodec.EncodedPacketBytes(packet, encoding));
+    }
+
+    private static (int, int)[] EncodedBlocks(RowBlockPlan plan) =>
+        [.. from r in Enumerable.Range(0, plan.Rows) from b in Enumerable.Range(0, plan.Layers) where plan.Computes(r, b) select (r, b)];
+
+    [Fact]
+    public void A_packet_without_a_plan_decodes_without_one()
+    {
+        var packet = WirePackets.Uniform(3, 8);
+        Assert.Null(ActivationCodec.Decode(ActivationCodec.Encode(packet, WireEncoding.F32, int.MaxValue)).Plan);
+    }
+
+    [Fact]
+    public void Split_parts_carry_their_rows_plans()
+    {
+        var source = WirePackets.Uniform(10, 64);
+        var plan = new RowBlockPlan(10, 3);
+        for (int r = 0; r < 10; r++) plan.Set(r, r % 3);
+        var packet = new ActivationPacket(source.DeploymentId, 1, 0, 2, 64, source.Rows, source.HiddenStates, plan);
+        int limit = (int)ActivationCodec.EncodedPacketBytes(4, 64, WireEncoding.F16, packet.DeploymentId, planLayers: 3);
+
+        var parts = ActivationCodec.Split(packet, WireEncoding.F16, limit);
+
+        Assert.Equal(Enumerable.Range(0, 10).Select(r => r % 3),
+            parts.SelectMany(p => Enumerable.Range(0, p.RowCount).Select(r => Enumerable.Range(0, 3).Single(b => p.Plan!.Computes(r, b)))));
     }
 
     // The layout documented on ActivationCodec, restated independently: fixarray, int32 version, str id, int64
-    // microbatch, five int32 fields, uint8 encoding, then two bin blobs, each item behind its MessagePack code.
+    // microbatch, four int32 fields, uint8 encoding, int32 plan layers, then three bin blobs (rows, an empty
+    // plan, hidden), each item behind its MessagePack code.
     private static long DocumentedPacketBytes(int rows, int hidden, WireEncoding encoding, string deploymentId)
     {
         long hiddenBytes = encoding switch
@@ -48,7 +80,7 @@ public sealed class ActivationCodecTests
         int id = Encoding.UTF8.GetByteCount(deploymentId);
         long str = id <= 31 ? 1 + id : 2 + id;
         static long Bin(long n) => (n < 256 ? 2 : n < 65536 ? 3 : 5) + n;
-        return 1 + 5 + str + 9 + 4 * 5 + 2 + Bin(16L * rows) + Bin(hiddenBytes);
+        return 1 + 5 + str + 9 + 4 * 5 + 2 + 5 + Bin(21L * rows) + Bin(0) + Bin(hiddenBytes);
     }
 
     public static TheoryData<WireEncoding, int, int> Shapes()

@@ -8,7 +8,7 @@ public sealed class MalformedPacketTests
 {
     /// <summary>A packet written field by field, so each test can break exactly one thing.</summary>
     private static byte[] Craft(int version = ActivationCodec.FormatVersion, int fields = ActivationCodec.FieldCount, int rows = 2, int hidden = 4, byte encoding = 0,
-        int? rowBytes = null, int? hiddenBytes = null, float scale = 1f, bool trailingNil = false)
+        int? rowBytes = null, int? hiddenBytes = null, float scale = 1f, bool trailingNil = false, int planLayers = 0, int? planBytes = null)
     {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
@@ -23,7 +23,9 @@ public sealed class MalformedPacketTests
             writer.WriteInt32(rows);
             writer.WriteInt32(hidden);
             writer.WriteUInt8(encoding);
-            writer.Write(new byte[rowBytes ?? rows * 16]);
+            writer.WriteInt32(planLayers);
+            writer.Write(new byte[rowBytes ?? rows * ActivationCodec.RowMetadataBytes]);
+            writer.Write(new byte[planBytes ?? (planLayers > 0 ? rows * RowBlockPlan.BytesPerRowOf(planLayers) : 0)]);
             var payload = new byte[hiddenBytes ?? rows * hidden * 4];
             BitConverter.TryWriteBytes(payload, scale); // the first int8 scale, when the encoding has scales
             writer.Write(payload);
@@ -58,14 +60,14 @@ public sealed class MalformedPacketTests
     [Fact]
     public void Another_format_version_is_refused_by_number()
     {
-        Assert.Contains("format version 1 is not supported: this build reads version 2", Refusal(Craft(version: 1)));
+        Assert.Contains("format version 2 is not supported: this build reads version 3", Refusal(Craft(version: 2)));
         var header = Assert.Throws<InvalidDataException>(() => ActivationCodec.ReadHeader(Craft(version: 0)));
         Assert.Contains("format version 0 is not supported", header.Message);
     }
 
     [Fact]
     public void A_wrong_field_count_is_refused() =>
-        Assert.Contains("must have 10 fields, found 11", Refusal(Craft(fields: 11)));
+        Assert.Contains("must have 12 fields, found 13", Refusal(Craft(fields: 13)));
 
     [Fact]
     public void Something_other_than_an_array_is_not_a_packet() =>
@@ -73,8 +75,26 @@ public sealed class MalformedPacketTests
 
     [Fact]
     public void A_row_count_that_does_not_match_the_row_metadata_is_refused() =>
-        Assert.Contains("declares 3 rows, which need 48 bytes of row metadata, but carries 32",
+        Assert.Contains("declares 3 rows, which need 63 bytes of row metadata, but carries 32",
             Refusal(Craft(rows: 3, rowBytes: 32, hiddenBytes: 48)));
+
+    [Fact]
+    public void A_plan_that_does_not_match_its_rows_and_layers_is_refused()
+    {
+        Assert.Contains("declares a plan of 2 rows × 9 layers, which needs 4 bytes, but carries 3",
+            Refusal(Craft(planLayers: 9, planBytes: 3)));
+        Assert.Contains("declares a plan of -1 layers", Refusal(Craft(planLayers: -1, planBytes: 0)));
+    }
+
+    [Fact]
+    public void A_row_with_unknown_flags_is_refused()
+    {
+        var bytes = Craft(rows: 1, hidden: 4, hiddenBytes: 16);
+        // The row blob is the first bin of 21 bytes (0xc4 0x15); its last byte is the row's flags.
+        int at = bytes.AsSpan().IndexOf(new byte[] { 0xc4, ActivationCodec.RowMetadataBytes }) + 2 + 20;
+        bytes[at] = 0x02;
+        Assert.Contains("row 0 has unknown flags 0x02", Refusal(bytes));
+    }
 
     [Fact]
     public void A_row_count_that_does_not_match_the_hidden_payload_is_refused() =>
