@@ -176,7 +176,7 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
         await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
             this.GetPrimaryKeyString(), s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
             request.Storage, request.Wire, request.MaxMessageBytes,
-            NextStageKey: s.Index + 1 < stages.Length ? stages[s.Index + 1].GrainKey : null))));
+            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)]))));
         return stages;
     }
 

@@ -21,9 +21,20 @@ public interface IStageGrain : IGrainWithStringKey
     [Alias("Load")]
     Task<StageReport> Load(StageSetup setup);
 
-    /// <summary>Runs this stage's blocks over the step's rows and hands the result on down the pipeline.</summary>
+    /// <summary>
+    /// Runs this stage's blocks over the microbatch's rows (the request's and those deposited here for it)
+    /// and hands the result on down the pipeline; the last stage's answer comes back up the chain.
+    /// </summary>
     [Alias("Forward")]
     Task<StepResult> Forward(StepRequest request);
+
+    /// <summary>
+    /// Rows an earlier stage sends straight here, skipping the stages between (none of their blocks
+    /// computes them). Kept until this stage's <see cref="Forward"/> call for the same microbatch, which
+    /// the sender makes happen only after this call has returned.
+    /// </summary>
+    [Alias("Deposit")]
+    Task Deposit(byte[] packet);
 
     /// <summary>Frees the KV caches of finished or cancelled sequences.</summary>
     [Alias("Release")]
@@ -49,10 +60,10 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     : Grain, IStageGrain
 {
     private readonly WireTraffic _traffic = new();
+    private readonly Dictionary<long, List<byte[]>> _deposits = [];
     private Task<StageReport>? _loading;
     private StageSetup? _setup;
     private StageExecutor? _executor;
-    private IStageGrain? _next;
     private WireEncoding _wire;
     private long _microbatches;
     private long _rows;
@@ -87,7 +98,6 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             if (e is ModelFormatException) throw new InvalidOperationException(e.Message);
             throw;
         }
-        _next = setup.NextStageKey is null ? null : GrainFactory.GetGrain<IStageGrain>(setup.NextStageKey);
         logger.LogInformation("Stage {Stage} on {Node}: layers [{First}, {End}) of {Model}, {Bytes:N0} weight bytes",
             setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer, setup.ModelPath, _executor.Stage.Slice.ResidentBytes);
         return await Report();
@@ -97,73 +107,147 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         var executor = Executor;
         var setup = _setup!;
-        var (rows, sent) = await device.Run(() => Compute(executor, setup, request));
+        var deposited = _deposits.Remove(request.MicrobatchId, out var packets) ? packets : [];
+        var output = await device.Run(() => Compute(executor, setup, request, deposited));
         _microbatches++;
-        _rows += rows;
-        if (sent.Result is { } result) return result;
-        _traffic.Record(setup.Index, setup.Index + 1, _wire, sent.Packet!.Length);
-        return await _next!.Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = sent.Packet });
+        _rows += output.Rows;
+        if (output.Result is { } result) return result;
+
+        // Rows for stages past the next one first: the next stage's call must find them there.
+        await Task.WhenAll(output.Deposits.Select(d =>
+        {
+            _traffic.Record(setup.Index, d.Target, _wire, d.Packet.Length);
+            return Stage(d.Target).Deposit(d.Packet);
+        }));
+        _traffic.Record(setup.Index, setup.Index + 1, _wire, output.Next!.Length);
+        return await Stage(setup.Index + 1).Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = output.Next });
     }
 
-    /// <summary>What a stage's compute hands on: the packet for the next stage, or the last stage's result.</summary>
-    private readonly record struct StageOutput(byte[]? Packet, StepResult? Result);
-
-    /// <summary>On the compute thread: this stage's blocks over the step's rows, and what goes on from here.</summary>
-    private (int Rows, StageOutput Output) Compute(StageExecutor executor, StageSetup setup, StepRequest request)
+    public Task Deposit(byte[] packet)
     {
-        int dim = executor.Stage.Config.Dim;
-        long[] sequenceIds;
-        int[] positions;
-        float[] hidden;
-        if (setup.Index == 0)
-        {
-            sequenceIds = request.SequenceIds ?? throw new ArgumentException("the first stage needs the rows' sequence ids");
-            positions = request.Positions ?? throw new ArgumentException("the first stage needs the rows' positions");
-            var tokens = request.Tokens ?? throw new ArgumentException("the first stage needs token ids");
-            hidden = new float[tokens.Length * dim];
-            executor.Stage.Embed(tokens, hidden);
-        }
-        else
-        {
-            var packet = ActivationCodec.Decode(request.Packet ?? throw new ArgumentException($"stage {setup.Index} needs an activation packet"));
-            sequenceIds = packet.Rows.Select(r => r.SequenceId).ToArray();
-            positions = packet.Rows.Select(r => r.Position).ToArray();
-            hidden = packet.HiddenStates;
-        }
-        executor.Forward(sequenceIds, positions, hidden);
+        var header = ActivationCodec.ReadHeader(packet);
+        var setup = _setup ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
+        if (header.TargetStage != setup.Index || header.DeploymentId != setup.DeploymentId)
+            throw new ArgumentException(
+                $"a packet for stage {header.TargetStage} of {header.DeploymentId} was deposited at stage {setup.Index} of {setup.DeploymentId}");
+        if (!_deposits.TryGetValue(header.MicrobatchId, out var packets))
+            _deposits[header.MicrobatchId] = packets = [];
+        packets.Add(packet);
+        return Task.CompletedTask;
+    }
 
-        if (setup.IsLast) return (positions.Length, new StageOutput(null, Finish(executor.Stage, setup, request, hidden, positions.Length)));
-        var rows = new PacketRow[positions.Length];
-        for (int i = 0; i < rows.Length; i++) rows[i] = new PacketRow(sequenceIds[i], positions[i], 0f);
-        var outgoing = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, setup.Index, setup.Index + 1, dim, rows, hidden);
-        return (positions.Length, new StageOutput(ActivationCodec.Encode(outgoing, _wire, setup.MaxMessageBytes), null));
+    private IStageGrain Stage(int index) => GrainFactory.GetGrain<IStageGrain>(_setup!.StageKeys[index]);
+
+    /// <summary>What a stage's compute hands on: the last stage's result, or the packet for the next stage and those for later ones.</summary>
+    private sealed record StageOutput(int Rows, StepResult? Result, byte[]? Next, (int Target, byte[] Packet)[] Deposits);
+
+    /// <summary>
+    /// On the compute thread: gathers the microbatch's rows, runs this stage's blocks over them, and cuts
+    /// what goes on from here by where each row goes next.
+    /// </summary>
+    private StageOutput Compute(StageExecutor executor, StageSetup setup, StepRequest request, List<byte[]> deposited)
+    {
+        var (rows, hidden, plan) = setup.Index == 0 ? Embed(executor.Stage, request) : Gather(request, deposited, executor.Stage.Config.Dim);
+        if (rows.Length > 0)
+        {
+            var computeRows = plan?.BlockRows(setup.FirstLayer, setup.EndLayer);
+            executor.Forward(rows.Select(r => r.SequenceId).ToArray(), rows.Select(r => r.Position).ToArray(), hidden, computeRows);
+        }
+        if (setup.IsLast) return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, hidden), null, []);
+
+        int dim = executor.Stage.Config.Dim;
+        var byTarget = Enumerable.Range(0, rows.Length)
+            .GroupBy(i => RowRoutes.Next(setup.Index, i, rows[i], plan, setup.StageEnds))
+            .Where(g => g.Key != RowRoutes.Nowhere)
+            .ToDictionary(g => g.Key, g => g.ToArray());
+        byte[] Packet(int target, int[] selected)
+        {
+            var values = new float[selected.Length * dim];
+            for (int i = 0; i < selected.Length; i++)
+                hidden.AsSpan(selected[i] * dim, dim).CopyTo(values.AsSpan(i * dim, dim));
+            var packet = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, setup.Index, target, dim,
+                [.. selected.Select(i => rows[i])], values, plan?.SelectRows(selected));
+            return ActivationCodec.Encode(packet, _wire, setup.MaxMessageBytes);
+        }
+        // The next stage always gets a packet, if an empty one: the call that carries it is what moves the microbatch on.
+        var next = Packet(setup.Index + 1, byTarget.GetValueOrDefault(setup.Index + 1, []));
+        var deposits = byTarget.Where(t => t.Key > setup.Index + 1).OrderBy(t => t.Key).Select(t => (t.Key, Packet(t.Key, t.Value))).ToArray();
+        return new StageOutput(rows.Length, null, next, deposits);
+    }
+
+    /// <summary>The first stage: the request's tokens embedded, each row marked with its index and whether its logits are wanted.</summary>
+    private static (PacketRow[] Rows, float[] Hidden, RowBlockPlan? Plan) Embed(TransformerStage stage, StepRequest request)
+    {
+        var sequenceIds = request.SequenceIds ?? throw new ArgumentException("the first stage needs the rows' sequence ids");
+        var positions = request.Positions ?? throw new ArgumentException("the first stage needs the rows' positions");
+        var tokens = request.Tokens ?? throw new ArgumentException("the first stage needs token ids");
+        if (sequenceIds.Length != tokens.Length || positions.Length != tokens.Length)
+            throw new ArgumentException($"{tokens.Length} tokens with {sequenceIds.Length} sequence ids and {positions.Length} positions");
+        var sampled = request.Samples.Select(s => s.Row).ToHashSet();
+        var rows = new PacketRow[tokens.Length];
+        for (int i = 0; i < rows.Length; i++)
+            rows[i] = new PacketRow(sequenceIds[i], positions[i], 0f, i, NeedsLogits: request.ReturnLogits || sampled.Contains(i));
+        var hidden = new float[tokens.Length * stage.Config.Dim];
+        stage.Embed(tokens, hidden);
+        return (rows, hidden, null);
+    }
+
+    /// <summary>A later stage: the rows of the request's packet and of those deposited, back in microbatch order.</summary>
+    private static (PacketRow[] Rows, float[] Hidden, RowBlockPlan? Plan) Gather(StepRequest request, List<byte[]> deposited, int dim)
+    {
+        var packets = deposited.Prepend(request.Packet ?? throw new ArgumentException("a stage after the first needs an activation packet"))
+            .Select(ActivationCodec.Decode).ToArray();
+        if (packets.Length == 1) return (packets[0].Rows, packets[0].HiddenStates, packets[0].Plan);
+
+        var all = packets.SelectMany(p => Enumerable.Range(0, p.RowCount).Select(r => (Packet: p, Row: r)))
+            .OrderBy(x => x.Packet.Rows[x.Row].RowIndex).ToArray();
+        var planned = packets.Where(p => p.RowCount > 0).Select(p => p.Plan).ToArray();
+        if (planned.Any(p => p is null) && planned.Any(p => p is not null))
+            throw new InvalidOperationException($"microbatch {request.MicrobatchId}: some packets carry a plan and some do not");
+        var rows = new PacketRow[all.Length];
+        var hidden = new float[all.Length * dim];
+        int layers = planned.FirstOrDefault()?.Layers ?? 0;
+        var plan = layers == 0 ? null : new RowBlockPlan(all.Length, layers);
+        for (int i = 0; i < all.Length; i++)
+        {
+            var (packet, row) = all[i];
+            rows[i] = packet.Rows[row];
+            packet.HiddenRow(row).CopyTo(hidden.AsSpan(i * dim, dim));
+            if (plan is not null)
+                for (int b = 0; b < layers; b++)
+                    if (packet.Plan!.Computes(row, b)) plan.Set(i, b);
+        }
+        return (rows, hidden, plan);
     }
 
     /// <summary>The last stage: logits of the rows that need them, and a token drawn for each sample request.</summary>
-    private static StepResult Finish(TransformerStage stage, StageSetup setup, StepRequest request, float[] hidden, int rowCount)
+    private static StepResult Finish(TransformerStage stage, StageSetup setup, StepRequest request, PacketRow[] rows, float[] hidden)
     {
         int dim = stage.Config.Dim, vocab = stage.Config.VocabSize;
+        var local = new Dictionary<int, int>(rows.Length);
+        for (int i = 0; i < rows.Length; i++) local[rows[i].RowIndex] = i;
         float[]? all = null;
         if (request.ReturnLogits)
         {
-            all = new float[rowCount * vocab];
-            stage.Logits(hidden, rowCount, all);
+            // Scoring marks every row: the logits are the microbatch's rows in order.
+            all = new float[rows.Length * vocab];
+            stage.Logits(hidden, rows.Length, all);
         }
         var tokens = new int[request.Samples.Length];
         var row = new float[vocab];
         for (int i = 0; i < tokens.Length; i++)
         {
             var sample = request.Samples[i];
-            if ((uint)sample.Row >= (uint)rowCount)
-                throw new ArgumentException($"sample request for row {sample.Row} of a {rowCount}-row step");
-            if (all is not null) all.AsSpan(sample.Row * vocab, vocab).CopyTo(row);
-            else stage.Logits(hidden.AsSpan(sample.Row * dim, dim), 1, row);
+            if (!local.TryGetValue(sample.Row, out int at))
+                throw new ArgumentException($"sample request for row {sample.Row}, which did not reach the last stage");
+            if (all is not null) all.AsSpan(at * vocab, vocab).CopyTo(row);
+            else stage.Logits(hidden.AsSpan(at * dim, dim), 1, row);
             tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
         }
         byte[]? logitBytes = all is null ? null : MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
         if (logitBytes is not null && logitBytes.Length > setup.MaxMessageBytes)
             throw new InvalidOperationException(
-                $"the logits of {rowCount} rows are {logitBytes.Length} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
+                $"the logits of {rows.Length} rows are {logitBytes.Length} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
         return new StepResult(tokens, logitBytes, vocab);
     }
 

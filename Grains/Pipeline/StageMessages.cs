@@ -5,7 +5,8 @@ namespace FtpCluster.Grains.Pipeline;
 /// <summary>What a stage grain loads and where it sends its output.</summary>
 /// <param name="Storage">Weight storage type ("f32", "f16", "bf16"); null keeps the file's.</param>
 /// <param name="Wire">Encoding of the activations this stage sends on ("f32", "f16", "bf16", "int8", "int8-row").</param>
-/// <param name="NextStageKey">The next stage's grain key; null for the last stage.</param>
+/// <param name="StageKeys">Every stage's grain key, in order: a row may go straight to any later stage.</param>
+/// <param name="StageEnds">Every stage's end layer: stage i holds layers [StageEnds[i - 1], StageEnds[i]).</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StageSetup")]
 public sealed record StageSetup(
@@ -18,9 +19,20 @@ public sealed record StageSetup(
     [property: Id(6)] string? Storage,
     [property: Id(7)] string Wire,
     [property: Id(8)] int MaxMessageBytes,
-    [property: Id(9)] string? NextStageKey);
+    [property: Id(9)] string[] StageKeys,
+    [property: Id(10)] int[] StageEnds)
+{
+    // Records compare arrays by reference; a repeated Load must compare by contents.
+    public bool Equals(StageSetup? other) =>
+        other is not null && EqualityContract == other.EqualityContract
+        && (DeploymentId, Index, ModelPath, FirstLayer, EndLayer, IsLast, Storage, Wire, MaxMessageBytes)
+            == (other.DeploymentId, other.Index, other.ModelPath, other.FirstLayer, other.EndLayer, other.IsLast, other.Storage, other.Wire, other.MaxMessageBytes)
+        && StageKeys.SequenceEqual(other.StageKeys) && StageEnds.SequenceEqual(other.StageEnds);
 
-/// <summary>Draw a token after row <paramref name="Row"/> of the step, as draw <paramref name="Draw"/> of its sequence.</summary>
+    public override int GetHashCode() => HashCode.Combine(DeploymentId, Index, FirstLayer, EndLayer);
+}
+
+/// <summary>Draw a token after row <paramref name="Row"/> of the microbatch, as draw <paramref name="Draw"/> of its sequence.</summary>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.SampleRequest")]
 public sealed record SampleRequest(
@@ -36,7 +48,9 @@ public sealed record SampleRequest(
 
 /// <summary>
 /// One microbatch step travelling down the pipeline. The first stage gets token ids; every later stage
-/// gets the activation packet its predecessor encoded (which carries the rows' sequences and positions).
+/// gets the activation packet its predecessor encoded (which carries the rows' sequences and positions),
+/// possibly with no rows: the call itself goes stage to stage, so the rows an earlier stage deposited
+/// straight to this one are there before it (see <see cref="IStageGrain.Deposit"/>).
 /// </summary>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StepRequest")]
@@ -50,7 +64,7 @@ public sealed record StepRequest(
     [property: Id(6)] bool ReturnLogits);
 
 /// <summary>What the last stage answers: a token per sample request, and the logits when asked for.</summary>
-/// <param name="Logits">float32 little-endian [rows, vocab] of every row of the step, or null.</param>
+/// <param name="Logits">float32 little-endian [rows, vocab] of every row of the microbatch, or null.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StepResult")]
 public sealed record StepResult(
