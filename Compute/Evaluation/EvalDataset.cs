@@ -66,6 +66,9 @@ public sealed class EvalDataset
 
     public int Tokens => _sequences.Sum(s => s.Ids.Length);
 
+    /// <summary>The tokens of every sequence's continuation: how many predictions the headline figures rest on.</summary>
+    public int ContinuationTokens => _sequences.Sum(s => s.Ids.Length - Continuation.Start(s.Ids.Length));
+
     /// <param name="tokenizer">Encodes text; may be null for JSON lines that carry ids.</param>
     /// <param name="vocabSize">Ids must lie in [0, vocabSize).</param>
     /// <param name="contextLength">The model's context: the maximum length is capped at it.</param>
