@@ -8,10 +8,15 @@ const string Usage = """
       generate --model PATH [--tokenizer PATH] (--prompt TEXT | --ids JSON_ARRAY) [--max-tokens N]
                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device cpu|ilgpu-cpu|cuda]
                [--dtype f32|f16|bf16] [--threads N] [--json] [CLUSTER]
+      generate --model PATH --samples N --out FILE.jsonl [--prompt TEXT | --ids JSON_ARRAY] [--max-tokens N]
+               [--temperature T (default 1)] [--top-k K] [--top-p P] [--seed S]
       score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json] [CLUSTER]
         CLUSTER: --stages N (an embedded cluster of N silo processes for this command)
                  | --cluster HOST:PORT[,HOST:PORT] [--cluster-id ID] [--stages N] (a running cluster's gateways)
                  with [--wire f32|f16|bf16|int8|int8-row]
+      eval     --model PATH --data FILE [--tokenizer PATH] [--calibration FILE] [--sparsity S[,S...]]
+               [--methods M[,M...]] [--max-sequences N] [--max-len N] [--min-len N] [--json] [--plot FILE.png]
+               methods: METHODS (dense, the reference, is always reported); sparsity default 0.2,0.3,0.4
       cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N]
                  [--model PATH [--stages N] [--wire W] [--dtype D]]
       bench kernels [--quick] [--json]
@@ -29,6 +34,7 @@ try
     {
         ["generate", .. var rest] => GenerateCommand.Run(rest),
         ["score", .. var rest] => ScoreCommand.Run(rest),
+        ["eval", .. var rest] => EvalCommand.Run(rest),
         ["cluster", "up", .. var rest] => ClusterCommand.Up(rest),
         ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),
@@ -64,6 +70,6 @@ catch (Exception e) when (e is ArgumentException or InvalidOperationException or
 
 int PrintUsage(TextWriter writer, int code)
 {
-    writer.WriteLine(Usage);
+    writer.WriteLine(Usage.Replace("METHODS", string.Join(", ", FtpCluster.Compute.Evaluation.EvalMethods.Names), StringComparison.Ordinal));
     return code;
 }

@@ -1,4 +1,6 @@
+using System.Text.Json;
 using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Evaluation;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tokenizers;
@@ -17,12 +19,15 @@ internal static class GenerateCommand
         var a = new Arguments(args, new HashSet<string> { "json" });
         var modelOptions = ModelOptions.Read(a);
         var cluster = ClusterTarget.Read(a);
+        int? samples = a.Has("samples") ? a.Int("samples", 0) : null;
+        string? samplesPath = a.String("out");
         var options = new GenerationOptions
         {
             MaxTokens = a.Int("max-tokens", 256),
             Sampling = new SamplingOptions
             {
-                Temperature = a.Float("temperature", 0f),
+                // A sample set is drawn from the model's own distribution unless told otherwise; one answer is greedy.
+                Temperature = a.Float("temperature", samples is null ? 0f : 1f),
                 TopK = a.Int("top-k", 0),
                 TopP = a.Float("top-p", 1f),
                 Seed = a.Int("seed", 0),
@@ -32,7 +37,6 @@ internal static class GenerateCommand
         string? idsJson = a.String("ids");
         bool json = a.Flag("json");
         a.RejectUnknown();
-        if (prompt is null == idsJson is null) throw new UsageException("give either --prompt TEXT or --ids JSON_ARRAY");
         if (options.MaxTokens < 0) throw new UsageException($"--max-tokens must be >= 0, got {options.MaxTokens}");
         try
         {
@@ -42,6 +46,17 @@ internal static class GenerateCommand
         {
             throw new UsageException(e.Message);
         }
+        if (samples is not null || samplesPath is not null)
+        {
+            if (samples is null) throw new UsageException("--out goes with --samples N");
+            if (samplesPath is null) throw new UsageException("--samples needs --out FILE.jsonl");
+            if (samples < 1) throw new UsageException($"--samples must be >= 1, got {samples}");
+            if (cluster is not null) throw new UsageException("--samples runs in this process: it cannot be combined with --stages or --cluster");
+            if (json) throw new UsageException("--json does not apply to --samples: the samples file is JSON lines already");
+            if (prompt is not null && idsJson is not null) throw new UsageException("give at most one of --prompt TEXT and --ids JSON_ARRAY");
+            return WriteSamples(modelOptions, options, prompt, idsJson, samples.Value, samplesPath);
+        }
+        if (prompt is null == idsJson is null) throw new UsageException("give either --prompt TEXT or --ids JSON_ARRAY");
         if (cluster is not null)
         {
             modelOptions.CheckUsableWith(cluster);
@@ -85,6 +100,51 @@ internal static class GenerateCommand
         Print(result, tokenizer, json, traffic);
         return 0;
     }
+
+    /// <summary>
+    /// <c>--samples N --out FILE</c>: N sequences sampled from the dense model, one JSON object per line,
+    /// <c>{"ids": [...], "text": "..."}</c> (the prompt included, so <c>eval --data</c> reads them as they are).
+    /// Sample i draws with <see cref="SampleSeeds.For"/>(seed, i): the same seed gives the same file, and
+    /// another seed a set that does not overlap it — how calibration and evaluation sets are built for a
+    /// model that comes without data.
+    /// </summary>
+    private static int WriteSamples(ModelOptions modelOptions, GenerationOptions options, string? prompt, string? idsJson, int count, string path)
+    {
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
+        var tokenizer = modelOptions.LoadTokenizer(model.Config);
+        int[] promptIds = prompt is null && idsJson is null
+            ? [BosId(modelOptions, tokenizer, model.Config.Architecture)]
+            : PromptIds(modelOptions, model.Config, tokenizer, prompt, idsJson);
+        options = options with { StopTokens = StopTokens(tokenizer, model.Config.Architecture) };
+
+        var progress = new ProgressLine("samples", count);
+        long tokens = 0;
+        using (var output = File.CreateText(path))
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var sampling = options.Sampling with { Seed = SampleSeeds.For(options.Sampling.Seed, i) };
+                var result = Generator.Generate(model, promptIds, options with { Sampling = sampling });
+                output.WriteLine(JsonSerializer.Serialize(new { result.Ids, Text = tokenizer?.Decode(result.Ids) }, CommandSupport.Json));
+                // Each sample is on disk as soon as it is drawn: an interrupted run keeps what it made.
+                output.Flush();
+                tokens += result.Ids.Length;
+                progress.Report(i + 1);
+            }
+        }
+        Console.Error.WriteLine($"wrote {count} samples ({tokens} tokens) to {path}");
+        return 0;
+    }
+
+    /// <summary>The prompt of a sample set given none: BOS alone, as llama2.c starts every sequence.</summary>
+    private static int BosId(ModelOptions modelOptions, ITokenizer? tokenizer, string architecture) => tokenizer switch
+    {
+        { BosId: >= 0 } => tokenizer.BosId,
+        null when architecture == "llama2c" => 1,
+        null => throw new UsageException($"no tokenizer found beside {modelOptions.ModelPath} to name the BOS id each sample starts from: pass --tokenizer PATH, or --ids JSON_ARRAY"),
+        _ => throw new UsageException("the tokenizer has no BOS id to start samples from: give --prompt TEXT or --ids JSON_ARRAY"),
+    };
 
     private static int[] PromptIds(ModelOptions modelOptions, ModelConfig config, ITokenizer? tokenizer, string? prompt, string? idsJson)
     {

@@ -68,7 +68,8 @@ public static class Generator
     }
 
     /// <summary>Logits [ids.Length, vocab] at every position of one sequence.</summary>
-    public static float[] AllLogits(TransformerStage model, ReadOnlySpan<int> ids)
+    /// <param name="computeRows">Per block, the rows it computes, as <see cref="TransformerStage.Forward"/> takes them (null: every block computes every row).</param>
+    public static float[] AllLogits(TransformerStage model, ReadOnlySpan<int> ids, IReadOnlyList<int[]?>? computeRows = null)
     {
         var c = model.Config;
         if (ids.Length > c.MaxSeqLen)
@@ -76,7 +77,7 @@ public static class Generator
         var cache = model.NewCache();
         var hidden = new float[ids.Length * c.Dim];
         model.Embed(ids, hidden);
-        model.Forward(TokenRow.Consecutive(cache, 0, ids.Length), hidden);
+        model.Forward(TokenRow.Consecutive(cache, 0, ids.Length), hidden, computeRows);
         var logits = new float[ids.Length * c.VocabSize];
         model.Logits(hidden, ids.Length, logits);
         return logits;

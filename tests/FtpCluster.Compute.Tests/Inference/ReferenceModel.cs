@@ -38,6 +38,18 @@ public sealed class ReferenceModel
         return x.Select(row => MatVec(head, RmsNorm(row, norm), _c.VocabSize)).ToArray();
     }
 
+    /// <summary>The hidden states of every token entering each block, then leaving the last: [layers + 1][ids.Length][dim].</summary>
+    public double[][][] HiddenStates(int[] ids)
+    {
+        int n = ids.Length, d = _c.Dim;
+        var emb = Vector(TensorRole.TokenEmbedding);
+        var states = new double[_c.Layers + 1][][];
+        states[0] = Enumerable.Range(0, n).Select(t => emb.AsSpan(ids[t] * d, d).ToArray()).ToArray();
+        var positions = Enumerable.Range(0, n).ToArray();
+        for (int l = 0; l < _c.Layers; l++) states[l + 1] = Block(l, states[l], positions);
+        return states;
+    }
+
     private double[][] Block(int l, double[][] x, int[] positions)
     {
         int n = x.Length, hd = _c.HeadDim, group = _c.Heads / _c.KvHeads;

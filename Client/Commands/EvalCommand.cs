@@ -1,0 +1,138 @@
+using System.Globalization;
+using FtpCluster.Compute.Evaluation;
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Tokenizers;
+
+namespace FtpCluster.Client.Commands;
+
+/// <summary>
+/// <c>ftpcluster eval</c>: the dense model against each pruning method at each target sparsity, on the
+/// continuations of a data set (<see cref="Evaluator"/>). A table, or with --json the report object;
+/// --plot draws sparsity against the perplexity ratio.
+/// </summary>
+internal static class EvalCommand
+{
+    private static readonly double[] DefaultSparsities = [0.2, 0.3, 0.4];
+    private const string DefaultMethods = "dense,shortgpt";
+
+    /// <summary>How many data problems are printed one by one before the rest are only counted.</summary>
+    private const int ProblemsShown = 10;
+
+    public static int Run(string[] args)
+    {
+        var a = new Arguments(args, new HashSet<string> { "json" });
+        var modelOptions = ModelOptions.Read(a);
+        string dataPath = a.Required("data");
+        string? calibrationPath = a.String("calibration");
+        var sparsities = a.String("sparsity") is { } s ? ParseSparsities(s) : DefaultSparsities;
+        var methods = ParseMethods(a.String("methods") ?? DefaultMethods);
+        var dataOptions = new EvalDataOptions
+        {
+            MaxLength = a.Has("max-len") ? a.Int("max-len", 0) : null,
+            MaxSequences = a.Has("max-sequences") ? a.Int("max-sequences", 0) : null,
+            MinLength = a.Int("min-len", Continuation.MinSequenceLength),
+        };
+        bool json = a.Flag("json");
+        string? plotPath = a.String("plot");
+        a.RejectUnknown();
+        if (dataOptions.MaxSequences is < 1) throw new UsageException($"--max-sequences must be >= 1, got {dataOptions.MaxSequences}");
+        if (dataOptions.MinLength < Continuation.MinSequenceLength)
+            throw new UsageException($"--min-len must be at least {Continuation.MinSequenceLength} (a context and a continuation of {Continuation.MinTokens} tokens), got {dataOptions.MinLength}");
+        if (dataOptions.MaxLength < dataOptions.MinLength)
+            throw new UsageException($"--max-len {dataOptions.MaxLength} is below the minimum length {dataOptions.MinLength}");
+
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
+        var tokenizer = modelOptions.LoadTokenizer(model.Config);
+        var data = LoadData("data", dataPath, tokenizer, model, dataOptions);
+        var calibration = calibrationPath is null ? data : LoadData("calibration", calibrationPath, tokenizer, model, dataOptions);
+        int? overlap = calibrationPath is null ? null : data.CountShared(calibration.Sequences);
+        if (overlap > 0)
+            Console.Error.WriteLine($"warning: {overlap} of the {data.Sequences.Count} evaluation sequences also occur in the calibration data");
+
+        var context = new EvalMethodContext(model, calibration.Sequences);
+        var evaluated = methods.Where(m => m.Name != "dense")
+            .SelectMany(m => m.TakesSparsity ? sparsities.Select(sparsity => m.Create(context, sparsity)) : [m.Create(context, 0)])
+            .ToList();
+        var progress = new ProgressLine("eval", data.Sequences.Count);
+        var results = Evaluator.Evaluate(model, data.Sequences, evaluated, progress.Report);
+        var report = new EvalReport
+        {
+            Model = modelOptions.ModelPath,
+            Data = dataPath,
+            Sequences = data.Sequences.Count,
+            ContinuationTokens = data.ContinuationTokens,
+            Results = results,
+            Tokens = data.Tokens,
+            Calibration = calibrationPath,
+            CalibrationOverlap = overlap,
+        };
+
+        Console.WriteLine(json ? report.ToJson() : report.ToTable());
+        if (plotPath is not null)
+        {
+            EvalPlot.Write(report, plotPath);
+            Console.Error.WriteLine($"plot: {plotPath}");
+        }
+        return 0;
+    }
+
+    /// <summary>Loads a data set, saying on stderr what was skipped and why; no usable sequence at all is an error.</summary>
+    private static EvalDataset LoadData(string role, string path, ITokenizer? tokenizer, TransformerStage model, EvalDataOptions options)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{role} file not found: {path}");
+        EvalDataset data;
+        try
+        {
+            data = EvalDataset.Load(path, tokenizer, model.Config.VocabSize, model.Config.MaxSeqLen, options);
+        }
+        catch (InvalidDataException e) when (tokenizer is null)
+        {
+            throw new UsageException($"{e.Message}: pass --tokenizer PATH");
+        }
+        foreach (var problem in data.Problems.Take(ProblemsShown)) Console.Error.WriteLine($"{role}: {problem}");
+        if (data.Problems.Count > ProblemsShown) Console.Error.WriteLine($"{role}: ... and {data.Problems.Count - ProblemsShown} more lines skipped");
+
+        var skipped = new List<string>();
+        if (data.Problems.Count > 0) skipped.Add($"{data.Problems.Count} bad lines skipped");
+        if (data.TooShort > 0) skipped.Add($"{data.TooShort} shorter than {options.MinLength} tokens skipped");
+        if (data.Cut > 0) skipped.Add($"{data.Cut} longer than {Math.Min(options.MaxLength ?? int.MaxValue, model.Config.MaxSeqLen)} tokens cut into pieces");
+        if (data.StoppedEarly) skipped.Add($"stopped at --max-sequences {options.MaxSequences}");
+        Console.Error.WriteLine($"{role}: {path}: {data.Sequences.Count} sequences, {data.Tokens} tokens" + (skipped.Count > 0 ? $" ({string.Join("; ", skipped)})" : ""));
+        if (data.Sequences.Count == 0)
+            throw new InvalidOperationException($"{path}: no sequence of at least {options.MinLength} tokens to evaluate");
+        return data;
+    }
+
+    /// <summary>"0.2,0.3,0.4": the target mean sparsities every method that takes one is run at.</summary>
+    private static double[] ParseSparsities(string text)
+    {
+        var values = new List<double>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!double.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !(value >= 0 && value < 1))
+                throw new UsageException($"--sparsity expects numbers in [0, 1) separated by commas, such as 0.2,0.3,0.4; got '{part}'");
+            values.Add(value);
+        }
+        return [.. values.Distinct()];
+    }
+
+    /// <summary>"dense,shortgpt": the methods to evaluate, by name; dense is always reported as the reference.</summary>
+    private static List<EvalMethodEntry> ParseMethods(string text)
+    {
+        var entries = new List<EvalMethodEntry>();
+        foreach (var name in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct())
+        {
+            try
+            {
+                entries.Add(EvalMethods.Find(name));
+            }
+            catch (ArgumentException)
+            {
+                throw new UsageException($"--methods: unknown method '{name}' (known: {string.Join(", ", EvalMethods.Names)})");
+            }
+        }
+        if (entries.Count == 0) throw new UsageException($"--methods names no method (known: {string.Join(", ", EvalMethods.Names)})");
+        return entries;
+    }
+}
