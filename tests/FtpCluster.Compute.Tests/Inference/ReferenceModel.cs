@@ -37,7 +37,8 @@ public sealed class ReferenceModel
         for (int l = 0; l < _c.Layers; l++)
         {
             var rows = subsets?[l] ?? Enumerable.Range(0, n).ToArray();
-            var updated = Block(l, rows.Select(t => x[t]).ToArray(), rows, out var received);
+            var received = new double[rows.Length];
+            var updated = Block(l, rows.Select(t => x[t]).ToArray(), rows, received);
             attentionScores[l] = Enumerable.Repeat(double.NaN, n).ToArray();
             for (int i = 0; i < rows.Length; i++)
             {
@@ -50,8 +51,8 @@ public sealed class ReferenceModel
         return x.Select(row => MatVec(head, RmsNorm(row, norm), _c.VocabSize)).ToArray();
     }
 
-    /// <param name="received">Per token, the attention it received, summed over heads and queries.</param>
-    private double[][] Block(int l, double[][] x, int[] positions, out double[] received)
+    /// <param name="received">When given, receives per token the attention it received, summed over heads and queries.</param>
+    private double[][] Block(int l, double[][] x, int[] positions, double[]? received = null)
     {
         int n = x.Length, hd = _c.HeadDim, group = _c.Heads / _c.KvHeads;
         var wq = Vector(TensorRole.Query, l);
@@ -74,7 +75,6 @@ public sealed class ReferenceModel
             v[t] = AddBias(MatVec(wv, xn, _c.KvDim), bv);
         }
         var output = new double[n][];
-        received = new double[n];
         for (int t = 0; t < n; t++)
         {
             var att = new double[_c.QueryDim];
@@ -92,7 +92,7 @@ public sealed class ReferenceModel
                 for (int j = 0; j <= t; j++) sum += scores[j] = Math.Exp(scores[j] - max);
                 for (int j = 0; j <= t; j++)
                 {
-                    received[j] += scores[j] / sum;
+                    if (received is not null) received[j] += scores[j] / sum;
                     for (int i = 0; i < hd; i++) att[h * hd + i] += scores[j] / sum * v[j][kvh * hd + i];
                 }
             }
