@@ -49,20 +49,48 @@ public sealed class TransformerStage : IDisposable
     /// every row. A row a block skips is neither query nor key/value there, gets no KV-cache entry,
     /// and passes through unchanged.
     /// </param>
-    public void Forward(ReadOnlySpan<TokenRow> rows, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null)
+    /// <param name="attentionScores">Empty (the default, which costs nothing), or [blocks, rows] to receive each
+    /// row's attention score per block: see <see cref="ForwardRouted"/>.</param>
+    public void Forward(ReadOnlySpan<TokenRow> rows, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null,
+        Span<float> attentionScores = default)
     {
-        CheckRowOrder(rows);
-        int dim = Config.Dim;
         if (computeRows is not null && computeRows.Count != Slice.Blocks.Count)
             throw new ArgumentException($"computeRows has {computeRows.Count} entries for {Slice.Blocks.Count} blocks");
+        ForwardRouted(rows, hidden, computeRows is null ? EveryRow : b => computeRows[b], attentionScores);
+    }
+
+    private static readonly Func<int, int[]?> EveryRow = _ => null;
+
+    /// <summary>
+    /// <see cref="Forward"/> with each block's rows chosen just before it runs, so that a router can use
+    /// what the blocks before it reported: <paramref name="chooseRows"/>(b) is called for b = 0, 1, ... in
+    /// order (b indexes the slice's blocks), after block b - 1 has written its attention scores, and
+    /// returns the sorted rows block b computes, or null for every row.
+    /// </summary>
+    /// <param name="attentionScores">
+    /// Empty, or [blocks, rows]: entry [b * rows + r] receives row r's attention score in block b — the
+    /// attention the token received there, averaged over heads and over the queries of this call that
+    /// could see it (the rows of its sequence at or after it that block b computed) — or NaN where block b
+    /// skipped row r. Asking for scores does not change the hidden rows.
+    /// </param>
+    public void ForwardRouted(ReadOnlySpan<TokenRow> rows, Span<float> hidden, Func<int, int[]?> chooseRows,
+        Span<float> attentionScores = default)
+    {
+        CheckRowOrder(rows);
+        int dim = Config.Dim, n = rows.Length;
+        bool wantScores = !attentionScores.IsEmpty;
+        if (wantScores && attentionScores.Length != Slice.Blocks.Count * n)
+            throw new ArgumentException($"attentionScores has {attentionScores.Length} entries for {Slice.Blocks.Count} blocks of {n} rows");
         for (int b = 0; b < Slice.Blocks.Count; b++)
         {
-            var subset = computeRows?[b];
+            var subset = chooseRows(b);
+            var blockScores = wantScores ? attentionScores.Slice(b * n, n) : Span<float>.Empty;
             if (subset is null)
             {
-                RunBlock(Slice.Blocks[b], rows, hidden);
+                RunBlock(Slice.Blocks[b], rows, hidden, blockScores);
                 continue;
             }
+            blockScores.Fill(float.NaN);
             if (subset.Length == 0) continue;
             var subRows = new TokenRow[subset.Length];
             var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
@@ -70,12 +98,18 @@ public sealed class TransformerStage : IDisposable
             {
                 if (i > 0 && subset[i] <= subset[i - 1])
                     throw new ArgumentException($"block {Slice.Blocks[b].Layer}: row indices must be sorted and distinct");
+                if ((uint)subset[i] >= (uint)n)
+                    throw new ArgumentException($"block {Slice.Blocks[b].Layer}: row index {subset[i]} is outside the {n} rows");
                 subRows[i] = rows[subset[i]];
                 hidden.Slice(subset[i] * dim, dim).CopyTo(subHidden.Slice(i * dim, dim));
             }
-            RunBlock(Slice.Blocks[b], subRows, subHidden);
+            var subScores = wantScores ? _scratch.Get(Scratch.GatheredScores, subset.Length) : Span<float>.Empty;
+            RunBlock(Slice.Blocks[b], subRows, subHidden, subScores);
             for (int i = 0; i < subset.Length; i++)
+            {
                 subHidden.Slice(i * dim, dim).CopyTo(hidden.Slice(subset[i] * dim, dim));
+                if (wantScores) blockScores[subset[i]] = subScores[i];
+            }
         }
     }
 
@@ -88,7 +122,8 @@ public sealed class TransformerStage : IDisposable
         Device.MatMul(normed, rows, head, logits);
     }
 
-    private void RunBlock(BlockWeights w, ReadOnlySpan<TokenRow> rows, Span<float> x)
+    /// <param name="scores">Empty, or one entry per row for its attention score (see <see cref="ForwardRouted"/>).</param>
+    private void RunBlock(BlockWeights w, ReadOnlySpan<TokenRow> rows, Span<float> x, Span<float> scores)
     {
         var c = Config;
         int n = rows.Length;
@@ -118,10 +153,12 @@ public sealed class TransformerStage : IDisposable
             var cache = rows[start].Cache.Layer(w.Layer);
             for (end = start; end < n && rows[end].Cache == rows[start].Cache; end++)
                 cache.Append(k.Slice(end * c.KvDim, c.KvDim), v.Slice(end * c.KvDim, c.KvDim), positions[end]);
+            var received = scores.IsEmpty ? Span<float>.Empty : _scratch.Get(Scratch.KeyAttention, cache.Count);
             Device.Attention(
                 q.Slice(start * c.QueryDim, (end - start) * c.QueryDim), positions.Slice(start, end - start),
                 cache.Keys, cache.Values, cache.Positions, c.Heads, c.KvHeads, c.HeadDim,
-                attended.Slice(start * c.QueryDim, (end - start) * c.QueryDim), Span<float>.Empty);
+                attended.Slice(start * c.QueryDim, (end - start) * c.QueryDim), received);
+            if (!scores.IsEmpty) AverageAttention(received, c.Heads, scores.Slice(start, end - start));
         }
         Device.MatMul(attended, n, w.AttentionOutput, projected);
         Device.Add(x, projected);
@@ -133,6 +170,18 @@ public sealed class TransformerStage : IDisposable
         Device.SwiGlu(gate, up);
         Device.MatMul(gate, n, w.Down, projected);
         Device.Add(x, projected);
+    }
+
+    /// <summary>
+    /// The attention score of each of a sequence's new rows from what its keys received, summed over heads and
+    /// queries. The new rows are the cache's last entries, in order; causality lets new row i be seen by
+    /// itself and the new rows after it, so its sum is over heads × (count − i) query rows.
+    /// </summary>
+    private static void AverageAttention(ReadOnlySpan<float> received, int heads, Span<float> scores)
+    {
+        int count = scores.Length, first = received.Length - count;
+        for (int i = 0; i < count; i++)
+            scores[i] = received[first + i] / (heads * (count - i));
     }
 
     /// <summary>
@@ -167,8 +216,9 @@ public sealed class TransformerStage : IDisposable
     /// <summary>Buffers reused across calls, grown to the largest batch seen.</summary>
     private sealed class Scratch
     {
-        public const int Normed = 0, Query = 1, Key = 2, Value = 3, Attended = 4, Projected = 5, Gate = 6, Up = 7, Gathered = 8;
-        private readonly float[][] _buffers = new float[9][];
+        public const int Normed = 0, Query = 1, Key = 2, Value = 3, Attended = 4, Projected = 5, Gate = 6, Up = 7, Gathered = 8,
+            GatheredScores = 9, KeyAttention = 10;
+        private readonly float[][] _buffers = new float[11][];
         private int[] _positions = [];
 
         public Span<float> Get(int which, int length)

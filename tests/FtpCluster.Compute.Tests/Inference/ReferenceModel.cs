@@ -21,17 +21,30 @@ public sealed class ReferenceModel
         _checkpoint.Find(role, layer)!.ToFloatArray().Select(f => (double)f).ToArray();
 
     /// <summary>Logits [ids.Length][vocab]; subsets[b] lists the positions block b computes (null: all).</summary>
-    public double[][] Logits(int[] ids, int[]?[]? subsets = null)
+    public double[][] Logits(int[] ids, int[]?[]? subsets = null) => Logits(ids, subsets, out _);
+
+    /// <param name="attentionScores">
+    /// [layer][position]: the attention the token received in that block, averaged over heads and over the
+    /// queries that could see it (itself and the later tokens the block computed); NaN where it was skipped.
+    /// </param>
+    public double[][] Logits(int[] ids, int[]?[]? subsets, out double[][] attentionScores)
     {
         int n = ids.Length, d = _c.Dim;
+        attentionScores = new double[_c.Layers][];
         var emb = Vector(TensorRole.TokenEmbedding);
         var x = new double[n][];
         for (int t = 0; t < n; t++) x[t] = emb.AsSpan(ids[t] * d, d).ToArray();
         for (int l = 0; l < _c.Layers; l++)
         {
             var rows = subsets?[l] ?? Enumerable.Range(0, n).ToArray();
-            var updated = Block(l, rows.Select(t => x[t]).ToArray(), rows);
-            for (int i = 0; i < rows.Length; i++) x[rows[i]] = updated[i];
+            var received = new double[rows.Length];
+            var updated = Block(l, rows.Select(t => x[t]).ToArray(), rows, received);
+            attentionScores[l] = Enumerable.Repeat(double.NaN, n).ToArray();
+            for (int i = 0; i < rows.Length; i++)
+            {
+                x[rows[i]] = updated[i];
+                attentionScores[l][rows[i]] = received[i] / (_c.Heads * (rows.Length - i));
+            }
         }
         var norm = Vector(TensorRole.FinalNorm);
         var head = Vector(TensorRole.LmHead);
@@ -50,7 +63,8 @@ public sealed class ReferenceModel
         return states;
     }
 
-    private double[][] Block(int l, double[][] x, int[] positions)
+    /// <param name="received">When given, receives per token the attention it received, summed over heads and queries.</param>
+    private double[][] Block(int l, double[][] x, int[] positions, double[]? received = null)
     {
         int n = x.Length, hd = _c.HeadDim, group = _c.Heads / _c.KvHeads;
         var wq = Vector(TensorRole.Query, l);
@@ -89,7 +103,10 @@ public sealed class ReferenceModel
                 double max = scores.Max(), sum = 0;
                 for (int j = 0; j <= t; j++) sum += scores[j] = Math.Exp(scores[j] - max);
                 for (int j = 0; j <= t; j++)
+                {
+                    if (received is not null) received[j] += scores[j] / sum;
                     for (int i = 0; i < hd; i++) att[h * hd + i] += scores[j] / sum * v[j][kvh * hd + i];
+                }
             }
             var h1 = Add(x[t], MatVec(wo, att, _c.Dim));
             var xn = RmsNorm(h1, Vector(TensorRole.FfnNorm, l));

@@ -1,0 +1,58 @@
+using FtpCluster.Compute.Ftp;
+
+namespace FtpCluster.Compute.Tests.Ftp;
+
+public sealed class SparsityScheduleTests
+{
+    [Fact]
+    public void Uniform_has_the_sparsity_at_every_block()
+    {
+        var schedule = SparsitySchedule.Uniform(0.3, 4);
+        Assert.Equal(4, schedule.Blocks);
+        Assert.Equal([0.3, 0.3, 0.3, 0.3], schedule.PerBlock);
+        Assert.Equal(0.3, schedule.Mean, 12);
+    }
+
+    [Fact]
+    public void Means_of_the_whole_and_of_a_segment()
+    {
+        var schedule = new SparsitySchedule([0.0, 0.2, 0.6, 0.4]);
+        Assert.Equal(0.3, schedule.Mean, 12);
+        Assert.Equal(0.5, schedule.MeanOf(2, 4), 12);
+        Assert.Equal(0.2, schedule.MeanOf(1, 2), 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => schedule.MeanOf(2, 2));
+    }
+
+    [Theory]
+    [InlineData(new double[0], "at least one block")]
+    [InlineData(new[] { 0.2, 1.0 }, "block 1: sparsity 1 is outside [0, 1)")]
+    [InlineData(new[] { -0.1 }, "block 0: sparsity -0.1 is outside [0, 1)")]
+    [InlineData(new[] { 0.1, 0.2, double.NaN }, "block 2: sparsity NaN is outside [0, 1)")]
+    public void Invalid_schedules_are_refused_saying_which_block(double[] sparsity, string message)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new SparsitySchedule(sparsity));
+        Assert.Contains(message, error.Message);
+    }
+
+    [Theory]
+    [InlineData(10, 0.3, 7)]
+    [InlineData(10, 0.25, 7)]   // 2.5 skipped rounds up to 3
+    [InlineData(4, 0.125, 3)]   // 0.5 skipped rounds up to 1
+    [InlineData(10, 0.0, 10)]
+    [InlineData(3, 0.5, 1)]     // 1.5 rounds to 2 skipped
+    [InlineData(2, 0.9, 1)]     // 1.8 rounds to 2 skipped, but one token is always kept
+    [InlineData(1, 0.9, 1)]     // a one-token decode step is never pruned by count
+    [InlineData(0, 0.5, 0)]
+    public void Kept_skips_the_rounded_share_but_keeps_at_least_one(int tokens, double sparsity, int kept)
+    {
+        Assert.Equal(kept, SparsitySchedule.KeptOf(tokens, sparsity));
+        Assert.Equal(kept, SparsitySchedule.Uniform(sparsity, 2).Kept(1, tokens));
+    }
+
+    [Fact]
+    public void A_schedule_for_another_depth_is_refused()
+    {
+        var error = Assert.Throws<ArgumentException>(() => SparsitySchedule.Uniform(0.2, 4).RequireBlocks(5));
+        Assert.Equal("the sparsity schedule has 4 blocks but the model has 5 layers", error.Message);
+    }
+}
