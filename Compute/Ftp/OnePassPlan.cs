@@ -1,3 +1,5 @@
+using FtpCluster.Compute.Inference;
+
 namespace FtpCluster.Compute.Ftp;
 
 /// <summary>Blocks [First, End) of a model: the layers of one stage.</summary>
@@ -73,6 +75,43 @@ public sealed class OnePassPlan
         for (int b = stage.First; b < stage.End; b++)
             computeRows[b - stage.First] = _blockRows[b].Select(r => Array.BinarySearch(sent, r)).ToArray();
         return (sent, computeRows);
+    }
+
+    /// <summary>
+    /// Runs a stage that starts at block 0 — the first stage of a pipeline, or a whole model — with one-pass
+    /// routing: block 0 computes every row, the plan for every block of the model is made from the features
+    /// after it, and the stage's later blocks compute the rows the plan gives them. The one place the
+    /// cluster's first stage and the single-process <see cref="TokenPruner"/> make their plans, so the two
+    /// route identically.
+    /// </summary>
+    /// <param name="batch">The step's rows; left with their scores as the plan saw them (after block 0).</param>
+    /// <param name="attentionScores">[stage blocks, rows]: each row's score per block of the stage, NaN where skipped.</param>
+    public static OnePassPlan ForwardFirstStage(TransformerStage stage, ReadOnlySpan<TokenRow> rows, Span<float> hidden,
+        RoutingBatch batch, SparsitySchedule schedule, ITokenRouter router, RoutingOptions options, float[] attentionScores,
+        RouterFeatures[]?[]? featuresUsed = null)
+    {
+        if (stage.Slice.Spec.FirstLayer != 0)
+            throw new ArgumentException($"one-pass routing is planned at block 0; this stage starts at block {stage.Slice.Spec.FirstLayer}");
+        schedule.RequireBlocks(stage.Config.Layers);
+        int n = rows.Length;
+        OnePassPlan? plan = null;
+        OnePassPlan Plan()
+        {
+            if (plan is null)
+            {
+                batch.Update(attentionScores.AsSpan(0, n));
+                plan = Decide(batch, schedule, router, options.PruneNewest, options.Stages, featuresUsed);
+            }
+            return plan;
+        }
+        int[]? ChooseRows(int b)
+        {
+            if (b == 0) return null;
+            var chosen = Plan().BlockRows[b];
+            return chosen.Length == n ? null : chosen; // every row: the dense path, without gathering
+        }
+        stage.ForwardRouted(rows, hidden, ChooseRows, attentionScores);
+        return Plan(); // a stage of block 0 alone plans after its only block
     }
 
     /// <summary>

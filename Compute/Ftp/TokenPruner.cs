@@ -30,7 +30,8 @@ public sealed record RoutingOptions
 
 /// <summary>
 /// A sequence routed step by step: its KV cache and each of its tokens' latest attention score (from the
-/// last block that computed it), against which later steps' tokens are ranked.
+/// last block that computed it; under one-pass routing, from block 0, where the plan was made), against
+/// which later steps' tokens are ranked.
 /// </summary>
 public sealed class RoutedSequence
 {
@@ -148,29 +149,27 @@ public sealed class TokenPruner
         var features = new RouterFeatures[]?[blocks];
         OnePassPlan? plan = null;
 
-        int[]? ChooseRows(int b)
-        {
-            if (b > 0) batch.Update(scores.AsSpan((b - 1) * n, n));
-            if (options.Mode == RoutingMode.Block)
-            {
-                features[b] = batch.Features(Schedule[b]);
-                computed[b] = batch.Choose(Router, features[b], Schedule[b], options.PruneNewest);
-            }
-            else
-            {
-                if (b == 1) plan = OnePassPlan.Decide(batch, Schedule, Router, options.PruneNewest, options.Stages, features);
-                computed[b] = b == 0 ? Enumerable.Range(0, n).ToArray() : plan!.BlockRows[b];
-            }
-            // Every row: the stage's dense path, without gathering rows.
-            return computed[b].Length == n ? null : computed[b];
-        }
-
         var hidden = new float[n * c.Dim];
         Model.Embed(ids.ToArray(), hidden);
-        Model.ForwardRouted(rows.ToArray(), hidden, ChooseRows, scores);
-        batch.Update(scores.AsSpan((blocks - 1) * n, n));
         if (options.Mode == RoutingMode.OnePass)
-            plan ??= OnePassPlan.Decide(batch, Schedule, Router, options.PruneNewest, options.Stages); // a one-block model: block 0 is the plan
+        {
+            // The batch keeps the scores the plan saw: later steps rank against what the first block knew,
+            // as a pipeline's first stage does (it never sees later stages' scores).
+            plan = OnePassPlan.ForwardFirstStage(Model, rows.ToArray(), hidden, batch, Schedule, Router, options, scores, features);
+            for (int b = 0; b < blocks; b++) computed[b] = plan.BlockRows[b];
+        }
+        else
+        {
+            int[]? ChooseRows(int b)
+            {
+                if (b > 0) batch.Update(scores.AsSpan((b - 1) * n, n));
+                features[b] = batch.Features(Schedule[b]);
+                computed[b] = batch.Choose(Router, features[b], Schedule[b], options.PruneNewest);
+                return computed[b].Length == n ? null : computed[b];
+            }
+            Model.ForwardRouted(rows.ToArray(), hidden, ChooseRows, scores);
+            batch.Update(scores.AsSpan((blocks - 1) * n, n));
+        }
 
         for (int s = 0; s < sequences.Count; s++)
             sequences[s].Append(batch.LatestScores.Slice(groups[s].FirstRow, groups[s].Count));

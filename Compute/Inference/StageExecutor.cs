@@ -29,10 +29,16 @@ public sealed class StageExecutor : IDisposable
     /// <param name="computeRows">FTP: per block, the rows it computes (see <see cref="TransformerStage.Forward"/>).</param>
     public void Forward(ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> positions, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null)
     {
-        if (sequenceIds.Length != positions.Length)
-            throw new ArgumentException($"{sequenceIds.Length} sequence ids for {positions.Length} positions");
         if (hidden.Length != positions.Length * Stage.Config.Dim)
             throw new ArgumentException($"hidden has {hidden.Length} floats for {positions.Length} rows of {Stage.Config.Dim}");
+        Stage.Forward(Rows(sequenceIds, positions), hidden, computeRows);
+    }
+
+    /// <summary>The rows of the given sequences at the given positions, each over its sequence's cache (a new one for a new sequence).</summary>
+    public ReadOnlySpan<TokenRow> Rows(ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> positions)
+    {
+        if (sequenceIds.Length != positions.Length)
+            throw new ArgumentException($"{sequenceIds.Length} sequence ids for {positions.Length} positions");
         if (_rows.Length < positions.Length) _rows = new TokenRow[positions.Length];
         for (int i = 0; i < positions.Length; i++)
         {
@@ -40,7 +46,7 @@ public sealed class StageExecutor : IDisposable
                 _caches[sequenceIds[i]] = cache = Stage.NewCache();
             _rows[i] = new TokenRow(cache, positions[i]);
         }
-        Stage.Forward(_rows.AsSpan(0, positions.Length), hidden, computeRows);
+        return _rows.AsSpan(0, positions.Length);
     }
 
     /// <summary>Frees a finished or cancelled sequence's cache; false when the stage holds none for it.</summary>
