@@ -1,3 +1,4 @@
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Hosting;
@@ -15,6 +16,9 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="MaxMessageBytes">The largest activation packet a stage may send (Orleans drops the connection past its own limit).</param>
 /// <param name="MaxMicrobatchRows">Rows the coordinator gathers into one microbatch (fewer when the message limit allows fewer).</param>
 /// <param name="MicrobatchesInFlight">Microbatches in the pipeline at once; 0 means one per stage.</param>
+/// <param name="Router">FTP: a router artifact (from <c>ftpcluster calibrate</c>) readable by the silos; null runs the model dense.</param>
+/// <param name="StageAwareRouting">FTP: the one-pass plan keeps one set of tokens per stage, so a skipped token skips whole stages and never crosses to them.</param>
+/// <param name="PruneNewest">FTP: let the router skip a sequence's newest token too (decode pruning).</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeploymentRequest")]
 public sealed record DeploymentRequest(
@@ -24,7 +28,10 @@ public sealed record DeploymentRequest(
     [property: Id(3)] string? Storage = null,
     [property: Id(4)] int MaxMessageBytes = 32 << 20,
     [property: Id(5)] int MaxMicrobatchRows = 512,
-    [property: Id(6)] int MicrobatchesInFlight = 0);
+    [property: Id(6)] int MicrobatchesInFlight = 0,
+    [property: Id(7)] string? Router = null,
+    [property: Id(8)] bool StageAwareRouting = false,
+    [property: Id(9)] bool PruneNewest = false);
 
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeployedStage")]
@@ -122,6 +129,7 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
     private DeploymentRequest? _request;
     private ModelConfig? _config;
     private long _bytesPerLayer;
+    private double[]? _layerCosts;
     private DeployedStage[] _stages = [];
     private int _epoch;
     private int _placements;
@@ -143,6 +151,9 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
             using var checkpoint = Checkpoint.Open(request.ModelPath);
             _config = checkpoint.Config;
             _bytesPerLayer = ModelInfo.Describe(checkpoint).BytesPerLayer;
+            // A pruned block costs in proportion to the tokens it computes (block 0 plans the one pass and computes all).
+            _layerCosts = request.Router is null ? null
+                : [.. RouterArtifact.Load(request.Router, checkpoint).Schedule.PerBlock.Select((s, b) => b == 0 ? 1.0 : 1.0 - s)];
         }
         catch (ModelFormatException e)
         {
@@ -167,7 +178,7 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
                 $"{request.Stages} stages need {request.Stages} silos, but {up.Length} are up ({string.Join(", ", up.Select(n => n.NodeName))})");
         // After a loss, as many stages as silos survive, at most the number asked for.
         var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
-        var plan = DeploymentPlanner.Plan(Config.Layers, silos, bytesPerLayer: _bytesPerLayer);
+        var plan = DeploymentPlanner.Plan(Config.Layers, silos, _layerCosts, _bytesPerLayer);
 
         // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
         string prefix = $"{this.GetPrimaryKeyString()}/{_placements++}";
@@ -176,7 +187,8 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
         await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
             this.GetPrimaryKeyString(), s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
             request.Storage, request.Wire, request.MaxMessageBytes,
-            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)]))));
+            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
+            request.Router, request.StageAwareRouting, request.PruneNewest))));
         return stages;
     }
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Hosting;
@@ -64,6 +65,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private Task<StageReport>? _loading;
     private StageSetup? _setup;
     private StageExecutor? _executor;
+    private PlanningStage? _planning;
     private WireEncoding _wire;
     private long _microbatches;
     private long _rows;
@@ -90,6 +92,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         try
         {
             _executor = await device.Run(() => new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage)));
+            if (setup.Router is not null && setup.Index == 0)
+                _planning = PlanningStageFor(setup, _executor);
         }
         catch (Exception e)
         {
@@ -148,11 +152,12 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private StageOutput Compute(StageExecutor executor, StageSetup setup, StepRequest request, List<byte[]> deposited)
     {
         var (rows, hidden, plan) = setup.Index == 0 ? Embed(executor.Stage, request) : Gather(request, deposited, executor.Stage.Config.Dim);
-        if (rows.Length > 0)
-        {
-            var computeRows = plan?.BlockRows(setup.FirstLayer, setup.EndLayer);
-            executor.Forward(rows.Select(r => r.SequenceId).ToArray(), rows.Select(r => r.Position).ToArray(), hidden, computeRows);
-        }
+        long[] sequenceIds = [.. rows.Select(r => r.SequenceId)];
+        int[] positions = [.. rows.Select(r => r.Position)];
+        if (_planning is not null)
+            plan = WirePlan(_planning.Forward(sequenceIds, positions, hidden));
+        else if (rows.Length > 0)
+            executor.Forward(sequenceIds, positions, hidden, plan?.BlockRows(setup.FirstLayer, setup.EndLayer));
         if (setup.IsLast) return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, hidden), null, []);
 
         int dim = executor.Stage.Config.Dim;
@@ -173,6 +178,29 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var next = Packet(setup.Index + 1, byTarget.GetValueOrDefault(setup.Index + 1, []));
         var deposits = byTarget.Where(t => t.Key > setup.Index + 1).OrderBy(t => t.Key).Select(t => (t.Key, Packet(t.Key, t.Value))).ToArray();
         return new StageOutput(rows.Length, null, next, deposits);
+    }
+
+    /// <summary>The first stage of a pruned deployment: the router and schedule of the artifact, planning in one pass.</summary>
+    private static PlanningStage PlanningStageFor(StageSetup setup, StageExecutor executor)
+    {
+        // The coordinator checked the artifact against the model when it deployed.
+        var artifact = RouterArtifact.Load(setup.Router!);
+        var stages = setup.StageEnds.Select((end, i) => new LayerRange(i == 0 ? 0 : setup.StageEnds[i - 1], end)).ToArray();
+        return new PlanningStage(executor, artifact.Schedule, artifact.CreateRouter(), new RoutingOptions
+        {
+            Mode = RoutingMode.OnePass,
+            Stages = setup.StageAwareRouting ? stages : null,
+            PruneNewest = setup.PruneNewest,
+        });
+    }
+
+    /// <summary>The plan as it travels with the rows: per row, the blocks that compute it.</summary>
+    private static RowBlockPlan WirePlan(OnePassPlan plan)
+    {
+        var wire = new RowBlockPlan(plan.Rows, plan.Blocks);
+        for (int b = 0; b < plan.Blocks; b++)
+            foreach (int row in plan.BlockRows[b]) wire.Set(row, b);
+        return wire;
     }
 
     /// <summary>The first stage: the request's tokens embedded, each row marked with its index and whether its logits are wanted.</summary>
@@ -254,9 +282,12 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     public Task Release(long[] sequenceIds)
     {
         if (_executor is not { } executor) return Task.CompletedTask;
+        var planning = _planning;
         return device.Run(() =>
         {
-            foreach (long id in sequenceIds) executor.Release(id);
+            foreach (long id in sequenceIds)
+                if (planning is null) executor.Release(id);
+                else planning.Release(id);
         });
     }
 
@@ -282,7 +313,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private Task FreeWeights()
     {
         if (_executor is not { } executor) return Task.CompletedTask;
-        _executor = null;
+        (_executor, _planning) = (null, null);
         return device.Run(executor.Dispose);
     }
 }

@@ -7,6 +7,7 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="Wire">Encoding of the activations this stage sends on ("f32", "f16", "bf16", "int8", "int8-row").</param>
 /// <param name="StageKeys">Every stage's grain key, in order: a row may go straight to any later stage.</param>
 /// <param name="StageEnds">Every stage's end layer: stage i holds layers [StageEnds[i - 1], StageEnds[i]).</param>
+/// <param name="Router">FTP router artifact; the first stage makes each microbatch's one-pass plan with it. Null: dense.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StageSetup")]
 public sealed record StageSetup(
@@ -20,13 +21,17 @@ public sealed record StageSetup(
     [property: Id(7)] string Wire,
     [property: Id(8)] int MaxMessageBytes,
     [property: Id(9)] string[] StageKeys,
-    [property: Id(10)] int[] StageEnds)
+    [property: Id(10)] int[] StageEnds,
+    [property: Id(11)] string? Router = null,
+    [property: Id(12)] bool StageAwareRouting = false,
+    [property: Id(13)] bool PruneNewest = false)
 {
     // Records compare arrays by reference; a repeated Load must compare by contents.
     public bool Equals(StageSetup? other) =>
         other is not null && EqualityContract == other.EqualityContract
-        && (DeploymentId, Index, ModelPath, FirstLayer, EndLayer, IsLast, Storage, Wire, MaxMessageBytes)
-            == (other.DeploymentId, other.Index, other.ModelPath, other.FirstLayer, other.EndLayer, other.IsLast, other.Storage, other.Wire, other.MaxMessageBytes)
+        && (DeploymentId, Index, ModelPath, FirstLayer, EndLayer, IsLast, Storage, Wire, MaxMessageBytes, Router, StageAwareRouting, PruneNewest)
+            == (other.DeploymentId, other.Index, other.ModelPath, other.FirstLayer, other.EndLayer, other.IsLast, other.Storage, other.Wire,
+                other.MaxMessageBytes, other.Router, other.StageAwareRouting, other.PruneNewest)
         && StageKeys.SequenceEqual(other.StageKeys) && StageEnds.SequenceEqual(other.StageEnds);
 
     public override int GetHashCode() => HashCode.Combine(DeploymentId, Index, FirstLayer, EndLayer);
