@@ -7,10 +7,12 @@ const string Usage = """
 
       generate --model PATH [--tokenizer PATH] (--prompt TEXT | --ids JSON_ARRAY) [--max-tokens N]
                [--temperature T] [--top-k K] [--top-p P] [--seed S] [--device cpu|ilgpu-cpu|cuda]
-               [--dtype f32|f16|bf16] [--threads N] [--json] [CLUSTER]
+               [--dtype f32|f16|bf16] [--threads N] [--json] [FTP] [CLUSTER]
       generate --model PATH --samples N --out FILE.jsonl [--prompt TEXT | --ids JSON_ARRAY] [--max-tokens N]
                [--temperature T (default 1)] [--top-k K] [--top-p P] [--seed S]
-      score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json] [CLUSTER]
+      score    --model PATH (--ids JSON_ARRAY | --text TEXT) [--tokenizer PATH] [--logits] [--json] [FTP] [CLUSTER]
+        FTP:     --router ROUTER.json [--routing one-pass|block (one process only)] [--stage-aware (cluster only)]
+                 [--prune-newest]
         CLUSTER: --stages N (an embedded cluster of N silo processes for this command)
                  | --cluster HOST:PORT[,HOST:PORT] [--cluster-id ID] [--stages N] (a running cluster's gateways)
                  with [--wire f32|f16|bf16|int8|int8-row]
@@ -18,7 +20,7 @@ const string Usage = """
                [--methods M[,M...]] [--max-sequences N] [--max-len N] [--min-len N] [--json] [--plot FILE.png]
                methods: METHODS (dense, the reference, is always reported); sparsity default 0.2,0.3,0.4
       cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N]
-                 [--model PATH [--stages N] [--wire W] [--dtype D]]
+                 [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
       bench kernels [--quick] [--json]
       bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
       bench wire [--hidden N] [--seconds S] [--json]

@@ -43,19 +43,22 @@ internal sealed class PipelineSession : IAsyncDisposable
     /// the same in every client: commands against a running cluster (and <c>cluster up --model</c>) share
     /// one deployment instead of loading the model again. Readable, plus a hash of the full path.
     /// </summary>
-    public static string DeploymentIdFor(string modelPath, int stages, WireEncoding wire, TensorDType? storage)
+    public static string DeploymentIdFor(string modelPath, int stages, WireEncoding wire, TensorDType? storage, PruningOptions? pruning = null)
     {
         string fullPath = Path.GetFullPath(modelPath).TrimEnd(Path.DirectorySeparatorChar);
         string name = new([.. Path.GetFileNameWithoutExtension(fullPath).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
-        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fullPath)))[..8];
-        return $"{name}-{hash}-{stages}x-{wire.CliWord()}-{StorageWord(storage) ?? "file"}";
+        string id = $"{name}-{Hash(fullPath)}-{stages}x-{wire.CliWord()}-{StorageWord(storage) ?? "file"}";
+        return pruning is null ? id
+            : $"{id}-ftp-{Hash($"{pruning.RouterPath}|{pruning.StageAware}|{pruning.PruneNewest}")}";
     }
+
+    private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..8];
 
     /// <summary>The --dtype word (f32, f16, bf16) that stages parse back; null keeps the file's type.</summary>
     public static string? StorageWord(TensorDType? storage) => storage?.ToString().ToLowerInvariant();
 
     /// <summary>Starts or connects to the cluster and makes sure the deployment is there.</summary>
-    public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, CancellationToken cancellationToken)
+    public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, PruningOptions? pruning, CancellationToken cancellationToken)
     {
         EmbeddedCluster? cluster = null;
         ClusterConnection? connection = null;
@@ -84,14 +87,15 @@ internal sealed class PipelineSession : IAsyncDisposable
             connection = await ClusterConnection.ConnectAsync(gateways, clusterId, cancellationToken: cancellationToken);
 
             int stages = target.Stages ?? (await connection.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
-            string deploymentId = DeploymentIdFor(model.ModelPath, stages, target.Wire, model.Storage);
+            string deploymentId = DeploymentIdFor(model.ModelPath, stages, target.Wire, model.Storage, pruning);
             var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(deploymentId);
             // A coordinator that was never deployed (or was deactivated since) reports no stages.
             var reports = await coordinator.Reports().WaitAsync(cancellationToken);
             if (reports.Length != stages)
             {
                 await coordinator.Deploy(new DeploymentRequest(
-                    Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage)))
+                    Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage),
+                    Router: pruning?.RouterPath, StageAwareRouting: pruning?.StageAware ?? false, PruneNewest: pruning?.PruneNewest ?? false))
                     .WaitAsync(cancellationToken);
                 reports = await coordinator.Reports().WaitAsync(cancellationToken);
             }

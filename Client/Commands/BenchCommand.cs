@@ -125,7 +125,7 @@ internal static class BenchCommand
         var prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(vocab)).ToArray();
 
         using var interruption = new Interruption();
-        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, interruption.Token);
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, pruning: null, interruption.Token);
         var request = new GenerationRequest(prompt, MaxTokens: 1, StopTokens: []);
         var seconds = new List<double>();
         for (int rep = -1; rep < reps; rep++) // rep -1 warms up every stage

@@ -13,7 +13,7 @@ internal static class ClusterCommand
 {
     public static int Up(string[] args)
     {
-        var a = new Arguments(args, new HashSet<string>());
+        var a = new Arguments(args, new HashSet<string>(PruningOptions.Flags));
         int silos = a.Has("silos") ? a.Int("silos", 0) : throw new UsageException("--silos N is required");
         int? basePort = a.Has("base-port") ? a.Int("base-port", 0) : null;
         string clusterId = a.String("cluster-id") ?? ClusterTarget.DefaultClusterId;
@@ -23,13 +23,15 @@ internal static class ClusterCommand
         int? stages = a.Has("stages") ? a.Int("stages", 0) : null;
         var wire = ClusterTarget.ParseWire(a.String("wire") ?? "f32");
         var storage = CommandSupport.Storage(a);
-        bool deploymentOptions = stages is not null || a.String("wire") is not null || storage is not null;
+        var pruning = PruningOptions.Read(a);
+        bool deploymentOptions = stages is not null || a.String("wire") is not null || storage is not null || pruning is not null;
         a.RejectUnknown();
 
         if (silos < 1) throw new UsageException($"--silos must be at least 1, got {silos}");
         if (basePort is { } port && (port < 1 || port + 2 * silos - 1 > 65535))
             throw new UsageException($"--base-port {port} leaves no room for {silos} silos (each takes two ports: silo, gateway) below 65536");
-        if (modelPath is null && deploymentOptions) throw new UsageException("--stages, --wire and --dtype describe a deployment: give --model PATH too");
+        if (modelPath is null && deploymentOptions) throw new UsageException("--stages, --wire, --dtype and --router describe a deployment: give --model PATH too");
+        pruning?.CheckUsableWith(new ClusterTarget(stages, [], clusterId, wire));
         if (stages is { } s && (s < 1 || s > silos)) throw new UsageException($"--stages must be 1 to --silos ({silos}), got {s}");
 
         var siloOptions = EmbeddedCluster.LocalSiloOptions(silos, clusterId, basePort);
@@ -39,10 +41,10 @@ internal static class ClusterCommand
             options.Threads = threads;
         }
         var model = modelPath is null ? null : new ModelOptions(modelPath, null, device, threads, storage);
-        return UpAsync(siloOptions, model, stages ?? silos, wire).GetAwaiter().GetResult();
+        return UpAsync(siloOptions, model, pruning, stages ?? silos, wire).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> UpAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, int stages, WireEncoding wire)
+    private static async Task<int> UpAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire)
     {
         using var interruption = new Interruption();
         using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, interruption.Token);
@@ -55,7 +57,7 @@ internal static class ClusterCommand
         if (model is not null)
         {
             var target = new ClusterTarget(stages, [.. cluster.Gateways.Select(g => (g.Address.ToString(), g.Port))], cluster.ClusterId, wire);
-            await using var session = await PipelineSession.OpenAsync(target, model, interruption.Token);
+            await using var session = await PipelineSession.OpenAsync(target, model, pruning, interruption.Token);
             var traffic = await session.TrafficAsync(interruption.Token);
             Console.WriteLine($"deployment {traffic.Deployment}");
             foreach (var (stage, index) in traffic.Stages.Select((stage, index) => (stage, index)))

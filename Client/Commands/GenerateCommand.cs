@@ -16,9 +16,10 @@ internal static class GenerateCommand
 {
     public static int Run(string[] args)
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
+        var a = new Arguments(args, new HashSet<string>(PruningOptions.Flags) { "json" });
         var modelOptions = ModelOptions.Read(a);
         var cluster = ClusterTarget.Read(a);
+        var pruning = PruningOptions.Read(a);
         int? samples = a.Has("samples") ? a.Int("samples", 0) : null;
         string? samplesPath = a.String("out");
         var options = new GenerationOptions
@@ -52,15 +53,17 @@ internal static class GenerateCommand
             if (samplesPath is null) throw new UsageException("--samples needs --out FILE.jsonl");
             if (samples < 1) throw new UsageException($"--samples must be >= 1, got {samples}");
             if (cluster is not null) throw new UsageException("--samples runs in this process: it cannot be combined with --stages or --cluster");
+            if (pruning is not null) throw new UsageException("--samples draws from the dense model: it cannot be combined with --router");
             if (json) throw new UsageException("--json does not apply to --samples: the samples file is JSON lines already");
             if (prompt is not null && idsJson is not null) throw new UsageException("give at most one of --prompt TEXT and --ids JSON_ARRAY");
             return WriteSamples(modelOptions, options, prompt, idsJson, samples.Value, samplesPath);
         }
         if (prompt is null == idsJson is null) throw new UsageException("give either --prompt TEXT or --ids JSON_ARRAY");
+        pruning?.CheckUsableWith(cluster);
         if (cluster is not null)
         {
             modelOptions.CheckUsableWith(cluster);
-            return RunInClusterAsync(cluster, modelOptions, options, prompt, idsJson, json).GetAwaiter().GetResult();
+            return RunInClusterAsync(cluster, modelOptions, pruning, options, prompt, idsJson, json).GetAwaiter().GetResult();
         }
 
         using var device = modelOptions.CreateDevice();
@@ -69,7 +72,9 @@ internal static class GenerateCommand
         int[] promptIds = PromptIds(modelOptions, model.Config, tokenizer, prompt, idsJson);
         options = options with { StopTokens = StopTokens(tokenizer, model.Config.Architecture) };
         var stream = json || tokenizer is null ? null : new TextStream(tokenizer, promptIds);
-        var result = Generator.Generate(model, promptIds, options, stream is null ? null : stream.Add);
+        var result = pruning is null
+            ? Generator.Generate(model, promptIds, options, stream is null ? null : stream.Add)
+            : pruning.LoadPruner(model, modelOptions.ModelPath).Generate(promptIds, options, pruning.Routing, stream is null ? null : stream.Add);
         stream?.Finish();
         Print(result, tokenizer, json, traffic: null);
         return 0;
@@ -77,7 +82,7 @@ internal static class GenerateCommand
 
     /// <summary>The same generation through a pipeline of stages; the text is printed once it is complete.</summary>
     private static async Task<int> RunInClusterAsync(
-        ClusterTarget cluster, ModelOptions modelOptions, GenerationOptions options, string? prompt, string? idsJson, bool json)
+        ClusterTarget cluster, ModelOptions modelOptions, PruningOptions? pruning, GenerationOptions options, string? prompt, string? idsJson, bool json)
     {
         var config = modelOptions.ReadConfig();
         var tokenizer = modelOptions.LoadTokenizer(config);
@@ -87,7 +92,7 @@ internal static class GenerateCommand
             sampling.Temperature, sampling.TopK, sampling.TopP, sampling.Seed);
 
         using var interruption = new Interruption();
-        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, interruption.Token);
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, pruning, interruption.Token);
         var reply = await session.Coordinator.Generate(request).WaitAsync(interruption.Token);
         var traffic = await session.TrafficAsync(interruption.Token);
         var result = new GenerationResult(reply.PromptIds, reply.Ids, reply.FinishReason);

@@ -13,29 +13,34 @@ internal static class ScoreCommand
 {
     public static int Run(string[] args)
     {
-        var a = new Arguments(args, new HashSet<string> { "json", "logits" });
+        var a = new Arguments(args, new HashSet<string>(PruningOptions.Flags) { "json", "logits" });
         var modelOptions = ModelOptions.Read(a);
         var cluster = ClusterTarget.Read(a);
+        var pruning = PruningOptions.Read(a);
         string? idsJson = a.String("ids");
         string? text = a.String("text");
         bool withLogits = a.Flag("logits");
         bool json = a.Flag("json");
         a.RejectUnknown();
         if (idsJson is null == text is null) throw new UsageException("give either --ids JSON_ARRAY or --text TEXT");
+        pruning?.CheckUsableWith(cluster);
 
         if (cluster is not null)
         {
             modelOptions.CheckUsableWith(cluster);
             var config = modelOptions.ReadConfig();
             int[] clusterIds = Ids(modelOptions, config, idsJson, text);
-            var (logits, traffic) = ScoreInClusterAsync(cluster, modelOptions, clusterIds).GetAwaiter().GetResult();
-            return Print(clusterIds, logits, config.VocabSize, withLogits, json, traffic);
+            var (clusterLogits, traffic) = ScoreInClusterAsync(cluster, modelOptions, pruning, clusterIds).GetAwaiter().GetResult();
+            return Print(clusterIds, clusterLogits, config.VocabSize, withLogits, json, traffic);
         }
 
         using var device = modelOptions.CreateDevice();
         using var model = modelOptions.LoadModel(device);
         int[] ids = Ids(modelOptions, model.Config, idsJson, text);
-        return Print(ids, Generator.AllLogits(model, ids), model.Config.VocabSize, withLogits, json, traffic: null);
+        var logits = pruning is null
+            ? Generator.AllLogits(model, ids)
+            : pruning.LoadPruner(model, modelOptions.ModelPath).Run([ids], pruning.Routing).Logits;
+        return Print(ids, logits, model.Config.VocabSize, withLogits, json, traffic: null);
     }
 
     private static int[] Ids(ModelOptions modelOptions, ModelConfig config, string? idsJson, string? text)
@@ -46,10 +51,11 @@ internal static class ScoreCommand
         return tokenizer.Encode(text, addBos: true);
     }
 
-    private static async Task<(float[] Logits, PipelineTraffic Traffic)> ScoreInClusterAsync(ClusterTarget cluster, ModelOptions modelOptions, int[] ids)
+    private static async Task<(float[] Logits, PipelineTraffic Traffic)> ScoreInClusterAsync(
+        ClusterTarget cluster, ModelOptions modelOptions, PruningOptions? pruning, int[] ids)
     {
         using var interruption = new Interruption();
-        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, interruption.Token);
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, pruning, interruption.Token);
         var result = await session.Coordinator.Score(ids).WaitAsync(interruption.Token);
         return (result.LogitValues(), await session.TrafficAsync(interruption.Token));
     }

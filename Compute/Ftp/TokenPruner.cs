@@ -109,6 +109,22 @@ public sealed class TokenPruner
 
     public RoutedSequence NewSequence() => new(Model.NewCache());
 
+    /// <summary>Generation with every step routed: the same loop, stop rules and sampling as <see cref="Generator.Generate"/>.</summary>
+    public GenerationResult Generate(int[] prompt, GenerationOptions options, RoutingOptions routing, Action<int>? onToken = null)
+    {
+        var c = Model.Config;
+        var sampler = new Sampler(options.Sampling);
+        var sequence = NewSequence();
+        ValueTask<int> Step(int[] tokens, int firstPosition, int draw)
+        {
+            var step = this.Step([sequence], [tokens], routing);
+            return ValueTask.FromResult(sampler.Sample(step.Logits.AsSpan((step.Rows - 1) * c.VocabSize, c.VocabSize), draw));
+        }
+        var pending = Generator.GenerateAsync(prompt, c.MaxSeqLen, options, Step, onToken);
+        // Every step above completes synchronously, so the loop has finished by now.
+        return pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+    }
+
     /// <summary>Runs whole sequences from position 0, all in one batch.</summary>
     public RoutedStep Run(IReadOnlyList<int[]> sequences, RoutingOptions options) =>
         Step(sequences.Select(_ => NewSequence()).ToArray(), sequences, options);

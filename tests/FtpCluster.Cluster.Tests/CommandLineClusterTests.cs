@@ -95,6 +95,42 @@ public sealed class CommandLineClusterTests
         AssertSilosGone(StagePids(json));
     }
 
+    /// <summary>
+    /// <c>--router</c>: the same pruned greedy generation in this process (one-pass routing) and through three
+    /// embedded stages, whose first stage makes the same plan; a prompt's rows that no later block computes
+    /// never cross, so the pruned run carries fewer bytes than the dense one.
+    /// </summary>
+    [SharedModelsFact]
+    public async Task Pruned_generation_is_the_same_in_one_process_and_through_three_stages_and_carries_fewer_bytes()
+    {
+        string dir = Directory.CreateTempSubdirectory("ftp-cli-router-").FullName;
+        try
+        {
+            string router = Path.Combine(dir, "router.json");
+            using (var checkpoint = Checkpoint.Open(Aidreams))
+                Compute.Ftp.RouterArtifact.From(new Compute.Ftp.StaticRouter(), new Compute.Ftp.SparsitySchedule([0.0, 0.5, 0.5, 0.5]),
+                    Compute.Ftp.ModelFingerprint.Of(checkpoint)).Save(router);
+            string[] common = ["generate", "--model", Aidreams, "--prompt", "Once upon a time, in a land far away, there lived a dragon who", "--max-tokens", "12", "--json"];
+
+            var local = Json(await CommandLineProcess.RunAsync([.. common, "--router", router]));
+            var staged = Json(await CommandLineProcess.RunAsync([.. common, "--router", router, "--stages", "3"]));
+            var dense = Json(await CommandLineProcess.RunAsync([.. common, "--stages", "3"]));
+
+            Assert.Equal(Ints(local.GetProperty("ids")), Ints(staged.GetProperty("ids")));
+            Assert.True(Longs(staged.GetProperty("wire_bytes")).Sum() < Longs(dense.GetProperty("wire_bytes")).Sum(),
+                "pruning should cut the bytes between stages");
+            AssertSilosGone([.. StagePids(staged), .. StagePids(dense)]);
+
+            var refused = await CommandLineProcess.RunAsync([.. common, "--router", router, "--stages", "3", "--routing", "block"]);
+            Assert.Equal(2, refused.Code);
+            Assert.Contains("--routing block runs in one process only", refused.Err);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [SharedModelsFact]
     public async Task Bench_pipeline_measures_both_engines_on_the_same_prompt()
     {
