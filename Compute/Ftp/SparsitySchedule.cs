@@ -26,6 +26,25 @@ public sealed class SparsitySchedule
         return new SparsitySchedule(Enumerable.Repeat(sparsity, layers));
     }
 
+    /// <summary>
+    /// A schedule of mean <paramref name="mean"/> that saves traffic on a pipeline of <paramref name="stages"/>
+    /// equal stages: a token skipped by the first stage's blocks still crosses to the later stages that
+    /// compute it, so those skips save compute but no bytes. Here the first blocks are dense and every later
+    /// block skips the same s; the dense prefix is as long as the first stage of the balanced split that
+    /// the planner then makes (costs 1 and 1 − s): with d dense blocks of L, d = L(1 − mean)/stages and
+    /// s = mean·L/(L − d).
+    /// </summary>
+    public static SparsitySchedule TrafficAware(double mean, int layers, int stages)
+    {
+        if (stages < 1 || stages > layers || layers < 2) throw new ArgumentException($"{stages} stages cannot split {layers} layers into a dense prefix and the rest");
+        if (!(mean >= 0 && mean < 1)) throw new ArgumentException($"mean sparsity {mean} is outside [0, 1)");
+        int dense = Math.Clamp((int)Math.Round(layers * (1 - mean) / stages, MidpointRounding.AwayFromZero), 1, layers - 1);
+        double sparse = mean * layers / (layers - dense);
+        if (sparse >= 1)
+            throw new ArgumentException($"a mean of {mean} over {layers} layers with {dense} dense ones needs the others at {sparse:0.###}, not below 1");
+        return new SparsitySchedule(Enumerable.Range(0, layers).Select(b => b < dense ? 0.0 : sparse));
+    }
+
     public int Blocks => _sparsity.Length;
 
     /// <summary>s_b of block <paramref name="block"/>.</summary>

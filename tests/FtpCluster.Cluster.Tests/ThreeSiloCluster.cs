@@ -24,6 +24,9 @@ public class ThreeSiloCluster : IAsyncLifetime
     /// <summary>Distinct per node, so the metadata test tells the silos apart.</summary>
     protected virtual long MemoryBudget(int node) => (node + 1) * 512L * 1024 * 1024;
 
+    /// <summary>Uneven by default (1, 2, 3), so the planner's split by capacity shows.</summary>
+    protected virtual double Capacity(int node) => node + 1;
+
     /// <summary>A client that talks to the cluster through the named nodes' gateways only.</summary>
     public Task<ClusterConnection> ConnectClientAsync(params string[] nodeNames) =>
         ClusterConnection.ConnectAsync(nodeNames.Select(n => Nodes[n].Ready.Gateway).ToArray(), ClusterId);
@@ -36,7 +39,7 @@ public class ThreeSiloCluster : IAsyncLifetime
             options[i].Device = "cpu";
             options[i].Threads = 1;
             options[i].MemoryBudgetBytes = MemoryBudget(i);
-            options[i].Capacity = i + 1;
+            options[i].Capacity = Capacity(i);
         }
         Assert.Equal(NodeNames, options.Select(o => o.NodeName));
         _cluster = await EmbeddedCluster.StartAsync(options);

@@ -73,4 +73,16 @@ public sealed class DeploymentPlannerTests
         Assert.Contains("silo1: capacity", Assert.Throws<ArgumentException>(() => DeploymentPlanner.Plan(4, Silos(1, 0))).Message);
         Assert.Contains("2 layer costs for 4 layers", Assert.Throws<ArgumentException>(() => DeploymentPlanner.Plan(4, Silos(1), [1, 1])).Message);
     }
+
+    /// <summary>A traffic-aware schedule's dense prefix is the first stage of the split its costs balance.</summary>
+    [Theory]
+    [InlineData(10, 3, new[] { 2, 6, 10 })]
+    [InlineData(30, 3, new[] { 6, 18, 30 })]
+    public void A_traffic_aware_schedule_is_split_where_its_dense_prefix_ends(int layers, int stages, int[] ends)
+    {
+        var schedule = FtpCluster.Compute.Ftp.SparsitySchedule.TrafficAware(0.4, layers, stages);
+        var costs = schedule.PerBlock.Select((s, b) => b == 0 ? 1.0 : 1 - s).ToArray();
+        var silos = Enumerable.Range(0, stages).Select(i => new SiloCapacity($"s{i}", 1)).ToArray();
+        Assert.Equal(ends, DeploymentPlanner.Plan(layers, silos, costs).Stages.Select(s => s.EndLayer));
+    }
 }

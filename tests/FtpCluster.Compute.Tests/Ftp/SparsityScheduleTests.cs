@@ -55,4 +55,16 @@ public sealed class SparsityScheduleTests
         var error = Assert.Throws<ArgumentException>(() => SparsitySchedule.Uniform(0.2, 4).RequireBlocks(5));
         Assert.Equal("the sparsity schedule has 4 blocks but the model has 5 layers", error.Message);
     }
+
+    [Theory]
+    [InlineData(10, 3, 2, 0.5)]
+    [InlineData(30, 3, 6, 0.5)]
+    [InlineData(30, 2, 9, 0.5714)]
+    public void Traffic_aware_schedules_keep_the_first_stage_dense_and_the_mean(int layers, int stages, int dense, double sparse)
+    {
+        var schedule = SparsitySchedule.TrafficAware(0.4, layers, stages);
+        Assert.Equal(0.4, schedule.Mean, 12);
+        Assert.All(schedule.PerBlock.Take(dense), s => Assert.Equal(0, s));
+        Assert.All(schedule.PerBlock.Skip(dense), s => Assert.Equal(sparse, s, 4));
+    }
 }
