@@ -33,6 +33,8 @@ public sealed record DeploymentRequest(
     [property: Id(8)] bool StageAwareRouting = false,
     [property: Id(9)] bool PruneNewest = false);
 
+/// <param name="PlannedShare">The stage's share of the model's compute as the planner expected it: its layers'
+/// costs (1 per layer, or with a router the fraction of tokens each computes) over the total.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeployedStage")]
 public sealed record DeployedStage(
@@ -40,7 +42,8 @@ public sealed record DeployedStage(
     [property: Id(1)] string NodeName,
     [property: Id(2)] int FirstLayer,
     [property: Id(3)] int EndLayer,
-    [property: Id(4)] string GrainKey);
+    [property: Id(4)] string GrainKey,
+    [property: Id(5)] double PlannedShare);
 
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.GenerationRequest")]
@@ -182,8 +185,9 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
 
         // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
         string prefix = $"{this.GetPrimaryKeyString()}/{_placements++}";
+        double Cost(int first, int end) => Enumerable.Range(first, end - first).Sum(l => _layerCosts?[l] ?? 1.0);
         var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
-            NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo))).ToArray();
+            NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, Config.Layers))).ToArray();
         await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
             this.GetPrimaryKeyString(), s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
             request.Storage, request.Wire, request.MaxMessageBytes,

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
@@ -69,6 +70,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private WireEncoding _wire;
     private long _microbatches;
     private long _rows;
+    private double _computeSeconds;
 
     private StageExecutor Executor => _executor ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
 
@@ -112,9 +114,15 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var executor = Executor;
         var setup = _setup!;
         var deposited = _deposits.Remove(request.MicrobatchId, out var packets) ? packets : [];
-        var output = await device.Run(() => Compute(executor, setup, request, deposited));
+        var (output, seconds) = await device.Run(() =>
+        {
+            long started = Stopwatch.GetTimestamp();
+            var computed = Compute(executor, setup, request, deposited);
+            return (computed, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        });
         _microbatches++;
         _rows += output.Rows;
+        _computeSeconds += seconds;
         if (output.Result is { } result) return result;
 
         // Rows for stages past the next one first: the next stage's call must find them there.
@@ -298,7 +306,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
             executor.Stage.Slice.ResidentBytes, executor.SequencesInFlight,
-            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows));
+            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows, _computeSeconds));
     }
 
     public async Task Unload()
