@@ -24,7 +24,8 @@ const string Usage = """
       bench kernels [--quick] [--json]
       bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
       bench wire [--hidden N] [--seconds S] [--json]
-      bench pipeline --model PATH (--stages N | --cluster HOST:PORT) [--prompt-tokens N] [--reps N] [--wire W] [--json]
+      bench pipeline --model PATH (--stages N | --cluster HOST:PORT) [--prompt-tokens N] [--reps N] [--sequences N]
+                     [--gen-tokens N] [--wire W] [--json]
       models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N)
                    [--arch llama|mistral|qwen2] [--dtype f32|f16|bf16] [--seed S] --out DIR
       models info PATH [--json]

@@ -106,9 +106,12 @@ internal static class BenchCommand
         var cluster = ClusterTarget.Read(a) ?? throw new UsageException("bench pipeline needs --stages N or --cluster HOST:PORT");
         int promptTokens = a.Int("prompt-tokens", 256);
         int reps = a.Int("reps", 5);
+        int sequences = a.Int("sequences", 16);
+        int genTokens = a.Int("gen-tokens", 32);
         bool json = a.Flag("json");
         a.RejectUnknown();
         if (promptTokens < 1 || reps < 1) throw new UsageException("--prompt-tokens and --reps must be at least 1");
+        if (sequences < 1 || genTokens < 1) throw new UsageException("--sequences and --gen-tokens must be at least 1");
 
         // The same prompt in both engines; greedy, one generated token: the time is the prefill's.
         double local;
@@ -137,6 +140,18 @@ internal static class BenchCommand
         seconds.Sort();
         double pipeline = promptTokens / seconds[seconds.Count / 2];
         var traffic = await session.TrafficAsync(interruption.Token);
+
+        // Decode: one sequence alone, then many at once, whose steps the coordinator shares in microbatches.
+        async Task<double> DecodeTokensPerSecond(int count)
+        {
+            var requests = Enumerable.Range(0, count).Select(i => new GenerationRequest(
+                prompt[..Math.Min(8, prompt.Length)], MaxTokens: genTokens, StopTokens: [], Temperature: 1, Seed: i)).ToArray();
+            var clock = Stopwatch.StartNew();
+            var replies = await Task.WhenAll(requests.Select(r => session.Coordinator.Generate(r))).WaitAsync(interruption.Token);
+            return replies.Sum(r => r.Ids.Length - r.PromptIds.Length) / clock.Elapsed.TotalSeconds;
+        }
+        double decodeOne = await DecodeTokensPerSecond(1);
+        double decodeMany = await DecodeTokensPerSecond(sequences);
         if (json)
         {
             CommandSupport.WriteJson(new
@@ -150,11 +165,16 @@ internal static class BenchCommand
                 PipelinePrefillTokensPerSecond = pipeline,
                 Ratio = pipeline / local,
                 WireBytesPerPrefill = traffic.WireBytes.Select(b => b / (reps + 1)).ToArray(),
+                GenTokens = genTokens,
+                Sequences = sequences,
+                DecodeTokensPerSecondOneSequence = decodeOne,
+                DecodeTokensPerSecondManySequences = decodeMany,
             });
             return 0;
         }
         Console.WriteLine($"prefill of {promptTokens} tokens, median of {reps}: one process {local:F1} tokens/s, " +
             $"{traffic.Stages.Length} stages {pipeline:F1} tokens/s ({pipeline / local:P1})");
+        Console.WriteLine($"decode through the stages: 1 sequence {decodeOne:F1} tokens/s, {sequences} at once {decodeMany:F1} tokens/s in all ({decodeMany / decodeOne:F1}x)");
         return 0;
     }
 }

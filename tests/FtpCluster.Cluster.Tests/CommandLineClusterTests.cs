@@ -135,8 +135,10 @@ public sealed class CommandLineClusterTests
     public async Task Bench_pipeline_measures_both_engines_on_the_same_prompt()
     {
         var json = Json(await CommandLineProcess.RunAsync("bench", "pipeline", "--model", Stories, "--stages", "2",
-            "--prompt-tokens", "16", "--reps", "1", "--threads", "1", "--json"));
+            "--prompt-tokens", "16", "--reps", "1", "--threads", "1", "--sequences", "3", "--gen-tokens", "2", "--json"));
         Assert.True(json.GetProperty("local_prefill_tokens_per_second").GetDouble() > 0);
+        Assert.True(json.GetProperty("decode_tokens_per_second_one_sequence").GetDouble() > 0);
+        Assert.True(json.GetProperty("decode_tokens_per_second_many_sequences").GetDouble() > 0);
         Assert.True(json.GetProperty("pipeline_prefill_tokens_per_second").GetDouble() > 0);
         Assert.Equal(2, json.GetProperty("stages").GetArrayLength());
         // One 16-row f32 packet per prefill crosses the one boundary.
