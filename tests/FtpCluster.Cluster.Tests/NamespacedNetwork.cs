@@ -263,11 +263,11 @@ public sealed class NetworkNamespacesFactAttribute : FactAttribute
 
     private static string? Check()
     {
-        if (!OperatingSystem.IsLinux()) return "network namespaces are Linux only; the kernel traffic test needs them";
+        if (!OperatingSystem.IsLinux()) return "network namespaces are Linux only; the namespaced cluster tests need them";
         if (!Environment.IsPrivilegedProcess)
-            return "creating network namespaces and veth pairs needs root (CI runs as root); the kernel traffic test is not run";
+            return "creating network namespaces and veth pairs needs root (CI runs as root); the namespaced cluster tests are not run";
         if (IpCommand.Executable is null)
-            return "iproute2's ip is not installed (Debian: apt-get install -y iproute2); the kernel traffic test is not run";
+            return "iproute2's ip is not installed (Debian: apt-get install -y iproute2); the namespaced cluster tests are not run";
         // Root in a container without CAP_NET_ADMIN/CAP_SYS_ADMIN is refused here: say so rather than fail.
         string probe = $"{NamespacedNetwork.NamePrefix}{Environment.ProcessId}-0-probe";
         try
@@ -276,7 +276,7 @@ public sealed class NetworkNamespacesFactAttribute : FactAttribute
         }
         catch (InvalidOperationException e)
         {
-            return $"this machine refuses to create a network namespace ({e.Message}); the kernel traffic test is not run";
+            return $"this machine refuses to create a network namespace ({e.Message}); the namespaced cluster tests are not run";
         }
         IpCommand.TryRun("netns", "del", probe);
         return null;
