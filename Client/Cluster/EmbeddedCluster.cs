@@ -7,7 +7,8 @@ namespace FtpCluster.Client.Cluster;
 public sealed record EmbeddedSilo(FtpClusterSiloOptions Options, SiloProcess Process, SiloReadyLine Ready);
 
 /// <summary>
-/// A cluster of <c>FtpCluster.Silo</c> processes on loopback that this process starts and owns: localhost
+/// A cluster of <c>FtpCluster.Silo</c> processes that this process starts and owns, on loopback
+/// (<see cref="LocalSiloOptions"/>) or wherever their options and launcher put them: localhost
 /// clustering with the first silo as the primary, no external service. Disposing kills every silo; each
 /// silo also watches this process (<c>--parent-pid</c>), so none outlives it even when it is killed.
 /// </summary>
@@ -76,8 +77,13 @@ public sealed class EmbeddedCluster : IDisposable
     /// when any silo fails to start or <paramref name="cancellationToken"/> fires.
     /// </summary>
     /// <param name="onOutput">Called with (node, line) for every line a silo prints.</param>
+    /// <param name="launcher">
+    /// For each silo, a command its process runs under (see <see cref="SiloProcess.StartUnder"/>), such as
+    /// <c>ip netns exec NS</c>; null or an empty one: the dotnet host runs it directly.
+    /// </param>
     public static async Task<EmbeddedCluster> StartAsync(
-        IReadOnlyList<FtpClusterSiloOptions> silos, Action<string, string>? onOutput = null, CancellationToken cancellationToken = default)
+        IReadOnlyList<FtpClusterSiloOptions> silos, Action<string, string>? onOutput = null,
+        Func<FtpClusterSiloOptions, IReadOnlyList<string>>? launcher = null, CancellationToken cancellationToken = default)
     {
         if (silos.Count == 0) throw new ArgumentException("an embedded cluster needs at least one silo", nameof(silos));
         foreach (var options in silos) options.Validate();
@@ -86,7 +92,10 @@ public sealed class EmbeddedCluster : IDisposable
         {
             SiloProcess Start(FtpClusterSiloOptions options)
             {
-                var process = onOutput is null ? SiloProcess.Start(options) : SiloProcess.Start(options, line => onOutput(options.NodeName, line));
+                Action<string>? output = onOutput is null ? null : line => onOutput(options.NodeName, line);
+                var process = launcher?.Invoke(options) is [_, ..] command
+                    ? SiloProcess.StartUnder(command, options, output)
+                    : output is null ? SiloProcess.Start(options) : SiloProcess.Start(options, output);
                 processes.Add(process);
                 return process;
             }

@@ -30,14 +30,23 @@ public sealed class SiloProcess : IDisposable
     private readonly TaskCompletionSource<SiloReadyLine> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private SiloProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment, Action<string>? onOutput)
+    private SiloProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment, Action<string>? onOutput,
+        IReadOnlyList<string>? launcher = null)
     {
-        var start = new ProcessStartInfo(DotnetHost)
+        // A launcher runs the dotnet host as its command (ip netns exec NS dotnet ...); it must replace
+        // itself with that command (exec), so that this process id is the silo's and killing it kills the silo.
+        bool launched = launcher is { Count: > 0 };
+        var start = new ProcessStartInfo(launched ? launcher![0] : DotnetHost)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (launched)
+        {
+            foreach (var arg in launcher!.Skip(1)) start.ArgumentList.Add(arg);
+            start.ArgumentList.Add(DotnetHost);
+        }
         start.ArgumentList.Add(SiloAssembly);
         foreach (var arg in args) start.ArgumentList.Add(arg);
         // The silo gets exactly the options on its command line: our own FTPCLUSTER_* settings (a redis
@@ -106,6 +115,18 @@ public sealed class SiloProcess : IDisposable
     public static SiloProcess Start(FtpClusterSiloOptions options, Action<string> onOutput) => new(options.ToCommandLine(), null, onOutput);
 
     public static SiloProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) => new(args, environment, null);
+
+    /// <summary>
+    /// A silo whose dotnet host runs under <paramref name="launcher"/>, a command line that ends by
+    /// executing the command appended to it in place of itself: <c>ip netns exec NS</c> runs the silo in
+    /// network namespace NS.
+    /// </summary>
+    /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
+    public static SiloProcess StartUnder(IReadOnlyList<string> launcher, FtpClusterSiloOptions options, Action<string>? onOutput = null)
+    {
+        if (launcher.Count == 0) throw new ArgumentException("a launcher needs at least a program", nameof(launcher));
+        return new(options.ToCommandLine(), null, onOutput, launcher);
+    }
 
     /// <summary>The silo's ready line; throws with its output if it exits first or takes longer than <see cref="StartTimeout"/>.</summary>
     public async Task<SiloReadyLine> WaitReadyAsync(CancellationToken cancellationToken = default)

@@ -47,7 +47,7 @@ internal static class ClusterCommand
     private static async Task<int> UpAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire)
     {
         using var interruption = new Interruption();
-        using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, interruption.Token);
+        using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, cancellationToken: interruption.Token);
         foreach (var silo in cluster.Silos)
             Console.WriteLine($"silo {silo.Ready.NodeName}  silo {silo.Ready.Silo}  gateway {silo.Ready.Gateway}  pid {silo.Ready.ProcessId}");
         string gateways = string.Join(",", cluster.Gateways);

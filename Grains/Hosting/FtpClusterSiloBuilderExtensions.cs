@@ -29,6 +29,8 @@ public static class FtpClusterSiloBuilderExtensions
             cluster.ServiceId = options.ServiceId;
         });
         builder.Configure<SiloOptions>(silo => silo.SiloName = options.NodeName);
+        // Not listenOnAnyHostAddress: the silo binds the advertised address alone, so silos on one host
+        // (each in its own network namespace, or on addresses of their own) keep to their own addresses.
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
             builder.UseRedisClustering(options.RedisConnectionString!);

@@ -28,7 +28,10 @@ public sealed partial class FtpClusterSiloOptions
     /// <summary>Port clients connect to. Default 30000.</summary>
     public int GatewayPort { get; set; } = 30000;
 
-    /// <summary>The IP address other silos and clients reach this silo at. Default 127.0.0.1 (one machine).</summary>
+    /// <summary>
+    /// The IP address this silo listens on, silo and gateway ports both, and that other silos and clients
+    /// reach it at (it is what the silo advertises in the membership). Default 127.0.0.1 (one machine).
+    /// </summary>
     public string AdvertisedAddress { get; set; } = "127.0.0.1";
 
     /// <summary>

@@ -54,6 +54,18 @@ public sealed class SiloCommandLineTests
     }
 
     [Fact]
+    public void A_silo_on_an_address_of_its_own_joins_a_primary_on_another()
+    {
+        var options = Parse("--node-name b --advertised-address 10.231.7.11 --primary 10.231.7.10:11111");
+
+        Assert.Equal("10.231.7.11:11111", options.GetSiloEndpoint().ToString());
+        Assert.Equal("10.231.7.10:11111", options.GetPrimaryEndpoint().ToString());
+        var fromEnvironment = Parse("", new Hashtable { ["FTPCLUSTER_ADVERTISED_ADDRESS"] = "10.231.7.12" });
+        Assert.Equal("10.231.7.12:11111", fromEnvironment.GetSiloEndpoint().ToString());
+        Assert.Equal("10.231.7.12:11111", fromEnvironment.GetPrimaryEndpoint().ToString());
+    }
+
+    [Fact]
     public void Redis_clustering_takes_its_connection_string()
     {
         var options = Parse("--clustering redis --redis=10.0.0.9:6379,password=secret");
@@ -89,7 +101,7 @@ public sealed class SiloCommandLineTests
     {
         var written = new FtpClusterSiloOptions
         {
-            NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, PrimarySiloEndpoint = "127.0.0.1:4000",
+            NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, AdvertisedAddress = "10.231.7.11", PrimarySiloEndpoint = "10.231.7.10:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
             ParentProcessId = 4242,
         };
