@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Pipeline;
 using Xunit.Abstractions;
@@ -7,7 +8,7 @@ namespace FtpCluster.Cluster.Tests;
 
 /// <summary>
 /// The project's wire counters against the kernel's: the same requests through three stages, one silo
-/// per network namespace, with f32, f16 and int8 on the wire. The encodings change the bytes the stages
+/// per network namespace, with f32, f16 and int8 on the wire, and int8 with FTP pruning (fewer rows). The encodings change the bytes the stages
 /// count by up to 3.6x, and the bytes the kernel counted leaving each stage silo's interface must follow.
 /// </summary>
 public sealed class KernelTrafficTests(NamespacedCluster cluster, ITestOutputHelper output)
@@ -74,13 +75,14 @@ public sealed class KernelTrafficTests(NamespacedCluster cluster, ITestOutputHel
         // stage, cache releases, replies to the client) lands on the same interface in each run.
         var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>($"kernel-traffic-{Guid.NewGuid():N}");
 
-        async Task<TrafficRun> Run(string wire)
+        async Task<TrafficRun> Run(string wire, string? router = null)
         {
-            var stages = await coordinator.Deploy(new DeploymentRequest(_modelDirectory, Stages: 3, Wire: wire));
+            var stages = await coordinator.Deploy(new DeploymentRequest(_modelDirectory, Stages: 3, Wire: wire,
+                Router: router, StageAwareRouting: router is not null));
             Assert.Equal(NamespacedCluster.NodeNames, stages.Select(s => s.NodeName));
             // Warm-up: the first calls between new stage grains look up and cache each other's activations.
             await coordinator.Generate(new GenerationRequest([1, 2, 3], MaxTokens: 1, StopTokens: []));
-            var run = await meter.MeasureAsync(wire, coordinator, () => Task.WhenAll(requests.Select(coordinator.Generate)));
+            var run = await meter.MeasureAsync(router is null ? wire : $"{wire} pruned", coordinator, () => Task.WhenAll(requests.Select(coordinator.Generate)));
             output.WriteLine(run.ToString());
             return run;
         }
@@ -90,7 +92,11 @@ public sealed class KernelTrafficTests(NamespacedCluster cluster, ITestOutputHel
         var dense = await Run("f32");
         var overhead = ProtocolOverhead.Fit(dense, idle);
         output.WriteLine(overhead.ToString());
-        var narrower = new[] { await Run("f16"), await Run("int8") };
+        // FTP at 40% (a static router, stage-aware): prompt rows that no later block computes never cross.
+        string router = Path.Combine(_modelDirectory, "router.json");
+        using (var checkpoint = Checkpoint.Open(_modelDirectory))
+            RouterArtifact.From(new StaticRouter(), SparsitySchedule.TrafficAware(0.4, Model.Layers, 3), ModelFingerprint.Of(checkpoint)).Save(router);
+        var narrower = new[] { await Run("f16"), await Run("int8"), await Run("int8", router) };
 
         // The stage silos a and b send activations, the last stage's silo c sends none.
         Assert.Equal(["a", "b"], overhead.Ratios.Keys.Order());
@@ -107,6 +113,7 @@ public sealed class KernelTrafficTests(NamespacedCluster cluster, ITestOutputHel
             Assert.InRange(narrower[0].Node(node).ProjectBytes, 0.45 * DenseBytes(node), 0.55 * DenseBytes(node));
             Assert.InRange(narrower[1].Node(node).ProjectBytes, 0.25 * DenseBytes(node), 0.32 * DenseBytes(node));
         });
+        Assert.True(narrower[2].Nodes.Sum(n => n.ProjectBytes) < 0.7 * narrower[1].Nodes.Sum(n => n.ProjectBytes), "pruning sent fewer rows");
         var verdicts = narrower.SelectMany(run => overhead.Check(run, Tolerance)).ToArray();
         foreach (var verdict in verdicts) output.WriteLine(verdict.Explanation);
         Assert.True(verdicts.All(v => v.Passed), string.Join(Environment.NewLine, verdicts.Where(v => !v.Passed).Select(v => v.Explanation)));
