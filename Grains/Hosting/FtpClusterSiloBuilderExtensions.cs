@@ -14,6 +14,9 @@ namespace FtpCluster.Grains.Hosting;
 /// </summary>
 public static class FtpClusterSiloBuilderExtensions
 {
+    /// <summary>The grain storage that holds each deployment's request and current plan.</summary>
+    public const string DeploymentStorage = "ftpcluster-deployments";
+
     /// <summary>
     /// Configures identity, endpoints and clustering from <paramref name="options"/>, publishes this
     /// silo's node name, device, memory budget and capacity as silo metadata, opens the compute device
@@ -32,10 +35,19 @@ public static class FtpClusterSiloBuilderExtensions
         // Not listenOnAnyHostAddress: the silo binds the advertised address alone, so silos on one host
         // (each in its own network namespace, or on addresses of their own) keep to their own addresses.
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
+        // Deployments (each coordinator's request and plan) are kept where the membership is: with redis
+        // clustering they outlive any silo; in development they live in memory on one of the silos.
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
+        {
             builder.UseRedisClustering(options.RedisConnectionString!);
+            builder.AddRedisGrainStorage(DeploymentStorage,
+                redis => redis.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(options.RedisConnectionString!));
+        }
         else
+        {
             builder.UseDevelopmentClustering(options.PrimarySiloEndpoint is null ? null : options.GetPrimaryEndpoint());
+            builder.AddMemoryGrainStorage(DeploymentStorage);
+        }
 
         builder.UseSiloMetadata(FtpClusterNode.ToMetadata(options));
         builder.ConfigureServices(services =>

@@ -108,9 +108,25 @@ public interface ICoordinatorGrain : IGrainWithStringKey
 /// the new stages' empty caches before going on. Sampling depends only on (seed, draw), and an f32
 /// wire is exact, so the output is the one a fault-free run gives.
 /// </remarks>
+/// <summary>
+/// What a coordinator keeps in grain storage: a new activation of it (after its silo died, or after the
+/// directory lost its entry) picks up the deployment and its current plan instead of starting empty.
+/// </summary>
+[GenerateSerializer]
+[Alias("FtpCluster.DeploymentRecord")]
+public sealed class DeploymentRecord
+{
+    [Id(0)] public DeploymentRequest? Request { get; set; }
+    [Id(1)] public DeployedStage[] Stages { get; set; } = [];
+    [Id(2)] public int Placements { get; set; }
+    [Id(3)] public string[] LostNodes { get; set; } = [];
+}
+
 [Reentrant]
-[CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here
-internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, ILogger<CoordinatorGrain> logger)
+[CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here (and in storage)
+internal sealed class CoordinatorGrain(
+    FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, ILogger<CoordinatorGrain> logger,
+    [PersistentState("deployment", FtpClusterSiloBuilderExtensions.DeploymentStorage)] IPersistentState<DeploymentRecord> record)
     : Grain, ICoordinatorGrain
 {
     /// <summary>How long recovery from a lost silo may take before the request fails.</summary>
@@ -145,10 +161,40 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
 
     private ModelConfig Config => _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
 
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (record.State.Request is not { } request) return;
+        try
+        {
+            ReadModel(request);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException)
+        {
+            logger.LogWarning("Deployment {Deployment}: the stored deployment of {Model} cannot be resumed ({Error}); it must be deployed again",
+                this.GetPrimaryKeyString(), request.ModelPath, e.Message);
+            return;
+        }
+        (_request, _stages, _placements) = (request, record.State.Stages, record.State.Placements);
+        _lostNodes.UnionWith(record.State.LostNodes);
+        logger.LogInformation("Deployment {Deployment}: resumed on {Node} with its stored plan: {Plan}", this.GetPrimaryKeyString(),
+            localNode.NodeName, string.Join(", ", _stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
+        await base.OnActivateAsync(cancellationToken);
+    }
+
     public async Task<DeployedStage[]> Deploy(DeploymentRequest request)
     {
         if (request.Stages < 1) throw new ArgumentException($"a deployment needs at least one stage, got {request.Stages}");
         WireEncodings.Parse(request.Wire);
+        ReadModel(request);
+        _request = request;
+        _stages = await Place(firstPlacement: true);
+        await SaveDeployment();
+        return _stages;
+    }
+
+    /// <summary>The model's shape and costs: its config, bytes per layer, and with a router each layer's share of the tokens.</summary>
+    private void ReadModel(DeploymentRequest request)
+    {
         try
         {
             using var checkpoint = Checkpoint.Open(request.ModelPath);
@@ -163,9 +209,27 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
             // Compute has no Orleans codecs: carry the message (file and tensor) alone, in an exception that has one.
             throw new InvalidOperationException(e.Message);
         }
-        _request = request;
-        _stages = await Place(firstPlacement: true);
-        return _stages;
+    }
+
+    private async Task SaveDeployment()
+    {
+        var state = new DeploymentRecord
+        {
+            Request = _request, Stages = _stages, Placements = _placements, LostNodes = [.. _lostNodes.Order(StringComparer.Ordinal)],
+        };
+        record.State = state;
+        try
+        {
+            await record.WriteStateAsync();
+        }
+        catch (Orleans.Storage.InconsistentStateException)
+        {
+            // The store lost or changed the record (development storage lives on a silo that may have died):
+            // take its version and write ours over it.
+            await record.ReadStateAsync();
+            record.State = state;
+            await record.WriteStateAsync();
+        }
     }
 
     /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains.</summary>
@@ -340,6 +404,7 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
                     // The new plan and its epoch take effect together, once every stage has loaded.
                     var stages = await Place(firstPlacement: false);
                     (_stages, _epoch) = (stages, _epoch + 1);
+                    await SaveRecoveredDeployment();
                     logger.LogWarning("Deployment {Deployment}: re-planned without {Lost}: {Plan}", this.GetPrimaryKeyString(),
                         string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
                     break;
@@ -365,6 +430,20 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
         finally
         {
             _recovery = null;
+        }
+    }
+
+    /// <summary>The new plan works whether or not it could be stored; a failure to store it costs only a later re-deploy.</summary>
+    private async Task SaveRecoveredDeployment()
+    {
+        try
+        {
+            await SaveDeployment();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogWarning("Deployment {Deployment}: the new plan could not be stored ({Error}); a new coordinator activation would need it deployed again",
+                this.GetPrimaryKeyString(), e.Message);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -76,6 +77,82 @@ public sealed class RedisClusteringTests
     }
 }
 
+/// <summary>
+/// Production clustering keeps each deployment (request and current plan) in Redis as well: when the
+/// silo holding the coordinator dies, the next call starts a new coordinator on a survivor that resumes
+/// the stored plan (re-planning if a stage was on the dead silo too) instead of starting empty.
+/// </summary>
+public sealed class RedisDeploymentTests
+{
+    private static readonly string[] NodeNames = ["r1", "r2", "r3"];
+
+    [RedisServerAndSharedModelsFact]
+    public async Task A_deployment_outlives_the_silo_of_its_coordinator()
+    {
+        string model = Compute.Tests.SharedModels.PathTo("stories260K", "stories260K.bin");
+        using var redis = await RedisServer.StartAsync();
+        string clusterId = $"test-{Guid.NewGuid():N}";
+        int[] ports = SiloProcess.FreeLoopbackPorts(2 * NodeNames.Length);
+        var options = NodeNames.Select((node, i) => new FtpClusterSiloOptions
+        {
+            NodeName = node, SiloPort = ports[2 * i], GatewayPort = ports[2 * i + 1],
+            Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
+            ClusterId = clusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
+        }).ToArray();
+        var silos = options.Select(SiloProcess.Start).ToArray();
+        try
+        {
+            await Task.WhenAll(silos.Select(s => s.WaitReadyAsync()));
+            using var client = new HostBuilder()
+                .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
+                .UseOrleansClient(c => c
+                    .UseRedisClustering(redis.ConnectionString)
+                    .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = (clusterId, options[0].ServiceId)))
+                .Build();
+            await client.StartAsync();
+            var grains = client.Services.GetRequiredService<IClusterClient>();
+
+            string deployment = $"durable-{Guid.NewGuid():N}";
+            var coordinator = grains.GetGrain<ICoordinatorGrain>(deployment);
+            var planned = await coordinator.Deploy(new DeploymentRequest(model, Stages: 2));
+            var request = new GenerationRequest([1, 461, 401], MaxTokens: 30, StopTokens: []);
+            var before = await coordinator.Generate(request);
+
+            string home = await coordinator.NodeName();
+            silos[Array.IndexOf(NodeNames, home)].Dispose();
+            // Once the survivors have declared it dead, a call finds no activation and starts a new one.
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while ((await grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes()).Any(n => n.NodeName == home))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"silo {home} was never declared dead");
+                await Task.Delay(200);
+            }
+
+            var after = await coordinator.Generate(request).WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.NotEqual(home, await coordinator.NodeName());
+            Assert.Equal(before.Ids, after.Ids);
+            // The plan came from storage: the same split, or (if a stage was on the dead silo) a re-plan of it.
+            // The stage grains may be new ones (placed again): their directory entries can die with the silo.
+            Assert.DoesNotContain(home, after.Stages.Select(s => s.NodeName));
+            if (!planned.Any(s => s.NodeName == home))
+                Assert.Equal(planned.Select(s => (s.NodeName, s.FirstLayer, s.EndLayer)), after.Stages.Select(s => (s.NodeName, s.FirstLayer, s.EndLayer)));
+
+            using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await client.StopAsync(stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        finally
+        {
+            foreach (var silo in silos) silo.Dispose();
+        }
+    }
+}
+
 /// <summary>A fact that is skipped, saying why, when <c>redis-server</c> is not on PATH.</summary>
 public sealed class RedisServerFactAttribute : FactAttribute
 {
@@ -83,6 +160,15 @@ public sealed class RedisServerFactAttribute : FactAttribute
     {
         if (RedisServer.Executable is null)
             Skip = "redis-server is not on PATH (Debian: apt-get install -y redis-server); redis clustering is not tested";
+    }
+}
+
+/// <summary>A redis fact that runs a test model, so it also needs ../shared.</summary>
+public sealed class RedisServerAndSharedModelsFactAttribute : FactAttribute
+{
+    public RedisServerAndSharedModelsFactAttribute()
+    {
+        Skip = new RedisServerFactAttribute().Skip ?? new Compute.Tests.SharedModelsFactAttribute().Skip;
     }
 }
 
