@@ -1,5 +1,6 @@
 using System.Net;
 using FtpCluster.Grains.Placement;
+using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
@@ -15,9 +16,10 @@ namespace FtpCluster.Grains.Hosting;
 public static class FtpClusterSiloBuilderExtensions
 {
     /// <summary>
-    /// Configures identity, endpoints and clustering from <paramref name="options"/>, publishes this
-    /// silo's node name, device, memory budget and capacity as silo metadata, opens the compute device
-    /// when the silo starts, and registers node-pinned placement.
+    /// Configures identity, endpoints and clustering from <paramref name="options"/> and the message size
+    /// limit from <see cref="MessageLimits"/>, publishes this silo's node name, device, memory budget and
+    /// capacity as silo metadata, opens the compute device when the silo starts, and registers
+    /// node-pinned placement.
     /// </summary>
     /// <exception cref="ArgumentException">An option is invalid (see <see cref="FtpClusterSiloOptions.Validate"/>).</exception>
     public static ISiloBuilder AddFtpCluster(this ISiloBuilder builder, FtpClusterSiloOptions options)
@@ -29,6 +31,8 @@ public static class FtpClusterSiloBuilderExtensions
             cluster.ServiceId = options.ServiceId;
         });
         builder.Configure<SiloOptions>(silo => silo.SiloName = options.NodeName);
+        // Stated rather than left to Orleans' default: deployments check their packet limit against it.
+        builder.Configure<SiloMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes);
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
             builder.UseRedisClustering(options.RedisConnectionString!);

@@ -5,13 +5,19 @@ using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Planning;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Configuration;
 
 namespace FtpCluster.Grains.Pipeline;
 
 /// <param name="Stages">How many stages (and silos) to spread the layers over.</param>
 /// <param name="Storage">Weight storage type for every stage; null keeps the file's.</param>
 /// <param name="Wire">Activation encoding between stages: f32, f16, bf16, int8 or int8-row.</param>
+/// <param name="MaxMessageBytes">
+/// The largest activation packet (and logits reply) a stage sends; at most Orleans' message body limit less
+/// <see cref="MessageLimits.EnvelopeBytes"/>.
+/// </param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeploymentRequest")]
 public sealed record DeploymentRequest(
@@ -19,7 +25,7 @@ public sealed record DeploymentRequest(
     [property: Id(1)] int Stages,
     [property: Id(2)] string Wire = "f32",
     [property: Id(3)] string? Storage = null,
-    [property: Id(4)] int MaxMessageBytes = 32 << 20);
+    [property: Id(4)] int MaxMessageBytes = MessageLimits.DefaultPacketBytes);
 
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeployedStage")]
@@ -95,7 +101,8 @@ public interface ICoordinatorGrain : IGrainWithStringKey
 /// </remarks>
 [Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here
-internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, ILogger<CoordinatorGrain> logger)
+internal sealed class CoordinatorGrain(
+    FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, IOptions<SiloMessagingOptions> messaging, ILogger<CoordinatorGrain> logger)
     : Grain, ICoordinatorGrain
 {
     /// <summary>How long recovery from a lost silo may take before the request fails.</summary>
@@ -130,6 +137,12 @@ internal sealed class CoordinatorGrain(FtpClusterNodeDirectory nodes, FtpCluster
     {
         if (request.Stages < 1) throw new ArgumentException($"a deployment needs at least one stage, got {request.Stages}");
         WireEncodings.Parse(request.Wire);
+        // Orleans closes a connection that carries a message over its limit: packets must stay under it.
+        int orleansLimit = messaging.Value.MaxMessageBodySize;
+        int packetLimit = orleansLimit - MessageLimits.EnvelopeBytes;
+        if (request.MaxMessageBytes < 1 || request.MaxMessageBytes > packetLimit)
+            throw new ArgumentException($"a deployment's message limit must be 1 to {packetLimit} bytes (Orleans' message body limit of " +
+                $"{orleansLimit} less {MessageLimits.EnvelopeBytes} for the rest of a step's message), got {request.MaxMessageBytes}");
         try
         {
             using var checkpoint = Checkpoint.Open(request.ModelPath);
