@@ -163,6 +163,12 @@ internal static class BenchCommand
     }
 
     /// <summary>
+    /// bench transport's limit on --seconds: the client waits for each measurement (a tenth more for the
+    /// warm-up) under Orleans' 30 s response timeout.
+    /// </summary>
+    private const double MaxTransportSeconds = 20;
+
+    /// <summary>
     /// Activation transport between silos: a probe grain on each silo sends packets to a sink grain on the
     /// next and times its own calls, per boundary, packet size and number of packets in flight.
     /// </summary>
@@ -171,15 +177,14 @@ internal static class BenchCommand
         var a = new Arguments(args, new HashSet<string> { "json" });
         if (a.Has("wire")) throw new UsageException("bench transport sends raw bytes: --wire does not apply");
         var target = ClusterTarget.Read(a) ?? new ClusterTarget(2, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
-        int[] sizes = ParseList(a.String("sizes") ?? "1MiB,8MiB", "sizes", ParseByteSize);
-        int[] inFlight = ParseList(a.String("in-flight") ?? "1,4", "in-flight", ParseCount);
+        int[] sizes = ParseList(a.String("sizes") ?? "1MiB,8MiB", "sizes", "a size (e.g. 1MiB, 512KiB, 1MB, 4096)", ParseByteSize);
+        int[] inFlight = ParseList(a.String("in-flight") ?? "1,4", "in-flight", "a positive count", ParseCount);
         double seconds = a.Float("seconds", 3);
         bool json = a.Flag("json");
         a.RejectUnknown();
         if (target.Stages is < 2) throw new UsageException($"a boundary needs two silos: --stages must be at least 2, got {target.Stages}");
-        if (sizes.FirstOrDefault(s => s > MessageLimits.MaxPacketBytes) is var tooLarge and > 0)
-            throw new UsageException($"--sizes: {tooLarge} bytes is over the largest packet a deployment may send ({MessageLimits.MaxPacketBytes} bytes)");
-        // The client waits for each measurement under Orleans' 30 s response timeout (warm-up included).
+        if (sizes.Max() > MessageLimits.MaxPacketBytes)
+            throw new UsageException($"--sizes: {sizes.Max()} bytes is over the largest packet a deployment may send ({MessageLimits.MaxPacketBytes} bytes)");
         if (seconds is not (> 0 and <= MaxTransportSeconds))
             throw new UsageException($"--seconds must be above 0 and at most {MaxTransportSeconds}, got {seconds}");
 
@@ -243,13 +248,12 @@ internal static class BenchCommand
         return 0;
     }
 
-    private const double MaxTransportSeconds = 20;
-
-    private static T[] ParseList<T>(string text, string option, Func<string, T?> parse) where T : struct
+    /// <summary>Comma-separated values of one option; <paramref name="what"/> describes a valid one for the error.</summary>
+    private static T[] ParseList<T>(string text, string option, string what, Func<string, T?> parse) where T : struct
     {
         var items = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (items.Length == 0) throw new UsageException($"--{option} needs at least one value");
-        return [.. items.Select(item => parse(item) ?? throw new UsageException($"--{option}: '{item}' is not {(option == "sizes" ? "a size (e.g. 1MiB, 512KiB, 1MB, 4096)" : "a positive count")}"))];
+        return [.. items.Select(item => parse(item) ?? throw new UsageException($"--{option}: '{item}' is not {what}"))];
     }
 
     private static int? ParseCount(string text) =>
