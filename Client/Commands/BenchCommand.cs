@@ -168,6 +168,9 @@ internal static class BenchCommand
     /// </summary>
     private const double MaxTransportSeconds = 20;
 
+    /// <summary>The loopback baseline's larger read: what reads beyond Orleans' 4 KiB would give.</summary>
+    private const int LargeLoopbackReadBytes = 64 << 10;
+
     /// <summary>
     /// Activation transport between silos: a probe grain on each silo sends packets to a sink grain on the
     /// next and times its own calls, per boundary, packet size and number of packets in flight.
@@ -208,6 +211,10 @@ internal static class BenchCommand
                     results.Add(await probe.Measure(new TransportProbeRequest(sinkKey, size, packets, seconds)).WaitAsync(interruption.Token));
             boundaries.Add((nodes[i], nodes[i + 1], [.. results]));
         }
+        // The machine's own loopback ceiling, under the load of the moment: Orleans' read size and a larger one.
+        var loopback = new[] { LoopbackStreamBenchmark.OrleansReadBytes, LargeLoopbackReadBytes }
+            .Select(readBytes => (ReadBytes: readBytes, BytesPerSecond: LoopbackStreamBenchmark.BytesPerSecond(readBytes, TimeSpan.FromSeconds(seconds))))
+            .ToArray();
 
         if (json)
         {
@@ -237,6 +244,7 @@ internal static class BenchCommand
                         r.CpuSecondsPerGigabyte,
                     }),
                 }),
+                LoopbackTcp = loopback.Select(l => new { l.ReadBytes, GbPerSecond = l.BytesPerSecond / 1e9 }),
             });
             return 0;
         }
@@ -245,6 +253,8 @@ internal static class BenchCommand
         foreach (var (source, targetNode, results) in boundaries)
             foreach (var r in results)
                 Console.WriteLine($"{source + " -> " + targetNode,-9} {FormatBytes(r.PacketBytes),-10} {r.InFlight,9} {r.BytesPerSecond / 1e6,8:F1} {r.BytesPerSecond / 1e9,6:F2} {r.PacketsPerSecond,10:F1} {r.LatencyP50Milliseconds,17:F2} {r.CpuSecondsPerGigabyte,9:F2}");
+        Console.WriteLine("loopback TCP in this process, no Orleans: " + string.Join(", ", loopback.Select(l =>
+            $"{FormatBytes(l.ReadBytes)} reads{(l.ReadBytes == LoopbackStreamBenchmark.OrleansReadBytes ? " (as Orleans' transport)" : "")} {l.BytesPerSecond / 1e9:F2} GB/s")));
         return 0;
     }
 

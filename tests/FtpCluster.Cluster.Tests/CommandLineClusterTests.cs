@@ -128,6 +128,9 @@ public sealed class CommandLineClusterTests
                 Assert.True(result.GetProperty("gb_per_second").GetDouble() > 0);
             }
         }
+        var loopback = json.GetProperty("loopback_tcp").EnumerateArray().ToArray();
+        Assert.Equal([4 << 10, 64 << 10], loopback.Select(l => l.GetProperty("read_bytes").GetInt32()));
+        Assert.All(loopback, l => Assert.True(l.GetProperty("gb_per_second").GetDouble() > 0));
     }
 
     [Theory]
