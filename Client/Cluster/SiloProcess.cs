@@ -105,6 +105,11 @@ public sealed class SiloProcess : IDisposable
     /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
     public static SiloProcess Start(FtpClusterSiloOptions options, Action<string> onOutput) => new(options.ToCommandLine(), null, onOutput);
 
+    /// <param name="environment">Variables set for the silo on top of the ones it inherits.</param>
+    /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
+    public static SiloProcess Start(FtpClusterSiloOptions options, IReadOnlyDictionary<string, string> environment, Action<string>? onOutput) =>
+        new(options.ToCommandLine(), environment, onOutput);
+
     public static SiloProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) => new(args, environment, null);
 
     /// <summary>The silo's ready line; throws with its output if it exits first or takes longer than <see cref="StartTimeout"/>.</summary>

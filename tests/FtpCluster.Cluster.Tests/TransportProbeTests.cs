@@ -1,3 +1,4 @@
+using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Benchmarks;
 using FtpCluster.Grains.Placement;
 
@@ -38,6 +39,18 @@ public sealed class TransportProbeTests(ThreeSiloCluster cluster) : IClassFixtur
         Assert.True(measured.LatencyP50Milliseconds <= measured.LatencyP90Milliseconds);
         Assert.True(measured.LatencyP90Milliseconds <= measured.LatencyMaxMilliseconds);
         Assert.True(measured.SenderCpuSeconds >= 0 && measured.ReceiverCpuSeconds >= 0);
+    }
+
+    [Fact]
+    public void Embedded_silos_run_without_thread_pool_spinning()
+    {
+        if (!OperatingSystem.IsLinux()) return; // read through /proc
+        string expected = Environment.GetEnvironmentVariable(EmbeddedCluster.ThreadPoolSpinLimitVariable) ?? "0";
+        foreach (var silo in cluster.Nodes.Values)
+        {
+            var environment = File.ReadAllText($"/proc/{silo.Process.ProcessId}/environ").Split('\0');
+            Assert.Contains($"{EmbeddedCluster.ThreadPoolSpinLimitVariable}={expected}", environment);
+        }
     }
 
     [Fact]
