@@ -26,6 +26,8 @@ const string Usage = """
       bench wire [--hidden N] [--seconds S] [--json]
       bench pipeline --model PATH (--stages N | --cluster HOST:PORT) [--prompt-tokens N] [--reps N] [--sequences N]
                      [--gen-tokens N] [--wire W] [--json]
+      bench transport [--stages N | --cluster HOST:PORT [--stages N]] [--sizes 1MiB,8MiB] [--in-flight 1,4]
+                      [--seconds S] [--json]
       models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N)
                    [--arch llama|mistral|qwen2] [--dtype f32|f16|bf16] [--seed S] --out DIR
       models info PATH [--json]
@@ -43,6 +45,7 @@ try
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),
         ["bench", "wire", .. var rest] => BenchCommand.Wire(rest),
         ["bench", "pipeline", .. var rest] => await BenchCommand.Pipeline(rest),
+        ["bench", "transport", .. var rest] => await BenchCommand.Transport(rest),
         ["models", "synth", .. var rest] => ModelsCommand.Synth(rest),
         ["models", "info", .. var rest] => ModelsCommand.Info(rest),
         ["--help" or "-h" or "help"] => PrintUsage(Console.Out, 0),

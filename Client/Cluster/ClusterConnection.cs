@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using FtpCluster.Grains.Wire;
 using Orleans.Configuration;
 
 namespace FtpCluster.Client.Cluster;
@@ -31,7 +32,10 @@ public sealed class ClusterConnection : IAsyncDisposable
                 {
                     cluster.ClusterId = clusterId;
                     cluster.ServiceId = serviceId;
-                }))
+                })
+                // The silos' limit: the largest replies (a score's logits) are checked against a deployment's
+                // packet limit, which stays under it.
+                .Configure<ClientMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes))
             .Build();
         try
         {

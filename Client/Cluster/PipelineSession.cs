@@ -1,4 +1,3 @@
-using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using FtpCluster.Client.Commands;
@@ -22,21 +21,19 @@ internal sealed record PipelineTraffic(string Deployment, StageSummary[] Stages,
 /// </summary>
 internal sealed class PipelineSession : IAsyncDisposable
 {
-    private readonly EmbeddedCluster? _cluster;
-    private readonly ClusterConnection _connection;
+    private readonly CommandCluster _cluster;
     private readonly long[] _bytesBefore;
 
-    private PipelineSession(EmbeddedCluster? cluster, ClusterConnection connection, string deploymentId, long[] bytesBefore)
+    private PipelineSession(CommandCluster cluster, string deploymentId, long[] bytesBefore)
     {
         _cluster = cluster;
-        _connection = connection;
         _bytesBefore = bytesBefore;
         DeploymentId = deploymentId;
     }
 
     public string DeploymentId { get; }
 
-    public ICoordinatorGrain Coordinator => _connection.Client.GetGrain<ICoordinatorGrain>(DeploymentId);
+    public ICoordinatorGrain Coordinator => _cluster.Client.GetGrain<ICoordinatorGrain>(DeploymentId);
 
     /// <summary>
     /// A name for the deployment of one model file with one stage count, wire encoding and weight type,
@@ -60,35 +57,16 @@ internal sealed class PipelineSession : IAsyncDisposable
     /// <summary>Starts or connects to the cluster and makes sure the deployment is there.</summary>
     public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, PruningOptions? pruning, CancellationToken cancellationToken)
     {
-        EmbeddedCluster? cluster = null;
-        ClusterConnection? connection = null;
+        var cluster = await CommandCluster.OpenAsync(target, silo =>
+        {
+            silo.Device = model.DeviceName;
+            silo.Threads = model.Threads;
+        }, cancellationToken);
         try
         {
-            IPEndPoint[] gateways;
-            string clusterId = target.ClusterId;
-            if (target.Gateways is null)
-            {
-                var silos = EmbeddedCluster.LocalSiloOptions(target.Stages!.Value, $"ftpcluster-embedded-{Environment.ProcessId}");
-                foreach (var silo in silos)
-                {
-                    silo.Device = model.DeviceName;
-                    silo.Threads = model.Threads;
-                }
-                cluster = await EmbeddedCluster.StartAsync(silos, cancellationToken: cancellationToken);
-                foreach (var silo in cluster.Silos)
-                    Console.Error.WriteLine($"cluster: silo {silo.Ready.NodeName} pid {silo.Ready.ProcessId} gateway {silo.Ready.Gateway}");
-                gateways = [.. cluster.Gateways];
-                clusterId = cluster.ClusterId;
-            }
-            else
-            {
-                gateways = await ClusterTarget.ResolveAsync(target.Gateways, cancellationToken);
-            }
-            connection = await ClusterConnection.ConnectAsync(gateways, clusterId, cancellationToken: cancellationToken);
-
-            int stages = target.Stages ?? (await connection.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
+            int stages = target.Stages ?? (await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
             string deploymentId = DeploymentIdFor(model.ModelPath, stages, target.Wire, model.Storage, pruning);
-            var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(deploymentId);
+            var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(deploymentId);
             // A coordinator that was never deployed (or was deactivated since) reports no stages.
             var reports = await coordinator.Reports().WaitAsync(cancellationToken);
             if (reports.Length != stages)
@@ -101,12 +79,11 @@ internal sealed class PipelineSession : IAsyncDisposable
             }
             Console.Error.WriteLine($"deployment {deploymentId}: "
                 + string.Join(", ", reports.Select(r => $"stage {r.Index} on {r.NodeName} layers [{r.FirstLayer}, {r.EndLayer})")));
-            return new PipelineSession(cluster, connection, deploymentId, [.. reports.Select(r => r.BytesSent)]);
+            return new PipelineSession(cluster, deploymentId, [.. reports.Select(r => r.BytesSent)]);
         }
         catch
         {
-            if (connection is not null) await connection.DisposeAsync();
-            cluster?.Dispose();
+            await cluster.DisposeAsync();
             throw;
         }
     }
@@ -124,9 +101,5 @@ internal sealed class PipelineSession : IAsyncDisposable
         return new PipelineTraffic(DeploymentId, stages, wireBytes);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _connection.DisposeAsync();
-        _cluster?.Dispose();
-    }
+    public ValueTask DisposeAsync() => _cluster.DisposeAsync();
 }

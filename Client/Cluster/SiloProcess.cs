@@ -114,6 +114,11 @@ public sealed class SiloProcess : IDisposable
     /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
     public static SiloProcess Start(FtpClusterSiloOptions options, Action<string> onOutput) => new(options.ToCommandLine(), null, onOutput);
 
+    /// <param name="environment">Variables set for the silo on top of the ones it inherits.</param>
+    /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
+    public static SiloProcess Start(FtpClusterSiloOptions options, IReadOnlyDictionary<string, string> environment, Action<string>? onOutput) =>
+        new(options.ToCommandLine(), environment, onOutput);
+
     public static SiloProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) => new(args, environment, null);
 
     /// <summary>
@@ -121,11 +126,13 @@ public sealed class SiloProcess : IDisposable
     /// executing the command appended to it in place of itself: <c>ip netns exec NS</c> runs the silo in
     /// network namespace NS.
     /// </summary>
+    /// <param name="environment">Variables set for the silo on top of the ones it inherits (the launcher passes them on).</param>
     /// <param name="onOutput">Called with every line the silo prints, stdout and stderr, as it arrives.</param>
-    public static SiloProcess StartUnder(IReadOnlyList<string> launcher, FtpClusterSiloOptions options, Action<string>? onOutput = null)
+    public static SiloProcess StartUnder(IReadOnlyList<string> launcher, FtpClusterSiloOptions options,
+        IReadOnlyDictionary<string, string>? environment = null, Action<string>? onOutput = null)
     {
         if (launcher.Count == 0) throw new ArgumentException("a launcher needs at least a program", nameof(launcher));
-        return new(options.ToCommandLine(), null, onOutput, launcher);
+        return new(options.ToCommandLine(), environment, onOutput, launcher);
     }
 
     /// <summary>The silo's ready line; throws with its output if it exits first or takes longer than <see cref="StartTimeout"/>.</summary>

@@ -1,13 +1,17 @@
 using FtpCluster.Compute.Benchmarks;
 using System.Diagnostics;
+using System.Globalization;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Grains.Benchmarks;
+using FtpCluster.Grains.Cluster;
+using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Client.Commands;
 
-/// <summary><c>ftpcluster bench kernels|model</c>: measured speed, for docs/benchmarks.md.</summary>
+/// <summary><c>ftpcluster bench kernels|model|wire|pipeline|transport</c>: measured speed, for docs/benchmarks.md.</summary>
 internal static class BenchCommand
 {
     public static int Model(string[] args)
@@ -177,4 +181,130 @@ internal static class BenchCommand
         Console.WriteLine($"decode through the stages: 1 sequence {decodeOne:F1} tokens/s, {sequences} at once {decodeMany:F1} tokens/s in all ({decodeMany / decodeOne:F1}x)");
         return 0;
     }
+
+    /// <summary>
+    /// bench transport's limit on --seconds: the client waits for each measurement (a tenth more for the
+    /// warm-up) under Orleans' 30 s response timeout.
+    /// </summary>
+    private const double MaxTransportSeconds = 20;
+
+    /// <summary>The loopback baseline's larger read: what reads beyond Orleans' 4 KiB would give.</summary>
+    private const int LargeLoopbackReadBytes = 64 << 10;
+
+    /// <summary>
+    /// Activation transport between silos: a probe grain on each silo sends packets to a sink grain on the
+    /// next and times its own calls, per boundary, packet size and number of packets in flight.
+    /// </summary>
+    public static async Task<int> Transport(string[] args)
+    {
+        var a = new Arguments(args, new HashSet<string> { "json" });
+        if (a.Has("wire")) throw new UsageException("bench transport sends raw bytes: --wire does not apply");
+        var target = ClusterTarget.Read(a) ?? new ClusterTarget(2, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
+        int[] sizes = ParseList(a.String("sizes") ?? "1MiB,8MiB", "sizes", "a size (e.g. 1MiB, 512KiB, 1MB, 4096)", ParseByteSize);
+        int[] inFlight = ParseList(a.String("in-flight") ?? "1,4", "in-flight", "a positive count", ParseCount);
+        double seconds = a.Float("seconds", 3);
+        bool json = a.Flag("json");
+        a.RejectUnknown();
+        if (target.Stages is < 2) throw new UsageException($"a boundary needs two silos: --stages must be at least 2, got {target.Stages}");
+        if (sizes.Max() > MessageLimits.MaxPacketBytes)
+            throw new UsageException($"--sizes: {sizes.Max()} bytes is over the largest packet a deployment may send ({MessageLimits.MaxPacketBytes} bytes)");
+        if (seconds is not (> 0 and <= MaxTransportSeconds))
+            throw new UsageException($"--seconds must be above 0 and at most {MaxTransportSeconds}, got {seconds}");
+
+        using var interruption = new Interruption();
+        await using var cluster = await CommandCluster.OpenAsync(target, configureSilo: null, interruption.Token);
+        var nodes = (await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(interruption.Token))
+            .Select(n => n.NodeName).Take(target.Stages ?? int.MaxValue).ToArray();
+        if (nodes.Length < (target.Stages ?? 2))
+            throw new InvalidOperationException($"{target.Stages ?? 2} silos are needed, {nodes.Length} are up ({string.Join(", ", nodes)})");
+
+        // Boundaries one at a time, never together: on one machine they would share its cores.
+        string run = Guid.NewGuid().ToString("N")[..8];
+        var boundaries = new List<(string Source, string Target, TransportMeasurement[] Results)>();
+        for (int i = 0; i + 1 < nodes.Length; i++)
+        {
+            var probe = cluster.Client.GetGrain<ITransportProbeGrain>(NodePinnedKey.Create($"transport-{run}/probe-{i}", nodes[i]));
+            string sinkKey = NodePinnedKey.Create($"transport-{run}/sink-{i}", nodes[i + 1]);
+            var results = new List<TransportMeasurement>();
+            foreach (int size in sizes)
+                foreach (int packets in inFlight)
+                    results.Add(await probe.Measure(new TransportProbeRequest(sinkKey, size, packets, seconds)).WaitAsync(interruption.Token));
+            boundaries.Add((nodes[i], nodes[i + 1], [.. results]));
+        }
+        // The machine's own loopback ceiling, under the load of the moment: Orleans' read size and a larger one.
+        var loopback = new[] { LoopbackStreamBenchmark.OrleansReadBytes, LargeLoopbackReadBytes }
+            .Select(readBytes => (ReadBytes: readBytes, BytesPerSecond: LoopbackStreamBenchmark.BytesPerSecond(readBytes, TimeSpan.FromSeconds(seconds))))
+            .ToArray();
+
+        if (json)
+        {
+            CommandSupport.WriteJson(new
+            {
+                Seconds = seconds,
+                Boundaries = boundaries.Select(b => new
+                {
+                    b.Source,
+                    b.Target,
+                    Results = b.Results.Select(r => new
+                    {
+                        r.PacketBytes,
+                        r.InFlight,
+                        r.Packets,
+                        r.Bytes,
+                        r.Seconds,
+                        r.WarmupPackets,
+                        r.BytesPerSecond,
+                        GbPerSecond = r.BytesPerSecond / 1e9,
+                        r.PacketsPerSecond,
+                        LatencyP50Ms = r.LatencyP50Milliseconds,
+                        LatencyP90Ms = r.LatencyP90Milliseconds,
+                        LatencyMaxMs = r.LatencyMaxMilliseconds,
+                        r.SenderCpuSeconds,
+                        r.ReceiverCpuSeconds,
+                        r.CpuSecondsPerGigabyte,
+                    }),
+                }),
+                LoopbackTcp = loopback.Select(l => new { l.ReadBytes, GbPerSecond = l.BytesPerSecond / 1e9 }),
+            });
+            return 0;
+        }
+        Console.WriteLine($"({seconds:G} s each, timed in the sending silo; CPU: both silo processes, seconds per GB delivered)");
+        Console.WriteLine("boundary  packet     in flight     MB/s   GB/s  packets/s  latency p50 (ms)  CPU s/GB");
+        foreach (var (source, targetNode, results) in boundaries)
+            foreach (var r in results)
+                Console.WriteLine($"{source + " -> " + targetNode,-9} {FormatBytes(r.PacketBytes),-10} {r.InFlight,9} {r.BytesPerSecond / 1e6,8:F1} {r.BytesPerSecond / 1e9,6:F2} {r.PacketsPerSecond,10:F1} {r.LatencyP50Milliseconds,17:F2} {r.CpuSecondsPerGigabyte,9:F2}");
+        Console.WriteLine("loopback TCP in this process, no Orleans: " + string.Join(", ", loopback.Select(l =>
+            $"{FormatBytes(l.ReadBytes)} reads{(l.ReadBytes == LoopbackStreamBenchmark.OrleansReadBytes ? " (as Orleans' transport)" : "")} {l.BytesPerSecond / 1e9:F2} GB/s")));
+        return 0;
+    }
+
+    /// <summary>Comma-separated values of one option; <paramref name="what"/> describes a valid one for the error.</summary>
+    private static T[] ParseList<T>(string text, string option, string what, Func<string, T?> parse) where T : struct
+    {
+        var items = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (items.Length == 0) throw new UsageException($"--{option} needs at least one value");
+        return [.. items.Select(item => parse(item) ?? throw new UsageException($"--{option}: '{item}' is not {what}"))];
+    }
+
+    private static int? ParseCount(string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int count) && count > 0 ? count : null;
+
+    /// <summary>Bytes, with an optional unit: KiB and MiB are powers of 1024, KB and MB of 1000.</summary>
+    private static int? ParseByteSize(string text)
+    {
+        (string Unit, long Factor)[] units = [("KiB", 1L << 10), ("MiB", 1L << 20), ("KB", 1000), ("MB", 1000_000), ("B", 1)];
+        long factor = 1;
+        foreach (var (unit, unitFactor) in units)
+        {
+            if (!text.EndsWith(unit, StringComparison.OrdinalIgnoreCase)) continue;
+            text = text[..^unit.Length].TrimEnd();
+            factor = unitFactor;
+            break;
+        }
+        return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long count)
+            && count > 0 && count * factor <= int.MaxValue ? (int)(count * factor) : null;
+    }
+
+    private static string FormatBytes(int bytes) =>
+        bytes % (1 << 20) == 0 ? $"{bytes >> 20} MiB" : bytes % (1 << 10) == 0 ? $"{bytes >> 10} KiB" : $"{bytes:N0} B";
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using FtpCluster.Grains.Placement;
+using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
@@ -18,9 +19,10 @@ public static class FtpClusterSiloBuilderExtensions
     public const string DeploymentStorage = "ftpcluster-deployments";
 
     /// <summary>
-    /// Configures identity, endpoints and clustering from <paramref name="options"/>, publishes this
-    /// silo's node name, device, memory budget and capacity as silo metadata, opens the compute device
-    /// when the silo starts, and registers node-pinned placement.
+    /// Configures identity, endpoints and clustering from <paramref name="options"/> and the message size
+    /// limit from <see cref="MessageLimits"/>, publishes this silo's node name, device, memory budget and
+    /// capacity as silo metadata, opens the compute device when the silo starts, and registers
+    /// node-pinned placement.
     /// </summary>
     /// <exception cref="ArgumentException">An option is invalid (see <see cref="FtpClusterSiloOptions.Validate"/>).</exception>
     public static ISiloBuilder AddFtpCluster(this ISiloBuilder builder, FtpClusterSiloOptions options)
@@ -34,6 +36,8 @@ public static class FtpClusterSiloBuilderExtensions
         builder.Configure<SiloOptions>(silo => silo.SiloName = options.NodeName);
         // Not listenOnAnyHostAddress: the silo binds the advertised address alone, so silos on one host
         // (each in its own network namespace, or on addresses of their own) keep to their own addresses.
+        // Stated rather than left to Orleans' default: deployments check their packet limit against it.
+        builder.Configure<SiloMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes);
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
         // Deployments (each coordinator's request and plan) are kept where the membership is: with redis
         // clustering they outlive any silo; in development they live in memory on one of the silos.

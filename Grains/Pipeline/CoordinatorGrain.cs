@@ -6,14 +6,19 @@ using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Planning;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Configuration;
 
 namespace FtpCluster.Grains.Pipeline;
 
 /// <param name="Stages">How many stages (and silos) to spread the layers over.</param>
 /// <param name="Storage">Weight storage type for every stage; null keeps the file's.</param>
 /// <param name="Wire">Activation encoding between stages: f32, f16, bf16, int8 or int8-row.</param>
-/// <param name="MaxMessageBytes">The largest activation packet a stage may send (Orleans drops the connection past its own limit).</param>
+/// <param name="MaxMessageBytes">
+/// The largest activation packet (and logits reply) a stage sends; at most Orleans' message body limit less
+/// <see cref="MessageLimits.EnvelopeBytes"/>.
+/// </param>
 /// <param name="MaxMicrobatchRows">Rows the coordinator gathers into one microbatch (fewer when the message limit allows fewer).</param>
 /// <param name="MicrobatchesInFlight">Microbatches in the pipeline at once; 0 means one per stage.</param>
 /// <param name="Router">FTP: a router artifact (from <c>ftpcluster calibrate</c>) readable by the silos; null runs the model dense.</param>
@@ -26,7 +31,7 @@ public sealed record DeploymentRequest(
     [property: Id(1)] int Stages,
     [property: Id(2)] string Wire = "f32",
     [property: Id(3)] string? Storage = null,
-    [property: Id(4)] int MaxMessageBytes = 32 << 20,
+    [property: Id(4)] int MaxMessageBytes = MessageLimits.DefaultPacketBytes,
     [property: Id(5)] int MaxMicrobatchRows = 512,
     [property: Id(6)] int MicrobatchesInFlight = 0,
     [property: Id(7)] string? Router = null,
@@ -125,7 +130,7 @@ public sealed class DeploymentRecord
 [Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here (and in storage)
 internal sealed class CoordinatorGrain(
-    FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, ILogger<CoordinatorGrain> logger,
+    FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, IOptions<SiloMessagingOptions> messaging, ILogger<CoordinatorGrain> logger,
     [PersistentState("deployment", FtpClusterSiloBuilderExtensions.DeploymentStorage)] IPersistentState<DeploymentRecord> record)
     : Grain, ICoordinatorGrain
 {
@@ -185,6 +190,12 @@ internal sealed class CoordinatorGrain(
     {
         if (request.Stages < 1) throw new ArgumentException($"a deployment needs at least one stage, got {request.Stages}");
         WireEncodings.Parse(request.Wire);
+        // Orleans closes a connection that carries a message over its limit: packets must stay under it.
+        int orleansLimit = messaging.Value.MaxMessageBodySize;
+        int packetLimit = orleansLimit - MessageLimits.EnvelopeBytes;
+        if (request.MaxMessageBytes < 1 || request.MaxMessageBytes > packetLimit)
+            throw new ArgumentException($"a deployment's message limit must be 1 to {packetLimit} bytes (Orleans' message body limit of " +
+                $"{orleansLimit} less {MessageLimits.EnvelopeBytes} for the rest of a step's message), got {request.MaxMessageBytes}");
         ReadModel(request);
         _request = request;
         _stages = await Place(firstPlacement: true);

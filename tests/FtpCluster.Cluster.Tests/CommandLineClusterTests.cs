@@ -146,6 +146,48 @@ public sealed class CommandLineClusterTests
             json.GetProperty("wire_bytes_per_prefill")[0].GetInt64());
     }
 
+    [Fact]
+    public async Task Bench_transport_measures_every_boundary_of_an_embedded_cluster()
+    {
+        var json = Json(await CommandLineProcess.RunAsync("bench", "transport", "--stages", "3", "--sizes", "64KiB",
+            "--in-flight", "1,2", "--seconds", "0.1", "--json"));
+
+        var boundaries = json.GetProperty("boundaries").EnumerateArray().ToArray();
+        Assert.Equal([("a", "b"), ("b", "c")], boundaries.Select(b => (b.GetProperty("source").GetString(), b.GetProperty("target").GetString())));
+        foreach (var boundary in boundaries)
+        {
+            var results = boundary.GetProperty("results").EnumerateArray().ToArray();
+            Assert.Equal([1, 2], results.Select(r => r.GetProperty("in_flight").GetInt32()));
+            foreach (var result in results)
+            {
+                Assert.Equal(64 << 10, result.GetProperty("packet_bytes").GetInt32());
+                Assert.True(result.GetProperty("packets").GetInt64() >= result.GetProperty("in_flight").GetInt32());
+                Assert.Equal(result.GetProperty("packets").GetInt64() * (64 << 10), result.GetProperty("bytes").GetInt64());
+                Assert.True(result.GetProperty("gb_per_second").GetDouble() > 0);
+            }
+        }
+        var loopback = json.GetProperty("loopback_tcp").EnumerateArray().ToArray();
+        Assert.Equal([4 << 10, 64 << 10], loopback.Select(l => l.GetProperty("read_bytes").GetInt32()));
+        Assert.All(loopback, l => Assert.True(l.GetProperty("gb_per_second").GetDouble() > 0));
+    }
+
+    [Theory]
+    [InlineData("--stages 1", "a boundary needs two silos: --stages must be at least 2, got 1")]
+    [InlineData("--sizes 1MiB,0", "--sizes: '0' is not a size (e.g. 1MiB, 512KiB, 1MB, 4096)")]
+    [InlineData("--sizes 1GiB", "--sizes: '1GiB' is not a size (e.g. 1MiB, 512KiB, 1MB, 4096)")]
+    [InlineData("--sizes 97MiB", "--sizes: 101711872 bytes is over the largest packet a deployment may send (100663296 bytes)")]
+    [InlineData("--in-flight 0", "--in-flight: '0' is not a positive count")]
+    [InlineData("--seconds 21", "--seconds must be above 0 and at most 20, got 21")]
+    [InlineData("--stages 2 --wire f16", "bench transport sends raw bytes: --wire does not apply")]
+    public async Task Bad_bench_transport_options_are_refused_before_any_silo_starts(string options, string message)
+    {
+        var (code, stdout, stderr) = await CommandLineProcess.RunAsync(["bench", "transport", .. options.Split(' ')]);
+
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"ftpcluster: {message}", stderr.TrimEnd('\n'));
+    }
+
     [SharedModelsFact]
     public async Task Score_through_two_embedded_stages_equals_the_single_process_logits()
     {

@@ -133,6 +133,12 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
         error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Deploy(new DeploymentRequest(ModelPath, Stages: 2, Wire: "int4")));
         Assert.Contains("int4", error.Message);
 
+        // The silos run with Orleans' message body limit set to MessageLimits' figure, and packets must fit under it.
+        error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Deploy(
+            new DeploymentRequest(ModelPath, Stages: 2, MaxMessageBytes: MessageLimits.OrleansMaxMessageBodyBytes)));
+        Assert.Contains($"message limit must be 1 to {MessageLimits.MaxPacketBytes} bytes (Orleans' message body limit of " +
+            $"{MessageLimits.OrleansMaxMessageBodyBytes} less {MessageLimits.EnvelopeBytes}", error.Message);
+
         string missing = Path.Combine(Path.GetTempPath(), $"no-such-model-{Guid.NewGuid():N}.bin");
         error = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Deploy(new DeploymentRequest(missing, Stages: 2)));
         Assert.Contains(missing, error.Message);
