@@ -26,6 +26,23 @@ public sealed class SparsitySchedule
         return new SparsitySchedule(Enumerable.Repeat(sparsity, layers));
     }
 
+    /// <summary>
+    /// A uniform schedule for one-pass routing, whose plan is made after block 0 and so never prunes it:
+    /// block 0 is dense and blocks 1..L−1 share the rest, s' = s · L / (L − 1), so that the mean over all
+    /// L blocks — what one-pass routing achieves — is <paramref name="meanSparsity"/>. (Block-by-block
+    /// routing follows the same schedule.) Every stage segment's mean after block 0 is s', so with stage
+    /// boundaries each segment skips the same share.
+    /// </summary>
+    /// <exception cref="ArgumentException">Fewer than two layers, or s' outside [0, 1).</exception>
+    public static SparsitySchedule DenseFirstBlock(double meanSparsity, int layers)
+    {
+        if (layers < 2) throw new ArgumentException($"a schedule with a dense first block needs at least two layers, got {layers}");
+        double later = meanSparsity * layers / (layers - 1);
+        if (!(later >= 0 && later < 1))
+            throw new ArgumentException($"a mean sparsity of {meanSparsity} over {layers} blocks with block 0 dense needs {later:0.###} at the other blocks, outside [0, 1)");
+        return new SparsitySchedule([0.0, .. Enumerable.Repeat(later, layers - 1)]);
+    }
+
     public int Blocks => _sparsity.Length;
 
     /// <summary>s_b of block <paramref name="block"/>.</summary>
