@@ -79,7 +79,10 @@ public sealed class RoutedStep
     /// <summary>Per block, the sorted rows it computed.</summary>
     public required int[][] ComputedRows { get; init; }
 
-    /// <summary>[blocks, Rows]: each row's attention score per block, NaN where the block skipped it.</summary>
+    /// <summary>
+    /// [blocks, Rows]: each row's attention score per block, NaN where the block skipped it. Under one-pass
+    /// routing only block 0's are computed (the plan is made from them alone); later blocks' are NaN.
+    /// </summary>
     public required float[] AttentionScores { get; init; }
 
     /// <summary>
