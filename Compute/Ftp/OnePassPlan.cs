@@ -140,12 +140,20 @@ public sealed class OnePassPlan
         blockRows[0] = Enumerable.Range(0, batch.Rows).ToArray();
         var segments = stages ?? Enumerable.Range(0, blocks).Select(b => new LayerRange(b, b + 1)).ToArray();
         LayerRange.RequireCover(segments, blocks);
+        // Every segment is routed from the same scores, so segments of equal sparsity (a uniform schedule's)
+        // share one set of features; each still asks the router, whose draws (a random router's) go in order.
+        RouterFeatures[]? features = null;
+        double featuresSparsity = double.NaN;
         foreach (var segment in segments)
         {
             int first = Math.Max(1, segment.First);
             if (first >= segment.End) continue;
             double sparsity = schedule.MeanOf(first, segment.End);
-            var features = batch.Features(sparsity);
+            if (features is null || sparsity != featuresSparsity)
+            {
+                features = batch.Features(sparsity);
+                featuresSparsity = sparsity;
+            }
             var rows = batch.Choose(router, features, sparsity, pruneNewest);
             for (int b = first; b < segment.End; b++)
             {
