@@ -55,6 +55,8 @@ public sealed class Arguments
 
     public float Float(string name, float fallback) => Parse(name, fallback, s => float.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture), "a number");
 
+    public double Double(string name, double fallback) => Parse(name, fallback, s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture), "a number");
+
     /// <summary>Throws for any option no command read: a typo never passes silently.</summary>
     public void RejectUnknown()
     {

@@ -23,6 +23,8 @@ const string Usage = """
                  [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
       bench kernels [--quick] [--json]
       bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
+      bench model --model PATH --router ROUTER.json [--routing one-pass|block] [--prompt-tokens N (default 512)]
+                  [--reps N] [--dtype D] [--json]      (dense against pruned prefill, alternating)
       bench wire [--hidden N] [--seconds S] [--json]
       bench pipeline --model PATH (--stages N | --cluster HOST:PORT) [--prompt-tokens N] [--reps N] [--sequences N]
                      [--gen-tokens N] [--wire W] [--json]
@@ -31,6 +33,7 @@ const string Usage = """
       models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N)
                    [--arch llama|mistral|qwen2] [--dtype f32|f16|bf16] [--seed S] --out DIR
       models info PATH [--json]
+      router static --model PATH --sparsity S --out ROUTER.json   (static router, block 0 dense, mean sparsity S)
     """;
 
 try
@@ -48,6 +51,7 @@ try
         ["bench", "transport", .. var rest] => await BenchCommand.Transport(rest),
         ["models", "synth", .. var rest] => ModelsCommand.Synth(rest),
         ["models", "info", .. var rest] => ModelsCommand.Info(rest),
+        ["router", "static", .. var rest] => RouterCommand.Static(rest),
         ["--help" or "-h" or "help"] => PrintUsage(Console.Out, 0),
         _ => PrintUsage(Console.Error, 2),
     };

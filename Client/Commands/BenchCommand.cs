@@ -2,6 +2,7 @@ using FtpCluster.Compute.Benchmarks;
 using System.Diagnostics;
 using System.Globalization;
 using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Grains.Benchmarks;
 using FtpCluster.Grains.Cluster;
@@ -17,6 +18,7 @@ internal static class BenchCommand
     public static int Model(string[] args)
     {
         var a = new Arguments(args, new HashSet<string> { "json" });
+        if (a.Has("router")) return PrunedModel(a);
         var modelOptions = ModelOptions.Read(a);
         var options = new ModelBenchmarkOptions(a.Int("prompt-tokens", 128), a.Int("gen-tokens", 64), a.Int("reps", 5), a.Int("seed", 1));
         bool json = a.Flag("json");
@@ -44,6 +46,65 @@ internal static class BenchCommand
             Console.WriteLine($"{modelOptions.ModelPath} on {device.Description}");
             Console.WriteLine($"prefill {result.PrefillTokensPerSecond,8:F1} tokens/s  ({result.PromptTokens} tokens, median of {result.Reps})");
             Console.WriteLine($"decode  {result.DecodeTokensPerSecond,8:F1} tokens/s  ({result.GenTokens} tokens, median of {result.Reps})");
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>bench model --router ROUTER.json</c>: dense against pruned prefill of the same prompt, alternating,
+    /// with the FLOPs ratio beside the speed-up. Prefill only: a one-token decode step is not pruned.
+    /// </summary>
+    private static int PrunedModel(Arguments a)
+    {
+        var modelOptions = ModelOptions.Read(a);
+        string routerPath = a.Required("router");
+        var routing = a.String("routing") ?? "one-pass";
+        var options = new PrunedPrefillOptions(a.Int("prompt-tokens", 512), a.Int("reps", 5), a.Int("seed", 1))
+        {
+            Routing = new RoutingOptions
+            {
+                Mode = routing switch
+                {
+                    "one-pass" => RoutingMode.OnePass,
+                    "block" => RoutingMode.Block,
+                    _ => throw new UsageException($"--routing expects one-pass or block, got '{routing}'"),
+                },
+            },
+        };
+        bool json = a.Flag("json");
+        a.RejectUnknown();
+
+        RouterArtifact artifact;
+        using (var checkpoint = Compute.Models.Checkpoint.Open(modelOptions.ModelPath))
+            artifact = RouterArtifact.Load(routerPath, checkpoint);
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
+        var result = PrunedPrefillBenchmark.Run(new TokenPruner(model, artifact.Schedule, artifact.CreateRouter()), options);
+        if (json)
+        {
+            CommandSupport.WriteJson(new
+            {
+                Model = modelOptions.ModelPath,
+                Device = device.Description,
+                Router = routerPath,
+                RouterKind = artifact.Router.ToString().ToLowerInvariant(),
+                Routing = routing,
+                SparsityTarget = artifact.Schedule.Mean,
+                result.SparsityAchieved,
+                result.PromptTokens,
+                result.Reps,
+                DensePrefillTokensPerSecond = result.DenseTokensPerSecond,
+                PrunedPrefillTokensPerSecond = result.PrunedTokensPerSecond,
+                result.SpeedUp,
+                result.FlopsRatio,
+            });
+        }
+        else
+        {
+            Console.WriteLine($"{modelOptions.ModelPath} on {device.Description}, {artifact.Router.ToString().ToLowerInvariant()} router, " +
+                $"{routing} routing, sparsity {result.SparsityAchieved:P1} (target {artifact.Schedule.Mean:P1})");
+            Console.WriteLine($"prefill of {result.PromptTokens} tokens, median of {result.Reps}: dense {result.DenseTokensPerSecond:F1} tokens/s, " +
+                $"pruned {result.PrunedTokensPerSecond:F1} tokens/s, speed-up {result.SpeedUp:F2}x, FLOPs {result.FlopsRatio:P1} of dense");
         }
         return 0;
     }

@@ -34,15 +34,23 @@ public static class FlopCount
     /// One sequence through the whole model: each block over the rows it computed, and the LM head over
     /// every position (scoring needs them all, dense or pruned alike).
     /// </summary>
-    public static double Sequence(ModelConfig c, int length, IReadOnlyList<int[]> computedRows)
-    {
-        double flops = LmHead(c, length);
-        foreach (var rows in computedRows)
-            flops += Block(c, rows.Length, KeysAttended(rows.Length));
-        return flops;
-    }
+    public static double Sequence(ModelConfig c, int length, IReadOnlyList<int[]> computedRows) =>
+        LmHead(c, length) + Blocks(c, computedRows);
 
     /// <summary>The same sequence with every block computing every token.</summary>
     public static double DenseSequence(ModelConfig c, int length) =>
         LmHead(c, length) + c.Layers * Block(c, length, KeysAttended(length));
+
+    /// <summary>
+    /// One sequence's prefill as generation runs it: each block over the rows it computed, and the LM head
+    /// for the last position only.
+    /// </summary>
+    public static double Prefill(ModelConfig c, IReadOnlyList<int[]> computedRows) => LmHead(c, 1) + Blocks(c, computedRows);
+
+    /// <summary>The same prefill with every block computing every one of <paramref name="length"/> tokens.</summary>
+    public static double DensePrefill(ModelConfig c, int length) => LmHead(c, 1) + c.Layers * Block(c, length, KeysAttended(length));
+
+    /// <summary>One sequence's blocks, each over the rows it computed.</summary>
+    private static double Blocks(ModelConfig c, IReadOnlyList<int[]> computedRows) =>
+        computedRows.Sum(rows => Block(c, rows.Length, KeysAttended(rows.Length)));
 }

@@ -85,7 +85,8 @@ public sealed class OnePassPlan
     /// route identically.
     /// </summary>
     /// <param name="batch">The step's rows; left with their scores as the plan saw them (after block 0).</param>
-    /// <param name="attentionScores">[stage blocks, rows]: each row's score per block of the stage, NaN where skipped.</param>
+    /// <param name="attentionScores">[stage blocks, rows]: block 0's scores, from which the plan is made. The plan
+    /// needs no other block's, so they are not computed (costing attention time): their entries are NaN.</param>
     public static OnePassPlan ForwardFirstStage(TransformerStage stage, ReadOnlySpan<TokenRow> rows, Span<float> hidden,
         RoutingBatch batch, SparsitySchedule schedule, ITokenRouter router, RoutingOptions options, float[] attentionScores,
         RouterFeatures[]?[]? featuresUsed = null)
@@ -110,7 +111,10 @@ public sealed class OnePassPlan
             var chosen = Plan().BlockRows[b];
             return chosen.Length == n ? null : chosen; // every row: the dense path, without gathering
         }
-        stage.ForwardRouted(rows, hidden, ChooseRows, attentionScores);
+        if (attentionScores.Length != stage.Slice.Blocks.Count * n)
+            throw new ArgumentException($"attentionScores has {attentionScores.Length} entries for {stage.Slice.Blocks.Count} blocks of {n} rows");
+        attentionScores.AsSpan(n).Fill(float.NaN);
+        stage.ForwardRouted(rows, hidden, ChooseRows, attentionScores.AsSpan(0, n));
         return Plan(); // a stage of block 0 alone plans after its only block
     }
 
@@ -136,12 +140,20 @@ public sealed class OnePassPlan
         blockRows[0] = Enumerable.Range(0, batch.Rows).ToArray();
         var segments = stages ?? Enumerable.Range(0, blocks).Select(b => new LayerRange(b, b + 1)).ToArray();
         LayerRange.RequireCover(segments, blocks);
+        // Every segment is routed from the same scores, so segments of equal sparsity (a uniform schedule's)
+        // share one set of features; each still asks the router, whose draws (a random router's) go in order.
+        RouterFeatures[]? features = null;
+        double featuresSparsity = double.NaN;
         foreach (var segment in segments)
         {
             int first = Math.Max(1, segment.First);
             if (first >= segment.End) continue;
             double sparsity = schedule.MeanOf(first, segment.End);
-            var features = batch.Features(sparsity);
+            if (features is null || sparsity != featuresSparsity)
+            {
+                features = batch.Features(sparsity);
+                featuresSparsity = sparsity;
+            }
             var rows = batch.Choose(router, features, sparsity, pruneNewest);
             for (int b = first; b < segment.End; b++)
             {

@@ -27,6 +27,16 @@ public sealed class SparsitySchedule
     }
 
     /// <summary>
+    /// A uniform schedule for one-pass routing, whose plan is made after block 0 and so never prunes it:
+    /// block 0 is dense and blocks 1..L−1 share the rest, s' = s · L / (L − 1), so that the mean over all
+    /// L blocks — what one-pass routing achieves — is <paramref name="meanSparsity"/>. (Block-by-block
+    /// routing follows the same schedule.) Every stage segment's mean after block 0 is s', so with stage
+    /// boundaries each segment skips the same share.
+    /// </summary>
+    /// <exception cref="ArgumentException">Fewer than two layers, or s' outside [0, 1).</exception>
+    public static SparsitySchedule DenseFirstBlock(double meanSparsity, int layers) => DensePrefix(meanSparsity, layers, 1);
+
+    /// <summary>
     /// A schedule of mean <paramref name="mean"/> that saves traffic on a pipeline of <paramref name="stages"/>
     /// equal stages: a token skipped by the first stage's blocks still crosses to the later stages that
     /// compute it, so those skips save compute but no bytes. Here the first blocks are dense and every later
@@ -37,12 +47,19 @@ public sealed class SparsitySchedule
     public static SparsitySchedule TrafficAware(double mean, int layers, int stages)
     {
         if (stages < 1 || stages > layers || layers < 2) throw new ArgumentException($"{stages} stages cannot split {layers} layers into a dense prefix and the rest");
-        if (!(mean >= 0 && mean < 1)) throw new ArgumentException($"mean sparsity {mean} is outside [0, 1)");
         int dense = Math.Clamp((int)Math.Round(layers * (1 - mean) / stages, MidpointRounding.AwayFromZero), 1, layers - 1);
-        double sparse = mean * layers / (layers - dense);
-        if (sparse >= 1)
-            throw new ArgumentException($"a mean of {mean} over {layers} layers with {dense} dense ones needs the others at {sparse:0.###}, not below 1");
-        return new SparsitySchedule(Enumerable.Range(0, layers).Select(b => b < dense ? 0.0 : sparse));
+        return DensePrefix(mean, layers, dense);
+    }
+
+    /// <summary>Blocks [0, <paramref name="dense"/>) dense, the others sharing the mean <paramref name="mean"/> equally.</summary>
+    public static SparsitySchedule DensePrefix(double mean, int layers, int dense)
+    {
+        if (layers < 2 || dense < 1 || dense >= layers)
+            throw new ArgumentException($"a schedule of {layers} layers cannot keep {dense} dense and prune the rest (it needs at least two layers and one of each)");
+        double later = mean * layers / (layers - dense);
+        if (!(later >= 0 && later < 1))
+            throw new ArgumentException($"a mean sparsity of {mean} over {layers} blocks with {dense} dense needs {later:0.###} at the other blocks, outside [0, 1)");
+        return new SparsitySchedule(Enumerable.Range(0, layers).Select(b => b < dense ? 0.0 : later));
     }
 
     public int Blocks => _sparsity.Length;

@@ -55,18 +55,34 @@ public sealed class RoutedSequence
     }
 }
 
+/// <summary>Which rows of a step get logits.</summary>
+public enum LogitRows
+{
+    /// <summary>Every row: [rows, vocab], what scoring needs.</summary>
+    Every,
+
+    /// <summary>Each sequence's newest row: [sequences, vocab], all that generation needs.</summary>
+    Newest,
+}
+
 /// <summary>What a routed step computed. Rows are the step's new tokens, sequence by sequence.</summary>
 public sealed class RoutedStep
 {
     public required int Rows { get; init; }
 
-    /// <summary>[Rows, vocab]: the logits of every row, computed or not.</summary>
+    /// <summary>
+    /// [Rows, vocab]: the logits of every row, computed or not; with <see cref="LogitRows.Newest"/>,
+    /// [sequences, vocab]: those of each sequence's newest row.
+    /// </summary>
     public required float[] Logits { get; init; }
 
     /// <summary>Per block, the sorted rows it computed.</summary>
     public required int[][] ComputedRows { get; init; }
 
-    /// <summary>[blocks, Rows]: each row's attention score per block, NaN where the block skipped it.</summary>
+    /// <summary>
+    /// [blocks, Rows]: each row's attention score per block, NaN where the block skipped it. Under one-pass
+    /// routing only block 0's are computed (the plan is made from them alone); later blocks' are NaN.
+    /// </summary>
     public required float[] AttentionScores { get; init; }
 
     /// <summary>
@@ -134,7 +150,8 @@ public sealed class TokenPruner
     /// continuing where its cache left off. Each sequence's new rows are routed as a group: a block keeps
     /// <see cref="SparsitySchedule.Kept"/>(b, new rows) of them, ranked against all the sequence's tokens.
     /// </summary>
-    public RoutedStep Step(IReadOnlyList<RoutedSequence> sequences, IReadOnlyList<int[]> tokens, RoutingOptions options)
+    public RoutedStep Step(IReadOnlyList<RoutedSequence> sequences, IReadOnlyList<int[]> tokens, RoutingOptions options,
+        LogitRows logitRows = LogitRows.Every)
     {
         if (sequences.Count != tokens.Count)
             throw new ArgumentException($"{tokens.Count} token lists for {sequences.Count} sequences");
@@ -189,8 +206,20 @@ public sealed class TokenPruner
 
         for (int s = 0; s < sequences.Count; s++)
             sequences[s].Append(batch.LatestScores.Slice(groups[s].FirstRow, groups[s].Count));
-        var logits = new float[n * c.VocabSize];
-        Model.Logits(hidden, n, logits);
+        float[] logits;
+        if (logitRows == LogitRows.Every)
+        {
+            logits = new float[n * c.VocabSize];
+            Model.Logits(hidden, n, logits);
+        }
+        else
+        {
+            var newest = new float[groups.Length * c.Dim];
+            for (int s = 0; s < groups.Length; s++)
+                hidden.AsSpan((groups[s].FirstRow + groups[s].Count - 1) * c.Dim, c.Dim).CopyTo(newest.AsSpan(s * c.Dim));
+            logits = new float[groups.Length * c.VocabSize];
+            Model.Logits(newest, groups.Length, logits);
+        }
         return new RoutedStep
         {
             Rows = n, Logits = logits, ComputedRows = computed, AttentionScores = scores, Features = features, Plan = plan,

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Inference;
 
@@ -20,8 +21,7 @@ public static class ModelBenchmark
             throw new ArgumentException("prompt tokens, generated tokens and repetitions must be at least 1");
         if (o.PromptTokens + o.GenTokens > c.MaxSeqLen)
             throw new ArgumentException($"{o.PromptTokens} prompt + {o.GenTokens} generated tokens exceed the model's context of {c.MaxSeqLen}");
-        var random = new Random(o.Seed);
-        var prompt = Enumerable.Range(0, o.PromptTokens).Select(_ => random.Next(c.VocabSize)).ToArray();
+        var prompt = RandomPrompt(c, o.PromptTokens, o.Seed);
         var hidden = new float[o.PromptTokens * c.Dim];
         var step = new float[c.Dim];
         var logits = new float[c.VocabSize];
@@ -30,12 +30,8 @@ public static class ModelBenchmark
 
         for (int rep = -1; rep < o.Reps; rep++) // rep -1 warms up the JIT and the caches
         {
-            var cache = model.NewCache();
-            var rows = TokenRow.Consecutive(cache, 0, o.PromptTokens);
             var clock = Stopwatch.StartNew();
-            model.Embed(prompt, hidden);
-            model.Forward(rows, hidden);
-            model.Logits(hidden.AsSpan((o.PromptTokens - 1) * c.Dim, c.Dim), 1, logits);
+            var cache = Prefill(model, prompt, hidden, logits);
             double prefill = clock.Elapsed.TotalSeconds;
 
             clock.Restart();
@@ -56,10 +52,33 @@ public static class ModelBenchmark
             o.PromptTokens / prefillMedian, o.GenTokens / decodeMedian, prefillMedian, decodeMedian);
     }
 
-    private static double Median(List<double> values)
+    /// <summary>The benchmark's prompt: <paramref name="tokens"/> ids drawn uniformly from the vocabulary.</summary>
+    public static int[] RandomPrompt(ModelConfig c, int tokens, int seed)
     {
-        values.Sort();
-        int n = values.Count;
-        return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+        var random = new Random(seed);
+        return Enumerable.Range(0, tokens).Select(_ => random.Next(c.VocabSize)).ToArray();
+    }
+
+    /// <summary>
+    /// A dense prefill as measured here: embedding, every block over every token in a fresh cache, and the
+    /// last row's logits (all that generation needs). Returns the cache, for decode to continue.
+    /// </summary>
+    /// <param name="hidden">[prompt.Length, dim] scratch.</param>
+    /// <param name="logits">[vocab]: receives the last row's logits.</param>
+    public static KvCache Prefill(TransformerStage model, int[] prompt, float[] hidden, float[] logits)
+    {
+        int dim = model.Config.Dim;
+        var cache = model.NewCache();
+        model.Embed(prompt, hidden);
+        model.Forward(TokenRow.Consecutive(cache, 0, prompt.Length), hidden.AsSpan(0, prompt.Length * dim));
+        model.Logits(hidden.AsSpan((prompt.Length - 1) * dim, dim), 1, logits);
+        return cache;
+    }
+
+    internal static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int n = sorted.Count;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 }

@@ -49,8 +49,8 @@ public sealed class TransformerStage : IDisposable
     /// every row. A row a block skips is neither query nor key/value there, gets no KV-cache entry,
     /// and passes through unchanged.
     /// </param>
-    /// <param name="attentionScores">Empty (the default, which costs nothing), or [blocks, rows] to receive each
-    /// row's attention score per block: see <see cref="ForwardRouted"/>.</param>
+    /// <param name="attentionScores">Empty (the default, which costs nothing), or [k, rows] to receive each
+    /// row's attention score in each of the first k blocks: see <see cref="ForwardRouted"/>.</param>
     public void Forward(ReadOnlySpan<TokenRow> rows, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null,
         Span<float> attentionScores = default)
     {
@@ -68,23 +68,35 @@ public sealed class TransformerStage : IDisposable
     /// returns the sorted rows block b computes, or null for every row.
     /// </summary>
     /// <param name="attentionScores">
-    /// Empty, or [blocks, rows]: entry [b * rows + r] receives row r's attention score in block b — the
-    /// attention the token received there, averaged over heads and over the queries of this call that
-    /// could see it (the rows of its sequence at or after it that block b computed) — or NaN where block b
-    /// skipped row r. Asking for scores does not change the hidden rows.
+    /// Empty, or [k, rows] for the slice's first k blocks (1 ≤ k ≤ blocks; later blocks compute none):
+    /// entry [b * rows + r] receives row r's attention score in block b — the attention the token received
+    /// there, averaged over heads and over the queries of this call that could see it (the rows of its
+    /// sequence at or after it that block b computed) — or NaN where block b skipped row r. Asking for
+    /// scores does not change the hidden rows.
     /// </param>
     public void ForwardRouted(ReadOnlySpan<TokenRow> rows, Span<float> hidden, Func<int, int[]?> chooseRows,
         Span<float> attentionScores = default)
     {
         CheckRowOrder(rows);
-        int dim = Config.Dim, n = rows.Length;
-        bool wantScores = !attentionScores.IsEmpty;
-        if (wantScores && attentionScores.Length != Slice.Blocks.Count * n)
-            throw new ArgumentException($"attentionScores has {attentionScores.Length} entries for {Slice.Blocks.Count} blocks of {n} rows");
-        for (int b = 0; b < Slice.Blocks.Count; b++)
+        int dim = Config.Dim, n = rows.Length, blocks = Slice.Blocks.Count;
+        int scoredBlocks = n == 0 ? 0 : attentionScores.Length / n;
+        if (attentionScores.Length != scoredBlocks * n || scoredBlocks > blocks)
+            throw new ArgumentException($"attentionScores has {attentionScores.Length} entries: not whole rows of {n} for at most {blocks} blocks");
+
+        // The subset whose rows are gathered into scratch. Consecutive blocks that compute the same rows (a
+        // one-pass plan's stage segment, a uniform schedule) run on the gathered rows one after another,
+        // which are scattered back only when a block needs others.
+        int[]? gathered = null;
+        TokenRow[] gatheredRows = [];
+        for (int b = 0; b < blocks; b++)
         {
             var subset = chooseRows(b);
-            var blockScores = wantScores ? attentionScores.Slice(b * n, n) : Span<float>.Empty;
+            var blockScores = b < scoredBlocks ? attentionScores.Slice(b * n, n) : Span<float>.Empty;
+            if (gathered is not null && (subset is null || !subset.AsSpan().SequenceEqual(gathered)))
+            {
+                Scatter(gathered, hidden);
+                gathered = null;
+            }
             if (subset is null)
             {
                 RunBlock(Slice.Blocks[b], rows, hidden, blockScores);
@@ -92,25 +104,44 @@ public sealed class TransformerStage : IDisposable
             }
             blockScores.Fill(float.NaN);
             if (subset.Length == 0) continue;
-            var subRows = new TokenRow[subset.Length];
-            var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
-            for (int i = 0; i < subset.Length; i++)
+            if (gathered is null)
             {
-                if (i > 0 && subset[i] <= subset[i - 1])
-                    throw new ArgumentException($"block {Slice.Blocks[b].Layer}: row indices must be sorted and distinct");
-                if ((uint)subset[i] >= (uint)n)
-                    throw new ArgumentException($"block {Slice.Blocks[b].Layer}: row index {subset[i]} is outside the {n} rows");
-                subRows[i] = rows[subset[i]];
-                hidden.Slice(subset[i] * dim, dim).CopyTo(subHidden.Slice(i * dim, dim));
+                gatheredRows = Gather(Slice.Blocks[b].Layer, subset, rows, hidden);
+                gathered = subset;
             }
-            var subScores = wantScores ? _scratch.Get(Scratch.GatheredScores, subset.Length) : Span<float>.Empty;
-            RunBlock(Slice.Blocks[b], subRows, subHidden, subScores);
-            for (int i = 0; i < subset.Length; i++)
-            {
-                subHidden.Slice(i * dim, dim).CopyTo(hidden.Slice(subset[i] * dim, dim));
-                if (wantScores) blockScores[subset[i]] = subScores[i];
-            }
+            var subScores = blockScores.IsEmpty ? Span<float>.Empty : _scratch.Get(Scratch.GatheredScores, subset.Length);
+            RunBlock(Slice.Blocks[b], gatheredRows, _scratch.Get(Scratch.Gathered, subset.Length * dim), subScores);
+            for (int i = 0; i < subScores.Length; i++)
+                blockScores[subset[i]] = subScores[i];
         }
+        if (gathered is not null) Scatter(gathered, hidden);
+    }
+
+    /// <summary>Copies the <paramref name="subset"/> of the rows and their hidden rows into scratch, checking the indices.</summary>
+    private TokenRow[] Gather(int layer, int[] subset, ReadOnlySpan<TokenRow> rows, ReadOnlySpan<float> hidden)
+    {
+        int dim = Config.Dim;
+        var subRows = new TokenRow[subset.Length];
+        var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
+        for (int i = 0; i < subset.Length; i++)
+        {
+            if (i > 0 && subset[i] <= subset[i - 1])
+                throw new ArgumentException($"block {layer}: row indices must be sorted and distinct");
+            if ((uint)subset[i] >= (uint)rows.Length)
+                throw new ArgumentException($"block {layer}: row index {subset[i]} is outside the {rows.Length} rows");
+            subRows[i] = rows[subset[i]];
+            hidden.Slice(subset[i] * dim, dim).CopyTo(subHidden.Slice(i * dim, dim));
+        }
+        return subRows;
+    }
+
+    /// <summary>Copies the gathered hidden rows back to their places.</summary>
+    private void Scatter(int[] subset, Span<float> hidden)
+    {
+        int dim = Config.Dim;
+        var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
+        for (int i = 0; i < subset.Length; i++)
+            subHidden.Slice(i * dim, dim).CopyTo(hidden.Slice(subset[i] * dim, dim));
     }
 
     /// <summary>Final norm and LM head: logits [rows, vocab] for the given hidden rows.</summary>

@@ -32,4 +32,14 @@ public sealed class FlopCountTests
         Assert.Equal(240 + 816 + 528, FlopCount.Sequence(Config, 3, [all, [0, 2]]));
         Assert.Equal(240 + 816, FlopCount.Sequence(Config, 3, [[], all]));
     }
+
+    [Fact]
+    public void A_prefill_counts_the_head_for_the_last_position_only()
+    {
+        // The head: 2 · 1 position · 4 · 10 = 80.
+        Assert.Equal(80 + 2 * 816, FlopCount.DensePrefill(Config, 3));
+        int[] all = [0, 1, 2];
+        Assert.Equal(FlopCount.DensePrefill(Config, 3), FlopCount.Prefill(Config, [all, all]));
+        Assert.Equal(80 + 816 + 528, FlopCount.Prefill(Config, [all, [0, 2]]));
+    }
 }

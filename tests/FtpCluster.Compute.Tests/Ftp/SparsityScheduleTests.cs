@@ -14,6 +14,26 @@ public sealed class SparsityScheduleTests
     }
 
     [Fact]
+    public void Dense_first_block_spreads_the_mean_over_the_other_blocks()
+    {
+        var schedule = SparsitySchedule.DenseFirstBlock(0.4, 30);
+        Assert.Equal(0.0, schedule[0]);
+        Assert.All(schedule.PerBlock.Skip(1), s => Assert.Equal(0.4 * 30 / 29, s, 12));
+        Assert.Equal(0.4, schedule.Mean, 12);
+        Assert.Equal(0.4 * 30 / 29, schedule.MeanOf(1, 10), 12);
+    }
+
+    [Theory]
+    [InlineData(0.5, 2, "needs 1 at the other blocks")]
+    [InlineData(-0.1, 4, "outside [0, 1)")]
+    [InlineData(0.2, 1, "at least two layers")]
+    public void Dense_first_block_refuses_what_the_other_blocks_cannot_skip(double mean, int layers, string message)
+    {
+        var error = Assert.Throws<ArgumentException>(() => SparsitySchedule.DenseFirstBlock(mean, layers));
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
     public void Means_of_the_whole_and_of_a_segment()
     {
         var schedule = new SparsitySchedule([0.0, 0.2, 0.6, 0.4]);

@@ -41,6 +41,75 @@ public sealed class SubsetForwardTests
         }
     }
 
+    /// <summary>
+    /// Blocks that compute the same rows run on them gathered once: the logits, the caches and the scores
+    /// equal those of the same blocks run one by one (as single-block stages, which gather and scatter each
+    /// block), bit for bit.
+    /// </summary>
+    [SharedModelsFact]
+    public void Blocks_sharing_a_subset_equal_the_blocks_run_one_by_one_bit_for_bit()
+    {
+        using var device = new CpuDevice();
+        using var checkpoint = Checkpoint.Open(SharedModels.PathTo("stories260K/stories260K.bin"));
+        var config = checkpoint.Config;
+        int n = Ids.Length, layers = config.Layers;
+        int[] kept = [0, 3, 4, 9, 12, 13, 14, 15];
+        // Blocks 1 and 2 share rows (as equal arrays, not one array), block 3 computes others, block 4 every row.
+        int[]?[] subsets = [null, kept, [.. kept], [0, 1, 2, 13, 14, 15], null];
+        Assert.Equal(layers, subsets.Length);
+
+        using var whole = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(config), device), device);
+        var cache = whole.NewCache();
+        var hidden = new float[n * config.Dim];
+        var scores = new float[layers * n];
+        whole.Embed(Ids, hidden);
+        whole.Forward(TokenRow.Consecutive(cache, 0, n), hidden, subsets, scores);
+        var logits = new float[n * config.VocabSize];
+        whole.Logits(hidden, n, logits);
+
+        var stepHidden = new float[n * config.Dim];
+        var stepLogits = new float[n * config.VocabSize];
+        for (int b = 0; b < layers; b++)
+        {
+            using var block = new TransformerStage(ModelSlice.Load(checkpoint, new SliceSpec(b, b + 1, b == 0, b == layers - 1), device), device);
+            if (b == 0) block.Embed(Ids, stepHidden);
+            var blockCache = block.NewCache();
+            var blockScores = new float[n];
+            block.Forward(TokenRow.Consecutive(blockCache, 0, n), stepHidden, [subsets[b]], blockScores);
+            Assert.Equal(blockScores, scores.AsSpan(b * n, n).ToArray());
+            Assert.Equal(blockCache.Layer(b).Keys.ToArray(), cache.Layer(b).Keys.ToArray());
+            if (b == layers - 1) block.Logits(stepHidden, n, stepLogits);
+        }
+        Assert.Equal(stepLogits, logits);
+    }
+
+    [SharedModelsFact]
+    public void Scores_asked_for_the_first_blocks_only_equal_those_of_every_block()
+    {
+        using var device = new CpuDevice();
+        using var model = GoldenTests.Load("stories260K/stories260K.bin", device);
+        int n = Ids.Length, layers = model.Config.Layers;
+        int[]?[] subsets = [null, [0, 5, 6, 15], null, [1, 2, 15], [15]];
+        float[] Scores(int blocks, out float[] logits)
+        {
+            var hidden = new float[n * model.Config.Dim];
+            var scores = new float[blocks * n];
+            model.Embed(Ids, hidden);
+            model.Forward(TokenRow.Consecutive(model.NewCache(), 0, n), hidden, subsets, scores);
+            logits = new float[n * model.Config.VocabSize];
+            model.Logits(hidden, n, logits);
+            return scores;
+        }
+        var every = Scores(layers, out var expectedLogits);
+        var firstTwo = Scores(2, out var logits);
+        Assert.Equal(every.AsSpan(0, 2 * n).ToArray(), firstTwo);
+        Assert.Equal(expectedLogits, logits);
+        var hidden = new float[n * model.Config.Dim];
+        var error = Assert.Throws<ArgumentException>(() =>
+            model.Forward(TokenRow.Consecutive(model.NewCache(), 0, n), hidden, subsets, new float[(layers + 1) * n]));
+        Assert.Contains("at most 5 blocks", error.Message);
+    }
+
     [SharedModelsFact]
     public void A_skipping_block_gets_cache_entries_only_for_the_tokens_it_computed()
     {
