@@ -35,6 +35,7 @@ try
         ["generate", .. var rest] => GenerateCommand.Run(rest),
         ["score", .. var rest] => ScoreCommand.Run(rest),
         ["eval", .. var rest] => EvalCommand.Run(rest),
+        ["calibrate", .. var rest] => CalibrateCommand.Run(rest),
         ["cluster", "up", .. var rest] => ClusterCommand.Up(rest),
         ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),

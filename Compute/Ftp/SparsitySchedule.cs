@@ -26,6 +26,22 @@ public sealed class SparsitySchedule
         return new SparsitySchedule(Enumerable.Repeat(sparsity, layers));
     }
 
+    /// <summary>
+    /// The uniform schedule whose mean is <paramref name="mean"/> under <paramref name="routing"/>. Block by
+    /// block, every block skips the mean. A one-pass plan is made after block 0, which computes every token
+    /// (<see cref="OnePassPlan.Decide"/>), so there block 0 is dense and the other blocks share the target:
+    /// s_b = mean · L / (L − 1), and the mean over all L blocks is still the target.
+    /// </summary>
+    public static SparsitySchedule Uniform(double mean, int layers, RoutingMode routing)
+    {
+        if (routing == RoutingMode.Block || mean == 0) return Uniform(mean, layers);
+        if (layers < 2) throw new ArgumentException("one-pass routing prunes only after block 0: a one-layer model cannot be made sparse");
+        double others = mean * layers / (layers - 1);
+        if (others >= 1)
+            throw new ArgumentException($"a mean sparsity of {mean} under one-pass routing needs {others:0.###} at each of blocks 1 to {layers - 1}: at least one token must be kept");
+        return new SparsitySchedule(Enumerable.Range(0, layers).Select(b => b == 0 ? 0 : others));
+    }
+
     public int Blocks => _sparsity.Length;
 
     /// <summary>s_b of block <paramref name="block"/>.</summary>
