@@ -53,7 +53,6 @@ public sealed class CalibrationObjective
         Predictions = dense.Predictions;
     }
 
-    public TransformerStage Model => _model;
     public RoutingMode Routing { get; }
     public IReadOnlyList<int[]> Sequences => _sequences;
 

@@ -107,7 +107,7 @@ public static class Calibrator
     /// the profile's threshold (a block that barely changes most tokens can skip most), capped at the
     /// search's maximum; the search repairs the mean. Uniform when no block has such tokens.
     /// </summary>
-    public static SparsitySchedule ShapedByRedundancy(RedundancyProfile profile, double target, RoutingMode routing)
+    private static SparsitySchedule ShapedByRedundancy(RedundancyProfile profile, double target, RoutingMode routing)
     {
         int layers = profile.FractionAbove.Length;
         int first = routing == RoutingMode.OnePass ? 1 : 0;
