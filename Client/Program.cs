@@ -16,9 +16,14 @@ const string Usage = """
         CLUSTER: --stages N (an embedded cluster of N silo processes for this command)
                  | --cluster HOST:PORT[,HOST:PORT] [--cluster-id ID] [--stages N] (a running cluster's gateways)
                  with [--wire f32|f16|bf16|int8|int8-row]
-      eval     --model PATH --data FILE [--tokenizer PATH] [--calibration FILE] [--sparsity S[,S...]]
-               [--methods M[,M...]] [--max-sequences N] [--max-len N] [--min-len N] [--json] [--plot FILE.png]
-               methods: METHODS (dense, the reference, is always reported); sparsity default 0.2,0.3,0.4
+      calibrate --model PATH --data FILE --sparsity S [--routing one-pass|block] [--seed N] --out ROUTER.json
+               [--population N] [--generations N] [--tune-generations N] [--guide-iterations N] [--iterations N]
+               [--batch N] [--learning-rate X] [--max-sequences N] [--max-len N] [--tokenizer PATH]
+      eval     --model PATH --data FILE [--tokenizer PATH] [--calibration FILE] [--sparsity S[,S...] | --router R[,R...]]
+               [--methods M[,M...]] [--routing block,one-pass] [--seed N] [--max-sequences N] [--max-len N] [--min-len N]
+               [--json] [--plot FILE.png]
+               methods: METHODS (dense, the reference, is always reported); sparsity default 0.2,0.3,0.4;
+               with --router the targets are the routers' mean sparsities and learned is among the defaults
       cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N]
                  [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
       bench kernels [--quick] [--json]
@@ -43,6 +48,7 @@ try
         ["generate", .. var rest] => GenerateCommand.Run(rest),
         ["score", .. var rest] => ScoreCommand.Run(rest),
         ["eval", .. var rest] => EvalCommand.Run(rest),
+        ["calibrate", .. var rest] => CalibrateCommand.Run(rest),
         ["cluster", "up", .. var rest] => ClusterCommand.Up(rest),
         ["bench", "kernels", .. var rest] => BenchCommand.Kernels(rest),
         ["bench", "model", .. var rest] => BenchCommand.Model(rest),

@@ -1,5 +1,7 @@
 using System.Globalization;
 using FtpCluster.Compute.Evaluation;
+using FtpCluster.Compute.Ftp;
+using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Tokenizers;
 
@@ -7,13 +9,16 @@ namespace FtpCluster.Client.Commands;
 
 /// <summary>
 /// <c>ftpcluster eval</c>: the dense model against each pruning method at each target sparsity, on the
-/// continuations of a data set (<see cref="Evaluator"/>). A table, or with --json the report object;
-/// --plot draws sparsity against the perplexity ratio.
+/// continuations of a data set (<see cref="Evaluator"/>), token-routing methods once per routing mode. With
+/// --router, each calibrated artifact's mean sparsity is a target, and there the baselines share its
+/// schedule (<see cref="EvalMethods"/>). A table, or with --json the report object; --plot draws
+/// sparsity against the perplexity ratio.
 /// </summary>
 internal static class EvalCommand
 {
     private static readonly double[] DefaultSparsities = [0.2, 0.3, 0.4];
-    private const string DefaultMethods = "dense,shortgpt";
+    private const string DefaultMethods = "dense,shortgpt,static,random,uniform";
+    private static readonly RoutingMode[] DefaultRoutings = [RoutingMode.Block, RoutingMode.OnePass];
 
     /// <summary>How many data problems are printed one by one before the rest are only counted.</summary>
     private const int ProblemsShown = 10;
@@ -24,8 +29,12 @@ internal static class EvalCommand
         var modelOptions = ModelOptions.Read(a);
         string dataPath = a.Required("data");
         string? calibrationPath = a.String("calibration");
-        var sparsities = a.String("sparsity") is { } s ? ParseSparsities(s) : DefaultSparsities;
-        var methods = ParseMethods(a.String("methods") ?? DefaultMethods);
+        string? sparsityText = a.String("sparsity");
+        var routerPaths = a.String("router") is { } r ? r.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : [];
+        var routings = a.String("routing") is { } routingText ? ParseRoutings(routingText) : DefaultRoutings;
+        // The learned router is among the defaults exactly when there is one to run.
+        var methods = ParseMethods(a.String("methods") ?? DefaultMethods + (routerPaths.Length > 0 ? ",learned" : ""));
+        int seed = a.Int("seed", 0);
         var dataOptions = new EvalDataOptions
         {
             MaxLength = a.Has("max-len") ? a.Int("max-len", 0) : null,
@@ -40,20 +49,40 @@ internal static class EvalCommand
             throw new UsageException($"--min-len must be at least {Continuation.MinSequenceLength} (a context and a continuation of {Continuation.MinTokens} tokens), got {dataOptions.MinLength}");
         if (dataOptions.MaxLength < dataOptions.MinLength)
             throw new UsageException($"--max-len {dataOptions.MaxLength} is below the minimum length {dataOptions.MinLength}");
+        if (seed < 0) throw new UsageException($"--seed must be >= 0, got {seed}");
+        if (sparsityText is not null && routerPaths.Length > 0)
+            throw new UsageException("--sparsity and --router both set the targets: with --router, each router's mean sparsity is a target");
+        if (routerPaths.Length == 0 && methods.FirstOrDefault(m => m.NeedsRouter) is { } needy)
+            throw new UsageException($"--methods {needy.Name} runs a calibrated router: pass --router ROUTER.json (from ftpcluster calibrate)");
 
         using var device = modelOptions.CreateDevice();
         using var model = modelOptions.LoadModel(device);
         var tokenizer = modelOptions.LoadTokenizer(model.Config);
+        var routers = LoadRouters(routerPaths, modelOptions.ModelPath);
+        var sparsities = routers.Count > 0 ? [.. routers.Select(EvalMethodContext.TargetOf)]
+            : sparsityText is not null ? ParseSparsities(sparsityText) : DefaultSparsities;
         var data = LoadData("data", dataPath, tokenizer, model, dataOptions);
         var calibration = calibrationPath is null ? data : LoadData("calibration", calibrationPath, tokenizer, model, dataOptions);
         int? overlap = calibrationPath is null ? null : data.CountShared(calibration.Sequences);
         if (overlap > 0)
             Console.Error.WriteLine($"warning: {overlap} of the {data.Sequences.Count} evaluation sequences also occur in the calibration data");
 
-        var context = new EvalMethodContext(model, calibration.Sequences);
-        var evaluated = methods.Where(m => m.Name != "dense")
-            .SelectMany(m => m.TakesSparsity ? sparsities.Select(sparsity => m.Create(context, sparsity)) : [m.Create(context, 0)])
-            .ToList();
+        var context = new EvalMethodContext(model, calibration.Sequences, routers, (ulong)seed);
+        var evaluated = new List<IEvalMethod>();
+        foreach (var method in methods.Where(m => m.Name != "dense"))
+        {
+            if (!method.TakesSparsity)
+            {
+                evaluated.Add(method.Create(context, 0, RoutingMode.OnePass));
+                continue;
+            }
+            foreach (double sparsity in sparsities)
+            {
+                // A fixed plan (block removal) does not route, so it is evaluated once, not once per routing.
+                foreach (var routing in method.Routed ? routings : routings.Take(1))
+                    evaluated.Add(method.Create(context, sparsity, routing));
+            }
+        }
         var progress = new ProgressLine("eval", data.Sequences.Count);
         var results = Evaluator.Evaluate(model, data.Sequences, evaluated, progress.Report);
         var report = new EvalReport
@@ -66,6 +95,7 @@ internal static class EvalCommand
             Tokens = data.Tokens,
             Calibration = calibrationPath,
             CalibrationOverlap = overlap,
+            Routers = routerPaths.Length > 0 ? routerPaths : null,
         };
 
         Console.WriteLine(json ? report.ToJson() : report.ToTable());
@@ -78,7 +108,7 @@ internal static class EvalCommand
     }
 
     /// <summary>Loads a data set, saying on stderr what was skipped and why; no usable sequence at all is an error.</summary>
-    private static EvalDataset LoadData(string role, string path, ITokenizer? tokenizer, TransformerStage model, EvalDataOptions options)
+    internal static EvalDataset LoadData(string role, string path, ITokenizer? tokenizer, TransformerStage model, EvalDataOptions options)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{role} file not found: {path}");
         EvalDataset data;
@@ -100,8 +130,46 @@ internal static class EvalCommand
         if (data.StoppedEarly) skipped.Add($"stopped at --max-sequences {options.MaxSequences}");
         Console.Error.WriteLine($"{role}: {path}: {data.Sequences.Count} sequences, {data.Tokens} tokens" + (skipped.Count > 0 ? $" ({string.Join("; ", skipped)})" : ""));
         if (data.Sequences.Count == 0)
-            throw new InvalidOperationException($"{path}: no sequence of at least {options.MinLength} tokens to evaluate");
+            throw new InvalidOperationException($"{path}: no sequence of at least {options.MinLength} tokens to use");
         return data;
+    }
+
+    /// <summary>Router artifacts, each checked against the model's fingerprint; one that belongs to another model is refused.</summary>
+    private static List<RouterArtifact> LoadRouters(string[] paths, string modelPath)
+    {
+        if (paths.Length == 0) return [];
+        using var checkpoint = Checkpoint.Open(modelPath);
+        var routers = new List<RouterArtifact>();
+        foreach (var path in paths)
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"router file not found: {path}");
+            var router = RouterArtifact.Load(path, checkpoint);
+            Console.Error.WriteLine($"router: {path}: {router.Router.ToString().ToLowerInvariant()}, mean sparsity {router.Schedule.Mean:0.####}, schedule {router.Schedule}");
+            routers.Add(router);
+        }
+        var targets = routers.Select(EvalMethodContext.TargetOf).ToList();
+        if (targets.Distinct().Count() != targets.Count)
+            throw new UsageException($"--router: two routers have the same mean sparsity ({string.Join(", ", targets)}): give one per target");
+        return routers;
+    }
+
+    /// <summary>"block,one-pass": the routing modes every routed method is run in.</summary>
+    private static RoutingMode[] ParseRoutings(string text)
+    {
+        var modes = new List<RoutingMode>();
+        foreach (var name in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct())
+        {
+            try
+            {
+                modes.Add(RoutingModes.Parse(name));
+            }
+            catch (ArgumentException)
+            {
+                throw new UsageException($"--routing: unknown routing '{name}' (known: {string.Join(", ", RoutingModes.Names)})");
+            }
+        }
+        if (modes.Count == 0) throw new UsageException($"--routing names no routing (known: {string.Join(", ", RoutingModes.Names)})");
+        return [.. modes];
     }
 
     /// <summary>"0.2,0.3,0.4": the target mean sparsities every method that takes one is run at.</summary>

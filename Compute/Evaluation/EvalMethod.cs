@@ -1,3 +1,4 @@
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 
 namespace FtpCluster.Compute.Evaluation;
@@ -32,39 +33,94 @@ public interface IEvalMethod
     MethodOutput Run(int[] ids);
 }
 
-/// <summary>What a method may need when it is set up: the model and the data to calibrate on.</summary>
+/// <summary>What a method may need when it is set up: the model, the data to calibrate on, router artifacts.</summary>
 public sealed class EvalMethodContext
 {
     private readonly Lazy<double[]> _blockInfluence;
 
-    public EvalMethodContext(TransformerStage model, IReadOnlyList<EvalSequence> calibration)
+    /// <param name="routers">Router artifacts, at most one per mean sparsity (rounded to <see cref="TargetDigits"/> digits).</param>
+    /// <param name="seed">The random router's seed.</param>
+    public EvalMethodContext(TransformerStage model, IReadOnlyList<EvalSequence> calibration, IReadOnlyList<RouterArtifact>? routers = null, ulong seed = 0)
     {
         if (calibration.Count == 0) throw new ArgumentException("calibration needs at least one sequence", nameof(calibration));
         Model = model;
         Calibration = calibration;
+        Routers = routers ?? [];
+        Seed = seed;
+        foreach (var router in Routers) router.Schedule.RequireBlocks(model.Config.Layers);
+        var targets = Routers.Select(TargetOf).ToList();
+        if (targets.Distinct().Count() != targets.Count)
+            throw new ArgumentException($"two router artifacts have the same mean sparsity ({string.Join(", ", targets)}): give one per target");
         _blockInfluence = new(() => Evaluation.BlockInfluence.Measure(model, calibration.Select(s => s.Ids)));
     }
+
+    /// <summary>A target's digits: an artifact's mean is the target up to its schedule's rounding.</summary>
+    public const int TargetDigits = 6;
 
     public TransformerStage Model { get; }
 
     /// <summary>Sequences a method may calibrate on: the evaluation data unless separate data was given.</summary>
     public IReadOnlyList<EvalSequence> Calibration { get; }
 
+    public IReadOnlyList<RouterArtifact> Routers { get; }
+
+    public ulong Seed { get; }
+
     /// <summary>ShortGPT's Block Influence of each block on <see cref="Calibration"/>, measured once when first asked for.</summary>
     public double[] BlockInfluence => _blockInfluence.Value;
+
+    /// <summary>The mean sparsity an artifact's schedule targets.</summary>
+    public static double TargetOf(RouterArtifact router) => Math.Round(router.Schedule.Mean, TargetDigits);
+
+    /// <summary>The artifact calibrated for <paramref name="target"/>, or null.</summary>
+    public RouterArtifact? RouterAt(double target) => Routers.FirstOrDefault(r => TargetOf(r) == Math.Round(target, TargetDigits));
+
+    /// <summary>
+    /// The schedule the static and random baselines run at <paramref name="target"/>: the artifact's, when
+    /// one was calibrated for that target (the same schedule as the learned router), else the uniform
+    /// schedule for the routing (<see cref="SparsitySchedule.Uniform(double, int, RoutingMode)"/>).
+    /// </summary>
+    public SparsitySchedule ScheduleAt(double target, RoutingMode routing) =>
+        RouterAt(target)?.Schedule ?? SparsitySchedule.Uniform(target, Model.Config.Layers, routing);
 }
 
-/// <summary>A method by name: how to set it up at a target sparsity.</summary>
+/// <summary>A method by name: how to set it up at a target sparsity and routing.</summary>
 /// <param name="TakesSparsity">False for a method that has no sparsity (dense): it is evaluated once, not once per target.</param>
-public sealed record EvalMethodEntry(string Name, bool TakesSparsity, Func<EvalMethodContext, double, IEvalMethod> Create);
+/// <param name="Routed">True for token routing, evaluated once per routing mode; false for a fixed plan (dense, block removal), evaluated once.</param>
+/// <param name="NeedsRouter">True when it runs a calibrated router artifact (eval --router).</param>
+public sealed record EvalMethodEntry(string Name, bool TakesSparsity, bool Routed, bool NeedsRouter,
+    Func<EvalMethodContext, double, RoutingMode, IEvalMethod> Create);
 
-/// <summary>The methods <c>ftpcluster eval --methods</c> knows; a new method is one entry here.</summary>
+/// <summary>
+/// The methods <c>ftpcluster eval --methods</c> knows; a new method is one entry here. The token-routing
+/// baselines at equal mean sparsity:
+/// <list type="bullet">
+/// <item>static: first token, then the most recent; on the artifact's schedule for the target, else uniform.</item>
+/// <item>random: uniform random skipping on the same schedule as static.</item>
+/// <item>uniform: the uniform schedule for the routing, with the artifact's router, else the static router.</item>
+/// <item>learned: the artifact's router and schedule.</item>
+/// </list>
+/// </summary>
 public static class EvalMethods
 {
     public static IReadOnlyList<EvalMethodEntry> Known { get; } =
     [
-        new("dense", TakesSparsity: false, (context, _) => new DenseMethod(context.Model)),
-        new("shortgpt", TakesSparsity: true, (context, sparsity) => new ShortGptMethod(context.Model, context.BlockInfluence, sparsity)),
+        new("dense", TakesSparsity: false, Routed: false, NeedsRouter: false, (context, _, _) => new DenseMethod(context.Model)),
+        new("shortgpt", TakesSparsity: true, Routed: false, NeedsRouter: false,
+            (context, sparsity, _) => new ShortGptMethod(context.Model, context.BlockInfluence, sparsity)),
+        new("static", TakesSparsity: true, Routed: true, NeedsRouter: false,
+            (context, sparsity, routing) => new RoutedMethod(context.Model, "static", sparsity, routing, context.ScheduleAt(sparsity, routing), new StaticRouter())),
+        new("random", TakesSparsity: true, Routed: true, NeedsRouter: false,
+            (context, sparsity, routing) => new RoutedMethod(context.Model, "random", sparsity, routing, context.ScheduleAt(sparsity, routing), new RandomRouter(context.Seed))),
+        new("uniform", TakesSparsity: true, Routed: true, NeedsRouter: false,
+            (context, sparsity, routing) => new RoutedMethod(context.Model, "uniform", sparsity, routing,
+                SparsitySchedule.Uniform(sparsity, context.Model.Config.Layers, routing), context.RouterAt(sparsity)?.CreateRouter() ?? new StaticRouter())),
+        new("learned", TakesSparsity: true, Routed: true, NeedsRouter: true,
+            (context, sparsity, routing) =>
+            {
+                var artifact = LearnedAt(context, sparsity);
+                return new RoutedMethod(context.Model, "learned", sparsity, routing, artifact.Schedule, artifact.CreateRouter());
+            }),
     ];
 
     public static IReadOnlyList<string> Names => [.. Known.Select(m => m.Name)];
@@ -73,4 +129,14 @@ public static class EvalMethods
     public static EvalMethodEntry Find(string name) =>
         Known.FirstOrDefault(m => m.Name == name)
         ?? throw new ArgumentException($"unknown method '{name}' (known: {string.Join(", ", Names)})", nameof(name));
+
+    /// <summary>The artifact for <paramref name="sparsity"/>, which must hold a learned router.</summary>
+    private static RouterArtifact LearnedAt(EvalMethodContext context, double sparsity)
+    {
+        var artifact = context.RouterAt(sparsity)
+            ?? throw new InvalidOperationException($"no router artifact was calibrated for a mean sparsity of {sparsity}");
+        if (artifact.Router != RouterKind.Learned)
+            throw new InvalidOperationException($"the router artifact for a mean sparsity of {sparsity} holds a {artifact.Router.ToString().ToLowerInvariant()} router, not a learned one");
+        return artifact;
+    }
 }

@@ -65,6 +65,9 @@ public sealed record EvalReport
     /// <summary>Evaluation sequences that also occur in the calibration data (0 when none; null without separate calibration data).</summary>
     [JsonPropertyName("calibration_overlap")] public int? CalibrationOverlap { get; init; }
 
+    /// <summary>The router artifacts evaluated (eval --router); null without any.</summary>
+    [JsonPropertyName("routers")] public IReadOnlyList<string>? Routers { get; init; }
+
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,

@@ -7,19 +7,21 @@ namespace FtpCluster.Compute.Ftp;
 /// What calibration produces and evaluation and the cluster load: the schedule, the router and its
 /// feature normalization, tied to one model by its <see cref="ModelFingerprint"/>. A JSON file:
 /// <code>
-/// { "format": "ftpcluster-router", "version": 1, "model_fingerprint": "sha256:…",
+/// { "format": "ftpcluster-router", "version": 2, "model_fingerprint": "sha256:…",
 ///   "schedule": [s_0, s_1, …],
 ///   "router": { "kind": "learned", "hidden": 64, "parameters": [385 numbers, the layout of RouterMlp.Parameters] }
 ///          or { "kind": "random", "seed": N } or { "kind": "static" },
-///   "normalization": { "features": ["position", "score", "rank", "sparsity"], "mean": [4], "std": [4] },
+///   "normalization": { "features": ["log_relative_position", "score", "rank", "sparsity"], "mean": [4], "std": [4] },
 ///   "metrics": { "name": number, … } }
 /// </code>
+/// The normalization is of the learned router's inputs (<see cref="LearnedRouter.Inputs"/>). Version 2: version 1
+/// normalized the raw position, so its numbers would be misread now.
 /// Every problem reading one is a <see cref="ModelFormatException"/> naming the file.
 /// </summary>
 public sealed record RouterArtifact
 {
     public const string Format = "ftpcluster-router";
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
     public required string ModelFingerprint { get; init; }
     public required SparsitySchedule Schedule { get; init; }
@@ -83,7 +85,7 @@ public sealed record RouterArtifact
         json.WriteEndObject();
         json.WriteStartObject("normalization");
         json.WriteStartArray("features");
-        foreach (var name in RouterFeatures.Names) json.WriteStringValue(name);
+        foreach (var name in LearnedRouter.InputNames) json.WriteStringValue(name);
         json.WriteEndArray();
         WriteArray(json, "mean", Normalization.Mean);
         WriteArray(json, "std", Normalization.Std);
@@ -135,9 +137,9 @@ public sealed record RouterArtifact
         var normalization = root.Required(path, "normalization").AsObject(path, "normalization");
         var names = Field(normalization, path, "normalization", "features").AsArray(path, "normalization.features")
             .EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString() : e.GetRawText()).ToArray();
-        if (!names.SequenceEqual(RouterFeatures.Names))
+        if (!names.SequenceEqual(LearnedRouter.InputNames))
             throw new ModelFormatException(path, null,
-                $"'normalization.features' is [{string.Join(", ", names)}], expected [{string.Join(", ", RouterFeatures.Names)}]");
+                $"'normalization.features' is [{string.Join(", ", names)}], expected [{string.Join(", ", LearnedRouter.InputNames)}]");
         var features = Checked(path, "normalization", () => new FeatureNormalization(
             ReadFloats(normalization, path, "normalization", "mean"),
             ReadFloats(normalization, path, "normalization", "std")));

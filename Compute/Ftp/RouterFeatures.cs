@@ -14,9 +14,6 @@ public readonly record struct RouterFeatures(float Position, float Score, float 
 {
     public const int Count = 4;
 
-    /// <summary>Feature names, in the order of <see cref="CopyTo"/>; the artifact lists them.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["position", "score", "rank", "sparsity"];
-
     /// <summary>
     /// The latest score of a token no block has computed yet. Scores are attention probabilities in
     /// [0, 1], so 0 reads as "none received yet"; every such token ties, so ranks carry no information
@@ -35,7 +32,7 @@ public readonly record struct RouterFeatures(float Position, float Score, float 
 
 /// <summary>
 /// Per feature, the mean and standard deviation a learned router subtracts and divides by, so that
-/// positions in the hundreds and scores near 0.01 reach the MLP on the same scale. Fitted on
+/// log relative positions down to −5 and scores near 0.01 reach the MLP on the same scale. Fitted on
 /// calibration data and stored in the router artifact.
 /// </summary>
 public sealed class FeatureNormalization
@@ -47,11 +44,11 @@ public sealed class FeatureNormalization
     public FeatureNormalization(IReadOnlyList<float> mean, IReadOnlyList<float> std)
     {
         if (mean.Count != RouterFeatures.Count || std.Count != RouterFeatures.Count)
-            throw new ArgumentException($"a feature normalization needs {RouterFeatures.Count} means and stds ({string.Join(", ", RouterFeatures.Names)}), got {mean.Count} and {std.Count}");
+            throw new ArgumentException($"a feature normalization needs {RouterFeatures.Count} means and stds ({string.Join(", ", LearnedRouter.InputNames)}), got {mean.Count} and {std.Count}");
         for (int i = 0; i < RouterFeatures.Count; i++)
         {
-            if (!float.IsFinite(mean[i])) throw new ArgumentException($"{RouterFeatures.Names[i]}: mean {mean[i]} is not finite");
-            if (!(std[i] > 0 && float.IsFinite(std[i]))) throw new ArgumentException($"{RouterFeatures.Names[i]}: std {std[i]} must be positive and finite");
+            if (!float.IsFinite(mean[i])) throw new ArgumentException($"{LearnedRouter.InputNames[i]}: mean {mean[i]} is not finite");
+            if (!(std[i] > 0 && float.IsFinite(std[i]))) throw new ArgumentException($"{LearnedRouter.InputNames[i]}: std {std[i]} must be positive and finite");
         }
         _mean = [.. mean];
         _std = [.. std];

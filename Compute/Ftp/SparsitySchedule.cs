@@ -62,6 +62,14 @@ public sealed class SparsitySchedule
         return new SparsitySchedule(Enumerable.Range(0, layers).Select(b => b < dense ? 0.0 : later));
     }
 
+    /// <summary>
+    /// The uniform schedule whose mean is <paramref name="mean"/> under <paramref name="routing"/>: block by
+    /// block, every block skips the mean; a one-pass plan is made after block 0, which computes every token
+    /// (<see cref="OnePassPlan.Decide"/>), so there it is <see cref="DenseFirstBlock"/>.
+    /// </summary>
+    public static SparsitySchedule Uniform(double mean, int layers, RoutingMode routing) =>
+        routing == RoutingMode.Block || mean == 0 ? Uniform(mean, layers) : DenseFirstBlock(mean, layers);
+
     public int Blocks => _sparsity.Length;
 
     /// <summary>s_b of block <paramref name="block"/>.</summary>

@@ -11,6 +11,27 @@ public enum RoutingMode
     OnePass,
 }
 
+/// <summary>The names of the routing modes in reports and on the command line: "block" and "one-pass".</summary>
+public static class RoutingModes
+{
+    public static IReadOnlyList<string> Names { get; } = ["block", "one-pass"];
+
+    public static string Name(RoutingMode mode) => mode switch
+    {
+        RoutingMode.Block => "block",
+        RoutingMode.OnePass => "one-pass",
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown routing mode"),
+    };
+
+    /// <exception cref="ArgumentException">Not one of <see cref="Names"/>.</exception>
+    public static RoutingMode Parse(string name) => name switch
+    {
+        "block" => RoutingMode.Block,
+        "one-pass" => RoutingMode.OnePass,
+        _ => throw new ArgumentException($"unknown routing '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
+    };
+}
+
 public sealed record RoutingOptions
 {
     public RoutingMode Mode { get; init; } = RoutingMode.Block;

@@ -1,5 +1,6 @@
 using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Evaluation;
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 
 namespace FtpCluster.Compute.Tests.Evaluation;
@@ -71,7 +72,7 @@ public sealed class EvaluatorTests
         using var model = TransformerStage.Load(SharedModels.PathTo(AidreamsSequences.ModelFile), device);
         var sequences = AidreamsSequences.Make(model);
         var context = new EvalMethodContext(model, sequences);
-        var shortGpt = (ShortGptMethod)EvalMethods.Find("shortgpt").Create(context, 0.3);
+        var shortGpt = (ShortGptMethod)EvalMethods.Find("shortgpt").Create(context, 0.3, RoutingMode.OnePass);
         var result = Evaluator.Evaluate(model, sequences, [shortGpt])[1];
 
         var c = model.Config;

@@ -25,6 +25,24 @@ public sealed class ShortGptTests
     }
 
     [SharedModelsFact]
+    public void Redundancy_profile_counts_the_tokens_above_the_threshold()
+    {
+        using var device = new CpuDevice();
+        using var model = TransformerStage.Load(SharedModels.PathTo(AidreamsSequences.ModelFile), device);
+        var ids = AidreamsSequences.Make(model, sampled: 1).Select(s => s.Ids).ToArray();
+        var profile = BlockInfluence.Profile(model, ids);
+        Assert.Equal(BlockInfluence.RedundantCosine, profile.Threshold);
+        Assert.Equal(BlockInfluence.Measure(model, ids), profile.MeanCosine.Select(c => 1 - c));
+        Assert.All(profile.FractionAbove, f => Assert.InRange(f, 0, 1));
+        // A cosine is never above 1 and always above −1 − ε: no token, then every token.
+        Assert.All(BlockInfluence.Profile(model, ids, threshold: 1).FractionAbove, f => Assert.Equal(0, f));
+        Assert.All(BlockInfluence.Profile(model, ids, threshold: -1.01).FractionAbove, f => Assert.Equal(1, f));
+        // At a block's own mean cosine the tokens split: some above, some not.
+        var atMean = Enumerable.Range(0, profile.MeanCosine.Length).Select(b => BlockInfluence.Profile(model, ids, profile.MeanCosine[b]).FractionAbove[b]);
+        Assert.All(atMean, f => Assert.True(f > 0 && f < 1, $"fraction {f}"));
+    }
+
+    [SharedModelsFact]
     public void The_lowest_influence_blocks_are_removed_and_compute_no_token()
     {
         using var device = new CpuDevice();

@@ -118,7 +118,7 @@ public sealed partial class RouterArtifactTests : IDisposable
     [Theory]
     [InlineData("not json", "is not valid JSON at line 1")]
     [InlineData("format", "'format' is \"other\", expected \"ftpcluster-router\"")]
-    [InlineData("version", "router artifact version 2 is not supported: this build reads version 1")]
+    [InlineData("version", "router artifact version 1 is not supported: this build reads version 2")]
     [InlineData("no schedule", "missing required key 'schedule'")]
     [InlineData("schedule value", "'schedule': block 1: sparsity 1.5 is outside [0, 1)")]
     [InlineData("schedule text", "'schedule[0]' must be a number, got \"0.1\"")]
@@ -127,7 +127,7 @@ public sealed partial class RouterArtifactTests : IDisposable
     [InlineData("parameter count", "'router.parameters' holds 3 numbers, expected 385 (4→64→1)")]
     [InlineData("hidden", "'router.hidden' is 32, but this build's router MLP has 64 hidden units")]
     [InlineData("std", "'normalization': score: std 0 must be positive and finite")]
-    [InlineData("feature names", "'normalization.features' is [position, rank, score, sparsity], expected [position, score, rank, sparsity]")]
+    [InlineData("feature names", "'normalization.features' is [position, score, rank, sparsity], expected [log_relative_position, score, rank, sparsity]")]
     [InlineData("metric", "'metrics.kl' must be a number, got \"low\"")]
     public void Malformed_files_name_the_file_and_what_was_expected(string fault, string message)
     {
@@ -137,7 +137,7 @@ public sealed partial class RouterArtifactTests : IDisposable
         switch (fault)
         {
             case "format": json["format"] = "other"; break;
-            case "version": json["version"] = 2; break;
+            case "version": json["version"] = 1; break;
             case "no schedule": json.Remove("schedule"); break;
             case "schedule value": json["schedule"] = new JsonArray(0.1, 1.5); break;
             case "schedule text": json["schedule"] = new JsonArray("0.1"); break;
@@ -146,7 +146,7 @@ public sealed partial class RouterArtifactTests : IDisposable
             case "parameter count": json["router"]!["parameters"] = new JsonArray(1, 2, 3); break;
             case "hidden": json["router"]!["hidden"] = 32; break;
             case "std": json["normalization"]!["std"] = new JsonArray(1, 0, 1, 1); break;
-            case "feature names": json["normalization"]!["features"] = new JsonArray("position", "rank", "score", "sparsity"); break;
+            case "feature names": json["normalization"]!["features"] = new JsonArray("position", "score", "rank", "sparsity"); break;
             case "metric": json["metrics"]!["kl"] = "low"; break;
         }
         File.WriteAllText(path, fault == "not json" ? "{ not json" : json.ToJsonString());

@@ -88,13 +88,16 @@ public sealed class RouterTests
         Assert.All(kept[..9], k => Assert.InRange(k, 1650, 1900));
     }
 
-    /// <summary>logit = position + 1000 · relu(rank − 0.75): the older tokens with the most attention, then the most recent.</summary>
+    /// <summary>
+    /// logit = log relative position + 1000 · relu(rank − 0.75): the older tokens with the most attention, then
+    /// the most recent. The log relative position is at most 0, so unit 0 passes its negation and weighs it −1.
+    /// </summary>
     private static LearnedRouter RecentOrAttended()
     {
         var p = new float[RouterMlp.ParameterCount];
         const int firstBias = RouterMlp.Hidden * RouterMlp.Inputs, outputWeights = firstBias + RouterMlp.Hidden;
-        p[0 * RouterMlp.Inputs + 0] = 1;      // unit 0: position
-        p[outputWeights + 0] = 1;
+        p[0 * RouterMlp.Inputs + 0] = -1;     // unit 0: −log relative position
+        p[outputWeights + 0] = -1;
         p[1 * RouterMlp.Inputs + 2] = 1;      // unit 1: rank − 0.75
         p[firstBias + 1] = -0.75f;
         p[outputWeights + 1] = 1000;
@@ -130,17 +133,20 @@ public sealed class RouterTests
     [Fact]
     public void With_decode_pruning_the_newest_is_kept_iff_the_router_says_at_least_one_half()
     {
-        // logit = position − 4.5: the newest (position 5 in one sequence, 3 in the other) is kept only where positive.
+        // logit = 10 · score − 2.5: the threshold keeps a token iff its latest score is at least 0.25. (The newest
+        // token's log relative position is 0 in every sequence, so position cannot tell the two apart.)
         var p = new float[RouterMlp.ParameterCount];
         const int firstBias = RouterMlp.Hidden * RouterMlp.Inputs, outputWeights = firstBias + RouterMlp.Hidden;
-        p[0] = 1;
-        p[outputWeights] = 1;
-        p[^1] = -4.5f;
+        p[1] = 1;
+        p[outputWeights] = 10;
+        p[^1] = -2.5f;
         var router = new LearnedRouter(new RouterMlp(p), FeatureNormalization.Identity);
         var batch = new RoutingBatch([0, 1, 2, 3, 4, 5, 0, 1, 2, 3], [new SequenceRows(0, 6, []), new SequenceRows(6, 4, [])]);
-        // Quotas at 0.5: 3 of 6 and 2 of 4; the rest take quota − 1 places by logit.
-        Assert.Equal([3, 4, 5, 8, 9], batch.Choose(router, batch.Features(0.5), 0.5, pruneNewest: false));
-        Assert.Equal([3, 4, 5, 8], batch.Choose(router, batch.Features(0.5), 0.5, pruneNewest: true));
+        batch.Update([0.05f, 0.1f, 0.2f, 0.4f, 0.35f, 0.3f, 0.5f, 0.05f, 0.3f, 0.1f]);
+        // Quotas at 0.5: 3 of 6 and 2 of 4; the rest take quota − 1 places by logit. The newest of the first
+        // sequence (score 0.3) passes the threshold, that of the second (0.1) does not.
+        Assert.Equal([3, 4, 5, 6, 9], batch.Choose(router, batch.Features(0.5), 0.5, pruneNewest: false));
+        Assert.Equal([3, 4, 5, 6], batch.Choose(router, batch.Features(0.5), 0.5, pruneNewest: true));
 
         // A decode step: one token, its quota is 1, and only the threshold decides.
         var step = new RoutingBatch([4], [new SequenceRows(0, 1, [0.1f, 0.2f, 0.3f, 0.4f])]);

@@ -34,6 +34,18 @@ public sealed class SparsityScheduleTests
     }
 
     [Fact]
+    public void Uniform_for_one_pass_routing_keeps_block_0_dense_and_the_mean()
+    {
+        Assert.Equal([0.3, 0.3, 0.3, 0.3], SparsitySchedule.Uniform(0.3, 4, RoutingMode.Block).PerBlock);
+        var onePass = SparsitySchedule.Uniform(0.3, 4, RoutingMode.OnePass);
+        Assert.Equal(0, onePass[0]);
+        Assert.All(onePass.PerBlock.Skip(1), s => Assert.Equal(0.4, s, 12));
+        Assert.Equal(0.3, onePass.Mean, 12);
+        Assert.Contains("needs 1.067 at the other blocks", Assert.Throws<ArgumentException>(() => SparsitySchedule.Uniform(0.8, 4, RoutingMode.OnePass)).Message);
+        Assert.Contains("at least two layers", Assert.Throws<ArgumentException>(() => SparsitySchedule.Uniform(0.3, 1, RoutingMode.OnePass)).Message);
+    }
+
+    [Fact]
     public void Means_of_the_whole_and_of_a_segment()
     {
         var schedule = new SparsitySchedule([0.0, 0.2, 0.6, 0.4]);

@@ -160,16 +160,19 @@ public sealed class TokenPrunerTests : IDisposable
                 together.Logits.AsSpan(r * vocab, vocab), 1e-6, $"row {r}");
     }
 
-    /// <summary>logit = position + 20 · s − 18.5: later tokens and sparser blocks are computed.</summary>
-    private static LearnedRouter PositionAndSparsityRouter()
+    /// <summary>
+    /// logit = −log relative position + 20 · s − 5.5: older tokens and sparser blocks are computed. A decode
+    /// step's token is the newest, at log relative position 0, so it is computed iff s ≥ 0.275.
+    /// </summary>
+    private static LearnedRouter OldAndSparseRouter()
     {
         var p = new float[RouterMlp.ParameterCount];
         const int firstBias = RouterMlp.Hidden * RouterMlp.Inputs, outputWeights = firstBias + RouterMlp.Hidden;
-        p[0 * RouterMlp.Inputs + 0] = 1;
+        p[0 * RouterMlp.Inputs + 0] = -1;
         p[outputWeights + 0] = 1;
         p[1 * RouterMlp.Inputs + 3] = 1;
         p[outputWeights + 1] = 20;
-        p[^1] = -18.5f;
+        p[^1] = -5.5f;
         return new LearnedRouter(new RouterMlp(p), FeatureNormalization.Identity);
     }
 
@@ -179,7 +182,7 @@ public sealed class TokenPrunerTests : IDisposable
     public void Decode_steps_match_the_reference_with_the_blocks_that_computed_each_token(bool pruneNewest)
     {
         var schedule = new SparsitySchedule([0.0, 0.2, 0.5, 0.1, 0.3]);
-        var pruner = new TokenPruner(_model, schedule, PositionAndSparsityRouter());
+        var pruner = new TokenPruner(_model, schedule, OldAndSparseRouter());
         var options = new RoutingOptions { PruneNewest = pruneNewest };
         var sequence = pruner.NewSequence();
         int prefill = 12, vocab = _model.Config.VocabSize;
@@ -188,7 +191,7 @@ public sealed class TokenPrunerTests : IDisposable
         AssertMatchesReference(IdsA[..prefill], [.. computed.Select(c => c.ToArray())], prefillStep.Logits, "prefill");
 
         // Per decode position, the blocks that compute it: with decode pruning, those where the logit is ≥ 0.
-        int[][] expectedBlocks = pruneNewest ? [[2], [2, 4], [2, 4], [1, 2, 4]] : [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]];
+        int[][] expectedBlocks = pruneNewest ? [[2, 4], [2, 4], [2, 4], [2, 4]] : [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]];
         for (int p = prefill; p < IdsA.Length; p++)
         {
             var step = pruner.Step([sequence], [[IdsA[p]]], options);
