@@ -23,7 +23,8 @@ const string Usage = """
                [--methods M[,M...]] [--routing block,one-pass] [--seed N] [--max-sequences N] [--max-len N] [--min-len N]
                [--json] [--plot FILE.png]
                methods: METHODS (dense, the reference, is always reported); sparsity default 0.2,0.3,0.4;
-               with --router the targets are the routers' mean sparsities and learned is among the defaults
+               with --router the targets are the routers' mean sparsities and learned is among the defaults;
+               with --router and CLUSTER [--stage-aware]: wire_bytes_ratio and each stage's compute against the plan
       cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N]
                  [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
       bench kernels [--quick] [--json]

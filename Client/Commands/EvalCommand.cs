@@ -25,8 +25,10 @@ internal static class EvalCommand
 
     public static int Run(string[] args)
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
+        var a = new Arguments(args, new HashSet<string> { "json", "stage-aware" });
         var modelOptions = ModelOptions.Read(a);
+        var cluster = Cluster.ClusterTarget.Read(a);
+        bool stageAware = a.Flag("stage-aware");
         string dataPath = a.Required("data");
         string? calibrationPath = a.String("calibration");
         string? sparsityText = a.String("sparsity");
@@ -52,6 +54,10 @@ internal static class EvalCommand
         if (seed < 0) throw new UsageException($"--seed must be >= 0, got {seed}");
         if (sparsityText is not null && routerPaths.Length > 0)
             throw new UsageException("--sparsity and --router both set the targets: with --router, each router's mean sparsity is a target");
+        if (cluster is not null && routerPaths.Length == 0)
+            throw new UsageException("--stages and --cluster measure a router's traffic through the stages: pass --router ROUTER.json");
+        if (stageAware && cluster is null) throw new UsageException("--stage-aware needs --stages N or --cluster HOST:PORT");
+        if (cluster is not null) modelOptions.CheckUsableWith(cluster);
         if (routerPaths.Length == 0 && methods.FirstOrDefault(m => m.NeedsRouter) is { } needy)
             throw new UsageException($"--methods {needy.Name} runs a calibrated router: pass --router ROUTER.json (from ftpcluster calibrate)");
 
@@ -85,6 +91,17 @@ internal static class EvalCommand
         }
         var progress = new ProgressLine("eval", data.Sequences.Count);
         var results = Evaluator.Evaluate(model, data.Sequences, evaluated, progress.Report);
+        ClusterMeasure[]? measures = null;
+        if (cluster is not null)
+        {
+            using var interruption = new Cluster.Interruption();
+            measures = EvalOnCluster.MeasureAsync(cluster, modelOptions, routerPaths, stageAware, data.Sequences, interruption.Token)
+                .GetAwaiter().GetResult();
+            results = EvalOnCluster.WithWireBytes(results, routers, measures);
+            foreach (var m in measures)
+                Console.Error.WriteLine($"cluster: {m.Router}: {m.PrunedBytes:N0} bytes between stages with {m.Wire}, {m.WireBytesRatio:P1} of dense f32's {m.DenseBytes:N0}; "
+                    + string.Join(", ", m.Stages.Select(s => $"{s.Silo} [{s.Layers[0]}, {s.Layers[1]}) planned {s.PlannedShare:P0} measured {s.MeasuredShare:P0}")));
+        }
         var report = new EvalReport
         {
             Model = modelOptions.ModelPath,
@@ -96,6 +113,7 @@ internal static class EvalCommand
             Calibration = calibrationPath,
             CalibrationOverlap = overlap,
             Routers = routerPaths.Length > 0 ? routerPaths : null,
+            Cluster = measures,
         };
 
         Console.WriteLine(json ? report.ToJson() : report.ToTable());

@@ -68,6 +68,9 @@ public sealed record EvalReport
     /// <summary>The router artifacts evaluated (eval --router); null without any.</summary>
     [JsonPropertyName("routers")] public IReadOnlyList<string>? Routers { get; init; }
 
+    /// <summary>With eval --stages: per router, the bytes between stages against dense f32 and each stage's compute against the plan.</summary>
+    [JsonPropertyName("cluster")] public IReadOnlyList<ClusterMeasure>? Cluster { get; init; }
+
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         WriteIndented = true,

@@ -131,6 +131,41 @@ public sealed class CommandLineClusterTests
         }
     }
 
+    /// <summary>
+    /// <c>eval --stages N --router</c>: the evaluation data also goes through a pipeline, dense f32 and pruned
+    /// with the chosen encoding; the router's one-pass rows get the byte ratio, and each stage's compute is
+    /// reported beside the plan's share.
+    /// </summary>
+    [SharedModelsFact]
+    public async Task Eval_through_stages_reports_the_wire_bytes_ratio_and_each_stage_against_the_plan()
+    {
+        string dir = Directory.CreateTempSubdirectory("ftp-cli-eval-stages-").FullName;
+        try
+        {
+            string data = Path.Combine(dir, "data.jsonl"), router = Path.Combine(dir, "router.json");
+            Assert.Equal(0, (await CommandLineProcess.RunAsync("generate", "--model", Aidreams, "--samples", "3", "--out", data, "--max-tokens", "60", "--seed", "2")).Code);
+            Assert.Equal(0, (await CommandLineProcess.RunAsync("router", "static", "--model", Aidreams, "--sparsity", "0.4", "--out", router)).Code);
+
+            var json = Json(await CommandLineProcess.RunAsync("eval", "--model", Aidreams, "--data", data, "--router", router,
+                "--methods", "static", "--routing", "one-pass", "--stages", "2", "--wire", "int8", "--json"));
+
+            var measure = Assert.Single(json.GetProperty("cluster").EnumerateArray().ToArray());
+            double ratio = measure.GetProperty("wire_bytes_ratio").GetDouble();
+            Assert.InRange(ratio, 0.01, 0.5); // int8 alone is under a half of f32 here; pruning takes more off
+            Assert.Equal((double)measure.GetProperty("pruned_bytes").GetInt64() / measure.GetProperty("dense_f32_bytes").GetInt64(), ratio, 12);
+            var pruned = json.GetProperty("results").EnumerateArray().Single(r => r.GetProperty("method").GetString() == "static");
+            Assert.Equal(ratio, pruned.GetProperty("wire_bytes_ratio").GetDouble(), 12);
+            var stages = measure.GetProperty("stages").EnumerateArray().ToArray();
+            Assert.Equal(2, stages.Length);
+            Assert.Equal(1.0, stages.Sum(s => s.GetProperty("planned_share").GetDouble()), 9);
+            Assert.Equal(1.0, stages.Sum(s => s.GetProperty("measured_share").GetDouble()), 9);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [SharedModelsFact]
     public async Task Bench_pipeline_measures_both_engines_on_the_same_prompt()
     {
