@@ -95,16 +95,32 @@ public sealed class RedisDeploymentTests
 
             string home = await coordinator.NodeName();
             silos[Array.IndexOf(NodeNames, home)].Dispose();
-            // Once the survivors have declared it dead, a call finds no activation and starts a new one.
+            // Once the survivors have declared it dead, a call finds no activation and starts a new one. The
+            // client may have used the dead silo as its gateway: a call it sent there is refused, and it
+            // moves to another gateway, so a refused call is tried again.
             var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-            while ((await grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes()).Any(n => n.NodeName == home))
+            async Task<T> Retried<T>(Func<Task<T>> call)
+            {
+                while (true)
+                {
+                    try
+                    {
+                        return await call();
+                    }
+                    catch (Exception e) when (e is OrleansMessageRejectionException or SiloUnavailableException && DateTime.UtcNow < deadline)
+                    {
+                        await Task.Delay(200);
+                    }
+                }
+            }
+            while ((await Retried(() => grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes())).Any(n => n.NodeName == home))
             {
                 Assert.True(DateTime.UtcNow < deadline, $"silo {home} was never declared dead");
                 await Task.Delay(200);
             }
 
-            var after = await coordinator.Generate(request).WaitAsync(TimeSpan.FromMinutes(2));
-            Assert.NotEqual(home, await coordinator.NodeName());
+            var after = await Retried(() => coordinator.Generate(request)).WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.NotEqual(home, await Retried(coordinator.NodeName));
             Assert.Equal(before.Ids, after.Ids);
             // The plan came from storage: the same split, or (if a stage was on the dead silo) a re-plan of it.
             // The stage grains may be new ones (placed again): their directory entries can die with the silo.
