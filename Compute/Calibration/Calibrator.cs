@@ -35,7 +35,7 @@ public sealed record CalibrationOptions
 /// <item>Redundancy profile: per block, the cosine of each token's block input and output (<see cref="BlockInfluence.Profile"/>).</item>
 /// <item>Schedule search with the static router (<see cref="ScheduleSearch"/>), starting from the uniform
 /// schedule and one shaped by the profile (sparsity in proportion to each block's fraction of tokens above
-/// cosine 0.8).</item>
+/// cosine 0.8); block by block also from the uniform schedule with block 0 dense.</item>
 /// <item>Router training on that schedule (<see cref="RouterTraining"/>).</item>
 /// <item>Schedule fine-tune: the search again, scored with the trained router, starting from the searched schedule.</item>
 /// </list>
@@ -76,8 +76,11 @@ public static class Calibrator
         Record(metrics, log, "static_uniform", objective.Score(staticRouter, uniform), uniform);
 
         var searchOptions = new SearchOptions { Population = options.Population, Generations = options.Generations, Seed = seeds.NextUInt64() };
-        var searched = ScheduleSearch.Search(layers, target, routing, s => objective.Score(staticRouter, s).Kl,
-            [uniform, ShapedByRedundancy(profile, target, routing)], searchOptions,
+        List<SparsitySchedule> starts = [uniform, ShapedByRedundancy(profile, target, routing)];
+        // Block by block, block 0 is routed before any block has scored a token (every rank ties), so the
+        // search also starts from the uniform schedule that keeps it dense.
+        if (routing == RoutingMode.Block) starts.Add(SparsitySchedule.Uniform(target, layers, RoutingMode.OnePass));
+        var searched = ScheduleSearch.Search(layers, target, routing, s => objective.Score(staticRouter, s).Kl, starts, searchOptions,
             (generation, best) => log($"search: generation {generation}/{options.Generations}: best KL {best.Score:0.00000} {best.Schedule} ({best.Scored} schedules scored)"));
         metrics["search.scored"] = searched.Scored;
         Record(metrics, log, "static_searched", objective.Score(staticRouter, searched.Schedule), searched.Schedule);
