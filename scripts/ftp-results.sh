@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The FTP quality study: for aidreams260K and stories260K, a calibration set and
+# Reproduces every number in docs/ftp-results.md: for aidreams260K and stories260K, a calibration set and
 # an evaluation set that do not overlap (generate --samples with seeds 1 and 2), a router calibrated at
 # mean sparsity 20%, 30% and 40% for each routing (one-pass and block by block), and eval of each routing's
 # three routers against dense, ShortGPT and the static, random and uniform baselines.
