@@ -33,8 +33,6 @@ internal sealed class MicrobatchQueue(
     private int _inFlight;
     private bool _lookScheduled;
 
-    public int InFlight => _inFlight;
-
     public Task<int?> Submit(PendingStep step)
     {
         _waiting.Enqueue(step);
