@@ -24,7 +24,8 @@ const string Usage = """
                [--json] [--plot FILE.png]
                methods: METHODS (dense, the reference, is always reported); sparsity default 0.2,0.3,0.4;
                with --router the targets are the routers' mean sparsities and learned is among the defaults;
-               with --router and CLUSTER [--stage-aware]: wire_bytes_ratio and each stage's compute against the plan
+               with --router and CLUSTER: wire_bytes_ratio and each stage's compute against the plan;
+               --stage-aware also: each routed method's one-pass plan per stage segment of the deployed stages
       cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N]
                  [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
       bench kernels [--quick] [--json]

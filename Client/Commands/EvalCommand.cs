@@ -11,8 +11,10 @@ namespace FtpCluster.Client.Commands;
 /// <c>ftpcluster eval</c>: the dense model against each pruning method at each target sparsity, on the
 /// continuations of a data set (<see cref="Evaluator"/>), token-routing methods once per routing mode. With
 /// --router, each calibrated artifact's mean sparsity is a target, and there the baselines share its
-/// schedule (<see cref="EvalMethods"/>). A table, or with --json the report object; --plot draws
-/// sparsity against the perplexity ratio.
+/// schedule (<see cref="EvalMethods"/>). With --stages/--cluster, each router also runs through the stages
+/// for its bytes on the wire; with --stage-aware as well, every routed method is evaluated a second time in
+/// one pass with the stage-aware plan of the stages the router was deployed on. A table, or with --json the
+/// report object; --plot draws sparsity against the perplexity ratio.
 /// </summary>
 internal static class EvalCommand
 {
@@ -57,6 +59,8 @@ internal static class EvalCommand
         if (cluster is not null && routerPaths.Length == 0)
             throw new UsageException("--stages and --cluster measure a router's traffic through the stages: pass --router ROUTER.json");
         if (stageAware && cluster is null) throw new UsageException("--stage-aware needs --stages N or --cluster HOST:PORT");
+        if (stageAware && !routings.Contains(RoutingMode.OnePass))
+            throw new UsageException("--stage-aware plans in one pass: --routing must include one-pass");
         if (cluster is not null) modelOptions.CheckUsableWith(cluster);
         if (routerPaths.Length == 0 && methods.FirstOrDefault(m => m.NeedsRouter) is { } needy)
             throw new UsageException($"--methods {needy.Name} runs a calibrated router: pass --router ROUTER.json (from ftpcluster calibrate)");
@@ -73,35 +77,49 @@ internal static class EvalCommand
         if (overlap > 0)
             Console.Error.WriteLine($"warning: {overlap} of the {data.Sequences.Count} evaluation sequences also occur in the calibration data");
 
-        var context = new EvalMethodContext(model, calibration.Sequences, routers, (ulong)seed);
-        var evaluated = new List<IEvalMethod>();
-        foreach (var method in methods.Where(m => m.Name != "dense"))
-        {
-            if (!method.TakesSparsity)
-            {
-                evaluated.Add(method.Create(context, 0, RoutingMode.OnePass));
-                continue;
-            }
-            foreach (double sparsity in sparsities)
-            {
-                // A fixed plan (block removal) does not route, so it is evaluated once, not once per routing.
-                foreach (var routing in method.Routed ? routings : routings.Take(1))
-                    evaluated.Add(method.Create(context, sparsity, routing));
-            }
-        }
-        var progress = new ProgressLine("eval", data.Sequences.Count);
-        var results = Evaluator.Evaluate(model, data.Sequences, evaluated, progress.Report);
+        // Through stages, the cluster runs first: a stage-aware plan's segments are the stages each router's
+        // deployment was planned on, so the quality figures are those of the plans the stages ran.
         ClusterMeasure[]? measures = null;
         if (cluster is not null)
         {
             using var interruption = new Cluster.Interruption();
             measures = EvalOnCluster.MeasureAsync(cluster, modelOptions, routerPaths, stageAware, data.Sequences, interruption.Token)
                 .GetAwaiter().GetResult();
-            results = EvalOnCluster.WithWireBytes(results, routers, measures);
             foreach (var m in measures)
                 Console.Error.WriteLine($"cluster: {m.Router}: {m.PrunedBytes:N0} bytes between stages with {m.Wire}, {m.WireBytesRatio:P1} of dense f32's {m.DenseBytes:N0}; "
                     + string.Join(", ", m.Stages.Select(s => $"{s.Silo} [{s.Layers[0]}, {s.Layers[1]}) planned {s.PlannedShare:P0} measured {s.MeasuredShare:P0}")));
         }
+        IReadOnlyList<LayerRange>? StagesAt(double sparsity)
+        {
+            if (!stageAware) return null;
+            int i = routers.FindIndex(router => EvalMethodContext.TargetOf(router) == Math.Round(sparsity, EvalMethodContext.TargetDigits));
+            return i < 0 ? null : [.. measures![i].Stages.Select(stage => new LayerRange(stage.Layers[0], stage.Layers[1]))];
+        }
+
+        var context = new EvalMethodContext(model, calibration.Sequences, routers, (ulong)seed);
+        var evaluated = new List<IEvalMethod>();
+        foreach (var method in methods.Where(m => m.Name != "dense"))
+        {
+            if (!method.TakesSparsity)
+            {
+                evaluated.Add(method.Create(context, 0, new RoutingOptions { Mode = RoutingMode.OnePass }));
+                continue;
+            }
+            foreach (double sparsity in sparsities)
+            {
+                // A fixed plan (block removal) does not route, so it is evaluated once, not once per routing.
+                foreach (var routing in method.Routed ? routings : routings.Take(1))
+                {
+                    evaluated.Add(method.Create(context, sparsity, new RoutingOptions { Mode = routing }));
+                    // Beside each one-pass plan, the stage-aware one: the difference is what skipping whole stages costs.
+                    if (method.Routed && routing == RoutingMode.OnePass && StagesAt(sparsity) is { } stages)
+                        evaluated.Add(method.Create(context, sparsity, new RoutingOptions { Mode = routing, Stages = stages }));
+                }
+            }
+        }
+        var progress = new ProgressLine("eval", data.Sequences.Count);
+        var results = Evaluator.Evaluate(model, data.Sequences, evaluated, progress.Report);
+        if (measures is not null) results = EvalOnCluster.WithWireBytes(results, routers, measures, stageAware);
         var report = new EvalReport
         {
             Model = modelOptions.ModelPath,

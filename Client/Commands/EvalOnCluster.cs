@@ -47,13 +47,16 @@ internal static class EvalOnCluster
         return [.. measures];
     }
 
-    /// <summary>Each one-pass result of a router that ran on the cluster gets that router's measured byte ratio.</summary>
+    /// <summary>
+    /// Each one-pass result of a router that ran on the cluster gets that router's measured byte ratio: the
+    /// stage-aware result when the cluster planned stage-aware, else the per-block one.
+    /// </summary>
     public static IReadOnlyList<MethodResult> WithWireBytes(IReadOnlyList<MethodResult> results, IReadOnlyList<RouterArtifact> routers,
-        IReadOnlyList<ClusterMeasure> measures) =>
+        IReadOnlyList<ClusterMeasure> measures, bool stageAware) =>
         [.. results.Select(result =>
         {
             for (int i = 0; i < routers.Count; i++)
-                if (result.Routing == "one-pass" && string.Equals(result.Method, routers[i].Router.ToString(), StringComparison.OrdinalIgnoreCase)
+                if (result.Routing == "one-pass" && (result.Stages is not null) == stageAware && string.Equals(result.Method, routers[i].Router.ToString(), StringComparison.OrdinalIgnoreCase)
                     && Math.Abs(result.SparsityTarget - EvalMethodContext.TargetOf(routers[i])) < 1e-9)
                     return result with { WireBytesRatio = measures[i].WireBytesRatio };
             return result;

@@ -16,12 +16,12 @@ internal static class EvalPlot
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
-        var methods = report.Results.Where(r => r.Method != "dense").GroupBy(r => (r.Method, r.Routing)).ToList();
+        var methods = report.Results.Where(r => r.Method != "dense").GroupBy(r => (r.Method, r.RoutingLabel)).ToList();
         for (int i = 0; i < methods.Count; i++)
         {
             var points = methods[i].OrderBy(r => r.SparsityAchieved).ToList();
             var color = palette.GetColor(i);
-            string name = $"{methods[i].Key.Method} ({methods[i].Key.Routing})";
+            string name = $"{methods[i].Key.Method} ({methods[i].Key.RoutingLabel})";
 
             var perplexity = plot.Add.Scatter(points.Select(r => r.SparsityAchieved).ToArray(), points.Select(r => r.PerplexityRatio).ToArray(), color);
             perplexity.LegendText = $"{name}: perplexity ratio";

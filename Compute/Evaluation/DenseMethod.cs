@@ -1,3 +1,4 @@
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 
 namespace FtpCluster.Compute.Evaluation;
@@ -7,6 +8,7 @@ public sealed class DenseMethod(TransformerStage model) : IEvalMethod
 {
     public string Name => "dense";
     public string Routing => "one-pass";
+    public IReadOnlyList<LayerRange>? Stages => null;
     public double SparsityTarget => 0;
 
     public MethodOutput Run(int[] ids)

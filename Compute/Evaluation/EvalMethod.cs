@@ -30,6 +30,12 @@ public interface IEvalMethod
     /// <summary>The mean fraction of token-blocks the method was asked to skip (0 for dense).</summary>
     double SparsityTarget { get; }
 
+    /// <summary>
+    /// The stage segments a stage-aware one-pass plan chose rows for, one set per segment
+    /// (<see cref="OnePassPlan.Decide"/>); null when rows are chosen per block.
+    /// </summary>
+    IReadOnlyList<LayerRange>? Stages { get; }
+
     MethodOutput Run(int[] ids);
 }
 
@@ -86,10 +92,11 @@ public sealed class EvalMethodContext
 
 /// <summary>A method by name: how to set it up at a target sparsity and routing.</summary>
 /// <param name="TakesSparsity">False for a method that has no sparsity (dense): it is evaluated once, not once per target.</param>
-/// <param name="Routed">True for token routing, evaluated once per routing mode; false for a fixed plan (dense, block removal), evaluated once.</param>
+/// <param name="Routed">True for token routing, evaluated once per routing (mode, and stage segments for a stage-aware
+/// one-pass plan); false for a fixed plan (dense, block removal), evaluated once.</param>
 /// <param name="NeedsRouter">True when it runs a calibrated router artifact (eval --router).</param>
 public sealed record EvalMethodEntry(string Name, bool TakesSparsity, bool Routed, bool NeedsRouter,
-    Func<EvalMethodContext, double, RoutingMode, IEvalMethod> Create);
+    Func<EvalMethodContext, double, RoutingOptions, IEvalMethod> Create);
 
 /// <summary>
 /// The methods <c>ftpcluster eval --methods</c> knows; a new method is one entry here. The token-routing
@@ -109,12 +116,12 @@ public static class EvalMethods
         new("shortgpt", TakesSparsity: true, Routed: false, NeedsRouter: false,
             (context, sparsity, _) => new ShortGptMethod(context.Model, context.BlockInfluence, sparsity)),
         new("static", TakesSparsity: true, Routed: true, NeedsRouter: false,
-            (context, sparsity, routing) => new RoutedMethod(context.Model, "static", sparsity, routing, context.ScheduleAt(sparsity, routing), new StaticRouter())),
+            (context, sparsity, routing) => new RoutedMethod(context.Model, "static", sparsity, routing, context.ScheduleAt(sparsity, routing.Mode), new StaticRouter())),
         new("random", TakesSparsity: true, Routed: true, NeedsRouter: false,
-            (context, sparsity, routing) => new RoutedMethod(context.Model, "random", sparsity, routing, context.ScheduleAt(sparsity, routing), new RandomRouter(context.Seed))),
+            (context, sparsity, routing) => new RoutedMethod(context.Model, "random", sparsity, routing, context.ScheduleAt(sparsity, routing.Mode), new RandomRouter(context.Seed))),
         new("uniform", TakesSparsity: true, Routed: true, NeedsRouter: false,
             (context, sparsity, routing) => new RoutedMethod(context.Model, "uniform", sparsity, routing,
-                SparsitySchedule.Uniform(sparsity, context.Model.Config.Layers, routing), context.RouterAt(sparsity)?.CreateRouter() ?? new StaticRouter())),
+                SparsitySchedule.Uniform(sparsity, context.Model.Config.Layers, routing.Mode), context.RouterAt(sparsity)?.CreateRouter() ?? new StaticRouter())),
         new("learned", TakesSparsity: true, Routed: true, NeedsRouter: true,
             (context, sparsity, routing) =>
             {

@@ -14,6 +14,15 @@ public sealed record MethodResult
 {
     [JsonPropertyName("method")] public required string Method { get; init; }
     [JsonPropertyName("routing")] public required string Routing { get; init; }
+
+    /// <summary>
+    /// A stage-aware one-pass plan's stage segments, [first, end) blocks each, for which it chose one set of
+    /// rows per segment instead of per block; null when rows were chosen per block.
+    /// </summary>
+    [JsonPropertyName("stages")] public int[][]? Stages { get; init; }
+
+    /// <summary>The routing as the table and plot name it: "one-pass/3 stages" for a stage-aware plan.</summary>
+    [JsonIgnore] public string RoutingLabel => Stages is null ? Routing : $"{Routing}/{Stages.Length} stages";
     [JsonPropertyName("sparsity_target")] public required double SparsityTarget { get; init; }
 
     /// <summary>Fraction of (token, block) pairs not computed, over every token of every sequence.</summary>
@@ -87,7 +96,7 @@ public sealed record EvalReport
         string[] header = ["method", "routing", "target", "achieved", "ppl", "ppl ratio", "top-1", "KL", "FLOPs", "wire"];
         var rows = Results.Select(r => new[]
         {
-            r.Method, r.Routing, Percent(r.SparsityTarget), Percent(r.SparsityAchieved),
+            r.Method, r.RoutingLabel, Percent(r.SparsityTarget), Percent(r.SparsityAchieved),
             Number(r.Perplexity, "F3"), Number(r.PerplexityRatio, "F4"), Percent(r.Top1Agreement),
             Number(r.Kl, "F5"), Number(r.FlopsRatio, "F3"), r.WireBytesRatio is { } w ? Number(w, "F3") : "-",
         }).ToList();

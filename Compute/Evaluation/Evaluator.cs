@@ -80,6 +80,7 @@ public static class Evaluator
         {
             Method = method.Name,
             Routing = method.Routing,
+            Stages = method.Stages?.Select(stage => new[] { stage.First, stage.End }).ToArray(),
             SparsityTarget = method.SparsityTarget,
             SparsityAchieved = 1 - (double)_computed.Sum() / (_tokens * layers),
             Perplexity = _continuation.Perplexity,

@@ -1,3 +1,4 @@
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 
 namespace FtpCluster.Compute.Evaluation;
@@ -28,6 +29,7 @@ public sealed class ShortGptMethod : IEvalMethod
 
     public string Name => "shortgpt";
     public string Routing => "one-pass";
+    public IReadOnlyList<LayerRange>? Stages => null;
     public double SparsityTarget { get; }
 
     /// <summary>The blocks removed, in layer order.</summary>

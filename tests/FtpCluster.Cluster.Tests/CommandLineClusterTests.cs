@@ -166,6 +166,49 @@ public sealed class CommandLineClusterTests
         }
     }
 
+    /// <summary>
+    /// <c>eval --stages N --stage-aware</c>: beside each one-pass result, the stage-aware one on the stages
+    /// the router was deployed on, which gets the measured byte ratio (the plan the stages ran); the
+    /// per-block one-pass result gets none.
+    /// </summary>
+    [SharedModelsFact]
+    public async Task Eval_stage_aware_sets_the_stage_aware_plan_beside_the_per_block_one()
+    {
+        string dir = Directory.CreateTempSubdirectory("ftp-cli-eval-stage-aware-").FullName;
+        try
+        {
+            string data = Path.Combine(dir, "data.jsonl"), router = Path.Combine(dir, "router.json");
+            Assert.Equal(0, (await CommandLineProcess.RunAsync("generate", "--model", Aidreams, "--samples", "3", "--out", data, "--max-tokens", "60", "--seed", "3")).Code);
+            Assert.Equal(0, (await CommandLineProcess.RunAsync("router", "static", "--model", Aidreams, "--sparsity", "0.4", "--out", router)).Code);
+
+            var json = Json(await CommandLineProcess.RunAsync("eval", "--model", Aidreams, "--data", data, "--router", router,
+                "--methods", "static,random", "--routing", "one-pass", "--stages", "2", "--stage-aware", "--json"));
+
+            var measure = Assert.Single(json.GetProperty("cluster").EnumerateArray().ToArray());
+            int[][] deployed = [.. measure.GetProperty("stages").EnumerateArray()
+                .Select(s => s.GetProperty("layers").EnumerateArray().Select(l => l.GetInt32()).ToArray())];
+            Assert.Equal(2, deployed.Length);
+            foreach (string method in new[] { "static", "random" })
+            {
+                var results = json.GetProperty("results").EnumerateArray().Where(r => r.GetProperty("method").GetString() == method).ToArray();
+                Assert.Equal(2, results.Length);
+                Assert.Equal(JsonValueKind.Null, results[0].GetProperty("stages").ValueKind);
+                int[][] segments = [.. results[1].GetProperty("stages").EnumerateArray().Select(s => s.EnumerateArray().Select(l => l.GetInt32()).ToArray())];
+                Assert.Equal(deployed, segments);
+                // Only the router that ran on the stages has bytes on the wire: the stage-aware static one.
+                Assert.Equal(JsonValueKind.Null, results[0].GetProperty("wire_bytes_ratio").ValueKind);
+                if (method == "static")
+                    Assert.Equal(measure.GetProperty("wire_bytes_ratio").GetDouble(), results[1].GetProperty("wire_bytes_ratio").GetDouble(), 12);
+                else
+                    Assert.Equal(JsonValueKind.Null, results[1].GetProperty("wire_bytes_ratio").ValueKind);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [SharedModelsFact]
     public async Task Bench_pipeline_measures_both_engines_on_the_same_prompt()
     {

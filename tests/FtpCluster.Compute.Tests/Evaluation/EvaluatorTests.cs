@@ -72,7 +72,7 @@ public sealed class EvaluatorTests
         using var model = TransformerStage.Load(SharedModels.PathTo(AidreamsSequences.ModelFile), device);
         var sequences = AidreamsSequences.Make(model);
         var context = new EvalMethodContext(model, sequences);
-        var shortGpt = (ShortGptMethod)EvalMethods.Find("shortgpt").Create(context, 0.3, RoutingMode.OnePass);
+        var shortGpt = (ShortGptMethod)EvalMethods.Find("shortgpt").Create(context, 0.3, new RoutingOptions { Mode = RoutingMode.OnePass });
         var result = Evaluator.Evaluate(model, sequences, [shortGpt])[1];
 
         var c = model.Config;
@@ -109,6 +109,7 @@ public sealed class EvaluatorTests
     {
         public string Name => "unsorted";
         public string Routing => "block";
+        public IReadOnlyList<LayerRange>? Stages => null;
         public double SparsityTarget => 0;
 
         public MethodOutput Run(int[] ids)

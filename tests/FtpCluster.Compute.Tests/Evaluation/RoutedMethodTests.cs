@@ -25,7 +25,7 @@ public sealed class RoutedMethodTests : IDisposable
     }
 
     private RoutedMethod Create(EvalMethodContext context, string name, double sparsity, RoutingMode routing) =>
-        Assert.IsType<RoutedMethod>(EvalMethods.Find(name).Create(context, sparsity, routing));
+        Assert.IsType<RoutedMethod>(EvalMethods.Find(name).Create(context, sparsity, new RoutingOptions { Mode = routing }));
 
     [SharedModelsFact]
     public void Without_a_router_the_baselines_run_the_uniform_schedule_of_their_routing()
@@ -81,5 +81,34 @@ public sealed class RoutedMethodTests : IDisposable
         var error = Assert.Throws<InvalidOperationException>(() => Create(context, "learned", 0.3, RoutingMode.OnePass));
         Assert.Contains("holds a static router, not a learned one", error.Message);
         Assert.IsType<StaticRouter>(Create(context, "uniform", 0.3, RoutingMode.OnePass).Router);
+    }
+
+    /// <summary>
+    /// With stage segments the method runs the stage-aware one-pass plan a pipeline of those stages runs:
+    /// the pruner's own, one set of rows per segment, and its result names the segments.
+    /// </summary>
+    [SharedModelsFact]
+    public void A_stage_aware_method_chooses_one_set_of_rows_per_stage_and_reports_the_stages()
+    {
+        var context = new EvalMethodContext(_model, _sequences);
+        LayerRange[] stages = [new(0, 2), new(2, 4)];
+        var routing = new RoutingOptions { Mode = RoutingMode.OnePass, Stages = stages };
+        var method = Assert.IsType<RoutedMethod>(EvalMethods.Find("static").Create(context, 0.4, routing));
+        Assert.Equal(stages, method.Stages);
+        Assert.Null(Create(context, "static", 0.4, RoutingMode.OnePass).Stages);
+
+        var ids = _sequences[0].Ids;
+        var output = method.Run(ids);
+        var expected = new TokenPruner(_model, method.Schedule, new StaticRouter()).Run([ids], routing);
+        Assert.Equal(expected.Logits, output.Logits);
+        Assert.Equal(ids.Length, output.ComputedRows[0].Length);
+        Assert.Equal(output.ComputedRows[2], output.ComputedRows[3]); // one set for the second stage
+        Assert.True(output.ComputedRows[2].Length < ids.Length);
+
+        var results = Evaluator.Evaluate(_model, _sequences, [method, Create(context, "static", 0.4, RoutingMode.OnePass)]);
+        Assert.Equal([[0, 2], [2, 4]], results[1].Stages);
+        Assert.Equal("one-pass/2 stages", results[1].RoutingLabel);
+        Assert.Null(results[2].Stages);
+        Assert.Equal("one-pass", results[2].RoutingLabel);
     }
 }
