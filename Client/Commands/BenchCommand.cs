@@ -178,32 +178,40 @@ internal static class BenchCommand
         if (promptTokens < 1 || reps < 1) throw new UsageException("--prompt-tokens and --reps must be at least 1");
         if (sequences < 1 || genTokens < 1) throw new UsageException("--sequences and --gen-tokens must be at least 1");
 
-        // The same prompt in both engines; greedy, one generated token: the time is the prefill's.
-        double local;
-        using (var device = modelOptions.CreateDevice())
-        using (var model = modelOptions.LoadModel(device))
-        {
-            if (promptTokens + 1 > model.Config.MaxSeqLen)
-                throw new UsageException($"--prompt-tokens {promptTokens} leaves no room in the model's context of {model.Config.MaxSeqLen}");
-            local = ModelBenchmark.Run(model, new ModelBenchmarkOptions(promptTokens, GenTokens: 1, reps)).PrefillTokensPerSecond;
-        }
-        var random = new Random(1);
-        int vocab;
-        using (var checkpoint = Compute.Models.Checkpoint.Open(modelOptions.ModelPath)) vocab = checkpoint.Config.VocabSize;
-        var prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(vocab)).ToArray();
+        // The same prompt in both engines, a prefill of each in turn per rep, so both see the same load of the
+        // moment (this machine is often shared). The pipeline generates one greedy token: the time is the prefill's.
+        using var device = modelOptions.CreateDevice();
+        using var model = modelOptions.LoadModel(device);
+        if (promptTokens + 1 > model.Config.MaxSeqLen)
+            throw new UsageException($"--prompt-tokens {promptTokens} leaves no room in the model's context of {model.Config.MaxSeqLen}");
+        var prompt = ModelBenchmark.RandomPrompt(model.Config, promptTokens, seed: 1);
+        var hidden = new float[promptTokens * model.Config.Dim];
+        var logits = new float[model.Config.VocabSize];
 
         using var interruption = new Interruption();
         await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, pruning: null, interruption.Token);
         var request = new GenerationRequest(prompt, MaxTokens: 1, StopTokens: []);
-        var seconds = new List<double>();
-        for (int rep = -1; rep < reps; rep++) // rep -1 warms up every stage
+        var localSeconds = new List<double>();
+        var pipelineSeconds = new List<double>();
+        StageReport[]? before = null;
+        for (int rep = -1; rep < reps; rep++) // rep -1 warms up both engines
         {
+            if (rep == 0) before = await session.Coordinator.Reports().WaitAsync(interruption.Token);
             var clock = Stopwatch.StartNew();
+            ModelBenchmark.Prefill(model, prompt, hidden, logits);
+            double local = clock.Elapsed.TotalSeconds;
+            clock.Restart();
             await session.Coordinator.Generate(request).WaitAsync(interruption.Token);
-            if (rep >= 0) seconds.Add(clock.Elapsed.TotalSeconds);
+            if (rep < 0) continue;
+            localSeconds.Add(local);
+            pipelineSeconds.Add(clock.Elapsed.TotalSeconds);
         }
-        seconds.Sort();
-        double pipeline = promptTokens / seconds[seconds.Count / 2];
+        var after = await session.Coordinator.Reports().WaitAsync(interruption.Token);
+        // Each stage's own compute per prefill (its compute thread's time, packets decoded and encoded
+        // included): what the pipeline's time is beyond their sum is messaging between the processes.
+        double[] stageCompute = [.. after.Select((r, i) => (r.ComputeSeconds - before![i].ComputeSeconds) / reps)];
+        double localMedian = ModelBenchmark.Median(localSeconds), pipelineMedian = ModelBenchmark.Median(pipelineSeconds);
+        double localRate = promptTokens / localMedian, pipeline = promptTokens / pipelineMedian;
         var traffic = await session.TrafficAsync(interruption.Token);
 
         // Decode: one sequence alone, then many at once, whose steps the coordinator shares in microbatches.
@@ -226,9 +234,12 @@ internal static class BenchCommand
                 PromptTokens = promptTokens,
                 Reps = reps,
                 traffic.Stages,
-                LocalPrefillTokensPerSecond = local,
+                LocalPrefillTokensPerSecond = localRate,
                 PipelinePrefillTokensPerSecond = pipeline,
-                Ratio = pipeline / local,
+                Ratio = pipeline / localRate,
+                LocalPrefillSeconds = localMedian,
+                PipelinePrefillSeconds = pipelineMedian,
+                StageComputeSecondsPerPrefill = stageCompute,
                 WireBytesPerPrefill = traffic.WireBytes.Select(b => b / (reps + 1)).ToArray(),
                 GenTokens = genTokens,
                 Sequences = sequences,
@@ -237,8 +248,10 @@ internal static class BenchCommand
             });
             return 0;
         }
-        Console.WriteLine($"prefill of {promptTokens} tokens, median of {reps}: one process {local:F1} tokens/s, " +
-            $"{traffic.Stages.Length} stages {pipeline:F1} tokens/s ({pipeline / local:P1})");
+        Console.WriteLine($"prefill of {promptTokens} tokens, median of {reps}: one process {localRate:F1} tokens/s, " +
+            $"{traffic.Stages.Length} stages {pipeline:F1} tokens/s ({pipeline / localRate:P1})");
+        Console.WriteLine($"per prefill: one process {localMedian * 1e3:F1} ms; the stages {pipelineMedian * 1e3:F1} ms, of which each stage's compute " +
+            string.Join(" + ", stageCompute.Select(c => $"{c * 1e3:F1}")) + $" ms (means), the rest {(pipelineSeconds.Average() - stageCompute.Sum()) * 1e3:F1} ms of the mean {pipelineSeconds.Average() * 1e3:F1} ms");
         Console.WriteLine($"decode through the stages: 1 sequence {decodeOne:F1} tokens/s, {sequences} at once {decodeMany:F1} tokens/s in all ({decodeMany / decodeOne:F1}x)");
         return 0;
     }

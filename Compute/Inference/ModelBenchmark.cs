@@ -75,7 +75,8 @@ public static class ModelBenchmark
         return cache;
     }
 
-    internal static double Median(IEnumerable<double> values)
+    /// <summary>The median of <paramref name="values"/> (the mean of the middle two for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToList();
         int n = sorted.Count;

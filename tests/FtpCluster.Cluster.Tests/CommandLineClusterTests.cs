@@ -219,6 +219,10 @@ public sealed class CommandLineClusterTests
         Assert.True(json.GetProperty("decode_tokens_per_second_many_sequences").GetDouble() > 0);
         Assert.True(json.GetProperty("pipeline_prefill_tokens_per_second").GetDouble() > 0);
         Assert.Equal(2, json.GetProperty("stages").GetArrayLength());
+        // Each stage computed during the timed prefills, and no stage's compute exceeds the pipeline's time.
+        var stageCompute = json.GetProperty("stage_compute_seconds_per_prefill").EnumerateArray().Select(c => c.GetDouble()).ToArray();
+        Assert.Equal(2, stageCompute.Length);
+        Assert.All(stageCompute, c => Assert.InRange(c, 1e-9, json.GetProperty("pipeline_prefill_seconds").GetDouble()));
         // One 16-row f32 packet per prefill crosses the one boundary.
         Assert.Equal(ActivationCodec.EncodedPacketBytes(16, 64, WireEncoding.F32, json.GetProperty("deployment_id").GetString()!),
             json.GetProperty("wire_bytes_per_prefill")[0].GetInt64());
