@@ -142,10 +142,7 @@ public sealed class CommandLineClusterTests
         string dir = Directory.CreateTempSubdirectory("ftp-cli-eval-stages-").FullName;
         try
         {
-            string data = Path.Combine(dir, "data.jsonl"), router = Path.Combine(dir, "router.json");
-            Assert.Equal(0, (await CommandLineProcess.RunAsync("generate", "--model", Aidreams, "--samples", "3", "--out", data, "--max-tokens", "60", "--seed", "2")).Code);
-            Assert.Equal(0, (await CommandLineProcess.RunAsync("router", "static", "--model", Aidreams, "--sparsity", "0.4", "--out", router)).Code);
-
+            var (data, router) = await EvalInputs(dir, seed: 2);
             var json = Json(await CommandLineProcess.RunAsync("eval", "--model", Aidreams, "--data", data, "--router", router,
                 "--methods", "static", "--routing", "one-pass", "--stages", "2", "--wire", "int8", "--json"));
 
@@ -177,10 +174,7 @@ public sealed class CommandLineClusterTests
         string dir = Directory.CreateTempSubdirectory("ftp-cli-eval-stage-aware-").FullName;
         try
         {
-            string data = Path.Combine(dir, "data.jsonl"), router = Path.Combine(dir, "router.json");
-            Assert.Equal(0, (await CommandLineProcess.RunAsync("generate", "--model", Aidreams, "--samples", "3", "--out", data, "--max-tokens", "60", "--seed", "3")).Code);
-            Assert.Equal(0, (await CommandLineProcess.RunAsync("router", "static", "--model", Aidreams, "--sparsity", "0.4", "--out", router)).Code);
-
+            var (data, router) = await EvalInputs(dir, seed: 3);
             var json = Json(await CommandLineProcess.RunAsync("eval", "--model", Aidreams, "--data", data, "--router", router,
                 "--methods", "static,random", "--routing", "one-pass", "--stages", "2", "--stage-aware", "--json"));
 
@@ -207,6 +201,16 @@ public sealed class CommandLineClusterTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>Three sampled aidreams260K sequences and a static router at 40%, in <paramref name="dir"/>.</summary>
+    private static async Task<(string Data, string Router)> EvalInputs(string dir, int seed)
+    {
+        string data = Path.Combine(dir, "data.jsonl"), router = Path.Combine(dir, "router.json");
+        Assert.Equal(0, (await CommandLineProcess.RunAsync("generate", "--model", Aidreams, "--samples", "3", "--out", data,
+            "--max-tokens", "60", "--seed", seed.ToString(System.Globalization.CultureInfo.InvariantCulture))).Code);
+        Assert.Equal(0, (await CommandLineProcess.RunAsync("router", "static", "--model", Aidreams, "--sparsity", "0.4", "--out", router)).Code);
+        return (data, router);
     }
 
     [SharedModelsFact]
