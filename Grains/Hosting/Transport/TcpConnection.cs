@@ -13,6 +13,7 @@ namespace FtpCluster.Grains.Hosting.Transport;
 /// One TCP connection as Orleans sees it: a <see cref="ConnectionContext"/> whose <see cref="Transport"/> pipes
 /// are fed by a receive loop that reads straight into large pipe buffers (<see cref="TcpTransportOptions.ReceiveSegmentBytes"/>)
 /// and drained by a send loop that hands the socket everything Orleans has serialized, several buffers per call.
+/// Orleans writes into buffers sized to hold this connection's large messages whole (<see cref="MessageSizedPipeWriter"/>).
 /// </summary>
 /// <remarks>
 /// Lifetime, as Orleans' own socket transport behaves and its <c>Connection</c> expects:
@@ -69,7 +70,7 @@ internal sealed class TcpConnection : ConnectionContext,
             pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: options.ReceiveSegmentBytes, useSynchronizationContext: false));
         _output = new Pipe(new PipeOptions(pool: null, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: options.SendSegmentBytes, useSynchronizationContext: false));
-        Transport = new DuplexPipe(_input.Reader, _output.Writer);
+        Transport = new DuplexPipe(_input.Reader, new MessageSizedPipeWriter(_output.Writer, options.SendSegmentBytes, options.LargestSendBufferBytes));
 
         var features = new FeatureCollection();
         features.Set<IConnectionIdFeature>(this);
