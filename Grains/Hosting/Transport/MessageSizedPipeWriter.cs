@@ -18,20 +18,22 @@ namespace FtpCluster.Grains.Hosting.Transport;
 /// large messages goes back to small buffers. Buffers are the output pipe's (the shared array pool's, returned
 /// once sent); only one writer uses it at a time, as with any <see cref="PipeWriter"/>.
 /// </remarks>
-internal sealed class MessageSizedPipeWriter(PipeWriter inner, int minimumSegmentBytes, int largestBytes) : PipeWriter
+/// <param name="milliseconds">The clock learned sizes age by; <see cref="Environment.TickCount64"/> unless a test gives another.</param>
+internal sealed class MessageSizedPipeWriter(PipeWriter inner, int minimumSegmentBytes, int largestBytes, Func<long>? milliseconds = null) : PipeWriter
 {
     /// <summary>How long a learned size is kept without a large message to renew it.</summary>
     public const long ForgetAfterMilliseconds = 10_000;
 
+    private readonly Func<long> _milliseconds = milliseconds ?? (static () => Environment.TickCount64);
     private int _learnedBytes;
     private long _learnedAt;
 
     /// <summary>The message size this writer currently sizes buffers for; 0 when it knows of none.</summary>
     public int LearnedBytes => _learnedBytes;
 
-    public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(Request(sizeHint));
+    public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(BufferSizeFor(sizeHint));
 
-    public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(Request(sizeHint));
+    public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(BufferSizeFor(sizeHint));
 
     public override void Advance(int bytes)
     {
@@ -52,11 +54,11 @@ internal sealed class MessageSizedPipeWriter(PipeWriter inner, int minimumSegmen
     public override long UnflushedBytes => inner.UnflushedBytes;
 
     /// <summary>The size to ask the pipe for: the caller's, or a learned message size and a segment of room when larger.</summary>
-    private int Request(int sizeHint)
+    internal int BufferSizeFor(int sizeHint)
     {
         Learn(sizeHint);
         if (_learnedBytes == 0) return sizeHint;
-        if (Environment.TickCount64 - _learnedAt > ForgetAfterMilliseconds)
+        if (_milliseconds() - _learnedAt > ForgetAfterMilliseconds)
         {
             _learnedBytes = 0;
             return sizeHint;
@@ -72,7 +74,7 @@ internal sealed class MessageSizedPipeWriter(PipeWriter inner, int minimumSegmen
     private void Learn(int bytes)
     {
         if (bytes <= minimumSegmentBytes) return;
-        long now = Environment.TickCount64;
+        long now = _milliseconds();
         if (now - _learnedAt > ForgetAfterMilliseconds) _learnedBytes = 0;
         if (bytes < _learnedBytes / 2) return;
         _learnedBytes = Math.Max(_learnedBytes, Math.Min(bytes, largestBytes));
