@@ -84,6 +84,13 @@ public interface ITransportProbeGrain : IGrainWithStringKey
 {
     [Alias("Measure")]
     Task<TransportMeasurement> Measure(TransportProbeRequest request);
+
+    /// <summary>
+    /// Sends <paramref name="step"/> to the sink keyed <paramref name="sinkKey"/> (on another node) and answers what
+    /// the sink sent back: a step that crossed silo to silo both ways, for checking it arrived intact.
+    /// </summary>
+    [Alias("Relay")]
+    Task<StepRequest> Relay(string sinkKey, StepRequest step);
 }
 
 /// <summary>The receiving end: takes a packet as a stage takes a step, answers with the byte count it got.</summary>
@@ -96,6 +103,10 @@ public interface ITransportSinkGrain : IGrainWithStringKey
 
     [Alias("Totals")]
     Task<TransportSinkTotals> Totals();
+
+    /// <summary>Answers <paramref name="step"/> as it arrived (not counted in <see cref="Totals"/>).</summary>
+    [Alias("Echo")]
+    Task<StepRequest> Echo(StepRequest step);
 }
 
 /// <remarks>
@@ -114,10 +125,7 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options, TcpTran
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.PacketBytes);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.InFlight);
         if (!(request.Seconds > 0)) throw new ArgumentOutOfRangeException(nameof(request), $"seconds must be positive, got {request.Seconds}");
-        if (NodePinnedKey.NodeOf(request.SinkKey) == options.NodeName)
-            throw new ArgumentException($"the sink {request.SinkKey} is on this probe's own node {options.NodeName}: nothing would cross the network");
-
-        var sink = GrainFactory.GetGrain<ITransportSinkGrain>(request.SinkKey);
+        var sink = RemoteSink(request.SinkKey);
         // One packet per lane: a lane sends its next packet only once the last one is acknowledged, so
         // no packet is changed while Orleans may still be serializing it.
         var steps = Enumerable.Range(0, request.InFlight).Select(lane => Step(lane, request.PacketBytes)).ToArray();
@@ -137,6 +145,15 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options, TcpTran
             warmup.Latencies.Count, latencies.Length, timed.Seconds, Percentile(0.5), Percentile(0.9), latencies[^1],
             senderCpu.TotalSeconds, receiverAfter.ProcessCpuSeconds - receiverBefore.ProcessCpuSeconds,
             senderTransport, receiverAfter.Transport.Since(receiverBefore.Transport));
+    }
+
+    public Task<StepRequest> Relay(string sinkKey, StepRequest step) => RemoteSink(sinkKey).Echo(step);
+
+    private ITransportSinkGrain RemoteSink(string sinkKey)
+    {
+        if (NodePinnedKey.NodeOf(sinkKey) == options.NodeName)
+            throw new ArgumentException($"the sink {sinkKey} is on this probe's own node {options.NodeName}: nothing would cross the network");
+        return GrainFactory.GetGrain<ITransportSinkGrain>(sinkKey);
     }
 
     /// <summary>
@@ -187,6 +204,8 @@ internal sealed class TransportSinkGrain(FtpClusterSiloOptions options, TcpTrans
         _bytes += length;
         return Task.FromResult(length);
     }
+
+    public Task<StepRequest> Echo(StepRequest step) => Task.FromResult(step);
 
     public Task<TransportSinkTotals> Totals() =>
         Task.FromResult(new TransportSinkTotals(options.NodeName, Environment.ProcessId, _packets, _bytes, Environment.CpuUsage.TotalTime.TotalSeconds,
