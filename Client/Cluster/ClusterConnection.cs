@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using FtpCluster.Grains.Hosting.Transport;
 using FtpCluster.Grains.Wire;
 using Orleans.Configuration;
 
@@ -35,7 +36,9 @@ public sealed class ClusterConnection : IAsyncDisposable
                 })
                 // The silos' limit: the largest replies (a score's logits) are checked against a deployment's
                 // packet limit, which stays under it.
-                .Configure<ClientMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes))
+                .Configure<ClientMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes)
+                // The silos' transport: large reads of what the gateway sends back (a score's logits).
+                .UseFtpClusterTcpTransport())
             .Build();
         try
         {

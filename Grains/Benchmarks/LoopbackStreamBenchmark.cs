@@ -7,13 +7,14 @@ namespace FtpCluster.Grains.Benchmarks;
 /// <summary>
 /// The machine's own loopback TCP throughput, measured beside the transport benchmark so that its figures
 /// have a ceiling taken under the same load: one thread streams 8 MiB writes through a loopback
-/// connection, another reads them with a buffer of a given size. Orleans 10's socket transport reads at most
-/// 4 KiB per receive call (the blocks of its pipes' memory pool), so the 4 KiB figure is what a boundary
-/// can reach at best on this machine, and a larger read shows what that limit costs.
+/// connection, another reads them with a buffer of a given size. Orleans 10's own socket transport reads at
+/// most 4 KiB per receive call (the blocks of its pipes' memory pool), which capped a boundary at the 4 KiB
+/// figure; FtpCluster's transport (<see cref="Hosting.Transport.TcpConnection"/>) reads up to 512 KiB, so the
+/// larger read is now the nearer ceiling.
 /// </summary>
 public static class LoopbackStreamBenchmark
 {
-    /// <summary>The receive size of Orleans' socket transport: one block of its slab memory pool.</summary>
+    /// <summary>The receive size of Orleans' own socket transport: one block of its slab memory pool.</summary>
     public const int OrleansReadBytes = 4 << 10;
 
     private const int WriteBytes = 8 << 20;

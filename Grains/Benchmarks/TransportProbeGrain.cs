@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Transport;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
 using Orleans.Concurrency;
@@ -24,6 +25,8 @@ public sealed record TransportProbeRequest(
 /// <see cref="PacketBytes"/> in <see cref="Seconds"/>, and the round trip of each (the packet out, a
 /// tiny acknowledgement back), warm-up excluded. The CPU time each silo process used meanwhile says what
 /// the transport costs whatever else shares the machine: wall-clock figures only hold on an idle one.
+/// <see cref="ReceiverTransport"/> and <see cref="SenderTransport"/> are what each silo's TCP transport did
+/// meanwhile, all of its connections together (the acknowledgements and the cluster's own traffic too).
 /// </summary>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.TransportMeasurement")]
@@ -39,7 +42,9 @@ public sealed record TransportMeasurement(
     [property: Id(8)] double LatencyP90Milliseconds,
     [property: Id(9)] double LatencyMaxMilliseconds,
     [property: Id(10)] double SenderCpuSeconds,
-    [property: Id(11)] double ReceiverCpuSeconds)
+    [property: Id(11)] double ReceiverCpuSeconds,
+    [property: Id(12)] TcpTransportTotals SenderTransport,
+    [property: Id(13)] TcpTransportTotals ReceiverTransport)
 {
     /// <summary>Payload bytes delivered in the timed part.</summary>
     public long Bytes => Packets * PacketBytes;
@@ -50,9 +55,15 @@ public sealed record TransportMeasurement(
 
     /// <summary>CPU seconds both silo processes spent per gigabyte (10^9 bytes) delivered.</summary>
     public double CpuSecondsPerGigabyte => (SenderCpuSeconds + ReceiverCpuSeconds) / (Bytes / 1e9);
+
+    /// <summary>The receiving silo's mean bytes per receive call: how large its reads were.</summary>
+    public double ReceiverBytesPerReceive => ReceiverTransport.ReceiveCalls == 0 ? 0 : (double)ReceiverTransport.ReceivedBytes / ReceiverTransport.ReceiveCalls;
 }
 
-/// <summary>What a sink has received since it was activated, where it runs, and its process's CPU time so far.</summary>
+/// <summary>
+/// What a sink has received since it was activated, where it runs, its process's CPU time so far, and its
+/// silo's transport totals so far.
+/// </summary>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.TransportSinkTotals")]
 public sealed record TransportSinkTotals(
@@ -60,7 +71,8 @@ public sealed record TransportSinkTotals(
     [property: Id(1)] int ProcessId,
     [property: Id(2)] long Packets,
     [property: Id(3)] long Bytes,
-    [property: Id(4)] double ProcessCpuSeconds);
+    [property: Id(4)] double ProcessCpuSeconds,
+    [property: Id(5)] TcpTransportTotals Transport);
 
 /// <summary>
 /// The sending end of a transport measurement, pinned to its node (<c>ID@NODE</c>). It sends packets to
@@ -72,6 +84,13 @@ public interface ITransportProbeGrain : IGrainWithStringKey
 {
     [Alias("Measure")]
     Task<TransportMeasurement> Measure(TransportProbeRequest request);
+
+    /// <summary>
+    /// Sends <paramref name="step"/> to the sink keyed <paramref name="sinkKey"/> (on another node) and answers what
+    /// the sink sent back: a step that crossed silo to silo both ways, for checking it arrived intact.
+    /// </summary>
+    [Alias("Relay")]
+    Task<StepRequest> Relay(string sinkKey, StepRequest step);
 }
 
 /// <summary>The receiving end: takes a packet as a stage takes a step, answers with the byte count it got.</summary>
@@ -84,6 +103,10 @@ public interface ITransportSinkGrain : IGrainWithStringKey
 
     [Alias("Totals")]
     Task<TransportSinkTotals> Totals();
+
+    /// <summary>Answers <paramref name="step"/> as it arrived (not counted in <see cref="Totals"/>).</summary>
+    [Alias("Echo")]
+    Task<StepRequest> Echo(StepRequest step);
 }
 
 /// <remarks>
@@ -93,7 +116,7 @@ public interface ITransportSinkGrain : IGrainWithStringKey
 /// at the call site).
 /// </remarks>
 [NodePinnedPlacement, Immovable]
-internal sealed class TransportProbeGrain(FtpClusterSiloOptions options) : Grain, ITransportProbeGrain
+internal sealed class TransportProbeGrain(FtpClusterSiloOptions options, TcpTransportStatistics transport) : Grain, ITransportProbeGrain
 {
     private const double WarmupFraction = 0.1;
 
@@ -102,10 +125,7 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options) : Grain
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.PacketBytes);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.InFlight);
         if (!(request.Seconds > 0)) throw new ArgumentOutOfRangeException(nameof(request), $"seconds must be positive, got {request.Seconds}");
-        if (NodePinnedKey.NodeOf(request.SinkKey) == options.NodeName)
-            throw new ArgumentException($"the sink {request.SinkKey} is on this probe's own node {options.NodeName}: nothing would cross the network");
-
-        var sink = GrainFactory.GetGrain<ITransportSinkGrain>(request.SinkKey);
+        var sink = RemoteSink(request.SinkKey);
         // One packet per lane: a lane sends its next packet only once the last one is acknowledged, so
         // no packet is changed while Orleans may still be serializing it.
         var steps = Enumerable.Range(0, request.InFlight).Select(lane => Step(lane, request.PacketBytes)).ToArray();
@@ -113,15 +133,27 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options) : Grain
         var warmup = await Send(sink, steps, TimeSpan.FromSeconds(request.Seconds * WarmupFraction));
         var receiverBefore = await sink.Totals();
         var senderBefore = Environment.CpuUsage.TotalTime;
+        var senderTransportBefore = transport.Snapshot();
         var timed = await Send(sink, steps, TimeSpan.FromSeconds(request.Seconds));
         var senderCpu = Environment.CpuUsage.TotalTime - senderBefore;
+        var senderTransport = transport.Snapshot().Since(senderTransportBefore);
         var receiverAfter = await sink.Totals();
 
         var latencies = timed.Latencies.Order().ToArray();
         double Percentile(double p) => latencies[(int)Math.Min(latencies.Length - 1, Math.Floor(p * latencies.Length))];
         return new TransportMeasurement(options.NodeName, Environment.ProcessId, request.PacketBytes, request.InFlight,
             warmup.Latencies.Count, latencies.Length, timed.Seconds, Percentile(0.5), Percentile(0.9), latencies[^1],
-            senderCpu.TotalSeconds, receiverAfter.ProcessCpuSeconds - receiverBefore.ProcessCpuSeconds);
+            senderCpu.TotalSeconds, receiverAfter.ProcessCpuSeconds - receiverBefore.ProcessCpuSeconds,
+            senderTransport, receiverAfter.Transport.Since(receiverBefore.Transport));
+    }
+
+    public Task<StepRequest> Relay(string sinkKey, StepRequest step) => RemoteSink(sinkKey).Echo(step);
+
+    private ITransportSinkGrain RemoteSink(string sinkKey)
+    {
+        if (NodePinnedKey.NodeOf(sinkKey) == options.NodeName)
+            throw new ArgumentException($"the sink {sinkKey} is on this probe's own node {options.NodeName}: nothing would cross the network");
+        return GrainFactory.GetGrain<ITransportSinkGrain>(sinkKey);
     }
 
     /// <summary>
@@ -160,7 +192,7 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options) : Grain
 
 /// <remarks>Reentrant like a stage, so packets in flight are taken as they arrive.</remarks>
 [NodePinnedPlacement, Immovable, Reentrant]
-internal sealed class TransportSinkGrain(FtpClusterSiloOptions options) : Grain, ITransportSinkGrain
+internal sealed class TransportSinkGrain(FtpClusterSiloOptions options, TcpTransportStatistics transport) : Grain, ITransportSinkGrain
 {
     private long _packets;
     private long _bytes;
@@ -173,6 +205,9 @@ internal sealed class TransportSinkGrain(FtpClusterSiloOptions options) : Grain,
         return Task.FromResult(length);
     }
 
+    public Task<StepRequest> Echo(StepRequest step) => Task.FromResult(step);
+
     public Task<TransportSinkTotals> Totals() =>
-        Task.FromResult(new TransportSinkTotals(options.NodeName, Environment.ProcessId, _packets, _bytes, Environment.CpuUsage.TotalTime.TotalSeconds));
+        Task.FromResult(new TransportSinkTotals(options.NodeName, Environment.ProcessId, _packets, _bytes, Environment.CpuUsage.TotalTime.TotalSeconds,
+            transport.Snapshot()));
 }

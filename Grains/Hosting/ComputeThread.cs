@@ -16,6 +16,7 @@ public sealed class ComputeThread : IDisposable
 {
     private readonly BlockingCollection<Action> _work = new();
     private readonly Thread _thread;
+    private int _disposed;
 
     public ComputeThread(string name)
     {
@@ -59,9 +60,10 @@ public sealed class ComputeThread : IDisposable
         foreach (var item in _work.GetConsumingEnumerable()) item();
     }
 
-    /// <summary>Finishes the work already handed in, then stops the thread.</summary>
+    /// <summary>Finishes the work already handed in, then stops the thread; later calls do nothing.</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _work.CompleteAdding();
         _thread.Join();
         _work.Dispose();

@@ -1,4 +1,5 @@
 using System.Net;
+using FtpCluster.Grains.Hosting.Transport;
 using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.DependencyInjection;
@@ -21,10 +22,12 @@ public static class FtpClusterSiloBuilderExtensions
     /// <summary>
     /// Configures identity, endpoints and clustering from <paramref name="options"/> and the message size
     /// limit from <see cref="MessageLimits"/>, publishes this silo's node name, device, memory budget and
-    /// capacity as silo metadata, opens the compute device when the silo starts, and registers
-    /// node-pinned placement.
+    /// capacity as silo metadata, opens the compute device when the silo starts, registers
+    /// node-pinned placement, and puts FtpCluster's TCP transport in the place of Orleans' socket transport
+    /// (<see cref="TcpTransportRegistration"/>).
     /// </summary>
     /// <exception cref="ArgumentException">An option is invalid (see <see cref="FtpClusterSiloOptions.Validate"/>).</exception>
+    /// <exception cref="InvalidOperationException">Orleans' transport is not registered as expected, so it cannot be replaced.</exception>
     public static ISiloBuilder AddFtpCluster(this ISiloBuilder builder, FtpClusterSiloOptions options)
     {
         options.Validate();
@@ -39,6 +42,8 @@ public static class FtpClusterSiloBuilderExtensions
         // Stated rather than left to Orleans' default: deployments check their packet limit against it.
         builder.Configure<SiloMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes);
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
+        // Large reads: Orleans' own transport receives 4 KiB at a time (docs/benchmarks.md, activation transport).
+        builder.UseFtpClusterTcpTransport();
         // Deployments (each coordinator's request and plan) are kept where the membership is: with redis
         // clustering they outlive any silo; in development they live in memory on one of the silos.
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)

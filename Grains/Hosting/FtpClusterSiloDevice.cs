@@ -13,6 +13,7 @@ public sealed class FtpClusterSiloDevice(FtpClusterSiloOptions options, ILogger<
 {
     private IComputeDevice? _device;
     private ComputeThread? _thread;
+    private int _disposed;
 
     /// <summary>The device; only after the silo has started.</summary>
     public IComputeDevice Device => _device ?? throw NotOpen();
@@ -52,8 +53,13 @@ public sealed class FtpClusterSiloDevice(FtpClusterSiloOptions options, ILogger<
         return Task.CompletedTask;
     }
 
+    /// <remarks>
+    /// Called twice when the host is disposed: the container disposes this device both as itself and as the
+    /// lifecycle participant it is also registered as; the second call does nothing.
+    /// </remarks>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _thread?.Dispose();
         _device?.Dispose();
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Transport;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
 using Microsoft.Extensions.DependencyInjection;
@@ -150,7 +151,8 @@ public sealed class RedisClusterClient : IAsyncDisposable
             .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
             .UseOrleansClient(c => c
                 .UseRedisClustering(redis.ConnectionString)
-                .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = (clusterId, serviceId)))
+                .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = (clusterId, serviceId))
+                .UseFtpClusterTcpTransport())
             .Build();
         await host.StartAsync();
         return new RedisClusterClient(host);
