@@ -223,7 +223,14 @@ internal static class BenchCommand
             var replies = await Task.WhenAll(requests.Select(r => session.Coordinator.Generate(r))).WaitAsync(interruption.Token);
             return replies.Sum(r => r.Ids.Length - r.PromptIds.Length) / clock.Elapsed.TotalSeconds;
         }
+        // Untimed first: decode runs code the prefills did not (one-row products, sampling), which a fresh silo
+        // would otherwise still be compiling and tiering up during the first measurement.
+        await DecodeTokensPerSecond(sequences);
+        var beforeDecode = await session.Coordinator.Reports().WaitAsync(interruption.Token);
         double decodeOne = await DecodeTokensPerSecond(1);
+        var afterDecode = await session.Coordinator.Reports().WaitAsync(interruption.Token);
+        // One sequence's steps (its 8-token prompt, then one token a step): each stage's compute per step.
+        double[] decodeStageCompute = [.. afterDecode.Select((r, i) => (r.ComputeSeconds - beforeDecode[i].ComputeSeconds) / (r.Microbatches - beforeDecode[i].Microbatches))];
         double decodeMany = await DecodeTokensPerSecond(sequences);
         if (json)
         {
@@ -244,6 +251,7 @@ internal static class BenchCommand
                 GenTokens = genTokens,
                 Sequences = sequences,
                 DecodeTokensPerSecondOneSequence = decodeOne,
+                DecodeStageComputeSecondsPerStep = decodeStageCompute,
                 DecodeTokensPerSecondManySequences = decodeMany,
             });
             return 0;
@@ -253,6 +261,8 @@ internal static class BenchCommand
         Console.WriteLine($"per prefill: one process {localMedian * 1e3:F1} ms; the stages {pipelineMedian * 1e3:F1} ms, of which each stage's compute " +
             string.Join(" + ", stageCompute.Select(c => $"{c * 1e3:F1}")) + $" ms (means), the rest {(pipelineSeconds.Average() - stageCompute.Sum()) * 1e3:F1} ms of the mean {pipelineSeconds.Average() * 1e3:F1} ms");
         Console.WriteLine($"decode through the stages: 1 sequence {decodeOne:F1} tokens/s, {sequences} at once {decodeMany:F1} tokens/s in all ({decodeMany / decodeOne:F1}x)");
+        Console.WriteLine($"decode of 1 sequence, per step: {1e3 / decodeOne:F1} ms, of which each stage's compute " +
+            string.Join(" + ", decodeStageCompute.Select(c => $"{c * 1e3:F2}")) + " ms (means)");
         return 0;
     }
 

@@ -227,6 +227,7 @@ public sealed class CommandLineClusterTests
         var stageCompute = json.GetProperty("stage_compute_seconds_per_prefill").EnumerateArray().Select(c => c.GetDouble()).ToArray();
         Assert.Equal(2, stageCompute.Length);
         Assert.All(stageCompute, c => Assert.InRange(c, 1e-9, json.GetProperty("pipeline_prefill_seconds").GetDouble()));
+        Assert.Equal(2, json.GetProperty("decode_stage_compute_seconds_per_step").GetArrayLength());
         // One 16-row f32 packet per prefill crosses the one boundary.
         Assert.Equal(ActivationCodec.EncodedPacketBytes(16, 64, WireEncoding.F32, json.GetProperty("deployment_id").GetString()!),
             json.GetProperty("wire_bytes_per_prefill")[0].GetInt64());
