@@ -29,6 +29,16 @@ public sealed class PruningOptionsCliTests
         AssertRefused(["eval", "--model", "m.bin", "--data", "d.jsonl", "--stages", "2"],
             "--stages and --cluster measure a router's traffic through the stages: pass --router ROUTER.json");
 
+    [Fact]
+    public void Eval_stage_aware_without_one_pass_routing_is_refused() =>
+        AssertRefused(["eval", "--model", "m.bin", "--data", "d.jsonl", "--router", "r.json", "--stages", "2", "--stage-aware", "--routing", "block"],
+            "--stage-aware plans in one pass: --routing must include one-pass");
+
+    [Fact]
+    public void Eval_stage_aware_without_stages_is_refused() =>
+        AssertRefused(["eval", "--model", "m.bin", "--data", "d.jsonl", "--router", "r.json", "--stage-aware"],
+            "--stage-aware needs --stages N or --cluster HOST:PORT");
+
     private static void AssertRefused(string[] args, string message)
     {
         var (code, _, stderr) = CliTests.Run(args);
