@@ -89,14 +89,13 @@ internal static class EvalCommand
                 Console.Error.WriteLine($"cluster: {m.Router}: {m.PrunedBytes:N0} bytes between stages with {m.Wire}, {m.WireBytesRatio:P1} of dense f32's {m.DenseBytes:N0}; "
                     + string.Join(", ", m.Stages.Select(s => $"{s.Silo} [{s.Layers[0]}, {s.Layers[1]}) planned {s.PlannedShare:P0} measured {s.MeasuredShare:P0}")));
         }
+        var context = new EvalMethodContext(model, calibration.Sequences, routers, (ulong)seed);
         IReadOnlyList<LayerRange>? StagesAt(double sparsity)
         {
-            if (!stageAware) return null;
-            int i = routers.FindIndex(router => EvalMethodContext.TargetOf(router) == Math.Round(sparsity, EvalMethodContext.TargetDigits));
-            return i < 0 ? null : [.. measures![i].Stages.Select(stage => new LayerRange(stage.Layers[0], stage.Layers[1]))];
+            if (!stageAware || context.RouterAt(sparsity) is not { } router) return null;
+            var measure = measures![routers.IndexOf(router)]; // one measure per router, in the routers' order
+            return [.. measure.Stages.Select(stage => new LayerRange(stage.Layers[0], stage.Layers[1]))];
         }
-
-        var context = new EvalMethodContext(model, calibration.Sequences, routers, (ulong)seed);
         var evaluated = new List<IEvalMethod>();
         foreach (var method in methods.Where(m => m.Name != "dense"))
         {
