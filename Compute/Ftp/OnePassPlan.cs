@@ -27,7 +27,7 @@ public readonly record struct LayerRange(int First, int End)
 /// <summary>
 /// Which blocks compute each row of a step, decided once after block 0 (the batch-inference router of the
 /// FTP paper's revision). Across stages the plan must be known before rows are sent, so the first stage
-/// makes it and every stage receives exactly the rows its blocks compute (<see cref="ForStage"/>).
+/// makes it and every stage receives exactly the rows its blocks compute.
 /// Rows are the step's rows in batch order.
 /// </summary>
 public sealed class OnePassPlan
@@ -59,23 +59,6 @@ public sealed class OnePassPlan
 
     /// <summary>The blocks that compute <paramref name="row"/>, in order.</summary>
     public int[] BlocksOf(int row) => Enumerable.Range(0, Blocks).Where(b => Computes(row, b)).ToArray();
-
-    /// <summary>
-    /// What a stage holding <paramref name="stage"/> needs: the rows any of its blocks computes (what
-    /// crosses to it), and per block of the stage the rows it computes as indices into those rows.
-    /// </summary>
-    public (int[] Rows, int[][] ComputeRows) ForStage(LayerRange stage)
-    {
-        if (stage.First < 0 || stage.End > Blocks || stage.Count <= 0)
-            throw new ArgumentOutOfRangeException(nameof(stage), $"stage {stage} is not a non-empty range of the plan's {Blocks} blocks");
-        var rows = new SortedSet<int>();
-        for (int b = stage.First; b < stage.End; b++) rows.UnionWith(_blockRows[b]);
-        var sent = rows.ToArray();
-        var computeRows = new int[stage.Count][];
-        for (int b = stage.First; b < stage.End; b++)
-            computeRows[b - stage.First] = _blockRows[b].Select(r => Array.BinarySearch(sent, r)).ToArray();
-        return (sent, computeRows);
-    }
 
     /// <summary>
     /// Runs a stage that starts at block 0 — the first stage of a pipeline, or a whole model — with one-pass

@@ -6,9 +6,6 @@ public static class CheckpointTensors
     public static bool IsGlobal(TensorRole role) =>
         role is TensorRole.TokenEmbedding or TensorRole.FinalNorm or TensorRole.LmHead;
 
-    public static bool IsBias(TensorRole role) =>
-        role is TensorRole.QueryBias or TensorRole.KeyBias or TensorRole.ValueBias;
-
     /// <summary>The shape a tensor with this role must have: [rows] for vectors, [out, in] for matrices.</summary>
     public static long[] ExpectedShape(ModelConfig c, TensorRole role) => role switch
     {

@@ -222,7 +222,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var sampled = request.Samples.Select(s => s.Row).ToHashSet();
         var rows = new PacketRow[tokens.Length];
         for (int i = 0; i < rows.Length; i++)
-            rows[i] = new PacketRow(sequenceIds[i], positions[i], 0f, i, NeedsLogits: request.ReturnLogits || sampled.Contains(i));
+            rows[i] = new PacketRow(sequenceIds[i], positions[i], i, NeedsLogits: request.ReturnLogits || sampled.Contains(i));
         var hidden = new float[tokens.Length * stage.Config.Dim];
         stage.Embed(tokens, hidden);
         return (rows, hidden, null);

@@ -20,8 +20,8 @@ namespace FtpCluster.Grains.Wire;
 /// [6] hidden size      int32
 /// [7] encoding         uint8  (0xcc + 1 byte, a <see cref="WireEncoding"/> code)
 /// [8] plan layers      int32  layers the plan covers; 0: no plan, every block computes every row
-/// [9] rows             bin    row count × 21 bytes: sequence id int64, position int32, attention score float32,
-///                             row index int32, flags uint8 (bit 0: needs logits)
+/// [9] rows             bin    row count × 17 bytes: sequence id int64, position int32, row index int32,
+///                             flags uint8 (bit 0: needs logits)
 /// [10] plan            bin    row count × ceil(plan layers / 8) bytes, see <see cref="RowBlockPlan"/>
 /// [11] hidden          bin    see <see cref="HiddenPayload"/>
 /// </code>
@@ -31,9 +31,13 @@ namespace FtpCluster.Grains.Wire;
 /// </remarks>
 public static class ActivationCodec
 {
-    public const int FormatVersion = 3;
+    /// <summary>
+    /// The layout this build writes and the only one it reads. Version 4 dropped the rows' attention score
+    /// (version 3's rows were 21 bytes): a stage never read it.
+    /// </summary>
+    public const int FormatVersion = 4;
     public const int FieldCount = 12;
-    public const int RowMetadataBytes = sizeof(long) + sizeof(int) + sizeof(float) + sizeof(int) + sizeof(byte);
+    public const int RowMetadataBytes = sizeof(long) + sizeof(int) + sizeof(int) + sizeof(byte);
 
     // fixarray + version + microbatch + four int32 fields + encoding + plan layers, each with its one-byte MessagePack code.
     private const int FixedHeaderBytes = 1 + 5 + 9 + 4 * 5 + 2 + 5;
@@ -198,40 +202,6 @@ public static class ActivationCodec
         }
     }
 
-    /// <summary>
-    /// Cuts <paramref name="packet"/> into as few packets as fit under <paramref name="maxMessageBytes"/>,
-    /// with row counts differing by at most one; the parts' rows, in order, are the packet's rows. Every part
-    /// keeps the packet's header. A packet that already fits comes back as the only part.
-    /// </summary>
-    public static IReadOnlyList<ActivationPacket> Split(ActivationPacket packet, WireEncoding encoding, int maxMessageBytes)
-    {
-        ArgumentNullException.ThrowIfNull(packet);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMessageBytes);
-        int planLayers = packet.Plan?.Layers ?? 0;
-        int rowsPerPart = MaxRowsPerPacket(packet.HiddenSize, encoding, packet.DeploymentId, maxMessageBytes, planLayers);
-        if (packet.RowCount <= rowsPerPart)
-            return [packet];
-        if (rowsPerPart == 0)
-            throw new PacketTooLargeException(EncodedPacketBytes(1, packet.HiddenSize, encoding, packet.DeploymentId, planLayers),
-                maxMessageBytes, 1, packet.HiddenSize, encoding, 0);
-
-        int parts = (packet.RowCount + rowsPerPart - 1) / rowsPerPart;
-        var result = new ActivationPacket[parts];
-        int start = 0;
-        for (int p = 0; p < parts; p++)
-        {
-            // The first (rows mod parts) parts take one row more.
-            int count = packet.RowCount / parts + (p < packet.RowCount % parts ? 1 : 0);
-            result[p] = new ActivationPacket(packet.DeploymentId, packet.MicrobatchId,
-                packet.SourceStage, packet.TargetStage, packet.HiddenSize,
-                packet.Rows[start..(start + count)],
-                packet.HiddenStates[(start * packet.HiddenSize)..((start + count) * packet.HiddenSize)],
-                packet.Plan?.SelectRows(Enumerable.Range(start, count).ToArray()));
-            start += count;
-        }
-        return result;
-    }
-
     private static PacketHeader ReadHeader(ref MessagePackReader reader)
     {
         if (reader.NextMessagePackType != MessagePackType.Array)
@@ -288,9 +258,8 @@ public static class ActivationCodec
             var slot = destination.Slice(r * RowMetadataBytes, RowMetadataBytes);
             BinaryPrimitives.WriteInt64LittleEndian(slot, rows[r].SequenceId);
             BinaryPrimitives.WriteInt32LittleEndian(slot[8..], rows[r].Position);
-            BinaryPrimitives.WriteSingleLittleEndian(slot[12..], rows[r].AttentionScore);
-            BinaryPrimitives.WriteInt32LittleEndian(slot[16..], rows[r].RowIndex);
-            slot[20] = rows[r].NeedsLogits ? (byte)1 : (byte)0;
+            BinaryPrimitives.WriteInt32LittleEndian(slot[12..], rows[r].RowIndex);
+            slot[16] = rows[r].NeedsLogits ? (byte)1 : (byte)0;
         }
     }
 
@@ -300,13 +269,12 @@ public static class ActivationCodec
         for (int r = 0; r < count; r++)
         {
             var slot = source.Slice(r * RowMetadataBytes, RowMetadataBytes);
-            if ((slot[20] & ~1) != 0)
-                throw new InvalidDataException($"activation packet row {r} has unknown flags 0x{slot[20]:x2}");
+            if ((slot[16] & ~1) != 0)
+                throw new InvalidDataException($"activation packet row {r} has unknown flags 0x{slot[16]:x2}");
             rows[r] = new PacketRow(BinaryPrimitives.ReadInt64LittleEndian(slot),
                 BinaryPrimitives.ReadInt32LittleEndian(slot[8..]),
-                BinaryPrimitives.ReadSingleLittleEndian(slot[12..]),
-                BinaryPrimitives.ReadInt32LittleEndian(slot[16..]),
-                (slot[20] & 1) != 0);
+                BinaryPrimitives.ReadInt32LittleEndian(slot[12..]),
+                (slot[16] & 1) != 0);
         }
         return rows;
     }

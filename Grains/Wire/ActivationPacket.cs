@@ -1,13 +1,12 @@
 namespace FtpCluster.Grains.Wire;
 
-/// <summary>What travels with one hidden row: whose token it is, where it stands in its microbatch, and the router feature.</summary>
+/// <summary>What travels with one hidden row: whose token it is, where it stands in its microbatch, and whether its logits are wanted.</summary>
 /// <param name="SequenceId">The sequence the token belongs to.</param>
 /// <param name="Position">The token's original position in its sequence (RoPE uses it even after skips).</param>
-/// <param name="AttentionScore">The attention the token received where it was last computed.</param>
 /// <param name="RowIndex">The row's index in its microbatch as the coordinator sent it: rows that reach a stage
 /// by different routes are put back in this order, and sample requests name rows by it.</param>
 /// <param name="NeedsLogits">The last stage must see this row (it is sampled after, or scored), even if no block there computes it.</param>
-public readonly record struct PacketRow(long SequenceId, int Position, float AttentionScore, int RowIndex = 0, bool NeedsLogits = false);
+public readonly record struct PacketRow(long SequenceId, int Position, int RowIndex = 0, bool NeedsLogits = false);
 
 /// <summary>
 /// Activations one stage sends to the next: a header naming the deployment, microbatch and boundary,

@@ -66,7 +66,7 @@ public static class WireBenchmark
             hidden[i] = (float)(random.NextDouble() * 2 - 1) * (i % hiddenSize % 97 == 0 ? 40f : 1f);
         var tokens = new PacketRow[rows];
         for (int r = 0; r < rows; r++)
-            tokens[r] = new PacketRow(r / 64, r % 64, (float)random.NextDouble());
+            tokens[r] = new PacketRow(r / 64, r % 64, r);
         return new ActivationPacket("benchmark", 0, 0, 1, hiddenSize, tokens, hidden);
     }
 }

@@ -136,10 +136,7 @@ public sealed class TokenPrunerTests : IDisposable
         Assert.Equal(SparsitySchedule.KeptOf(n, (0.3 + 0.4) / 2), plan.BlockRows[2].Length); // ... sized by their mean
         Assert.Equal(SparsitySchedule.KeptOf(n, 0.25), plan.BlockRows[4].Length);
 
-        // What crosses to the middle stage is exactly its segment's set; its blocks compute all of it.
-        var (rows, computeRows) = plan.ForStage(Stages[1]);
-        Assert.Equal(plan.BlockRows[2], rows);
-        Assert.All(computeRows, c => Assert.Equal(Enumerable.Range(0, rows.Length), c));
+        // A row the middle stage computes, both its blocks compute.
         foreach (int r in Enumerable.Range(0, n))
             Assert.Equal(plan.Computes(r, 2), plan.BlocksOf(r).Contains(3));
     }

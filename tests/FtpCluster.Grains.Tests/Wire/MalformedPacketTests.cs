@@ -60,7 +60,8 @@ public sealed class MalformedPacketTests
     [Fact]
     public void Another_format_version_is_refused_by_number()
     {
-        Assert.Contains("format version 2 is not supported: this build reads version 3", Refusal(Craft(version: 2)));
+        // A version-3 packet as that format wrote it, with 21-byte rows: refused by its version, not by its sizes.
+        Assert.Contains("format version 3 is not supported: this build reads version 4", Refusal(Craft(version: 3, rowBytes: 2 * 21)));
         var header = Assert.Throws<InvalidDataException>(() => ActivationCodec.ReadHeader(Craft(version: 0)));
         Assert.Contains("format version 0 is not supported", header.Message);
     }
@@ -75,7 +76,7 @@ public sealed class MalformedPacketTests
 
     [Fact]
     public void A_row_count_that_does_not_match_the_row_metadata_is_refused() =>
-        Assert.Contains("declares 3 rows, which need 63 bytes of row metadata, but carries 32",
+        Assert.Contains("declares 3 rows, which need 51 bytes of row metadata, but carries 32",
             Refusal(Craft(rows: 3, rowBytes: 32, hiddenBytes: 48)));
 
     [Fact]
@@ -90,8 +91,8 @@ public sealed class MalformedPacketTests
     public void A_row_with_unknown_flags_is_refused()
     {
         var bytes = Craft(rows: 1, hidden: 4, hiddenBytes: 16);
-        // The row blob is the first bin of 21 bytes (0xc4 0x15); its last byte is the row's flags.
-        int at = bytes.AsSpan().IndexOf(new byte[] { 0xc4, ActivationCodec.RowMetadataBytes }) + 2 + 20;
+        // The row blob is the first bin of 17 bytes (0xc4 0x11); its last byte is the row's flags.
+        int at = bytes.AsSpan().IndexOf(new byte[] { 0xc4, ActivationCodec.RowMetadataBytes }) + 2 + 16;
         bytes[at] = 0x02;
         Assert.Contains("row 0 has unknown flags 0x02", Refusal(bytes));
     }

@@ -19,7 +19,7 @@ internal static class WirePackets
                 hiddenStates[r * hidden + c] = value(random, r, c);
         var tokens = new PacketRow[rows];
         for (int r = 0; r < rows; r++)
-            tokens[r] = new PacketRow(1000 + r / 4, r % 4, r * 0.125f);
+            tokens[r] = new PacketRow(1000 + r / 4, r % 4, r);
         return new ActivationPacket(deploymentId, 42, 1, 2, hidden, tokens, hiddenStates);
     }
 
