@@ -39,8 +39,8 @@ public sealed class PredictionMetrics
         }
         var logP = _dense.AsSpan(0, denseLogits.Length);
         var logQ = _method.AsSpan(0, methodLogits.Length);
-        LogSoftmax(denseLogits, logP);
-        LogSoftmax(methodLogits, logQ);
+        Inference.Sampler.LogSoftmax(denseLogits, logP);
+        Inference.Sampler.LogSoftmax(methodLogits, logQ);
 
         double kl = 0;
         for (int v = 0; v < logP.Length; v++)
@@ -58,16 +58,6 @@ public sealed class PredictionMetrics
         var (first, count) = rows.GetOffsetAndLength(ids.Length);
         for (int r = first; r < first + count; r++)
             Add(denseLogits.Slice(r * vocab, vocab), methodLogits.Slice(r * vocab, vocab), ids[r + 1]);
-    }
-
-    private static void LogSoftmax(ReadOnlySpan<float> logits, Span<double> result)
-    {
-        double max = double.NegativeInfinity;
-        foreach (float l in logits) max = Math.Max(max, l);
-        double sum = 0;
-        for (int v = 0; v < logits.Length; v++) sum += Math.Exp(logits[v] - max);
-        double logSum = max + Math.Log(sum);
-        for (int v = 0; v < logits.Length; v++) result[v] = logits[v] - logSum;
     }
 
     /// <summary>The first index of the largest logit, as greedy decoding picks it.</summary>

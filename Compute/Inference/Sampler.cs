@@ -82,6 +82,18 @@ public sealed class Sampler
         return order[keep - 1];
     }
 
+    /// <summary>log p(v) = logit[v] − log Σ exp(logit), summed in float64 so the small probabilities keep their digits.</summary>
+    public static void LogSoftmax(ReadOnlySpan<float> logits, Span<double> result)
+    {
+        if (result.Length != logits.Length) throw new ArgumentException($"{result.Length} results for {logits.Length} logits");
+        double max = double.NegativeInfinity;
+        foreach (float l in logits) max = Math.Max(max, l);
+        double sum = 0;
+        for (int v = 0; v < logits.Length; v++) sum += Math.Exp(logits[v] - max);
+        double logSum = max + Math.Log(sum);
+        for (int v = 0; v < logits.Length; v++) result[v] = logits[v] - logSum;
+    }
+
     /// <summary>The first index of the largest logit.</summary>
     public static int ArgMax(ReadOnlySpan<float> logits)
     {

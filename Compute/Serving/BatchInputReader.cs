@@ -9,7 +9,9 @@ namespace FtpCluster.Compute.Serving;
 public abstract record BatchInputEntry(int LineNumber);
 
 /// <summary>A line whose request is well formed (not yet checked against the deployment: that is <see cref="PreparedRequest.Prepare"/>).</summary>
-public sealed record BatchLine(int LineNumber, string CustomId, CompletionEndpoint Endpoint, CompletionRequest Request) : BatchInputEntry(LineNumber);
+/// <param name="Body">The request body's JSON as the line gave it: what travels to the cluster, which parses it again
+/// where the request is served (one implementation of the request, wherever it comes from).</param>
+public sealed record BatchLine(int LineNumber, string CustomId, CompletionEndpoint Endpoint, CompletionRequest Request, string Body) : BatchInputEntry(LineNumber);
 
 /// <summary>A line that cannot be run. <paramref name="CustomId"/> is the line's when it has a usable one (null for a
 /// duplicate, so that the error line written for it is not taken for the first line's result); the message starts
@@ -127,7 +129,7 @@ public sealed class BatchInputReader
             try
             {
                 var endpoint = ReadEndpoint(line);
-                return new BatchLine(number, customId, endpoint, ReadBody(line, endpoint));
+                return new BatchLine(number, customId, endpoint, ReadBody(line, endpoint), line.GetProperty("body").GetRawText());
             }
             catch (RequestException e)
             {

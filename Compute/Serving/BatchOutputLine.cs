@@ -30,13 +30,16 @@ public sealed class BatchOutputLine
     /// <summary>The line as compact UTF-8 JSON, without its newline.</summary>
     public ReadOnlyMemory<byte> Json { get; }
 
-    public static BatchOutputLine Success(string customId, CompletionResponse body) => Write(customId, null, json =>
+    public static BatchOutputLine Success(string customId, CompletionResponse body) => Success(customId, body.ToUtf8Json());
+
+    /// <param name="body">The response body as UTF-8 JSON, as it came back from where the request was served.</param>
+    public static BatchOutputLine Success(string customId, byte[] body) => Write(customId, null, json =>
     {
         json.WriteStartObject("response");
         json.WriteNumber("status_code", 200);
         json.WriteString("request_id", ServingIds.New("req_"));
         json.WritePropertyName("body");
-        body.WriteTo(json);
+        json.WriteRawValue(body);
         json.WriteEndObject();
         json.WriteNull("error");
     });

@@ -5,9 +5,25 @@ namespace FtpCluster.Compute.Tokenizers;
 /// <summary>Picks the tokenizer reader by file name, or the tokenizer file in a model directory.</summary>
 public static class TokenizerLoader
 {
+    /// <summary>The tokenizer files a Hugging Face model folder may hold, in the order they are preferred.</summary>
+    private static readonly string[] HuggingFaceFiles = ["tokenizer.json", "tokenizer.model"];
+
     private const string Expected =
         "expected a llama2.c tokenizer (.bin), a SentencePiece model (.model), a Hugging Face tokenizer.json (.json), "
         + "or a directory holding tokenizer.json or tokenizer.model";
+
+    /// <summary>
+    /// The tokenizer that comes with a model: tokenizer.json or tokenizer.model in a Hugging Face directory; the one
+    /// tok*.bin beside a llama2.c file. Null when there is none (or several to choose from).
+    /// </summary>
+    public static string? FindBeside(string modelPath)
+    {
+        if (Directory.Exists(modelPath))
+            return HuggingFaceFiles.Select(f => Path.Combine(modelPath, f)).FirstOrDefault(File.Exists);
+        string dir = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
+        var candidates = Directory.GetFiles(dir, "tok*.bin").Where(f => Path.GetFullPath(f) != Path.GetFullPath(modelPath)).ToArray();
+        return candidates.Length == 1 ? candidates[0] : null;
+    }
 
     /// <summary>
     /// Loads the tokenizer at <paramref name="path"/>: a <c>.bin</c> file is llama2.c's format, a <c>.model</c>
@@ -20,7 +36,7 @@ public static class TokenizerLoader
     {
         if (Directory.Exists(path))
         {
-            foreach (string name in new[] { "tokenizer.json", "tokenizer.model" })
+            foreach (string name in HuggingFaceFiles)
             {
                 string candidate = Path.Combine(path, name);
                 if (File.Exists(candidate))

@@ -24,6 +24,11 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="Router">FTP: a router artifact (from <c>ftpcluster calibrate</c>) readable by the silos; null runs the model dense.</param>
 /// <param name="StageAwareRouting">FTP: the one-pass plan keeps one set of tokens per stage, so a skipped token skips whole stages and never crosses to them.</param>
 /// <param name="PruneNewest">FTP: let the router skip a sequence's newest token too (decode pruning).</param>
+/// <param name="Tokenizer">The tokenizer requests' text is encoded with, readable by the silos; null: the one beside the model.</param>
+/// <param name="ServedName">The name requests give as their <c>model</c> (besides the model's path); null: the model's file or folder name.</param>
+/// <param name="MaxSequences">Sequences generating at once; more wait for admission.</param>
+/// <param name="PrefillChunkTokens">Prompt tokens one step feeds at most, so long prompts do not starve other sequences' decode steps.</param>
+/// <param name="KvCacheBytesPerStage">KV-cache bytes each stage may hold for the sequences admitted; 0: its silo's memory budget less its weights.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeploymentRequest")]
 public sealed record DeploymentRequest(
@@ -36,7 +41,12 @@ public sealed record DeploymentRequest(
     [property: Id(6)] int MicrobatchesInFlight = 0,
     [property: Id(7)] string? Router = null,
     [property: Id(8)] bool StageAwareRouting = false,
-    [property: Id(9)] bool PruneNewest = false);
+    [property: Id(9)] bool PruneNewest = false,
+    [property: Id(10)] string? Tokenizer = null,
+    [property: Id(11)] string? ServedName = null,
+    [property: Id(12)] int MaxSequences = 256,
+    [property: Id(13)] int PrefillChunkTokens = 256,
+    [property: Id(14)] long KvCacheBytesPerStage = 0);
 
 /// <param name="PlannedShare">The stage's share of the model's compute as the planner expected it: its layers'
 /// costs (1 per layer, or with a router the fraction of tokens each computes) over the total.</param>
@@ -81,12 +91,24 @@ public interface ICoordinatorGrain : IGrainWithStringKey
     [Alias("Deploy")]
     Task<DeployedStage[]> Deploy(DeploymentRequest request);
 
+    /// <summary>One generation, start to end, in one call: for short ones (a job's lines go through <see cref="SubmitLines"/>).</summary>
     [Alias("Generate")]
     Task<GenerationReply> Generate(GenerationRequest request);
 
-    /// <summary>The generated tokens one by one, as they are sampled.</summary>
-    [Alias("GenerateStream")]
-    IAsyncEnumerable<int> GenerateStream(GenerationRequest request);
+    /// <summary>
+    /// Queues a job's request lines (a line whose key is already queued or running is not queued again) and returns
+    /// at once with how many were new; at most <paramref name="maxConcurrent"/> of the job's lines run at a time.
+    /// </summary>
+    [Alias("SubmitLines")]
+    Task<int> SubmitLines(string job, CompletionLine[] lines, int maxConcurrent);
+
+    /// <summary>The job's lines finished since its last collection, waiting up to <paramref name="maxWait"/> (at most 10 s) for one.</summary>
+    [Alias("CollectLines")]
+    Task<CompletionLineResult[]> CollectLines(string job, TimeSpan maxWait);
+
+    /// <summary>Stops a job's lines here: waiting ones never start, running ones leave their microbatch within a step.</summary>
+    [Alias("CancelJob")]
+    Task CancelJob(string job);
 
     /// <summary>Logits [ids.Length, vocab] as float32 little-endian bytes, and the vocabulary size.</summary>
     [Alias("Score")]
@@ -144,7 +166,7 @@ internal sealed class CoordinatorGrain(
     private static readonly TimeSpan PlacementRetryDelay = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Re-plans one request may go through before it fails with the last error.</summary>
-    private const int MaxRecoveriesPerRequest = 5;
+    private const int MaxRecoveriesPerRequest = SequenceScheduler.MaxRecoveriesPerSequence;
 
     /// <summary>How long a probe of a stage's silo may take before that silo counts as gone.</summary>
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
@@ -158,16 +180,25 @@ internal sealed class CoordinatorGrain(
     private int _epoch;
     private int _placements;
     private Task? _recovery;
-    private long _nextSequenceId;
     private long _nextMicrobatchId;
-    private MicrobatchQueue? _microbatches;
+    private long _maxCachedTokens = long.MaxValue;
+    private SequenceScheduler? _scheduler;
+    private JobLines? _jobs;
+    private CompletionRequests? _requests;
 
-    private MicrobatchQueue Microbatches => _microbatches ??= new MicrobatchQueue(SendMicrobatch, () => _epoch, MicrobatchLimits);
+    private SequenceScheduler Scheduler => _scheduler ??= new SequenceScheduler(
+        new MicrobatchQueue(SendMicrobatch, () => _epoch, MicrobatchLimits), () => _epoch, Recover, ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen);
+
+    private JobLines Jobs => _jobs ??= new JobLines((line, cancellation) => Requests.Run(line, cancellation), TimeProvider.System);
+
+    private CompletionRequests Requests => _requests ??= CompletionRequests.Open(_request!, Config, Scheduler);
 
     private ModelConfig Config => _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        // A job whose client stopped collecting must not keep the stages busy for nobody.
+        this.RegisterGrainTimer(CancelIdleJobs, new GrainTimerCreationOptions(JobLines.IdleTimeout / 4, JobLines.IdleTimeout / 4) { Interleave = true });
         if (record.State.Request is not { } request) return;
         try
         {
@@ -257,6 +288,7 @@ internal sealed class CoordinatorGrain(
         // After a loss, as many stages as silos survive, at most the number asked for.
         var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
         var plan = DeploymentPlanner.Plan(Config.Layers, silos, _layerCosts, _bytesPerLayer);
+        _maxCachedTokens = MaxCachedTokens(plan, up);
 
         // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
         string prefix = $"{this.GetPrimaryKeyString()}/{_placements++}";
@@ -271,82 +303,75 @@ internal sealed class CoordinatorGrain(
         return stages;
     }
 
+    /// <summary>
+    /// The tokens the KV caches of all sequences admitted may hold: each stage's budget (the deployment's, or its
+    /// silo's memory budget less the stage's weights) over its bytes per token, at the tightest stage.
+    /// </summary>
+    private long MaxCachedTokens(DeploymentPlan plan, FtpClusterNode[] nodes)
+    {
+        long bytesPerTokenPerLayer = (long)Config.KvDim * 2 * sizeof(float) + sizeof(int);
+        long tightest = long.MaxValue;
+        foreach (var stage in plan.Stages)
+        {
+            long budget = _request!.KvCacheBytesPerStage > 0 ? _request.KvCacheBytesPerStage
+                : nodes.First(n => n.NodeName == stage.Silo).MemoryBudgetBytes - stage.LayerCount * _bytesPerLayer;
+            tightest = Math.Min(tightest, Math.Max(0, budget) / (stage.LayerCount * bytesPerTokenPerLayer));
+        }
+        return tightest;
+    }
+
     public async Task<GenerationReply> Generate(GenerationRequest request)
     {
-        var result = await Run(request, onToken: null);
-        return new GenerationReply(result.PromptIds, result.Ids, result.FinishReason, _stages);
-    }
-
-    public async IAsyncEnumerable<int> GenerateStream(GenerationRequest request)
-    {
-        var tokens = System.Threading.Channels.Channel.CreateUnbounded<int>();
-        var run = Run(request, token => tokens.Writer.TryWrite(token));
-        _ = run.ContinueWith(t => tokens.Writer.TryComplete(t.Exception?.InnerException), TaskScheduler.Current);
-        await foreach (int token in tokens.Reader.ReadAllAsync()) yield return token;
-        await run;
-    }
-
-    private async Task<GenerationResult> Run(GenerationRequest request, Action<int>? onToken)
-    {
-        long sequence = Interlocked.Increment(ref _nextSequenceId);
         var sampling = new SamplingOptions { Temperature = request.Temperature, TopK = request.TopK, TopP = request.TopP, Seed = request.Seed };
-        var options = new GenerationOptions { MaxTokens = request.MaxTokens, StopTokens = request.StopTokens.ToHashSet(), Sampling = sampling };
-        var fed = new List<int>();
-        int fedEpoch = _epoch;
-        int recoveries = 0;
-
-        async ValueTask<int> Step(int[] tokens, int firstPosition, int draw)
-        {
-            while (true)
-            {
-                int epoch = _epoch;
-                // The stages of a new plan hold nothing of this sequence: replay it from the start.
-                int[] feed = epoch == fedEpoch ? tokens : [.. fed, .. tokens];
-                int start = epoch == fedEpoch ? firstPosition : 0;
-                try
-                {
-                    var sample = new SampleRequest(feed.Length - 1, request.Temperature, request.TopK, request.TopP, request.Seed, draw);
-                    if (await Microbatches.Submit(new PendingStep(sequence, epoch, feed, start, sample)) is not int token)
-                        continue; // the plan changed while the step waited: choose the feed again
-                    fedEpoch = epoch;
-                    fed.AddRange(tokens);
-                    return token;
-                }
-                catch (Exception e) when (IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
-                {
-                    await Recover(epoch, e);
-                }
-            }
-        }
-
-        try
-        {
-            return await Generator.GenerateAsync(request.PromptIds, Config.MaxSeqLen, options, Step, onToken);
-        }
-        finally
-        {
-            await ReleaseEverywhere(sequence);
-        }
+        if (request.PromptIds.Length > Config.MaxSeqLen)
+            throw new ArgumentException($"the prompt has {request.PromptIds.Length} tokens, more than the model's context of {Config.MaxSeqLen}");
+        if (request.MaxTokens == 0 || request.PromptIds.Length == Config.MaxSeqLen)
+            return new GenerationReply(request.PromptIds, request.PromptIds, "length", _stages);
+        var result = await Scheduler.Run(new SequenceSpec(request.PromptIds, request.MaxTokens, request.StopTokens.ToHashSet(), sampling), CancellationToken.None);
+        return new GenerationReply(result.PromptIds, [.. result.PromptIds, .. result.Generated], result.FinishReason, _stages);
     }
 
-    /// <summary>One microbatch through the current stages: each step's rows, and a draw after its last row.</summary>
+    private Task CancelIdleJobs(CancellationToken cancellationToken)
+    {
+        if (_jobs is null) return Task.CompletedTask;
+        foreach (string job in _jobs.CancelIdle())
+            logger.LogWarning("Deployment {Deployment}: job {Job} stopped collecting its results for {Timeout} s; its lines are cancelled",
+                this.GetPrimaryKeyString(), job, JobLines.IdleTimeout.TotalSeconds);
+        return Task.CompletedTask;
+    }
+
+    public Task<int> SubmitLines(string job, CompletionLine[] lines, int maxConcurrent)
+    {
+        _ = Config; // refuses a deployment that was never deployed before queueing anything
+        return Task.FromResult(Jobs.Submit(job, lines, maxConcurrent));
+    }
+
+    public Task<CompletionLineResult[]> CollectLines(string job, TimeSpan maxWait) => Jobs.Collect(job, maxWait);
+
+    public Task CancelJob(string job)
+    {
+        Jobs.Cancel(job);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>One microbatch through the current stages: each step's rows, and a draw after the last row of each step that asks for one.</summary>
     private Task<StepResult> SendMicrobatch(PendingStep[] steps)
     {
         int rows = steps.Sum(s => s.Tokens.Length);
         var sequenceIds = new long[rows];
         var positions = new int[rows];
         var tokens = new int[rows];
-        var samples = new SampleRequest[steps.Length];
+        var samples = new List<SampleRequest>(steps.Length);
         int row = 0;
         for (int i = 0; i < steps.Length; i++)
         {
             var step = steps[i];
             for (int j = 0; j < step.Tokens.Length; j++, row++)
                 (sequenceIds[row], positions[row], tokens[row]) = (step.SequenceId, step.FirstPosition + j, step.Tokens[j]);
-            samples[i] = step.Sample with { Row = row - 1 };
+            if (step.Sample is { } sample) samples.Add(sample with { Row = row - 1 });
         }
         return FirstStage().Forward(new StepRequest(Interlocked.Increment(ref _nextMicrobatchId),
-            sequenceIds, positions, tokens, Packet: null, samples, ReturnLogits: false));
+            sequenceIds, positions, tokens, Packet: null, [.. samples], ReturnLogits: false));
     }
 
     /// <summary>Rows per microbatch are capped by the deployment and by what fits one f32 packet under the message limit.</summary>
@@ -358,11 +383,15 @@ internal sealed class CoordinatorGrain(
         return new MicrobatchLimits(Math.Min(Math.Max(1, request.MaxMicrobatchRows), rowsThatFit), inFlight);
     }
 
+    /// <summary>How the scheduler spends the deployment's room: its settings, and the KV-cache room its stages have.</summary>
+    private SchedulerLimits SchedulerLimits() =>
+        new(_request!.PrefillChunkTokens, _request.MaxSequences, _maxCachedTokens);
+
     public async Task<StepResult> Score(int[] ids)
     {
         if (ids.Length == 0 || ids.Length > Config.MaxSeqLen)
             throw new ArgumentException($"scoring needs 1 to {Config.MaxSeqLen} tokens, got {ids.Length}");
-        long sequence = Interlocked.Increment(ref _nextSequenceId);
+        long sequence = Scheduler.NewSequenceId();
         int recoveries = 0;
         try
         {
@@ -376,7 +405,7 @@ internal sealed class CoordinatorGrain(
                         Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
                         Packet: null, Samples: [], ReturnLogits: true));
                 }
-                catch (Exception e) when (IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
+                catch (Exception e) when (ClusterFailures.IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
                 {
                     await Recover(epoch, e);
                 }
@@ -420,7 +449,7 @@ internal sealed class CoordinatorGrain(
                         string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
                     break;
                 }
-                catch (Exception e) when (IsSiloLoss(e))
+                catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
                 {
                     if (DateTime.UtcNow - started > RecoveryDeadline)
                         throw new InvalidOperationException(
@@ -472,7 +501,7 @@ internal sealed class CoordinatorGrain(
                 await Stage(s).Report().WaitAsync(ProbeTimeout);
                 return null;
             }
-            catch (Exception e) when (IsSiloLoss(e))
+            catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
             {
                 return s.NodeName;
             }
@@ -483,19 +512,6 @@ internal sealed class CoordinatorGrain(
         });
         return (await Task.WhenAll(probes)).OfType<string>().ToHashSet(StringComparer.Ordinal);
     }
-
-    /// <summary>Failures that a new placement mends: a silo gone, or a stage that lost its weights.</summary>
-    private static bool IsStageLoss(Exception e) => IsSiloLoss(e) || e is StageNotLoadedException
-        || e.InnerException is { } inner && IsStageLoss(inner);
-
-    /// <summary>Failures that mean a silo is gone (or unreachable), as opposed to a bad request.</summary>
-    private static bool IsSiloLoss(Exception e) => e switch
-    {
-        SiloUnavailableException or OrleansMessageRejectionException or NodeNotInClusterException or TimeoutException => true,
-        _ when e.GetType().Name == "ConnectionFailedException" => true,
-        AggregateException { InnerExceptions.Count: 1 } a => IsSiloLoss(a.InnerExceptions[0]),
-        _ => e.InnerException is { } inner && IsSiloLoss(inner),
-    };
 
     public Task<DeployedStage[]> Stages() => Task.FromResult(_stages);
 
@@ -518,7 +534,7 @@ internal sealed class CoordinatorGrain(
             {
                 await Stage(stage).Release([sequence]);
             }
-            catch (Exception e) when (IsSiloLoss(e))
+            catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
             {
             }
         }

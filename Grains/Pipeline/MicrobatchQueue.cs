@@ -2,14 +2,17 @@ namespace FtpCluster.Grains.Pipeline;
 
 /// <summary>
 /// One sequence's next step waiting for a microbatch: its new tokens from <paramref name="FirstPosition"/>
-/// on, and the token to draw after the last of them.
+/// on, and the token to draw after the last of them (none for a piece of a prompt that more pieces follow).
 /// </summary>
 /// <param name="Epoch">The plan the tokens were chosen for (a replay after a re-plan feeds more of them).</param>
-internal sealed record PendingStep(long SequenceId, int Epoch, int[] Tokens, int FirstPosition, SampleRequest Sample)
+internal sealed record PendingStep(long SequenceId, int Epoch, int[] Tokens, int FirstPosition, SampleRequest? Sample)
 {
-    /// <summary>The drawn token, or null when the plan changed before the step was sent (choose the tokens again).</summary>
-    public TaskCompletionSource<int?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>What the step gave, or null when the plan changed before the step was sent (choose the tokens again).</summary>
+    public TaskCompletionSource<StepOutcome?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
+
+/// <summary>One step's share of a microbatch's result: the drawn token (if it asked for one), its log-probabilities, its cost.</summary>
+internal sealed record StepOutcome(int? Token, SampledLogprobs? Logprobs, SequenceUsage? Usage);
 
 /// <summary>How the coordinator cuts the waiting steps into microbatches.</summary>
 /// <param name="MaxRows">Rows per microbatch; a single step longer than this still goes, alone.</param>
@@ -33,7 +36,7 @@ internal sealed class MicrobatchQueue(
     private int _inFlight;
     private bool _lookScheduled;
 
-    public Task<int?> Submit(PendingStep step)
+    public Task<StepOutcome?> Submit(PendingStep step)
     {
         _waiting.Enqueue(step);
         ScheduleLook();
@@ -85,7 +88,20 @@ internal sealed class MicrobatchQueue(
         try
         {
             var result = await send(batch);
-            for (int i = 0; i < batch.Length; i++) batch[i].Done.TrySetResult(result.SampledTokens[i]);
+            var usage = (result.Usage ?? []).ToDictionary(u => u.SequenceId);
+            // The result answers the sample requests in the order of the steps that made one.
+            int sample = 0;
+            foreach (var step in batch)
+            {
+                var cost = usage.GetValueOrDefault(step.SequenceId);
+                if (step.Sample is null)
+                {
+                    step.Done.TrySetResult(new StepOutcome(null, null, cost));
+                    continue;
+                }
+                step.Done.TrySetResult(new StepOutcome(result.SampledTokens[sample], result.Logprobs?[sample], cost));
+                sample++;
+            }
         }
         catch (Exception e)
         {

@@ -123,7 +123,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         _microbatches++;
         _rows += output.Rows;
         _computeSeconds += seconds;
-        if (output.Result is { } result) return result;
+        if (output.Result is { } result) return result with { Usage = SequenceUsage.Merge(result.Usage ?? [], output.Usage) };
 
         // Rows for stages past the next one first: the next stage's call must find them there.
         await Task.WhenAll(output.Deposits.Select(d =>
@@ -132,7 +132,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             return Stage(d.Target).Deposit(d.Packet);
         }));
         _traffic.Record(setup.Index, setup.Index + 1, _wire, output.Next!.Length);
-        return await Stage(setup.Index + 1).Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = output.Next });
+        var downstream = await Stage(setup.Index + 1).Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = output.Next });
+        return downstream with { Usage = SequenceUsage.Merge(downstream.Usage ?? [], output.Usage) };
     }
 
     public Task Deposit(byte[] packet)
@@ -150,8 +151,11 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
 
     private IStageGrain Stage(int index) => GrainFactory.GetGrain<IStageGrain>(_setup!.StageKeys[index]);
 
-    /// <summary>What a stage's compute hands on: the last stage's result, or the packet for the next stage and those for later ones.</summary>
-    private sealed record StageOutput(int Rows, StepResult? Result, byte[]? Next, (int Target, byte[] Packet)[] Deposits);
+    /// <summary>
+    /// What a stage's compute hands on: the last stage's result, or the packet for the next stage and those for
+    /// later ones; and what this stage spent on each sequence.
+    /// </summary>
+    private sealed record StageOutput(int Rows, StepResult? Result, byte[]? Next, (int Target, byte[] Packet)[] Deposits, SequenceUsage[] Usage);
 
     /// <summary>
     /// On the compute thread: gathers the microbatch's rows, runs this stage's blocks over them, and cuts
@@ -166,7 +170,9 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             plan = WirePlan(_planning.Forward(sequenceIds, positions, hidden));
         else if (rows.Length > 0)
             executor.Forward(sequenceIds, positions, hidden, plan?.BlockRows(setup.FirstLayer, setup.EndLayer));
-        if (setup.IsLast) return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, hidden), null, []);
+        // The first stage sees every row and the whole plan: it counts every block's work for each sequence.
+        var usage = setup.Index == 0 ? BlockUsage(rows, plan, executor.Stage.Config.Layers) : new Dictionary<long, SequenceUsage>();
+        if (setup.IsLast) return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, hidden), null, [], [.. usage.Values]);
 
         int dim = executor.Stage.Config.Dim;
         var byTarget = Enumerable.Range(0, rows.Length)
@@ -180,12 +186,46 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
                 hidden.AsSpan(selected[i] * dim, dim).CopyTo(values.AsSpan(i * dim, dim));
             var packet = new ActivationPacket(setup.DeploymentId, request.MicrobatchId, setup.Index, target, dim,
                 [.. selected.Select(i => rows[i])], values, plan?.SelectRows(selected));
-            return ActivationCodec.Encode(packet, _wire, setup.MaxMessageBytes);
+            var encoded = ActivationCodec.Encode(packet, _wire, setup.MaxMessageBytes);
+            AddWireBytes(usage, [.. selected.Select(i => rows[i].SequenceId)], encoded.Length);
+            return encoded;
         }
         // The next stage always gets a packet, if an empty one: the call that carries it is what moves the microbatch on.
         var next = Packet(setup.Index + 1, byTarget.GetValueOrDefault(setup.Index + 1, []));
         var deposits = byTarget.Where(t => t.Key > setup.Index + 1).OrderBy(t => t.Key).Select(t => (t.Key, Packet(t.Key, t.Value))).ToArray();
-        return new StageOutput(rows.Length, null, next, deposits);
+        return new StageOutput(rows.Length, null, next, deposits, [.. usage.Values]);
+    }
+
+    /// <summary>Per sequence, the blocks that compute its rows and those that skip them, over all of the model's blocks.</summary>
+    private static Dictionary<long, SequenceUsage> BlockUsage(PacketRow[] rows, RowBlockPlan? plan, int layers)
+    {
+        var usage = new Dictionary<long, SequenceUsage>();
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int computed = layers;
+            if (plan is not null)
+            {
+                computed = 0;
+                for (int b = 0; b < layers; b++)
+                    if (plan.Computes(i, b)) computed++;
+            }
+            long id = rows[i].SequenceId;
+            var row = new SequenceUsage(id, computed, layers - computed, 0);
+            usage[id] = usage.TryGetValue(id, out var sum) ? sum.Plus(row) : row;
+        }
+        return usage;
+    }
+
+    /// <summary>A packet's bytes shared among its rows' sequences by their rows (an empty packet's header is nobody's).</summary>
+    private static void AddWireBytes(Dictionary<long, SequenceUsage> usage, long[] rowSequences, int packetBytes)
+    {
+        if (rowSequences.Length == 0) return;
+        foreach (var group in rowSequences.GroupBy(id => id))
+        {
+            long bytes = (long)packetBytes * group.Count() / rowSequences.Length;
+            var part = new SequenceUsage(group.Key, 0, 0, bytes);
+            usage[group.Key] = usage.TryGetValue(group.Key, out var sum) ? sum.Plus(part) : part;
+        }
     }
 
     /// <summary>The first stage of a pruned deployment: the router and schedule of the artifact, planning in one pass.</summary>
@@ -270,6 +310,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             stage.Logits(hidden, rows.Length, all);
         }
         var tokens = new int[request.Samples.Length];
+        SampledLogprobs?[]? logprobs = null;
         var row = new float[vocab];
         for (int i = 0; i < tokens.Length; i++)
         {
@@ -279,12 +320,22 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             if (all is not null) all.AsSpan(at * vocab, vocab).CopyTo(row);
             else stage.Logits(hidden.AsSpan(at * dim, dim), 1, row);
             tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
+            if (sample.Logprobs >= 0) (logprobs ??= new SampledLogprobs?[tokens.Length])[i] = Logprobs(row, tokens[i], sample.Logprobs);
         }
         byte[]? logitBytes = all is null ? null : MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
         if (logitBytes is not null && logitBytes.Length > setup.MaxMessageBytes)
             throw new InvalidOperationException(
                 $"the logits of {rows.Length} rows are {logitBytes.Length} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
-        return new StepResult(tokens, logitBytes, vocab);
+        return new StepResult(tokens, logitBytes, vocab, logprobs);
+    }
+
+    /// <summary>The drawn token's log-probability and the <paramref name="alternatives"/> most likely tokens' (ties: lower id first).</summary>
+    private static SampledLogprobs Logprobs(float[] logits, int drawn, int alternatives)
+    {
+        var logSoftmax = new double[logits.Length];
+        Sampler.LogSoftmax(logits, logSoftmax);
+        int[] top = [.. Enumerable.Range(0, logits.Length).OrderByDescending(t => logSoftmax[t]).ThenBy(t => t).Take(alternatives)];
+        return new SampledLogprobs((float)logSoftmax[drawn], top, [.. top.Select(t => (float)logSoftmax[t])]);
     }
 
     public Task Release(long[] sequenceIds)

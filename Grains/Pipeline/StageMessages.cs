@@ -38,6 +38,7 @@ public sealed record StageSetup(
 }
 
 /// <summary>Draw a token after row <paramref name="Row"/> of the microbatch, as draw <paramref name="Draw"/> of its sequence.</summary>
+/// <param name="Logprobs">Also answer the drawn token's log-probability and this many most likely alternatives; -1: neither.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.SampleRequest")]
 public sealed record SampleRequest(
@@ -46,7 +47,8 @@ public sealed record SampleRequest(
     [property: Id(2)] int TopK,
     [property: Id(3)] float TopP,
     [property: Id(4)] int Seed,
-    [property: Id(5)] int Draw)
+    [property: Id(5)] int Draw,
+    [property: Id(6)] int Logprobs = -1)
 {
     public SamplingOptions Sampling => new() { Temperature = Temperature, TopK = TopK, TopP = TopP, Seed = Seed };
 }
@@ -68,14 +70,49 @@ public sealed record StepRequest(
     [property: Id(5)] SampleRequest[] Samples,
     [property: Id(6)] bool ReturnLogits);
 
+/// <summary>
+/// The drawn token's log-probability under the model (the log-softmax of its logits, before temperature and
+/// truncation) and the most likely tokens with theirs, most likely first.
+/// </summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.SampledLogprobs")]
+public sealed record SampledLogprobs(
+    [property: Id(0)] float Logprob,
+    [property: Id(1)] int[] TopTokens,
+    [property: Id(2)] float[] TopLogprobs);
+
+/// <summary>
+/// What one microbatch cost one sequence: block computations of its rows done and skipped (over every block of
+/// the model, as the first stage's plan decided them) and the bytes of its rows sent between stages.
+/// </summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.SequenceUsage")]
+public sealed record SequenceUsage(
+    [property: Id(0)] long SequenceId,
+    [property: Id(1)] long TokensComputed,
+    [property: Id(2)] long TokensSkipped,
+    [property: Id(3)] long WireBytes)
+{
+    public SequenceUsage Plus(SequenceUsage other) =>
+        this with { TokensComputed = TokensComputed + other.TokensComputed, TokensSkipped = TokensSkipped + other.TokensSkipped, WireBytes = WireBytes + other.WireBytes };
+
+    /// <summary>The two lists summed per sequence.</summary>
+    public static SequenceUsage[] Merge(IEnumerable<SequenceUsage> a, IEnumerable<SequenceUsage> b) =>
+        [.. a.Concat(b).GroupBy(u => u.SequenceId).Select(g => g.Aggregate((x, y) => x.Plus(y)))];
+}
+
 /// <summary>What the last stage answers: a token per sample request, and the logits when asked for.</summary>
 /// <param name="Logits">float32 little-endian [rows, vocab] of every row of the microbatch, or null.</param>
+/// <param name="Logprobs">Per sample request, its log-probabilities when it asked for them, else null.</param>
+/// <param name="Usage">Per sequence of the microbatch, what the stages spent on it (each stage adds its part on the way back).</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StepResult")]
 public sealed record StepResult(
     [property: Id(0)] int[] SampledTokens,
     [property: Id(1)] byte[]? Logits,
-    [property: Id(2)] int VocabSize)
+    [property: Id(2)] int VocabSize,
+    [property: Id(3)] SampledLogprobs?[]? Logprobs = null,
+    [property: Id(4)] SequenceUsage[]? Usage = null)
 {
     /// <summary>The logits as floats; empty when none were asked for.</summary>
     public float[] LogitValues() =>

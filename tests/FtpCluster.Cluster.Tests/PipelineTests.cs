@@ -148,17 +148,6 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
     }
 
     [SharedModelsFact]
-    public async Task Streamed_generation_yields_the_tokens_generation_returns()
-    {
-        var (coordinator, _) = await Deploy("f32");
-        var request = new GenerationRequest([1, 461], MaxTokens: 30, StopTokens: []);
-        var streamed = new List<int>();
-        await foreach (int token in coordinator.GenerateStream(request)) streamed.Add(token);
-        var reply = await coordinator.Generate(request);
-        Assert.Equal(reply.Ids[2..], streamed);
-    }
-
-    [SharedModelsFact]
     public async Task Concurrent_requests_of_different_lengths_equal_running_them_one_by_one()
     {
         var (coordinator, _) = await Deploy("f32");

@@ -1,0 +1,36 @@
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>One request of a job, as its input line gave it: the endpoint's URL and the request body's JSON.</summary>
+/// <param name="Key">Unique within its job (the batch line's custom_id): a line submitted twice runs once.</param>
+/// <param name="LineNumber">Where the line is in its input file, for error messages.</param>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.CompletionLine")]
+public sealed record CompletionLine(
+    [property: Id(0)] string Key,
+    [property: Id(1)] int LineNumber,
+    [property: Id(2)] string Url,
+    [property: Id(3)] string Body);
+
+/// <summary>
+/// A finished line: the response body's JSON (a completion or chat.completion object), or an error code and
+/// message naming what is wrong with it; and its token counts, for the job's totals.
+/// </summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.CompletionLineResult")]
+public sealed record CompletionLineResult(
+    [property: Id(0)] string Key,
+    [property: Id(1)] int LineNumber,
+    [property: Id(2)] string? Body,
+    [property: Id(3)] string? ErrorCode,
+    [property: Id(4)] string? ErrorMessage,
+    [property: Id(5)] int PromptTokens = 0,
+    [property: Id(6)] int CompletionTokens = 0,
+    [property: Id(7)] long TokensComputed = 0,
+    [property: Id(8)] long TokensSkipped = 0,
+    [property: Id(9)] long WireBytes = 0)
+{
+    public bool Succeeded => Body is not null;
+
+    public static CompletionLineResult Failed(CompletionLine line, string code, string message) =>
+        new(line.Key, line.LineNumber, null, code, message);
+}

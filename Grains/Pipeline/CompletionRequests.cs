@@ -1,0 +1,116 @@
+using System.Text;
+using System.Text.Json;
+using FtpCluster.Compute.Chat;
+using FtpCluster.Compute.Ftp;
+using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
+using FtpCluster.Compute.Serving;
+using FtpCluster.Compute.Tokenizers;
+
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>
+/// Request handling for one deployment: an OpenAI request body in, its response body out. Parses and checks the
+/// body against the deployment, encodes the prompt (a chat's through the model's chat template), generates through
+/// the scheduler, and writes the completion or chat.completion object. Every problem with a request ends that
+/// request alone, as an error code and a message that names what is wrong.
+/// </summary>
+internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenizer, ChatTemplate chat, SequenceScheduler scheduler)
+    : IPromptEncoder
+{
+    private readonly Lazy<(IReadOnlySet<int> Ids, string[] Strings)> _endOfTurn = new(() => EndOfTurn(tokenizer, chat));
+
+    /// <summary>The deployment's tokenizer (the given one, else the one beside the model) and chat template, loaded on the coordinator's silo.</summary>
+    public static CompletionRequests Open(DeploymentRequest deployment, ModelConfig config, SequenceScheduler scheduler)
+    {
+        string tokenizerPath = deployment.Tokenizer ?? TokenizerLoader.FindBeside(deployment.ModelPath)
+            ?? throw new InvalidOperationException($"deployment of {deployment.ModelPath} has no tokenizer: none was given and none lies beside the model");
+        var tokenizer = TokenizerLoader.Load(tokenizerPath, config.VocabSize);
+        var chat = ChatTemplate.ForModel(deployment.ModelPath);
+        double[] routers = deployment.Router is null ? [] : [RouterArtifact.Load(deployment.Router).Schedule.Mean];
+        return new CompletionRequests(ServedModelOf(deployment, config, routers), tokenizer, chat, scheduler);
+    }
+
+    /// <summary>What requests may call the deployment: its served name, and its model's path as given and in full.</summary>
+    public static ServedModel ServedModelOf(DeploymentRequest deployment, ModelConfig config, IReadOnlyList<double> routerSparsities)
+    {
+        string path = deployment.ModelPath.TrimEnd(Path.DirectorySeparatorChar);
+        string name = deployment.ServedName ?? Path.GetFileName(path);
+        string[] aliases = [.. new[] { path, Path.GetFullPath(path), Path.GetFileName(path) }.Where(a => a != name).Distinct(StringComparer.Ordinal)];
+        return new ServedModel(name, aliases, config.MaxSeqLen, config.VocabSize, routerSparsities);
+    }
+
+    public async Task<CompletionLineResult> Run(CompletionLine line, CancellationToken cancellation)
+    {
+        PreparedRequest prepared;
+        try
+        {
+            if (!CompletionEndpoints.TryParseUrl(line.Url, out var endpoint))
+                throw new RequestException(ErrorCodes.InvalidValue, "url", $"unknown url '{line.Url}': expected {CompletionEndpoints.CompletionsUrl} or {CompletionEndpoints.ChatCompletionsUrl}");
+            using var body = JsonDocument.Parse(line.Body);
+            prepared = PreparedRequest.Prepare(CompletionRequest.Parse(body.RootElement, endpoint), served, this);
+        }
+        catch (RequestException e)
+        {
+            return CompletionLineResult.Failed(line, e.Code, e.Message);
+        }
+        catch (JsonException e)
+        {
+            return CompletionLineResult.Failed(line, ErrorCodes.InvalidJsonLine, $"the request body is not JSON: {e.Message}");
+        }
+
+        // The template's end-of-turn markers that are not one token are stop strings like the request's own.
+        prepared = prepared with { Stop = [.. prepared.Stop, .. _endOfTurn.Value.Strings] };
+        var stop = new StopStringMatcher(prepared.Stop);
+        Func<IReadOnlyList<int>, bool>? stopsAfter = prepared.Stop.Count == 0 ? null
+            : generated => stop.TryFind(tokenizer.Decode([.. generated]), out _);
+        var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, prepared.Logprobs ?? -1, stopsAfter);
+        SequenceResult result;
+        try
+        {
+            result = await scheduler.Run(spec, cancellation);
+        }
+        catch (ArgumentException e)
+        {
+            // What the request asks is beyond what the deployment can hold (its KV-cache room, say).
+            return CompletionLineResult.Failed(line, ErrorCodes.InvalidValue, e.Message);
+        }
+
+        var outcome = new CompletionOutcome(result.PromptIds.Length, result.Generated, result.FinishReason,
+            result.Logprobs?.Select((l, i) => new TokenLogprob(result.Generated[i], l.Logprob,
+                [.. l.TopTokens.Zip(l.TopLogprobs, (t, p) => new TokenAlternative(t, p))])).ToArray(),
+            new FtpUsage(result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes));
+        var response = CompletionResponse.Create(prepared, outcome, ids => tokenizer.Decode(ids), id => Encoding.UTF8.GetBytes(tokenizer.Decode([id])));
+        string responseBody = Encoding.UTF8.GetString(response.ToUtf8Json());
+        return new CompletionLineResult(line.Key, line.LineNumber, responseBody, null, null, result.PromptIds.Length, response.CompletionTokens,
+            result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes);
+    }
+
+    public int[] Encode(string text)
+    {
+        // A chat template that writes BOS as text must not get a second one from the encoder.
+        string bos = chat.SpecialTokens.GetValueOrDefault("bos_token", "");
+        if (bos.Length > 0 && text.StartsWith(bos, StringComparison.Ordinal)) text = text[bos.Length..];
+        return tokenizer.Encode(text, addBos: true);
+    }
+
+    public string RenderChat(JsonElement messages) => chat.Render(messages, addGenerationPrompt: true);
+
+    /// <summary>
+    /// Where an answer ends: EOS, and the chat template's end-of-turn tokens — as ids where the tokenizer knows them
+    /// as one token, else as text to stop at.
+    /// </summary>
+    private static (IReadOnlySet<int> Ids, string[] Strings) EndOfTurn(ITokenizer tokenizer, ChatTemplate chat)
+    {
+        var ids = new HashSet<int>();
+        if (tokenizer.EosId >= 0) ids.Add(tokenizer.EosId);
+        var strings = new List<string>();
+        foreach (string token in chat.EndOfTurnTokens)
+        {
+            int[] encoded = tokenizer.Encode(token, addBos: false);
+            if (encoded.Length == 1) ids.Add(encoded[0]);
+            else strings.Add(token);
+        }
+        return (ids, [.. strings]);
+    }
+}

@@ -1,0 +1,187 @@
+using FtpCluster.Compute.Inference;
+
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>One sequence to generate: its prompt, how to draw and when to stop.</summary>
+/// <param name="Logprobs">Log-probabilities of each drawn token and this many alternatives; -1 for none.</param>
+/// <param name="StopsAfter">Called with the generated tokens after each new one; true ends the sequence with "stop"
+/// (the caller's stop strings). The last token is kept: the caller cuts its text.</param>
+internal sealed record SequenceSpec(
+    int[] PromptIds, int MaxTokens, IReadOnlySet<int> StopTokens, SamplingOptions Sampling, int Logprobs = -1,
+    Func<IReadOnlyList<int>, bool>? StopsAfter = null);
+
+/// <param name="Generated">The drawn tokens, without the stop token that ended them.</param>
+/// <param name="Logprobs">Per generated token, when asked for.</param>
+internal sealed record SequenceResult(int[] PromptIds, int[] Generated, string FinishReason, SampledLogprobs[]? Logprobs, SequenceUsage Usage);
+
+/// <summary>How the scheduler spends a deployment's room.</summary>
+/// <param name="PrefillChunkTokens">Prompt tokens one step feeds at most: a long prompt goes in pieces, so the
+/// decode steps of other sequences travel in every microbatch instead of waiting behind it.</param>
+/// <param name="MaxSequences">Sequences generating at once; more wait for admission.</param>
+/// <param name="MaxCachedTokens">Prompt plus generated tokens the KV caches of the sequences admitted may hold (the
+/// tightest stage's budget over its bytes per token); a sequence is admitted once its whole length fits.</param>
+internal readonly record struct SchedulerLimits(int PrefillChunkTokens, int MaxSequences, long MaxCachedTokens);
+
+/// <summary>
+/// Runs sequences through a deployment's stages in steps: each sequence waits for room in the KV caches, then
+/// feeds its prompt in pieces and draws token after token, every step joining the microbatch that leaves next
+/// (continuous batching). No step depends on a long call: each is one trip through the stages.
+/// </summary>
+/// <remarks>
+/// Used from inside the coordinator grain, whose turns never overlap, so it takes no locks. When a step fails
+/// because a stage was lost, <c>recover</c> re-plans (once for all the sequences that saw the failure) and the
+/// sequence replays its tokens so far into the new stages before going on; sampling depends only on (seed,
+/// draw) and the kernels are batch-invariant, so the result is the one a fault-free run gives.
+/// </remarks>
+internal sealed class SequenceScheduler(
+    MicrobatchQueue microbatches, Func<int> currentEpoch, Func<int, Exception, Task> recover, Func<long, Task> release,
+    Func<SchedulerLimits> limits, int contextLength)
+{
+    /// <summary>Re-plans one sequence may go through before it fails with the last error.</summary>
+    public const int MaxRecoveriesPerSequence = 5;
+
+    private readonly LinkedList<(long Tokens, TaskCompletionSource Admitted)> _waiting = new();
+    private long _nextSequenceId;
+    private int _running;
+    private long _cachedTokens;
+
+    public int Running => _running;
+
+    public int Waiting => _waiting.Count;
+
+    /// <summary>An id no other sequence of this deployment has (for work outside the scheduler, such as scoring).</summary>
+    public long NewSequenceId() => ++_nextSequenceId;
+
+    public async Task<SequenceResult> Run(SequenceSpec spec, CancellationToken cancellation)
+    {
+        if (spec.PromptIds.Length == 0) throw new ArgumentException("the prompt has no tokens");
+        if (spec.MaxTokens < 1) throw new ArgumentException($"max tokens must be at least 1, got {spec.MaxTokens}");
+        spec.Sampling.Validate();
+        long length = Math.Min((long)spec.PromptIds.Length + spec.MaxTokens, contextLength);
+        if (spec.PromptIds.Length >= contextLength)
+            throw new ArgumentException($"the prompt has {spec.PromptIds.Length} tokens, which leaves no room in the model's context of {contextLength}");
+        await Admit(length, cancellation);
+        long sequence = NewSequenceId();
+        try
+        {
+            return await Generate(sequence, spec, cancellation);
+        }
+        finally
+        {
+            await release(sequence);
+            Leave(length);
+        }
+    }
+
+    /// <summary>Waits, first come first served, until the sequence's whole length fits in the caches.</summary>
+    private Task Admit(long tokens, CancellationToken cancellation)
+    {
+        var (_, maxSequences, maxCachedTokens) = limits();
+        if (tokens > maxCachedTokens)
+            throw new ArgumentException($"the sequence needs KV-cache room for {tokens} tokens, more than the deployment's {maxCachedTokens}");
+        if (_waiting.Count == 0 && Fits(tokens))
+        {
+            Enter(tokens);
+            return Task.CompletedTask;
+        }
+        var admitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var node = _waiting.AddLast((tokens, admitted));
+        cancellation.Register(() =>
+        {
+            if (node.List is null) return; // admitted already
+            _waiting.Remove(node);
+            admitted.TrySetCanceled(cancellation);
+        });
+        return admitted.Task;
+
+        bool Fits(long t) => _running < maxSequences && _cachedTokens + t <= maxCachedTokens;
+    }
+
+    private void Enter(long tokens)
+    {
+        _running++;
+        _cachedTokens += tokens;
+    }
+
+    private void Leave(long tokens)
+    {
+        _running--;
+        _cachedTokens -= tokens;
+        var (_, maxSequences, maxCachedTokens) = limits();
+        while (_waiting.First is { } first && _running < maxSequences && _cachedTokens + first.Value.Tokens <= maxCachedTokens)
+        {
+            _waiting.RemoveFirst();
+            Enter(first.Value.Tokens);
+            first.Value.Admitted.TrySetResult();
+        }
+    }
+
+    private async Task<SequenceResult> Generate(long sequence, SequenceSpec spec, CancellationToken cancellation)
+    {
+        var fed = new List<int>();   // tokens the current plan's stages hold in their caches
+        int fedEpoch = currentEpoch();
+        int recoveries = 0;
+        var usage = new SequenceUsage(sequence, 0, 0, 0);
+
+        // Feeds tokens at positions from firstPosition, in pieces, and draws after the last of them.
+        async Task<StepOutcome> Step(int[] tokens, int firstPosition, int draw)
+        {
+            while (true)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                int epoch = currentEpoch();
+                // The stages of a new plan hold nothing of this sequence: replay it from the start.
+                int[] feed = epoch == fedEpoch ? tokens : [.. fed, .. tokens];
+                int start = epoch == fedEpoch ? firstPosition : 0;
+                try
+                {
+                    if (await FeedInPieces(epoch, feed, start, draw) is not { } outcome)
+                        continue; // the plan changed while a piece waited: choose the feed again
+                    fedEpoch = epoch;
+                    fed.AddRange(tokens);
+                    return outcome;
+                }
+                catch (Exception e) when (ClusterFailures.IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerSequence)
+                {
+                    await recover(epoch, e);
+                    // The new stages hold none of the pieces fed before the failure.
+                    fedEpoch = -1;
+                }
+            }
+        }
+
+        async Task<StepOutcome?> FeedInPieces(int epoch, int[] feed, int start, int draw)
+        {
+            int chunk = Math.Max(1, limits().PrefillChunkTokens);
+            for (int offset = 0; ; offset += chunk)
+            {
+                bool last = offset + chunk >= feed.Length;
+                int[] piece = feed[offset..Math.Min(feed.Length, offset + chunk)];
+                var sample = last ? new SampleRequest(piece.Length - 1, spec.Sampling.Temperature, spec.Sampling.TopK, spec.Sampling.TopP,
+                    spec.Sampling.Seed, draw, spec.Logprobs) : null;
+                if (await microbatches.Submit(new PendingStep(sequence, epoch, piece, start + offset, sample)) is not { } outcome)
+                    return null;
+                if (outcome.Usage is { } cost) usage = usage.Plus(cost);
+                if (last) return outcome;
+                cancellation.ThrowIfCancellationRequested();
+            }
+        }
+
+        var generated = new List<int>();
+        var logprobs = spec.Logprobs >= 0 ? new List<SampledLogprobs>() : null;
+        var next = await Step(spec.PromptIds, 0, 0);
+        while (true)
+        {
+            int token = next.Token!.Value;
+            if (spec.StopTokens.Contains(token)) return Result("stop");
+            generated.Add(token);
+            if (logprobs is not null && next.Logprobs is { } l) logprobs.Add(l);
+            if (spec.StopsAfter?.Invoke(generated) == true) return Result("stop");
+            int length = spec.PromptIds.Length + generated.Count;
+            if (generated.Count == spec.MaxTokens || length == contextLength) return Result("length");
+            next = await Step([token], length - 1, generated.Count);
+        }
+
+        SequenceResult Result(string finishReason) => new(spec.PromptIds, [.. generated], finishReason, logprobs?.ToArray(), usage);
+    }
+}
