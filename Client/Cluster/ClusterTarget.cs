@@ -9,7 +9,8 @@ namespace FtpCluster.Client.Cluster;
 /// Where <c>generate</c> and <c>score</c> run when not in this process: <c>--stages N</c> alone starts an
 /// embedded cluster of N silos for the one command; <c>--cluster HOST:PORT[,HOST:PORT]</c> uses a running
 /// cluster's gateways (<c>--cluster-id</c>, default "ftpcluster"), over <c>--stages</c> silos or every
-/// silo up. <c>--wire</c> picks the activation encoding between stages.
+/// silo up. <c>--wire</c> picks the activation encoding between stages. Read from the command line by
+/// <see cref="Commands.ClusterOptionGroup"/>.
 /// </summary>
 internal sealed record ClusterTarget(int? Stages, IReadOnlyList<(string Host, int Port)>? Gateways, string ClusterId, WireEncoding Wire)
 {
@@ -17,25 +18,7 @@ internal sealed record ClusterTarget(int? Stages, IReadOnlyList<(string Host, in
 
     public bool IsEmbedded => Gateways is null;
 
-    /// <summary>The cluster options; null when none is given (the command runs in this process).</summary>
-    public static ClusterTarget? Read(Arguments a)
-    {
-        string? stagesText = a.String("stages");
-        int? stages = stagesText is null ? null : a.Int("stages", 0);
-        string? cluster = a.String("cluster");
-        string? clusterId = a.String("cluster-id");
-        string? wire = a.String("wire");
-        if (stages is null && cluster is null)
-        {
-            if (wire is not null) throw new UsageException("--wire needs --stages N or --cluster HOST:PORT");
-            if (clusterId is not null) throw new UsageException("--cluster-id needs --cluster HOST:PORT");
-            return null;
-        }
-        if (stages is < 1) throw new UsageException($"--stages must be at least 1, got {stagesText}");
-        if (cluster is null && clusterId is not null) throw new UsageException("--cluster-id needs --cluster HOST:PORT");
-        return new ClusterTarget(stages, cluster is null ? null : ParseGateways(cluster), clusterId ?? DefaultClusterId, ParseWire(wire ?? "f32"));
-    }
-
+    /// <summary>A --wire word.</summary>
     public static WireEncoding ParseWire(string word)
     {
         try

@@ -1,7 +1,9 @@
-using FtpCluster.Compute.Benchmarks;
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Benchmarks;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Grains.Benchmarks;
@@ -15,14 +17,109 @@ namespace FtpCluster.Client.Commands;
 /// <summary><c>ftpcluster bench kernels|model|wire|pipeline|transport</c>: measured speed, for docs/benchmarks.md.</summary>
 internal static class BenchCommand
 {
-    public static int Model(string[] args)
+    private static readonly Option<bool> Json = CliOption.Flag("--json", "Prints the results as JSON");
+
+    public static Command Create() => new("bench", "Measured speed, for docs/benchmarks.md.")
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
-        if (a.Has("router")) return PrunedModel(a);
-        var modelOptions = ModelOptions.Read(a);
-        var options = new ModelBenchmarkOptions(a.Int("prompt-tokens", 128), a.Int("gen-tokens", 64), a.Int("reps", 5), a.Int("seed", 1));
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        KernelsCommand(), ModelCommand(), WireCommand(), PipelineCommand(), TransportCommand(),
+    };
+
+    private static readonly Option<bool> Quick = CliOption.Flag("--quick", "Fewer shapes and shorter runs");
+
+    private static Command KernelsCommand()
+    {
+        var command = new Command("kernels",
+            "GEMM GFLOP/s at several shapes against the measured FMA peak, GEMV GB/s (f32, bf16, f16 weights) against the measured read bandwidth, " +
+            "and memory-copy GB/s.") { Quick, Json };
+        command.SetAction(Kernels);
+        return command;
+    }
+
+    private static readonly Option<int?> ModelPromptTokens = CliOption.OptionalInt("--prompt-tokens", "N", "Prompt length (default 128; 512 with --router)");
+
+    private static readonly Option<int> ModelGenTokens = CliOption.Int("--gen-tokens", "N", "Tokens decoded per rep (not with --router: prefill only)", 64);
+
+    private static readonly Option<int> ModelReps = CliOption.Int("--reps", "N", "Repetitions; the median is reported", 5);
+
+    private static readonly Option<int> ModelSeed = CliOption.Int("--seed", "N", "Seeds the random prompt", 1);
+
+    private static Command ModelCommand()
+    {
+        var command = new Command("model", """
+            Prefill and decode tokens/s of a whole model in this process; with --router, dense against FTP-pruned prefill of the same prompt,
+            alternating: tokens/s of both, the speed-up, the achieved sparsity and the FLOPs ratio.
+              bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
+              bench model --model PATH --router ROUTER.json [--routing one-pass|block] [--prompt-tokens N] [--reps N] [--dtype D] [--json]
+            """);
+        ModelOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { PruningOptionGroup.Router, PruningOptionGroup.Routing, ModelPromptTokens, ModelGenTokens, ModelReps, ModelSeed, Json })
+            command.Add(option);
+        command.SetAction(Model);
+        return command;
+    }
+
+    private static readonly Option<int> Hidden = CliOption.Int("--hidden", "N", "The activations' hidden size", 2048);
+
+    private static readonly Option<float> WireSeconds = CliOption.Float("--seconds", "S", "Time per encoding and packet size", 0.5f);
+
+    private static Command WireCommand()
+    {
+        var command = new Command("wire", "Encode and decode speed of activation packets (the codec alone, no network), per encoding, for 1 MiB and 8 MiB packets.")
+        {
+            Hidden, WireSeconds, Json,
+        };
+        command.SetAction(Wire);
+        return command;
+    }
+
+    private static readonly Option<int> PipelinePromptTokens = CliOption.Int("--prompt-tokens", "N", "Prompt length of the timed prefills", 256);
+
+    private static readonly Option<int> PipelineReps = CliOption.Int("--reps", "N", "Prefills of each engine; medians are reported", 5);
+
+    private static readonly Option<int> Sequences = CliOption.Int("--sequences", "N", "Sequences decoded at once, against one alone", 16);
+
+    private static readonly Option<int> PipelineGenTokens = CliOption.Int("--gen-tokens", "N", "Tokens each decoded sequence generates", 32);
+
+    private static Command PipelineCommand()
+    {
+        var command = new Command("pipeline", """
+            The same prompt prefilled in this process and through the stages, one of each in turn per rep: tokens/s of both, each stage's compute
+            per prefill and the time outside it; then decode through the stages, one sequence alone against --sequences at once.
+              bench pipeline --model PATH (--stages N | --cluster HOST:PORT) [--prompt-tokens N] [--reps N] [--sequences N] [--gen-tokens N] [--wire W] [--json]
+            """);
+        ModelOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { PipelinePromptTokens, PipelineReps, Sequences, PipelineGenTokens, Json }) command.Add(option);
+        ClusterOptionGroup.AddTo(command);
+        command.SetAction(PipelineAsync);
+        return command;
+    }
+
+    private static readonly Option<string> Sizes = CliOption.Text("--sizes", "SIZE[,SIZE...]", "Packet sizes, such as 1MiB, 512KiB, 1MB, 4096 (default 1MiB,8MiB)");
+
+    private static readonly Option<string> InFlight = CliOption.Text("--in-flight", "N[,N...]", "Packets in flight at once (default 1,4)");
+
+    private static readonly Option<float> TransportSeconds = CliOption.Float("--seconds", "S", $"Time per boundary, packet size and packets in flight (at most {MaxTransportSeconds})", 3);
+
+    private static Command TransportCommand()
+    {
+        var command = new Command("transport", """
+            Packets from a grain on each silo to a grain on the next (an embedded cluster of 2 silos by default), timed inside the sending silo:
+            throughput and latency per boundary, packet size and packets in flight, the silos' CPU seconds per GB, and loopback TCP without Orleans.
+              bench transport [--stages N | --cluster HOST:PORT [--stages N]] [--sizes 1MiB,8MiB] [--in-flight 1,4] [--seconds S] [--json]
+            """);
+        ClusterOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { Sizes, InFlight, TransportSeconds, Json }) command.Add(option);
+        command.SetAction(TransportAsync);
+        return command;
+    }
+
+    private static int Model(ParseResult parse)
+    {
+        if (parse.GetValue(PruningOptionGroup.Router) is { } routerPath) return PrunedModel(parse, routerPath);
+        if (parse.GetValue(PruningOptionGroup.Routing) is not null) throw new UsageException("--routing needs --router ROUTER.json");
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        var options = new ModelBenchmarkOptions(parse.GetValue(ModelPromptTokens) ?? 128, parse.GetValue(ModelGenTokens), parse.GetValue(ModelReps), parse.GetValue(ModelSeed));
+        bool json = parse.GetValue(Json);
 
         using var device = modelOptions.CreateDevice();
         using var model = modelOptions.LoadModel(device);
@@ -54,25 +151,17 @@ internal static class BenchCommand
     /// <c>bench model --router ROUTER.json</c>: dense against pruned prefill of the same prompt, alternating,
     /// with the FLOPs ratio beside the speed-up. Prefill only: a one-token decode step is not pruned.
     /// </summary>
-    private static int PrunedModel(Arguments a)
+    private static int PrunedModel(ParseResult parse, string routerPath)
     {
-        var modelOptions = ModelOptions.Read(a);
-        string routerPath = a.Required("router");
-        var routing = a.String("routing") ?? "one-pass";
-        var options = new PrunedPrefillOptions(a.Int("prompt-tokens", 512), a.Int("reps", 5), a.Int("seed", 1))
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        if (parse.IsGiven(ModelGenTokens)) throw new UsageException("--gen-tokens does not apply with --router: the pruned benchmark times prefill only");
+        var mode = parse.GetValue(PruningOptionGroup.Routing) ?? RoutingMode.OnePass;
+        string routing = RoutingModes.Name(mode);
+        var options = new PrunedPrefillOptions(parse.GetValue(ModelPromptTokens) ?? 512, parse.GetValue(ModelReps), parse.GetValue(ModelSeed))
         {
-            Routing = new RoutingOptions
-            {
-                Mode = routing switch
-                {
-                    "one-pass" => RoutingMode.OnePass,
-                    "block" => RoutingMode.Block,
-                    _ => throw new UsageException($"--routing expects one-pass or block, got '{routing}'"),
-                },
-            },
+            Routing = new RoutingOptions { Mode = mode },
         };
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        bool json = parse.GetValue(Json);
 
         RouterArtifact artifact;
         using (var checkpoint = Compute.Models.Checkpoint.Open(modelOptions.ModelPath))
@@ -109,12 +198,10 @@ internal static class BenchCommand
         return 0;
     }
 
-    public static int Kernels(string[] args)
+    private static int Kernels(ParseResult parse)
     {
-        var a = new Arguments(args, new HashSet<string> { "json", "quick" });
-        bool json = a.Flag("json");
-        bool quick = a.Flag("quick");
-        a.RejectUnknown();
+        bool json = parse.GetValue(Json);
+        bool quick = parse.GetValue(Quick);
         var result = KernelBenchmark.Run(new KernelBenchmarkOptions(Quick: quick));
         if (json)
         {
@@ -130,13 +217,11 @@ internal static class BenchCommand
     }
 
     /// <summary>Encode and decode speed of activation packets (the codec alone, no network).</summary>
-    public static int Wire(string[] args)
+    private static int Wire(ParseResult parse)
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
-        int hidden = a.Int("hidden", 2048);
-        double seconds = a.Float("seconds", 0.5f);
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        int hidden = parse.GetValue(Hidden);
+        double seconds = parse.GetValue(WireSeconds);
+        bool json = parse.GetValue(Json);
         if (hidden < 1) throw new UsageException($"--hidden must be positive, got {hidden}");
         var results = WireBenchmark.Run(hidden, seconds);
         if (json)
@@ -164,17 +249,15 @@ internal static class BenchCommand
     /// Prefill through a pipeline of stages (an embedded cluster, or --cluster) against the same model in
     /// this process: what splitting the layers over silos costs when nothing else runs.
     /// </summary>
-    public static async Task<int> Pipeline(string[] args)
+    private static async Task<int> PipelineAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
-        var modelOptions = ModelOptions.Read(a);
-        var cluster = ClusterTarget.Read(a) ?? throw new UsageException("bench pipeline needs --stages N or --cluster HOST:PORT");
-        int promptTokens = a.Int("prompt-tokens", 256);
-        int reps = a.Int("reps", 5);
-        int sequences = a.Int("sequences", 16);
-        int genTokens = a.Int("gen-tokens", 32);
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        var cluster = ClusterOptionGroup.Bind(parse) ?? throw new UsageException("bench pipeline needs --stages N or --cluster HOST:PORT");
+        int promptTokens = parse.GetValue(PipelinePromptTokens);
+        int reps = parse.GetValue(PipelineReps);
+        int sequences = parse.GetValue(Sequences);
+        int genTokens = parse.GetValue(PipelineGenTokens);
+        bool json = parse.GetValue(Json);
         if (promptTokens < 1 || reps < 1) throw new UsageException("--prompt-tokens and --reps must be at least 1");
         if (sequences < 1 || genTokens < 1) throw new UsageException("--sequences and --gen-tokens must be at least 1");
 
@@ -188,31 +271,30 @@ internal static class BenchCommand
         var hidden = new float[promptTokens * model.Config.Dim];
         var logits = new float[model.Config.VocabSize];
 
-        using var interruption = new Interruption();
-        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, pruning: null, interruption.Token);
+        await using var session = await PipelineSession.OpenAsync(cluster, modelOptions, pruning: null, cancellationToken);
         var request = new GenerationRequest(prompt, MaxTokens: 1, StopTokens: []);
         var localSeconds = new List<double>();
         var pipelineSeconds = new List<double>();
         StageReport[]? before = null;
         for (int rep = -1; rep < reps; rep++) // rep -1 warms up both engines
         {
-            if (rep == 0) before = await session.Coordinator.Reports().WaitAsync(interruption.Token);
+            if (rep == 0) before = await session.Coordinator.Reports().WaitAsync(cancellationToken);
             var clock = Stopwatch.StartNew();
             ModelBenchmark.Prefill(model, prompt, hidden, logits);
             double local = clock.Elapsed.TotalSeconds;
             clock.Restart();
-            await session.Coordinator.Generate(request).WaitAsync(interruption.Token);
+            await session.Coordinator.Generate(request).WaitAsync(cancellationToken);
             if (rep < 0) continue;
             localSeconds.Add(local);
             pipelineSeconds.Add(clock.Elapsed.TotalSeconds);
         }
-        var after = await session.Coordinator.Reports().WaitAsync(interruption.Token);
+        var after = await session.Coordinator.Reports().WaitAsync(cancellationToken);
         // Each stage's own compute per prefill (its compute thread's time, packets decoded and encoded
         // included): what the pipeline's time is beyond their sum is messaging between the processes.
         double[] stageCompute = [.. after.Select((r, i) => (r.ComputeSeconds - before![i].ComputeSeconds) / reps)];
         double localMedian = ModelBenchmark.Median(localSeconds), pipelineMedian = ModelBenchmark.Median(pipelineSeconds);
         double localRate = promptTokens / localMedian, pipeline = promptTokens / pipelineMedian;
-        var traffic = await session.TrafficAsync(interruption.Token);
+        var traffic = await session.TrafficAsync(cancellationToken);
 
         // Decode: one sequence alone, then many at once, whose steps the coordinator shares in microbatches.
         async Task<double> DecodeTokensPerSecond(int count)
@@ -220,15 +302,15 @@ internal static class BenchCommand
             var requests = Enumerable.Range(0, count).Select(i => new GenerationRequest(
                 prompt[..Math.Min(8, prompt.Length)], MaxTokens: genTokens, StopTokens: [], Temperature: 1, Seed: i)).ToArray();
             var clock = Stopwatch.StartNew();
-            var replies = await Task.WhenAll(requests.Select(r => session.Coordinator.Generate(r))).WaitAsync(interruption.Token);
+            var replies = await Task.WhenAll(requests.Select(r => session.Coordinator.Generate(r))).WaitAsync(cancellationToken);
             return replies.Sum(r => r.Ids.Length - r.PromptIds.Length) / clock.Elapsed.TotalSeconds;
         }
         // Untimed first: decode runs code the prefills did not (one-row products, sampling), which a fresh silo
         // would otherwise still be compiling and tiering up during the first measurement.
         await DecodeTokensPerSecond(sequences);
-        var beforeDecode = await session.Coordinator.Reports().WaitAsync(interruption.Token);
+        var beforeDecode = await session.Coordinator.Reports().WaitAsync(cancellationToken);
         double decodeOne = await DecodeTokensPerSecond(1);
-        var afterDecode = await session.Coordinator.Reports().WaitAsync(interruption.Token);
+        var afterDecode = await session.Coordinator.Reports().WaitAsync(cancellationToken);
         // One sequence's steps (its 8-token prompt, then one token a step): each stage's compute per step.
         double[] decodeStageCompute = [.. afterDecode.Select((r, i) => (r.ComputeSeconds - beforeDecode[i].ComputeSeconds) / (r.Microbatches - beforeDecode[i].Microbatches))];
         double decodeMany = await DecodeTokensPerSecond(sequences);
@@ -279,25 +361,22 @@ internal static class BenchCommand
     /// Activation transport between silos: a probe grain on each silo sends packets to a sink grain on the
     /// next and times its own calls, per boundary, packet size and number of packets in flight.
     /// </summary>
-    public static async Task<int> Transport(string[] args)
+    private static async Task<int> TransportAsync(ParseResult parse, CancellationToken cancellationToken)
     {
-        var a = new Arguments(args, new HashSet<string> { "json" });
-        if (a.Has("wire")) throw new UsageException("bench transport sends raw bytes: --wire does not apply");
-        var target = ClusterTarget.Read(a) ?? new ClusterTarget(2, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
-        int[] sizes = ParseList(a.String("sizes") ?? "1MiB,8MiB", "sizes", "a size (e.g. 1MiB, 512KiB, 1MB, 4096)", ParseByteSize);
-        int[] inFlight = ParseList(a.String("in-flight") ?? "1,4", "in-flight", "a positive count", ParseCount);
-        double seconds = a.Float("seconds", 3);
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        if (parse.IsGiven(ClusterOptionGroup.Wire)) throw new UsageException("bench transport sends raw bytes: --wire does not apply");
+        var target = ClusterOptionGroup.Bind(parse) ?? new ClusterTarget(2, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
+        int[] sizes = ParseList(parse.GetValue(Sizes) ?? "1MiB,8MiB", "sizes", "a size (e.g. 1MiB, 512KiB, 1MB, 4096)", ParseByteSize);
+        int[] inFlight = ParseList(parse.GetValue(InFlight) ?? "1,4", "in-flight", "a positive count", ParseCount);
+        double seconds = parse.GetValue(TransportSeconds);
+        bool json = parse.GetValue(Json);
         if (target.Stages is < 2) throw new UsageException($"a boundary needs two silos: --stages must be at least 2, got {target.Stages}");
         if (sizes.Max() > MessageLimits.MaxPacketBytes)
             throw new UsageException($"--sizes: {sizes.Max()} bytes is over the largest packet a deployment may send ({MessageLimits.MaxPacketBytes} bytes)");
         if (seconds is not (> 0 and <= MaxTransportSeconds))
             throw new UsageException($"--seconds must be above 0 and at most {MaxTransportSeconds}, got {seconds}");
 
-        using var interruption = new Interruption();
-        await using var cluster = await CommandCluster.OpenAsync(target, configureSilo: null, interruption.Token);
-        var nodes = (await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(interruption.Token))
+        await using var cluster = await CommandCluster.OpenAsync(target, configureSilo: null, cancellationToken);
+        var nodes = (await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken))
             .Select(n => n.NodeName).Take(target.Stages ?? int.MaxValue).ToArray();
         if (nodes.Length < (target.Stages ?? 2))
             throw new InvalidOperationException($"{target.Stages ?? 2} silos are needed, {nodes.Length} are up ({string.Join(", ", nodes)})");
@@ -312,7 +391,7 @@ internal static class BenchCommand
             var results = new List<TransportMeasurement>();
             foreach (int size in sizes)
                 foreach (int packets in inFlight)
-                    results.Add(await probe.Measure(new TransportProbeRequest(sinkKey, size, packets, seconds)).WaitAsync(interruption.Token));
+                    results.Add(await probe.Measure(new TransportProbeRequest(sinkKey, size, packets, seconds)).WaitAsync(cancellationToken));
             boundaries.Add((nodes[i], nodes[i + 1], [.. results]));
         }
         // The machine's own loopback ceiling, under the load of the moment: Orleans' read size and a larger one.

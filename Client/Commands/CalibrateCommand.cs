@@ -1,5 +1,7 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using FtpCluster.Client.Cli;
 using FtpCluster.Compute.Calibration;
 using FtpCluster.Compute.Evaluation;
 using FtpCluster.Compute.Ftp;
@@ -14,44 +16,76 @@ namespace FtpCluster.Client.Commands;
 /// </summary>
 internal static class CalibrateCommand
 {
-    public static int Run(string[] args)
+    /// <summary>The defaults of every calibration setting the command line can change.</summary>
+    private static readonly CalibrationOptions Defaults = new() { Sparsity = 0 };
+
+    private static readonly Option<string> Data = CliOption.Text("--data", "FILE",
+        "The calibration data (required): JSON lines ({\"ids\"} or {\"text\"}, as generate --samples writes them) or plain text");
+
+    private static readonly Option<string> Sparsity = CliOption.Text("--sparsity", "S", "The mean sparsity to calibrate for, in (0, 1) (required)");
+
+    private static readonly Option<RoutingMode?> Routing = CliOption.Parsed<RoutingMode?>("--routing", "one-pass|block",
+        "The routing calibrated for (default one-pass, what a cluster runs)", word => ParseRouting(word), RoutingModes.Names);
+
+    private static readonly Option<int> Seed = CliOption.Int("--seed", "N", "Seeds every random choice: the same seed gives the same artifact", 0);
+
+    private static readonly Option<string> Out = CliOption.Text("--out", "ROUTER.json", "Where the router artifact is written (required)");
+
+    private static readonly Option<int> Population = CliOption.Int("--population", "N", "Schedules per generation of the schedule search", Defaults.Population);
+
+    private static readonly Option<int> Generations = CliOption.Int("--generations", "N", "Generations of the schedule search", Defaults.Generations);
+
+    private static readonly Option<int> TuneGenerations = CliOption.Int("--tune-generations", "N",
+        "Generations of the schedule fine-tune with the trained router", Defaults.TuneGenerations);
+
+    private static readonly Option<int> GuideIterations = CliOption.Int("--guide-iterations", "N",
+        "Router training steps toward the static router's choices alone, before distillation", Defaults.Training.GuideIterations);
+
+    private static readonly Option<int> Iterations = CliOption.Int("--iterations", "N", "Router training steps in all", Defaults.Training.Iterations);
+
+    private static readonly Option<int> Batch = CliOption.Int("--batch", "N", "Sequences per router training step", Defaults.Training.BatchSequences);
+
+    private static readonly Option<float> LearningRate = CliOption.Float("--learning-rate", "X", "The router's learning rate", (float)Defaults.Training.LearningRate);
+
+    private static readonly Option<int?> MaxSequences = CliOption.OptionalInt("--max-sequences", "N", "Reads at most N sequences of the data");
+
+    private static readonly Option<int?> MaxLen = CliOption.OptionalInt("--max-len", "N", "Cuts longer sequences into pieces (default and at most: the model's context)");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string>());
-        var modelOptions = ModelOptions.Read(a);
-        string dataPath = a.Required("data");
-        string outPath = a.Required("out");
-        string sparsityText = a.Required("sparsity");
-        string routingText = a.String("routing") ?? RoutingModes.Name(RoutingMode.OnePass);
-        int seed = a.Int("seed", 0);
-        var defaults = new CalibrationOptions { Sparsity = 0 };
-        int population = a.Int("population", defaults.Population);
-        int generations = a.Int("generations", defaults.Generations);
-        int tuneGenerations = a.Int("tune-generations", defaults.TuneGenerations);
-        var training = defaults.Training with
+        var command = new Command("calibrate", """
+            FTP calibration of a router for one mean sparsity: redundancy profile, schedule search, router training, schedule fine-tune; writes a router artifact.
+              calibrate --model PATH --data FILE --sparsity S --out ROUTER.json [options]
+            """);
+        ModelOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { Data, Sparsity, Routing, Seed, Out, Population, Generations, TuneGenerations, GuideIterations, Iterations, Batch, LearningRate, MaxSequences, MaxLen })
+            command.Add(option);
+        command.SetAction(Run);
+        return command;
+    }
+
+    private static int Run(ParseResult parse)
+    {
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        string dataPath = parse.Required(Data);
+        string outPath = parse.Required(Out);
+        string sparsityText = parse.Required(Sparsity);
+        var routing = parse.GetValue(Routing) ?? RoutingMode.OnePass;
+        int seed = parse.GetValue(Seed);
+        int population = parse.GetValue(Population);
+        int generations = parse.GetValue(Generations);
+        int tuneGenerations = parse.GetValue(TuneGenerations);
+        var training = Defaults.Training with
         {
-            GuideIterations = a.Int("guide-iterations", defaults.Training.GuideIterations),
-            Iterations = a.Int("iterations", defaults.Training.Iterations),
-            BatchSequences = a.Int("batch", defaults.Training.BatchSequences),
-            LearningRate = a.Float("learning-rate", (float)defaults.Training.LearningRate),
+            GuideIterations = parse.GetValue(GuideIterations),
+            Iterations = parse.GetValue(Iterations),
+            BatchSequences = parse.GetValue(Batch),
+            LearningRate = parse.GetValue(LearningRate),
         };
-        var dataOptions = new EvalDataOptions
-        {
-            MaxLength = a.Has("max-len") ? a.Int("max-len", 0) : null,
-            MaxSequences = a.Has("max-sequences") ? a.Int("max-sequences", 0) : null,
-        };
-        a.RejectUnknown();
+        var dataOptions = new EvalDataOptions { MaxLength = parse.GetValue(MaxLen), MaxSequences = parse.GetValue(MaxSequences) };
 
         if (!double.TryParse(sparsityText, NumberStyles.Float, CultureInfo.InvariantCulture, out double sparsity) || !(sparsity > 0 && sparsity < 1))
             throw new UsageException($"--sparsity expects one mean sparsity in (0, 1), such as 0.3; got '{sparsityText}'");
-        RoutingMode routing;
-        try
-        {
-            routing = RoutingModes.Parse(routingText);
-        }
-        catch (ArgumentException)
-        {
-            throw new UsageException($"--routing expects one of {string.Join(", ", RoutingModes.Names)}; got '{routingText}'");
-        }
         if (seed < 0) throw new UsageException($"--seed must be >= 0, got {seed}");
         if (dataOptions.MaxSequences is < 1) throw new UsageException($"--max-sequences must be >= 1, got {dataOptions.MaxSequences}");
         var options = new CalibrationOptions
@@ -84,5 +118,17 @@ internal static class CalibrateCommand
         artifact.Save(outPath);
         Console.Error.WriteLine($"wrote {outPath}: schedule {artifact.Schedule} (mean {artifact.Schedule.Mean:0.####}) in {clock.Elapsed.TotalSeconds:0.0}s");
         return 0;
+    }
+
+    private static RoutingMode ParseRouting(string word)
+    {
+        try
+        {
+            return RoutingModes.Parse(word);
+        }
+        catch (ArgumentException)
+        {
+            throw new UsageException($"--routing expects one of {string.Join(", ", RoutingModes.Names)}; got '{word}'");
+        }
     }
 }

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Wire;
@@ -11,21 +13,46 @@ namespace FtpCluster.Client.Commands;
 /// </summary>
 internal static class ClusterCommand
 {
-    public static int Up(string[] args)
+    private static readonly Option<int?> Silos = CliOption.OptionalInt("--silos", "N",
+        "Silo processes to start (required): a, b, c, ...; a is the primary");
+
+    private static readonly Option<int?> BasePort = CliOption.OptionalInt("--base-port", "P",
+        "Silo i takes ports P+2i (silo) and P+2i+1 (gateway) (default: free ports)");
+
+    private static readonly Option<int?> Stages = CliOption.OptionalInt("--stages", "N", "With --model: the silos the model is deployed over (default all)");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string>(PruningOptions.Flags));
-        int silos = a.Has("silos") ? a.Int("silos", 0) : throw new UsageException("--silos N is required");
-        int? basePort = a.Has("base-port") ? a.Int("base-port", 0) : null;
-        string clusterId = a.String("cluster-id") ?? ClusterTarget.DefaultClusterId;
-        string? device = a.String("device");
-        int threads = a.Int("threads", 0);
-        string? modelPath = a.String("model");
-        int? stages = a.Has("stages") ? a.Int("stages", 0) : null;
-        var wire = ClusterTarget.ParseWire(a.String("wire") ?? "f32");
-        var storage = CommandSupport.Storage(a);
-        var pruning = PruningOptions.Read(a);
-        bool deploymentOptions = stages is not null || a.String("wire") is not null || storage is not null || pruning is not null;
-        a.RejectUnknown();
+        var up = new Command("up", """
+            Starts a local cluster of silo processes in the foreground until Ctrl+C or SIGTERM, printing each silo and the gateways
+            for --cluster; with --model it also deploys the model and prints the plan.
+              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
+            """);
+        foreach (var option in new Option[]
+        {
+            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads,
+            ModelOptionGroup.Model, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
+        })
+            up.Add(option);
+        PruningOptionGroup.AddTo(up);
+        up.SetAction(UpAsync);
+        return new Command("cluster", "A local cluster of silo processes for other commands to use through --cluster.") { up };
+    }
+
+    private static async Task<int> UpAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        int silos = parse.GetValue(Silos) ?? throw new UsageException("--silos N is required");
+        int? basePort = parse.GetValue(BasePort);
+        string clusterId = parse.GetValue(ClusterOptionGroup.ClusterId) ?? ClusterTarget.DefaultClusterId;
+        string? device = parse.GetValue(ModelOptionGroup.Device);
+        int threads = parse.GetValue(ModelOptionGroup.Threads);
+        string? modelPath = parse.GetValue(ModelOptionGroup.Model);
+        int? stages = parse.GetValue(Stages);
+        var wireGiven = parse.GetValue(ClusterOptionGroup.Wire);
+        var wire = wireGiven ?? WireEncoding.F32;
+        var storage = parse.GetValue(ModelOptionGroup.DType);
+        var pruning = PruningOptionGroup.Bind(parse);
+        bool deploymentOptions = stages is not null || wireGiven is not null || storage is not null || pruning is not null;
 
         if (silos < 1) throw new UsageException($"--silos must be at least 1, got {silos}");
         if (basePort is { } port && (port < 1 || port + 2 * silos - 1 > 65535))
@@ -41,13 +68,13 @@ internal static class ClusterCommand
             options.Threads = threads;
         }
         var model = modelPath is null ? null : new ModelOptions(modelPath, null, device, threads, storage);
-        return UpAsync(siloOptions, model, pruning, stages ?? silos, wire).GetAwaiter().GetResult();
+        return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, cancellationToken);
     }
 
-    private static async Task<int> UpAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire)
+    private static async Task<int> RunAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire,
+        CancellationToken cancellationToken)
     {
-        using var interruption = new Interruption();
-        using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, cancellationToken: interruption.Token);
+        using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, cancellationToken: cancellationToken);
         foreach (var silo in cluster.Silos)
             Console.WriteLine($"silo {silo.Ready.NodeName}  silo {silo.Ready.Silo}  gateway {silo.Ready.Gateway}  pid {silo.Ready.ProcessId}");
         string gateways = string.Join(",", cluster.Gateways);
@@ -57,8 +84,8 @@ internal static class ClusterCommand
         if (model is not null)
         {
             var target = new ClusterTarget(stages, [.. cluster.Gateways.Select(g => (g.Address.ToString(), g.Port))], cluster.ClusterId, wire);
-            await using var session = await PipelineSession.OpenAsync(target, model, pruning, interruption.Token);
-            var traffic = await session.TrafficAsync(interruption.Token);
+            await using var session = await PipelineSession.OpenAsync(target, model, pruning, cancellationToken);
+            var traffic = await session.TrafficAsync(cancellationToken);
             Console.WriteLine($"deployment {traffic.Deployment}");
             foreach (var (stage, index) in traffic.Stages.Select((stage, index) => (stage, index)))
                 Console.WriteLine($"stage {index}  silo {stage.Silo}  layers [{stage.Layers[0]}, {stage.Layers[1]})");
@@ -71,7 +98,7 @@ internal static class ClusterCommand
         }
         Console.WriteLine("up; Ctrl+C stops it");
 
-        var stopped = Task.Delay(Timeout.Infinite, interruption.Token);
+        var stopped = Task.Delay(Timeout.Infinite, cancellationToken);
         var exited = cluster.FirstExitAsync();
         if (await Task.WhenAny(stopped, exited) == exited)
         {

@@ -8,8 +8,8 @@ using FtpCluster.Compute.Tokenizers;
 namespace FtpCluster.Client.Commands;
 
 /// <summary>
-/// The options of every command that runs a model: --model, --tokenizer, --device, --threads, --dtype.
-/// Read before <see cref="Arguments.RejectUnknown"/>, so a typo is refused before any work starts.
+/// What every command that runs a model is told: --model, --tokenizer, --device, --threads, --dtype
+/// (<see cref="ModelOptionGroup"/> reads them from the command line).
 /// </summary>
 internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, string? Device, int Threads, TensorDType? Storage)
 {
@@ -18,9 +18,6 @@ internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, str
     private bool DeviceGiven => Device is not null;
 
     private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
-
-    public static ModelOptions Read(Arguments a) =>
-        new(a.Required("model"), a.String("tokenizer"), a.String("device"), a.Int("threads", 0), CommandSupport.Storage(a));
 
     /// <summary>The device, logged to stderr so every run says where it ran.</summary>
     public IComputeDevice CreateDevice()
@@ -71,7 +68,7 @@ internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, str
     }
 }
 
-/// <summary>What several commands share: option parsing helpers and JSON output.</summary>
+/// <summary>What several commands share: token ids from the command line and JSON output.</summary>
 internal static class CommandSupport
 {
     public static readonly JsonSerializerOptions Json = new()
@@ -81,9 +78,6 @@ internal static class CommandSupport
     };
 
     private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
-
-    public static TensorDType? Storage(Arguments a) =>
-        a.String("dtype") is { } s ? Parse(() => TensorDTypeExtensions.Parse(s)) : null;
 
     /// <summary>A JSON array of token ids, e.g. "[1, 5, 9]".</summary>
     public static int[] ParseIds(string json, int vocabSize)
@@ -110,17 +104,5 @@ internal static class CommandSupport
     {
         for (int i = 0; i < traffic.WireBytes.Length; i++)
             Console.Error.WriteLine($"wire: {traffic.Stages[i].Silo} -> {traffic.Stages[i + 1].Silo}: {traffic.WireBytes[i]} bytes");
-    }
-
-    private static T Parse<T>(Func<T> parse)
-    {
-        try
-        {
-            return parse();
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException(e.Message);
-        }
     }
 }

@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using FtpCluster.Client.Cli;
 using FtpCluster.Compute.Evaluation;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Models;
@@ -25,29 +27,74 @@ internal static class EvalCommand
     /// <summary>How many data problems are printed one by one before the rest are only counted.</summary>
     private const int ProblemsShown = 10;
 
-    public static int Run(string[] args)
+    private static readonly Option<string> Data = CliOption.Text("--data", "FILE",
+        "The evaluation data (required): JSON lines ({\"ids\"} or {\"text\"}, as generate --samples writes them) or plain text (documents separated by blank lines)");
+
+    private static readonly Option<string> Calibration = CliOption.Text("--calibration", "FILE",
+        "Data for ShortGPT's Block Influence (default: the evaluation data); overlap with --data is reported");
+
+    private static readonly Option<string> Sparsity = CliOption.Text("--sparsity", "S[,S...]", "Target mean sparsities in [0, 1) (default 0.2,0.3,0.4)");
+
+    private static readonly Option<string> Routers = CliOption.Text("--router", "R[,R...]",
+        "Router artifacts, one per target: the targets are their mean sparsities, and learned is among the default methods");
+
+    private static readonly Option<string> Methods = CliOption.Text("--methods", "M[,M...]",
+        $"Methods among {string.Join(", ", EvalMethods.Names)} (default {DefaultMethods}, and learned with --router); dense, the reference, is always reported")
+        .Completing(EvalMethods.Names);
+
+    private static readonly Option<string> Routings = CliOption.Text("--routing", "block,one-pass",
+        "The routings every token-routing method runs in (default both)").Completing(RoutingModes.Names);
+
+    private static readonly Option<int> Seed = CliOption.Int("--seed", "N", "Seeds the random router", 0);
+
+    private static readonly Option<int?> MaxSequences = CliOption.OptionalInt("--max-sequences", "N", "Reads at most N sequences of the data");
+
+    private static readonly Option<int?> MaxLen = CliOption.OptionalInt("--max-len", "N", "Cuts longer sequences into pieces (default and at most: the model's context)");
+
+    private static readonly Option<int> MinLen = CliOption.Int("--min-len", "N", "Skips shorter sequences", Continuation.MinSequenceLength);
+
+    private static readonly Option<bool> Json = CliOption.Flag("--json", "Prints the report as JSON instead of a table");
+
+    private static readonly Option<string> Plot = CliOption.Text("--plot", "FILE.png", "Draws achieved sparsity against the perplexity ratio (and the wire bytes ratio where measured)");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string> { "json", "stage-aware" });
-        var modelOptions = ModelOptions.Read(a);
-        var cluster = Cluster.ClusterTarget.Read(a);
-        bool stageAware = a.Flag("stage-aware");
-        string dataPath = a.Required("data");
-        string? calibrationPath = a.String("calibration");
-        string? sparsityText = a.String("sparsity");
-        var routerPaths = a.String("router") is { } r ? r.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : [];
-        var routings = a.String("routing") is { } routingText ? ParseRoutings(routingText) : DefaultRoutings;
+        var command = new Command("eval", """
+            The dense model against each pruning method at each target mean sparsity, on the continuations of a data set;
+            with --router and CLUSTER also each router's bytes between stages and each stage's compute against the plan,
+            and with --stage-aware each routed method's stage-aware plan beside its per-block one.
+              eval --model PATH --data FILE [--sparsity S[,S...] | --router R[,R...]] [options] [CLUSTER [--stage-aware]]
+            """);
+        ModelOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { Data, Calibration, Sparsity, Routers, Methods, Routings, Seed, MaxSequences, MaxLen, MinLen, Json, Plot })
+            command.Add(option);
+        ClusterOptionGroup.AddTo(command);
+        command.Add(PruningOptionGroup.StageAware);
+        command.SetAction(Run);
+        return command;
+    }
+
+    private static int Run(ParseResult parse)
+    {
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        var cluster = ClusterOptionGroup.Bind(parse);
+        bool stageAware = parse.GetValue(PruningOptionGroup.StageAware);
+        string dataPath = parse.Required(Data);
+        string? calibrationPath = parse.GetValue(Calibration);
+        string? sparsityText = parse.GetValue(Sparsity);
+        var routerPaths = parse.GetValue(Routers) is { } r ? r.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : [];
+        var routings = parse.GetValue(Routings) is { } routingText ? ParseRoutings(routingText) : DefaultRoutings;
         // The learned router is among the defaults exactly when there is one to run.
-        var methods = ParseMethods(a.String("methods") ?? DefaultMethods + (routerPaths.Length > 0 ? ",learned" : ""));
-        int seed = a.Int("seed", 0);
+        var methods = ParseMethods(parse.GetValue(Methods) ?? DefaultMethods + (routerPaths.Length > 0 ? ",learned" : ""));
+        int seed = parse.GetValue(Seed);
         var dataOptions = new EvalDataOptions
         {
-            MaxLength = a.Has("max-len") ? a.Int("max-len", 0) : null,
-            MaxSequences = a.Has("max-sequences") ? a.Int("max-sequences", 0) : null,
-            MinLength = a.Int("min-len", Continuation.MinSequenceLength),
+            MaxLength = parse.GetValue(MaxLen),
+            MaxSequences = parse.GetValue(MaxSequences),
+            MinLength = parse.GetValue(MinLen),
         };
-        bool json = a.Flag("json");
-        string? plotPath = a.String("plot");
-        a.RejectUnknown();
+        bool json = parse.GetValue(Json);
+        string? plotPath = parse.GetValue(Plot);
         if (dataOptions.MaxSequences is < 1) throw new UsageException($"--max-sequences must be >= 1, got {dataOptions.MaxSequences}");
         if (dataOptions.MinLength < Continuation.MinSequenceLength)
             throw new UsageException($"--min-len must be at least {Continuation.MinSequenceLength} (a context and a continuation of {Continuation.MinTokens} tokens), got {dataOptions.MinLength}");

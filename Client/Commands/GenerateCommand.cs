@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Text.Json;
+using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Evaluation;
 using FtpCluster.Compute.Inference;
@@ -14,30 +16,65 @@ namespace FtpCluster.Client.Commands;
 /// </summary>
 internal static class GenerateCommand
 {
-    public static int Run(string[] args)
+    private static readonly Option<string> Prompt = CliOption.Text("--prompt", "TEXT", "The prompt, encoded with the model's tokenizer (BOS first)");
+
+    private static readonly Option<string> Ids = CliOption.Text("--ids", "JSON_ARRAY", "The prompt as token ids, such as [1,5,9]");
+
+    private static readonly Option<int> MaxTokens = CliOption.Int("--max-tokens", "N", "Tokens to generate at most (fewer when a stop token comes)", 256);
+
+    private static readonly Option<float?> Temperature = CliOption.OptionalFloat("--temperature", "T",
+        "Sampling temperature; 0 is greedy (default 0, with --samples 1)");
+
+    private static readonly Option<int> TopK = CliOption.Int("--top-k", "K", "Samples among the K most likely tokens only; 0 for all", 0);
+
+    private static readonly Option<float> TopP = CliOption.Float("--top-p", "P", "Nucleus sampling: among the most likely tokens whose probabilities sum to P", 1f);
+
+    private static readonly Option<int> Seed = CliOption.Int("--seed", "S", "The sampler's seed (with --samples, sample i draws with a seed hashed from S and i)", 0);
+
+    private static readonly Option<int?> Samples = CliOption.OptionalInt("--samples", "N",
+        "Writes N sequences sampled from the dense model to --out, one {\"ids\", \"text\"} per line (the prompt included; no prompt means BOS alone)");
+
+    private static readonly Option<string> Out = CliOption.Text("--out", "FILE.jsonl", "Where --samples writes its sequences");
+
+    private static readonly Option<bool> Json = CliOption.Flag("--json", "Prints {\"prompt_ids\", \"ids\" (prompt included), \"text\", \"finish_reason\"} and, on a cluster, the stages and their traffic");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string>(PruningOptions.Flags) { "json" });
-        var modelOptions = ModelOptions.Read(a);
-        var cluster = ClusterTarget.Read(a);
-        var pruning = PruningOptions.Read(a);
-        int? samples = a.Has("samples") ? a.Int("samples", 0) : null;
-        string? samplesPath = a.String("out");
+        var command = new Command("generate", """
+            Generates a continuation of a prompt, in this process or through a pipeline of stages (CLUSTER), or samples a data set.
+              generate --model PATH (--prompt TEXT | --ids JSON_ARRAY) [options] [FTP] [CLUSTER]
+              generate --model PATH --samples N --out FILE.jsonl [--prompt TEXT | --ids JSON_ARRAY] [options]
+            """);
+        ModelOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { Prompt, Ids, MaxTokens, Temperature, TopK, TopP, Seed, Samples, Out, Json }) command.Add(option);
+        PruningOptionGroup.AddTo(command);
+        ClusterOptionGroup.AddTo(command);
+        command.SetAction(Run);
+        return command;
+    }
+
+    private static int Run(ParseResult parse)
+    {
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        var cluster = ClusterOptionGroup.Bind(parse);
+        var pruning = PruningOptionGroup.Bind(parse);
+        int? samples = parse.GetValue(Samples);
+        string? samplesPath = parse.GetValue(Out);
         var options = new GenerationOptions
         {
-            MaxTokens = a.Int("max-tokens", 256),
+            MaxTokens = parse.GetValue(MaxTokens),
             Sampling = new SamplingOptions
             {
                 // A sample set is drawn from the model's own distribution unless told otherwise; one answer is greedy.
-                Temperature = a.Float("temperature", samples is null ? 0f : 1f),
-                TopK = a.Int("top-k", 0),
-                TopP = a.Float("top-p", 1f),
-                Seed = a.Int("seed", 0),
+                Temperature = parse.GetValue(Temperature) ?? (samples is null ? 0f : 1f),
+                TopK = parse.GetValue(TopK),
+                TopP = parse.GetValue(TopP),
+                Seed = parse.GetValue(Seed),
             },
         };
-        string? prompt = a.String("prompt");
-        string? idsJson = a.String("ids");
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        string? prompt = parse.GetValue(Prompt);
+        string? idsJson = parse.GetValue(Ids);
+        bool json = parse.GetValue(Json);
         if (options.MaxTokens < 0) throw new UsageException($"--max-tokens must be >= 0, got {options.MaxTokens}");
         try
         {

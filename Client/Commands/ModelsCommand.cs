@@ -1,3 +1,5 @@
+using System.CommandLine;
+using FtpCluster.Client.Cli;
 using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Client.Commands;
@@ -5,32 +7,84 @@ namespace FtpCluster.Client.Commands;
 /// <summary><c>ftpcluster models synth|info</c>: make random-weight checkpoints, describe any checkpoint.</summary>
 internal static class ModelsCommand
 {
-    public static int Synth(string[] args)
+    private static readonly Option<string> Preset = CliOption.Text("--preset", "NAME",
+        $"Starts from a preset: {string.Join(", ", SyntheticModelOptions.PresetNames)} (default tiny's sizes)").Completing(SyntheticModelOptions.PresetNames);
+
+    private static readonly Option<string> Arch = CliOption.Text("--arch", "llama|mistral|qwen2", "The architecture written to config.json").Completing(["llama", "mistral", "qwen2"]);
+
+    private static readonly Option<int?> Layers = CliOption.OptionalInt("--layers", "N", "Transformer blocks");
+
+    private static readonly Option<int?> Dim = CliOption.OptionalInt("--dim", "N", "Hidden size");
+
+    private static readonly Option<int?> Heads = CliOption.OptionalInt("--heads", "N", "Attention heads");
+
+    private static readonly Option<int?> KvHeads = CliOption.OptionalInt("--kv-heads", "N", "Key/value heads (grouped-query attention when fewer than --heads)");
+
+    private static readonly Option<int?> Hidden = CliOption.OptionalInt("--hidden", "N", "The feed-forward layer's hidden size");
+
+    private static readonly Option<int?> Vocab = CliOption.OptionalInt("--vocab", "N", "Vocabulary size");
+
+    private static readonly Option<int?> HeadDim = CliOption.OptionalInt("--head-dim", "N", "Size of one head (default --dim / --heads)");
+
+    private static readonly Option<float?> RopeTheta = CliOption.OptionalFloat("--rope-theta", "X", "RoPE base frequency");
+
+    private static readonly Option<int?> MaxPositions = CliOption.OptionalInt("--max-positions", "N", "The model's context length");
+
+    private static readonly Option<TensorDType?> DType = CliOption.Parsed<TensorDType?>("--dtype", "f32|f16|bf16", "The weights' storage type",
+        word => TensorDTypeExtensions.Parse(word), ["f32", "f16", "bf16"]);
+
+    private static readonly Option<int?> Seed = CliOption.OptionalInt("--seed", "S", "Seeds the random weights");
+
+    private static readonly Option<bool> Tied = CliOption.Flag("--tied", "The output layer shares the embedding's weights");
+
+    private static readonly Option<bool> Untied = CliOption.Flag("--untied", "The output layer has weights of its own");
+
+    private static readonly Option<int?> ShardMb = CliOption.OptionalInt("--shard-mb", "N", "Splits the safetensors into shards of at most N MiB, with an index");
+
+    private static readonly Option<string> Out = CliOption.Text("--out", "DIR", "The directory the checkpoint is written to (required)");
+
+    private static readonly Argument<string> InfoPath = new("PATH") { Description = "A checkpoint: a llama2.c .bin file or a Hugging Face directory" };
+
+    private static readonly Option<bool> InfoJson = CliOption.Flag("--json", "Prints the description as JSON");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string> { "tied", "untied" });
-        string output = a.Required("out");
+        var synth = new Command("synth", """
+            Writes a random-weight Hugging Face checkpoint.
+              models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N) [--arch A] [--dtype D] [--seed S] --out DIR
+            """);
+        foreach (var option in new Option[] { Preset, Arch, Layers, Dim, Heads, KvHeads, Hidden, Vocab, HeadDim, RopeTheta, MaxPositions, DType, Seed, Tied, Untied, ShardMb, Out })
+            synth.Add(option);
+        synth.SetAction(Synth);
+        var info = new Command("info", "Architecture, parameter count, bytes per layer of a checkpoint.") { InfoPath, InfoJson };
+        info.SetAction(Info);
+        return new Command("models", "Make random-weight checkpoints, describe any checkpoint.") { synth, info };
+    }
+
+    private static int Synth(ParseResult parse)
+    {
+        string output = parse.Required(Out);
         SyntheticModelOptions options;
         try
         {
-            options = a.String("preset") is { } preset ? SyntheticModelOptions.Preset(preset) : new SyntheticModelOptions();
+            options = parse.GetValue(Preset) is { } preset ? SyntheticModelOptions.Preset(preset) : new SyntheticModelOptions();
             options = options with
             {
-                Architecture = a.String("arch") ?? options.Architecture,
-                Layers = a.Int("layers", options.Layers),
-                Dim = a.Int("dim", options.Dim),
-                Heads = a.Int("heads", options.Heads),
-                KvHeads = a.Int("kv-heads", options.KvHeads),
-                HiddenDim = a.Int("hidden", options.HiddenDim),
-                VocabSize = a.Int("vocab", options.VocabSize),
-                HeadDim = a.Has("head-dim") ? a.Int("head-dim", 0) : options.HeadDim,
-                RopeTheta = a.Float("rope-theta", options.RopeTheta),
-                MaxPositions = a.Int("max-positions", options.MaxPositions),
-                DType = a.String("dtype") is { } d ? TensorDTypeExtensions.Parse(d) : options.DType,
-                Seed = (ulong)a.Int("seed", (int)options.Seed),
-                TiedEmbeddings = a.Flag("tied") || !a.Flag("untied") && options.TiedEmbeddings,
-                MaxShardBytes = a.Has("shard-mb") ? a.Int("shard-mb", 0) * (1L << 20) : options.MaxShardBytes,
+                Architecture = parse.GetValue(Arch) ?? options.Architecture,
+                Layers = parse.GetValue(Layers) ?? options.Layers,
+                Dim = parse.GetValue(Dim) ?? options.Dim,
+                Heads = parse.GetValue(Heads) ?? options.Heads,
+                KvHeads = parse.GetValue(KvHeads) ?? options.KvHeads,
+                HiddenDim = parse.GetValue(Hidden) ?? options.HiddenDim,
+                VocabSize = parse.GetValue(Vocab) ?? options.VocabSize,
+                HeadDim = parse.GetValue(HeadDim) ?? options.HeadDim,
+                RopeTheta = parse.GetValue(RopeTheta) ?? options.RopeTheta,
+                MaxPositions = parse.GetValue(MaxPositions) ?? options.MaxPositions,
+                DType = parse.GetValue(DType) ?? options.DType,
+                Seed = parse.GetValue(Seed) is { } seed ? (ulong)seed : options.Seed,
+                TiedEmbeddings = parse.GetValue(Tied) || !parse.GetValue(Untied) && options.TiedEmbeddings,
+                MaxShardBytes = parse.GetValue(ShardMb) is { } shardMb ? shardMb * (1L << 20) : options.MaxShardBytes,
             };
-            a.RejectUnknown();
             options.ToConfig();
         }
         catch (ArgumentException e)
@@ -44,14 +98,10 @@ internal static class ModelsCommand
         return 0;
     }
 
-    public static int Info(string[] args)
+    private static int Info(ParseResult parse)
     {
-        if (args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal))
-            throw new UsageException("usage: ftpcluster models info PATH [--json]");
-        var a = new Arguments(args[1..], new HashSet<string> { "json" });
-        bool json = a.Flag("json");
-        a.RejectUnknown();
-        using var checkpoint = Checkpoint.Open(args[0]);
+        bool json = parse.GetValue(InfoJson);
+        using var checkpoint = Checkpoint.Open(parse.GetRequiredValue(InfoPath));
         var info = ModelInfo.Describe(checkpoint);
         if (json)
         {

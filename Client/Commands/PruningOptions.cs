@@ -10,34 +10,11 @@ namespace FtpCluster.Client.Commands;
 /// <c>--router ROUTER.json</c> (an artifact from <c>calibrate</c>) with <c>--routing one-pass|block</c>
 /// (in this process; a cluster always plans in one pass), <c>--stage-aware</c> (a cluster: one set of
 /// tokens per stage, so skipped tokens skip whole stages and never cross to them) and <c>--prune-newest</c>
-/// (decode pruning: the router may skip a sequence's newest token too).
+/// (decode pruning: the router may skip a sequence's newest token too). Read from the command line by
+/// <see cref="PruningOptionGroup"/>.
 /// </summary>
 internal sealed record PruningOptions(string RouterPath, RoutingMode Mode, bool StageAware, bool PruneNewest)
 {
-    /// <summary>The switches <see cref="Read"/> takes as flags (without a value).</summary>
-    public static readonly string[] Flags = ["stage-aware", "prune-newest"];
-
-    /// <summary>The pruning options; null when no <c>--router</c> is given (the model runs dense).</summary>
-    public static PruningOptions? Read(Arguments a)
-    {
-        string? router = a.String("router");
-        string? routing = a.String("routing");
-        bool stageAware = a.Flag("stage-aware"), pruneNewest = a.Flag("prune-newest");
-        if (router is null)
-        {
-            if (routing is not null || stageAware || pruneNewest)
-                throw new UsageException("--routing, --stage-aware and --prune-newest need --router ROUTER.json");
-            return null;
-        }
-        var mode = routing switch
-        {
-            null or "one-pass" => RoutingMode.OnePass,
-            "block" => RoutingMode.Block,
-            _ => throw new UsageException($"--routing expects one-pass or block, got '{routing}'"),
-        };
-        return new PruningOptions(Path.GetFullPath(router), mode, stageAware, pruneNewest);
-    }
-
     /// <summary>A cluster plans once per microbatch at its first stage; stages exist only on a cluster.</summary>
     public void CheckUsableWith(ClusterTarget? cluster)
     {

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using FtpCluster.Client.Cli;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Models;
 
@@ -9,14 +11,29 @@ namespace FtpCluster.Client.Commands;
 /// </summary>
 internal static class RouterCommand
 {
-    public static int Static(string[] args)
+    private static readonly Option<double?> Sparsity = CliOption.OptionalDouble("--sparsity", "S", "The mean sparsity over all blocks (required)");
+
+    private static readonly Option<string> Out = CliOption.Text("--out", "ROUTER.json", "Where the router artifact is written (required)");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string>());
-        string modelPath = a.Required("model");
-        double sparsity = a.Double("sparsity", double.NaN);
-        string output = a.Required("out");
-        a.RejectUnknown();
-        if (double.IsNaN(sparsity)) throw new UsageException("--sparsity is required");
+        var staticRouter = new Command("static", """
+            A router artifact without calibration data: the static router (first token, then the most recent) with block 0 dense and the
+            other blocks at S·L/(L−1), so the mean over all L blocks is S.
+              router static --model PATH --sparsity S --out ROUTER.json
+            """)
+        {
+            ModelOptionGroup.Model, Sparsity, Out,
+        };
+        staticRouter.SetAction(Static);
+        return new Command("router", "Router artifacts made without calibration.") { staticRouter };
+    }
+
+    private static int Static(ParseResult parse)
+    {
+        string modelPath = parse.Required(ModelOptionGroup.Model);
+        double sparsity = parse.GetValue(Sparsity) ?? throw new UsageException("--sparsity is required");
+        string output = parse.Required(Out);
 
         using var checkpoint = Checkpoint.Open(modelPath);
         SparsitySchedule schedule;

@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Numerics.Tensors;
+using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
@@ -11,17 +13,37 @@ namespace FtpCluster.Client.Commands;
 /// </summary>
 internal static class ScoreCommand
 {
-    public static int Run(string[] args)
+    private static readonly Option<string> IdsOption = CliOption.Text("--ids", "JSON_ARRAY", "The sequence as token ids, such as [1,5,9]");
+
+    private static readonly Option<string> TextOption = CliOption.Text("--text", "TEXT", "The sequence as text, encoded with the model's tokenizer (BOS first)");
+
+    private static readonly Option<bool> Logits = CliOption.Flag("--logits", "Adds every position's logit row to the JSON");
+
+    private static readonly Option<bool> Json = CliOption.Flag("--json", "Prints {\"ids\", \"logprobs\", \"perplexity\"} and, on a cluster, the stages and their traffic");
+
+    public static Command Create()
     {
-        var a = new Arguments(args, new HashSet<string>(PruningOptions.Flags) { "json", "logits" });
-        var modelOptions = ModelOptions.Read(a);
-        var cluster = ClusterTarget.Read(a);
-        var pruning = PruningOptions.Read(a);
-        string? idsJson = a.String("ids");
-        string? text = a.String("text");
-        bool withLogits = a.Flag("logits");
-        bool json = a.Flag("json");
-        a.RejectUnknown();
+        var command = new Command("score", """
+            The log-probability of each next token of a sequence and its perplexity, in this process or through a pipeline of stages (CLUSTER).
+              score --model PATH (--ids JSON_ARRAY | --text TEXT) [--logits] [--json] [FTP] [CLUSTER]
+            """);
+        ModelOptionGroup.AddTo(command);
+        foreach (var option in new Option[] { IdsOption, TextOption, Logits, Json }) command.Add(option);
+        PruningOptionGroup.AddTo(command);
+        ClusterOptionGroup.AddTo(command);
+        command.SetAction(Run);
+        return command;
+    }
+
+    private static int Run(ParseResult parse)
+    {
+        var modelOptions = ModelOptionGroup.Bind(parse);
+        var cluster = ClusterOptionGroup.Bind(parse);
+        var pruning = PruningOptionGroup.Bind(parse);
+        string? idsJson = parse.GetValue(IdsOption);
+        string? text = parse.GetValue(TextOption);
+        bool withLogits = parse.GetValue(Logits);
+        bool json = parse.GetValue(Json);
         if (idsJson is null == text is null) throw new UsageException("give either --ids JSON_ARRAY or --text TEXT");
         pruning?.CheckUsableWith(cluster);
 

@@ -1,0 +1,38 @@
+using System.CommandLine;
+using FtpCluster.Client.Cli;
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Client.Commands;
+
+/// <summary>
+/// The options of every command that runs a model, which make its <see cref="ModelOptions"/>: --model,
+/// --tokenizer, --device, --threads, --dtype. Defined once; <c>cluster up</c> takes some of them one by one.
+/// </summary>
+internal static class ModelOptionGroup
+{
+    public static readonly Option<string> Model = CliOption.Text("--model", "PATH",
+        "The model: a llama2.c checkpoint (.bin) or a Hugging Face directory (config.json, safetensors)");
+
+    public static readonly Option<string> Tokenizer = CliOption.Text("--tokenizer", "PATH",
+        "The tokenizer (tokenizer.json, tokenizer.model, a llama2.c tok*.bin); default: the one beside the model");
+
+    /// <summary>Not refused at parse time: a device that cannot be had is a runtime error (exit 1), as when it is named right.</summary>
+    public static readonly Option<string> Device = CliOption.Text("--device", "cpu|ilgpu-cpu|cuda",
+        "The backend (default cpu); cuda where there is no CUDA device is an error, never a fallback").Completing(ComputeDevices.Names);
+
+    public static readonly Option<int> Threads = CliOption.Int("--threads", "N", "CPU threads of the cpu device; 0 uses every core", 0);
+
+    public static readonly Option<TensorDType?> DType = CliOption.Parsed<TensorDType?>("--dtype", "f32|f16|bf16",
+        "Converts the weights to this storage type at load (default: as stored in the file)",
+        word => TensorDTypeExtensions.Parse(word), ["f32", "f16", "bf16"]);
+
+    public static void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { Model, Tokenizer, Device, Threads, DType }) command.Add(option);
+    }
+
+    /// <summary>The model options of a command that took <see cref="AddTo"/>; --model is required.</summary>
+    public static ModelOptions Bind(ParseResult parse) =>
+        new(parse.Required(Model), parse.GetValue(Tokenizer), parse.GetValue(Device), parse.GetValue(Threads), parse.GetValue(DType));
+}
