@@ -16,6 +16,7 @@ var root = new RootCommand("ftpcluster: pipeline-parallel LLM inference with FTP
     BenchCommand.Create(),
     ModelsCommand.Create(),
     RouterCommand.Create(),
+    RunCommand.Create(),
 };
 
 // "ftpcluster help" has always meant --help.

@@ -73,7 +73,8 @@ internal sealed class PipelineSession : IAsyncDisposable
             {
                 await coordinator.Deploy(new DeploymentRequest(
                     Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage),
-                    Router: pruning?.RouterPath, StageAwareRouting: pruning?.StageAware ?? false, PruneNewest: pruning?.PruneNewest ?? false))
+                    Router: pruning?.RouterPath, StageAwareRouting: pruning?.StageAware ?? false, PruneNewest: pruning?.PruneNewest ?? false,
+                    Tokenizer: model.TokenizerPath is null ? null : Path.GetFullPath(model.TokenizerPath)))
                     .WaitAsync(cancellationToken);
                 reports = await coordinator.Reports().WaitAsync(cancellationToken);
             }

@@ -35,7 +35,8 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenize
     public static ServedModel ServedModelOf(DeploymentRequest deployment, ModelConfig config, IReadOnlyList<double> routerSparsities)
     {
         string path = deployment.ModelPath.TrimEnd(Path.DirectorySeparatorChar);
-        string name = deployment.ServedName ?? Path.GetFileName(path);
+        // A folder's name as it is (Qwen2.5-0.5B has no extension); a checkpoint file's without its extension.
+        string name = deployment.ServedName ?? (Directory.Exists(path) ? Path.GetFileName(path) : Path.GetFileNameWithoutExtension(path));
         string[] aliases = [.. new[] { path, Path.GetFullPath(path), Path.GetFileName(path) }.Where(a => a != name).Distinct(StringComparer.Ordinal)];
         return new ServedModel(name, aliases, config.MaxSeqLen, config.VocabSize, routerSparsities);
     }
