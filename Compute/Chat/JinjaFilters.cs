@@ -268,9 +268,10 @@ internal static class JinjaFilters
     private static object? Abs(object? value, CallArguments arguments, RenderContext context, SourcePosition at)
     {
         arguments.Bind("abs", at);
+        // Arms typed object: a switch over long and double arms would otherwise widen every long to double.
         return value switch
         {
-            long l => checked(Math.Abs(l)),
+            long l => (object)checked(Math.Abs(l)),
             bool b => b ? 1L : 0L,
             double d => Math.Abs(d),
             JinjaUndefined undefined => throw ChatTemplateException.At(at, undefined.Description),
