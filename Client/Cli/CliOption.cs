@@ -69,6 +69,8 @@ internal static class CliOption
                 }
             },
         };
+        // Instead of System.CommandLine's own for an enum type: its member names, which are not the words.
+        option.CompletionSources.Clear();
         option.CompletionSources.Add([.. words]);
         return option;
     }
