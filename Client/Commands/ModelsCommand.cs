@@ -58,7 +58,50 @@ internal static class ModelsCommand
         synth.SetAction(Synth);
         var info = new Command("info", "Architecture, parameter count, bytes per layer of a checkpoint.") { InfoPath, InfoJson };
         info.SetAction(Info);
-        return new Command("models", "Make random-weight checkpoints, describe any checkpoint.") { synth, info };
+        var chatTemplate = new Command("chat-template", """
+            Prints the prompt text a chat request becomes: the messages through the model's chat template (chat_template of the
+            model folder's tokenizer_config.json, rendered as Hugging Face does; a model without one gets the plain template
+            "role: content" per line, then "assistant:"). Reads only tokenizer_config.json, not the weights.
+              models chat-template --model PATH --messages JSON [--no-generation-prompt]
+            """) { ChatModel, Messages, NoGenerationPrompt };
+        chatTemplate.SetAction(ChatTemplateText);
+        return new Command("models", "Make random-weight checkpoints, describe any checkpoint, show a chat template's prompt.") { synth, info, chatTemplate };
+    }
+
+    private static readonly Option<string> ChatModel = CliOption.Text("--model", "PATH", "The model folder (or a file in it)");
+
+    private static readonly Option<string> Messages = CliOption.Text("--messages", "JSON",
+        "The messages as a chat request gives them: [{\"role\": \"user\", \"content\": \"...\"}, ...]");
+
+    private static readonly Option<bool> NoGenerationPrompt = CliOption.Flag("--no-generation-prompt", "Leave out the start of the assistant's turn");
+
+    private static int ChatTemplateText(ParseResult parse)
+    {
+        string model = parse.Required(ChatModel);
+        string messages = parse.Required(Messages);
+        System.Text.Json.JsonDocument document;
+        try
+        {
+            document = System.Text.Json.JsonDocument.Parse(messages);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new UsageException($"--messages expects a JSON array of {{\"role\", \"content\"}} objects: {e.Message}");
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array)
+                throw new UsageException($"--messages expects a JSON array of {{\"role\", \"content\"}} objects, got {document.RootElement.ValueKind}");
+            try
+            {
+                Console.Write(FtpCluster.Compute.Chat.ChatTemplate.ForModel(model).Render(document.RootElement, !parse.GetValue(NoGenerationPrompt)));
+            }
+            catch (FtpCluster.Compute.Chat.ChatTemplateException e)
+            {
+                throw new InvalidOperationException(e.Message, e);
+            }
+        }
+        return 0;
     }
 
     private static int Synth(ParseResult parse)

@@ -86,8 +86,8 @@ public sealed class CompletionRequestTests
     public void Chat_max_completion_tokens_wins_over_max_tokens()
     {
         const string messages = """ "messages": [{"role": "user", "content": "Hi"}] """;
-        Assert.Equal(9, Chat($$"""{"model": "m", {{messages}}, "max_tokens": 30, "max_completion_tokens": 9}""").MaxTokens);
-        Assert.Equal(30, Chat($$"""{"model": "m", {{messages}}, "max_tokens": 30}""").MaxTokens);
+        Assert.Equal(9, ChatBody($$"""{"model": "m", {{messages}}, "max_tokens": 30, "max_completion_tokens": 9}""").MaxTokens);
+        Assert.Equal(30, ChatBody($$"""{"model": "m", {{messages}}, "max_tokens": 30}""").MaxTokens);
     }
 
     [Theory]
@@ -99,7 +99,7 @@ public sealed class CompletionRequestTests
     public void Chat_logprobs_are_a_switch_and_a_count(string fields, int? expected)
     {
         string extra = fields.Length == 0 ? "" : "," + fields;
-        var request = Chat($$"""{"model": "m", "messages": [{"role": "user", "content": "Hi"}]{{extra}}}""");
+        var request = ChatBody($$"""{"model": "m", "messages": [{"role": "user", "content": "Hi"}]{{extra}}}""");
         Assert.Equal(expected, request.Logprobs);
     }
 

@@ -48,7 +48,7 @@ public sealed class PreparedRequestTests
     [Fact]
     public void A_chat_is_rendered_then_encoded_and_defaults_to_the_rest_of_the_context()
     {
-        var prepared = Prepare(Chat("""{"model": "tiny-llama", "messages": [{"role": "user", "content": "Hi"}]}"""));
+        var prepared = Prepare(ChatBody("""{"model": "tiny-llama", "messages": [{"role": "user", "content": "Hi"}]}"""));
         string rendered = "user: Hi\nassistant: ";
         Assert.Equal(Encoder.Encode(rendered), prepared.PromptIds);
         Assert.Equal(64 - (rendered.Length + 1), prepared.MaxTokens);
@@ -102,7 +102,7 @@ public sealed class PreparedRequestTests
     {
         string messages = $$"""[{"role": "user", "content": "{{new string('a', 60)}}"}]""";
         // BOS + "user: " + 60 + "\n" + "assistant: " = 79 tokens.
-        var error = PrepareRefused(Chat($$"""{"model": "tiny-llama", "messages": {{messages}}}"""));
+        var error = PrepareRefused(ChatBody($$"""{"model": "tiny-llama", "messages": {{messages}}}"""));
         Assert.Equal(ErrorCodes.ContextLengthExceeded, error.Code);
         Assert.Equal("messages", error.Param);
         Assert.Equal("this model's maximum context length is 64 tokens and the prompt has 79: no room is left to generate", error.Message);
@@ -133,7 +133,7 @@ public sealed class PreparedRequestTests
 
         error = PrepareRefused(Parse("""{"model": "tiny-llama", "prompt": "x"}"""), null, new NothingEncoder());
         Assert.Equal("'prompt' encodes to no tokens", error.Message);
-        error = PrepareRefused(Chat("""{"model": "tiny-llama", "messages": [{"role": "user", "content": "x"}]}"""), null, new NothingEncoder());
+        error = PrepareRefused(ChatBody("""{"model": "tiny-llama", "messages": [{"role": "user", "content": "x"}]}"""), null, new NothingEncoder());
         Assert.Equal("messages", error.Param);
         Assert.Equal("the chat template rendered 'messages' as empty text", error.Message);
     }
@@ -141,7 +141,7 @@ public sealed class PreparedRequestTests
     [Fact]
     public void A_chat_template_failure_is_the_clients_error_with_the_templates_message()
     {
-        var error = PrepareRefused(Chat("""{"model": "tiny-llama", "messages": [{"role": "fail", "content": "x"}]}"""));
+        var error = PrepareRefused(ChatBody("""{"model": "tiny-llama", "messages": [{"role": "fail", "content": "x"}]}"""));
         Assert.Equal(ErrorCodes.InvalidValue, error.Code);
         Assert.Equal("messages", error.Param);
         Assert.Equal("the chat template could not render 'messages': the template knows no role 'fail'", error.Message);

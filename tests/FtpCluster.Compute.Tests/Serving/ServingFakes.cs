@@ -44,7 +44,7 @@ internal static class Bodies
         return CompletionRequest.Parse(document.RootElement, endpoint);
     }
 
-    public static CompletionRequest Chat(string json) => Parse(json, CompletionEndpoint.ChatCompletions);
+    public static CompletionRequest ChatBody(string json) => Parse(json, CompletionEndpoint.ChatCompletions);
 
     public static RequestException Refused(string json, CompletionEndpoint endpoint = CompletionEndpoint.Completions) =>
         Assert.Throws<RequestException>(() => Parse(json, endpoint));
