@@ -15,17 +15,20 @@ namespace FtpCluster.Grains.Pipeline;
 /// the scheduler, and writes the completion or chat.completion object. Every problem with a request ends that
 /// request alone, as an error code and a message that names what is wrong.
 /// </summary>
-internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenizer, ChatTemplate chat, SequenceScheduler scheduler)
+/// <remarks>
+/// A model without a tokenizer (a synthesized checkpoint, say) is served too: its requests give the prompt as token
+/// ids, and its answers count tokens but carry no text.
+/// </remarks>
+internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokenizer, ChatTemplate chat, SequenceScheduler scheduler)
     : IPromptEncoder
 {
     private readonly Lazy<(IReadOnlySet<int> Ids, string[] Strings)> _endOfTurn = new(() => EndOfTurn(tokenizer, chat));
 
-    /// <summary>The deployment's tokenizer (the given one, else the one beside the model) and chat template, loaded on the coordinator's silo.</summary>
+    /// <summary>The deployment's tokenizer (the given one, else the one beside the model, if any) and chat template, loaded on the coordinator's silo.</summary>
     public static CompletionRequests Open(DeploymentRequest deployment, ModelConfig config, SequenceScheduler scheduler)
     {
-        string tokenizerPath = deployment.Tokenizer ?? TokenizerLoader.FindBeside(deployment.ModelPath)
-            ?? throw new InvalidOperationException($"deployment of {deployment.ModelPath} has no tokenizer: none was given and none lies beside the model");
-        var tokenizer = TokenizerLoader.Load(tokenizerPath, config.VocabSize);
+        string? tokenizerPath = deployment.Tokenizer ?? TokenizerLoader.FindBeside(deployment.ModelPath);
+        var tokenizer = tokenizerPath is null ? null : TokenizerLoader.Load(tokenizerPath, config.VocabSize);
         var chat = ChatTemplate.ForModel(deployment.ModelPath);
         double[] routers = deployment.Router is null ? [] : [RouterArtifact.Load(deployment.Router).Schedule.Mean];
         return new CompletionRequests(ServedModelOf(deployment, config, routers), tokenizer, chat, scheduler);
@@ -64,7 +67,7 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenize
         prepared = prepared with { Stop = [.. prepared.Stop, .. _endOfTurn.Value.Strings] };
         var stop = new StopStringMatcher(prepared.Stop);
         Func<IReadOnlyList<int>, bool>? stopsAfter = prepared.Stop.Count == 0 ? null
-            : generated => stop.TryFind(tokenizer.Decode([.. generated]), out _);
+            : generated => stop.TryFind(Decode([.. generated]), out _);
         var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, prepared.Logprobs ?? -1, stopsAfter);
         SequenceResult result;
         try
@@ -81,7 +84,7 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenize
             result.Logprobs?.Select((l, i) => new TokenLogprob(result.Generated[i], l.Logprob,
                 [.. l.TopTokens.Zip(l.TopLogprobs, (t, p) => new TokenAlternative(t, p))])).ToArray(),
             new FtpUsage(result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes));
-        var response = CompletionResponse.Create(prepared, outcome, ids => tokenizer.Decode(ids), id => Encoding.UTF8.GetBytes(tokenizer.Decode([id])));
+        var response = CompletionResponse.Create(prepared, outcome, Decode, id => Encoding.UTF8.GetBytes(Decode([id])));
         string responseBody = Encoding.UTF8.GetString(response.ToUtf8Json());
         return new CompletionLineResult(line.Key, line.LineNumber, responseBody, null, null, result.PromptIds.Length, response.CompletionTokens,
             result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes);
@@ -92,8 +95,13 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenize
         // A chat template that writes BOS as text must not get a second one from the encoder.
         string bos = chat.SpecialTokens.GetValueOrDefault("bos_token", "");
         if (bos.Length > 0 && text.StartsWith(bos, StringComparison.Ordinal)) text = text[bos.Length..];
-        return tokenizer.Encode(text, addBos: true);
+        return Tokenizer.Encode(text, addBos: true);
     }
+
+    private ITokenizer Tokenizer => tokenizer ?? throw new RequestException(ErrorCodes.InvalidValue, "prompt",
+        $"the model '{served.Name}' has no tokenizer here: give the prompt as an array of token ids");
+
+    private string Decode(int[] ids) => tokenizer?.Decode(ids) ?? "";
 
     public string RenderChat(JsonElement messages) => chat.Render(messages, addGenerationPrompt: true);
 
@@ -101,9 +109,10 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer tokenize
     /// Where an answer ends: EOS, and the chat template's end-of-turn tokens — as ids where the tokenizer knows them
     /// as one token, else as text to stop at.
     /// </summary>
-    private static (IReadOnlySet<int> Ids, string[] Strings) EndOfTurn(ITokenizer tokenizer, ChatTemplate chat)
+    private static (IReadOnlySet<int> Ids, string[] Strings) EndOfTurn(ITokenizer? tokenizer, ChatTemplate chat)
     {
         var ids = new HashSet<int>();
+        if (tokenizer is null) return (ids, []);
         if (tokenizer.EosId >= 0) ids.Add(tokenizer.EosId);
         var strings = new List<string>();
         foreach (string token in chat.EndOfTurnTokens)
