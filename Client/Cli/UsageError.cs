@@ -19,7 +19,10 @@ internal static class UsageError
         var command = parse.CommandResult;
         if (command.Children.OfType<OptionResult>().FirstOrDefault(o => o.IdentifierTokenCount > 1) is { } twice)
             return $"{twice.Option.Name} is given twice";
-        if (parse.UnmatchedTokens.Count > 0) return Unmatched(command, parse.UnmatchedTokens);
+        // An unknown option where a command takes an argument is read as the argument's value: unknown all the same.
+        var stray = command.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens).Select(t => t.Value).Where(v => v.StartsWith('-'))
+            .Concat(parse.UnmatchedTokens).ToList();
+        if (stray.Count > 0) return Unmatched(command, stray);
         if (IsGroup(command.Command))
             return $"{(command.Command is RootCommand ? "expected a command" : Described(command) + " expects a command")}: " +
                 $"{string.Join(", ", Subcommands(command.Command))} ({CommandPath(command)} --help describes them)";
