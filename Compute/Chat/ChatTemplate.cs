@@ -43,13 +43,13 @@ public sealed class ChatTemplate
     /// <summary>
     /// The template used for a model without one (no tokenizer_config.json, or no chat_template in it, as with the
     /// llama2.c test models): one line per message, <c>role: content</c> (a content array contributes the text of
-    /// its <c>{"type": "text"}</c> parts), followed by <c>assistant:</c> (no newline) when a generation prompt is
+    /// its <c>{"type": "text"}</c> parts; a null or missing content, nothing), followed by <c>assistant:</c> (no newline) when a generation prompt is
     /// added. For <c>[system "Be brief.", user "Hi"]</c>: <c>"system: Be brief.\nuser: Hi\nassistant:"</c>.
     /// </summary>
     public static string PlainTemplateSource { get; } =
         "{% for message in messages %}{{ message.role ~ ': ' }}"
         + "{% if message.content is string %}{{ message.content }}"
-        + "{% else %}{% for part in message.content if part.type == 'text' %}{{ part.text }}{% endfor %}{% endif %}"
+        + "{% elif message.content is sequence %}{% for part in message.content if part.type == 'text' %}{{ part.text }}{% endfor %}{% endif %}"
         + "{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}";
 
     /// <summary>The template text.</summary>
