@@ -109,7 +109,8 @@ public sealed class ChatTemplate
     /// Renders the prompt for <paramref name="messages"/>, the OpenAI <c>messages</c> JSON array as received: each
     /// message, with all its fields, is a dict to the template (a <c>content</c> array of parts stays an array). The
     /// template also sees <c>add_generation_prompt</c>, the <see cref="SpecialTokens"/>, and the properties of
-    /// <paramref name="variables"/> (a JSON object, e.g. <c>{"tools": [...]}</c>) when given.
+    /// <paramref name="variables"/> (a JSON object, e.g. <c>{"tools": [...]}</c>) when given; <c>messages</c> and
+    /// <c>add_generation_prompt</c> there are ignored in favour of the arguments.
     /// </summary>
     /// <exception cref="ChatTemplateException">The template failed, refused the messages (<c>raise_exception</c>,
     /// see <see cref="ChatTemplateException.RaisedByTemplate"/>), or exceeded <see cref="Limits"/>.</exception>
