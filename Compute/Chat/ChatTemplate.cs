@@ -43,13 +43,13 @@ public sealed class ChatTemplate
     /// <summary>
     /// The template used for a model without one (no tokenizer_config.json, or no chat_template in it, as with the
     /// llama2.c test models): one line per message, <c>role: content</c> (a content array contributes the text of
-    /// its <c>{"type": "text"}</c> parts), followed by <c>assistant:</c> (no newline) when a generation prompt is
+    /// its <c>{"type": "text"}</c> parts; a null or missing content, nothing), followed by <c>assistant:</c> (no newline) when a generation prompt is
     /// added. For <c>[system "Be brief.", user "Hi"]</c>: <c>"system: Be brief.\nuser: Hi\nassistant:"</c>.
     /// </summary>
     public static string PlainTemplateSource { get; } =
         "{% for message in messages %}{{ message.role ~ ': ' }}"
         + "{% if message.content is string %}{{ message.content }}"
-        + "{% else %}{% for part in message.content if part.type == 'text' %}{{ part.text }}{% endfor %}{% endif %}"
+        + "{% elif message.content is sequence %}{% for part in message.content if part.type == 'text' %}{{ part.text }}{% endfor %}{% endif %}"
         + "{{ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}";
 
     /// <summary>The template text.</summary>
@@ -109,7 +109,8 @@ public sealed class ChatTemplate
     /// Renders the prompt for <paramref name="messages"/>, the OpenAI <c>messages</c> JSON array as received: each
     /// message, with all its fields, is a dict to the template (a <c>content</c> array of parts stays an array). The
     /// template also sees <c>add_generation_prompt</c>, the <see cref="SpecialTokens"/>, and the properties of
-    /// <paramref name="variables"/> (a JSON object, e.g. <c>{"tools": [...]}</c>) when given.
+    /// <paramref name="variables"/> (a JSON object, e.g. <c>{"tools": [...]}</c>) when given; <c>messages</c> and
+    /// <c>add_generation_prompt</c> there are ignored in favour of the arguments.
     /// </summary>
     /// <exception cref="ChatTemplateException">The template failed, refused the messages (<c>raise_exception</c>,
     /// see <see cref="ChatTemplateException.RaisedByTemplate"/>), or exceeded <see cref="Limits"/>.</exception>

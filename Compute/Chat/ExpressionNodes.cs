@@ -159,9 +159,9 @@ internal sealed class ConcatExpression(SourcePosition at, IReadOnlyList<Expressi
 {
     public override object? Evaluate(RenderContext context)
     {
-        string text = string.Concat(parts.Select(part => JinjaFilters.ToText(part.Evaluate(context), part.At)));
-        context.Produced(text.Length, At);
-        return text;
+        string[] texts = [.. parts.Select(part => JinjaFilters.ToText(part.Evaluate(context), part.At))];
+        context.Produced(texts.Sum(text => (long)text.Length), At);
+        return string.Concat(texts);
     }
 }
 

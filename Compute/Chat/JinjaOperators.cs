@@ -116,6 +116,7 @@ internal static class JinjaOperators
                 context.Produced(a.Length + (long)b.Length, at);
                 return a + b;
             case ("+", List<object?> a, List<object?> b):
+                // Items count as characters of work, so lists doubled in a loop are bounded as strings are.
                 context.Produced(a.Count + (long)b.Count, at);
                 return new List<object?>([.. a, .. b]);
             case ("+", object?[] a, object?[] b):

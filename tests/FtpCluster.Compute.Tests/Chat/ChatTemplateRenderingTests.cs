@@ -62,10 +62,12 @@ public sealed class ChatTemplateRenderingTests
     {
         JsonElement snippet = ChatTestFiles.ReadJson("Templates", "snippets.json").EnumerateArray().Single(s => s.GetProperty("name").GetString() == name);
         JsonElement expected = ChatTestFiles.ReadJson("Renderings", "snippets.json").EnumerateArray().Single(s => s.GetProperty("name").GetString() == name);
+        JsonElement variables = snippet.GetProperty("variables");
         using JsonDocument noMessages = JsonDocument.Parse("[]");
+        JsonElement messages = variables.TryGetProperty("messages", out JsonElement given) ? given : noMessages.RootElement;
 
         AssertRenders(expected, () => new ChatTemplate(snippet.GetProperty("template").GetString()!)
-            .Render(noMessages.RootElement, addGenerationPrompt: true, snippet.GetProperty("variables")));
+            .Render(messages, addGenerationPrompt: true, variables));
     }
 
     /// <summary>
