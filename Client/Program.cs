@@ -17,6 +17,7 @@ var root = new RootCommand("ftpcluster: pipeline-parallel LLM inference with FTP
     ModelsCommand.Create(),
     RouterCommand.Create(),
     RunCommand.Create(),
+    JobsCommand.Create(),
 };
 
 // "ftpcluster help" has always meant --help.

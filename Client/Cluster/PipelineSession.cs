@@ -33,6 +33,8 @@ internal sealed class PipelineSession : IAsyncDisposable
 
     public string DeploymentId { get; }
 
+    public IClusterClient Client => _cluster.Client;
+
     public ICoordinatorGrain Coordinator => _cluster.Client.GetGrain<ICoordinatorGrain>(DeploymentId);
 
     /// <summary>

@@ -23,6 +23,9 @@ internal static class RunCommand
 
     private static readonly Option<int> MaxConcurrent = CliOption.Int("--max-concurrent", "N", "The job's sequences generating at once", 64);
 
+    private static readonly Option<bool> Detach = CliOption.Flag("--detach",
+        "With --cluster: leave once the job is submitted and print its id; ftpcluster jobs status|results|cancel ID follow it");
+
     private static readonly Option<bool> Json = CliOption.Flag("--json",
         "Prints the summary as one JSON object on stdout: lines, succeeded, failed, prompt_tokens, generated_tokens, seconds, " +
         "generated_tokens_per_second, sparsity_achieved, wire_bytes");
@@ -31,10 +34,11 @@ internal static class RunCommand
     {
         var command = new Command("run", """
             Runs a batch job: a file of OpenAI batch requests through a pipeline of stages (an embedded cluster of --stages
-            silo processes, default 1, or a running cluster with --cluster). Killed and started again with the same
-            arguments, it resumes: lines already in the output are not run again and a torn last line is repaired.
+            silo processes, default 1, or a running cluster with --cluster). The job lives in the cluster; the command
+            follows its results into the output as lines finish. Killed and started again with the same arguments, it
+            resumes: lines already in the output are not run again and a torn last line is repaired.
               run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] --model PATH [--tokenizer PATH] [FTP] [CLUSTER]
-                  [--max-concurrent N] [--json]
+                  [--max-concurrent N] [--detach] [--json]
             Request bodies honour model, prompt (text or token ids) or messages (rendered with the model's chat template),
             max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, n (1 only), logprobs/top_logprobs and
             ftp {"sparsity": S} (must name the deployment's router); other fields are ignored.
@@ -43,7 +47,7 @@ internal static class RunCommand
         ModelOptionGroup.AddTo(command);
         PruningOptionGroup.AddTo(command);
         ClusterOptionGroup.AddTo(command);
-        foreach (var option in new Option[] { MaxConcurrent, Json }) command.Add(option);
+        foreach (var option in new Option[] { MaxConcurrent, Detach, Json }) command.Add(option);
         command.SetAction(RunAsync);
         return command;
     }
@@ -54,7 +58,7 @@ internal static class RunCommand
         var pruning = PruningOptionGroup.Bind(parse);
         // A job always runs through stages: one embedded silo unless told otherwise.
         var cluster = ClusterOptionGroup.Bind(parse) ?? new ClusterTarget(1, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
-        var options = new RunOptions(parse.Required(Input), parse.Required(Output), parse.GetValue(Errors), parse.GetValue(MaxConcurrent), parse.GetValue(Json));
+        var options = new RunOptions(parse.Required(Input), parse.Required(Output), parse.GetValue(Errors), parse.GetValue(MaxConcurrent), parse.GetValue(Json), parse.GetValue(Detach));
         if (options.MaxConcurrent < 1) throw new UsageException($"--max-concurrent must be at least 1, got {options.MaxConcurrent}");
         if (options.ErrorsPath is { } errors && Path.GetFullPath(errors) == Path.GetFullPath(options.OutputPath))
             throw new UsageException("--errors must be another file than --output");

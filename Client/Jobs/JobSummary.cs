@@ -2,80 +2,48 @@ using System.Diagnostics;
 using System.Globalization;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Client.Commands;
-using FtpCluster.Compute.Serving;
-using FtpCluster.Grains.Pipeline;
+using FtpCluster.Grains.Jobs;
 using Spectre.Console;
 
 namespace FtpCluster.Client.Jobs;
 
-/// <summary>A job's totals as its results arrive, and the summary printed at its end.</summary>
-internal sealed class JobSummary
+/// <summary>The summary printed at a job's end: a table on stdout, or one JSON object.</summary>
+internal static class JobSummary
 {
-    private readonly Stopwatch _clock = new();
-    private TimeSpan? _seconds;
-
-    public int Lines => Succeeded + Failed;
-    public int Succeeded { get; private set; }
-    public int Failed { get; private set; }
-    public long PromptTokens { get; private set; }
-    public long GeneratedTokens { get; private set; }
-    public long TokensComputed { get; private set; }
-    public long TokensSkipped { get; private set; }
-    public long WireBytes { get; private set; }
-
-    /// <summary>From the first line handed to the cluster to the last result.</summary>
-    public double Seconds => (_seconds ?? _clock.Elapsed).TotalSeconds;
-
-    public double GeneratedTokensPerSecond => Seconds > 0 ? GeneratedTokens / Seconds : 0;
-
-    /// <summary>The fraction of block computations FTP skipped over every line that ran.</summary>
-    public double SparsityAchieved => TokensComputed + TokensSkipped == 0 ? 0 : (double)TokensSkipped / (TokensComputed + TokensSkipped);
-
-    public void Start()
+    /// <param name="local">The input's lines the job did not run (refused by the reader); null for a job followed later.</param>
+    public static void Print(JobInfo job, BatchRun.LocalLines? local, bool json, PipelineTraffic? traffic)
     {
-        if (!_clock.IsRunning && _seconds is null) _clock.Start();
-    }
-
-    public void Add(CompletionLineResult result)
-    {
-        if (result.Succeeded) Succeeded++;
-        else Failed++;
-        PromptTokens += result.PromptTokens;
-        GeneratedTokens += result.CompletionTokens;
-        TokensComputed += result.TokensComputed;
-        TokensSkipped += result.TokensSkipped;
-        WireBytes += result.WireBytes;
-    }
-
-    public void Add(BatchLineError error) => Failed++;
-
-    public void Stop() => _seconds = _clock.Elapsed;
-
-    /// <summary>A table on stdout, or with <paramref name="json"/> one JSON object.</summary>
-    public void Print(bool json, PipelineTraffic traffic)
-    {
+        int refused = local?.Failed ?? 0;
+        int lines = job.Lines + refused, succeeded = job.Completed, failed = job.Failed + refused;
+        double tokensPerSecond = job.Seconds > 0 ? job.GeneratedTokens / job.Seconds : 0;
+        double sparsity = Sparsity(job);
         if (json)
         {
             CommandSupport.WriteJson(new
             {
-                Lines, Succeeded, Failed, PromptTokens, GeneratedTokens,
-                Seconds = Math.Round(Seconds, 3),
-                GeneratedTokensPerSecond = Math.Round(GeneratedTokensPerSecond, 1),
-                SparsityAchieved = Math.Round(SparsityAchieved, 4),
-                WireBytes,
-                traffic.Deployment,
-                traffic.Stages,
+                Job = job.Id, job.Status, Lines = lines, Succeeded = succeeded, Failed = failed, job.PromptTokens, job.GeneratedTokens,
+                Seconds = Math.Round(job.Seconds, 3),
+                GeneratedTokensPerSecond = Math.Round(tokensPerSecond, 1),
+                SparsityAchieved = Math.Round(sparsity, 4),
+                job.WireBytes,
+                traffic?.Deployment,
+                traffic?.Stages,
             });
             return;
         }
-        var table = new Table().AddColumn("lines").AddColumn("succeeded").AddColumn("failed").AddColumn("prompt tokens")
-            .AddColumn("generated tokens").AddColumn("seconds").AddColumn("generated tok/s").AddColumn("sparsity").AddColumn("wire bytes");
+        var table = new Table().AddColumns("lines", "succeeded", "failed", "prompt tokens", "generated tokens", "seconds", "generated tok/s", "sparsity", "wire bytes");
         foreach (var column in table.Columns) column.RightAligned();
-        table.AddRow(Number(Lines), Number(Succeeded), Number(Failed), Number(PromptTokens), Number(GeneratedTokens),
-            Seconds.ToString("F1", CultureInfo.InvariantCulture), GeneratedTokensPerSecond.ToString("F1", CultureInfo.InvariantCulture),
-            SparsityAchieved.ToString("P1", CultureInfo.InvariantCulture), Number(WireBytes));
+        table.AddRow(Number(lines), Number(succeeded), Number(failed), Number(job.PromptTokens), Number(job.GeneratedTokens),
+            job.Seconds.ToString("F1", CultureInfo.InvariantCulture), tokensPerSecond.ToString("F1", CultureInfo.InvariantCulture),
+            sparsity.ToString("P1", CultureInfo.InvariantCulture), Number(job.WireBytes));
+        AnsiConsole.Write(new Rule($"job {job.Id}: {job.Status}") { Justification = Justify.Left });
         AnsiConsole.Write(table);
+        if (job.Error is { } error) AnsiConsole.MarkupLineInterpolated($"[red]{error}[/]");
     }
+
+    /// <summary>The fraction of block computations FTP skipped over every line that ran.</summary>
+    public static double Sparsity(JobInfo job) =>
+        job.TokensComputed + job.TokensSkipped == 0 ? 0 : (double)job.TokensSkipped / (job.TokensComputed + job.TokensSkipped);
 
     private static string Number(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 }
@@ -84,22 +52,22 @@ internal sealed class JobSummary
 /// Progress on stderr while a job runs: a live line on a terminal; periodic plain lines when stderr is a file or a
 /// pipe, so logs stay short.
 /// </summary>
-internal sealed class JobProgress(int totalLines, int resumedLines)
+internal sealed class JobProgress(BatchRun.LocalLines? local)
 {
     private static readonly TimeSpan PlainInterval = TimeSpan.FromSeconds(5);
 
     private readonly IAnsiConsole _stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
     private readonly bool _live = !Console.IsErrorRedirected;
     private readonly Stopwatch _sinceLastLine = Stopwatch.StartNew();
-    private string _last = "";
+    private int _lastWidth;
 
-    public void Report(JobSummary summary)
+    public void Report(JobInfo job)
     {
-        string text = Describe(summary);
+        string text = Describe(job);
         if (_live)
         {
-            _stderr.Write(new Text($"\r{text}".PadRight(Math.Max(_last.Length + 1, text.Length + 1))));
-            _last = text;
+            _stderr.Write(new Text("\r" + text.PadRight(_lastWidth)));
+            _lastWidth = text.Length;
             return;
         }
         if (_sinceLastLine.Elapsed < PlainInterval) return;
@@ -108,17 +76,20 @@ internal sealed class JobProgress(int totalLines, int resumedLines)
     }
 
     /// <summary>Ends the live line, or writes the final plain one.</summary>
-    public void Finish(JobSummary summary)
+    public void Finish(JobInfo job)
     {
         if (_live) _stderr.WriteLine();
-        else Console.Error.WriteLine(Describe(summary));
+        else Console.Error.WriteLine(Describe(job));
     }
 
-    private string Describe(JobSummary s)
+    private string Describe(JobInfo job)
     {
-        string resumed = resumedLines > 0 ? $" (+{resumedLines} from before)" : "";
+        int refused = local?.Failed ?? 0, before = local?.Skipped ?? 0;
+        string total = local is null ? $"{job.Lines}" : $"{local.Total}";
+        string resumed = before > 0 ? $" (+{before} from before)" : "";
+        double tokensPerSecond = job.Seconds > 0 ? job.GeneratedTokens / job.Seconds : 0;
         return string.Create(CultureInfo.InvariantCulture,
-            $"run: {s.Lines + resumedLines}/{totalLines} lines{resumed}, {s.Failed} failed, {s.GeneratedTokensPerSecond:F1} generated tok/s, " +
-            $"sparsity {s.SparsityAchieved:P1}, {s.WireBytes:N0} bytes between stages");
+            $"{job.Id} {job.Status}: {job.Done + refused + before}/{total} lines{resumed}, {job.Failed + refused} failed, " +
+            $"{tokensPerSecond:F1} generated tok/s, sparsity {JobSummary.Sparsity(job):P1}, {job.WireBytes:N0} bytes between stages");
     }
 }

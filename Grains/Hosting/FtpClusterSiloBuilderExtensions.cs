@@ -19,6 +19,15 @@ public static class FtpClusterSiloBuilderExtensions
     /// <summary>The grain storage that holds each deployment's request and current plan.</summary>
     public const string DeploymentStorage = "ftpcluster-deployments";
 
+    /// <summary>The grain storage that holds batch jobs: their records, lines and results.</summary>
+    public const string JobStorage = "ftpcluster-jobs";
+
+    /// <summary>
+    /// The shortest reminder period: a job's reminder brings it back within this long of losing its silo (Orleans'
+    /// default minimum of a minute would leave a job idle that long).
+    /// </summary>
+    public static readonly TimeSpan MinimumReminderPeriod = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Configures identity, endpoints and clustering from <paramref name="options"/> and the message size
     /// limit from <see cref="MessageLimits"/>, publishes this silo's node name, device, memory budget and
@@ -46,17 +55,23 @@ public static class FtpClusterSiloBuilderExtensions
         builder.UseFtpClusterTcpTransport();
         // Deployments (each coordinator's request and plan) are kept where the membership is: with redis
         // clustering they outlive any silo; in development they live in memory on one of the silos.
+        // Jobs likewise, and the reminders that bring an unfinished job back after its silo is lost.
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
         {
+            var redisOptions = StackExchange.Redis.ConfigurationOptions.Parse(options.RedisConnectionString!);
             builder.UseRedisClustering(options.RedisConnectionString!);
-            builder.AddRedisGrainStorage(DeploymentStorage,
-                redis => redis.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(options.RedisConnectionString!));
+            builder.AddRedisGrainStorage(DeploymentStorage, redis => redis.ConfigurationOptions = redisOptions);
+            builder.AddRedisGrainStorage(JobStorage, redis => redis.ConfigurationOptions = redisOptions);
+            builder.UseRedisReminderService(redis => redis.ConfigurationOptions = redisOptions);
         }
         else
         {
             builder.UseDevelopmentClustering(options.PrimarySiloEndpoint is null ? null : options.GetPrimaryEndpoint());
             builder.AddMemoryGrainStorage(DeploymentStorage);
+            builder.AddMemoryGrainStorage(JobStorage);
+            builder.UseInMemoryReminderService();
         }
+        builder.Configure<ReminderOptions>(reminders => reminders.MinimumReminderPeriod = MinimumReminderPeriod);
 
         builder.UseSiloMetadata(FtpClusterNode.ToMetadata(options));
         builder.ConfigureServices(services =>

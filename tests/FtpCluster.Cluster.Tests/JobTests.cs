@@ -1,0 +1,225 @@
+using System.Text.Json;
+using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Tests;
+using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Jobs;
+using FtpCluster.Grains.Pipeline;
+
+namespace FtpCluster.Cluster.Tests;
+
+/// <summary>What jobs of token-id prompts look like, and what of their answers must not depend on the run.</summary>
+internal static class JobLines
+{
+    public static string Aidreams => SharedModels.PathTo("aidreams260K", "aidreams260K.bin");
+
+    /// <summary>Greedy and seeded completions of token-id prompts, <paramref name="maxTokens"/> each.</summary>
+    public static CompletionLine[] Make(int count, int maxTokens) =>
+        [.. Enumerable.Range(0, count).Select(i => new CompletionLine($"line-{i}", i + 1, "/v1/completions", JsonSerializer.Serialize(new
+        {
+            model = "aidreams260K",
+            prompt = new[] { 1, 259 + i % 7, 300 + i % 11, 400 + i % 13 },
+            max_tokens = maxTokens,
+            temperature = i % 2 == 0 ? 0 : 0.8,
+            seed = i,
+        })))];
+
+    public static string Answer(CompletionLineResult result)
+    {
+        Assert.True(result.Succeeded, $"{result.Key}: {result.ErrorCode} {result.ErrorMessage}");
+        using var body = JsonDocument.Parse(result.Body!);
+        var choice = body.RootElement.GetProperty("choices")[0];
+        return $"{choice.GetProperty("text").GetString()}|{choice.GetProperty("finish_reason").GetString()}|{result.CompletionTokens}";
+    }
+
+    public static async Task<CompletionLineResult[]> AllResults(IJobGrain job)
+    {
+        var all = new List<CompletionLineResult>();
+        int next = 0;
+        while (true)
+        {
+            var page = await job.Results(next, 1 << 20);
+            all.AddRange(page.Results);
+            next = page.Next;
+            if (page.Results.Length == 0) return [.. all];
+        }
+    }
+}
+
+/// <summary>Jobs in the cluster: run to the end, cancelled in the middle, and followed by pages.</summary>
+public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSiloCluster>
+{
+    private async Task<string> Deploy()
+    {
+        string deployment = $"jobs-{Guid.NewGuid():N}";
+        await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 2));
+        return deployment;
+    }
+
+    private async Task<JobInfo> WaitFinal(IJobGrain job)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (true)
+        {
+            var info = await job.Info();
+            if (JobStatus.IsFinal(info.Status)) return info;
+            Assert.True(DateTime.UtcNow < deadline, $"job {info.Id} still {info.Status} after 2 minutes: {info.Done}/{info.Lines}");
+            await Task.Delay(100);
+        }
+    }
+
+    [SharedModelsFact]
+    public async Task A_job_runs_every_line_once_and_its_results_page_in_the_order_they_finished()
+    {
+        string deployment = await Deploy();
+        var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+        await job.Create(new JobSpec(deployment, "lines.jsonl", MaxConcurrent: 5));
+        var lines = JobLines.Make(40, maxTokens: 12);
+        await job.AddLines(lines[..25]);
+        Assert.Equal(40, await job.AddLines(lines[25..]));
+        Assert.Equal(JobStatus.InProgress, (await job.Start()).Status);
+
+        var info = await WaitFinal(job);
+        Assert.Equal(JobStatus.Completed, info.Status);
+        Assert.Equal((40, 40, 0), (info.Lines, info.Completed, info.Failed));
+        Assert.Equal(40 * 4, info.PromptTokens);
+        Assert.True(info.WireBytes > 0, "two stages: rows crossed between them");
+
+        // Small pages: every result comes once, whatever the page size.
+        var paged = new List<CompletionLineResult>();
+        for (int next = 0; ;)
+        {
+            var page = await job.Results(next, maxBytes: 1);
+            paged.AddRange(page.Results);
+            next = page.Next;
+            if (page.Finished) break;
+            Assert.Single(page.Results);
+        }
+        Assert.Equal(lines.Select(l => l.Key).Order(), paged.Select(r => r.Key).Order());
+        // Each line ends at its 12 tokens or at EOS; the job's totals are its lines' sums.
+        Assert.All(paged, r => Assert.InRange(r.CompletionTokens, 1, 12));
+        Assert.Equal(paged.Sum(r => (long)r.CompletionTokens), info.GeneratedTokens);
+        Assert.Equal(paged.Sum(r => r.TokensComputed), info.TokensComputed);
+        await Assert.ThrowsAnyAsync<Exception>(() => job.AddLines(JobLines.Make(1, 4)));
+    }
+
+    [SharedModelsFact]
+    public async Task A_cancelled_job_stops_and_keeps_the_results_it_had()
+    {
+        string deployment = await Deploy();
+        var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+        await job.Create(new JobSpec(deployment, "lines.jsonl", MaxConcurrent: 2));
+        await job.AddLines(JobLines.Make(60, maxTokens: 100));
+        await job.Start();
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while ((await job.Info()).Done < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no line finished within a minute");
+            await Task.Delay(20);
+        }
+
+        var cancelled = await job.Cancel();
+        Assert.Equal(JobStatus.Cancelled, cancelled.Status);
+        Assert.InRange(cancelled.Done, 2, 59);
+        var kept = await JobLines.AllResults(job);
+        Assert.Equal(cancelled.Done, kept.Length);
+        Assert.All(kept, r => Assert.True(r.Succeeded));
+
+        // Nothing of the job runs on after it: its sequences leave within a step and free their caches. (The
+        // bound is for a loaded machine; on an idle one they are gone well inside a second.)
+        var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(deployment);
+        var stopBy = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((await coordinator.Reports()).Any(r => r.SequencesInFlight > 0))
+        {
+            Assert.True(DateTime.UtcNow < stopBy, "the cancelled job's sequences still hold caches after 10 s");
+            await Task.Delay(20);
+        }
+        Assert.Empty(await coordinator.CollectLines(job.GetPrimaryKeyString(), TimeSpan.Zero));
+        Assert.Equal(JobStatus.Cancelled, (await job.Info()).Status);
+    }
+}
+
+/// <summary>With Redis clustering a job is kept in Redis: when the silo hosting it dies, it goes on elsewhere.</summary>
+public sealed class RedisJobTests
+{
+    private static readonly string[] NodeNames = ["j1", "j2", "j3"];
+
+    [RedisServerAndSharedModelsFact]
+    public async Task A_job_survives_the_loss_of_its_host_silo_and_writes_each_line_once()
+    {
+        using var redis = await RedisServer.StartAsync();
+        string clusterId = $"test-{Guid.NewGuid():N}";
+        int[] ports = SiloProcess.FreeLoopbackPorts(2 * NodeNames.Length);
+        var options = NodeNames.Select((node, i) => new FtpClusterSiloOptions
+        {
+            NodeName = node, SiloPort = ports[2 * i], GatewayPort = ports[2 * i + 1],
+            Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
+            ClusterId = clusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
+        }).ToArray();
+        var silos = options.Select(SiloProcess.Start).ToArray();
+        try
+        {
+            await Task.WhenAll(silos.Select(s => s.WaitReadyAsync()));
+            await using var client = await RedisClusterClient.ConnectAsync(redis, clusterId, options[0].ServiceId);
+            var grains = client.Grains;
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
+            async Task<T> Retried<T>(Func<Task<T>> call)
+            {
+                while (true)
+                {
+                    try
+                    {
+                        return await call();
+                    }
+                    catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && DateTime.UtcNow < deadline)
+                    {
+                        await Task.Delay(200);
+                    }
+                }
+            }
+
+            string deployment = $"jobs-{Guid.NewGuid():N}";
+            await grains.GetGrain<ICoordinatorGrain>(deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 1));
+            var lines = JobLines.Make(30, maxTokens: 60);
+            var job = grains.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+            await job.Create(new JobSpec(deployment, "lines.jsonl", MaxConcurrent: 2));
+            await job.AddLines(lines);
+            await job.Start();
+            while ((await job.Info()).Done < 3)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no results within the deadline");
+                await Task.Delay(20);
+            }
+
+            string host = (await job.Info()).Host;
+            silos[Array.IndexOf(NodeNames, host)].Dispose();
+            JobInfo info;
+            while (!JobStatus.IsFinal((info = await Retried(job.Info)).Status))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"job still {info.Status} at {info.Done}/{info.Lines} after its host {host} died");
+                await Task.Delay(200);
+            }
+            Assert.Equal(JobStatus.Completed, info.Status);
+            Assert.NotEqual(host, info.Host);
+            var results = await Retried(() => JobLines.AllResults(job));
+            Assert.Equal(lines.Select(l => l.Key).Order(), results.Select(r => r.Key).Order());
+            Assert.Equal(30, info.Completed);
+
+            // The same lines on the survivors, uninterrupted: the same answers.
+            var again = grains.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+            await again.Create(new JobSpec(deployment, "lines.jsonl", MaxConcurrent: 4));
+            await again.AddLines(lines);
+            await again.Start();
+            while (!JobStatus.IsFinal((await again.Info()).Status))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the reference job did not finish");
+                await Task.Delay(100);
+            }
+            var expected = (await JobLines.AllResults(again)).ToDictionary(r => r.Key, JobLines.Answer);
+            Assert.All(results, r => Assert.Equal(expected[r.Key], JobLines.Answer(r)));
+        }
+        finally
+        {
+            foreach (var silo in silos) silo.Dispose();
+        }
+    }
+}
