@@ -19,6 +19,9 @@ public sealed class StageExecutor : IDisposable
 
     public int SequencesInFlight => _caches.Count;
 
+    /// <summary>The sequences this stage holds caches for.</summary>
+    public long[] SequenceIds => [.. _caches.Keys];
+
     public long KvCacheBytes => _caches.Values.Sum(c => c.Bytes);
 
     /// <summary>

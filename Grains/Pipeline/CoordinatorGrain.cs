@@ -212,9 +212,30 @@ internal sealed class CoordinatorGrain(
         }
         (_request, _stages, _placements) = (request, record.State.Stages, record.State.Placements);
         _lostNodes.UnionWith(record.State.LostNodes);
+        await ReleaseCachesOfEarlierActivations();
         logger.LogInformation("Deployment {Deployment}: resumed on {Node} with its stored plan: {Plan}", this.GetPrimaryKeyString(),
             localNode.NodeName, string.Join(", ", _stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
         await base.OnActivateAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The stages that outlived this deployment's previous coordinator still hold the caches of its sequences, which
+    /// nobody will release now: free them. (This activation's sequence ids start at a random point too, so a step of
+    /// the old one still on its way through the stages cannot meet a new sequence's cache.)
+    /// </summary>
+    private async Task ReleaseCachesOfEarlierActivations()
+    {
+        await Task.WhenAll(_stages.Select(async s =>
+        {
+            try
+            {
+                await Stage(s).ReleaseAll();
+            }
+            catch (Exception e) when (ClusterFailures.IsStageLoss(e))
+            {
+                // Its silo is gone too: the first step re-plans, and the new stages start empty.
+            }
+        }));
     }
 
     public async Task<DeployedStage[]> Deploy(DeploymentRequest request)

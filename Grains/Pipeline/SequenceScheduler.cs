@@ -41,7 +41,10 @@ internal sealed class SequenceScheduler(
     public const int MaxRecoveriesPerSequence = 5;
 
     private readonly LinkedList<(long Tokens, TaskCompletionSource Admitted)> _waiting = new();
-    private long _nextSequenceId;
+
+    /// <summary>From a random multiple of 2^22, so no sequence of this activation shares an id with one an earlier
+    /// coordinator activation left in the stages' caches (unless both drew the same multiple, a chance in 2^31).</summary>
+    private long _nextSequenceId = System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue) * (1L << 22);
     private int _running;
     private long _cachedTokens;
 

@@ -42,6 +42,10 @@ public interface IStageGrain : IGrainWithStringKey
     [Alias("Release")]
     Task Release(long[] sequenceIds);
 
+    /// <summary>Frees every sequence's caches: the coordinator activation that ran them is gone.</summary>
+    [Alias("ReleaseAll")]
+    Task ReleaseAll();
+
     [Alias("Report")]
     Task<StageReport> Report();
 
@@ -348,6 +352,12 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
                 if (planning is null) executor.Release(id);
                 else planning.Release(id);
         });
+    }
+
+    public Task ReleaseAll()
+    {
+        if (_executor is not { } executor) return Task.CompletedTask;
+        return Release(executor.SequenceIds);
     }
 
     public Task<StageReport> Report()

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Jobs;
@@ -48,6 +49,8 @@ internal static class JobLines
 /// <summary>Jobs in the cluster: run to the end, cancelled in the middle, and followed by pages.</summary>
 public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSiloCluster>
 {
+    private static readonly int[] ShortPrompt = [1, 2, 3];
+
     private async Task<string> Deploy()
     {
         string deployment = $"jobs-{Guid.NewGuid():N}";
@@ -102,6 +105,42 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
         await Assert.ThrowsAnyAsync<Exception>(() => job.AddLines(JobLines.Make(1, 4)));
     }
 
+    [Fact]
+    public async Task A_4000_token_answer_completes_in_steps_none_of_which_is_a_long_call()
+    {
+        // A synthesized model has no tokenizer, so no EOS: the answer runs to its max_tokens.
+        string model = Directory.CreateTempSubdirectory("ftp-long-").FullName;
+        try
+        {
+            ModelSynthesizer.Write(SyntheticModelOptions.Preset("tiny") with { MaxPositions = 4200 }, model);
+            string deployment = $"long-{Guid.NewGuid():N}";
+            await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Deploy(new DeploymentRequest(model, Stages: 2));
+            var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+            await job.Create(new JobSpec(deployment, "long.jsonl", MaxConcurrent: 1));
+            await job.AddLines([new CompletionLine("long", 1, "/v1/completions", JsonSerializer.Serialize(new
+            {
+                model = Path.GetFileName(model), prompt = ShortPrompt, max_tokens = 4000, temperature = 0,
+            }))]);
+            await job.Start();
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(5);
+            JobInfo info;
+            while (!JobStatus.IsFinal((info = await job.Info()).Status))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the 4,000-token answer is not done after 5 minutes");
+                await Task.Delay(100);
+            }
+            var result = Assert.Single(await JobLines.AllResults(job));
+            Assert.True(result.Succeeded, result.ErrorMessage);
+            Assert.Equal(4000, result.CompletionTokens);
+            using var body = JsonDocument.Parse(result.Body!);
+            Assert.Equal("length", body.RootElement.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        }
+        finally
+        {
+            Directory.Delete(model, recursive: true);
+        }
+    }
+
     [SharedModelsFact]
     public async Task A_cancelled_job_stops_and_keeps_the_results_it_had()
     {
@@ -138,13 +177,25 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
     }
 }
 
-/// <summary>With Redis clustering a job is kept in Redis: when the silo hosting it dies, it goes on elsewhere.</summary>
+/// <summary>
+/// With Redis clustering a job and its deployment are kept in Redis: when the silo hosting the job, or the one
+/// hosting the deployment's coordinator, dies mid-job, the job goes on elsewhere and every line has one result,
+/// the one an uninterrupted run gives.
+/// </summary>
 public sealed class RedisJobTests
 {
     private static readonly string[] NodeNames = ["j1", "j2", "j3"];
 
-    [RedisServerAndSharedModelsFact]
-    public async Task A_job_survives_the_loss_of_its_host_silo_and_writes_each_line_once()
+    public enum Victim
+    {
+        JobHost,
+        CoordinatorHost,
+    }
+
+    [RedisServerAndSharedModelsTheory]
+    [InlineData(Victim.JobHost)]
+    [InlineData(Victim.CoordinatorHost)]
+    public async Task A_job_survives_the_loss_of_a_silo_and_writes_each_line_once(Victim victim)
     {
         using var redis = await RedisServer.StartAsync();
         string clusterId = $"test-{Guid.NewGuid():N}";
@@ -190,19 +241,22 @@ public sealed class RedisJobTests
                 await Task.Delay(20);
             }
 
-            string host = (await job.Info()).Host;
+            string host = victim == Victim.JobHost
+                ? (await job.Info()).Host
+                : await grains.GetGrain<ICoordinatorGrain>(deployment).NodeName();
             silos[Array.IndexOf(NodeNames, host)].Dispose();
             JobInfo info;
             while (!JobStatus.IsFinal((info = await Retried(job.Info)).Status))
             {
-                Assert.True(DateTime.UtcNow < deadline, $"job still {info.Status} at {info.Done}/{info.Lines} after its host {host} died");
+                Assert.True(DateTime.UtcNow < deadline, $"job still {info.Status} at {info.Done}/{info.Lines} after {host} died");
                 await Task.Delay(200);
             }
             Assert.Equal(JobStatus.Completed, info.Status);
-            Assert.NotEqual(host, info.Host);
+            if (victim == Victim.JobHost) Assert.NotEqual(host, info.Host);
+            else Assert.NotEqual(host, await Retried(grains.GetGrain<ICoordinatorGrain>(deployment).NodeName));
             var results = await Retried(() => JobLines.AllResults(job));
             Assert.Equal(lines.Select(l => l.Key).Order(), results.Select(r => r.Key).Order());
-            Assert.Equal(30, info.Completed);
+            Assert.True(info.Completed == 30, string.Join("; ", results.Where(r => !r.Succeeded).Select(r => $"{r.Key}: {r.ErrorCode} {r.ErrorMessage}")));
 
             // The same lines on the survivors, uninterrupted: the same answers.
             var again = grains.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");

@@ -192,6 +192,15 @@ public sealed class RedisServerAndSharedModelsFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A redis theory that runs a test model, so it also needs ../shared.</summary>
+public sealed class RedisServerAndSharedModelsTheoryAttribute : TheoryAttribute
+{
+    public RedisServerAndSharedModelsTheoryAttribute()
+    {
+        Skip = new RedisServerFactAttribute().Skip ?? new Compute.Tests.SharedModelsFactAttribute().Skip;
+    }
+}
+
 /// <summary>A throw-away redis-server on a free loopback port, persisting nothing, in its own temp directory.</summary>
 public sealed class RedisServer : IDisposable
 {
