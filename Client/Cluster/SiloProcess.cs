@@ -11,9 +11,9 @@ namespace FtpCluster.Client.Cluster;
 /// (or its exit), never for a fixed delay. Disposing kills it and waits until it is gone.
 /// </summary>
 /// <remarks>
-/// The silo runs from <c>FtpCluster.Silo.dll</c> beside this assembly (the client project references the
-/// silo project, so every build output holding <c>ftpcluster.dll</c> holds the silo too), through the same
-/// <c>dotnet</c> host that runs this process.
+/// The silo runs from <c>FtpCluster.Silo.dll</c> beside this assembly (the client project builds the silo
+/// project and copies its output into its own, so every build output holding <c>ftpcluster.dll</c> holds the
+/// silo too), through the same <c>dotnet</c> host that runs this process.
 /// </remarks>
 public sealed class SiloProcess : IDisposable
 {

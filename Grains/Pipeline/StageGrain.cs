@@ -12,48 +12,6 @@ using Orleans.Placement;
 
 namespace FtpCluster.Grains.Pipeline;
 
-/// <summary>
-/// One stage of a deployment: layers [a, b) of the model on the silo its key names
-/// (<c>DEPLOYMENT/stage-I@NODE</c>), with a KV cache per sequence in flight.
-/// </summary>
-[Alias("FtpCluster.IStageGrain")]
-public interface IStageGrain : IGrainWithStringKey
-{
-    /// <summary>Loads the slice (once; a second call with the same setup is a no-op).</summary>
-    [Alias("Load")]
-    Task<StageReport> Load(StageSetup setup);
-
-    /// <summary>
-    /// Runs this stage's blocks over the microbatch's rows (the request's and those deposited here for it)
-    /// and hands the result on down the pipeline; the last stage's answer comes back up the chain.
-    /// </summary>
-    [Alias("Forward")]
-    Task<StepResult> Forward(StepRequest request);
-
-    /// <summary>
-    /// Rows an earlier stage sends straight here, skipping the stages between (none of their blocks
-    /// computes them). Kept until this stage's <see cref="Forward"/> call for the same microbatch, which
-    /// the sender makes happen only after this call has returned.
-    /// </summary>
-    [Alias("Deposit")]
-    Task Deposit(byte[] packet);
-
-    /// <summary>Frees the KV caches of finished or cancelled sequences.</summary>
-    [Alias("Release")]
-    Task Release(long[] sequenceIds);
-
-    /// <summary>Frees every sequence's caches: the coordinator activation that ran them is gone.</summary>
-    [Alias("ReleaseAll")]
-    Task ReleaseAll();
-
-    [Alias("Report")]
-    Task<StageReport> Report();
-
-    /// <summary>Frees the weights and caches and lets the grain go (after a re-plan moved its layers).</summary>
-    [Alias("Unload")]
-    Task Unload();
-}
-
 /// <remarks>
 /// Reentrant: while a stage awaits the stages after it, it computes the next microbatch, so microbatches
 /// in flight keep every stage busy and a stage never blocks on a later one. The compute itself runs on
@@ -384,28 +342,5 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         if (_executor is not { } executor) return Task.CompletedTask;
         (_executor, _planning) = (null, null);
         return device.Run(executor.Dispose);
-    }
-}
-
-/// <summary>
-/// A stage that holds no weights: it was never loaded, or Orleans let the activation go (for example
-/// when the directory partition that listed it was on a silo that died). The coordinator re-plans.
-/// </summary>
-[GenerateSerializer]
-[Alias("FtpCluster.StageNotLoadedException")]
-public sealed class StageNotLoadedException : Exception
-{
-    public StageNotLoadedException()
-    {
-    }
-
-    public StageNotLoadedException(string stageKey)
-        : base($"stage {stageKey} holds no weights: it was never loaded or its activation was lost")
-    {
-    }
-
-    public StageNotLoadedException(string message, Exception innerException)
-        : base(message, innerException)
-    {
     }
 }

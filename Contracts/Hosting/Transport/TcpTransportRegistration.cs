@@ -22,14 +22,6 @@ public static class TcpTransportRegistration
     /// <summary>The logger category of the transport's connections, listeners and factories.</summary>
     public const string LogCategory = "FtpCluster.Transport";
 
-    /// <summary>Silo to silo and client to gateway go through FtpCluster's TCP transport.</summary>
-    /// <exception cref="InvalidOperationException">Orleans' transport registrations are not the ones expected.</exception>
-    public static ISiloBuilder UseFtpClusterTcpTransport(this ISiloBuilder builder, Action<TcpTransportOptions>? configure = null)
-    {
-        Replace(builder.Services, configure, expectedFactories: 1, expectedListenerFactories: 2, "a silo");
-        return builder;
-    }
-
     /// <summary>The client's connections to gateways go through FtpCluster's TCP transport.</summary>
     /// <exception cref="InvalidOperationException">Orleans' transport registration is not the one expected.</exception>
     public static IClientBuilder UseFtpClusterTcpTransport(this IClientBuilder builder, Action<TcpTransportOptions>? configure = null)
@@ -38,10 +30,18 @@ public static class TcpTransportRegistration
         return builder;
     }
 
-    /// <summary>Whether <paramref name="services"/> has had this transport put in (by either method above).</summary>
+    /// <summary>
+    /// Whether <paramref name="services"/> has had this transport put in (by the method above, or on a silo by the
+    /// silo builder's <c>UseFtpClusterTcpTransport</c> in FtpCluster.Grains).
+    /// </summary>
     public static bool IsInstalled(IServiceCollection services) => services.Any(d => d.ServiceType == typeof(Installed));
 
-    private static void Replace(IServiceCollection services, Action<TcpTransportOptions>? configure,
+    /// <summary>
+    /// Replaces Orleans' keyed transport registrations in <paramref name="services"/> with this transport's, after
+    /// checking that there are as many as <paramref name="host"/> (a silo or a client) registers. Internal, not
+    /// private: the silo builder's overload lives with the silo hosting in FtpCluster.Grains.
+    /// </summary>
+    internal static void Replace(IServiceCollection services, Action<TcpTransportOptions>? configure,
         int expectedFactories, int expectedListenerFactories, string host)
     {
         var options = services.AddOptions<TcpTransportOptions>();
@@ -61,7 +61,7 @@ public static class TcpTransportRegistration
                 $"FtpCluster's TCP transport cannot replace Orleans' socket transport on {host}: expected Orleans' keyed registrations of " +
                 $"{expectedFactories} {nameof(IConnectionFactory)} and {expectedListenerFactories} {nameof(IConnectionListenerFactory)}, found " +
                 $"{factories.Count} and {listenerFactories.Count}. Either something registered a transport before FtpCluster did, or this " +
-                "Orleans version registers its transport differently from Orleans 10.4 (see Grains/Hosting/Transport/TcpTransportRegistration.cs).");
+                "Orleans version registers its transport differently from Orleans 10.4 (see Contracts/Hosting/Transport/TcpTransportRegistration.cs).");
 
         services.AddSingleton<TcpTransportStatistics>();
         services.AddSingleton<TcpConnectionFactory>();

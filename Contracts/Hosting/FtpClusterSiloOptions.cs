@@ -9,7 +9,7 @@ namespace FtpCluster.Grains.Hosting;
 /// Everything one FtpCluster silo needs to know to join a cluster and serve stages. The same options
 /// drive a silo process (<c>FtpCluster.Silo</c>, from command line and environment) and a silo hosted
 /// in-process (the client's embedded cluster, tests) through
-/// <see cref="FtpClusterSiloBuilderExtensions.AddFtpCluster"/>.
+/// <c>FtpClusterSiloBuilderExtensions.AddFtpCluster</c>.
 /// </summary>
 public sealed partial class FtpClusterSiloOptions
 {
