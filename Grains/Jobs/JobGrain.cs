@@ -207,7 +207,7 @@ internal sealed class JobGrain(
     {
         var spec = State.Spec!;
         var coordinator = GrainFactory.GetGrain<ICoordinatorGrain>(spec.DeploymentId);
-        var done = await KeysWithResults();
+        var done = await ReconcileResults();
         var inFlight = new Dictionary<string, CompletionLine>(StringComparer.Ordinal);
         var waiting = new Queue<CompletionLine>();
         int nextChunk = 0;
@@ -301,12 +301,41 @@ internal sealed class JobGrain(
         if (await this.GetReminder(DriveReminder) is { } reminder) await this.UnregisterReminder(reminder);
     }
 
-    /// <summary>The keys of the lines that have results, from the stored results (after a move, the memory is gone).</summary>
-    private async Task<HashSet<string>> KeysWithResults()
+    /// <summary>
+    /// The keys of the lines that have results, from the stored results, with the record's counts made to agree
+    /// with them: a silo lost between storing a piece of results and storing the record leaves results the record
+    /// does not count, and they are the job's all the same (their lines must neither run again nor go missing).
+    /// </summary>
+    private async Task<HashSet<string>> ReconcileResults()
     {
         var keys = new HashSet<string>(StringComparer.Ordinal);
-        for (int chunk = 0; chunk < State.ResultChunks; chunk++)
-            foreach (var result in await ResultsChunk(chunk).Read()) keys.Add(result.Key);
+        var counts = new List<int>();
+        var (completed, failed, prompt, generated, computed, skipped, wire, lastBytes) = (0, 0, 0L, 0L, 0L, 0L, 0L, 0L);
+        // Every piece the record knows of, and any the lost silo had begun after it.
+        for (int chunk = 0; ; chunk++)
+        {
+            var stored = await ResultsChunk(chunk).Read();
+            if (stored.Length == 0 && chunk >= State.ResultChunks) break;
+            counts.Add(stored.Length);
+            lastBytes = 0;
+            foreach (var r in stored)
+            {
+                keys.Add(r.Key);
+                if (r.Succeeded) completed++;
+                else failed++;
+                (prompt, generated) = (prompt + r.PromptTokens, generated + r.CompletionTokens);
+                (computed, skipped, wire) = (computed + r.TokensComputed, skipped + r.TokensSkipped, wire + r.WireBytes);
+                lastBytes += r.Body?.Length ?? 0;
+            }
+        }
+        if (counts.Sum() != State.Results)
+            logger.LogWarning("Job {Job}: {Stored} results are stored and the record counted {Counted}; the stored ones count", Id, counts.Sum(), State.Results);
+        State.ResultChunks = counts.Count;
+        State.ResultChunkCounts = counts.Count > 0 ? counts[..^1] : [];
+        (State.LastResultChunkCount, State.LastResultChunkBytes, State.Results) = (counts.Count > 0 ? counts[^1] : 0, lastBytes, counts.Sum());
+        (State.Completed, State.Failed, State.PromptTokens, State.GeneratedTokens) = (completed, failed, prompt, generated);
+        (State.TokensComputed, State.TokensSkipped, State.WireBytes) = (computed, skipped, wire);
+        await Save();
         return keys;
     }
 
