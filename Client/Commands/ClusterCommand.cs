@@ -2,6 +2,8 @@ using System.CommandLine;
 using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Pipeline;
+using Spectre.Console;
 using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Client.Commands;
@@ -36,7 +38,67 @@ internal static class ClusterCommand
             up.Add(option);
         PruningOptionGroup.AddTo(up);
         up.SetAction(UpAsync);
-        return new Command("cluster", "A local cluster of silo processes for other commands to use through --cluster.") { up };
+        var deployments = new Command("deployments", "The deployments of a running cluster: model, stages, memory, what runs, last use.")
+        {
+            ClusterOptionGroup.Cluster, ClusterOptionGroup.ClusterId, DeploymentsJson,
+        };
+        deployments.SetAction(DeploymentsAsync);
+        var unload = new Command("unload", "Frees a deployment: what runs on it stops, its stages free their memory.")
+        {
+            DeploymentId, ClusterOptionGroup.Cluster, ClusterOptionGroup.ClusterId,
+        };
+        unload.SetAction(UnloadAsync);
+        return new Command("cluster", "A local cluster of silo processes for other commands to use through --cluster; its deployments.") { up, deployments, unload };
+    }
+
+    private static readonly Argument<string> DeploymentId = new("ID") { Description = "The deployment's id, as cluster deployments lists it" };
+
+    private static readonly Option<bool> DeploymentsJson = CliOption.Flag("--json", "One JSON array on stdout instead of a table");
+
+    private static Task<CommandCluster> ConnectAsync(ParseResult parse, CancellationToken cancellation)
+    {
+        var gateways = parse.GetValue(ClusterOptionGroup.Cluster) ?? throw new UsageException("--cluster HOST:PORT is required");
+        var target = new ClusterTarget(null, gateways, parse.GetValue(ClusterOptionGroup.ClusterId) ?? ClusterTarget.DefaultClusterId, WireEncoding.F32);
+        return CommandCluster.OpenAsync(target, configureSilo: null, cancellation);
+    }
+
+    private static async Task<int> DeploymentsAsync(ParseResult parse, CancellationToken cancellation)
+    {
+        await using var cluster = await ConnectAsync(parse, cancellation);
+        var ids = await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids().WaitAsync(cancellation);
+        var deployments = (await Task.WhenAll(ids.Select(id => cluster.Client.GetGrain<ICoordinatorGrain>(id).Describe().WaitAsync(cancellation))))
+            .OfType<DeploymentInfo>().ToArray();
+        if (parse.GetValue(DeploymentsJson))
+        {
+            CommandSupport.WriteJson(deployments.Select(d => new
+            {
+                d.Id, Model = d.Request.ModelPath, Stages = d.Stages.Select(s => new { Silo = s.NodeName, Layers = new[] { s.FirstLayer, s.EndLayer }, s.WeightBytes, s.KvCacheBytes }),
+                d.SequencesRunning, d.SequencesWaiting, d.Jobs, d.LastUsedAt, d.Request.IdleUnloadSeconds,
+            }));
+            return 0;
+        }
+        var table = new Table().AddColumns("deployment", "model", "stages", "weights MiB", "KV cache MiB", "running", "waiting", "jobs", "last used", "unloads when idle");
+        foreach (var d in deployments)
+            table.AddRow(d.Id, Path.GetFileName(d.Request.ModelPath.TrimEnd('/')), string.Join(", ", d.Stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")),
+                Mib(d.Stages.Sum(s => s.WeightBytes)), Mib(d.Stages.Sum(s => s.KvCacheBytes)), $"{d.SequencesRunning}", $"{d.SequencesWaiting}", $"{d.Jobs}",
+                d.LastUsedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture),
+                d.Request.IdleUnloadSeconds > 0 ? $"after {d.Request.IdleUnloadSeconds} s" : "never");
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
+    private static string Mib(long bytes) => (bytes / (1024.0 * 1024)).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static async Task<int> UnloadAsync(ParseResult parse, CancellationToken cancellation)
+    {
+        string id = parse.GetRequiredValue(DeploymentId);
+        await using var cluster = await ConnectAsync(parse, cancellation);
+        var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(id);
+        if (await coordinator.Describe().WaitAsync(cancellation) is null)
+            throw new InvalidOperationException($"no deployment {id} (cluster deployments lists them)");
+        await coordinator.Unload().WaitAsync(cancellation);
+        Console.WriteLine($"deployment {id}: unloaded");
+        return 0;
     }
 
     private static async Task<int> UpAsync(ParseResult parse, CancellationToken cancellationToken)

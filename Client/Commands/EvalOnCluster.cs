@@ -29,8 +29,16 @@ internal static class EvalOnCluster
         {
             var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>($"eval-{Guid.NewGuid():N}");
             await coordinator.Deploy(deployment).WaitAsync(cancellationToken);
-            foreach (var sequence in sequences) await coordinator.Score(sequence.Ids).WaitAsync(cancellationToken);
-            return (await coordinator.Reports().WaitAsync(cancellationToken), await coordinator.Stages().WaitAsync(cancellationToken));
+            try
+            {
+                foreach (var sequence in sequences) await coordinator.Score(sequence.Ids).WaitAsync(cancellationToken);
+                return (await coordinator.Reports().WaitAsync(cancellationToken), await coordinator.Stages().WaitAsync(cancellationToken));
+            }
+            finally
+            {
+                // Each measurement has a deployment of its own: a shared cluster must not keep it.
+                await coordinator.Unload().WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+            }
         }
 
         long dense = (await Score(new DeploymentRequest(modelPath, stages, "f32"))).Reports.Sum(r => r.BytesSent);

@@ -19,6 +19,8 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="MaxSequences">Sequences generating at once; more wait for admission.</param>
 /// <param name="PrefillChunkTokens">Prompt tokens one step feeds at most, so long prompts do not starve other sequences' decode steps.</param>
 /// <param name="KvCacheBytesPerStage">KV-cache bytes each stage may hold for the sequences admitted; 0: its silo's memory budget less its weights.</param>
+/// <param name="IdleUnloadSeconds">A deployment nothing has used for this long (no request, no job, nothing running) is
+/// unloaded, freeing its stages' memory; 0 keeps it until <c>cluster unload</c>. Default 30 minutes.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeploymentRequest")]
 public sealed record DeploymentRequest(
@@ -36,7 +38,25 @@ public sealed record DeploymentRequest(
     [property: Id(11)] string? ServedName = null,
     [property: Id(12)] int MaxSequences = 256,
     [property: Id(13)] int PrefillChunkTokens = 256,
-    [property: Id(14)] long KvCacheBytesPerStage = 0);
+    [property: Id(14)] long KvCacheBytesPerStage = 0,
+    [property: Id(15)] int IdleUnloadSeconds = DeploymentRequest.DefaultIdleUnloadSeconds)
+{
+    public const int DefaultIdleUnloadSeconds = 30 * 60;
+}
+
+/// <summary>What <c>cluster deployments</c> shows of one deployment.</summary>
+/// <param name="Stages">Each stage's report: its silo, layers, weight and KV-cache bytes.</param>
+/// <param name="SequencesRunning">Sequences generating now; <paramref name="SequencesWaiting"/> wait for admission.</param>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.DeploymentInfo")]
+public sealed record DeploymentInfo(
+    [property: Id(0)] string Id,
+    [property: Id(1)] DeploymentRequest Request,
+    [property: Id(2)] StageReport[] Stages,
+    [property: Id(3)] int SequencesRunning,
+    [property: Id(4)] int SequencesWaiting,
+    [property: Id(5)] int Jobs,
+    [property: Id(6)] DateTimeOffset LastUsedAt);
 
 /// <param name="PlannedShare">The stage's share of the model's compute as the planner expected it: its layers'
 /// costs (1 per layer, or with a router the fraction of tokens each computes) over the total.</param>

@@ -42,6 +42,17 @@ public interface ICoordinatorGrain : IGrainWithStringKey
     [Alias("Reports")]
     Task<StageReport[]> Reports();
 
+    /// <summary>The deployment, its stages' memory and its use; null when it is not deployed (never, or unloaded).</summary>
+    [Alias("Describe")]
+    Task<DeploymentInfo?> Describe();
+
+    /// <summary>
+    /// Frees the deployment: what runs on it stops within a step (its jobs' lines fail), its stages free their weights
+    /// and caches, and its stored plan is removed. A later <see cref="Deploy"/> loads it again.
+    /// </summary>
+    [Alias("Unload")]
+    Task Unload();
+
     /// <summary>The node this coordinator runs on.</summary>
     [Alias("NodeName")]
     Task<string> NodeName();

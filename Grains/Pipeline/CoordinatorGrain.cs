@@ -39,7 +39,7 @@ public sealed class DeploymentRecord
 internal sealed class CoordinatorGrain(
     FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, IOptions<SiloMessagingOptions> messaging, ILogger<CoordinatorGrain> logger,
     [PersistentState("deployment", FtpClusterSiloBuilderExtensions.DeploymentStorage)] IPersistentState<DeploymentRecord> record)
-    : Grain, ICoordinatorGrain
+    : Grain, ICoordinatorGrain, IDisposable
 {
     /// <summary>How long recovery from a lost silo may take before the request fails.</summary>
     private static readonly TimeSpan RecoveryDeadline = TimeSpan.FromSeconds(60);
@@ -74,7 +74,13 @@ internal sealed class CoordinatorGrain(
     private SequenceScheduler Scheduler => _scheduler ??= new SequenceScheduler(
         new MicrobatchQueue(SendMicrobatch, () => _epoch, MicrobatchLimits), () => _epoch, Recover, ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen);
 
-    private JobLines Jobs => _jobs ??= new JobLines((line, cancellation) => Requests.Run(line, cancellation), TimeProvider.System);
+    private JobLines Jobs => _jobs ??= new JobLines(RunLine, TimeProvider.System);
+
+    /// <summary>Cancelled when the deployment is unloaded: everything that runs on it stops within a step.</summary>
+    private CancellationTokenSource _unloading = new();
+
+    /// <summary>When a request, a job or a deploy last touched the deployment (for <see cref="DeploymentRequest.IdleUnloadSeconds"/>).</summary>
+    private DateTimeOffset _lastUse = DateTimeOffset.UtcNow;
 
     private CompletionRequests Requests => _requests ??= CompletionRequests.Open(_request!, Config, Scheduler);
 
@@ -83,7 +89,7 @@ internal sealed class CoordinatorGrain(
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         // A job whose client stopped collecting must not keep the stages busy for nobody.
-        this.RegisterGrainTimer(CancelIdleJobs, new GrainTimerCreationOptions(JobLines.IdleTimeout / 4, JobLines.IdleTimeout / 4) { Interleave = true });
+        this.RegisterGrainTimer(LookForIdleWork, new GrainTimerCreationOptions(JobLines.IdleTimeout / 4, JobLines.IdleTimeout / 4) { Interleave = true });
         if (record.State.Request is not { } request) return;
         try
         {
@@ -135,8 +141,16 @@ internal sealed class CoordinatorGrain(
                 $"{orleansLimit} less {MessageLimits.EnvelopeBytes} for the rest of a step's message), got {request.MaxMessageBytes}");
         ReadModel(request);
         _request = request;
+        if (_unloading.IsCancellationRequested)
+        {
+            // Deployed again after an unload: what runs from now on must not see the old cancellation.
+            _unloading.Dispose();
+            _unloading = new CancellationTokenSource();
+        }
         _stages = await Place(firstPlacement: true);
         await SaveDeployment();
+        await GrainFactory.GetGrain<IDeploymentListGrain>(0).Add(this.GetPrimaryKeyString());
+        _lastUse = DateTimeOffset.UtcNow;
         return _stages;
     }
 
@@ -233,26 +247,87 @@ internal sealed class CoordinatorGrain(
             throw new ArgumentException($"the prompt has {request.PromptIds.Length} tokens, more than the model's context of {Config.MaxSeqLen}");
         if (request.MaxTokens == 0 || request.PromptIds.Length == Config.MaxSeqLen)
             return new GenerationReply(request.PromptIds, request.PromptIds, "length", _stages);
-        var result = await Scheduler.Run(new SequenceSpec(request.PromptIds, request.MaxTokens, request.StopTokens.ToHashSet(), sampling), CancellationToken.None);
+        _lastUse = DateTimeOffset.UtcNow;
+        var result = await Scheduler.Run(new SequenceSpec(request.PromptIds, request.MaxTokens, request.StopTokens.ToHashSet(), sampling), _unloading.Token);
         return new GenerationReply(result.PromptIds, [.. result.PromptIds, .. result.Generated], result.FinishReason, _stages);
     }
 
-    private Task CancelIdleJobs(CancellationToken cancellationToken)
+    /// <summary>
+    /// Cancels the jobs that stopped collecting (their clients are gone), and unloads the deployment when nothing
+    /// has used it for its idle time.
+    /// </summary>
+    private async Task LookForIdleWork(CancellationToken cancellationToken)
     {
-        if (_jobs is null) return Task.CompletedTask;
-        foreach (string job in _jobs.CancelIdle())
-            logger.LogWarning("Deployment {Deployment}: job {Job} stopped collecting its results for {Timeout} s; its lines are cancelled",
-                this.GetPrimaryKeyString(), job, JobLines.IdleTimeout.TotalSeconds);
-        return Task.CompletedTask;
+        if (_jobs is not null)
+            foreach (string job in _jobs.CancelIdle())
+                logger.LogWarning("Deployment {Deployment}: job {Job} stopped collecting its results for {Timeout} s; its lines are cancelled",
+                    this.GetPrimaryKeyString(), job, JobLines.IdleTimeout.TotalSeconds);
+        if (_request is not { IdleUnloadSeconds: > 0 } request) return;
+        bool busy = _scheduler is { Running: > 0 } or { Waiting: > 0 } || _jobs is { JobCount: > 0 };
+        if (busy || DateTimeOffset.UtcNow - _lastUse < TimeSpan.FromSeconds(request.IdleUnloadSeconds)) return;
+        logger.LogInformation("Deployment {Deployment}: unused for {Seconds} s; unloading it", this.GetPrimaryKeyString(), request.IdleUnloadSeconds);
+        await Unload();
+    }
+
+    /// <summary>One of a job's lines, stopped by its job's cancellation or by the deployment's unloading.</summary>
+    private async Task<CompletionLineResult> RunLine(CompletionLine line, CancellationToken job)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(job, _unloading.Token);
+        try
+        {
+            return await Requests.Run(line, either.Token);
+        }
+        catch (OperationCanceledException) when (_unloading.IsCancellationRequested && !job.IsCancellationRequested)
+        {
+            return CompletionLineResult.Failed(line, "deployment_unloaded", $"deployment {this.GetPrimaryKeyString()} was unloaded while the line ran");
+        }
     }
 
     public Task<int> SubmitLines(string job, CompletionLine[] lines, int maxConcurrent)
     {
         _ = Config; // refuses a deployment that was never deployed before queueing anything
+        _lastUse = DateTimeOffset.UtcNow;
         return Task.FromResult(Jobs.Submit(job, lines, maxConcurrent));
     }
 
-    public Task<CompletionLineResult[]> CollectLines(string job, TimeSpan maxWait) => Jobs.Collect(job, maxWait);
+    public Task<CompletionLineResult[]> CollectLines(string job, TimeSpan maxWait)
+    {
+        _ = Config;
+        _lastUse = DateTimeOffset.UtcNow;
+        return Jobs.Collect(job, maxWait);
+    }
+
+    public void Dispose() => _unloading.Dispose();
+
+    public async Task<DeploymentInfo?> Describe()
+    {
+        if (_request is null || _config is null) return null;
+        return new DeploymentInfo(this.GetPrimaryKeyString(), _request, await Reports(), _scheduler?.Running ?? 0, _scheduler?.Waiting ?? 0,
+            _jobs?.JobCount ?? 0, _lastUse);
+    }
+
+    public async Task Unload()
+    {
+        if (_request is null) return;
+        string id = this.GetPrimaryKeyString();
+        _unloading.Cancel();
+        _jobs?.CancelAll();
+        await Task.WhenAll(_stages.Select(async s =>
+        {
+            try
+            {
+                await Stage(s).Unload();
+            }
+            catch (Exception e) when (ClusterFailures.IsStageLoss(e))
+            {
+                // Its silo is gone, and its memory with it.
+            }
+        }));
+        (_request, _config, _stages, _scheduler, _jobs, _requests) = (null, null, [], null, null, null);
+        await record.ClearStateAsync();
+        await GrainFactory.GetGrain<IDeploymentListGrain>(0).Remove(id);
+        logger.LogInformation("Deployment {Deployment}: unloaded", id);
+    }
 
     public Task CancelJob(string job)
     {
@@ -295,6 +370,7 @@ internal sealed class CoordinatorGrain(
 
     public async Task<StepResult> Score(int[] ids)
     {
+        _lastUse = DateTimeOffset.UtcNow;
         if (ids.Length == 0 || ids.Length > Config.MaxSeqLen)
             throw new ArgumentException($"scoring needs 1 to {Config.MaxSeqLen} tokens, got {ids.Length}");
         long sequence = Scheduler.NewSequenceId();

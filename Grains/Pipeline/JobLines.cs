@@ -74,6 +74,12 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
         job.ResultArrived?.TrySetResult();
     }
 
+    /// <summary>Cancels every job (the deployment is being unloaded).</summary>
+    public void CancelAll()
+    {
+        foreach (string id in _jobs.Keys.ToArray()) Cancel(id);
+    }
+
     /// <summary>Cancels the jobs that have not collected for <see cref="IdleTimeout"/>; returns their ids.</summary>
     public string[] CancelIdle()
     {

@@ -325,7 +325,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
             executor.Stage.Slice.ResidentBytes, executor.SequencesInFlight,
-            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows, _computeSeconds));
+            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows, _computeSeconds, executor.KvCacheBytes));
     }
 
     public async Task Unload()

@@ -177,6 +177,56 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
     }
 }
 
+/// <summary>Deployments come and go: listed with their memory, unloaded on request or when unused.</summary>
+public sealed class DeploymentLifecycleTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSiloCluster>
+{
+    [SharedModelsFact]
+    public async Task A_deployment_is_listed_with_its_memory_and_an_unloaded_one_is_gone_and_refuses_work()
+    {
+        string deployment = $"life-{Guid.NewGuid():N}";
+        var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(deployment);
+        await coordinator.Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 2));
+        await coordinator.Generate(new GenerationRequest([1, 300, 301], MaxTokens: 5, StopTokens: []));
+
+        Assert.Contains(deployment, await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids());
+        var info = await coordinator.Describe();
+        Assert.NotNull(info);
+        Assert.Equal(2, info.Stages.Length);
+        Assert.All(info.Stages, s => Assert.True(s.WeightBytes > 0));
+        Assert.Equal(0, info.SequencesRunning);
+
+        var planned = await coordinator.Stages();
+        await coordinator.Unload();
+        Assert.Null(await coordinator.Describe());
+        Assert.DoesNotContain(deployment, await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids());
+        var refused = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Generate(new GenerationRequest([1, 300], MaxTokens: 2, StopTokens: [])));
+        Assert.Contains("has not been deployed", refused.Message);
+        foreach (var stage in planned)
+            await Assert.ThrowsAsync<StageNotLoadedException>(() => cluster.Client.GetGrain<IStageGrain>(stage.GrainKey).Report());
+
+        // Deployed again, it works again.
+        await coordinator.Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 2));
+        Assert.Equal(4 + 3, (await coordinator.Generate(new GenerationRequest([1, 300, 301], MaxTokens: 4, StopTokens: []))).Ids.Length);
+        await coordinator.Unload();
+    }
+
+    [SharedModelsFact]
+    public async Task An_unused_deployment_is_unloaded_after_its_idle_time()
+    {
+        string deployment = $"idle-{Guid.NewGuid():N}";
+        var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(deployment);
+        await coordinator.Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 1, IdleUnloadSeconds: 1));
+        // The coordinator looks every 15 s; the bound only keeps a broken build from hanging.
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (await coordinator.Describe() is not null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the idle deployment is still loaded after a minute");
+            await Task.Delay(200);
+        }
+        Assert.DoesNotContain(deployment, await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids());
+    }
+}
+
 /// <summary>
 /// With Redis clustering a job and its deployment are kept in Redis: when the silo hosting the job, or the one
 /// hosting the deployment's coordinator, dies mid-job, the job goes on elsewhere and every line has one result,
