@@ -11,6 +11,16 @@ public sealed record CompletionLine(
     [property: Id(2)] string Url,
     [property: Id(3)] string Body);
 
+/// <summary>A job's results from one collection.</summary>
+/// <param name="Held">The job's lines the coordinator still holds (waiting or running) after these. Fewer than the
+/// job has handed it and not had back means the coordinator lost some (a new activation after its silo died,
+/// which knows none of them): the job hands them again.</param>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.CollectedLines")]
+public sealed record CollectedLines(
+    [property: Id(0)] CompletionLineResult[] Results,
+    [property: Id(1)] int Held);
+
 /// <summary>
 /// A finished line: the response body's JSON (a completion or chat.completion object), or an error code and
 /// message naming what is wrong with it; and its token counts, for the job's totals.

@@ -22,9 +22,12 @@ public interface ICoordinatorGrain : IGrainWithStringKey
     [Alias("SubmitLines")]
     Task<int> SubmitLines(string job, CompletionLine[] lines, int maxConcurrent);
 
-    /// <summary>The job's lines finished since its last collection, waiting up to <paramref name="maxWait"/> (at most 10 s) for one.</summary>
+    /// <summary>
+    /// The job's lines finished since its last collection, waiting up to <paramref name="maxWait"/> (at most 10 s) for
+    /// one, and how many of its lines this coordinator still holds.
+    /// </summary>
     [Alias("CollectLines")]
-    Task<CompletionLineResult[]> CollectLines(string job, TimeSpan maxWait);
+    Task<CollectedLines> CollectLines(string job, TimeSpan maxWait);
 
     /// <summary>Stops a job's lines here: waiting ones never start, running ones leave their microbatch within a step.</summary>
     [Alias("CancelJob")]

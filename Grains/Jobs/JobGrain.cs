@@ -234,11 +234,19 @@ internal sealed class JobGrain(
                         State.FirstSubmittedAt ??= DateTimeOffset.UtcNow;
                         await coordinator.SubmitLines(Id, [.. fresh], spec.MaxConcurrent);
                     }
-                    var results = await coordinator.CollectLines(Id, CollectWait);
+                    var collected = await coordinator.CollectLines(Id, CollectWait);
                     lastContact = DateTimeOffset.UtcNow;
                     // A result of a line answered before (by a coordinator thought lost) is not stored twice.
-                    var arrived = results.Where(r => inFlight.Remove(r.Key) && done.Add(r.Key)).ToArray();
+                    var arrived = collected.Results.Where(r => inFlight.Remove(r.Key) && done.Add(r.Key)).ToArray();
                     if (arrived.Length > 0 && !cancellation.IsCancellationRequested) await Store(arrived);
+                    // A coordinator that came back between two calls (its silo lost) holds none of our lines and
+                    // says so only by holding fewer: hand them all again (those it holds are not queued twice).
+                    if (collected.Held < inFlight.Count && !cancellation.IsCancellationRequested)
+                    {
+                        logger.LogWarning("Job {Job}: the coordinator of {Deployment} holds {Held} of its {Lines} lines in flight; submitting them again",
+                            Id, spec.DeploymentId, collected.Held, inFlight.Count);
+                        await coordinator.SubmitLines(Id, [.. inFlight.Values], spec.MaxConcurrent);
+                    }
                 }
                 catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && DateTimeOffset.UtcNow - lastContact < CoordinatorLossDeadline)
                 {

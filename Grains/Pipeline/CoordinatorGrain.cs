@@ -290,7 +290,7 @@ internal sealed class CoordinatorGrain(
         return Task.FromResult(Jobs.Submit(job, lines, maxConcurrent));
     }
 
-    public Task<CompletionLineResult[]> CollectLines(string job, TimeSpan maxWait)
+    public Task<CollectedLines> CollectLines(string job, TimeSpan maxWait)
     {
         _ = Config;
         _lastUse = DateTimeOffset.UtcNow;

@@ -49,7 +49,7 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
     }
 
     /// <summary>The job's results finished since its last collection, waiting up to <paramref name="maxWait"/> for the first.</summary>
-    public async Task<CompletionLineResult[]> Collect(string jobId, TimeSpan maxWait)
+    public async Task<CollectedLines> Collect(string jobId, TimeSpan maxWait)
     {
         var job = JobFor(jobId);
         if (job.Finished.Count == 0 && (job.Running > 0 || job.Waiting.Count > 0))
@@ -62,7 +62,7 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
         CompletionLineResult[] results = [.. job.Finished];
         job.Finished.Clear();
         foreach (var r in results) job.Keys.Remove(r.Key);
-        return results;
+        return new CollectedLines(results, job.Waiting.Count + job.Running);
     }
 
     /// <summary>Stops the job's lines: waiting ones never start, running ones leave their microbatch within a step.</summary>

@@ -37,8 +37,9 @@ public sealed class JobLinesTests
         Assert.Equal(["a", "b"], lines.Started);
 
         lines.Finish("a");
-        var results = await jobs.Collect("job", TimeSpan.FromSeconds(5));
-        Assert.Equal("a", Assert.Single(results).Key);
+        var collected = await jobs.Collect("job", TimeSpan.FromSeconds(5));
+        Assert.Equal("a", Assert.Single(collected.Results).Key);
+        Assert.Equal(2, collected.Held); // b running, c started in a's place
         Assert.Equal(["a", "b", "c"], lines.Started);
     }
 
@@ -64,9 +65,13 @@ public sealed class JobLinesTests
         jobs.Submit("one", [Line("a")], 4);
         jobs.Submit("two", [Line("b")], 4);
         lines.Finish("a");
-        Assert.Equal("a", Assert.Single(await jobs.Collect("one", TimeSpan.FromSeconds(5))).Key);
-        Assert.Empty(await jobs.Collect("one", TimeSpan.Zero));
-        Assert.Empty(await jobs.Collect("two", TimeSpan.Zero));
+        Assert.Equal("a", Assert.Single((await jobs.Collect("one", TimeSpan.FromSeconds(5))).Results).Key);
+        Assert.Empty((await jobs.Collect("one", TimeSpan.Zero)).Results);
+        var other = await jobs.Collect("two", TimeSpan.Zero);
+        Assert.Empty(other.Results);
+        Assert.Equal(1, other.Held);
+        // A job this coordinator never saw (it came back after its silo died): it holds none of the job's lines.
+        Assert.Equal(0, (await jobs.Collect("unknown", TimeSpan.Zero)).Held);
     }
 
     [Fact]
@@ -76,7 +81,7 @@ public sealed class JobLinesTests
         var jobs = new JobLines(lines.Run, TimeProvider.System);
         jobs.Submit("job", [Line("a"), Line("b"), Line("c")], maxConcurrent: 2);
         lines.Finish("a");
-        var kept = await jobs.Collect("job", TimeSpan.FromSeconds(5));
+        var kept = (await jobs.Collect("job", TimeSpan.FromSeconds(5))).Results;
 
         jobs.Cancel("job");
         Assert.True(lines.Tokens["b"].IsCancellationRequested);
@@ -93,7 +98,7 @@ public sealed class JobLinesTests
             ? Task.FromException<CompletionLineResult>(new InvalidOperationException("the stages could not be placed again"))
             : Task.FromResult(new CompletionLineResult(line.Key, line.LineNumber, "{}", null, null)), TimeProvider.System);
         jobs.Submit("job", [Line("good"), Line("bad"), Line("also-good")], 3);
-        var results = (await jobs.Collect("job", TimeSpan.Zero)).ToDictionary(r => r.Key);
+        var results = (await jobs.Collect("job", TimeSpan.Zero)).Results.ToDictionary(r => r.Key);
         Assert.True(results["good"].Succeeded);
         Assert.True(results["also-good"].Succeeded);
         Assert.Equal("server_error", results["bad"].ErrorCode);
