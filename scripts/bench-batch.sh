@@ -93,27 +93,34 @@ llama = [json.load(open(f"{work}/llama-{r}.json")) for r in range(1, rounds + 1)
 ours = {name: [json.load(open(f"{work}/{name}-{r}.json")) for r in range(1, rounds + 1)] for name in ("stages1", "stages2", "serial")}
 rate = {"llama": [x["decode_tokens_per_s"] for x in llama]}
 rate.update({name: [x["generated_tokens_per_second"] for x in runs] for name, runs in ours.items()})
-# llama.cpp's per-step median is what its decode runs at between the stalls a loaded machine gives its spinning threads.
-llama_step_rate = [1000 / median(x["decode_step_ms_median_reps"]) for x in llama]
+# llama.cpp's decode tok/s is its whole decode's: on a loaded machine a step now and then stalls for seconds (its
+# spinning threads lose their cores), so the rate its median step time gives is the figure without the stalls.
+rate["llama_steps"] = [1000 / median(x["decode_step_ms_median_reps"]) for x in llama]
 med = {name: median(values) for name, values in rate.items()}
 rows = [
-    ("llama", "llama.cpp, 1 sequence decode", "2 threads, 24-token prompt, 3 reps"),
+    ("llama", "llama.cpp, 1 sequence decode", "2 threads, 24-token prompt, median of 3 reps"),
+    ("llama_steps", "llama.cpp, from its step time", "1000 / the median decode step's ms"),
     ("stages1", "ours, 1 stage", f"{lines} at once, 2 threads"),
     ("stages2", "ours, 2 stages", f"{lines} at once, 1 thread each"),
     ("serial", "ours, one at a time", f"1 stage, 2 threads, {serial_lines} of the {lines} lines"),
 ]
+baselines = (("llama", 6), ("llama_steps", 6), ("serial", 5))
 print(f"\n{preset} f32, {lines} sequences x {gen_tokens} generated tokens; median over {rounds} rounds")
 print(f"load average: start {' '.join(load('start'))}, end {' '.join(load('end'))}")
-print(f"{'configuration':30} {'generated tok/s':>15} {'x llama.cpp':>11} {'x one at a time':>15}   rounds")
+print(f"{'configuration':30} {'tok/s':>7} {'x llama.cpp':>11} {'x llama steps':>13} {'x one at a time':>15}   rounds")
 for key, label, _ in rows:
-    print(f"{label:30} {med[key]:15.1f} {med[key] / med['llama']:10.2f}x {med[key] / med['serial']:14.2f}x   "
-          + ", ".join(f"{v:.1f}" for v in rate[key]))
-print(f"llama.cpp's decode from its median step time: {median(llama_step_rate):.1f} tok/s (rounds: "
-      + ", ".join(f"{v:.1f}" for v in llama_step_rate) + ")")
-for goal, baseline, target in (("llama.cpp's single-sequence decode", "llama", 6), ("our one-at-a-time job", "serial", 5)):
-    for key, label, _ in rows[1:3]:
+    print(f"{label:30} {med[key]:7.1f} " + " ".join(f"{med[key] / med[b]:{w - 1}.2f}x" for (b, _), w in zip(baselines, (11, 13, 15)))
+          + "   " + ", ".join(f"{v:.1f}" for v in rate[key]))
+# Each round's runs were back to back: their ratios see less of the drift than ratios of medians over rounds do.
+round_ratio = {(key, b): median(v / w for v, w in zip(rate[key], rate[b])) for key, _, _ in rows[2:] for b, _ in baselines}
+print("median of the per-round ratios:")
+for key, label, _ in rows[2:]:
+    print(f"{label:30} {'':7} " + " ".join(f"{round_ratio[key, b]:{w - 1}.2f}x" for (b, _), w in zip(baselines, (11, 13, 15))))
+for baseline, target in baselines:
+    goal = next(label for key, label, _ in rows if key == baseline)
+    for key, label, _ in rows[2:4]:
         r = med[key] / med[baseline]
-        print(f"goal >= {target}x {goal}, {label}: {r:.2f}x, " + ("met" if r >= target else f"NOT met ({r / target:.0%} of the goal)"))
+        print(f"goal >= {target}x '{goal}', {label}: {r:.2f}x, " + ("met" if r >= target else f"NOT met ({r / target:.0%} of the goal)"))
 
 if summary_path:
     summary = {
@@ -122,9 +129,10 @@ if summary_path:
         "load_average": {"start": load("start"), "end": load("end"), "per_round": [load(r) for r in range(1, rounds + 1)]},
         "configurations": {key: {"description": f"{label}, {detail}", "tokens_per_second_rounds": rate[key],
                                  "median_tokens_per_second": med[key],
-                                 "vs_llamacpp": med[key] / med["llama"], "vs_one_at_a_time": med[key] / med["serial"]}
+                                 "vs_llamacpp": med[key] / med["llama"], "vs_llamacpp_steps": med[key] / med["llama_steps"],
+                                 "vs_one_at_a_time": med[key] / med["serial"]}
                            for key, label, detail in rows},
-        "llamacpp_step_median_tokens_per_second_rounds": llama_step_rate,
+        "median_per_round_ratios": {key: {b: round_ratio[key, b] for b, _ in baselines} for key, _, _ in rows[2:]},
         "llamacpp_decode_step_ms_max_reps": [x["decode_step_ms_max_reps"] for x in llama],
         "ours_runs": {name: runs for name, runs in ours.items()},
     }
