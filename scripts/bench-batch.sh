@@ -5,10 +5,12 @@
 # rounds (the machine's speed drifts); prints each one's median generated tokens/s and the ratios.
 # Usage: scripts/bench-batch.sh [rounds=3] [summary.json] [one-at-a-time lines=8]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 rounds=${1:-3}
 summary_path=${2:-}
 serial_lines=${3:-8}
+# Relative to where the script was started, before it moves to the repository.
+if [ -n "$summary_path" ]; then summary_path=$(realpath -m "$summary_path"); fi
+cd "$(dirname "$0")/.."
 preset=smollm2-135m
 lines=64
 gen_tokens=128
@@ -17,7 +19,6 @@ peer_src=../shared/tools/LlamaCppPeer
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "rounds must be a positive integer, got '$rounds'"; exit 1; }
 [[ "$serial_lines" =~ ^[1-9][0-9]*$ ]] && [ "$serial_lines" -le "$lines" ] \
   || { echo "one-at-a-time lines must be 1..$lines, got '$serial_lines'"; exit 1; }
-if [ -n "$summary_path" ]; then summary_path=$(realpath -m "$summary_path"); fi
 
 work=$(mktemp -d /tmp/ftp-bench-batch-XXXXXX)
 trap 'rm -rf "$work"' EXIT
