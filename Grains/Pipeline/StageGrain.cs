@@ -273,16 +273,31 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         }
         var tokens = new int[request.Samples.Length];
         SampledLogprobs?[]? logprobs = null;
-        var row = new float[vocab];
-        for (int i = 0; i < tokens.Length; i++)
+        var positions = new int[request.Samples.Length];
+        for (int i = 0; i < positions.Length; i++)
+            positions[i] = local.TryGetValue(request.Samples[i].Row, out int at) ? at
+                : throw new ArgumentException($"sample request for row {request.Samples[i].Row}, which did not reach the last stage");
+        // The rows to sample from go through the LM head together, a group at a time: one pass over its weights per
+        // group instead of one per row (decode steps of many sequences are a group of rows each).
+        int group = Math.Min(SampleGroupRows, Math.Max(1, positions.Length));
+        var groupHidden = all is null ? new float[group * dim] : [];
+        var groupLogits = all is null ? new float[group * vocab] : [];
+        for (int first = 0; first < positions.Length; first += group)
         {
-            var sample = request.Samples[i];
-            if (!local.TryGetValue(sample.Row, out int at))
-                throw new ArgumentException($"sample request for row {sample.Row}, which did not reach the last stage");
-            if (all is not null) all.AsSpan(at * vocab, vocab).CopyTo(row);
-            else stage.Logits(hidden.AsSpan(at * dim, dim), 1, row);
-            tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
-            if (sample.Logprobs >= 0) (logprobs ??= new SampledLogprobs?[tokens.Length])[i] = Logprobs(row, tokens[i], sample.Logprobs);
+            int count = Math.Min(group, positions.Length - first);
+            if (all is null)
+            {
+                for (int j = 0; j < count; j++) hidden.AsSpan(positions[first + j] * dim, dim).CopyTo(groupHidden.AsSpan(j * dim, dim));
+                stage.Logits(groupHidden, count, groupLogits);
+            }
+            for (int j = 0; j < count; j++)
+            {
+                int i = first + j;
+                var sample = request.Samples[i];
+                var row = all is null ? groupLogits.AsSpan(j * vocab, vocab) : all.AsSpan(positions[i] * vocab, vocab);
+                tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
+                if (sample.Logprobs >= 0) (logprobs ??= new SampledLogprobs?[tokens.Length])[i] = Logprobs(row, tokens[i], sample.Logprobs);
+            }
         }
         byte[]? logitBytes = all is null ? null : MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
         if (logitBytes is not null && logitBytes.Length > setup.MaxMessageBytes)
@@ -291,12 +306,15 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         return new StepResult(tokens, logitBytes, vocab, logprobs);
     }
 
+    /// <summary>Rows the last stage puts through the LM head at once to sample from (bounds its logits buffer).</summary>
+    private const int SampleGroupRows = 64;
+
     /// <summary>The drawn token's log-probability and the <paramref name="alternatives"/> most likely tokens' (ties: lower id first).</summary>
-    private static SampledLogprobs Logprobs(float[] logits, int drawn, int alternatives)
+    private static SampledLogprobs Logprobs(ReadOnlySpan<float> logits, int drawn, int alternatives)
     {
         var logSoftmax = new double[logits.Length];
         Sampler.LogSoftmax(logits, logSoftmax);
-        int[] top = [.. Enumerable.Range(0, logits.Length).OrderByDescending(t => logSoftmax[t]).ThenBy(t => t).Take(alternatives)];
+        int[] top = [.. Enumerable.Range(0, logSoftmax.Length).OrderByDescending(t => logSoftmax[t]).ThenBy(t => t).Take(alternatives)];
         return new SampledLogprobs((float)logSoftmax[drawn], top, [.. top.Select(t => (float)logSoftmax[t])]);
     }
 

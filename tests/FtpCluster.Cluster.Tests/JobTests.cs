@@ -248,35 +248,12 @@ public sealed class RedisJobTests
     public async Task A_job_survives_the_loss_of_a_silo_and_writes_each_line_once(Victim victim)
     {
         using var redis = await RedisServer.StartAsync();
-        string clusterId = $"test-{Guid.NewGuid():N}";
-        int[] ports = SiloProcess.FreeLoopbackPorts(2 * NodeNames.Length);
-        var options = NodeNames.Select((node, i) => new FtpClusterSiloOptions
+        using (var silos = new RedisSilos(redis, NodeNames))
         {
-            NodeName = node, SiloPort = ports[2 * i], GatewayPort = ports[2 * i + 1],
-            Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
-            ClusterId = clusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
-        }).ToArray();
-        var silos = options.Select(SiloProcess.Start).ToArray();
-        try
-        {
-            await Task.WhenAll(silos.Select(s => s.WaitReadyAsync()));
-            await using var client = await RedisClusterClient.ConnectAsync(redis, clusterId, options[0].ServiceId);
+            await silos.WaitReadyAsync();
+            await using var client = await silos.ConnectAsync(redis);
             var grains = client.Grains;
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-            async Task<T> Retried<T>(Func<Task<T>> call)
-            {
-                while (true)
-                {
-                    try
-                    {
-                        return await call();
-                    }
-                    catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && DateTime.UtcNow < deadline)
-                    {
-                        await Task.Delay(200);
-                    }
-                }
-            }
+            var retry = new SiloLossRetry(TimeSpan.FromMinutes(3));
 
             string deployment = $"jobs-{Guid.NewGuid():N}";
             await grains.GetGrain<ICoordinatorGrain>(deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 1));
@@ -287,24 +264,24 @@ public sealed class RedisJobTests
             await job.Start();
             while ((await job.Info()).Done < 3)
             {
-                Assert.True(DateTime.UtcNow < deadline, "no results within the deadline");
+                Assert.False(retry.Expired, "no results within the deadline");
                 await Task.Delay(20);
             }
 
             string host = victim == Victim.JobHost
                 ? (await job.Info()).Host
                 : await grains.GetGrain<ICoordinatorGrain>(deployment).NodeName();
-            silos[Array.IndexOf(NodeNames, host)].Dispose();
+            silos.Kill(host);
             JobInfo info;
-            while (!JobStatus.IsFinal((info = await Retried(job.Info)).Status))
+            while (!JobStatus.IsFinal((info = await retry.Call(job.Info)).Status))
             {
-                Assert.True(DateTime.UtcNow < deadline, $"job still {info.Status} at {info.Done}/{info.Lines} after {host} died");
+                Assert.False(retry.Expired, $"job still {info.Status} at {info.Done}/{info.Lines} after {host} died");
                 await Task.Delay(200);
             }
             Assert.Equal(JobStatus.Completed, info.Status);
             if (victim == Victim.JobHost) Assert.NotEqual(host, info.Host);
-            else Assert.NotEqual(host, await Retried(grains.GetGrain<ICoordinatorGrain>(deployment).NodeName));
-            var results = await Retried(() => JobLines.AllResults(job));
+            else Assert.NotEqual(host, await retry.Call(grains.GetGrain<ICoordinatorGrain>(deployment).NodeName));
+            var results = await retry.Call(() => JobLines.AllResults(job));
             Assert.Equal(lines.Select(l => l.Key).Order(), results.Select(r => r.Key).Order());
             Assert.True(info.Completed == 30, string.Join("; ", results.Where(r => !r.Succeeded).Select(r => $"{r.Key}: {r.ErrorCode} {r.ErrorMessage}")));
 
@@ -315,15 +292,11 @@ public sealed class RedisJobTests
             await again.Start();
             while (!JobStatus.IsFinal((await again.Info()).Status))
             {
-                Assert.True(DateTime.UtcNow < deadline, "the reference job did not finish");
+                Assert.False(retry.Expired, "the reference job did not finish");
                 await Task.Delay(100);
             }
             var expected = (await JobLines.AllResults(again)).ToDictionary(r => r.Key, JobLines.Answer);
             Assert.All(results, r => Assert.Equal(expected[r.Key], JobLines.Answer(r)));
-        }
-        finally
-        {
-            foreach (var silo in silos) silo.Dispose();
         }
     }
 }

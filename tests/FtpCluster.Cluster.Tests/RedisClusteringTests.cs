@@ -21,40 +21,21 @@ public sealed class RedisClusteringTests
     public async Task Silos_with_redis_clustering_see_each_other()
     {
         using var redis = await RedisServer.StartAsync();
-        string clusterId = $"test-{Guid.NewGuid():N}";
-        int[] ports = SiloProcess.FreeLoopbackPorts(4);
-        var options = NodeNames.Select((node, i) => new FtpClusterSiloOptions
+        using (var silos = new RedisSilos(redis, NodeNames))
         {
-            NodeName = node,
-            SiloPort = ports[2 * i],
-            GatewayPort = ports[2 * i + 1],
-            Clustering = FtpClusterSiloOptions.RedisClustering,
-            RedisConnectionString = redis.ConnectionString,
-            ClusterId = clusterId,
-            Threads = 1,
-            MemoryBudgetBytes = 256L * 1024 * 1024,
-        }).ToArray();
+            var readies = await silos.WaitReadyAsync();
 
-        var silos = options.Select(SiloProcess.Start).ToArray();
-        try
-        {
-            var readies = await Task.WhenAll(silos.Select(s => s.WaitReadyAsync()));
-
-            await using var client = await RedisClusterClient.ConnectAsync(redis, clusterId, options[0].ServiceId);
+            await using var client = await silos.ConnectAsync(redis);
             var grains = client.Grains;
 
             var nodes = await grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes();
             Assert.Equal(NodeNames, nodes.Select(n => n.NodeName));
-            for (int i = 0; i < silos.Length; i++)
+            for (int i = 0; i < NodeNames.Length; i++)
             {
-                var info = await grains.GetGrain<ISiloInfoGrain>(NodePinnedKey.Create("probe", options[i].NodeName)).GetInfo();
-                Assert.Equal(silos[i].ProcessId, info.ProcessId);
+                var info = await grains.GetGrain<ISiloInfoGrain>(NodePinnedKey.Create("probe", NodeNames[i])).GetInfo();
+                Assert.Equal(silos.Processes[i].ProcessId, info.ProcessId);
                 Assert.Equal(readies[i].Silo, info.Silo.Endpoint);
             }
-        }
-        finally
-        {
-            foreach (var silo in silos) silo.Dispose();
         }
     }
 }
@@ -73,19 +54,10 @@ public sealed class RedisDeploymentTests
     {
         string model = Compute.Tests.SharedModels.PathTo("stories260K", "stories260K.bin");
         using var redis = await RedisServer.StartAsync();
-        string clusterId = $"test-{Guid.NewGuid():N}";
-        int[] ports = SiloProcess.FreeLoopbackPorts(2 * NodeNames.Length);
-        var options = NodeNames.Select((node, i) => new FtpClusterSiloOptions
+        using (var silos = new RedisSilos(redis, NodeNames))
         {
-            NodeName = node, SiloPort = ports[2 * i], GatewayPort = ports[2 * i + 1],
-            Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
-            ClusterId = clusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
-        }).ToArray();
-        var silos = options.Select(SiloProcess.Start).ToArray();
-        try
-        {
-            await Task.WhenAll(silos.Select(s => s.WaitReadyAsync()));
-            await using var client = await RedisClusterClient.ConnectAsync(redis, clusterId, options[0].ServiceId);
+            await silos.WaitReadyAsync();
+            await using var client = await silos.ConnectAsync(redis);
             var grains = client.Grains;
 
             string deployment = $"durable-{Guid.NewGuid():N}";
@@ -95,33 +67,19 @@ public sealed class RedisDeploymentTests
             var before = await coordinator.Generate(request);
 
             string home = await coordinator.NodeName();
-            silos[Array.IndexOf(NodeNames, home)].Dispose();
+            silos.Kill(home);
             // Once the survivors have declared it dead, a call finds no activation and starts a new one. The
             // client may have used the dead silo as its gateway: a call it sent there is refused, and it
             // moves to another gateway, so a refused call is tried again.
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-            async Task<T> Retried<T>(Func<Task<T>> call)
+            var retry = new SiloLossRetry(TimeSpan.FromMinutes(2));
+            while ((await retry.Call(() => grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes())).Any(n => n.NodeName == home))
             {
-                while (true)
-                {
-                    try
-                    {
-                        return await call();
-                    }
-                    catch (Exception e) when (e is OrleansMessageRejectionException or SiloUnavailableException && DateTime.UtcNow < deadline)
-                    {
-                        await Task.Delay(200);
-                    }
-                }
-            }
-            while ((await Retried(() => grains.GetGrain<IClusterNodesGrain>(0).GetActiveNodes())).Any(n => n.NodeName == home))
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"silo {home} was never declared dead");
+                Assert.False(retry.Expired, $"silo {home} was never declared dead");
                 await Task.Delay(200);
             }
 
-            var after = await Retried(() => coordinator.Generate(request)).WaitAsync(TimeSpan.FromMinutes(2));
-            Assert.NotEqual(home, await Retried(coordinator.NodeName));
+            var after = await retry.Call(() => coordinator.Generate(request)).WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.NotEqual(home, await retry.Call(coordinator.NodeName));
             Assert.Equal(before.Ids, after.Ids);
             // The plan came from storage: the same split, or (if a stage was on the dead silo) a re-plan of it.
             // The stage grains may be new ones (placed again): their directory entries can die with the silo.
@@ -129,9 +87,70 @@ public sealed class RedisDeploymentTests
             if (!planned.Any(s => s.NodeName == home))
                 Assert.Equal(planned.Select(s => (s.NodeName, s.FirstLayer, s.EndLayer)), after.Stages.Select(s => (s.NodeName, s.FirstLayer, s.EndLayer)));
         }
-        finally
+    }
+}
+
+/// <summary>Silo processes with Redis clustering and storage, one per node name, on free loopback ports; killed when disposed.</summary>
+public sealed class RedisSilos : IDisposable
+{
+    private readonly SiloProcess[] _silos;
+
+    public RedisSilos(RedisServer redis, params string[] nodeNames)
+    {
+        NodeNames = nodeNames;
+        int[] ports = SiloProcess.FreeLoopbackPorts(2 * nodeNames.Length);
+        Options = [.. nodeNames.Select((node, i) => new FtpClusterSiloOptions
         {
-            foreach (var silo in silos) silo.Dispose();
+            NodeName = node, SiloPort = ports[2 * i], GatewayPort = ports[2 * i + 1],
+            Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
+            ClusterId = ClusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
+        })];
+        _silos = [.. Options.Select(SiloProcess.Start)];
+    }
+
+    public string ClusterId { get; } = $"test-{Guid.NewGuid():N}";
+
+    public string[] NodeNames { get; }
+
+    public FtpClusterSiloOptions[] Options { get; }
+
+    public IReadOnlyList<SiloProcess> Processes => _silos;
+
+    public Task<SiloReadyLine[]> WaitReadyAsync() => Task.WhenAll(_silos.Select(s => s.WaitReadyAsync()));
+
+    /// <summary>Kills the named node's silo process.</summary>
+    public void Kill(string node) => _silos[Array.IndexOf(NodeNames, node)].Dispose();
+
+    public Task<RedisClusterClient> ConnectAsync(RedisServer redis) => RedisClusterClient.ConnectAsync(redis, ClusterId, Options[0].ServiceId);
+
+    public void Dispose()
+    {
+        foreach (var silo in _silos) silo.Dispose();
+    }
+}
+
+/// <summary>
+/// Calls again a call that failed because a silo is gone, until a deadline: after a silo dies, the client may still
+/// use it as its gateway, and the cluster takes a while to declare it dead and move what it hosted.
+/// </summary>
+public sealed class SiloLossRetry(TimeSpan patience)
+{
+    private readonly DateTime _deadline = DateTime.UtcNow + patience;
+
+    public bool Expired => DateTime.UtcNow >= _deadline;
+
+    public async Task<T> Call<T>(Func<Task<T>> call)
+    {
+        while (true)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && !Expired)
+            {
+                await Task.Delay(200);
+            }
         }
     }
 }
