@@ -48,7 +48,7 @@ internal sealed class PipelineSession : IAsyncDisposable
         string name = new([.. Path.GetFileNameWithoutExtension(fullPath).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
         string id = $"{name}-{Hash(fullPath)}-{stages}x-{wire.CliWord()}-{StorageWord(storage) ?? "file"}";
         return pruning is null ? id
-            : $"{id}-ftp-{Hash($"{pruning.RouterPath}|{pruning.StageAware}|{pruning.PruneNewest}")}";
+            : $"{id}-ftp-{Hash($"{string.Join(",", pruning.RouterPaths)}|{pruning.StageAware}|{pruning.PruneNewest}")}";
     }
 
     private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..8];
@@ -75,7 +75,7 @@ internal sealed class PipelineSession : IAsyncDisposable
             {
                 await coordinator.Deploy(new DeploymentRequest(
                     Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage),
-                    Router: pruning?.RouterPath, StageAwareRouting: pruning?.StageAware ?? false, PruneNewest: pruning?.PruneNewest ?? false,
+                    Routers: pruning is null ? null : [.. pruning.RouterPaths], StageAwareRouting: pruning?.StageAware ?? false, PruneNewest: pruning?.PruneNewest ?? false,
                     Tokenizer: model.TokenizerPath is null ? null : Path.GetFullPath(model.TokenizerPath)))
                     .WaitAsync(cancellationToken);
                 reports = await coordinator.Reports().WaitAsync(cancellationToken);

@@ -113,7 +113,8 @@ internal static class ClusterCommand
         var wireGiven = parse.GetValue(ClusterOptionGroup.Wire);
         var wire = wireGiven ?? WireEncoding.F32;
         var storage = parse.GetValue(ModelOptionGroup.DType);
-        var pruning = PruningOptionGroup.Bind(parse);
+        // Several routers, as run takes them, so that run --cluster with the same ones finds this deployment.
+        var pruning = PruningOptionGroup.Bind(parse, severalRouters: true);
         bool deploymentOptions = stages is not null || wireGiven is not null || storage is not null || pruning is not null;
 
         if (silos < 1) throw new UsageException($"--silos must be at least 1, got {silos}");

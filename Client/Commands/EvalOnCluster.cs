@@ -46,7 +46,7 @@ internal static class EvalOnCluster
         foreach (string router in routerPaths)
         {
             var (reports, plan) = await Score(new DeploymentRequest(modelPath, stages, target.Wire.CliWord(),
-                Router: Path.GetFullPath(router), StageAwareRouting: stageAware));
+                Routers: [Path.GetFullPath(router)], StageAwareRouting: stageAware));
             double total = reports.Sum(r => r.ComputeSeconds);
             measures.Add(new ClusterMeasure(router, target.Wire.CliWord(), dense, reports.Sum(r => r.BytesSent),
                 [.. reports.Select((r, i) => new StageCompute(r.NodeName, [r.FirstLayer, r.EndLayer], plan[i].PlannedShare,

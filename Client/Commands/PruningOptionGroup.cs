@@ -30,7 +30,8 @@ internal static class PruningOptionGroup
     }
 
     /// <summary>The pruning options; null when no --router is given (the model runs dense).</summary>
-    public static PruningOptions? Bind(ParseResult parse)
+    /// <param name="severalRouters">The command serves requests that pick a router (<c>run</c>): --router R[,R...].</param>
+    public static PruningOptions? Bind(ParseResult parse, bool severalRouters = false)
     {
         string? router = parse.GetValue(Router);
         var routing = parse.GetValue(Routing);
@@ -41,7 +42,9 @@ internal static class PruningOptionGroup
                 throw new UsageException("--routing, --stage-aware and --prune-newest need --router ROUTER.json");
             return null;
         }
-        return new PruningOptions(Path.GetFullPath(router), routing ?? RoutingMode.OnePass, stageAware, pruneNewest);
+        string[] routers = severalRouters ? router.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [router];
+        if (routers.Length == 0) throw new UsageException("--router needs ROUTER.json");
+        return new PruningOptions([.. routers.Select(Path.GetFullPath)], routing ?? RoutingMode.OnePass, stageAware, pruneNewest);
     }
 
     private static RoutingMode ParseRouting(string word) => word switch

@@ -13,8 +13,12 @@ namespace FtpCluster.Client.Commands;
 /// (decode pruning: the router may skip a sequence's newest token too). Read from the command line by
 /// <see cref="PruningOptionGroup"/>.
 /// </summary>
-internal sealed record PruningOptions(string RouterPath, RoutingMode Mode, bool StageAware, bool PruneNewest)
+/// <param name="RouterPaths">The router artifacts: one, except for <c>run</c>, whose request lines pick one by sparsity.</param>
+internal sealed record PruningOptions(IReadOnlyList<string> RouterPaths, RoutingMode Mode, bool StageAware, bool PruneNewest)
 {
+    /// <summary>The router of a command that runs one (and of <c>run</c>'s lines that name no sparsity).</summary>
+    public string RouterPath => RouterPaths[0];
+
     /// <summary>A cluster plans once per microbatch at its first stage; stages exist only on a cluster.</summary>
     public void CheckUsableWith(ClusterTarget? cluster)
     {

@@ -37,11 +37,12 @@ internal static class RunCommand
             silo processes, default 1, or a running cluster with --cluster). The job lives in the cluster; the command
             follows its results into the output as lines finish. Killed and started again with the same arguments, it
             resumes: lines already in the output are not run again and a torn last line is repaired.
-              run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] --model PATH [--tokenizer PATH] [FTP] [CLUSTER]
+              run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] --model PATH [--tokenizer PATH] [--router R[,R...]] [CLUSTER]
                   [--max-concurrent N] [--detach] [--json]
             Request bodies honour model, prompt (text or token ids) or messages (rendered with the model's chat template),
             max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, n (1 only), logprobs/top_logprobs and
-            ftp {"sparsity": S} (must name the deployment's router); other fields are ignored.
+            ftp {"sparsity": S} (picks the --router artifact of that mean sparsity; a line without it gets the first); other
+            fields are ignored.
             """);
         foreach (var option in new Option[] { Input, Output, Errors }) command.Add(option);
         ModelOptionGroup.AddTo(command);
@@ -55,7 +56,7 @@ internal static class RunCommand
     private static Task<int> RunAsync(ParseResult parse, CancellationToken cancellation)
     {
         var model = ModelOptionGroup.Bind(parse);
-        var pruning = PruningOptionGroup.Bind(parse);
+        var pruning = PruningOptionGroup.Bind(parse, severalRouters: true);
         // A job always runs through stages: one embedded silo unless told otherwise.
         var cluster = ClusterOptionGroup.Bind(parse) ?? new ClusterTarget(1, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
         var options = new RunOptions(parse.Required(Input), parse.Required(Output), parse.GetValue(Errors), parse.GetValue(MaxConcurrent), parse.GetValue(Json), parse.GetValue(Detach));

@@ -11,7 +11,8 @@ namespace FtpCluster.Grains.Pipeline;
 /// </param>
 /// <param name="MaxMicrobatchRows">Rows the coordinator gathers into one microbatch (fewer when the message limit allows fewer).</param>
 /// <param name="MicrobatchesInFlight">Microbatches in the pipeline at once; 0 means one per stage.</param>
-/// <param name="Router">FTP: a router artifact (from <c>ftpcluster calibrate</c>) readable by the silos; null runs the model dense.</param>
+/// <param name="Routers">FTP: router artifacts (from <c>ftpcluster calibrate</c>) readable by the silos; a request picks
+/// one by its sparsity, and the first serves the requests that name none. None: the model runs dense.</param>
 /// <param name="StageAwareRouting">FTP: the one-pass plan keeps one set of tokens per stage, so a skipped token skips whole stages and never crosses to them.</param>
 /// <param name="PruneNewest">FTP: let the router skip a sequence's newest token too (decode pruning).</param>
 /// <param name="Tokenizer">The tokenizer requests' text is encoded with, readable by the silos; null: the one beside the model.</param>
@@ -31,7 +32,7 @@ public sealed record DeploymentRequest(
     [property: Id(4)] int MaxMessageBytes = MessageLimits.DefaultPacketBytes,
     [property: Id(5)] int MaxMicrobatchRows = 512,
     [property: Id(6)] int MicrobatchesInFlight = 0,
-    [property: Id(7)] string? Router = null,
+    [property: Id(7)] string[]? Routers = null,
     [property: Id(8)] bool StageAwareRouting = false,
     [property: Id(9)] bool PruneNewest = false,
     [property: Id(10)] string? Tokenizer = null,
@@ -42,6 +43,12 @@ public sealed record DeploymentRequest(
     [property: Id(15)] int IdleUnloadSeconds = DeploymentRequest.DefaultIdleUnloadSeconds)
 {
     public const int DefaultIdleUnloadSeconds = 30 * 60;
+
+    /// <summary>The router artifacts, none when the model runs dense.</summary>
+    public string[] RouterPaths => Routers ?? [];
+
+    /// <summary>The router of requests that pick none: the first, or -1 (dense) without routers.</summary>
+    public int DefaultRouter => RouterPaths.Length > 0 ? 0 : -1;
 }
 
 /// <summary>What <c>cluster deployments</c> shows of one deployment.</summary>

@@ -7,7 +7,8 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="Wire">Encoding of the activations this stage sends on ("f32", "f16", "bf16", "int8", "int8-row").</param>
 /// <param name="StageKeys">Every stage's grain key, in order: a row may go straight to any later stage.</param>
 /// <param name="StageEnds">Every stage's end layer: stage i holds layers [StageEnds[i - 1], StageEnds[i]).</param>
-/// <param name="Router">FTP router artifact; the first stage makes each microbatch's one-pass plan with it. Null: dense.</param>
+/// <param name="Routers">FTP router artifacts; the first stage makes each microbatch's one-pass plan with the one the
+/// microbatch names (<see cref="StepRequest.Router"/>). Empty: dense.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StageSetup")]
 public sealed record StageSetup(
@@ -22,16 +23,17 @@ public sealed record StageSetup(
     [property: Id(8)] int MaxMessageBytes,
     [property: Id(9)] string[] StageKeys,
     [property: Id(10)] int[] StageEnds,
-    [property: Id(11)] string? Router = null,
+    [property: Id(11)] string[]? Routers = null,
     [property: Id(12)] bool StageAwareRouting = false,
     [property: Id(13)] bool PruneNewest = false)
 {
     // Records compare arrays by reference; a repeated Load must compare by contents.
     public bool Equals(StageSetup? other) =>
         other is not null && EqualityContract == other.EqualityContract
-        && (DeploymentId, Index, ModelPath, FirstLayer, EndLayer, IsLast, Storage, Wire, MaxMessageBytes, Router, StageAwareRouting, PruneNewest)
+        && (DeploymentId, Index, ModelPath, FirstLayer, EndLayer, IsLast, Storage, Wire, MaxMessageBytes, StageAwareRouting, PruneNewest)
             == (other.DeploymentId, other.Index, other.ModelPath, other.FirstLayer, other.EndLayer, other.IsLast, other.Storage, other.Wire,
-                other.MaxMessageBytes, other.Router, other.StageAwareRouting, other.PruneNewest)
+                other.MaxMessageBytes, other.StageAwareRouting, other.PruneNewest)
+        && (Routers ?? []).SequenceEqual(other.Routers ?? [])
         && StageKeys.SequenceEqual(other.StageKeys) && StageEnds.SequenceEqual(other.StageEnds);
 
     public override int GetHashCode() => HashCode.Combine(DeploymentId, Index, FirstLayer, EndLayer);
@@ -59,6 +61,7 @@ public sealed record SampleRequest(
 /// possibly with no rows: the call itself goes stage to stage, so the rows an earlier stage deposited
 /// straight to this one are there before it (see <see cref="IStageGrain.Deposit"/>).
 /// </summary>
+/// <param name="Router">Which of the deployment's routers plans the microbatch's rows at the first stage; -1: dense.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StepRequest")]
 public sealed record StepRequest(
@@ -68,7 +71,8 @@ public sealed record StepRequest(
     [property: Id(3)] int[]? Tokens,
     [property: Id(4)] byte[]? Packet,
     [property: Id(5)] SampleRequest[] Samples,
-    [property: Id(6)] bool ReturnLogits);
+    [property: Id(6)] bool ReturnLogits,
+    [property: Id(7)] int Router = -1);
 
 /// <summary>
 /// The drawn token's log-probability under the model (the log-softmax of its logits, before temperature and

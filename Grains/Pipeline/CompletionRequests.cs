@@ -30,7 +30,7 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         string? tokenizerPath = deployment.Tokenizer ?? TokenizerLoader.FindBeside(deployment.ModelPath);
         var tokenizer = tokenizerPath is null ? null : TokenizerLoader.Load(tokenizerPath, config.VocabSize);
         var chat = ChatTemplate.ForModel(deployment.ModelPath);
-        double[] routers = deployment.Router is null ? [] : [RouterArtifact.Load(deployment.Router).Schedule.Mean];
+        double[] routers = [.. deployment.RouterPaths.Select(r => RouterArtifact.Load(r).Schedule.Mean)];
         return new CompletionRequests(ServedModelOf(deployment, config, routers), tokenizer, chat, scheduler);
     }
 
@@ -68,7 +68,9 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         var stop = new StopStringMatcher(prepared.Stop);
         Func<IReadOnlyList<int>, bool>? stopsAfter = prepared.Stop.Count == 0 ? null
             : generated => stop.TryFind(Decode([.. generated]), out _);
-        var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, prepared.Logprobs ?? -1, stopsAfter);
+        // A line that names no sparsity gets the deployment's first router (or none).
+        int router = prepared.RouterIndex ?? (served.RouterSparsities.Count > 0 ? 0 : -1);
+        var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, router, prepared.Logprobs ?? -1, stopsAfter);
         SequenceResult result;
         try
         {

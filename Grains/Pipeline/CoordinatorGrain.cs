@@ -163,8 +163,10 @@ internal sealed class CoordinatorGrain(
             _config = checkpoint.Config;
             _bytesPerLayer = ModelInfo.Describe(checkpoint).BytesPerLayer;
             // A pruned block costs in proportion to the tokens it computes (block 0 plans the one pass and computes all).
-            _layerCosts = request.Router is null ? null
-                : [.. RouterArtifact.Load(request.Router, checkpoint).Schedule.PerBlock.Select((s, b) => b == 0 ? 1.0 : 1.0 - s)];
+            // Every artifact must be this model's; the plan costs layers by the first (what requests that name none use).
+            var artifacts = request.RouterPaths.Select(r => RouterArtifact.Load(r, checkpoint)).ToArray();
+            _layerCosts = artifacts.Length == 0 ? null
+                : [.. artifacts[0].Schedule.PerBlock.Select((s, b) => b == 0 ? 1.0 : 1.0 - s)];
         }
         catch (ModelFormatException e)
         {
@@ -207,7 +209,7 @@ internal sealed class CoordinatorGrain(
                 $"{request.Stages} stages need {request.Stages} silos, but {up.Length} are up ({string.Join(", ", up.Select(n => n.NodeName))})");
         // After a loss, as many stages as silos survive, at most the number asked for.
         var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
-        var plan = DeploymentPlanner.Plan(Config.Layers, silos, _layerCosts, _bytesPerLayer);
+        var plan = DeploymentPlanner.Plan(Config.Layers, silos, _layerCosts, _bytesPerLayer, HeadCost());
         _maxCachedTokens = MaxCachedTokens(plan, up);
 
         // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
@@ -219,9 +221,15 @@ internal sealed class CoordinatorGrain(
             this.GetPrimaryKeyString(), s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
             request.Storage, request.Wire, request.MaxMessageBytes,
             StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
-            request.Router, request.StageAwareRouting, request.PruneNewest))));
+            request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
         return stages;
     }
+
+    /// <summary>
+    /// The LM head's work per row over a layer's (their weights' sizes): the last stage computes it for every row a
+    /// token is drawn after, which in a batch job's decode steps is every row.
+    /// </summary>
+    private double HeadCost() => (double)Config.VocabSize * Config.Dim / Config.ParametersPerLayer;
 
     /// <summary>
     /// The tokens the KV caches of all sequences admitted may hold: each stage's budget (the deployment's, or its
@@ -248,7 +256,8 @@ internal sealed class CoordinatorGrain(
         if (request.MaxTokens == 0 || request.PromptIds.Length == Config.MaxSeqLen)
             return new GenerationReply(request.PromptIds, request.PromptIds, "length", _stages);
         _lastUse = DateTimeOffset.UtcNow;
-        var result = await Scheduler.Run(new SequenceSpec(request.PromptIds, request.MaxTokens, request.StopTokens.ToHashSet(), sampling), _unloading.Token);
+        var result = await Scheduler.Run(new SequenceSpec(request.PromptIds, request.MaxTokens, request.StopTokens.ToHashSet(), sampling, _request!.DefaultRouter),
+            _unloading.Token);
         return new GenerationReply(result.PromptIds, [.. result.PromptIds, .. result.Generated], result.FinishReason, _stages);
     }
 
@@ -352,7 +361,7 @@ internal sealed class CoordinatorGrain(
             if (step.Sample is { } sample) samples.Add(sample with { Row = row - 1 });
         }
         return FirstStage().Forward(new StepRequest(Interlocked.Increment(ref _nextMicrobatchId),
-            sequenceIds, positions, tokens, Packet: null, [.. samples], ReturnLogits: false));
+            sequenceIds, positions, tokens, Packet: null, [.. samples], ReturnLogits: false, Router: steps[0].Router));
     }
 
     /// <summary>Rows per microbatch are capped by the deployment and by what fits one f32 packet under the message limit.</summary>
@@ -385,7 +394,7 @@ internal sealed class CoordinatorGrain(
                     return await FirstStage().Forward(new StepRequest(
                         Interlocked.Increment(ref _nextMicrobatchId),
                         Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
-                        Packet: null, Samples: [], ReturnLogits: true));
+                        Packet: null, Samples: [], ReturnLogits: true, Router: _request!.DefaultRouter));
                 }
                 catch (Exception e) when (ClusterFailures.IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
                 {

@@ -5,7 +5,8 @@ namespace FtpCluster.Grains.Pipeline;
 /// on, and the token to draw after the last of them (none for a piece of a prompt that more pieces follow).
 /// </summary>
 /// <param name="Epoch">The plan the tokens were chosen for (a replay after a re-plan feeds more of them).</param>
-internal sealed record PendingStep(long SequenceId, int Epoch, int[] Tokens, int FirstPosition, SampleRequest? Sample)
+/// <param name="Router">The deployment's router that plans the sequence's rows; -1: dense. A microbatch has one.</param>
+internal sealed record PendingStep(long SequenceId, int Epoch, int[] Tokens, int FirstPosition, SampleRequest? Sample, int Router)
 {
     /// <summary>What the step gave, or null when the plan changed before the step was sent (choose the tokens again).</summary>
     public TaskCompletionSource<StepOutcome?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -32,13 +33,13 @@ internal readonly record struct MicrobatchLimits(int MaxRows, int MaxInFlight);
 internal sealed class MicrobatchQueue(
     Func<PendingStep[], Task<StepResult>> send, Func<int> currentEpoch, Func<MicrobatchLimits> limits)
 {
-    private readonly Queue<PendingStep> _waiting = new();
+    private readonly LinkedList<PendingStep> _waiting = new();
     private int _inFlight;
     private bool _lookScheduled;
 
     public Task<StepOutcome?> Submit(PendingStep step)
     {
-        _waiting.Enqueue(step);
+        _waiting.AddLast(step);
         ScheduleLook();
         return step.Done.Task;
     }
@@ -62,23 +63,30 @@ internal sealed class MicrobatchQueue(
         }
     }
 
-    /// <summary>Waiting steps, oldest first, up to the row limit; steps of an older plan are handed back.</summary>
+    /// <summary>
+    /// Waiting steps, oldest first, up to the row limit, all of the oldest one's router (one plan per microbatch:
+    /// the others wait for the next); steps of an older plan are handed back.
+    /// </summary>
     private PendingStep[] TakeMicrobatch(int maxRows)
     {
         var batch = new List<PendingStep>();
         int rows = 0, epoch = currentEpoch();
-        while (_waiting.TryPeek(out var step))
+        for (var node = _waiting.First; node is not null;)
         {
+            var (step, next) = (node.Value, node.Next);
             if (step.Epoch != epoch)
             {
-                _waiting.Dequeue();
+                _waiting.Remove(node);
                 step.Done.TrySetResult(null);
-                continue;
             }
-            if (batch.Count > 0 && rows + step.Tokens.Length > maxRows) break;
-            _waiting.Dequeue();
-            batch.Add(step);
-            rows += step.Tokens.Length;
+            else if (batch.Count == 0 || step.Router == batch[0].Router)
+            {
+                if (batch.Count > 0 && rows + step.Tokens.Length > maxRows) break;
+                _waiting.Remove(node);
+                batch.Add(step);
+                rows += step.Tokens.Length;
+            }
+            node = next;
         }
         return [.. batch];
     }

@@ -6,8 +6,9 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="Logprobs">Log-probabilities of each drawn token and this many alternatives; -1 for none.</param>
 /// <param name="StopsAfter">Called with the generated tokens after each new one; true ends the sequence with "stop"
 /// (the caller's stop strings). The last token is kept: the caller cuts its text.</param>
+/// <param name="Router">Which of the deployment's routers prunes the sequence's tokens; -1: dense.</param>
 internal sealed record SequenceSpec(
-    int[] PromptIds, int MaxTokens, IReadOnlySet<int> StopTokens, SamplingOptions Sampling, int Logprobs = -1,
+    int[] PromptIds, int MaxTokens, IReadOnlySet<int> StopTokens, SamplingOptions Sampling, int Router, int Logprobs = -1,
     Func<IReadOnlyList<int>, bool>? StopsAfter = null);
 
 /// <param name="Generated">The drawn tokens, without the stop token that ended them.</param>
@@ -162,7 +163,7 @@ internal sealed class SequenceScheduler(
                 int[] piece = feed[offset..Math.Min(feed.Length, offset + chunk)];
                 var sample = last ? new SampleRequest(piece.Length - 1, spec.Sampling.Temperature, spec.Sampling.TopK, spec.Sampling.TopP,
                     spec.Sampling.Seed, draw, spec.Logprobs) : null;
-                if (await microbatches.Submit(new PendingStep(sequence, epoch, piece, start + offset, sample)) is not { } outcome)
+                if (await microbatches.Submit(new PendingStep(sequence, epoch, piece, start + offset, sample, spec.Router)) is not { } outcome)
                     return null;
                 if (outcome.Usage is { } cost) usage = usage.Plus(cost);
                 if (last) return outcome;

@@ -28,7 +28,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private Task<StageReport>? _loading;
     private StageSetup? _setup;
     private StageExecutor? _executor;
-    private PlanningStage? _planning;
+    private PlanningStage[] _planners = [];
     private WireEncoding _wire;
     private long _microbatches;
     private long _rows;
@@ -56,8 +56,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         try
         {
             _executor = await device.Run(() => new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage)));
-            if (setup.Router is not null && setup.Index == 0)
-                _planning = PlanningStageFor(setup, _executor);
+            if (setup.Index == 0)
+                _planners = [.. (setup.Routers ?? []).Select(router => PlanningStageFor(setup, router, _executor))];
         }
         catch (Exception e)
         {
@@ -128,8 +128,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var (rows, hidden, plan) = setup.Index == 0 ? Embed(executor.Stage, request) : Gather(request, deposited, executor.Stage.Config.Dim);
         long[] sequenceIds = [.. rows.Select(r => r.SequenceId)];
         int[] positions = [.. rows.Select(r => r.Position)];
-        if (_planning is not null)
-            plan = WirePlan(_planning.Forward(sequenceIds, positions, hidden));
+        if (setup.Index == 0 && request.Router >= 0)
+            plan = WirePlan(Planner(request.Router).Forward(sequenceIds, positions, hidden));
         else if (rows.Length > 0)
             executor.Forward(sequenceIds, positions, hidden, plan?.BlockRows(setup.FirstLayer, setup.EndLayer));
         // The first stage sees every row and the whole plan: it counts every block's work for each sequence.
@@ -190,11 +190,14 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         }
     }
 
-    /// <summary>The first stage of a pruned deployment: the router and schedule of the artifact, planning in one pass.</summary>
-    private static PlanningStage PlanningStageFor(StageSetup setup, StageExecutor executor)
+    private PlanningStage Planner(int router) => router < _planners.Length ? _planners[router]
+        : throw new ArgumentException($"router {router} asked of a deployment with {_planners.Length}");
+
+    /// <summary>The first stage of a pruned deployment: a router and schedule of an artifact, planning in one pass.</summary>
+    private static PlanningStage PlanningStageFor(StageSetup setup, string router, StageExecutor executor)
     {
         // The coordinator checked the artifact against the model when it deployed.
-        var artifact = RouterArtifact.Load(setup.Router!);
+        var artifact = RouterArtifact.Load(router);
         var stages = setup.StageEnds.Select((end, i) => new LayerRange(i == 0 ? 0 : setup.StageEnds[i - 1], end)).ToArray();
         return new PlanningStage(executor, artifact.Schedule, artifact.CreateRouter(), new RoutingOptions
         {
@@ -321,12 +324,15 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     public Task Release(long[] sequenceIds)
     {
         if (_executor is not { } executor) return Task.CompletedTask;
-        var planning = _planning;
+        var planners = _planners;
         return device.Run(() =>
         {
             foreach (long id in sequenceIds)
-                if (planning is null) executor.Release(id);
-                else planning.Release(id);
+            {
+                // A sequence's router state is in the planner that planned it; its caches are the stage's.
+                executor.Release(id);
+                foreach (var planner in planners) planner.Release(id);
+            }
         });
     }
 
@@ -358,7 +364,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private Task FreeWeights()
     {
         if (_executor is not { } executor) return Task.CompletedTask;
-        (_executor, _planning) = (null, null);
+        (_executor, _planners) = (null, []);
         return device.Run(executor.Dispose);
     }
 }

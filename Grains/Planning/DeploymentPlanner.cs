@@ -27,9 +27,12 @@ public static class DeploymentPlanner
 {
     /// <param name="layerCosts">Relative compute per layer (e.g. scaled by the fraction of tokens it computes); null: all equal.</param>
     /// <param name="bytesPerLayer">Weight bytes per layer, checked against each silo's memory budget; null: unchecked.</param>
+    /// <param name="headCost">What the last stage does besides its layers (the final norm and the LM head over the rows
+    /// whose logits are wanted), in the units of <paramref name="layerCosts"/>: it takes fewer layers by as much.</param>
     public static DeploymentPlan Plan(int layers, IReadOnlyList<SiloCapacity> silos,
-        IReadOnlyList<double>? layerCosts = null, long? bytesPerLayer = null)
+        IReadOnlyList<double>? layerCosts = null, long? bytesPerLayer = null, double headCost = 0)
     {
+        if (!(headCost >= 0)) throw new ArgumentException($"the head's cost must be >= 0, got {headCost}");
         if (layers <= 0) throw new ArgumentException($"a model needs at least one layer, got {layers}");
         if (silos.Count == 0) throw new ArgumentException("no silos are up to place stages on");
         if (silos.Count > layers)
@@ -65,7 +68,8 @@ public static class DeploymentPlanner
                 {
                     if (double.IsPositiveInfinity(best[s - 1, start])) continue;
                     if (maxLayers is { } m && e - start > m) continue;
-                    double bottleneck = Math.Max(best[s - 1, start], (prefix[e] - prefix[start]) / silo.Capacity);
+                    double cost = prefix[e] - prefix[start] + (s == stages ? headCost : 0);
+                    double bottleneck = Math.Max(best[s - 1, start], cost / silo.Capacity);
                     if (bottleneck < best[s, e])
                     {
                         best[s, e] = bottleneck;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Hosting;
@@ -138,6 +139,48 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
         finally
         {
             Directory.Delete(model, recursive: true);
+        }
+    }
+
+    [SharedModelsFact]
+    public async Task Each_line_is_pruned_by_the_router_its_sparsity_names()
+    {
+        string folder = Directory.CreateTempSubdirectory("ftp-routers-").FullName;
+        try
+        {
+            // Two static routers of mean sparsity 0.25 and 0.5 (block 0 dense, as router static makes them).
+            string[] routers = [Path.Combine(folder, "quarter.json"), Path.Combine(folder, "half.json")];
+            using (var checkpoint = Checkpoint.Open(JobLines.Aidreams))
+                for (int i = 0; i < routers.Length; i++)
+                    RouterArtifact.From(new StaticRouter(), SparsitySchedule.DenseFirstBlock(0.25 * (i + 1), checkpoint.Config.Layers),
+                        ModelFingerprint.Of(checkpoint)).Save(routers[i]);
+            string deployment = $"routers-{Guid.NewGuid():N}";
+            await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 2, Routers: routers));
+
+            // The same long prompt four times: with no sparsity (the first router), 0.25, 0.5, and one no router has.
+            int[] prompt = [1, .. Enumerable.Range(0, 60).Select(i => 259 + i * 3)];
+            CompletionLine Line(string key, double? sparsity) => new(key, 1, "/v1/completions", JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["model"] = "aidreams260K", ["prompt"] = prompt, ["max_tokens"] = 8, ["temperature"] = 0,
+                ["ftp"] = sparsity is { } s ? new Dictionary<string, double> { ["sparsity"] = s } : null,
+            }));
+            var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+            await job.Create(new JobSpec(deployment, "routers.jsonl", MaxConcurrent: 4));
+            await job.AddLines([Line("default", null), Line("quarter", 0.25), Line("half", 0.5), Line("unknown", 0.4)]);
+            await job.Start();
+            Assert.Equal(JobStatus.Completed, (await WaitFinal(job)).Status);
+            var results = (await JobLines.AllResults(job)).ToDictionary(r => r.Key);
+
+            double Sparsity(string key) => (double)results[key].TokensSkipped / (results[key].TokensComputed + results[key].TokensSkipped);
+            Assert.Equal(results["quarter"].TokensSkipped, results["default"].TokensSkipped);
+            Assert.InRange(Sparsity("quarter"), 0.05, 0.3);
+            Assert.True(Sparsity("half") > Sparsity("quarter") + 0.1, $"half {Sparsity("half")}, quarter {Sparsity("quarter")}");
+            Assert.False(results["unknown"].Succeeded);
+            Assert.Contains("routers for sparsities 0.25, 0.5 only", results["unknown"].ErrorMessage);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
         }
     }
 

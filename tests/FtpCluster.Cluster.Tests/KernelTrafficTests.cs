@@ -78,7 +78,7 @@ public sealed class KernelTrafficTests(NamespacedCluster cluster, ITestOutputHel
         async Task<TrafficRun> Run(string wire, string? router = null)
         {
             var stages = await coordinator.Deploy(new DeploymentRequest(_modelDirectory, Stages: 3, Wire: wire,
-                Router: router, StageAwareRouting: router is not null));
+                Routers: router is null ? null : [router], StageAwareRouting: router is not null));
             Assert.Equal(NamespacedCluster.NodeNames, stages.Select(s => s.NodeName));
             // Warm-up: the first calls between new stage grains look up and cache each other's activations.
             await coordinator.Generate(new GenerationRequest([1, 2, 3], MaxTokens: 1, StopTokens: []));

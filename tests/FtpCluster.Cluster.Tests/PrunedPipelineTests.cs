@@ -33,7 +33,7 @@ public sealed class PrunedPipelineTests(ThreeSiloCluster cluster) : IClassFixtur
         using (var checkpoint = Checkpoint.Open(ModelPath))
             RouterArtifact.From(Router(), Schedule, ModelFingerprint.Of(checkpoint)).Save(_router);
         var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>($"pruned-{Guid.NewGuid():N}");
-        var stages = await coordinator.Deploy(new DeploymentRequest(ModelPath, Stages: 3, Router: _router, StageAwareRouting: stageAware));
+        var stages = await coordinator.Deploy(new DeploymentRequest(ModelPath, Stages: 3, Routers: [_router], StageAwareRouting: stageAware));
         return (coordinator, stages);
     }
 
@@ -165,7 +165,7 @@ public sealed class PrunedTrafficTests(EvenCluster cluster) : IClassFixture<Even
         }
 
         var dense = await Run(new DeploymentRequest(model, Stages: 3, Wire: "f32"));
-        var pruned = await Run(new DeploymentRequest(model, Stages: 3, Wire: "int8", Router: router, StageAwareRouting: true));
+        var pruned = await Run(new DeploymentRequest(model, Stages: 3, Wire: "int8", Routers: [router], StageAwareRouting: true));
 
         Assert.True(pruned.Bytes <= 0.15 * dense.Bytes,
             $"pruned int8 carried {pruned.Bytes} bytes ({pruned.Plan}), {(double)pruned.Bytes / dense.Bytes:P1} of dense f32's {dense.Bytes} ({dense.Plan})");

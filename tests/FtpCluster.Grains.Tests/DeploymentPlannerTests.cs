@@ -85,4 +85,14 @@ public sealed class DeploymentPlannerTests
         var silos = Enumerable.Range(0, stages).Select(i => new SiloCapacity($"s{i}", 1)).ToArray();
         Assert.Equal(ends, DeploymentPlanner.Plan(layers, silos, costs).Stages.Select(s => s.EndLayer));
     }
+
+    [Fact]
+    public void The_last_stage_takes_fewer_layers_by_the_cost_of_its_head()
+    {
+        var silos = new[] { new SiloCapacity("a", 1), new SiloCapacity("b", 1) };
+        Assert.Equal([(0, 15), (15, 30)], DeploymentPlanner.Plan(30, silos).Stages.Select(s => (s.FirstLayer, s.EndLayer)));
+        // A head worth 8 layers: 19 + (11 + 8) balances the two.
+        Assert.Equal([(0, 19), (19, 30)], DeploymentPlanner.Plan(30, silos, headCost: 8).Stages.Select(s => (s.FirstLayer, s.EndLayer)));
+        Assert.Throws<ArgumentException>(() => DeploymentPlanner.Plan(30, silos, headCost: double.NaN));
+    }
 }
