@@ -2,8 +2,6 @@ using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Hosting;
-using FtpCluster.Grains.Placement;
-using FtpCluster.Grains.Planning;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,14 +10,6 @@ using Orleans.Configuration;
 
 namespace FtpCluster.Grains.Pipeline;
 
-/// <remarks>
-/// Reentrant, so many requests are in flight at once: each awaits its own steps while the stages work
-/// on the others' (a stage answers only once the stages after it have).
-/// When a step fails because a silo is gone, the coordinator re-plans the layers over the silos still
-/// up (once, however many requests saw the failure), and each request replays its tokens so far into
-/// the new stages' empty caches before going on. Sampling depends only on (seed, draw), and an f32
-/// wire is exact, so the output is the one a fault-free run gives.
-/// </remarks>
 /// <summary>
 /// What a coordinator keeps in grain storage: a new activation of it (after its silo died, or after the
 /// directory lost its entry) picks up the deployment and its current plan instead of starting empty.
@@ -34,6 +24,19 @@ public sealed class DeploymentRecord
     [Id(3)] public string[] LostNodes { get; set; } = [];
 }
 
+/// <summary>
+/// One deployment (key: its id): its placement (<see cref="DeploymentPlacement"/>), the sequences it runs
+/// (<see cref="SequenceScheduler"/>), the request bodies it serves (<see cref="CompletionRequests"/>), the lines jobs
+/// hand it (<see cref="JobLines"/>), and its life: deploy, resume after its silo died, unload.
+/// </summary>
+/// <remarks>
+/// Reentrant, so many requests are in flight at once: each awaits its own steps while the stages work
+/// on the others' (a stage answers only once the stages after it have).
+/// When a step fails because a silo is gone, the placement re-plans the layers over the silos still
+/// up (once, however many requests saw the failure), and each request replays its tokens so far into
+/// the new stages' empty caches before going on. Sampling depends only on (seed, draw), and an f32
+/// wire is exact, so the output is the one a fault-free run gives.
+/// </remarks>
 [Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here (and in storage)
 internal sealed class CoordinatorGrain(
@@ -41,40 +44,13 @@ internal sealed class CoordinatorGrain(
     [PersistentState("deployment", FtpClusterSiloBuilderExtensions.DeploymentStorage)] IPersistentState<DeploymentRecord> record)
     : Grain, ICoordinatorGrain, IDisposable
 {
-    /// <summary>How long recovery from a lost silo may take before the request fails.</summary>
-    private static readonly TimeSpan RecoveryDeadline = TimeSpan.FromSeconds(60);
-
-    /// <summary>
-    /// Pause between placement attempts while the cluster has not yet declared the lost silo dead (until
-    /// then, activations whose directory entry lives on it cannot be registered).
-    /// </summary>
-    private static readonly TimeSpan PlacementRetryDelay = TimeSpan.FromMilliseconds(500);
-
-    /// <summary>Re-plans one request may go through before it fails with the last error.</summary>
-    private const int MaxRecoveriesPerRequest = SequenceScheduler.MaxRecoveriesPerSequence;
-
-    /// <summary>How long a probe of a stage's silo may take before that silo counts as gone.</summary>
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
-
-    private readonly HashSet<string> _lostNodes = new(StringComparer.Ordinal);
     private DeploymentRequest? _request;
-    private ModelConfig? _config;
-    private long _bytesPerLayer;
-    private double[]? _layerCosts;
-    private DeployedStage[] _stages = [];
-    private int _epoch;
-    private int _placements;
-    private Task? _recovery;
+    private DeploymentModel? _model;
+    private DeploymentPlacement? _placement;
     private long _nextMicrobatchId;
-    private long _maxCachedTokens = long.MaxValue;
     private SequenceScheduler? _scheduler;
     private JobLines? _jobs;
     private CompletionRequests? _requests;
-
-    private SequenceScheduler Scheduler => _scheduler ??= new SequenceScheduler(
-        new MicrobatchQueue(SendMicrobatch, () => _epoch, MicrobatchLimits), () => _epoch, Recover, ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen);
-
-    private JobLines Jobs => _jobs ??= new JobLines(RunLine, TimeProvider.System);
 
     /// <summary>Cancelled when the deployment is unloaded: everything that runs on it stops within a step.</summary>
     private CancellationTokenSource _unloading = new();
@@ -82,9 +58,19 @@ internal sealed class CoordinatorGrain(
     /// <summary>When a request, a job or a deploy last touched the deployment (for <see cref="DeploymentRequest.IdleUnloadSeconds"/>).</summary>
     private DateTimeOffset _lastUse = DateTimeOffset.UtcNow;
 
-    private CompletionRequests Requests => _requests ??= CompletionRequests.Open(_request!, Config, Scheduler);
+    private string Id => this.GetPrimaryKeyString();
 
-    private ModelConfig Config => _config ?? throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
+    private DeploymentPlacement Placement => _placement ?? throw new InvalidOperationException($"deployment {Id} has not been deployed");
+
+    private ModelConfig Config => (_model ?? throw new InvalidOperationException($"deployment {Id} has not been deployed")).Config;
+
+    private SequenceScheduler Scheduler => _scheduler ??= new SequenceScheduler(
+        new MicrobatchQueue(SendMicrobatch, () => Placement.Epoch, MicrobatchLimits), () => Placement.Epoch,
+        step => Placement.WithRecovery(step), ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen);
+
+    private JobLines Jobs => _jobs ??= new JobLines(RunLine, TimeProvider.System);
+
+    private CompletionRequests Requests => _requests ??= CompletionRequests.Open(_request!, Config, Scheduler);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -93,40 +79,24 @@ internal sealed class CoordinatorGrain(
         if (record.State.Request is not { } request) return;
         try
         {
-            ReadModel(request);
+            _model = ReadModel(request);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException)
         {
             logger.LogWarning("Deployment {Deployment}: the stored deployment of {Model} cannot be resumed ({Error}); it must be deployed again",
-                this.GetPrimaryKeyString(), request.ModelPath, e.Message);
+                Id, request.ModelPath, e.Message);
             return;
         }
-        (_request, _stages, _placements) = (request, record.State.Stages, record.State.Placements);
-        _lostNodes.UnionWith(record.State.LostNodes);
-        await ReleaseCachesOfEarlierActivations();
-        logger.LogInformation("Deployment {Deployment}: resumed on {Node} with its stored plan: {Plan}", this.GetPrimaryKeyString(),
-            localNode.NodeName, string.Join(", ", _stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
+        _request = request;
+        _placement = NewPlacement(request, _model);
+        _placement.Resume(record.State.Stages, record.State.Placements, record.State.LostNodes);
+        // The stages that outlived the previous coordinator still hold the caches of its sequences, which nobody will
+        // release now. (This activation's sequence ids start at a random point too, so a step of the old one still on
+        // its way through the stages cannot meet a new sequence's cache.)
+        await _placement.OnEveryStage(stage => stage.ReleaseAll());
+        logger.LogInformation("Deployment {Deployment}: resumed on {Node} with its stored plan: {Plan}", Id,
+            localNode.NodeName, string.Join(", ", _placement.Stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
         await base.OnActivateAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// The stages that outlived this deployment's previous coordinator still hold the caches of its sequences, which
-    /// nobody will release now: free them. (This activation's sequence ids start at a random point too, so a step of
-    /// the old one still on its way through the stages cannot meet a new sequence's cache.)
-    /// </summary>
-    private async Task ReleaseCachesOfEarlierActivations()
-    {
-        await Task.WhenAll(_stages.Select(async s =>
-        {
-            try
-            {
-                await Stage(s).ReleaseAll();
-            }
-            catch (Exception e) when (ClusterFailures.IsStageLoss(e))
-            {
-                // Its silo is gone too: the first step re-plans, and the new stages start empty.
-            }
-        }));
     }
 
     public async Task<DeployedStage[]> Deploy(DeploymentRequest request)
@@ -139,34 +109,37 @@ internal sealed class CoordinatorGrain(
         if (request.MaxMessageBytes < 1 || request.MaxMessageBytes > packetLimit)
             throw new ArgumentException($"a deployment's message limit must be 1 to {packetLimit} bytes (Orleans' message body limit of " +
                 $"{orleansLimit} less {MessageLimits.EnvelopeBytes} for the rest of a step's message), got {request.MaxMessageBytes}");
-        ReadModel(request);
-        _request = request;
+        var model = ReadModel(request);
+        var placement = NewPlacement(request, model);
+        await placement.PlaceFirst();
+        (_request, _model, _placement) = (request, model, placement);
         if (_unloading.IsCancellationRequested)
         {
             // Deployed again after an unload: what runs from now on must not see the old cancellation.
             _unloading.Dispose();
             _unloading = new CancellationTokenSource();
         }
-        _stages = await Place(firstPlacement: true);
         await SaveDeployment();
-        await GrainFactory.GetGrain<IDeploymentListGrain>(0).Add(this.GetPrimaryKeyString());
+        await GrainFactory.GetGrain<IDeploymentListGrain>(0).Add(Id);
         _lastUse = DateTimeOffset.UtcNow;
-        return _stages;
+        return placement.Stages;
     }
 
+    private DeploymentPlacement NewPlacement(DeploymentRequest request, DeploymentModel model) =>
+        new(Id, request, model, nodes, GrainFactory, logger, SaveRecoveredDeployment);
+
     /// <summary>The model's shape and costs: its config, bytes per layer, and with a router each layer's share of the tokens.</summary>
-    private void ReadModel(DeploymentRequest request)
+    private static DeploymentModel ReadModel(DeploymentRequest request)
     {
         try
         {
             using var checkpoint = Checkpoint.Open(request.ModelPath);
-            _config = checkpoint.Config;
-            _bytesPerLayer = ModelInfo.Describe(checkpoint).BytesPerLayer;
             // A pruned block costs in proportion to the tokens it computes (block 0 plans the one pass and computes all).
             // Every artifact must be this model's; the plan costs layers by the first (what requests that name none use).
             var artifacts = request.RouterPaths.Select(r => RouterArtifact.Load(r, checkpoint)).ToArray();
-            _layerCosts = artifacts.Length == 0 ? null
+            double[]? layerCosts = artifacts.Length == 0 ? null
                 : [.. artifacts[0].Schedule.PerBlock.Select((s, b) => b == 0 ? 1.0 : 1.0 - s)];
+            return new DeploymentModel(checkpoint.Config, ModelInfo.Describe(checkpoint).BytesPerLayer, layerCosts);
         }
         catch (ModelFormatException e)
         {
@@ -179,7 +152,7 @@ internal sealed class CoordinatorGrain(
     {
         var state = new DeploymentRecord
         {
-            Request = _request, Stages = _stages, Placements = _placements, LostNodes = [.. _lostNodes.Order(StringComparer.Ordinal)],
+            Request = _request, Stages = Placement.Stages, Placements = Placement.Placements, LostNodes = [.. Placement.LostNodes],
         };
         record.State = state;
         try
@@ -196,56 +169,18 @@ internal sealed class CoordinatorGrain(
         }
     }
 
-    /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains.</summary>
-    private async Task<DeployedStage[]> Place(bool firstPlacement)
+    /// <summary>The new plan works whether or not it could be stored; a failure to store it costs only a later re-deploy.</summary>
+    private async Task SaveRecoveredDeployment()
     {
-        var request = _request!;
-        var up = (await nodes.ActiveNodesAsync())
-            .Where(n => !_lostNodes.Contains(n.NodeName))
-            .OrderBy(n => n.NodeName, StringComparer.Ordinal).ToArray();
-        if (up.Length == 0) throw new InvalidOperationException("no silo is up to place stages on");
-        if (firstPlacement && up.Length < request.Stages)
-            throw new InvalidOperationException(
-                $"{request.Stages} stages need {request.Stages} silos, but {up.Length} are up ({string.Join(", ", up.Select(n => n.NodeName))})");
-        // After a loss, as many stages as silos survive, at most the number asked for.
-        var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
-        var plan = DeploymentPlanner.Plan(Config.Layers, silos, _layerCosts, _bytesPerLayer, HeadCost());
-        _maxCachedTokens = MaxCachedTokens(plan, up);
-
-        // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
-        string prefix = $"{this.GetPrimaryKeyString()}/{_placements++}";
-        double Cost(int first, int end) => Enumerable.Range(first, end - first).Sum(l => _layerCosts?[l] ?? 1.0);
-        var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
-            NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, Config.Layers))).ToArray();
-        await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
-            this.GetPrimaryKeyString(), s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
-            request.Storage, request.Wire, request.MaxMessageBytes,
-            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
-            request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
-        return stages;
-    }
-
-    /// <summary>
-    /// The LM head's work per row over a layer's (their weights' sizes): the last stage computes it for every row a
-    /// token is drawn after, which in a batch job's decode steps is every row.
-    /// </summary>
-    private double HeadCost() => (double)Config.VocabSize * Config.Dim / Config.ParametersPerLayer;
-
-    /// <summary>
-    /// The tokens the KV caches of all sequences admitted may hold: each stage's budget (the deployment's, or its
-    /// silo's memory budget less the stage's weights) over its bytes per token, at the tightest stage.
-    /// </summary>
-    private long MaxCachedTokens(DeploymentPlan plan, FtpClusterNode[] nodes)
-    {
-        long bytesPerTokenPerLayer = (long)Config.KvDim * 2 * sizeof(float) + sizeof(int);
-        long tightest = long.MaxValue;
-        foreach (var stage in plan.Stages)
+        try
         {
-            long budget = _request!.KvCacheBytesPerStage > 0 ? _request.KvCacheBytesPerStage
-                : nodes.First(n => n.NodeName == stage.Silo).MemoryBudgetBytes - stage.LayerCount * _bytesPerLayer;
-            tightest = Math.Min(tightest, Math.Max(0, budget) / (stage.LayerCount * bytesPerTokenPerLayer));
+            await SaveDeployment();
         }
-        return tightest;
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            logger.LogWarning("Deployment {Deployment}: the new plan could not be stored ({Error}); a new coordinator activation would need it deployed again",
+                Id, e.Message);
+        }
     }
 
     public async Task<GenerationReply> Generate(GenerationRequest request)
@@ -254,11 +189,30 @@ internal sealed class CoordinatorGrain(
         if (request.PromptIds.Length > Config.MaxSeqLen)
             throw new ArgumentException($"the prompt has {request.PromptIds.Length} tokens, more than the model's context of {Config.MaxSeqLen}");
         if (request.MaxTokens == 0 || request.PromptIds.Length == Config.MaxSeqLen)
-            return new GenerationReply(request.PromptIds, request.PromptIds, "length", _stages);
+            return new GenerationReply(request.PromptIds, request.PromptIds, "length", Placement.Stages);
         _lastUse = DateTimeOffset.UtcNow;
         var result = await Scheduler.Run(new SequenceSpec(request.PromptIds, request.MaxTokens, request.StopTokens.ToHashSet(), sampling, _request!.DefaultRouter),
             _unloading.Token);
-        return new GenerationReply(result.PromptIds, [.. result.PromptIds, .. result.Generated], result.FinishReason, _stages);
+        return new GenerationReply(result.PromptIds, [.. result.PromptIds, .. result.Generated], result.FinishReason, Placement.Stages);
+    }
+
+    public async Task<StepResult> Score(int[] ids)
+    {
+        _lastUse = DateTimeOffset.UtcNow;
+        if (ids.Length == 0 || ids.Length > Config.MaxSeqLen)
+            throw new ArgumentException($"scoring needs 1 to {Config.MaxSeqLen} tokens, got {ids.Length}");
+        long sequence = Scheduler.NewSequenceId();
+        try
+        {
+            return await Placement.WithRecovery(_ => Placement.FirstStage().Forward(new StepRequest(
+                Interlocked.Increment(ref _nextMicrobatchId),
+                Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
+                Packet: null, Samples: [], ReturnLogits: true, Router: _request!.DefaultRouter)));
+        }
+        finally
+        {
+            await ReleaseEverywhere(sequence);
+        }
     }
 
     /// <summary>
@@ -270,11 +224,11 @@ internal sealed class CoordinatorGrain(
         if (_jobs is not null)
             foreach (string job in _jobs.CancelIdle())
                 logger.LogWarning("Deployment {Deployment}: job {Job} stopped collecting its results for {Timeout} s; its lines are cancelled",
-                    this.GetPrimaryKeyString(), job, JobLines.IdleTimeout.TotalSeconds);
+                    Id, job, JobLines.IdleTimeout.TotalSeconds);
         if (_request is not { IdleUnloadSeconds: > 0 } request) return;
         bool busy = _scheduler is { Running: > 0 } or { Waiting: > 0 } || _jobs is { JobCount: > 0 };
         if (busy || DateTimeOffset.UtcNow - _lastUse < TimeSpan.FromSeconds(request.IdleUnloadSeconds)) return;
-        logger.LogInformation("Deployment {Deployment}: unused for {Seconds} s; unloading it", this.GetPrimaryKeyString(), request.IdleUnloadSeconds);
+        logger.LogInformation("Deployment {Deployment}: unused for {Seconds} s; unloading it", Id, request.IdleUnloadSeconds);
         await Unload();
     }
 
@@ -288,7 +242,7 @@ internal sealed class CoordinatorGrain(
         }
         catch (OperationCanceledException) when (_unloading.IsCancellationRequested && !job.IsCancellationRequested)
         {
-            return CompletionLineResult.Failed(line, "deployment_unloaded", $"deployment {this.GetPrimaryKeyString()} was unloaded while the line ran");
+            return CompletionLineResult.Failed(line, "deployment_unloaded", $"deployment {Id} was unloaded while the line ran");
         }
     }
 
@@ -310,29 +264,20 @@ internal sealed class CoordinatorGrain(
 
     public async Task<DeploymentInfo?> Describe()
     {
-        if (_request is null || _config is null) return null;
-        return new DeploymentInfo(this.GetPrimaryKeyString(), _request, await Reports(), _scheduler?.Running ?? 0, _scheduler?.Waiting ?? 0,
+        if (_request is null || _placement is null) return null;
+        return new DeploymentInfo(Id, _request, await Reports(), _scheduler?.Running ?? 0, _scheduler?.Waiting ?? 0,
             _jobs?.JobCount ?? 0, _lastUse);
     }
 
     public async Task Unload()
     {
         if (_request is null) return;
-        string id = this.GetPrimaryKeyString();
+        string id = Id;
         _unloading.Cancel();
         _jobs?.CancelAll();
-        await Task.WhenAll(_stages.Select(async s =>
-        {
-            try
-            {
-                await Stage(s).Unload();
-            }
-            catch (Exception e) when (ClusterFailures.IsStageLoss(e))
-            {
-                // Its silo is gone, and its memory with it.
-            }
-        }));
-        (_request, _config, _stages, _scheduler, _jobs, _requests) = (null, null, [], null, null, null);
+        // A stage whose silo is gone took its memory with it.
+        await Placement.OnEveryStage(stage => stage.Unload());
+        (_request, _model, _placement, _scheduler, _jobs, _requests) = (null, null, null, null, null, null);
         await record.ClearStateAsync();
         await GrainFactory.GetGrain<IDeploymentListGrain>(0).Remove(id);
         logger.LogInformation("Deployment {Deployment}: unloaded", id);
@@ -360,7 +305,7 @@ internal sealed class CoordinatorGrain(
                 (sequenceIds[row], positions[row], tokens[row]) = (step.SequenceId, step.FirstPosition + j, step.Tokens[j]);
             if (step.Sample is { } sample) samples.Add(sample with { Row = row - 1 });
         }
-        return FirstStage().Forward(new StepRequest(Interlocked.Increment(ref _nextMicrobatchId),
+        return Placement.FirstStage().Forward(new StepRequest(Interlocked.Increment(ref _nextMicrobatchId),
             sequenceIds, positions, tokens, Packet: null, [.. samples], ReturnLogits: false, Router: steps[0].Router));
     }
 
@@ -369,165 +314,21 @@ internal sealed class CoordinatorGrain(
     {
         var request = _request!;
         int rowsThatFit = Math.Max(1, request.MaxMessageBytes / 2 / (Config.Dim * sizeof(float)));
-        int inFlight = request.MicrobatchesInFlight > 0 ? request.MicrobatchesInFlight : Math.Max(1, _stages.Length);
+        int inFlight = request.MicrobatchesInFlight > 0 ? request.MicrobatchesInFlight : Math.Max(1, Placement.Stages.Length);
         return new MicrobatchLimits(Math.Min(Math.Max(1, request.MaxMicrobatchRows), rowsThatFit), inFlight);
     }
 
     /// <summary>How the scheduler spends the deployment's room: its settings, and the KV-cache room its stages have.</summary>
     private SchedulerLimits SchedulerLimits() =>
-        new(_request!.PrefillChunkTokens, _request.MaxSequences, _maxCachedTokens);
+        new(_request!.PrefillChunkTokens, _request.MaxSequences, Placement.MaxCachedTokens);
 
-    public async Task<StepResult> Score(int[] ids)
-    {
-        _lastUse = DateTimeOffset.UtcNow;
-        if (ids.Length == 0 || ids.Length > Config.MaxSeqLen)
-            throw new ArgumentException($"scoring needs 1 to {Config.MaxSeqLen} tokens, got {ids.Length}");
-        long sequence = Scheduler.NewSequenceId();
-        int recoveries = 0;
-        try
-        {
-            while (true)
-            {
-                int epoch = _epoch;
-                try
-                {
-                    return await FirstStage().Forward(new StepRequest(
-                        Interlocked.Increment(ref _nextMicrobatchId),
-                        Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
-                        Packet: null, Samples: [], ReturnLogits: true, Router: _request!.DefaultRouter));
-                }
-                catch (Exception e) when (ClusterFailures.IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
-                {
-                    await Recover(epoch, e);
-                }
-            }
-        }
-        finally
-        {
-            await ReleaseEverywhere(sequence);
-        }
-    }
+    public Task<DeployedStage[]> Stages() => Task.FromResult(_placement?.Stages ?? []);
 
-    /// <summary>
-    /// After a step of <paramref name="failedEpoch"/> failed: find which stage silos are gone, re-plan over
-    /// the rest and load new stages. Runs once per lost plan; every request that saw the failure awaits it.
-    /// </summary>
-    private Task Recover(int failedEpoch, Exception failure)
-    {
-        if (failedEpoch != _epoch) return Task.CompletedTask;
-        return _recovery ??= RecoverOnce(failure);
-    }
-
-    private async Task RecoverOnce(Exception failure)
-    {
-        try
-        {
-            var started = DateTime.UtcNow;
-            var previous = _stages;
-            logger.LogWarning("Deployment {Deployment}: a stage failed ({Failure}); probing its silos", this.GetPrimaryKeyString(), failure.Message);
-            while (true)
-            {
-                // A stage whose silo is gone takes its node out of the plan; one that lost its weights
-                // on a live silo (see StageNotLoadedException) just gets a fresh grain in the new placement.
-                _lostNodes.UnionWith(await ProbeLostNodes(previous));
-                try
-                {
-                    // The new plan and its epoch take effect together, once every stage has loaded.
-                    var stages = await Place(firstPlacement: false);
-                    (_stages, _epoch) = (stages, _epoch + 1);
-                    await SaveRecoveredDeployment();
-                    logger.LogWarning("Deployment {Deployment}: re-planned without {Lost}: {Plan}", this.GetPrimaryKeyString(),
-                        string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
-                    break;
-                }
-                catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
-                {
-                    if (DateTime.UtcNow - started > RecoveryDeadline)
-                        throw new InvalidOperationException(
-                            $"the stages could not be placed again within {RecoveryDeadline.TotalSeconds:F0} s of losing {string.Join(", ", _lostNodes)}: {e.Message}", e);
-                    logger.LogInformation("Deployment {Deployment}: placing again after {Error}", this.GetPrimaryKeyString(), e.Message);
-                    await Task.Delay(PlacementRetryDelay);
-                }
-            }
-            foreach (var old in previous.Where(s => !_lostNodes.Contains(s.NodeName)))
-                _ = Stage(old).Unload();
-        }
-        catch (ArgumentException e)
-        {
-            throw new InvalidOperationException(
-                $"silo{(_lostNodes.Count > 1 ? "s" : "")} {string.Join(", ", _lostNodes.Order(StringComparer.Ordinal))} left the cluster " +
-                $"and the survivors cannot hold the model: {e.Message}", e);
-        }
-        finally
-        {
-            _recovery = null;
-        }
-    }
-
-    /// <summary>The new plan works whether or not it could be stored; a failure to store it costs only a later re-deploy.</summary>
-    private async Task SaveRecoveredDeployment()
-    {
-        try
-        {
-            await SaveDeployment();
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            logger.LogWarning("Deployment {Deployment}: the new plan could not be stored ({Error}); a new coordinator activation would need it deployed again",
-                this.GetPrimaryKeyString(), e.Message);
-        }
-    }
-
-    /// <summary>
-    /// The nodes among the stages' whose stage no longer answers. The stages themselves are the probes:
-    /// they are active, so reaching them needs no new activation, whose directory entry could live on
-    /// the very silo that is gone (until the cluster declares it dead, such registrations fail).
-    /// </summary>
-    private async Task<HashSet<string>> ProbeLostNodes(IEnumerable<DeployedStage> stages)
-    {
-        var probes = stages.Select(async s =>
-        {
-            try
-            {
-                await Stage(s).Report().WaitAsync(ProbeTimeout);
-                return null;
-            }
-            catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
-            {
-                return s.NodeName;
-            }
-            catch (StageNotLoadedException)
-            {
-                return null;
-            }
-        });
-        return (await Task.WhenAll(probes)).OfType<string>().ToHashSet(StringComparer.Ordinal);
-    }
-
-    public Task<DeployedStage[]> Stages() => Task.FromResult(_stages);
-
-    public async Task<StageReport[]> Reports() => await Task.WhenAll(_stages.Select(s => Stage(s).Report()));
+    public async Task<StageReport[]> Reports() =>
+        _placement is { } placement ? await Task.WhenAll(placement.Stages.Select(s => placement.Stage(s).Report())) : [];
 
     public Task<string> NodeName() => Task.FromResult(localNode.NodeName);
 
-    private IStageGrain FirstStage() => _stages.Length > 0
-        ? Stage(_stages[0])
-        : throw new InvalidOperationException($"deployment {this.GetPrimaryKeyString()} has not been deployed");
-
-    private IStageGrain Stage(DeployedStage stage) => GrainFactory.GetGrain<IStageGrain>(stage.GrainKey);
-
     /// <summary>Frees a sequence's caches; a stage that is gone has nothing left to free.</summary>
-    private async Task ReleaseEverywhere(long sequence)
-    {
-        foreach (var stage in _stages)
-        {
-            try
-            {
-                await Stage(stage).Release([sequence]);
-            }
-            catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
-            {
-            }
-        }
-    }
+    private Task ReleaseEverywhere(long sequence) => Placement.OnEveryStage(stage => stage.Release([sequence]));
 }

@@ -30,17 +30,16 @@ internal readonly record struct SchedulerLimits(int PrefillChunkTokens, int MaxS
 /// </summary>
 /// <remarks>
 /// Used from inside the coordinator grain, whose turns never overlap, so it takes no locks. When a step fails
-/// because a stage was lost, <c>recover</c> re-plans (once for all the sequences that saw the failure) and the
+/// because a stage was lost, <c>withRecovery</c> re-plans (once for all the sequences that saw the failure) and the
 /// sequence replays its tokens so far into the new stages before going on; sampling depends only on (seed,
 /// draw) and the kernels are batch-invariant, so the result is the one a fault-free run gives.
 /// </remarks>
+/// <param name="withRecovery">Runs a step on the current plan (given its epoch), mending the plan and running it again
+/// when a stage was lost (<see cref="DeploymentPlacement.WithRecovery{T}"/>).</param>
 internal sealed class SequenceScheduler(
-    MicrobatchQueue microbatches, Func<int> currentEpoch, Func<int, Exception, Task> recover, Func<long, Task> release,
-    Func<SchedulerLimits> limits, int contextLength)
+    MicrobatchQueue microbatches, Func<int> currentEpoch, Func<Func<int, Task<StepOutcome>>, Task<StepOutcome>> withRecovery,
+    Func<long, Task> release, Func<SchedulerLimits> limits, int contextLength)
 {
-    /// <summary>Re-plans one sequence may go through before it fails with the last error.</summary>
-    public const int MaxRecoveriesPerSequence = 5;
-
     private readonly LinkedList<(long Tokens, TaskCompletionSource Admitted)> _waiting = new();
 
     /// <summary>From a random multiple of 2^22, so no sequence of this activation shares an id with one an earlier
@@ -124,35 +123,26 @@ internal sealed class SequenceScheduler(
     {
         var fed = new List<int>();   // tokens the current plan's stages hold in their caches
         int fedEpoch = currentEpoch();
-        int recoveries = 0;
         var usage = new SequenceUsage(sequence, 0, 0, 0);
 
         // Feeds tokens at positions from firstPosition, in pieces, and draws after the last of them.
-        async Task<StepOutcome> Step(int[] tokens, int firstPosition, int draw)
+        Task<StepOutcome> Step(int[] tokens, int firstPosition, int draw) => withRecovery(async epoch =>
         {
             while (true)
             {
                 cancellation.ThrowIfCancellationRequested();
-                int epoch = currentEpoch();
                 // The stages of a new plan hold nothing of this sequence: replay it from the start.
-                int[] feed = epoch == fedEpoch ? tokens : [.. fed, .. tokens];
-                int start = epoch == fedEpoch ? firstPosition : 0;
-                try
+                bool replay = epoch != fedEpoch;
+                int[] feed = replay ? [.. fed, .. tokens] : tokens;
+                if (await FeedInPieces(epoch, feed, replay ? 0 : firstPosition, draw) is { } outcome)
                 {
-                    if (await FeedInPieces(epoch, feed, start, draw) is not { } outcome)
-                        continue; // the plan changed while a piece waited: choose the feed again
                     fedEpoch = epoch;
                     fed.AddRange(tokens);
                     return outcome;
                 }
-                catch (Exception e) when (ClusterFailures.IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerSequence)
-                {
-                    await recover(epoch, e);
-                    // The new stages hold none of the pieces fed before the failure.
-                    fedEpoch = -1;
-                }
+                epoch = currentEpoch(); // the plan changed while a piece waited: choose the feed again
             }
-        }
+        });
 
         async Task<StepOutcome?> FeedInPieces(int epoch, int[] feed, int start, int draw)
         {

@@ -1,0 +1,234 @@
+using FtpCluster.Compute.Models;
+using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Placement;
+using FtpCluster.Grains.Planning;
+using Microsoft.Extensions.Logging;
+
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>The model a deployment runs, as planning needs it.</summary>
+/// <param name="LayerCosts">With a router, each layer's share of the tokens it computes; null: every layer costs 1.</param>
+internal sealed record DeploymentModel(ModelConfig Config, long BytesPerLayer, double[]? LayerCosts)
+{
+    /// <summary>
+    /// The LM head's work per row over a layer's (their weights' sizes): the last stage computes it for every row a
+    /// token is drawn after, which in a batch job's decode steps is every row.
+    /// </summary>
+    public double HeadCost => (double)Config.VocabSize * Config.Dim / Config.ParametersPerLayer;
+}
+
+/// <summary>
+/// Where a deployment's stages run, and how that mends when a silo is lost: plans the layers over the silos up and
+/// loads a set of stage grains per placement; after a stage fails, probes which silos are gone, plans again over the
+/// rest and loads new stages, once however many requests saw the failure. Each new plan is a new epoch.
+/// </summary>
+/// <remarks>Used from inside the coordinator grain, whose turns never overlap, so it takes no locks.</remarks>
+internal sealed class DeploymentPlacement(
+    string deploymentId, DeploymentRequest request, DeploymentModel model, FtpClusterNodeDirectory nodes, IGrainFactory grains,
+    ILogger logger, Func<Task> saveRecovered)
+{
+    /// <summary>Re-plans one request may go through before it fails with the last error.</summary>
+    public const int MaxRecoveriesPerRequest = 5;
+
+    /// <summary>How long recovery from a lost silo may take before the request fails.</summary>
+    private static readonly TimeSpan RecoveryDeadline = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Pause between placement attempts while the cluster has not yet declared the lost silo dead (until
+    /// then, activations whose directory entry lives on it cannot be registered).
+    /// </summary>
+    private static readonly TimeSpan PlacementRetryDelay = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long a probe of a stage's silo may take before that silo counts as gone.</summary>
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly HashSet<string> _lostNodes = new(StringComparer.Ordinal);
+    private Task? _recovery;
+
+    public DeployedStage[] Stages { get; private set; } = [];
+
+    /// <summary>Which plan is current: a step chosen for an older one must be chosen again.</summary>
+    public int Epoch { get; private set; }
+
+    public int Placements { get; private set; }
+
+    public IEnumerable<string> LostNodes => _lostNodes.Order(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The tokens the KV caches of all sequences admitted may hold: each stage's budget (the deployment's, or its
+    /// silo's memory budget less the stage's weights) over its bytes per token, at the tightest stage.
+    /// </summary>
+    public long MaxCachedTokens { get; private set; } = long.MaxValue;
+
+    /// <summary>The first placement: every stage asked for needs a silo of its own.</summary>
+    public async Task PlaceFirst() => Stages = await Place(firstPlacement: true);
+
+    /// <summary>A placement stored by an earlier coordinator activation, taken as it is.</summary>
+    public void Resume(DeployedStage[] stages, int placements, IEnumerable<string> lostNodes)
+    {
+        (Stages, Placements) = (stages, placements);
+        _lostNodes.UnionWith(lostNodes);
+    }
+
+    /// <summary>
+    /// Runs a step on the current plan (<paramref name="step"/> gets its epoch); when it fails because a stage was
+    /// lost, mends the plan and runs it again, up to <see cref="MaxRecoveriesPerRequest"/> times.
+    /// </summary>
+    public async Task<T> WithRecovery<T>(Func<int, Task<T>> step)
+    {
+        for (int recoveries = 0; ;)
+        {
+            int epoch = Epoch;
+            try
+            {
+                return await step(epoch);
+            }
+            catch (Exception e) when (ClusterFailures.IsStageLoss(e) && ++recoveries <= MaxRecoveriesPerRequest)
+            {
+                await Recover(epoch, e);
+            }
+        }
+    }
+
+    public IStageGrain Stage(DeployedStage stage) => grains.GetGrain<IStageGrain>(stage.GrainKey);
+
+    public IStageGrain FirstStage() => Stages.Length > 0
+        ? Stage(Stages[0])
+        : throw new InvalidOperationException($"deployment {deploymentId} has not been deployed");
+
+    /// <summary>Calls every stage; a stage whose silo is gone has nothing left to do it on.</summary>
+    public Task OnEveryStage(Func<IStageGrain, Task> call) => Task.WhenAll(Stages.Select(async s =>
+    {
+        try
+        {
+            await call(Stage(s));
+        }
+        catch (Exception e) when (ClusterFailures.IsStageLoss(e))
+        {
+        }
+    }));
+
+    /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains.</summary>
+    private async Task<DeployedStage[]> Place(bool firstPlacement)
+    {
+        var up = (await nodes.ActiveNodesAsync())
+            .Where(n => !_lostNodes.Contains(n.NodeName))
+            .OrderBy(n => n.NodeName, StringComparer.Ordinal).ToArray();
+        if (up.Length == 0) throw new InvalidOperationException("no silo is up to place stages on");
+        if (firstPlacement && up.Length < request.Stages)
+            throw new InvalidOperationException(
+                $"{request.Stages} stages need {request.Stages} silos, but {up.Length} are up ({string.Join(", ", up.Select(n => n.NodeName))})");
+        // After a loss, as many stages as silos survive, at most the number asked for.
+        var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
+        int layers = model.Config.Layers;
+        var plan = DeploymentPlanner.Plan(layers, silos, model.LayerCosts, model.BytesPerLayer, model.HeadCost);
+        MaxCachedTokens = CachedTokens(plan, up);
+
+        // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
+        string prefix = $"{deploymentId}/{Placements++}";
+        double Cost(int first, int end) => Enumerable.Range(first, end - first).Sum(l => model.LayerCosts?[l] ?? 1.0);
+        var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
+            NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, layers))).ToArray();
+        await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
+            deploymentId, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
+            request.Storage, request.Wire, request.MaxMessageBytes,
+            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
+            request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
+        return stages;
+    }
+
+    private long CachedTokens(DeploymentPlan plan, FtpClusterNode[] up)
+    {
+        long bytesPerTokenPerLayer = (long)model.Config.KvDim * 2 * sizeof(float) + sizeof(int);
+        long tightest = long.MaxValue;
+        foreach (var stage in plan.Stages)
+        {
+            long budget = request.KvCacheBytesPerStage > 0 ? request.KvCacheBytesPerStage
+                : up.First(n => n.NodeName == stage.Silo).MemoryBudgetBytes - stage.LayerCount * model.BytesPerLayer;
+            tightest = Math.Min(tightest, Math.Max(0, budget) / (stage.LayerCount * bytesPerTokenPerLayer));
+        }
+        return tightest;
+    }
+
+    /// <summary>
+    /// After a step of <paramref name="failedEpoch"/> failed: find which stage silos are gone, re-plan over
+    /// the rest and load new stages. Runs once per lost plan; every request that saw the failure awaits it.
+    /// </summary>
+    private Task Recover(int failedEpoch, Exception failure)
+    {
+        if (failedEpoch != Epoch) return Task.CompletedTask;
+        return _recovery ??= RecoverOnce(failure);
+    }
+
+    private async Task RecoverOnce(Exception failure)
+    {
+        try
+        {
+            var started = DateTime.UtcNow;
+            var previous = Stages;
+            logger.LogWarning("Deployment {Deployment}: a stage failed ({Failure}); probing its silos", deploymentId, failure.Message);
+            while (true)
+            {
+                // A stage whose silo is gone takes its node out of the plan; one that lost its weights
+                // on a live silo (see StageNotLoadedException) just gets a fresh grain in the new placement.
+                _lostNodes.UnionWith(await ProbeLostNodes(previous));
+                try
+                {
+                    // The new plan and its epoch take effect together, once every stage has loaded.
+                    var stages = await Place(firstPlacement: false);
+                    (Stages, Epoch) = (stages, Epoch + 1);
+                    await saveRecovered();
+                    logger.LogWarning("Deployment {Deployment}: re-planned without {Lost}: {Plan}", deploymentId,
+                        string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
+                    break;
+                }
+                catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
+                {
+                    if (DateTime.UtcNow - started > RecoveryDeadline)
+                        throw new InvalidOperationException(
+                            $"the stages could not be placed again within {RecoveryDeadline.TotalSeconds:F0} s of losing {string.Join(", ", _lostNodes)}: {e.Message}", e);
+                    logger.LogInformation("Deployment {Deployment}: placing again after {Error}", deploymentId, e.Message);
+                    await Task.Delay(PlacementRetryDelay);
+                }
+            }
+            foreach (var old in previous.Where(s => !_lostNodes.Contains(s.NodeName)))
+                _ = Stage(old).Unload();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException(
+                $"silo{(_lostNodes.Count > 1 ? "s" : "")} {string.Join(", ", LostNodes)} left the cluster " +
+                $"and the survivors cannot hold the model: {e.Message}", e);
+        }
+        finally
+        {
+            _recovery = null;
+        }
+    }
+
+    /// <summary>
+    /// The nodes among the stages' whose stage no longer answers. The stages themselves are the probes:
+    /// they are active, so reaching them needs no new activation, whose directory entry could live on
+    /// the very silo that is gone (until the cluster declares it dead, such registrations fail).
+    /// </summary>
+    private async Task<HashSet<string>> ProbeLostNodes(IEnumerable<DeployedStage> stages)
+    {
+        var probes = stages.Select(async s =>
+        {
+            try
+            {
+                await Stage(s).Report().WaitAsync(ProbeTimeout);
+                return null;
+            }
+            catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
+            {
+                return s.NodeName;
+            }
+            catch (StageNotLoadedException)
+            {
+                return null;
+            }
+        });
+        return (await Task.WhenAll(probes)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+    }
+}
