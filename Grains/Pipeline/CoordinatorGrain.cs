@@ -48,6 +48,9 @@ internal sealed class CoordinatorGrain(
     private DeploymentModel? _model;
     private DeploymentPlacement? _placement;
     private long _nextMicrobatchId;
+
+    /// <summary>Placements made before the last unload: a deployment deployed again gets stage grains of its own.</summary>
+    private int _placementsUnloaded;
     private SequenceScheduler? _scheduler;
     private JobLines? _jobs;
     private CompletionRequests? _requests;
@@ -111,7 +114,7 @@ internal sealed class CoordinatorGrain(
                 $"{orleansLimit} less {MessageLimits.EnvelopeBytes} for the rest of a step's message), got {request.MaxMessageBytes}");
         var model = ReadModel(request);
         var placement = NewPlacement(request, model);
-        await placement.PlaceFirst();
+        await placement.PlaceFirst(_placement?.Placements ?? Math.Max(_placementsUnloaded, record.State.Placements));
         (_request, _model, _placement) = (request, model, placement);
         if (_unloading.IsCancellationRequested)
         {
@@ -277,6 +280,7 @@ internal sealed class CoordinatorGrain(
         _jobs?.CancelAll();
         // A stage whose silo is gone took its memory with it.
         await Placement.OnEveryStage(stage => stage.Unload());
+        _placementsUnloaded = Placement.Placements;
         (_request, _model, _placement, _scheduler, _jobs, _requests) = (null, null, null, null, null, null);
         await record.ClearStateAsync();
         await GrainFactory.GetGrain<IDeploymentListGrain>(0).Remove(id);

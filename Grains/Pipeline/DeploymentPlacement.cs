@@ -60,8 +60,15 @@ internal sealed class DeploymentPlacement(
     /// </summary>
     public long MaxCachedTokens { get; private set; } = long.MaxValue;
 
-    /// <summary>The first placement: every stage asked for needs a silo of its own.</summary>
-    public async Task PlaceFirst() => Stages = await Place(firstPlacement: true);
+    /// <summary>
+    /// The first placement: every stage asked for needs a silo of its own. Its stage grains are numbered after
+    /// <paramref name="earlierPlacements"/> (a deployment deployed again gets grains of its own).
+    /// </summary>
+    public async Task PlaceFirst(int earlierPlacements)
+    {
+        Placements = earlierPlacements;
+        Stages = await Place(firstPlacement: true);
+    }
 
     /// <summary>A placement stored by an earlier coordinator activation, taken as it is.</summary>
     public void Resume(DeployedStage[] stages, int placements, IEnumerable<string> lostNodes)

@@ -185,6 +185,30 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
     }
 
     [SharedModelsFact]
+    public async Task Sequences_wait_for_KV_cache_room_and_one_that_can_never_fit_fails_alone()
+    {
+        // Room for 100 tokens per stage: one 64-token line at a time; a 124-token line never.
+        long bytesPerToken;
+        using (var checkpoint = Checkpoint.Open(JobLines.Aidreams))
+            bytesPerToken = checkpoint.Config.Layers * ((long)checkpoint.Config.KvDim * 2 * sizeof(float) + sizeof(int));
+        string deployment = $"kv-{Guid.NewGuid():N}";
+        await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Deploy(
+            new DeploymentRequest(JobLines.Aidreams, Stages: 1, KvCacheBytesPerStage: 100 * bytesPerToken));
+        var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+        await job.Create(new JobSpec(deployment, "kv.jsonl", MaxConcurrent: 8));
+        var fitting = JobLines.Make(6, maxTokens: 60);
+        var tooLong = JobLines.Make(1, maxTokens: 120)[0] with { Key = "too-long" };
+        await job.AddLines([.. fitting, tooLong]);
+        await job.Start();
+        Assert.Equal(JobStatus.Completed, (await WaitFinal(job)).Status);
+
+        var results = (await JobLines.AllResults(job)).ToDictionary(r => r.Key);
+        Assert.All(fitting, line => Assert.True(results[line.Key].Succeeded, results[line.Key].ErrorMessage));
+        Assert.False(results["too-long"].Succeeded);
+        Assert.Contains("needs KV-cache room for 124 tokens, more than the deployment's 100", results["too-long"].ErrorMessage);
+    }
+
+    [SharedModelsFact]
     public async Task A_cancelled_job_stops_and_keeps_the_results_it_had()
     {
         string deployment = await Deploy();
