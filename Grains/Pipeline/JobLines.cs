@@ -54,9 +54,10 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
         var job = JobFor(jobId);
         if (job.Finished.Count == 0 && (job.Running > 0 || job.Waiting.Count > 0))
         {
-            job.ResultArrived ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // Completed inline by the line that finishes (one turn of the grain at a time, so nothing interleaves).
+            var arrived = job.ResultArrived ??= new TaskCompletionSource();
             var wait = TimeSpan.FromTicks(Math.Clamp(maxWait.Ticks, 0, MaxCollectWait.Ticks));
-            await Task.WhenAny(job.ResultArrived.Task, Task.Delay(wait, time));
+            await Task.WhenAny(arrived.Task, Task.Delay(wait, time));
         }
         job.LastSeen = time.GetUtcNow();
         CompletionLineResult[] results = [.. job.Finished];
