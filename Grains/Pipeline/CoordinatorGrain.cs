@@ -274,14 +274,15 @@ internal sealed class CoordinatorGrain(
 
     public async Task Unload()
     {
-        if (_request is null) return;
+        if (_request is null || _placement is not { } placement) return;
         string id = Id;
         _unloading.Cancel();
         _jobs?.CancelAll();
-        // A stage whose silo is gone took its memory with it.
-        await Placement.OnEveryStage(stage => stage.Unload());
-        _placementsUnloaded = Placement.Placements;
+        // Gone at once, before the stages are: a call that comes in meanwhile finds no deployment.
+        _placementsUnloaded = placement.Placements;
         (_request, _model, _placement, _scheduler, _jobs, _requests) = (null, null, null, null, null, null);
+        // A stage whose silo is gone took its memory with it.
+        await placement.OnEveryStage(stage => stage.Unload());
         await record.ClearStateAsync();
         await GrainFactory.GetGrain<IDeploymentListGrain>(0).Remove(id);
         logger.LogInformation("Deployment {Deployment}: unloaded", id);
@@ -333,6 +334,6 @@ internal sealed class CoordinatorGrain(
 
     public Task<string> NodeName() => Task.FromResult(localNode.NodeName);
 
-    /// <summary>Frees a sequence's caches; a stage that is gone has nothing left to free.</summary>
-    private Task ReleaseEverywhere(long sequence) => Placement.OnEveryStage(stage => stage.Release([sequence]));
+    /// <summary>Frees a sequence's caches; a stage that is gone (or unloaded, with the deployment) has nothing left to free.</summary>
+    private Task ReleaseEverywhere(long sequence) => _placement?.OnEveryStage(stage => stage.Release([sequence])) ?? Task.CompletedTask;
 }
