@@ -13,9 +13,12 @@ public sealed record TornLineRepair(string Path, long BytesCut)
 /// file, as vLLM writes them), opened for appending so that a run killed part way can be run again and go on.
 /// Opening reads what the files hold: every line's <c>custom_id</c> is done, and so is the input line of a failure
 /// without one. A last line without its newline, or that is not JSON, is the torn end of a killed run: it is cut off
-/// and reported in <see cref="Repairs"/>. Any other line that is not an output line means the file is not one a run
+/// (the file truncated to the end of the line before) and reported in <see cref="Repairs"/>. Any other line that is
+/// not an output line (not JSON, or JSON without a <c>custom_id</c> or <c>error.line</c>) means the file is not one a run
 /// wrote or is corrupt, and opening refuses (an <see cref="InvalidDataException"/> naming the file and line) rather
-/// than append to it. Each file is held open with others allowed only to read it, so two runs cannot append to it.
+/// than append to it. Each file is held open exclusively (on Unix an advisory lock, which .NET honours and plain
+/// readers such as <c>tail</c> do not need), so a second run on the same files is refused with an <see cref="IOException"/>
+/// instead of interleaving its lines with the first's.
 /// </summary>
 public sealed class BatchOutputFiles : IDisposable
 {
@@ -99,7 +102,7 @@ public sealed class BatchOutputFiles : IDisposable
     private FileStream OpenAndScan(string path)
     {
         // No buffering: each Append is one write call, so a line is never half in a buffer and half in the file.
-        var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+        var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
         try
         {
             long end = Scan(file, path);
@@ -125,20 +128,20 @@ public sealed class BatchOutputFiles : IDisposable
         var lines = new ByteLineReader(file, MaxOutputLineBytes);
         while (lines.ReadLine())
         {
-            bool last = lines.End == length;
             if (!lines.Terminated) return lines.Start;
-            if (lines.Content.Span.IndexOfAnyExcept(" \t\r"u8) < 0 && !lines.TooLong) continue;
-            string? problem = lines.TooLong ? $"a line of {lines.Length} bytes" : ReadDone(lines.Content);
+            if (!lines.TooLong && lines.Content.Span.IndexOfAnyExcept(" \t\r"u8) < 0) continue;
+            var (problem, isJson) = lines.TooLong ? ($"a line of {lines.Length} bytes", false) : ReadDone(lines.Content);
             if (problem is null) continue;
-            if (last) return lines.Start;
+            // A kill mid-write leaves part of a line: only the last line can be that, and it is never whole JSON.
+            if (lines.End == length && !isJson) return lines.Start;
             throw new InvalidDataException(
                 $"{path} line {lines.Number}: not a batch output line ({problem}); the file is not one a batch run wrote, or it is corrupt, so nothing is appended to it");
         }
         return length;
     }
 
-    /// <summary>Marks the output line done; returns what is wrong with it, or null.</summary>
-    private string? ReadDone(ReadOnlyMemory<byte> content)
+    /// <summary>Marks the output line done; returns what is wrong with it (null when nothing is) and whether it is JSON.</summary>
+    private (string? Problem, bool IsJson) ReadDone(ReadOnlyMemory<byte> content)
     {
         JsonDocument document;
         try
@@ -147,25 +150,25 @@ public sealed class BatchOutputFiles : IDisposable
         }
         catch (JsonException e)
         {
-            return $"not JSON: {e.Message}";
+            return ($"not JSON: {e.Message}", false);
         }
         using (document)
         {
             var line = document.RootElement;
-            if (line.ValueKind != JsonValueKind.Object) return $"a JSON {RequestJson.KindOf(line)}, not an object";
+            if (line.ValueKind != JsonValueKind.Object) return ($"a JSON {RequestJson.KindOf(line)}, not an object", true);
             if (line.TryGetProperty("custom_id", out var customId) && customId.ValueKind == JsonValueKind.String)
             {
                 MarkDone(customId.GetString(), null);
-                return null;
+                return (null, true);
             }
             if (line.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.Object
                 && error.TryGetProperty("line", out var inputLine) && inputLine.ValueKind == JsonValueKind.Number
                 && inputLine.TryGetInt32(out int number) && number >= 1)
             {
                 MarkDone(null, number);
-                return null;
+                return (null, true);
             }
-            return "neither a string 'custom_id' nor an 'error.line'";
+            return ("neither a string 'custom_id' nor an 'error.line'", true);
         }
     }
 

@@ -160,7 +160,7 @@ public sealed record CompletionRequest
 
     private static string[] ReadStop(JsonElement stop)
     {
-        const string expected = $"a non-empty string or an array of at most 4 non-empty strings";
+        string expected = $"a non-empty string or an array of at most {MaxStopStrings} non-empty strings";
         if (stop.ValueKind == JsonValueKind.String) return [NonEmptyString(stop, "stop")];
         if (stop.ValueKind != JsonValueKind.Array) throw WrongType("stop", expected, stop);
         int count = stop.GetArrayLength();
