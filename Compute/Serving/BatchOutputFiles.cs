@@ -16,9 +16,8 @@ public sealed record TornLineRepair(string Path, long BytesCut)
 /// (the file truncated to the end of the line before) and reported in <see cref="Repairs"/>. Any other line that is
 /// not an output line (not JSON, or JSON without a <c>custom_id</c> or <c>error.line</c>) means the file is not one a run
 /// wrote or is corrupt, and opening refuses (an <see cref="InvalidDataException"/> naming the file and line) rather
-/// than append to it. Each file is held open exclusively (on Unix an advisory lock, which .NET honours and plain
-/// readers such as <c>tail</c> do not need), so a second run on the same files is refused with an <see cref="IOException"/>
-/// instead of interleaving its lines with the first's.
+/// than append to it. Two runs on the same files at once are not refused (on Unix, .NET's advisory locks would
+/// also keep a .NET reader from watching the file): do not start them.
 /// </summary>
 public sealed class BatchOutputFiles : IDisposable
 {
@@ -102,7 +101,8 @@ public sealed class BatchOutputFiles : IDisposable
     private FileStream OpenAndScan(string path)
     {
         // No buffering: each Append is one write call, so a line is never half in a buffer and half in the file.
-        var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+        // Shared for reading, so a run's progress can be watched (also by .NET readers, which Unix's advisory locks stop).
+        var file = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
         try
         {
             long end = Scan(file, path);

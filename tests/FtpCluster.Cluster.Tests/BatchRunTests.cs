@@ -40,6 +40,14 @@ public sealed class BatchRunTests : IDisposable
         return path;
     }
 
+    /// <summary>Complete lines in a file a run holds open: read without a lock, as the run locks it against other writers.</summary>
+    private static int LinesWritten(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd().Count(c => c == '\n');
+    }
+
     private static JsonElement[] ReadLines(string path) =>
         [.. File.ReadAllLines(path).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
 
@@ -65,7 +73,7 @@ public sealed class BatchRunTests : IDisposable
         using (var first = CommandLineProcess.Start("run", "--input", input, "--output", resumed, "--model", Aidreams, "--max-concurrent", "2"))
         {
             var deadline = DateTime.UtcNow + CommandLineProcess.Timeout;
-            while (!File.Exists(resumed) || File.ReadAllLines(resumed).Length < 3)
+            while (!File.Exists(resumed) || LinesWritten(resumed) < 3)
             {
                 Assert.True(DateTime.UtcNow < deadline, $"no results within {CommandLineProcess.Timeout}: {first.Stderr}");
                 await Task.Delay(20);

@@ -177,14 +177,6 @@ public sealed class BatchOutputFilesTests : IDisposable
     }
 
     [Fact]
-    public void A_second_run_on_the_same_file_is_refused_while_the_first_holds_it()
-    {
-        string output = PathOf("out.jsonl");
-        using var first = BatchOutputFiles.Open(output);
-        Assert.Throws<IOException>(() => BatchOutputFiles.Open(output));
-    }
-
-    [Fact]
     public void The_errors_file_cannot_be_the_output_file()
     {
         string output = PathOf("out.jsonl");
