@@ -55,16 +55,9 @@ internal static class ClusterCommand
 
     private static readonly Option<bool> DeploymentsJson = CliOption.Flag("--json", "One JSON array on stdout instead of a table");
 
-    private static Task<CommandCluster> ConnectAsync(ParseResult parse, CancellationToken cancellation)
-    {
-        var gateways = parse.GetValue(ClusterOptionGroup.Cluster) ?? throw new UsageException("--cluster HOST:PORT is required");
-        var target = new ClusterTarget(null, gateways, parse.GetValue(ClusterOptionGroup.ClusterId) ?? ClusterTarget.DefaultClusterId, WireEncoding.F32);
-        return CommandCluster.OpenAsync(target, configureSilo: null, cancellation);
-    }
-
     private static async Task<int> DeploymentsAsync(ParseResult parse, CancellationToken cancellation)
     {
-        await using var cluster = await ConnectAsync(parse, cancellation);
+        await using var cluster = await ClusterOptionGroup.ConnectToRunningAsync(parse, cancellation);
         var ids = await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids().WaitAsync(cancellation);
         var deployments = (await Task.WhenAll(ids.Select(id => cluster.Client.GetGrain<ICoordinatorGrain>(id).Describe().WaitAsync(cancellation))))
             .OfType<DeploymentInfo>().ToArray();
@@ -92,7 +85,7 @@ internal static class ClusterCommand
     private static async Task<int> UnloadAsync(ParseResult parse, CancellationToken cancellation)
     {
         string id = parse.GetRequiredValue(DeploymentId);
-        await using var cluster = await ConnectAsync(parse, cancellation);
+        await using var cluster = await ClusterOptionGroup.ConnectToRunningAsync(parse, cancellation);
         var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(id);
         if (await coordinator.Describe().WaitAsync(cancellation) is null)
             throw new InvalidOperationException($"no deployment {id} (cluster deployments lists them)");

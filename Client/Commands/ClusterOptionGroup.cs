@@ -32,6 +32,14 @@ internal static class ClusterOptionGroup
         foreach (var option in new Option[] { Stages, Cluster, ClusterId, Wire }) command.Add(option);
     }
 
+    /// <summary>A running cluster, for the commands that only talk to one (jobs, deployments): --cluster is required.</summary>
+    public static Task<CommandCluster> ConnectToRunningAsync(ParseResult parse, CancellationToken cancellation)
+    {
+        var gateways = parse.GetValue(Cluster) ?? throw new UsageException("--cluster HOST:PORT is required: it names a running cluster's gateways");
+        var target = new ClusterTarget(null, gateways, parse.GetValue(ClusterId) ?? ClusterTarget.DefaultClusterId, WireEncoding.F32);
+        return CommandCluster.OpenAsync(target, configureSilo: null, cancellation);
+    }
+
     /// <summary>The cluster a command runs through; null when none is given (it runs in this process).</summary>
     public static ClusterTarget? Bind(ParseResult parse)
     {

@@ -17,8 +17,6 @@ internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, str
 
     private bool DeviceGiven => Device is not null;
 
-    private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
-
     /// <summary>The device, logged to stderr so every run says where it ran.</summary>
     public IComputeDevice CreateDevice()
     {
@@ -51,21 +49,8 @@ internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, str
     /// --tokenizer, else the tokenizer beside the model: tokenizer.json or tokenizer.model in a
     /// Hugging Face directory; a single tok*.bin next to a llama2.c file. Null when there is none.
     /// </summary>
-    public ITokenizer? LoadTokenizer(ModelConfig config)
-    {
-        string? path = TokenizerPath;
-        if (path is null && Directory.Exists(ModelPath))
-        {
-            path = HuggingFaceTokenizerFiles.Select(f => Path.Combine(ModelPath, f)).FirstOrDefault(File.Exists);
-        }
-        else if (path is null)
-        {
-            string dir = Path.GetDirectoryName(Path.GetFullPath(ModelPath))!;
-            var candidates = Directory.GetFiles(dir, "tok*.bin").Where(f => Path.GetFullPath(f) != Path.GetFullPath(ModelPath)).ToArray();
-            path = candidates.Length == 1 ? candidates[0] : null;
-        }
-        return path is null ? null : TokenizerLoader.Load(path, config.VocabSize);
-    }
+    public ITokenizer? LoadTokenizer(ModelConfig config) =>
+        (TokenizerPath ?? TokenizerLoader.FindBeside(ModelPath)) is { } path ? TokenizerLoader.Load(path, config.VocabSize) : null;
 }
 
 /// <summary>What several commands share: token ids from the command line and JSON output.</summary>
@@ -76,8 +61,6 @@ internal static class CommandSupport
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
-
-    private static readonly string[] HuggingFaceTokenizerFiles = ["tokenizer.json", "tokenizer.model"];
 
     /// <summary>A JSON array of token ids, e.g. "[1, 5, 9]".</summary>
     public static int[] ParseIds(string json, int vocabSize)

@@ -45,16 +45,9 @@ internal static class JobsCommand
         return command;
     }
 
-    private static Task<CommandCluster> Connect(ParseResult parse, CancellationToken cancellation)
-    {
-        var gateways = parse.GetValue(ClusterOptionGroup.Cluster) ?? throw new UsageException("--cluster HOST:PORT is required: jobs live in a running cluster");
-        var target = new ClusterTarget(null, gateways, parse.GetValue(ClusterOptionGroup.ClusterId) ?? ClusterTarget.DefaultClusterId, Grains.Wire.WireEncoding.F32);
-        return CommandCluster.OpenAsync(target, configureSilo: null, cancellation);
-    }
-
     private static async Task<int> List(ParseResult parse, CancellationToken cancellation)
     {
-        await using var cluster = await Connect(parse, cancellation);
+        await using var cluster = await ClusterOptionGroup.ConnectToRunningAsync(parse, cancellation);
         var ids = await cluster.Client.GetGrain<IJobListGrain>(0).Ids().WaitAsync(cancellation);
         var jobs = await Task.WhenAll(ids.Select(id => cluster.Client.GetGrain<IJobGrain>(id).Info().WaitAsync(cancellation)));
         if (parse.GetValue(Json))
@@ -72,7 +65,7 @@ internal static class JobsCommand
 
     private static async Task<int> Status(ParseResult parse, CancellationToken cancellation)
     {
-        await using var cluster = await Connect(parse, cancellation);
+        await using var cluster = await ClusterOptionGroup.ConnectToRunningAsync(parse, cancellation);
         var job = await cluster.Client.GetGrain<IJobGrain>(parse.GetRequiredValue(JobId)).Info().WaitAsync(cancellation);
         if (parse.GetValue(Json)) CommandSupport.WriteJson(Describe(job));
         else JobSummary.Print(job, local: null, json: false, traffic: null);
@@ -82,7 +75,7 @@ internal static class JobsCommand
     private static async Task<int> Results(ParseResult parse, CancellationToken cancellation)
     {
         string output = parse.Required(Output);
-        await using var cluster = await Connect(parse, cancellation);
+        await using var cluster = await ClusterOptionGroup.ConnectToRunningAsync(parse, cancellation);
         var job = cluster.Client.GetGrain<IJobGrain>(parse.GetRequiredValue(JobId));
         var info = await job.Info().WaitAsync(cancellation);
         using var files = BatchOutputFiles.Open(output, parse.GetValue(Errors));
@@ -94,7 +87,7 @@ internal static class JobsCommand
 
     private static async Task<int> Cancel(ParseResult parse, CancellationToken cancellation)
     {
-        await using var cluster = await Connect(parse, cancellation);
+        await using var cluster = await ClusterOptionGroup.ConnectToRunningAsync(parse, cancellation);
         var job = await cluster.Client.GetGrain<IJobGrain>(parse.GetRequiredValue(JobId)).Cancel().WaitAsync(cancellation);
         if (parse.GetValue(Json)) CommandSupport.WriteJson(Describe(job));
         else Console.WriteLine($"job {job.Id}: {job.Status}, {job.Completed} completed and {job.Failed} failed of {job.Lines} lines");

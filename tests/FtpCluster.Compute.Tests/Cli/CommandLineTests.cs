@@ -98,6 +98,11 @@ public sealed class CommandLineTests
     [InlineData("bench model --model m --routing block", "--routing needs --router ROUTER.json")]
     [InlineData("bench model --model m --router r.json --gen-tokens 8", "--gen-tokens does not apply with --router: the pruned benchmark times prefill only")]
     [InlineData("cluster up", "--silos N is required")]
+    [InlineData("cluster deployments", "--cluster HOST:PORT is required: it names a running cluster's gateways")]
+    [InlineData("jobs status job_x", "--cluster HOST:PORT is required: it names a running cluster's gateways")]
+    [InlineData("run --input a.jsonl --output o.jsonl --model m --max-concurrent 0", "--max-concurrent must be at least 1, got 0")]
+    [InlineData("run --input a.jsonl --output a.jsonl --model m", "--output must be another file than --input")]
+    [InlineData("run --input no-such-input.jsonl --output o.jsonl --model m", "--input: no such file: no-such-input.jsonl")]
     public void A_usage_error_is_one_line_on_stderr_and_exit_code_2(string commandLine, string message)
     {
         var (code, stdout, stderr) = CliTests.Run(commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries));
