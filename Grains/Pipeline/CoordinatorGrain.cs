@@ -123,7 +123,7 @@ internal sealed class CoordinatorGrain(
             _unloading = new CancellationTokenSource();
         }
         await SaveDeployment();
-        await GrainFactory.GetGrain<IDeploymentListGrain>(0).Add(Id);
+        await GrainFactory.GetGrain<IDeploymentListGrain>(0).Add(Id, CompletionRequests.ServedModelOf(request, model.Config, []).Name);
         _lastUse = DateTimeOffset.UtcNow;
         return placement.Stages;
     }

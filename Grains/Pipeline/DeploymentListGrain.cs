@@ -6,7 +6,7 @@ namespace FtpCluster.Grains.Pipeline;
 [Alias("FtpCluster.DeploymentListRecord")]
 public sealed class DeploymentListRecord
 {
-    [Id(0)] public List<string> Ids { get; set; } = [];
+    [Id(0)] public List<ServedDeployment> Deployments { get; set; } = [];
 }
 
 /// <summary>Kept with the deployments' own records, so the list outlives any silo where they do.</summary>
@@ -14,17 +14,24 @@ internal sealed class DeploymentListGrain(
     [PersistentState("deployments", FtpClusterSiloBuilderExtensions.DeploymentStorage)] IPersistentState<DeploymentListRecord> record)
     : Grain, IDeploymentListGrain
 {
-    public async Task Add(string deploymentId)
+    private List<ServedDeployment> Deployments => record.State.Deployments;
+
+    public async Task Add(string deploymentId, string servedName)
     {
-        if (record.State.Ids.Contains(deploymentId)) return;
-        record.State.Ids.Add(deploymentId);
+        var entry = new ServedDeployment(servedName, deploymentId);
+        int index = Deployments.FindIndex(d => d.DeploymentId == deploymentId);
+        if (index >= 0 && Deployments[index] == entry) return;
+        if (index >= 0) Deployments[index] = entry;
+        else Deployments.Add(entry);
         await record.WriteStateAsync();
     }
 
     public async Task Remove(string deploymentId)
     {
-        if (record.State.Ids.Remove(deploymentId)) await record.WriteStateAsync();
+        if (Deployments.RemoveAll(d => d.DeploymentId == deploymentId) > 0) await record.WriteStateAsync();
     }
 
-    public Task<string[]> Ids() => Task.FromResult(record.State.Ids.ToArray());
+    public Task<string[]> Ids() => Task.FromResult(Deployments.Select(d => d.DeploymentId).ToArray());
+
+    public Task<ServedDeployment[]> Served() => Task.FromResult(Deployments.ToArray());
 }
