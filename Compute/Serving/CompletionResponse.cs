@@ -113,20 +113,21 @@ public sealed class CompletionResponse
         json.WriteString("finish_reason", FinishReason);
         json.WriteEndObject();
         json.WriteEndArray();
-        WriteUsage(json);
+        WriteUsage(json, PromptTokens, CompletionTokens, Ftp);
         json.WriteEndObject();
     }
 
-    private void WriteUsage(Utf8JsonWriter json)
+    /// <summary>The <c>usage</c> property, as the body and a streamed answer's usage chunk both carry it.</summary>
+    internal static void WriteUsage(Utf8JsonWriter json, int promptTokens, int completionTokens, FtpUsage ftp)
     {
         json.WriteStartObject("usage");
-        json.WriteNumber("prompt_tokens", PromptTokens);
-        json.WriteNumber("completion_tokens", CompletionTokens);
-        json.WriteNumber("total_tokens", (long)PromptTokens + CompletionTokens);
+        json.WriteNumber("prompt_tokens", promptTokens);
+        json.WriteNumber("completion_tokens", completionTokens);
+        json.WriteNumber("total_tokens", (long)promptTokens + completionTokens);
         json.WriteStartObject("ftp");
-        json.WriteNumber("tokens_computed", Ftp.TokensComputed);
-        json.WriteNumber("tokens_skipped", Ftp.TokensSkipped);
-        json.WriteNumber("wire_bytes", Ftp.WireBytes);
+        json.WriteNumber("tokens_computed", ftp.TokensComputed);
+        json.WriteNumber("tokens_skipped", ftp.TokensSkipped);
+        json.WriteNumber("wire_bytes", ftp.WireBytes);
         json.WriteEndObject();
         json.WriteEndObject();
     }

@@ -28,7 +28,7 @@ public sealed class StopStringMatcher
     public bool TryFind(string textSoFar, out int index)
     {
         int from = Math.Max(0, Math.Min(_settled, textSoFar.Length) - (_longest - 1));
-        index = FirstFrom(textSoFar, from);
+        index = FindFirst(textSoFar, from);
         int settled = textSoFar.Length;
         while (settled > 0 && textSoFar[settled - 1] == '\uFFFD') settled--;
         _settled = settled;
@@ -37,10 +37,14 @@ public sealed class StopStringMatcher
 
     /// <summary>Where the earliest stop string begins in the whole of <paramref name="text"/>, -1 when none occurs;
     /// no state is kept.</summary>
-    public int FindFirst(string text) => FirstFrom(text, 0);
+    public int FindFirst(string text) => FindFirst(text, 0);
 
-    private int FirstFrom(string text, int from)
+    /// <summary>Where the earliest stop string beginning at or after <paramref name="from"/> begins, -1 when none
+    /// does; no state is kept.</summary>
+    public int FindFirst(string text, int from)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(from, text.Length);
         int first = -1;
         foreach (string stop in _stops)
         {
