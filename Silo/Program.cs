@@ -1,5 +1,7 @@
+using FtpCluster.Api;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Silo;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -21,22 +23,17 @@ catch (SiloUsageException e)
     return 2;
 }
 
-// The switches are ours (SiloCommandLine); the host gets no args so it does not read them a second time.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
-builder.Logging.ClearProviders();
-builder.Logging.AddSimpleConsole(console =>
+IHost host;
+try
 {
-    console.SingleLine = true;
-    console.TimestampFormat = "HH:mm:ss.fff ";
-});
-// Orleans reports every membership and placement step at Information (Polly, under it, every placement
-// retry attempt); their warnings are what an operator needs.
-builder.Logging.AddFilter("Orleans", LogLevel.Warning);
-builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-builder.Logging.AddFilter("Polly", LogLevel.Warning);
-builder.UseOrleans(silo => silo.AddFtpCluster(options));
-
-using var host = builder.Build();
+    host = BuildHost(options);
+}
+catch (InvalidOperationException e)
+{
+    Console.Error.WriteLine($"ftpcluster-silo: node {options.NodeName}: {e.Message}");
+    return 2;
+}
+using var _ = host;
 try
 {
     await host.StartAsync();
@@ -63,3 +60,37 @@ if (await ParentProcess.WaitUntilStoppingOrOrphanedAsync(options.ParentProcessId
 }
 await host.StopAsync();
 return 0;
+
+// A silo with an HTTP API is a web application (Kestrel beside the silo, one process); without one, a plain host.
+static IHost BuildHost(FtpClusterSiloOptions options)
+{
+    if (options.HttpPort is not { } httpPort)
+    {
+        // The switches are ours (SiloCommandLine); the host gets no args so it does not read them a second time.
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
+        ConfigureSilo(builder, options);
+        return builder.Build();
+    }
+    var web = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+    ConfigureSilo(web, options);
+    web.AddFtpClusterHttpApi(new HttpApiOptions { Port = httpPort, ApiKeyFile = options.ApiKeyFile });
+    var app = web.Build();
+    app.MapFtpClusterHttpApi();
+    return app;
+}
+
+static void ConfigureSilo(IHostApplicationBuilder builder, FtpClusterSiloOptions options)
+{
+    builder.Logging.ClearProviders();
+    builder.Logging.AddSimpleConsole(console =>
+    {
+        console.SingleLine = true;
+        console.TimestampFormat = "HH:mm:ss.fff ";
+    });
+    // Orleans reports every membership and placement step at Information (Polly, under it, every placement
+    // retry attempt; ASP.NET Core every request); their warnings are what an operator needs.
+    builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+    builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+    builder.Logging.AddFilter("Polly", LogLevel.Warning);
+    builder.UseOrleans(silo => silo.AddFtpCluster(options));
+}

@@ -34,7 +34,14 @@ public static class SiloCommandLine
         ("--threads", "Threads", "N"),
         ("--capacity", "Capacity", "X"),
         ("--parent-pid", "ParentProcessId", "PID"),
+        ("--http-port", "HttpPort", "PORT"),
+        ("--api-key-file", "ApiKeyFile", "FILE"),
+        (ServeSwitch, "Serve", "MODEL[=NAME]"),
+        ("--serve-stages", "ServeStages", "N"),
     ];
+
+    /// <summary>The one switch that may be given several times (each a model); its variable separates them with ';'.</summary>
+    private const string ServeSwitch = "--serve";
 
     public static string Usage =>
         "usage: FtpCluster.Silo " + string.Join(" ", Switches.Select(s => $"[{s.Switch} {s.Value}]"))
@@ -54,9 +61,10 @@ public static class SiloCommandLine
                 fromEnvironment[key] = value;
 
         CheckShape(args);
+        var (served, others) = TakeServed(args);
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(fromEnvironment)
-            .AddCommandLine([.. args], Switches.ToDictionary(s => s.Switch, s => s.Key))
+            .AddCommandLine([.. others], Switches.ToDictionary(s => s.Switch, s => s.Key))
             .Build();
 
         var options = new FtpClusterSiloOptions();
@@ -82,6 +90,12 @@ public static class SiloCommandLine
             options.Capacity = double.TryParse(capacity, NumberStyles.Float, CultureInfo.InvariantCulture, out double c)
                 ? c : throw new SiloUsageException($"--capacity: '{capacity}' is not a number");
 
+        if (configuration["HttpPort"] is { } httpPort) options.HttpPort = ParseInt(httpPort, "--http-port");
+        if (configuration["ApiKeyFile"] is { } keyFile) options.ApiKeyFile = keyFile;
+        if (served.Count > 0) options.Serve = served;
+        else if (configuration["Serve"] is { } servedFromEnvironment)
+            options.Serve = [.. servedFromEnvironment.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+        if (configuration["ServeStages"] is { } serveStages) options.ServeStages = ParseInt(serveStages, "--serve-stages");
         if (configuration["ParentProcessId"] is { } parent) options.ParentProcessId = ParseInt(parent, "--parent-pid");
 
         try
@@ -93,6 +107,19 @@ public static class SiloCommandLine
             throw new SiloUsageException(e.Message);
         }
         return options;
+    }
+
+    /// <summary>The values of every --serve (the configuration keeps only the last of a repeated switch) and the other arguments.</summary>
+    private static (List<string> Served, List<string> Others) TakeServed(IReadOnlyList<string> args)
+    {
+        var (served, rest) = (new List<string>(), new List<string>());
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] == ServeSwitch) served.Add(args[++i]);
+            else if (args[i].StartsWith(ServeSwitch + "=", StringComparison.Ordinal)) served.Add(args[i][(ServeSwitch.Length + 1)..]);
+            else rest.Add(args[i]);
+        }
+        return (served, rest);
     }
 
     // The configuration provider accepts stray words and unknown switches silently; a silo started with

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using FtpCluster.Client.Commands;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Cluster;
@@ -10,6 +8,9 @@ namespace FtpCluster.Client.Cluster;
 
 /// <summary>Where one stage ran: its silo, its layers [first, end) and the silo's process.</summary>
 internal sealed record StageSummary(string Silo, int[] Layers, int Pid);
+
+/// <summary>How a deployment is served: the name requests call it by (null: the model's), and its idle unload time.</summary>
+internal sealed record ServingOptions(string? ServedName, int IdleUnloadSeconds);
 
 /// <summary>A deployment's stages and the bytes each boundary carried during one command.</summary>
 internal sealed record PipelineTraffic(string Deployment, StageSummary[] Stages, long[] WireBytes);
@@ -37,27 +38,18 @@ internal sealed class PipelineSession : IAsyncDisposable
 
     public ICoordinatorGrain Coordinator => _cluster.Client.GetGrain<ICoordinatorGrain>(DeploymentId);
 
-    /// <summary>
-    /// A name for the deployment of one model file with one stage count, wire encoding and weight type,
-    /// the same in every client: commands against a running cluster (and <c>cluster up --model</c>) share
-    /// one deployment instead of loading the model again. Readable, plus a hash of the full path.
-    /// </summary>
-    public static string DeploymentIdFor(string modelPath, int stages, WireEncoding wire, TensorDType? storage, PruningOptions? pruning = null)
-    {
-        string fullPath = Path.GetFullPath(modelPath).TrimEnd(Path.DirectorySeparatorChar);
-        string name = new([.. Path.GetFileNameWithoutExtension(fullPath).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
-        string id = $"{name}-{Hash(fullPath)}-{stages}x-{wire.CliWord()}-{StorageWord(storage) ?? "file"}";
-        return pruning is null ? id
-            : $"{id}-ftp-{Hash($"{string.Join(",", pruning.RouterPaths)}|{pruning.StageAware}|{pruning.PruneNewest}")}";
-    }
-
-    private static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..8];
+    /// <summary>The id <see cref="DeploymentIds.For"/> gives these options.</summary>
+    public static string DeploymentIdFor(string modelPath, int stages, WireEncoding wire, TensorDType? storage, PruningOptions? pruning = null) =>
+        DeploymentIds.For(modelPath, stages, wire.CliWord(), StorageWord(storage), pruning is null ? null : [.. pruning.RouterPaths],
+            pruning?.StageAware ?? false, pruning?.PruneNewest ?? false);
 
     /// <summary>The --dtype word (f32, f16, bf16) that stages parse back; null keeps the file's type.</summary>
     public static string? StorageWord(TensorDType? storage) => storage?.ToString().ToLowerInvariant();
 
     /// <summary>Starts or connects to the cluster and makes sure the deployment is there.</summary>
-    public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, PruningOptions? pruning, CancellationToken cancellationToken)
+    /// <param name="serving">How a deployment made here is served; null: under the model's name, unloaded after the default idle time.</param>
+    public static async Task<PipelineSession> OpenAsync(ClusterTarget target, ModelOptions model, PruningOptions? pruning, CancellationToken cancellationToken,
+        ServingOptions? serving = null)
     {
         var cluster = await CommandCluster.OpenAsync(target, silo =>
         {
@@ -76,7 +68,9 @@ internal sealed class PipelineSession : IAsyncDisposable
                 await coordinator.Deploy(new DeploymentRequest(
                     Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage),
                     Routers: pruning is null ? null : [.. pruning.RouterPaths], StageAwareRouting: pruning?.StageAware ?? false, PruneNewest: pruning?.PruneNewest ?? false,
-                    Tokenizer: model.TokenizerPath is null ? null : Path.GetFullPath(model.TokenizerPath)))
+                    Tokenizer: model.TokenizerPath is null ? null : Path.GetFullPath(model.TokenizerPath),
+                    ServedName: serving?.ServedName,
+                    IdleUnloadSeconds: serving?.IdleUnloadSeconds ?? DeploymentRequest.DefaultIdleUnloadSeconds))
                     .WaitAsync(cancellationToken);
                 reports = await coordinator.Reports().WaitAsync(cancellationToken);
             }

@@ -23,17 +23,27 @@ internal static class ClusterCommand
 
     private static readonly Option<int?> Stages = CliOption.OptionalInt("--stages", "N", "With --model: the silos the model is deployed over (default all)");
 
+    private static readonly Option<int?> HttpPort = CliOption.OptionalInt("--http-port", "P",
+        "Silo a serves the OpenAI-compatible HTTP API on port P (loopback only unless --api-key-file is given)");
+
+    private static readonly Option<string> ApiKeyFile = CliOption.Text("--api-key-file", "FILE",
+        "With --http-port: the API keys, one a line; requests must send one as 'Authorization: Bearer KEY'");
+
+    private static readonly Option<string> ServeName = CliOption.Text("--serve-name", "NAME",
+        "With --model: the name HTTP requests give as their model (default: the model's file or folder name)");
+
     public static Command Create()
     {
         var up = new Command("up", """
             Starts a local cluster of silo processes in the foreground until Ctrl+C or SIGTERM, printing each silo and the gateways
             for --cluster; with --model it also deploys the model and prints the plan.
-              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--model PATH [--stages N] [--wire W] [--dtype D] [FTP]]
+              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--http-port P [--api-key-file FILE]]
+                         [--model PATH [--tokenizer PATH] [--serve-name NAME] [--stages N] [--wire W] [--dtype D] [FTP]]
             """);
         foreach (var option in new Option[]
         {
-            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads,
-            ModelOptionGroup.Model, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
+            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile,
+            ModelOptionGroup.Model, ModelOptionGroup.Tokenizer, ServeName, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
         })
             up.Add(option);
         PruningOptionGroup.AddTo(up);
@@ -102,18 +112,27 @@ internal static class ClusterCommand
         string? device = parse.GetValue(ModelOptionGroup.Device);
         int threads = parse.GetValue(ModelOptionGroup.Threads);
         string? modelPath = parse.GetValue(ModelOptionGroup.Model);
+        string? tokenizer = parse.GetValue(ModelOptionGroup.Tokenizer);
+        string? servedName = parse.GetValue(ServeName);
+        int? httpPort = parse.GetValue(HttpPort);
+        string? apiKeyFile = parse.GetValue(ApiKeyFile);
         int? stages = parse.GetValue(Stages);
         var wireGiven = parse.GetValue(ClusterOptionGroup.Wire);
         var wire = wireGiven ?? WireEncoding.F32;
         var storage = parse.GetValue(ModelOptionGroup.DType);
         // Several routers, as run takes them, so that run --cluster with the same ones finds this deployment.
         var pruning = PruningOptionGroup.Bind(parse, severalRouters: true);
-        bool deploymentOptions = stages is not null || wireGiven is not null || storage is not null || pruning is not null;
+        bool deploymentOptions = stages is not null || wireGiven is not null || storage is not null || pruning is not null
+            || tokenizer is not null || servedName is not null;
 
         if (silos < 1) throw new UsageException($"--silos must be at least 1, got {silos}");
         if (basePort is { } port && (port < 1 || port + 2 * silos - 1 > 65535))
             throw new UsageException($"--base-port {port} leaves no room for {silos} silos (each takes two ports: silo, gateway) below 65536");
-        if (modelPath is null && deploymentOptions) throw new UsageException("--stages, --wire, --dtype and --router describe a deployment: give --model PATH too");
+        if (modelPath is null && deploymentOptions)
+            throw new UsageException("--stages, --wire, --dtype, --router, --tokenizer and --serve-name describe a deployment: give --model PATH too");
+        if (httpPort is { } http && (http < 1 || http > 65535)) throw new UsageException($"--http-port must be 1-65535, got {http}");
+        if (apiKeyFile is not null && httpPort is null) throw new UsageException("--api-key-file needs --http-port");
+        if (apiKeyFile is not null && !File.Exists(apiKeyFile)) throw new UsageException($"--api-key-file: no such file: {apiKeyFile}");
         pruning?.CheckUsableWith(new ClusterTarget(stages, [], clusterId, wire));
         if (stages is { } s && (s < 1 || s > silos)) throw new UsageException($"--stages must be 1 to --silos ({silos}), got {s}");
 
@@ -123,12 +142,14 @@ internal static class ClusterCommand
             options.Device = device ?? options.Device;
             options.Threads = threads;
         }
-        var model = modelPath is null ? null : new ModelOptions(modelPath, null, device, threads, storage);
-        return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, cancellationToken);
+        siloOptions[0].HttpPort = httpPort;
+        siloOptions[0].ApiKeyFile = apiKeyFile is null ? null : Path.GetFullPath(apiKeyFile);
+        var model = modelPath is null ? null : new ModelOptions(modelPath, tokenizer, device, threads, storage);
+        return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, servedName, cancellationToken);
     }
 
     private static async Task<int> RunAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire,
-        CancellationToken cancellationToken)
+        string? servedName, CancellationToken cancellationToken)
     {
         using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, cancellationToken: cancellationToken);
         foreach (var silo in cluster.Silos)
@@ -140,7 +161,9 @@ internal static class ClusterCommand
         if (model is not null)
         {
             var target = new ClusterTarget(stages, [.. cluster.Gateways.Select(g => (g.Address.ToString(), g.Port))], cluster.ClusterId, wire);
-            await using var session = await PipelineSession.OpenAsync(target, model, pruning, cancellationToken);
+            // A model the cluster serves over HTTP waits for requests: it is not unloaded for idleness.
+            var serving = new ServingOptions(servedName, IdleUnloadSeconds: siloOptions[0].HttpPort is null ? DeploymentRequest.DefaultIdleUnloadSeconds : 0);
+            await using var session = await PipelineSession.OpenAsync(target, model, pruning, cancellationToken, serving);
             var traffic = await session.TrafficAsync(cancellationToken);
             Console.WriteLine($"deployment {traffic.Deployment}");
             foreach (var (stage, index) in traffic.Stages.Select((stage, index) => (stage, index)))
@@ -152,6 +175,8 @@ internal static class ClusterCommand
         {
             Console.WriteLine($"use: ftpcluster generate --cluster {gateways}{clusterIdOption} --model PATH ...");
         }
+        if (siloOptions[0].HttpPort is { } port)
+            Console.WriteLine($"http http://127.0.0.1:{port}/v1" + (siloOptions[0].ApiKeyFile is null ? " (loopback only, no API key)" : ""));
         Console.WriteLine("up; Ctrl+C stops it");
 
         var stopped = Task.Delay(Timeout.Infinite, cancellationToken);

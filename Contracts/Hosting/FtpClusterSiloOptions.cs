@@ -81,6 +81,35 @@ public sealed partial class FtpClusterSiloOptions
     /// </summary>
     public int? ParentProcessId { get; set; }
 
+    /// <summary>
+    /// The port of the OpenAI-compatible HTTP API this silo serves (every deployment of the cluster). Default null: no
+    /// HTTP API. Without <see cref="ApiKeyFile"/> it listens on loopback only.
+    /// </summary>
+    public int? HttpPort { get; set; }
+
+    /// <summary>
+    /// The HTTP API's keys, one a line (blank lines and lines starting with '#' ignored), read again when the file
+    /// changes; requests must carry one as <c>Authorization: Bearer KEY</c>. Default null: no keys, loopback only.
+    /// </summary>
+    public string? ApiKeyFile { get; set; }
+
+    /// <summary>
+    /// Models this silo deploys once the cluster has <see cref="ServeStages"/> silos: each <c>MODEL</c> or
+    /// <c>MODEL=NAME</c>, a model path readable by the silos and the name requests call it by (default: the model's
+    /// file or folder name). Default: none.
+    /// </summary>
+    public List<string> Serve { get; set; } = [];
+
+    /// <summary>The stages (silos) each model of <see cref="Serve"/> is deployed over. Default 1.</summary>
+    public int ServeStages { get; set; } = 1;
+
+    /// <summary>Each of <see cref="Serve"/> as (model path, served name or null).</summary>
+    public IEnumerable<(string Model, string? Name)> ServedModels() => Serve.Select(s =>
+    {
+        int equals = s.LastIndexOf('=');
+        return equals > 0 ? (s[..equals], s[(equals + 1)..]) : (s, (string?)null);
+    });
+
     public static long DefaultMemoryBudgetBytes() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad value and its command-line switch.</summary>
@@ -126,6 +155,19 @@ public sealed partial class FtpClusterSiloOptions
             throw new ArgumentException($"threads (--threads) must be 0 (every core) or more, got {Threads}");
         if (!(Capacity > 0) || double.IsInfinity(Capacity))
             throw new ArgumentException($"capacity (--capacity) must be a positive number, got {Capacity.ToString(CultureInfo.InvariantCulture)}");
+        if (HttpPort is { } httpPort)
+        {
+            CheckPort(httpPort, "HTTP port (--http-port)");
+            if (httpPort == SiloPort || httpPort == GatewayPort)
+                throw new ArgumentException($"the HTTP port (--http-port) must differ from the silo and gateway ports, all are {httpPort}");
+        }
+        if (ApiKeyFile is not null && HttpPort is null)
+            throw new ArgumentException("an API key file (--api-key-file) needs an HTTP API (--http-port)");
+        foreach (var (model, name) in ServedModels())
+            if (string.IsNullOrWhiteSpace(model) || name is { Length: 0 })
+                throw new ArgumentException($"--serve takes MODEL or MODEL=NAME, got '{model}{(name is null ? "" : "=" + name)}'");
+        if (ServeStages < 1)
+            throw new ArgumentException($"serve stages (--serve-stages) must be at least 1, got {ServeStages}");
         if (ParentProcessId is <= 0)
             throw new ArgumentException($"parent process id (--parent-pid) must be a positive process id, got {ParentProcessId}");
     }
@@ -160,6 +202,10 @@ public sealed partial class FtpClusterSiloOptions
         };
         if (PrimarySiloEndpoint is not null) args.AddRange(["--primary", PrimarySiloEndpoint]);
         if (RedisConnectionString is not null) args.AddRange(["--redis", RedisConnectionString]);
+        if (HttpPort is { } http) args.AddRange(["--http-port", http.ToString(CultureInfo.InvariantCulture)]);
+        if (ApiKeyFile is not null) args.AddRange(["--api-key-file", ApiKeyFile]);
+        foreach (string served in Serve) args.AddRange(["--serve", served]);
+        if (Serve.Count > 0) args.AddRange(["--serve-stages", ServeStages.ToString(CultureInfo.InvariantCulture)]);
         if (ParentProcessId is { } parent) args.AddRange(["--parent-pid", parent.ToString(CultureInfo.InvariantCulture)]);
         return args;
     }

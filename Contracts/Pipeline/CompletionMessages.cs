@@ -44,3 +44,27 @@ public sealed record CompletionLineResult(
     public static CompletionLineResult Failed(CompletionLine line, string code, string message) =>
         new(line.Key, line.LineNumber, null, code, message);
 }
+
+/// <summary>Why an online request was not started: OpenAI's error code, the request field at fault (or null), and a
+/// message naming what is wrong. <see cref="OverloadedCode"/> means the deployment's queue is full: try again later.</summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.CompletionRefusal")]
+public sealed record CompletionRefusal(
+    [property: Id(0)] string Code,
+    [property: Id(1)] string? Param,
+    [property: Id(2)] string Message)
+{
+    public const string OverloadedCode = "rate_limit_exceeded";
+}
+
+/// <summary>
+/// An online request's text since the previous poll. Text is only ever sent once it is final: never half a character,
+/// never the start of what may become a stop string, so the pieces joined are the finished answer's text.
+/// </summary>
+/// <param name="Result">Once <paramref name="Finished"/>: the response body (or the error) and the token counts.</param>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.CompletionProgress")]
+public sealed record CompletionProgress(
+    [property: Id(0)] string Text,
+    [property: Id(1)] bool Finished,
+    [property: Id(2)] CompletionLineResult? Result);

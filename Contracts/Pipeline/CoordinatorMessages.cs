@@ -54,6 +54,7 @@ public sealed record DeploymentRequest(
 /// <summary>What <c>cluster deployments</c> shows of one deployment.</summary>
 /// <param name="Stages">Each stage's report: its silo, layers, weight and KV-cache bytes.</param>
 /// <param name="SequencesRunning">Sequences generating now; <paramref name="SequencesWaiting"/> wait for admission.</param>
+/// <param name="DeployedAt">When it was last deployed (a coordinator that resumed it keeps the time).</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.DeploymentInfo")]
 public sealed record DeploymentInfo(
@@ -63,7 +64,8 @@ public sealed record DeploymentInfo(
     [property: Id(3)] int SequencesRunning,
     [property: Id(4)] int SequencesWaiting,
     [property: Id(5)] int Jobs,
-    [property: Id(6)] DateTimeOffset LastUsedAt);
+    [property: Id(6)] DateTimeOffset LastUsedAt,
+    [property: Id(7)] DateTimeOffset DeployedAt);
 
 /// <param name="PlannedShare">The stage's share of the model's compute as the planner expected it: its layers'
 /// costs (1 per layer, or with a router the fraction of tokens each computes) over the total.</param>

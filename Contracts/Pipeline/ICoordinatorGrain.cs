@@ -33,6 +33,26 @@ public interface ICoordinatorGrain : IGrainWithStringKey
     [Alias("CancelJob")]
     Task CancelJob(string job);
 
+    /// <summary>
+    /// Starts one online request (an HTTP call's; <paramref name="request"/>'s key is its request id, unique in the cluster):
+    /// checks its body against the deployment and queues it, or refuses it at once — a body that cannot be served, or
+    /// more than <paramref name="maxWaiting"/> sequences already waiting for admission. Its text comes through
+    /// <see cref="PollCompletion"/>; a request nobody polls for <c>OnlineCompletions.IdleTimeout</c> is cancelled.
+    /// </summary>
+    [Alias("StartCompletion")]
+    Task<CompletionRefusal?> StartCompletion(CompletionLine request, int maxWaiting);
+
+    /// <summary>
+    /// The text an online request has generated since the last poll, waiting up to <paramref name="maxWait"/> (at most
+    /// 10 s) for some; once it has finished, the rest of its text and its result (and the request is forgotten).
+    /// </summary>
+    [Alias("PollCompletion")]
+    Task<CompletionProgress> PollCompletion(string requestId, TimeSpan maxWait);
+
+    /// <summary>Stops an online request (its client went away): its sequence leaves its microbatch within a step.</summary>
+    [Alias("CancelCompletion")]
+    Task CancelCompletion(string requestId);
+
     /// <summary>Logits [ids.Length, vocab] as float32 little-endian bytes, and the vocabulary size.</summary>
     [Alias("Score")]
     Task<StepResult> Score(int[] ids);

@@ -81,6 +81,7 @@ public static class FtpClusterSiloBuilderExtensions
             services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FtpClusterSiloDevice>());
             services.AddSingleton<FtpClusterNodeDirectory>();
             services.AddPlacementDirector<NodePinnedPlacement, NodePinnedPlacementDirector>();
+            services.AddHostedService<ServedModelsService>();
         });
         return builder;
     }

@@ -44,33 +44,52 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         return new ServedModel(name, aliases, config.MaxSeqLen, config.VocabSize, routerSparsities);
     }
 
+    /// <summary>A job's line: its result, or the error that ends it alone.</summary>
     public async Task<CompletionLineResult> Run(CompletionLine line, CancellationToken cancellation)
     {
         PreparedRequest prepared;
         try
         {
-            if (!CompletionEndpoints.TryParseUrl(line.Url, out var endpoint))
-                throw new RequestException(ErrorCodes.InvalidValue, "url", $"unknown url '{line.Url}': expected {CompletionEndpoints.CompletionsUrl} or {CompletionEndpoints.ChatCompletionsUrl}");
-            using var body = JsonDocument.Parse(line.Body);
-            prepared = PreparedRequest.Prepare(CompletionRequest.Parse(body.RootElement, endpoint), served, this);
+            prepared = Prepare(line);
         }
         catch (RequestException e)
         {
             return CompletionLineResult.Failed(line, e.Code, e.Message);
         }
+        return (await Generate(line, prepared, generated: null, cancellation)).Result;
+    }
+
+    /// <summary>The request checked against the deployment, its prompt encoded, the chat template's end-of-turn
+    /// markers that are not one token added to its stop strings.</summary>
+    /// <exception cref="RequestException">What is wrong with the request, naming its field.</exception>
+    public PreparedRequest Prepare(CompletionLine line)
+    {
+        if (!CompletionEndpoints.TryParseUrl(line.Url, out var endpoint))
+            throw new RequestException(ErrorCodes.InvalidValue, "url", $"unknown url '{line.Url}': expected {CompletionEndpoints.CompletionsUrl} or {CompletionEndpoints.ChatCompletionsUrl}");
+        try
+        {
+            using var body = JsonDocument.Parse(line.Body);
+            var prepared = PreparedRequest.Prepare(CompletionRequest.Parse(body.RootElement, endpoint), served, this);
+            return prepared with { Stop = [.. prepared.Stop, .. _endOfTurn.Value.Strings] };
+        }
         catch (JsonException e)
         {
-            return CompletionLineResult.Failed(line, ErrorCodes.InvalidJsonLine, $"the request body is not JSON: {e.Message}");
+            throw new RequestException(ErrorCodes.InvalidJsonLine, null, $"the request body is not JSON: {e.Message}");
         }
+    }
 
-        // The template's end-of-turn markers that are not one token are stop strings like the request's own.
-        prepared = prepared with { Stop = [.. prepared.Stop, .. _endOfTurn.Value.Strings] };
+    /// <summary>Generates a prepared request's answer; <paramref name="generated"/> sees the tokens as they come.</summary>
+    /// <returns>The result, and the answer's text (empty for a failure).</returns>
+    public async Task<(CompletionLineResult Result, string Text)> Generate(CompletionLine line, PreparedRequest prepared,
+        Action<IReadOnlyList<int>>? generated, CancellationToken cancellation)
+    {
         var stop = new StopStringMatcher(prepared.Stop);
         Func<IReadOnlyList<int>, bool>? stopsAfter = prepared.Stop.Count == 0 ? null
-            : generated => stop.TryFind(Decode([.. generated]), out _);
-        // A line that names no sparsity gets the deployment's first router (or none).
+            : tokens => stop.TryFind(Decode([.. tokens]), out _);
+        // A request that names no sparsity gets the deployment's first router (or none).
         int router = prepared.RouterIndex ?? (served.RouterSparsities.Count > 0 ? 0 : -1);
-        var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, router, prepared.Logprobs ?? -1, stopsAfter);
+        var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, router,
+            prepared.Logprobs ?? -1, stopsAfter, generated);
         SequenceResult result;
         try
         {
@@ -79,7 +98,7 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         catch (ArgumentException e)
         {
             // What the request asks is beyond what the deployment can hold (its KV-cache room, say).
-            return CompletionLineResult.Failed(line, ErrorCodes.InvalidValue, e.Message);
+            return (CompletionLineResult.Failed(line, ErrorCodes.InvalidValue, e.Message), "");
         }
 
         var outcome = new CompletionOutcome(result.PromptIds.Length, result.Generated, result.FinishReason,
@@ -88,8 +107,8 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
             new FtpUsage(result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes));
         var response = CompletionResponse.Create(prepared, outcome, Decode, id => Encoding.UTF8.GetBytes(Decode([id])));
         string responseBody = Encoding.UTF8.GetString(response.ToUtf8Json());
-        return new CompletionLineResult(line.Key, line.LineNumber, responseBody, null, null, result.PromptIds.Length, response.CompletionTokens,
-            result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes);
+        return (new CompletionLineResult(line.Key, line.LineNumber, responseBody, null, null, result.PromptIds.Length, response.CompletionTokens,
+            result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes), response.Text);
     }
 
     public int[] Encode(string text)
@@ -103,7 +122,8 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
     private ITokenizer Tokenizer => tokenizer ?? throw new RequestException(ErrorCodes.InvalidValue, "prompt",
         $"the model '{served.Name}' has no tokenizer here: give the prompt as an array of token ids");
 
-    private string Decode(int[] ids) => tokenizer?.Decode(ids) ?? "";
+    /// <summary>The text of tokens decoded together; empty without a tokenizer.</summary>
+    public string Decode(int[] ids) => tokenizer?.Decode(ids) ?? "";
 
     public string RenderChat(JsonElement messages) => chat.Render(messages, addGenerationPrompt: true);
 

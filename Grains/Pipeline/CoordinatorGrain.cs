@@ -1,6 +1,7 @@
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
+using FtpCluster.Compute.Serving;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ public sealed class DeploymentRecord
     [Id(1)] public DeployedStage[] Stages { get; set; } = [];
     [Id(2)] public int Placements { get; set; }
     [Id(3)] public string[] LostNodes { get; set; } = [];
+    [Id(4)] public DateTimeOffset DeployedAt { get; set; }
 }
 
 /// <summary>
@@ -48,11 +50,13 @@ internal sealed class CoordinatorGrain(
     private DeploymentModel? _model;
     private DeploymentPlacement? _placement;
     private long _nextMicrobatchId;
+    private DateTimeOffset _deployedAt;
 
     /// <summary>Placements made before the last unload: a deployment deployed again gets stage grains of its own.</summary>
     private int _placementsUnloaded;
     private SequenceScheduler? _scheduler;
     private JobLines? _jobs;
+    private OnlineCompletions? _online;
     private CompletionRequests? _requests;
 
     /// <summary>Cancelled when the deployment is unloaded: everything that runs on it stops within a step.</summary>
@@ -73,6 +77,8 @@ internal sealed class CoordinatorGrain(
 
     private JobLines Jobs => _jobs ??= new JobLines(RunLine, TimeProvider.System);
 
+    private OnlineCompletions Online => _online ??= new OnlineCompletions(TimeProvider.System);
+
     private CompletionRequests Requests => _requests ??= CompletionRequests.Open(_request!, Config, Scheduler);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -91,6 +97,7 @@ internal sealed class CoordinatorGrain(
             return;
         }
         _request = request;
+        _deployedAt = record.State.DeployedAt;
         _placement = NewPlacement(request, _model);
         _placement.Resume(record.State.Stages, record.State.Placements, record.State.LostNodes);
         // The stages that outlived the previous coordinator still hold the caches of its sequences, which nobody will
@@ -115,7 +122,7 @@ internal sealed class CoordinatorGrain(
         var model = ReadModel(request);
         var placement = NewPlacement(request, model);
         await placement.PlaceFirst(_placement?.Placements ?? Math.Max(_placementsUnloaded, record.State.Placements));
-        (_request, _model, _placement) = (request, model, placement);
+        (_request, _model, _placement, _deployedAt) = (request, model, placement, DateTimeOffset.UtcNow);
         if (_unloading.IsCancellationRequested)
         {
             // Deployed again after an unload: what runs from now on must not see the old cancellation.
@@ -156,6 +163,7 @@ internal sealed class CoordinatorGrain(
         var state = new DeploymentRecord
         {
             Request = _request, Stages = Placement.Stages, Placements = Placement.Placements, LostNodes = [.. Placement.LostNodes],
+            DeployedAt = _deployedAt,
         };
         record.State = state;
         try
@@ -228,8 +236,12 @@ internal sealed class CoordinatorGrain(
             foreach (string job in _jobs.CancelIdle())
                 logger.LogWarning("Deployment {Deployment}: job {Job} stopped collecting its results for {Timeout} s; its lines are cancelled",
                     Id, job, JobLines.IdleTimeout.TotalSeconds);
+        if (_online is not null)
+            foreach (string online in _online.CancelIdle())
+                logger.LogWarning("Deployment {Deployment}: online request {Request} was not polled for {Timeout} s; it is cancelled",
+                    Id, online, OnlineCompletions.IdleTimeout.TotalSeconds);
         if (_request is not { IdleUnloadSeconds: > 0 } request) return;
-        bool busy = _scheduler is { Running: > 0 } or { Waiting: > 0 } || _jobs is { JobCount: > 0 };
+        bool busy = _scheduler is { Running: > 0 } or { Waiting: > 0 } || _jobs is { JobCount: > 0 } || _online is { Count: > 0 };
         if (busy || DateTimeOffset.UtcNow - _lastUse < TimeSpan.FromSeconds(request.IdleUnloadSeconds)) return;
         logger.LogInformation("Deployment {Deployment}: unused for {Seconds} s; unloading it", Id, request.IdleUnloadSeconds);
         await Unload();
@@ -263,13 +275,60 @@ internal sealed class CoordinatorGrain(
         return Jobs.Collect(job, maxWait);
     }
 
+    public Task<CompletionRefusal?> StartCompletion(CompletionLine request, int maxWaiting)
+    {
+        _ = Config;
+        _lastUse = DateTimeOffset.UtcNow;
+        int waiting = Scheduler.Waiting;
+        if (waiting >= maxWaiting || Online.Count >= OnlineCompletions.MaxRequests)
+            return Task.FromResult<CompletionRefusal?>(new CompletionRefusal(CompletionRefusal.OverloadedCode, null,
+                $"deployment {Id} is at capacity ({Online.Count} online requests, {waiting} sequences waiting for room): try again shortly"));
+        PreparedRequest prepared;
+        try
+        {
+            prepared = Requests.Prepare(request);
+        }
+        catch (RequestException e)
+        {
+            return Task.FromResult<CompletionRefusal?>(new CompletionRefusal(e.Code, e.Param, e.Message));
+        }
+        var requests = Requests;
+        var unloading = _unloading.Token;
+        Online.Start(request.Key, prepared.Stop, requests.Decode, async (generated, cancellation) =>
+        {
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellation, unloading);
+            return await requests.Generate(request, prepared, generated, either.Token);
+        }, e => e switch
+        {
+            OperationCanceledException when unloading.IsCancellationRequested =>
+                CompletionLineResult.Failed(request, "deployment_unloaded", $"deployment {Id} was unloaded while the request ran"),
+            OperationCanceledException => CompletionLineResult.Failed(request, "cancelled", "the request was cancelled"),
+            _ => CompletionLineResult.Failed(request, "server_error", e.Message),
+        });
+        return Task.FromResult<CompletionRefusal?>(null);
+    }
+
+    public async Task<CompletionProgress> PollCompletion(string requestId, TimeSpan maxWait)
+    {
+        _lastUse = DateTimeOffset.UtcNow;
+        return await (_online?.Poll(requestId, maxWait) ?? Task.FromResult<CompletionProgress?>(null))
+            ?? new CompletionProgress("", Finished: true, new CompletionLineResult(requestId, 0, null, "request_lost",
+                $"deployment {Id} does not know request {requestId}: it was cancelled, or its coordinator was restarted after its silo was lost"));
+    }
+
+    public Task CancelCompletion(string requestId)
+    {
+        _online?.Cancel(requestId);
+        return Task.CompletedTask;
+    }
+
     public void Dispose() => _unloading.Dispose();
 
     public async Task<DeploymentInfo?> Describe()
     {
         if (_request is null || _placement is null) return null;
         return new DeploymentInfo(Id, _request, await Reports(), _scheduler?.Running ?? 0, _scheduler?.Waiting ?? 0,
-            _jobs?.JobCount ?? 0, _lastUse);
+            _jobs?.JobCount ?? 0, _lastUse, _deployedAt);
     }
 
     public async Task Unload()
@@ -278,9 +337,10 @@ internal sealed class CoordinatorGrain(
         string id = Id;
         _unloading.Cancel();
         _jobs?.CancelAll();
+        _online?.CancelAll();
         // Gone at once, before the stages are: a call that comes in meanwhile finds no deployment.
         _placementsUnloaded = placement.Placements;
-        (_request, _model, _placement, _scheduler, _jobs, _requests) = (null, null, null, null, null, null);
+        (_request, _model, _placement, _scheduler, _jobs, _online, _requests) = (null, null, null, null, null, null, null);
         // A stage whose silo is gone took its memory with it.
         await placement.OnEveryStage(stage => stage.Unload());
         await record.ClearStateAsync();

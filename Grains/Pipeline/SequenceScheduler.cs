@@ -7,9 +7,11 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="StopsAfter">Called with the generated tokens after each new one; true ends the sequence with "stop"
 /// (the caller's stop strings). The last token is kept: the caller cuts its text.</param>
 /// <param name="Router">Which of the deployment's routers prunes the sequence's tokens; -1: dense.</param>
+/// <param name="Generated">Called with the generated tokens after each new one (before <paramref name="StopsAfter"/>), for
+/// answers streamed as they are made.</param>
 internal sealed record SequenceSpec(
     int[] PromptIds, int MaxTokens, IReadOnlySet<int> StopTokens, SamplingOptions Sampling, int Router, int Logprobs = -1,
-    Func<IReadOnlyList<int>, bool>? StopsAfter = null);
+    Func<IReadOnlyList<int>, bool>? StopsAfter = null, Action<IReadOnlyList<int>>? Generated = null);
 
 /// <param name="Generated">The drawn tokens, without the stop token that ended them.</param>
 /// <param name="Logprobs">Per generated token, when asked for.</param>
@@ -170,6 +172,7 @@ internal sealed class SequenceScheduler(
             if (spec.StopTokens.Contains(token)) return Result("stop");
             generated.Add(token);
             if (logprobs is not null && next.Logprobs is { } l) logprobs.Add(l);
+            spec.Generated?.Invoke(generated);
             if (spec.StopsAfter?.Invoke(generated) == true) return Result("stop");
             int length = spec.PromptIds.Length + generated.Count;
             if (generated.Count == spec.MaxTokens || length == contextLength) return Result("length");
