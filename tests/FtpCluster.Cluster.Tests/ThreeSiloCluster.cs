@@ -1,4 +1,5 @@
 using FtpCluster.Client.Cluster;
+using FtpCluster.Grains.Hosting;
 
 namespace FtpCluster.Cluster.Tests;
 
@@ -27,6 +28,11 @@ public class ThreeSiloCluster : IAsyncLifetime
     /// <summary>Uneven by default (1, 2, 3), so the planner's split by capacity shows.</summary>
     protected virtual double Capacity(int node) => node + 1;
 
+    /// <summary>Changes the silos' options before they start (an HTTP API on one, say).</summary>
+    protected virtual void Configure(FtpClusterSiloOptions[] options)
+    {
+    }
+
     /// <summary>A client that talks to the cluster through the named nodes' gateways only.</summary>
     public Task<ClusterConnection> ConnectClientAsync(params string[] nodeNames) =>
         ClusterConnection.ConnectAsync(nodeNames.Select(n => Nodes[n].Ready.Gateway).ToArray(), ClusterId);
@@ -42,6 +48,7 @@ public class ThreeSiloCluster : IAsyncLifetime
             options[i].Capacity = Capacity(i);
         }
         Assert.Equal(NodeNames, options.Select(o => o.NodeName));
+        Configure(options);
         _cluster = await EmbeddedCluster.StartAsync(options);
         try
         {
