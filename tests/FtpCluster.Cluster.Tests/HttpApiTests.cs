@@ -230,6 +230,113 @@ public sealed class HttpApiTests(HttpApiCluster cluster) : IClassFixture<HttpApi
         Assert.True(rows < 100, $"stage 0 computed {rows} rows for a request cut off after its first event: it ran on for no one");
     }
 
+    [SharedModelsFact]
+    public async Task A_batch_made_with_the_SDK_completes_and_its_files_equal_ftpcluster_run_on_the_same_input()
+    {
+        string work = Directory.CreateTempSubdirectory("ftpcluster-http-batch-").FullName;
+        try
+        {
+            string input = Path.Combine(work, "requests.jsonl");
+            var lines = Enumerable.Range(0, 8).Select(i => JsonSerializer.Serialize(new
+            {
+                custom_id = $"q{i}", method = "POST", url = "/v1/chat/completions",
+                body = new { model = HttpApiCluster.ModelName, messages = new[] { new { role = "user", content = $"Dream number {i}" } }, max_tokens = 10 + i, temperature = 0 },
+            })).ToList();
+            lines.Insert(3, "{ not json");
+            lines.Add(lines[0]); // a duplicate custom_id
+            await File.WriteAllLinesAsync(input, lines);
+
+            var client = cluster.OpenAI();
+            var files = client.GetOpenAIFileClient();
+            OpenAIFile file = await files.UploadFileAsync(input, FileUploadPurpose.Batch);
+            Assert.Equal(new FileInfo(input).Length, file.SizeInBytesLong);
+
+            var batches = client.GetBatchClient();
+            var operation = await batches.CreateBatchAsync(BinaryContent.Create(BinaryData.FromObjectAsJson(new
+            {
+                input_file_id = file.Id, endpoint = "/v1/chat/completions", completion_window = "24h", metadata = new { test = "http" },
+            })), waitUntilCompleted: false);
+            using var created = JsonDocument.Parse(operation.GetRawResponse().Content.ToString());
+            Assert.Equal("validating", created.RootElement.GetProperty("status").GetString());
+            await operation.WaitForCompletionAsync().AsTask().WaitAsync(TimeSpan.FromMinutes(2));
+
+            using var finished = JsonDocument.Parse((await operation.GetBatchAsync(options: null)).GetRawResponse().Content.ToString());
+            var batch = finished.RootElement;
+            Assert.Equal("completed", batch.GetProperty("status").GetString());
+            var counts = batch.GetProperty("request_counts");
+            Assert.Equal((10, 8, 2), (counts.GetProperty("total").GetInt32(), counts.GetProperty("completed").GetInt32(), counts.GetProperty("failed").GetInt32()));
+            Assert.Equal("http", batch.GetProperty("metadata").GetProperty("test").GetString());
+            string output = (await files.DownloadFileAsync(batch.GetProperty("output_file_id").GetString()!)).Value.ToString();
+            string errors = (await files.DownloadFileAsync(batch.GetProperty("error_file_id").GetString()!)).Value.ToString();
+
+            // The same input through ftpcluster run, on the same cluster and deployment.
+            string runOutput = Path.Combine(work, "run.jsonl"), runErrors = Path.Combine(work, "run-errors.jsonl");
+            string gateways = string.Join(",", cluster.Nodes.Values.Select(n => n.Ready.Gateway));
+            var (code, _, stderr) = await CommandLineProcess.RunAsync("run", "--input", input, "--output", runOutput, "--errors", runErrors,
+                "--model", JobLines.Aidreams, "--stages", "2", "--cluster", gateways, "--cluster-id", cluster.ClusterId);
+            Assert.True(code == 0, stderr);
+            Assert.Equal(Answers(await File.ReadAllTextAsync(runOutput)), Answers(output));
+            Assert.Equal(Failures(await File.ReadAllTextAsync(runErrors)), Failures(errors));
+            Assert.Equal(8, Answers(output).Count);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+
+        // Each answer's custom_id, text, finish reason and token counts: what must agree (ids and times differ).
+        static SortedDictionary<string, string> Answers(string jsonl) => new(jsonl.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line =>
+        {
+            using var json = JsonDocument.Parse(line);
+            var body = json.RootElement.GetProperty("response").GetProperty("body");
+            var choice = body.GetProperty("choices")[0];
+            var usage = body.GetProperty("usage");
+            return KeyValuePair.Create(json.RootElement.GetProperty("custom_id").GetString()!,
+                $"{choice.GetProperty("message").GetProperty("content").GetString()}|{choice.GetProperty("finish_reason").GetString()}|" +
+                $"{usage.GetProperty("prompt_tokens").GetInt32()}|{usage.GetProperty("completion_tokens").GetInt32()}");
+        }).ToDictionary(StringComparer.Ordinal), StringComparer.Ordinal);
+
+        static string[] Failures(string jsonl) => [.. jsonl.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line =>
+        {
+            using var json = JsonDocument.Parse(line);
+            var error = json.RootElement.GetProperty("error");
+            return $"{error.GetProperty("line").GetInt32()}|{error.GetProperty("code").GetString()}";
+        }).Order(StringComparer.Ordinal)];
+    }
+
+    [SharedModelsFact]
+    public async Task Cancelling_a_finished_batch_is_refused_and_unknown_batches_are_404()
+    {
+        string input = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(input, JsonSerializer.Serialize(new
+            {
+                custom_id = "only", method = "POST", url = "/v1/completions",
+                body = new { model = HttpApiCluster.ModelName, prompt = "I dreamed of", max_tokens = 4 },
+            }) + "\n");
+            var client = cluster.OpenAI();
+            OpenAIFile file = await client.GetOpenAIFileClient().UploadFileAsync(input, FileUploadPurpose.Batch);
+            var operation = await client.GetBatchClient().CreateBatchAsync(BinaryContent.Create(BinaryData.FromObjectAsJson(new
+            {
+                input_file_id = file.Id, endpoint = "/v1/completions", completion_window = "24h",
+            })), waitUntilCompleted: true);
+            var refused = await Assert.ThrowsAsync<ClientResultException>(() => operation.CancelAsync(options: null));
+            Assert.Equal(400, refused.Status);
+            Assert.Contains("completed", refused.Message, StringComparison.Ordinal);
+
+            using var http = cluster.Http();
+            using var unknown = await http.GetAsync("batches/batch_0123456789abcdef01234567");
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            using var listed = JsonDocument.Parse(await http.GetStringAsync("batches?limit=100"));
+            Assert.Contains(listed.RootElement.GetProperty("data").EnumerateArray(), b => b.GetProperty("id").GetString() == operation.BatchId);
+        }
+        finally
+        {
+            File.Delete(input);
+        }
+    }
+
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     private static async Task<string?> ErrorCode(HttpResponseMessage response)

@@ -95,7 +95,12 @@ public sealed class RedisSilos : IDisposable
 {
     private readonly SiloProcess[] _silos;
 
-    public RedisSilos(RedisServer redis, params string[] nodeNames)
+    public RedisSilos(RedisServer redis, params string[] nodeNames) : this(redis, configure: null, nodeNames)
+    {
+    }
+
+    /// <param name="configure">Changes each silo's options before it starts.</param>
+    public RedisSilos(RedisServer redis, Action<FtpClusterSiloOptions>? configure, params string[] nodeNames)
     {
         NodeNames = nodeNames;
         int[] ports = SiloProcess.FreeLoopbackPorts(2 * nodeNames.Length);
@@ -105,6 +110,7 @@ public sealed class RedisSilos : IDisposable
             Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
             ClusterId = ClusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
         })];
+        foreach (var options in Options) configure?.Invoke(options);
         _silos = [.. Options.Select(SiloProcess.Start)];
     }
 
