@@ -453,7 +453,8 @@ internal sealed class BatchGrain(
         var input = await GrainFactory.GetGrain<IFileGrain>(spec.InputFileId).Info();
         if (input is null)
         {
-            if (unfinished > 0)
+            // Once, though a finalize begun again comes here again.
+            if (unfinished > 0 && !State.Errors.Exists(e => e.Code == BatchErrorCodes.BatchExpired))
                 State.Errors.Add(new BatchError(BatchErrorCodes.BatchExpired,
                     $"{unfinished} lines had not run when the batch expired; its input file {spec.InputFileId} is gone, so they are not in the error file", "input_file_id", null));
             return;

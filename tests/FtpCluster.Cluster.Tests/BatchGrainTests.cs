@@ -244,6 +244,25 @@ public sealed class BatchGrainTests(BatchCluster cluster) : IClassFixture<BatchC
         Assert.Contains(info.Id, await cluster.Client.GetGrain<IJobListGrain>(0).Ids());
     }
 
+    [Fact]
+    public async Task A_batch_without_one_valid_request_fails_listing_its_lines_errors()
+    {
+        var input = await Upload("bad.jsonl", "not json\n\n{\"custom_id\": 7}\n");
+        var batch = NewBatch(cluster.Client);
+        await batch.Create(new BatchSpec(input.Id, "/v1/chat/completions", "24h", null));
+        var info = await WaitFinal(batch);
+        Assert.Equal(BatchStatus.Failed, info.Status);
+        Assert.Equal([("invalid_json_line", 1), ("invalid_type", 3)], info.Errors.Select(e => (e.Code, e.Line ?? 0)));
+        Assert.Contains("bad.jsonl line 3: 'custom_id' must be a string", info.Errors[1].Message);
+
+        var blank = await Upload("blank.jsonl", "\n  \n");
+        batch = NewBatch(cluster.Client);
+        await batch.Create(new BatchSpec(blank.Id, "/v1/chat/completions", "24h", null));
+        info = await WaitFinal(batch);
+        Assert.Equal(BatchStatus.Failed, info.Status);
+        Assert.Equal(("empty_file", "input_file_id"), (Assert.Single(info.Errors).Code, info.Errors[0].Param));
+    }
+
     [SharedModelsFact]
     public async Task A_cancelled_batch_ends_cancelled_with_the_output_of_the_lines_that_finished()
     {
