@@ -107,7 +107,7 @@ public sealed partial class FtpClusterSiloOptions
     public IEnumerable<(string Model, string? Name)> ServedModels() => Serve.Select(s =>
     {
         int equals = s.LastIndexOf('=');
-        return equals > 0 ? (s[..equals], s[(equals + 1)..]) : (s, (string?)null);
+        return equals >= 0 ? (s[..equals], s[(equals + 1)..]) : (s, (string?)null);
     });
 
     public static long DefaultMemoryBudgetBytes() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4 * 3;

@@ -54,6 +54,19 @@ public sealed class SiloCommandLineTests
     }
 
     [Fact]
+    public void The_HTTP_API_and_served_models_take_their_switches_and_serve_repeats()
+    {
+        var options = Parse("--http-port 8080 --api-key-file /k/keys --serve /m/a.bin --serve=/m/b.bin=bee --serve-stages 2");
+
+        Assert.Equal(8080, options.HttpPort);
+        Assert.Equal("/k/keys", options.ApiKeyFile);
+        Assert.Equal([("/m/a.bin", (string?)null), ("/m/b.bin", "bee")], options.ServedModels());
+        Assert.Equal(2, options.ServeStages);
+        var fromEnvironment = Parse("--http-port 8080", new Hashtable { ["FTPCLUSTER_SERVE"] = "/m/a.bin; /m/c=cee" });
+        Assert.Equal([("/m/a.bin", (string?)null), ("/m/c", "cee")], fromEnvironment.ServedModels());
+    }
+
+    [Fact]
     public void A_silo_on_an_address_of_its_own_joins_a_primary_on_another()
     {
         var options = Parse("--node-name b --advertised-address 10.231.7.11 --primary 10.231.7.10:11111");
@@ -103,7 +116,7 @@ public sealed class SiloCommandLineTests
         {
             NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, AdvertisedAddress = "10.231.7.11", PrimarySiloEndpoint = "10.231.7.10:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
-            ParentProcessId = 4242,
+            ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
         };
 
         var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);
@@ -142,6 +155,11 @@ public sealed class SiloCommandLineTests
     [InlineData("--node-name", "--node-name needs a value (NAME)")]
     [InlineData("--node-name --silo-port 1", "--node-name needs a value (NAME)")]
     [InlineData("a --node-name b", "unexpected argument 'a' (switches take the form --name VALUE)")]
+    [InlineData("--http-port 70000", "HTTP port (--http-port) must be 1-65535, got 70000")]
+    [InlineData("--http-port 11111", "the HTTP port (--http-port) must differ from the silo and gateway ports, all are 11111")]
+    [InlineData("--api-key-file keys", "an API key file (--api-key-file) needs an HTTP API (--http-port)")]
+    [InlineData("--serve =name", "--serve takes MODEL or MODEL=NAME, got '=name'")]
+    [InlineData("--serve m.bin --serve-stages 0", "serve stages (--serve-stages) must be at least 1, got 0")]
     public void A_bad_value_is_refused_with_a_message_naming_it(string commandLine, string message)
     {
         var error = Assert.Throws<SiloUsageException>(() => Parse(commandLine));

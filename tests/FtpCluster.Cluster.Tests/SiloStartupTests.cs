@@ -1,6 +1,7 @@
 using System.Globalization;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Hosting;
 
 namespace FtpCluster.Cluster.Tests;
@@ -22,6 +23,31 @@ public sealed class SiloStartupTests
         Assert.Equal(2, await silo.WaitExitAsync());
         var line = Assert.Single(silo.ErrorLines);
         Assert.Equal("ftpcluster-silo: unknown clustering (--clustering) 'zookeeper' (expected localhost or redis)", line);
+    }
+
+    [SharedModelsFact]
+    public async Task A_silo_told_to_serve_a_model_deploys_it_and_answers_for_it_over_HTTP()
+    {
+        int httpPort = SiloProcess.FreeLoopbackPorts(1)[0];
+        string model = SharedModels.PathTo("aidreams260K", "aidreams260K.bin");
+        using var silo = SiloProcess.Start(["--node-name", "server", "--threads", "1", "--cluster-id", $"test-{Guid.NewGuid():N}",
+            "--http-port", httpPort.ToString(CultureInfo.InvariantCulture), "--serve", $"{model}=dreams", .. Ports()]);
+        await silo.WaitReadyAsync();
+        Assert.Contains("HTTP API on http://127.0.0.1:", silo.Output + string.Join("\n", silo.ErrorLines), StringComparison.Ordinal);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}/") };
+        // Ready once the model is deployed; the deployment follows the silo's joining.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (await http.GetAsync("health/ready") is { IsSuccessStatusCode: false } notReady)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"not ready 60 s after joining: {await notReady.Content.ReadAsStringAsync()}");
+            await Task.Delay(100);
+        }
+        using var models = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("v1/models"));
+        Assert.Equal("dreams", models.RootElement.GetProperty("data")[0].GetProperty("id").GetString());
+        using var answer = await http.PostAsync("v1/completions", new StringContent(
+            """{"model": "dreams", "prompt": "I dreamed of", "max_tokens": 5}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(answer.IsSuccessStatusCode, await answer.Content.ReadAsStringAsync());
     }
 
     [Fact]
