@@ -3,8 +3,8 @@ using FtpCluster.Grains.Pipeline;
 namespace FtpCluster.Api;
 
 /// <summary>
-/// Finds the deployment a request's <c>model</c> names: a deployment's served name (the older of two with one name)
-/// or its id. The cluster's list is asked again after <see cref="FreshFor"/>, and at once when a name is not found.
+/// Finds the deployment a request's <c>model</c> names: a deployment's served name (the older of two with one name),
+/// as batches find theirs. The cluster's list is asked again after <see cref="FreshFor"/>, and at once when a name is not found.
 /// </summary>
 public sealed class DeploymentDirectory(IGrainFactory grains)
 {
@@ -26,7 +26,7 @@ public sealed class DeploymentDirectory(IGrainFactory grains)
         Match(await All(), model) ?? Match(await All(fresh: true), model);
 
     private static ServedDeployment? Match(ServedDeployment[] deployments, string model) =>
-        deployments.FirstOrDefault(d => d.Name == model) ?? deployments.FirstOrDefault(d => d.DeploymentId == model);
+        deployments.FirstOrDefault(d => d.Name == model);
 
     /// <summary>The 404 for a model no deployment serves, naming the ones that are.</summary>
     public async Task<ApiException> NotServed(string model)

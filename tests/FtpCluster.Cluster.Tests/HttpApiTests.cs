@@ -32,6 +32,8 @@ public sealed class HttpApiCluster : ThreeSiloCluster, IAsyncLifetime
 
     public int HttpPort { get; private set; }
 
+    public string KeyFile => _keyFile;
+
     public string DeploymentId { get; } = DeploymentIds.For(JobLines.Aidreams, 2, "f32", storage: null);
 
     public string LongDeploymentId { get; } = DeploymentIds.For(Stories, 2, "f32", storage: null);
@@ -155,6 +157,38 @@ public sealed class HttpApiTests(HttpApiCluster cluster) : IClassFixture<HttpApi
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal("invalid_api_key", await ErrorCode(response));
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri(cluster.BaseUrl, "/health/live"))).StatusCode); // probes need no key
+    }
+
+    [SharedModelsFact]
+    public async Task A_key_added_to_the_key_file_works_and_one_taken_out_stops_working_without_a_restart()
+    {
+        const string added = "sk-added-while-running";
+        string original = await File.ReadAllTextAsync(cluster.KeyFile);
+        try
+        {
+            await File.WriteAllTextAsync(cluster.KeyFile, original + added + "\n");
+            Assert.True(await AnsweredWithin(added, TimeSpan.FromSeconds(10), expected: HttpStatusCode.OK), "a key added to the file was not taken");
+            await File.WriteAllTextAsync(cluster.KeyFile, original);
+            Assert.True(await AnsweredWithin(added, TimeSpan.FromSeconds(10), expected: HttpStatusCode.Unauthorized), "a key taken out of the file still works");
+        }
+        finally
+        {
+            await File.WriteAllTextAsync(cluster.KeyFile, original);
+        }
+
+        // The file is looked at again at most once a second: poll until the answer changes.
+        async Task<bool> AnsweredWithin(string key, TimeSpan patience, HttpStatusCode expected)
+        {
+            using var http = cluster.Http(key);
+            var deadline = DateTime.UtcNow + patience;
+            while (DateTime.UtcNow < deadline)
+            {
+                using var response = await http.GetAsync("models");
+                if (response.StatusCode == expected) return true;
+                await Task.Delay(100);
+            }
+            return false;
+        }
     }
 
     [SharedModelsFact]
