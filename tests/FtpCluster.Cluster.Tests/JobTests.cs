@@ -285,12 +285,12 @@ public sealed class DeploymentLifecycleTests(ThreeSiloCluster cluster) : IClassF
         await coordinator.Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 1, IdleUnloadSeconds: 1));
         // The coordinator looks every 15 s; the bound only keeps a broken build from hanging.
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
-        while (await coordinator.Describe() is not null)
+        // Describe answers null from the moment the unload begins; the list forgets it once the stages are freed.
+        while (await coordinator.Describe() is not null || (await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids()).Contains(deployment))
         {
-            Assert.True(DateTime.UtcNow < deadline, "the idle deployment is still loaded after a minute");
+            Assert.True(DateTime.UtcNow < deadline, "the idle deployment is still loaded (or listed) after a minute");
             await Task.Delay(200);
         }
-        Assert.DoesNotContain(deployment, await cluster.Client.GetGrain<IDeploymentListGrain>(0).Ids());
     }
 }
 
