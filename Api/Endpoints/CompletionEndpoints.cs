@@ -124,7 +124,21 @@ internal static class CompletionEndpoints
         }
         while (true)
         {
-            var progress = await coordinator.PollCompletion(requestId, OnlinePoll).WaitAsync(http.RequestAborted);
+            CompletionProgress progress;
+            try
+            {
+                progress = await coordinator.PollCompletion(requestId, OnlinePoll).WaitAsync(http.RequestAborted);
+            }
+            catch (Exception e) when (!http.RequestAborted.IsCancellationRequested)
+            {
+                // The status line is sent: the failure goes to the client as the stream's last event.
+                logger.LogError(e, "Request {RequestId} failed while streaming", requestId);
+                CompletionChunks.WriteEvent(output, CompletionChunks.Error(
+                    $"the server had an error while streaming the answer (request id {requestId}): {e.Message}", "server_error", null, "server_error"));
+                output.Write(CompletionChunks.Done);
+                await Flush();
+                return false;
+            }
             if (progress.Finished)
             {
                 var result = progress.Result!;

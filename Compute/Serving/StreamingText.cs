@@ -43,9 +43,11 @@ public sealed class StreamingText
         if (!decodedSoFar.AsSpan().StartsWith(_source.AsSpan(0, SentLength), StringComparison.Ordinal)) return "";
 
         // What was sent holds no whole stop string, so one can only begin in its last (longest stop - 1) characters.
-        int searchFrom = Math.Max(0, SentLength - (_longestStop - 1));
-        int stop = _stops.FindFirst(decodedSoFar, searchFrom);
-        if (stop >= 0) _stopAt = Math.Min(_stopAt, stop);
+        if (_longestStop > 0)
+        {
+            int stop = _stops.FindFirst(decodedSoFar, Math.Max(0, SentLength - (_longestStop - 1)));
+            if (stop >= 0) _stopAt = Math.Min(_stopAt, stop);
+        }
 
         int end = Math.Min(decodedSoFar.Length, _stopAt);
         while (end > SentLength && decodedSoFar[end - 1] == '\uFFFD') end--;

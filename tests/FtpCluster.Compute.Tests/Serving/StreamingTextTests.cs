@@ -47,6 +47,22 @@ public sealed class StreamingTextTests
     }
 
     [Fact]
+    public void A_poll_that_finds_no_new_text_sends_nothing_with_or_without_stop_strings()
+    {
+        // A poll may come back with no new token (a long prefill), or with tokens that decode to nothing (BOS, a
+        // tokenizer-less model's): the same text again, or still none.
+        foreach (string[] stops in new[] { Array.Empty<string>(), ["END"] })
+        {
+            var streaming = new StreamingText(stops);
+            Assert.Equal("", streaming.Next(""));
+            Assert.Equal("", streaming.Next(""));
+            Assert.Equal("Hi", streaming.Next("Hi"));
+            Assert.Equal("", streaming.Next("Hi"));
+            Assert.Equal(" there", streaming.Finish("Hi there"));
+        }
+    }
+
+    [Fact]
     public void A_character_split_across_tokens_is_sent_once_whole()
     {
         byte[] emoji = Encoding.UTF8.GetBytes("😀");
