@@ -1,10 +1,13 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 
-// A local dev cluster: N silo processes on loopback with localhost clustering and fixed ports; silo "a"
-// is the primary the others join through. Each silo is its own one-silo project resource with explicit
-// arguments: Aspire's replicas would give every replica the same arguments, and its Orleans integration's
-// development clustering would make each replica a cluster of its own.
+// A local dev cluster: N silo processes on loopback with fixed ports; silo "a" is the primary the others join
+// through (or, with a Redis connection string, Redis holds the membership and the state). Each silo is its own
+// one-silo project resource with explicit arguments: Aspire's replicas would give every replica the same arguments,
+// and its Orleans integration's development clustering would make each replica a cluster of its own.
+// Every silo serves the HTTP API and its health checks on a port of its own (silo a's is the one to use); silo a
+// deploys the model over all the silos once they have joined, so a silo is healthy (ready) once it has joined and
+// the deployment is loaded.
 var builder = DistributedApplication.CreateBuilder(args);
 
 int silos = builder.Configuration.GetValue("Silos", 3);
@@ -12,19 +15,46 @@ if (silos is < 1 or > 26)
     throw new ArgumentException($"Silos must be 1-26 (one node name per letter), got {silos}");
 int firstSiloPort = builder.Configuration.GetValue("FirstSiloPort", 11111);
 int firstGatewayPort = builder.Configuration.GetValue("FirstGatewayPort", 30000);
+int httpPort = builder.Configuration.GetValue("HttpPort", 8080);
 string device = builder.Configuration.GetValue("Device", "cpu")!;
 
+// What the cluster serves; each also an Aspire parameter (Parameters:model, ...), shown in the dashboard.
+var model = builder.AddParameter("model", builder.Configuration["Model"] ?? "HuggingFaceTB/SmolLM2-135M-Instruct");
+string? tokenizer = builder.Configuration["Tokenizer"];
+string? router = builder.Configuration["Router"];
+string? redis = builder.Configuration["Redis"];
+
+IResourceBuilder<ProjectResource>? primary = null;
 for (int i = 0; i < silos; i++)
 {
     string node = ((char)('a' + i)).ToString();
+    int port = httpPort + i;
     var silo = builder.AddProject<Projects.FtpCluster_Silo>($"silo-{node}")
         .WithArgs(
             "--node-name", node,
             "--silo-port", (firstSiloPort + i).ToString(CultureInfo.InvariantCulture),
             "--gateway-port", (firstGatewayPort + i).ToString(CultureInfo.InvariantCulture),
-            "--device", device);
-    if (i > 0)
+            "--device", device,
+            "--http-port", port.ToString(CultureInfo.InvariantCulture))
+        .WithHttpEndpoint(port: port, targetPort: port, name: "http", isProxied: false)
+        .WithHttpHealthCheck("/health/ready", endpointName: "http");
+    if (redis is not null)
+        silo.WithArgs("--clustering", "redis", "--redis", builder.AddParameter($"redis-{node}", redis, secret: true));
+    else if (i > 0)
         silo.WithArgs("--primary", $"127.0.0.1:{firstSiloPort.ToString(CultureInfo.InvariantCulture)}");
+
+    if (i == 0)
+    {
+        silo.WithArgs("--serve", model, "--serve-stages", silos.ToString(CultureInfo.InvariantCulture));
+        if (tokenizer is not null) silo.WithArgs("--serve-tokenizer", tokenizer);
+        if (router is not null) silo.WithArgs("--serve-router", router);
+        primary = silo;
+    }
+    else
+    {
+        // The others join through the primary: it must be up first (not ready: it is ready once they have joined).
+        silo.WaitForStart(primary!);
+    }
 }
 
 builder.Build().Run();

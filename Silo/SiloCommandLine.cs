@@ -38,6 +38,8 @@ public static class SiloCommandLine
         ("--api-key-file", "ApiKeyFile", "FILE"),
         (ServeSwitch, "Serve", "MODEL[=NAME]"),
         ("--serve-stages", "ServeStages", "N"),
+        ("--serve-tokenizer", "ServeTokenizer", "PATH"),
+        ("--serve-router", "ServeRouters", "ROUTER[,ROUTER...]"),
     ];
 
     /// <summary>The one switch that may be given several times (each a model); its variable separates them with ';'.</summary>
@@ -96,6 +98,9 @@ public static class SiloCommandLine
         else if (configuration["Serve"] is { } servedFromEnvironment)
             options.Serve = [.. servedFromEnvironment.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         if (configuration["ServeStages"] is { } serveStages) options.ServeStages = ParseInt(serveStages, "--serve-stages");
+        if (configuration["ServeTokenizer"] is { } serveTokenizer) options.ServeTokenizer = serveTokenizer;
+        if (configuration["ServeRouters"] is { } serveRouters)
+            options.ServeRouters = [.. serveRouters.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         if (configuration["ParentProcessId"] is { } parent) options.ParentProcessId = ParseInt(parent, "--parent-pid");
 
         try

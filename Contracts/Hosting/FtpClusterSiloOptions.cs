@@ -103,6 +103,13 @@ public sealed partial class FtpClusterSiloOptions
     /// <summary>The stages (silos) each model of <see cref="Serve"/> is deployed over. Default 1.</summary>
     public int ServeStages { get; set; } = 1;
 
+    /// <summary>The tokenizer of the models of <see cref="Serve"/>. Default null: the one beside each model.</summary>
+    public string? ServeTokenizer { get; set; }
+
+    /// <summary>FTP router artifacts the models of <see cref="Serve"/> are deployed with (requests pick one by
+    /// <c>ftp.sparsity</c>; the first serves those that name none). Default: none, the models run dense.</summary>
+    public List<string> ServeRouters { get; set; } = [];
+
     /// <summary>Each of <see cref="Serve"/> as (model path, served name or null).</summary>
     public IEnumerable<(string Model, string? Name)> ServedModels() => Serve.Select(s =>
     {
@@ -166,6 +173,8 @@ public sealed partial class FtpClusterSiloOptions
         foreach (var (model, name) in ServedModels())
             if (string.IsNullOrWhiteSpace(model) || name is { Length: 0 })
                 throw new ArgumentException($"--serve takes MODEL or MODEL=NAME, got '{model}{(name is null ? "" : "=" + name)}'");
+        if ((ServeTokenizer is not null || ServeRouters.Count > 0) && Serve.Count == 0)
+            throw new ArgumentException("--serve-tokenizer and --serve-router describe the models of --serve: give --serve MODEL too");
         if (ServeStages < 1)
             throw new ArgumentException($"serve stages (--serve-stages) must be at least 1, got {ServeStages}");
         if (ParentProcessId is <= 0)
@@ -206,6 +215,8 @@ public sealed partial class FtpClusterSiloOptions
         if (ApiKeyFile is not null) args.AddRange(["--api-key-file", ApiKeyFile]);
         foreach (string served in Serve) args.AddRange(["--serve", served]);
         if (Serve.Count > 0) args.AddRange(["--serve-stages", ServeStages.ToString(CultureInfo.InvariantCulture)]);
+        if (ServeTokenizer is not null) args.AddRange(["--serve-tokenizer", ServeTokenizer]);
+        if (ServeRouters.Count > 0) args.AddRange(["--serve-router", string.Join(",", ServeRouters)]);
         if (ParentProcessId is { } parent) args.AddRange(["--parent-pid", parent.ToString(CultureInfo.InvariantCulture)]);
         return args;
     }

@@ -37,7 +37,8 @@ internal sealed class ServedModelsService(FtpClusterSiloOptions options, IGrainF
         }
         foreach (var (model, name) in options.ServedModels())
         {
-            string id = DeploymentIds.For(model, options.ServeStages, "f32", storage: null);
+            string[]? routers = options.ServeRouters.Count > 0 ? [.. options.ServeRouters.Select(Path.GetFullPath)] : null;
+            string id = DeploymentIds.For(model, options.ServeStages, "f32", storage: null, routers);
             try
             {
                 var coordinator = grains.GetGrain<ICoordinatorGrain>(id);
@@ -46,7 +47,8 @@ internal sealed class ServedModelsService(FtpClusterSiloOptions options, IGrainF
                     logger.LogInformation("Serving {Model}: deployment {Deployment} is up already", model, id);
                     continue;
                 }
-                var stages = await coordinator.Deploy(new DeploymentRequest(Path.GetFullPath(model), options.ServeStages, ServedName: name, IdleUnloadSeconds: 0))
+                var stages = await coordinator.Deploy(new DeploymentRequest(Path.GetFullPath(model), options.ServeStages, Routers: routers,
+                        Tokenizer: options.ServeTokenizer is null ? null : Path.GetFullPath(options.ServeTokenizer), ServedName: name, IdleUnloadSeconds: 0))
                     .WaitAsync(stoppingToken);
                 logger.LogInformation("Serving {Model} as deployment {Deployment}: {Plan}", model, id,
                     string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));

@@ -117,6 +117,7 @@ public sealed class SiloCommandLineTests
             NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, AdvertisedAddress = "10.231.7.11", PrimarySiloEndpoint = "10.231.7.10:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
             ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
+            ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"],
         };
 
         var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);
@@ -160,6 +161,7 @@ public sealed class SiloCommandLineTests
     [InlineData("--api-key-file keys", "an API key file (--api-key-file) needs an HTTP API (--http-port)")]
     [InlineData("--serve =name", "--serve takes MODEL or MODEL=NAME, got '=name'")]
     [InlineData("--serve m.bin --serve-stages 0", "serve stages (--serve-stages) must be at least 1, got 0")]
+    [InlineData("--serve-router r.json", "--serve-tokenizer and --serve-router describe the models of --serve: give --serve MODEL too")]
     public void A_bad_value_is_refused_with_a_message_naming_it(string commandLine, string message)
     {
         var error = Assert.Throws<SiloUsageException>(() => Parse(commandLine));

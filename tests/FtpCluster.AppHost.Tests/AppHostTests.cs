@@ -1,0 +1,81 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Aspire.Hosting;
+using Aspire.Hosting.Testing;
+using FtpCluster.Compute.Tests;
+
+namespace FtpCluster.AppHost.Tests;
+
+/// <summary>
+/// <c>dotnet run --project AppHost</c> as a developer runs it, started by Aspire.Hosting.Testing: three silo processes
+/// that form one cluster, silo a deploying the model over all three and serving the HTTP API, each resource healthy
+/// only once it has joined and the deployment is loaded.
+/// </summary>
+public sealed class AppHostTests
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(4);
+
+    [SharedModelsFact]
+    public async Task The_app_host_starts_three_healthy_silos_in_one_cluster_that_answers_a_chat_completion()
+    {
+        int[] ports = FreePortRun(3 + 3 + 3);
+        var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.FtpCluster_AppHost>(
+        [
+            "--Silos", "3",
+            "--Model", SharedModels.PathTo("aidreams260K", "aidreams260K.bin"),
+            "--FirstSiloPort", $"{ports[0]}", "--FirstGatewayPort", $"{ports[3]}", "--HttpPort", $"{ports[6]}",
+        ]);
+        await using var app = await appHost.BuildAsync();
+        using var timeout = new CancellationTokenSource(StartTimeout);
+        await app.StartAsync(timeout.Token);
+        foreach (string silo in new[] { "silo-a", "silo-b", "silo-c" })
+            await app.ResourceNotifications.WaitForResourceHealthyAsync(silo, timeout.Token);
+
+        using var http = app.CreateHttpClient("silo-a", "http");
+        // One cluster of three: the model's stages are on a, b and c.
+        using (var models = JsonDocument.Parse(await http.GetStringAsync("/v1/models", timeout.Token)))
+        {
+            var stages = models.RootElement.GetProperty("data")[0].GetProperty("ftp").GetProperty("stages");
+            Assert.Equal(["a", "b", "c"], stages.EnumerateArray().Select(s => s.GetProperty("silo").GetString()).Order());
+        }
+
+        using var answer = await http.PostAsync("/v1/chat/completions", new StringContent(
+            """{"model": "aidreams260K", "messages": [{"role": "user", "content": "I dreamed of"}], "max_tokens": 12}""",
+            Encoding.UTF8, "application/json"), timeout.Token);
+        string body = await answer.Content.ReadAsStringAsync(timeout.Token);
+        Assert.True(answer.IsSuccessStatusCode, body);
+        using var completion = JsonDocument.Parse(body);
+        Assert.True(completion.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32() > 0);
+    }
+
+    /// <summary><paramref name="count"/> consecutive loopback ports that are free now (the app host numbers silos' ports from a first one).</summary>
+    private static int[] FreePortRun(int count)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            int first = Random.Shared.Next(20_000, 60_000 - count);
+            var taken = new List<TcpListener>();
+            try
+            {
+                for (int port = first; port < first + count; port++)
+                {
+                    var listener = new TcpListener(IPAddress.Loopback, port);
+                    listener.Start();
+                    taken.Add(listener);
+                }
+                return [.. Enumerable.Range(first, count)];
+            }
+            catch (SocketException)
+            {
+                // One of them is in use: try another run.
+            }
+            finally
+            {
+                foreach (var listener in taken) listener.Stop();
+            }
+        }
+        throw new InvalidOperationException($"no run of {count} free loopback ports found");
+    }
+}
