@@ -79,6 +79,26 @@ public sealed class GgufLlamaCppTests : IDisposable
         }
     }
 
+    [LlamaCppPeerFact]
+    public void Files_from_llama_cpps_quantizer_parse_to_the_end_and_their_quantized_tensors_are_refused()
+    {
+        string source = _temp.File("tiny.gguf");
+        ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny") with { Dim = 256, HiddenDim = 512, Heads = 4, KvHeads = 2 }, source);
+        foreach (var (type, expected) in new[] { ("q8_0", GgmlType.Q8_0), ("q4_k_m", GgmlType.Q4_K), ("q6_k", GgmlType.Q6_K) })
+        {
+            string path = _temp.File($"tiny-{type}.gguf");
+            Peer("quantize", "--gguf", source, "--type", type, "--out", path);
+
+            // Every tensor's size follows from its type's block layout, and the last one ends where the file does.
+            using (var file = GgufFile.Open(path))
+            {
+                Assert.Contains(file.Tensors, t => t.Type == expected);
+                Assert.Equal(new FileInfo(path).Length, file.Tensors.Max(t => t.Offset + t.ByteLength + (file.Alignment - 1)) / file.Alignment * file.Alignment);
+            }
+            AssertFails(() => GgufCheckpoint.Open(path), path, "; this build reads GGUF tensors stored as F32, F16 or BF16");
+        }
+    }
+
     private float[] LlamaCppLogits(string gguf)
     {
         string output = Peer("logits", "--gguf", gguf, "--ids", string.Join(',', Ids));
