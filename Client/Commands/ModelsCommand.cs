@@ -41,19 +41,22 @@ internal static class ModelsCommand
 
     private static readonly Option<int?> ShardMb = CliOption.OptionalInt("--shard-mb", "N", "Splits the safetensors into shards of at most N MiB, with an index");
 
-    private static readonly Option<string> Out = CliOption.Text("--out", "DIR", "The directory the checkpoint is written to (required)");
+    private static readonly Option<string> Format = CliOption.Text("--format", "hf|gguf",
+        "hf (default): a Hugging Face folder; gguf: one GGUF file (llama or qwen2, f32/f16/bf16 weights, no tokenizer)").Completing(["hf", "gguf"]);
 
-    private static readonly Argument<string> InfoPath = new("PATH") { Description = "A checkpoint: a llama2.c .bin file or a Hugging Face directory" };
+    private static readonly Option<string> Out = CliOption.Text("--out", "PATH", "The folder (hf) or file (gguf) the checkpoint is written to (required)");
+
+    private static readonly Argument<string> InfoPath = new("PATH") { Description = "A checkpoint: a Hugging Face directory, a GGUF file or a llama2.c .bin file" };
 
     private static readonly Option<bool> InfoJson = CliOption.Flag("--json", "Prints the description as JSON");
 
     public static Command Create()
     {
         var synth = new Command("synth", """
-            Writes a random-weight Hugging Face checkpoint.
-              models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N) [--arch A] [--dtype D] [--seed S] --out DIR
+            Writes a random-weight checkpoint: a Hugging Face folder, or with --format gguf one GGUF file of the same weights.
+              models synth (--preset NAME | --layers N --dim N --heads N --kv-heads N --hidden N --vocab N) [--arch A] [--dtype D] [--seed S] [--format hf|gguf] --out PATH
             """);
-        foreach (var option in new Option[] { Preset, Arch, Layers, Dim, Heads, KvHeads, Hidden, Vocab, HeadDim, RopeTheta, MaxPositions, DType, Seed, Tied, Untied, ShardMb, Out })
+        foreach (var option in new Option[] { Preset, Arch, Layers, Dim, Heads, KvHeads, Hidden, Vocab, HeadDim, RopeTheta, MaxPositions, DType, Seed, Tied, Untied, ShardMb, Format, Out })
             synth.Add(option);
         synth.SetAction(Synth);
         var info = new Command("info", "Architecture, parameter count, bytes per layer of a checkpoint.") { InfoPath, InfoJson };
@@ -107,6 +110,11 @@ internal static class ModelsCommand
     private static int Synth(ParseResult parse)
     {
         string output = parse.Required(Out);
+        string format = parse.GetValue(Format) ?? "hf";
+        if (format is not ("hf" or "gguf"))
+            throw new UsageException($"--format must be hf or gguf, got '{format}'");
+        if (format == "gguf" && parse.GetValue(ShardMb) is not null)
+            throw new UsageException("--shard-mb applies to --format hf only: a GGUF model is one file");
         SyntheticModelOptions options;
         try
         {
@@ -135,9 +143,9 @@ internal static class ModelsCommand
             throw new UsageException(e.Message);
         }
 
-        var config = ModelSynthesizer.Write(options, output);
+        var config = format == "gguf" ? ModelSynthesizer.WriteGguf(options, output) : ModelSynthesizer.Write(options, output);
         Console.WriteLine($"wrote {output}: {config.Architecture}, {config.Layers} layers, dim {config.Dim}, " +
-            $"{config.ParameterCount:N0} parameters, {options.DType}");
+            $"{config.ParameterCount:N0} parameters, {options.DType}{(format == "gguf" ? ", GGUF" : "")}");
         return 0;
     }
 

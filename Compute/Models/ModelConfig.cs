@@ -3,7 +3,7 @@ namespace FtpCluster.Compute.Models;
 /// <summary>How rotary embeddings pair up the dimensions of a head.</summary>
 public enum RopeLayout
 {
-    /// <summary>llama2.c and GGUF: dimensions (2i, 2i+1) rotate together.</summary>
+    /// <summary>llama2.c and GGUF llama models: dimensions (2i, 2i+1) rotate together.</summary>
     AdjacentPairs,
 
     /// <summary>Hugging Face "rotate_half": dimensions (i, i + headDim/2) rotate together.</summary>
@@ -16,7 +16,7 @@ public sealed record Llama3RopeScaling(float Factor, float LowFreqFactor, float 
 /// <summary>The shape and numerics of a decoder-only Llama-family model, whatever file it came from.</summary>
 public sealed record ModelConfig
 {
-    /// <summary>"llama2c" for llama2.c checkpoints, otherwise the Hugging Face architecture name.</summary>
+    /// <summary>"llama2c" for llama2.c checkpoints, otherwise the Hugging Face architecture name (a GGUF file's as well).</summary>
     public required string Architecture { get; init; }
     public required int Dim { get; init; }
     public required int HiddenDim { get; init; }

@@ -46,6 +46,19 @@ public static class ModelSynthesizer
         return config;
     }
 
+    /// <summary>
+    /// Writes the same model as <see cref="Write"/> would, with the same values, as one GGUF file (see
+    /// <see cref="GgufModelWriter"/>) and returns its config as written (a Hugging Face config; the file
+    /// reads back with llama's adjacent-pair RoPE layout). Llama 3 RoPE scaling cannot be written.
+    /// </summary>
+    public static ModelConfig WriteGguf(SyntheticModelOptions options, string path)
+    {
+        var config = options.ToConfig();
+        GgufModelWriter.Write(path, config, options.DType, $"synthetic {options.Architecture} seed {options.Seed}", (role, layer) =>
+            new SyntheticTensorValues(options.Seed, HuggingFaceCheckpoint.TensorName(role, layer), role, CheckpointTensors.ExpectedShape(config, role)).Fill);
+        return config;
+    }
+
     private sealed record SyntheticTensor(string Name, TensorRole Role, long[] Shape)
     {
         public long Count => Shape.Aggregate(1L, (a, b) => a * b);

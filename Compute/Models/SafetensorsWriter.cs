@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace FtpCluster.Compute.Models;
@@ -74,20 +72,7 @@ internal sealed class SafetensorsWriter : IDisposable
         if (_encoded.Length < byteCount)
             _encoded = new byte[byteCount];
         var encoded = _encoded.AsSpan(0, byteCount);
-        switch (_dtype)
-        {
-            case TensorDType.F32:
-                MemoryMarshal.AsBytes(values).CopyTo(encoded);
-                break;
-            case TensorDType.F16:
-                TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(encoded));
-                break;
-            default:
-                var bf16 = MemoryMarshal.Cast<byte, ushort>(encoded);
-                for (int i = 0; i < values.Length; i++)
-                    bf16[i] = ToBFloat16(values[i]);
-                break;
-        }
+        WeightEncoding.Encode(values, _dtype, encoded);
         _stream.Write(encoded);
         _written += byteCount;
     }
@@ -101,14 +86,4 @@ internal sealed class SafetensorsWriter : IDisposable
     }
 
     public void Dispose() => _stream.Dispose();
-
-    /// <summary>float32 to bfloat16, rounding to nearest even (truncating would bias every weight toward zero).</summary>
-    internal static ushort ToBFloat16(float value)
-    {
-        uint bits = BitConverter.SingleToUInt32Bits(value);
-        if (float.IsNaN(value))
-            return (ushort)((bits >> 16) | 0x40);
-        bits += 0x7FFF + ((bits >> 16) & 1);
-        return (ushort)(bits >> 16);
-    }
 }

@@ -58,11 +58,11 @@ public sealed class ModelSynthesizerTests : IDisposable
     [Fact]
     public void BFloat16_rounds_to_nearest_even()
     {
-        Assert.Equal(0x3F80, SafetensorsWriter.ToBFloat16(1f + MathF.Pow(2, -8)));  // halfway, 1.0 is even
-        Assert.Equal(0x3F82, SafetensorsWriter.ToBFloat16(1f + 3 * MathF.Pow(2, -8))); // halfway, up to even
-        Assert.Equal(0x3F81, SafetensorsWriter.ToBFloat16(1f + MathF.Pow(2, -8) + MathF.Pow(2, -20))); // above halfway
-        Assert.Equal(0xC000, SafetensorsWriter.ToBFloat16(-2f));
-        Assert.True(float.IsNaN(BitConverter.UInt32BitsToSingle((uint)SafetensorsWriter.ToBFloat16(float.NaN) << 16)));
+        Assert.Equal(0x3F80, WeightEncoding.ToBFloat16(1f + MathF.Pow(2, -8)));  // halfway, 1.0 is even
+        Assert.Equal(0x3F82, WeightEncoding.ToBFloat16(1f + 3 * MathF.Pow(2, -8))); // halfway, up to even
+        Assert.Equal(0x3F81, WeightEncoding.ToBFloat16(1f + MathF.Pow(2, -8) + MathF.Pow(2, -20))); // above halfway
+        Assert.Equal(0xC000, WeightEncoding.ToBFloat16(-2f));
+        Assert.True(float.IsNaN(BitConverter.UInt32BitsToSingle((uint)WeightEncoding.ToBFloat16(float.NaN) << 16)));
     }
 
     [Fact]

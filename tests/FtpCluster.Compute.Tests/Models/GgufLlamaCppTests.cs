@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Text.Json;
+using FtpCluster.Compute.Models;
+using Xunit;
+using static FtpCluster.Compute.Tests.Models.ModelTestFiles;
+
+namespace FtpCluster.Compute.Tests.Models;
+
+/// <summary>
+/// A fact that needs llama.cpp through the shared LlamaCppPeer tool (../shared/tools/LlamaCppPeer, built
+/// with <c>dotnet build -c Release</c>), named by the environment variable <see cref="Variable"/> as the
+/// path of its LlamaCppPeer.dll; skipped, saying so, when the variable is unset or names no file.
+/// </summary>
+public sealed class LlamaCppPeerFactAttribute : FactAttribute
+{
+    public const string Variable = "LLAMACPP_PEER";
+
+    public static string? PeerDll => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } dll && File.Exists(dll) ? dll : null;
+
+    public LlamaCppPeerFactAttribute()
+    {
+        if (PeerDll is null)
+            Skip = $"llama.cpp peer not available: set {Variable} to the LlamaCppPeer.dll built from ../shared/tools/LlamaCppPeer";
+    }
+}
+
+/// <summary>
+/// GGUF files against llama.cpp itself: the peer writes a model twice from the same weights (Hugging Face
+/// safetensors, and GGUF with llama.cpp's q/k permutation), and llama.cpp reads what this project writes.
+/// Tolerance 1e-4 relative: both sides compute in float32 (the peer's logits use an f32 KV cache and no
+/// flash attention) and differ only in summation order, measured at 4e-7 on the tiny model and 2e-6 on
+/// smollm2-135m; a wrong RoPE layout or tensor mapping is off by tens of percent.
+/// </summary>
+public sealed class GgufLlamaCppTests : IDisposable
+{
+    private const double Tolerance = 1e-4;
+    private static readonly int[] Ids = [1, 17, 99, 3, 64, 64, 120, 5, 42, 7, 88, 31, 0, 127, 56, 9];
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [LlamaCppPeerFact]
+    public void The_peers_gguf_gives_the_logits_of_its_safetensors_and_of_llama_cpp()
+    {
+        string directory = _temp.File("peer");
+        Peer("synth", "--preset", "tiny", "--seed", "1", "--out", directory);
+        string gguf = Path.Combine(directory, "model.gguf");
+
+        var ours = GgufCheckpointTests.Logits(gguf);
+
+        GgufCheckpointTests.AssertSameLogits(GgufCheckpointTests.Logits(Path.Combine(directory, "hf")), ours, 1e-5, "safetensors");
+        GgufCheckpointTests.AssertSameLogits(LlamaCppLogits(gguf), ours, Tolerance, "llama.cpp");
+    }
+
+    [LlamaCppPeerFact]
+    public void The_peers_gguf_without_the_permutation_does_not_match()
+    {
+        string directory = _temp.File("peer");
+        Peer("synth", "--preset", "tiny", "--seed", "1", "--out", directory, "--no-permute");
+
+        var ours = GgufCheckpointTests.Logits(Path.Combine(directory, "model.gguf"));
+        var hf = GgufCheckpointTests.Logits(Path.Combine(directory, "hf"));
+
+        Assert.Throws<Xunit.Sdk.TrueException>(() => GgufCheckpointTests.AssertSameLogits(hf, ours, 1e-2, "unpermuted"));
+    }
+
+    [LlamaCppPeerFact]
+    public void Llama_cpp_reads_the_ggufs_this_project_writes_and_agrees_on_the_logits()
+    {
+        foreach (var options in new[]
+        {
+            SyntheticModelOptions.Preset("tiny") with { Seed = 9, DType = TensorDType.F32 },
+            SyntheticModelOptions.Preset("tiny") with { Seed = 9, Architecture = "qwen2", TiedEmbeddings = true, RopeTheta = 1000000f },
+        })
+        {
+            string path = _temp.File($"{options.Architecture}.gguf");
+            ModelSynthesizer.WriteGguf(options, path);
+            GgufCheckpointTests.AssertSameLogits(LlamaCppLogits(path), GgufCheckpointTests.Logits(path), Tolerance, options.Architecture);
+        }
+    }
+
+    [LlamaCppPeerFact]
+    public void Files_from_llama_cpps_quantizer_parse_to_the_end_and_their_quantized_tensors_are_refused()
+    {
+        string source = _temp.File("tiny.gguf");
+        ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny") with { Dim = 256, HiddenDim = 512, Heads = 4, KvHeads = 2 }, source);
+        foreach (var (type, expected) in new[] { ("q8_0", GgmlType.Q8_0), ("q4_k_m", GgmlType.Q4_K), ("q6_k", GgmlType.Q6_K) })
+        {
+            string path = _temp.File($"tiny-{type}.gguf");
+            Peer("quantize", "--gguf", source, "--type", type, "--out", path);
+
+            // Every tensor's size follows from its type's block layout, and the last one ends where the file does.
+            using (var file = GgufFile.Open(path))
+            {
+                Assert.Contains(file.Tensors, t => t.Type == expected);
+                Assert.Equal(new FileInfo(path).Length, file.Tensors.Max(t => t.Offset + t.ByteLength + (file.Alignment - 1)) / file.Alignment * file.Alignment);
+            }
+            AssertFails(() => GgufCheckpoint.Open(path), path, "; this build reads GGUF tensors stored as F32, F16 or BF16");
+        }
+    }
+
+    private float[] LlamaCppLogits(string gguf)
+    {
+        string output = Peer("logits", "--gguf", gguf, "--ids", string.Join(',', Ids));
+        using var json = JsonDocument.Parse(output);
+        return [.. json.RootElement.GetProperty("logits").EnumerateArray().SelectMany(row => row.EnumerateArray().Select(v => v.GetSingle()))];
+    }
+
+    private static string Peer(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(LlamaCppPeerFactAttribute.PeerDll!);
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"LlamaCppPeer {string.Join(' ', args)} did not finish");
+        }
+        Assert.True(process.ExitCode == 0, $"LlamaCppPeer {string.Join(' ', args)} failed: {stderr.Result}");
+        return stdout.Result;
+    }
+}
