@@ -60,25 +60,19 @@ public sealed class HubCache(string cacheRoot, HubModelId id)
     }
 
     /// <summary>
-    /// The repo id (<c>owner/name</c>) whose snapshot <paramref name="path"/> is: a folder
-    /// <c>models--{owner}--{name}/snapshots/{commit}</c> of some cache, or a file in one. Null for any other path.
+    /// The repo id (<c>owner/name</c>) whose snapshot folder <paramref name="path"/> is: a folder
+    /// <c>models--{owner}--{name}/snapshots/{commit}</c> of some cache. Null for any other path, a file in a snapshot included.
     /// </summary>
     public static string? RepoIdOfSnapshot(string path)
     {
-        string? folder = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
-        while (folder is not null)
-        {
-            string? parent = Path.GetDirectoryName(folder);
-            string? repoFolder = parent is null ? null : Path.GetDirectoryName(parent);
-            if (parent is not null && repoFolder is not null && HubModelId.IsCommitHash(Path.GetFileName(folder))
-                && Path.GetFileName(parent) == "snapshots" && Path.GetFileName(repoFolder) is { } name && name.StartsWith(FolderPrefix, StringComparison.Ordinal))
-            {
-                // The Hub forbids "--" inside owners and names, so the one separator left splits them unambiguously.
-                string[] parts = name[FolderPrefix.Length..].Split(Separator);
-                return parts.Length == 2 && parts.All(p => p.Length > 0) ? $"{parts[0]}/{parts[1]}" : null;
-            }
-            folder = parent;
-        }
-        return null;
+        string folder = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
+        string? snapshots = Path.GetDirectoryName(folder);
+        string? repoFolder = snapshots is null ? null : Path.GetFileName(Path.GetDirectoryName(snapshots));
+        if (!HubModelId.IsCommitHash(Path.GetFileName(folder)) || Path.GetFileName(snapshots) != "snapshots"
+            || repoFolder is null || !repoFolder.StartsWith(FolderPrefix, StringComparison.Ordinal))
+            return null;
+        // The Hub forbids "--" inside owners and names, so the one separator left splits them unambiguously.
+        string[] parts = repoFolder[FolderPrefix.Length..].Split(Separator);
+        return parts.Length == 2 && parts.All(p => p.Length > 0) ? $"{parts[0]}/{parts[1]}" : null;
     }
 }

@@ -58,13 +58,13 @@ public sealed class HubModelIdTests : IDisposable
     }
 
     [Fact]
-    public void A_snapshot_folder_or_a_file_in_it_names_its_repo()
+    public void A_snapshot_folder_names_its_repo()
     {
         string snapshot = _temp.File("hub/models--HuggingFaceTB--SmolLM2-135M-Instruct/snapshots/0123456789abcdef0123456789abcdef01234567");
 
         Assert.Equal("HuggingFaceTB/SmolLM2-135M-Instruct", HubCache.RepoIdOfSnapshot(snapshot));
         Assert.Equal("HuggingFaceTB/SmolLM2-135M-Instruct", HubCache.RepoIdOfSnapshot(snapshot + "/"));
-        Assert.Equal("HuggingFaceTB/SmolLM2-135M-Instruct", HubCache.RepoIdOfSnapshot(Path.Combine(snapshot, "model.gguf")));
+        Assert.Null(HubCache.RepoIdOfSnapshot(Path.Combine(snapshot, "model.gguf")));
         Assert.Null(HubCache.RepoIdOfSnapshot(_temp.File("models/SmolLM2-135M-Instruct")));
         Assert.Null(HubCache.RepoIdOfSnapshot(_temp.File("hub/models--x--y/snapshots/not-a-commit")));
     }
