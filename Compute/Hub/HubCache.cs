@@ -42,22 +42,26 @@ public sealed class HubCache(string cacheRoot, HubModelId id)
         if (revision == commit || ReadRef(revision) == commit) return;
         string path = RefPath(revision);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string temporary = path + ".tmp-" + Environment.ProcessId;
+        string temporary = TemporaryBeside(path);
         File.WriteAllText(temporary, commit);
         File.Move(temporary, path, overwrite: true);
     }
 
-    /// <summary>Links <c>snapshots/{commit}/{file}</c> to <c>blobs/{etag}</c> by a relative path, replacing any link there.</summary>
+    /// <summary>
+    /// Links <c>snapshots/{commit}/{file}</c> to <c>blobs/{etag}</c> by a relative path, replacing whatever is there in one
+    /// rename, so a reader (or another process linking the same file) never sees it missing.
+    /// </summary>
     public void Link(string commit, string file, string etag)
     {
         string link = Path.Combine(SnapshotFolder(commit), file);
         string folder = Path.GetDirectoryName(link)!;
         Directory.CreateDirectory(folder);
-        string target = Path.GetRelativePath(folder, BlobPath(etag));
-        if (File.Exists(link) || new FileInfo(link).LinkTarget is not null)
-            File.Delete(link);
-        File.CreateSymbolicLink(link, target);
+        string temporary = TemporaryBeside(link);
+        File.CreateSymbolicLink(temporary, Path.GetRelativePath(folder, BlobPath(etag)));
+        File.Move(temporary, link, overwrite: true);
     }
+
+    private static string TemporaryBeside(string path) => $"{path}.tmp-{Guid.NewGuid():N}";
 
     /// <summary>
     /// The repo id (<c>owner/name</c>) whose snapshot folder <paramref name="path"/> is: a folder

@@ -240,6 +240,16 @@ public sealed class HubDownloadTests : IDisposable
     }
 
     [Fact]
+    public async Task Two_resolves_at_once_share_the_cache_without_tearing_a_blob()
+    {
+        string[] paths = await Task.WhenAll(ResolveAsync(), ResolveAsync(), ResolveAsync());
+
+        Assert.All(paths, path => Assert.Equal(Snapshot, path));
+        Assert.Equal(_files[Weights], File.ReadAllBytes(Path.Combine(Snapshot, Weights)));
+        Assert.Empty(Directory.GetFiles(Path.Combine(RepoFolder, "blobs"), "*.incomplete"));
+    }
+
+    [Fact]
     public async Task A_commit_revision_is_fetched_at_that_commit_and_writes_no_ref()
     {
         string path = await ResolveAsync(id: $"{FakeHub.RepoId}@{FakeHub.Commit}");
