@@ -1,6 +1,7 @@
 using System.CommandLine;
 using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
+using FtpCluster.Compute.Hub;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Pipeline;
 using Spectre.Console;
@@ -82,7 +83,7 @@ internal static class ClusterCommand
         }
         var table = new Table().AddColumns("deployment", "model", "stages", "weights MiB", "KV cache MiB", "running", "waiting", "jobs", "last used", "unloads when idle");
         foreach (var d in deployments)
-            table.AddRow(d.Id, Path.GetFileName(d.Request.ModelPath.TrimEnd('/')), string.Join(", ", d.Stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")),
+            table.AddRow(d.Id, HubCache.RepoIdOfSnapshot(d.Request.ModelPath) ?? Path.GetFileName(d.Request.ModelPath.TrimEnd('/')), string.Join(", ", d.Stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")),
                 Mib(d.Stages.Sum(s => s.WeightBytes)), Mib(d.Stages.Sum(s => s.KvCacheBytes)), $"{d.SequencesRunning}", $"{d.SequencesWaiting}", $"{d.Jobs}",
                 d.LastUsedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture),
                 d.Request.IdleUnloadSeconds > 0 ? $"after {d.Request.IdleUnloadSeconds} s" : "never");
@@ -144,7 +145,8 @@ internal static class ClusterCommand
         }
         siloOptions[0].HttpPort = httpPort;
         siloOptions[0].ApiKeyFile = apiKeyFile is null ? null : Path.GetFullPath(apiKeyFile);
-        var model = modelPath is null ? null : new ModelOptions(modelPath, tokenizer, device, threads, storage);
+        // Resolved once the arguments are known to be right, so a mistake in them does not wait for a download first.
+        var model = modelPath is null ? null : new ModelOptions(ModelArgument.Resolve(modelPath), tokenizer, device, threads, storage);
         return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, servedName, cancellationToken);
     }
 

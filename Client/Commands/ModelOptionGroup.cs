@@ -11,8 +11,9 @@ namespace FtpCluster.Client.Commands;
 /// </summary>
 internal static class ModelOptionGroup
 {
-    public static readonly Option<string> Model = CliOption.Text("--model", "PATH",
-        "The model: a llama2.c checkpoint (.bin) or a Hugging Face directory (config.json, safetensors)");
+    public static readonly Option<string> Model = CliOption.Text("--model", "PATH|ORG/NAME",
+        "The model: a llama2.c checkpoint (.bin), a Hugging Face directory (config.json, safetensors), or a Hugging Face repo id "
+        + "ORG/NAME[@REVISION], downloaded once into the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT)");
 
     public static readonly Option<string> Tokenizer = CliOption.Text("--tokenizer", "PATH",
         "The tokenizer (tokenizer.json, tokenizer.model, a llama2.c tok*.bin); default: the one beside the model");
@@ -32,7 +33,14 @@ internal static class ModelOptionGroup
         foreach (var option in new Option[] { Model, Tokenizer, Device, Threads, DType }) command.Add(option);
     }
 
-    /// <summary>The model options of a command that took <see cref="AddTo"/>; --model is required.</summary>
-    public static ModelOptions Bind(ParseResult parse) =>
-        new(parse.Required(Model), parse.GetValue(Tokenizer), parse.GetValue(Device), parse.GetValue(Threads), parse.GetValue(DType));
+    /// <summary>
+    /// The model options of a command that took <see cref="AddTo"/>, --model resolved to a local path (a repo id
+    /// downloaded when the cache lacks it); --model is required unless the command has a <paramref name="defaultModel"/>.
+    /// </summary>
+    public static ModelOptions Bind(ParseResult parse, string? defaultModel = null) =>
+        new(ModelPath(parse, defaultModel), parse.GetValue(Tokenizer), parse.GetValue(Device), parse.GetValue(Threads), parse.GetValue(DType));
+
+    /// <summary>--model (or <paramref name="defaultModel"/>) as a local path; --model is required without a default.</summary>
+    public static string ModelPath(ParseResult parse, string? defaultModel = null) =>
+        ModelArgument.Resolve(parse.GetValue(Model) ?? defaultModel ?? parse.Required(Model));
 }

@@ -46,7 +46,7 @@ internal static class ModelsCommand
 
     private static readonly Option<string> Out = CliOption.Text("--out", "PATH", "The folder (hf) or file (gguf) the checkpoint is written to (required)");
 
-    private static readonly Argument<string> InfoPath = new("PATH") { Description = "A checkpoint: a Hugging Face directory, a GGUF file or a llama2.c .bin file" };
+    private static readonly Argument<string> InfoPath = new("PATH") { Description = "A checkpoint: a Hugging Face directory, a GGUF file, a llama2.c .bin file, or a Hugging Face repo id ORG/NAME[@REVISION]" };
 
     private static readonly Option<bool> InfoJson = CliOption.Flag("--json", "Prints the description as JSON");
 
@@ -71,7 +71,7 @@ internal static class ModelsCommand
         return new Command("models", "Make random-weight checkpoints, describe any checkpoint, show a chat template's prompt.") { synth, info, chatTemplate };
     }
 
-    private static readonly Option<string> ChatModel = CliOption.Text("--model", "PATH", "The model folder (or a file in it)");
+    private static readonly Option<string> ChatModel = CliOption.Text("--model", "PATH|ORG/NAME", "The model folder (or a file in it), or a Hugging Face repo id");
 
     private static readonly Option<string> Messages = CliOption.Text("--messages", "JSON",
         "The messages as a chat request gives them: [{\"role\": \"user\", \"content\": \"...\"}, ...]");
@@ -80,7 +80,7 @@ internal static class ModelsCommand
 
     private static int ChatTemplateText(ParseResult parse)
     {
-        string model = parse.Required(ChatModel);
+        string model = ModelArgument.Resolve(parse.Required(ChatModel));
         string messages = parse.Required(Messages);
         System.Text.Json.JsonDocument document;
         try
@@ -152,7 +152,7 @@ internal static class ModelsCommand
     private static int Info(ParseResult parse)
     {
         bool json = parse.GetValue(InfoJson);
-        using var checkpoint = Checkpoint.Open(parse.GetRequiredValue(InfoPath));
+        using var checkpoint = Checkpoint.Open(ModelArgument.Resolve(parse.GetRequiredValue(InfoPath)));
         var info = ModelInfo.Describe(checkpoint);
         if (json)
         {

@@ -20,7 +20,7 @@ internal static class RouterCommand
         var staticRouter = new Command("static", """
             A router artifact without calibration data: the static router (first token, then the most recent) with block 0 dense and the
             other blocks at S·L/(L−1), so the mean over all L blocks is S.
-              router static --model PATH --sparsity S --out ROUTER.json
+              router static --model PATH|ORG/NAME --sparsity S --out ROUTER.json
             """)
         {
             ModelOptionGroup.Model, Sparsity, Out,
@@ -31,7 +31,7 @@ internal static class RouterCommand
 
     private static int Static(ParseResult parse)
     {
-        string modelPath = parse.Required(ModelOptionGroup.Model);
+        string modelPath = ModelOptionGroup.ModelPath(parse);
         double sparsity = parse.GetValue(Sparsity) ?? throw new UsageException("--sparsity is required");
         string output = parse.Required(Out);
 

@@ -36,8 +36,9 @@ internal static class RunCommand
             Runs a batch job: a file of OpenAI batch requests through a pipeline of stages (an embedded cluster of --stages
             silo processes, default 1, or a running cluster with --cluster). The job lives in the cluster; the command
             follows its results into the output as lines finish. Killed and started again with the same arguments, it
-            resumes: lines already in the output are not run again and a torn last line is repaired.
-              run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] --model PATH [--tokenizer PATH] [--router R[,R...]] [CLUSTER]
+            resumes: lines already in the output are not run again and a torn last line is repaired. Without --model it runs
+            HuggingFaceTB/SmolLM2-135M-Instruct, downloaded once into the Hugging Face cache.
+              run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] [--model PATH|ORG/NAME] [--tokenizer PATH] [--router R[,R...]] [CLUSTER]
                   [--max-concurrent N] [--detach] [--json]
             Request bodies honour model, prompt (text or token ids) or messages (rendered with the model's chat template),
             max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, n (1 only), logprobs/top_logprobs and
@@ -55,7 +56,6 @@ internal static class RunCommand
 
     private static Task<int> RunAsync(ParseResult parse, CancellationToken cancellation)
     {
-        var model = ModelOptionGroup.Bind(parse);
         var pruning = PruningOptionGroup.Bind(parse, severalRouters: true);
         // A job always runs through stages: one embedded silo unless told otherwise.
         var cluster = ClusterOptionGroup.Bind(parse) ?? new ClusterTarget(1, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
@@ -66,6 +66,8 @@ internal static class RunCommand
         if (Path.GetFullPath(options.InputPath) == Path.GetFullPath(options.OutputPath))
             throw new UsageException("--output must be another file than --input");
         pruning?.CheckUsableWith(cluster);
+        // Bound last: the default model is downloaded on first use, which a mistake in the other arguments should not wait for.
+        var model = ModelOptionGroup.Bind(parse, ModelArgument.DefaultRunModel);
         model.CheckUsableWith(cluster);
         return BatchRun.ExecuteAsync(options, cluster, model, pruning, cancellation);
     }

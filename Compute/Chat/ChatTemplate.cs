@@ -152,9 +152,12 @@ public sealed class ChatTemplate
 
     private static (string? Source, Dictionary<string, string> SpecialTokens) ReadTokenizerConfig(string path)
     {
-        var file = new FileInfo(path);
-        if (!file.Exists)
+        if (!File.Exists(path))
             throw new ChatTemplateException($"{path}: no such tokenizer_config.json");
+        // The size of what a symbolic link (as in the Hugging Face cache) points to, not of the link.
+        var file = new FileInfo(path);
+        if (file.LinkTarget is not null)
+            file = (FileInfo)file.ResolveLinkTarget(returnFinalTarget: true)!;
         if (file.Length > MaxConfigBytes)
             throw new ChatTemplateException($"{path}: {file.Length} bytes, more than the {MaxConfigBytes} bytes a tokenizer_config.json may have");
 

@@ -28,7 +28,11 @@ public sealed unsafe class MappedFile : IDisposable
     {
         if (!System.IO.File.Exists(path))
             throw new ModelFormatException(path, null, "file not found");
-        long length = new FileInfo(path).Length;
+        // Measured through an open stream: FileInfo.Length of a symbolic link is the link's own size, and the Hugging
+        // Face cache links every snapshot file to its blob.
+        long length;
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+            length = stream.Length;
         if (length == 0)
             return new MappedFile(path, null, null, null, 0);
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);

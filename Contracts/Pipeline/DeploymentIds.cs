@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using FtpCluster.Compute.Hub;
 
 namespace FtpCluster.Grains.Pipeline;
 
@@ -17,7 +18,9 @@ public static class DeploymentIds
         IReadOnlyList<string>? routers = null, bool stageAware = false, bool pruneNewest = false)
     {
         string fullPath = Path.GetFullPath(modelPath).TrimEnd(Path.DirectorySeparatorChar);
-        string name = new([.. Path.GetFileNameWithoutExtension(fullPath).Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
+        // A Hugging Face cache snapshot's folder is named by its commit: the repository's name says more.
+        string readable = HubCache.RepoIdOfSnapshot(fullPath)?.Split('/')[1] ?? Path.GetFileNameWithoutExtension(fullPath);
+        string name = new([.. readable.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-')]);
         string id = $"{name}-{Hash(fullPath)}-{stages}x-{wire}-{storage ?? "file"}";
         return routers is null ? id : $"{id}-ftp-{Hash($"{string.Join(",", routers)}|{stageAware}|{pruneNewest}")}";
     }

@@ -1,3 +1,5 @@
+using FtpCluster.Compute.Hub;
+using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Pipeline;
 using Microsoft.Extensions.Hosting;
@@ -9,6 +11,7 @@ namespace FtpCluster.Grains.Hosting;
 /// Deploys the models a silo was started to serve (<see cref="FtpClusterSiloOptions.Serve"/>) once the cluster has
 /// the silos their stages need, under the ids every command derives for the same model (<see cref="DeploymentIds"/>),
 /// and never unloads them for idleness: a served model waits for requests. A model already deployed is left as it is.
+/// A Hugging Face repo id is resolved here, on this silo, through its Hugging Face cache (downloaded when missing).
 /// </summary>
 internal sealed class ServedModelsService(FtpClusterSiloOptions options, IGrainFactory grains, ILogger<ServedModelsService> logger)
     : BackgroundService
@@ -18,6 +21,20 @@ internal sealed class ServedModelsService(FtpClusterSiloOptions options, IGrainF
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (options.Serve.Count == 0) return;
+        // Repo ids are downloaded (when the cache lacks them) while the other silos join.
+        var resolved = new List<(string Model, string Path, string? Name)>();
+        foreach (var (model, name) in options.ServedModels())
+        {
+            try
+            {
+                string path = await HubModelResolver.ResolveFromEnvironmentAsync(model, new LoggedDownloadProgress(logger, model), stoppingToken);
+                resolved.Add((model, path, name));
+            }
+            catch (Exception e) when (e is HubException or ArgumentException or ModelFormatException)
+            {
+                logger.LogError("Serving {Model}: it could not be resolved to local files: {Error}", model, e.Message);
+            }
+        }
         bool waitingLogged = false;
         while (true)
         {
@@ -35,10 +52,10 @@ internal sealed class ServedModelsService(FtpClusterSiloOptions options, IGrainF
             }
             await Task.Delay(Retry, stoppingToken);
         }
-        foreach (var (model, name) in options.ServedModels())
+        foreach (var (model, path, name) in resolved)
         {
             string[]? routers = options.ServeRouters.Count > 0 ? [.. options.ServeRouters.Select(Path.GetFullPath)] : null;
-            string id = DeploymentIds.For(model, options.ServeStages, "f32", storage: null, routers);
+            string id = DeploymentIds.For(path, options.ServeStages, "f32", storage: null, routers);
             try
             {
                 var coordinator = grains.GetGrain<ICoordinatorGrain>(id);
@@ -47,7 +64,7 @@ internal sealed class ServedModelsService(FtpClusterSiloOptions options, IGrainF
                     logger.LogInformation("Serving {Model}: deployment {Deployment} is up already", model, id);
                     continue;
                 }
-                var stages = await coordinator.Deploy(new DeploymentRequest(Path.GetFullPath(model), options.ServeStages, Routers: routers,
+                var stages = await coordinator.Deploy(new DeploymentRequest(Path.GetFullPath(path), options.ServeStages, Routers: routers,
                         Tokenizer: options.ServeTokenizer is null ? null : Path.GetFullPath(options.ServeTokenizer), ServedName: name, IdleUnloadSeconds: 0))
                     .WaitAsync(stoppingToken);
                 logger.LogInformation("Serving {Model} as deployment {Deployment}: {Plan}", model, id,

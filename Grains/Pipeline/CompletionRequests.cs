@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using FtpCluster.Compute.Chat;
 using FtpCluster.Compute.Ftp;
+using FtpCluster.Compute.Hub;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Serving;
@@ -34,13 +35,20 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         return new CompletionRequests(ServedModelOf(deployment, config, routers), tokenizer, chat, scheduler);
     }
 
-    /// <summary>What requests may call the deployment: its served name, and its model's path as given and in full.</summary>
+    /// <summary>
+    /// What requests may call the deployment: its served name, and its model's path as given and in full. A snapshot of
+    /// the Hugging Face cache (the folder a repo id resolves to, named by its commit) is served as its repo id,
+    /// <c>org/name</c>, as the model was named on the command line, and answers to the bare <c>name</c> too.
+    /// </summary>
     public static ServedModel ServedModelOf(DeploymentRequest deployment, ModelConfig config, IReadOnlyList<double> routerSparsities)
     {
         string path = deployment.ModelPath.TrimEnd(Path.DirectorySeparatorChar);
+        string? repoId = HubCache.RepoIdOfSnapshot(path);
         // A folder's name as it is (Qwen2.5-0.5B has no extension); a checkpoint file's without its extension.
-        string name = deployment.ServedName ?? (Directory.Exists(path) ? Path.GetFileName(path) : Path.GetFileNameWithoutExtension(path));
-        string[] aliases = [.. new[] { path, Path.GetFullPath(path), Path.GetFileName(path) }.Where(a => a != name).Distinct(StringComparer.Ordinal)];
+        string name = deployment.ServedName ?? repoId
+            ?? (Directory.Exists(path) ? Path.GetFileName(path) : Path.GetFileNameWithoutExtension(path));
+        string[] aliases = [.. new[] { path, Path.GetFullPath(path), Path.GetFileName(path), repoId, repoId?.Split('/')[1] }
+            .OfType<string>().Where(a => a != name).Distinct(StringComparer.Ordinal)];
         return new ServedModel(name, aliases, config.MaxSeqLen, config.VocabSize, routerSparsities);
     }
 
