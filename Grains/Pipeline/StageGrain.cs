@@ -115,7 +115,6 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         var span = FtpClusterTelemetry.Source.StartActivity(FtpClusterTelemetry.Spans.StageForward);
         if (span is null) return null;
-        span.DisplayName = $"stage {setup.Index} forward";
         span.SetTag(FtpClusterTelemetry.Attributes.Deployment, setup.DeploymentId);
         span.SetTag(FtpClusterTelemetry.Attributes.Stage, setup.Index);
         span.SetTag(FtpClusterTelemetry.Attributes.Layers, $"{setup.FirstLayer}-{setup.EndLayer}");
