@@ -25,7 +25,8 @@ public static class FtpClusterTelemetry
     /// <summary>Orleans' spans of grain calls made by application code (with activity propagation on).</summary>
     public const string OrleansApplicationSourceName = "Microsoft.Orleans.Application";
 
-    /// <summary>Orleans' spans of calls its runtime makes (membership, directory, reminders).</summary>
+    /// <summary>Orleans' spans of calls its runtime makes (membership, directory, reminders): not exported by the shared setup
+    /// (each is a trace of its own, hundreds a minute); add it to a tracer when debugging Orleans itself.</summary>
     public const string OrleansRuntimeSourceName = "Microsoft.Orleans.Runtime";
 
     /// <summary>The source of FtpCluster's spans: a stage's Forward, a coordinator's microbatch, an online request, a batch line, a run.</summary>
