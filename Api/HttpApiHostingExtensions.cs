@@ -1,5 +1,6 @@
 using System.Net;
 using FtpCluster.Api.Endpoints;
+using FtpCluster.Grains.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting;
@@ -7,6 +8,9 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace FtpCluster.Api;
 
@@ -33,6 +37,7 @@ public static class HttpApiHostingExtensions
         {
             o.Port = options.Port;
             o.ApiKeyFile = options.ApiKeyFile;
+            o.MetricsEndpoint = options.MetricsEndpoint;
             o.MaxJsonBodyBytes = options.MaxJsonBodyBytes;
             o.MaxTokens = options.MaxTokens;
             o.MaxStreamsPerKey = options.MaxStreamsPerKey;
@@ -43,7 +48,25 @@ public static class HttpApiHostingExtensions
         builder.Services.AddSingleton(new StreamSlots(options.MaxStreamsPerKey));
         builder.Services.AddSingleton<DeploymentDirectory>();
         builder.Services.AddHealthChecks().AddCheck<ClusterReadyHealthCheck>("cluster", tags: [ReadyTag]);
+        AddHttpTelemetry(builder, options.MetricsEndpoint);
         return builder;
+    }
+
+    /// <summary>
+    /// ASP.NET Core's share of the silo's telemetry: a server span per request (the root of the trace the grains
+    /// continue) when traces go out over OTLP, Kestrel's and the requests' metrics whenever metrics are collected, and
+    /// the Prometheus exporter behind <c>/metrics</c>.
+    /// </summary>
+    private static void AddHttpTelemetry(WebApplicationBuilder builder, bool metricsEndpoint)
+    {
+        bool otlp = FtpClusterTelemetryHosting.ExportsOverOtlp(builder.Configuration);
+        if (!otlp && !metricsEndpoint) return;
+        var telemetry = builder.Services.AddOpenTelemetry().WithMetrics(metrics =>
+        {
+            metrics.AddAspNetCoreInstrumentation();
+            if (metricsEndpoint) metrics.AddPrometheusExporter();
+        });
+        if (otlp) telemetry.WithTracing(tracing => tracing.AddAspNetCoreInstrumentation());
     }
 
     /// <summary>The API under <c>/v1</c> (behind the keys, when there are any) and the health checks beside it.</summary>
@@ -74,6 +97,7 @@ public static class HttpApiHostingExtensions
         // Liveness asks nothing of the cluster (the process answers); readiness does.
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag) });
+        if (options.MetricsEndpoint) app.MapPrometheusScrapingEndpoint();
         app.MapFallback((HttpContext http) => throw ApiException.NotFound("unknown_url", null,
             $"unknown request URL: {http.Request.Method} {http.Request.Path}"));
         return app;

@@ -9,6 +9,12 @@ public sealed class HttpApiOptions
     /// <summary>The API keys' file (<see cref="ApiKeys"/>); null: no keys, and the port binds to loopback only.</summary>
     public string? ApiKeyFile { get; set; }
 
+    /// <summary>
+    /// Serve the process's metrics in Prometheus' text format at <c>/metrics</c> (outside <c>/v1</c>: no key needed, like
+    /// the health checks). The silo's telemetry setup must collect them (<c>AddFtpClusterTelemetry</c> with servesMetrics).
+    /// </summary>
+    public bool MetricsEndpoint { get; set; }
+
     /// <summary>Bytes of a JSON request body (completions, batches). Default 16 MiB; larger: 413.</summary>
     public long MaxJsonBodyBytes { get; set; } = 16 << 20;
 

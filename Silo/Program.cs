@@ -73,7 +73,7 @@ static IHost BuildHost(FtpClusterSiloOptions options)
     }
     var web = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
     ConfigureSilo(web, options);
-    web.AddFtpClusterHttpApi(new HttpApiOptions { Port = httpPort, ApiKeyFile = options.ApiKeyFile });
+    web.AddFtpClusterHttpApi(new HttpApiOptions { Port = httpPort, ApiKeyFile = options.ApiKeyFile, MetricsEndpoint = options.Metrics });
     var app = web.Build();
     app.MapFtpClusterHttpApi();
     return app;
@@ -92,5 +92,6 @@ static void ConfigureSilo(IHostApplicationBuilder builder, FtpClusterSiloOptions
     builder.Logging.AddFilter("Orleans", LogLevel.Warning);
     builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
     builder.Logging.AddFilter("Polly", LogLevel.Warning);
+    builder.AddFtpClusterTelemetry(options.NodeName, servesMetrics: options.Metrics);
     builder.UseOrleans(silo => silo.AddFtpCluster(options));
 }

@@ -36,17 +36,21 @@ public static class SiloCommandLine
         ("--parent-pid", "ParentProcessId", "PID"),
         ("--http-port", "HttpPort", "PORT"),
         ("--api-key-file", "ApiKeyFile", "FILE"),
+        (MetricsSwitch, "Metrics", ""),
         (ServeSwitch, "Serve", "MODEL[=NAME]"),
         ("--serve-stages", "ServeStages", "N"),
         ("--serve-tokenizer", "ServeTokenizer", "PATH"),
         ("--serve-router", "ServeRouters", "ROUTER[,ROUTER...]"),
     ];
 
+    /// <summary>A switch alone, with no value after it (<c>--metrics</c>, or <c>--metrics=false</c>); its variable is true or false.</summary>
+    private const string MetricsSwitch = "--metrics";
+
     /// <summary>The one switch that may be given several times (each a model); its variable separates them with ';'.</summary>
     private const string ServeSwitch = "--serve";
 
     public static string Usage =>
-        "usage: FtpCluster.Silo " + string.Join(" ", Switches.Select(s => $"[{s.Switch} {s.Value}]"))
+        "usage: FtpCluster.Silo " + string.Join(" ", Switches.Select(s => s.Value.Length == 0 ? $"[{s.Switch}]" : $"[{s.Switch} {s.Value}]"))
         + Environment.NewLine + "  each switch can also be set as an environment variable: "
         + string.Join(", ", Switches.Take(2).Select(s => EnvironmentVariable(s.Switch))) + ", ...";
 
@@ -66,7 +70,7 @@ public static class SiloCommandLine
         var (served, others) = TakeServed(args);
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(fromEnvironment)
-            .AddCommandLine([.. others], Switches.ToDictionary(s => s.Switch, s => s.Key))
+            .AddCommandLine([.. others.Select(a => a == MetricsSwitch ? MetricsSwitch + "=true" : a)], Switches.ToDictionary(s => s.Switch, s => s.Key))
             .Build();
 
         var options = new FtpClusterSiloOptions();
@@ -94,6 +98,8 @@ public static class SiloCommandLine
 
         if (configuration["HttpPort"] is { } httpPort) options.HttpPort = ParseInt(httpPort, "--http-port");
         if (configuration["ApiKeyFile"] is { } keyFile) options.ApiKeyFile = keyFile;
+        if (configuration["Metrics"] is { } metrics)
+            options.Metrics = bool.TryParse(metrics, out bool on) ? on : throw new SiloUsageException($"--metrics: '{metrics}' is not true or false");
         if (served.Count > 0) options.Serve = served;
         else if (configuration["Serve"] is { } servedFromEnvironment)
             options.Serve = [.. servedFromEnvironment.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
@@ -140,7 +146,7 @@ public static class SiloCommandLine
             string name = equals < 0 ? arg : arg[..equals];
             if (!Switches.Any(s => s.Switch == name))
                 throw new SiloUsageException($"unknown option {name} (known: {string.Join(" ", Switches.Select(s => s.Switch))})");
-            if (equals >= 0) continue;
+            if (equals >= 0 || name == MetricsSwitch) continue;
             if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
                 throw new SiloUsageException($"{name} needs a value ({Switches.First(s => s.Switch == name).Value})");
             i++;

@@ -1,4 +1,6 @@
 using System.Net;
+using FtpCluster.Grains.Hosting;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -15,6 +17,9 @@ public sealed class ClusterConnection : IAsyncDisposable
     // a courtesy that must not hold the command up.
     private static readonly TimeSpan DisconnectTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>The service name the command line reports its telemetry under, when <c>OTEL_SERVICE_NAME</c> gives none.</summary>
+    public const string ServiceName = "ftpcluster";
+
     private readonly IHost _host;
 
     private ClusterConnection(IHost host) => _host = host;
@@ -25,9 +30,13 @@ public sealed class ClusterConnection : IAsyncDisposable
     public static async Task<ClusterConnection> ConnectAsync(
         IReadOnlyList<IPEndPoint> gateways, string clusterId, string serviceId = "ftpcluster", CancellationToken cancellationToken = default)
     {
-        var host = new HostBuilder()
-            .ConfigureLogging(logging => logging.ClearProviders())
-            .UseOrleansClient(client => client
+        // Empty: no appsettings or command line of its own; the environment only for the standard OTEL_* variables.
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddEnvironmentVariables();
+        // The command line's console is its own: the client's log goes out over OTLP, when that is on, and nowhere else.
+        builder.Logging.ClearProviders();
+        builder.AddFtpClusterTelemetry(ServiceName);
+        builder.UseOrleansClient(client => client
                 .UseStaticClustering([.. gateways])
                 .Configure<ClusterOptions>(cluster =>
                 {
@@ -38,8 +47,10 @@ public sealed class ClusterConnection : IAsyncDisposable
                 // packet limit, which stays under it.
                 .Configure<ClientMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes)
                 // The silos' transport: large reads of what the gateway sends back (a score's logits).
-                .UseFtpClusterTcpTransport())
-            .Build();
+                .UseFtpClusterTcpTransport()
+                // The grains continue the trace of what the command does (a run's lines).
+                .AddActivityPropagation());
+        var host = builder.Build();
         try
         {
             await host.StartAsync(cancellationToken);

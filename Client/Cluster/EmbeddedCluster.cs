@@ -81,10 +81,17 @@ public sealed class EmbeddedCluster : IDisposable
     /// For each silo, a command its process runs under (see <see cref="SiloProcess.StartUnder"/>), such as
     /// <c>ip netns exec NS</c>; null or an empty one: the dotnet host runs it directly.
     /// </param>
+    /// <param name="environment">
+    /// Variables every silo gets on top of what it inherits and <see cref="SharedMachineEnvironment"/> (OpenTelemetry's
+    /// <c>OTEL_*</c> settings, say); they win over both.
+    /// </param>
     public static async Task<EmbeddedCluster> StartAsync(
         IReadOnlyList<FtpClusterSiloOptions> silos, Action<string, string>? onOutput = null,
-        Func<FtpClusterSiloOptions, IReadOnlyList<string>>? launcher = null, CancellationToken cancellationToken = default)
+        Func<FtpClusterSiloOptions, IReadOnlyList<string>>? launcher = null, IReadOnlyDictionary<string, string>? environment = null,
+        CancellationToken cancellationToken = default)
     {
+        var siloEnvironment = new Dictionary<string, string>(SharedMachineEnvironment());
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) siloEnvironment[name] = value;
         if (silos.Count == 0) throw new ArgumentException("an embedded cluster needs at least one silo", nameof(silos));
         foreach (var options in silos) options.Validate();
         var processes = new List<SiloProcess>();
@@ -94,8 +101,8 @@ public sealed class EmbeddedCluster : IDisposable
             {
                 Action<string>? output = onOutput is null ? null : line => onOutput(options.NodeName, line);
                 var process = launcher?.Invoke(options) is [_, ..] command
-                    ? SiloProcess.StartUnder(command, options, SharedMachineEnvironment(), output)
-                    : SiloProcess.Start(options, SharedMachineEnvironment(), output);
+                    ? SiloProcess.StartUnder(command, options, siloEnvironment, output)
+                    : SiloProcess.Start(options, siloEnvironment, output);
                 processes.Add(process);
                 return process;
             }

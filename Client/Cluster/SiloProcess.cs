@@ -53,6 +53,9 @@ public sealed class SiloProcess : IDisposable
         // connection string, say) must not reach it through the inherited environment.
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith(SiloEnvironmentPrefix, StringComparison.Ordinal)).ToArray())
             start.Environment.Remove(name);
+        // Nor our service name: each silo reports under its node name unless told another. (The OTLP endpoint and the
+        // other OTEL_* settings do pass, so an embedded cluster's silos export where their parent does.)
+        start.Environment.Remove(FtpClusterTelemetryHosting.ServiceNameVariable);
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
             start.Environment[name] = value;
 

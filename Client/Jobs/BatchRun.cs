@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Client.Commands;
 using FtpCluster.Compute.Serving;
 using FtpCluster.Grains.Jobs;
 using FtpCluster.Grains.Pipeline;
+using FtpCluster.Grains.Telemetry;
 
 namespace FtpCluster.Client.Jobs;
 
@@ -31,6 +33,10 @@ internal static class BatchRun
 
         await using var session = await PipelineSession.OpenAsync(cluster, model, pruning, cancellation);
         var job = session.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
+        // The root of the run's trace: the job, its driver's calls to the coordinator and every line's span continue it.
+        using var span = FtpClusterTelemetry.Source.StartActivity(FtpClusterTelemetry.Spans.Run, ActivityKind.Client);
+        span?.SetTag(FtpClusterTelemetry.Attributes.Deployment, session.DeploymentId);
+        span?.SetTag(FtpClusterTelemetry.Attributes.Job, job.GetPrimaryKeyString());
         await job.Create(new JobSpec(session.DeploymentId, Path.GetFileName(options.InputPath), options.MaxConcurrent)).WaitAsync(cancellation);
         var local = await Upload(job, options.InputPath, output, cancellation);
         var started = await job.Start().WaitAsync(cancellation);

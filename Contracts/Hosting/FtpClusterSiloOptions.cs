@@ -94,6 +94,12 @@ public sealed partial class FtpClusterSiloOptions
     public string? ApiKeyFile { get; set; }
 
     /// <summary>
+    /// Serve this silo's metrics in Prometheus' text format at <c>/metrics</c> on the HTTP API's port (beside the OTLP
+    /// export that <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> turns on). Needs <see cref="HttpPort"/>. Default false.
+    /// </summary>
+    public bool Metrics { get; set; }
+
+    /// <summary>
     /// Models this silo deploys once the cluster has <see cref="ServeStages"/> silos: each <c>MODEL</c> or
     /// <c>MODEL=NAME</c>, a model path readable by the silos and the name requests call it by (default: the model's
     /// file or folder name). Default: none.
@@ -170,6 +176,8 @@ public sealed partial class FtpClusterSiloOptions
         }
         if (ApiKeyFile is not null && HttpPort is null)
             throw new ArgumentException("an API key file (--api-key-file) needs an HTTP API (--http-port)");
+        if (Metrics && HttpPort is null)
+            throw new ArgumentException("the metrics endpoint (--metrics) is served on the HTTP API's port: it needs --http-port");
         foreach (var (model, name) in ServedModels())
             if (string.IsNullOrWhiteSpace(model) || name is { Length: 0 })
                 throw new ArgumentException($"--serve takes MODEL or MODEL=NAME, got '{model}{(name is null ? "" : "=" + name)}'");
@@ -213,6 +221,7 @@ public sealed partial class FtpClusterSiloOptions
         if (RedisConnectionString is not null) args.AddRange(["--redis", RedisConnectionString]);
         if (HttpPort is { } http) args.AddRange(["--http-port", http.ToString(CultureInfo.InvariantCulture)]);
         if (ApiKeyFile is not null) args.AddRange(["--api-key-file", ApiKeyFile]);
+        if (Metrics) args.Add("--metrics");
         foreach (string served in Serve) args.AddRange(["--serve", served]);
         if (Serve.Count > 0) args.AddRange(["--serve-stages", ServeStages.ToString(CultureInfo.InvariantCulture)]);
         if (ServeTokenizer is not null) args.AddRange(["--serve-tokenizer", ServeTokenizer]);

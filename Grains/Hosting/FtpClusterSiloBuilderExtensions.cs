@@ -53,6 +53,9 @@ public static class FtpClusterSiloBuilderExtensions
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
         // Large reads: Orleans' own transport receives 4 KiB at a time (docs/benchmarks.md, activation transport).
         builder.UseFtpClusterTcpTransport();
+        // A grain call continues its caller's trace (the HTTP request's, a run's); the spans exist only while
+        // something listens (FtpClusterTelemetryHosting registers the listener when traces are exported).
+        builder.AddActivityPropagation();
         // Deployments (each coordinator's request and plan) are kept where the membership is: with redis
         // clustering they outlive any silo; in development they live in memory on one of the silos.
         // Jobs likewise, and the reminders that bring an unfinished job back after its silo is lost.

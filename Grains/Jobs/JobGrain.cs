@@ -1,5 +1,6 @@
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Pipeline;
+using FtpCluster.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
@@ -294,6 +295,9 @@ internal sealed class JobGrain(
         State.Results += results.Length;
         State.LastResultAt = DateTimeOffset.UtcNow;
         await Save();
+        // Counted once stored: a result stored is one the job keeps (a line answered twice is stored once).
+        int completed = results.Count(r => r.Succeeded);
+        FtpClusterMetrics.Shared.RecordBatchLines(Id, completed, results.Length - completed);
     }
 
     private async Task Finish(string status, string? error)

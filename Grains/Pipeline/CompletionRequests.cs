@@ -7,6 +7,7 @@ using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Serving;
 using FtpCluster.Compute.Tokenizers;
+using FtpCluster.Grains.Telemetry;
 
 namespace FtpCluster.Grains.Pipeline;
 
@@ -97,7 +98,7 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         // A request that names no sparsity gets the deployment's first router (or none).
         int router = prepared.RouterIndex ?? (served.RouterSparsities.Count > 0 ? 0 : -1);
         var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, router,
-            prepared.Logprobs ?? -1, stopsAfter, generated);
+            prepared.Logprobs ?? -1, stopsAfter, generated, OperationOf(prepared.Request.Endpoint));
         SequenceResult result;
         try
         {
@@ -118,6 +119,10 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         return (new CompletionLineResult(line.Key, line.LineNumber, responseBody, null, null, result.PromptIds.Length, response.CompletionTokens,
             result.Usage.TokensComputed, result.Usage.TokensSkipped, result.Usage.WireBytes), response.Text);
     }
+
+    /// <summary>The request's <c>gen_ai.operation.name</c>.</summary>
+    private static string OperationOf(CompletionEndpoint endpoint) =>
+        endpoint == CompletionEndpoint.ChatCompletions ? FtpClusterTelemetry.Values.ChatOperation : FtpClusterTelemetry.Values.TextCompletionOperation;
 
     public int[] Encode(string text)
     {

@@ -3,6 +3,7 @@ using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Serving;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Telemetry;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -59,6 +60,10 @@ internal sealed class CoordinatorGrain(
     private OnlineCompletions? _online;
     private CompletionRequests? _requests;
 
+    /// <summary>The deployment's queue depths as the gauges read them (on the exporter's thread, never from this grain's state).</summary>
+    private QueueGauge? _queue;
+    private IDisposable? _queueTracking;
+
     /// <summary>Cancelled when the deployment is unloaded: everything that runs on it stops within a step.</summary>
     private CancellationTokenSource _unloading = new();
 
@@ -73,7 +78,24 @@ internal sealed class CoordinatorGrain(
 
     private SequenceScheduler Scheduler => _scheduler ??= new SequenceScheduler(
         new MicrobatchQueue(SendMicrobatch, () => Placement.Epoch, MicrobatchLimits), () => Placement.Epoch,
-        step => Placement.WithRecovery(step), ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen);
+        step => Placement.WithRecovery(step), ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen,
+        new SchedulerTelemetry(Id, CompletionRequests.ServedModelOf(_request!, Config, []).Name, Queue, FtpClusterMetrics.Shared));
+
+    private QueueGauge Queue
+    {
+        get
+        {
+            if (_queue is null)
+            {
+                _queue = new QueueGauge(Id);
+                _queueTracking = FtpClusterMetrics.Shared.Track(_queue);
+            }
+            return _queue;
+        }
+    }
+
+    /// <summary>After anything that starts, ends or forgets an online request.</summary>
+    private void PublishOnline() => Queue.PublishOnline(_online?.Count ?? 0);
 
     private JobLines Jobs => _jobs ??= new JobLines(RunLine, TimeProvider.System);
 
@@ -237,9 +259,12 @@ internal sealed class CoordinatorGrain(
                 logger.LogWarning("Deployment {Deployment}: job {Job} stopped collecting its results for {Timeout} s; its lines are cancelled",
                     Id, job, JobLines.IdleTimeout.TotalSeconds);
         if (_online is not null)
+        {
             foreach (string online in _online.CancelIdle())
                 logger.LogWarning("Deployment {Deployment}: online request {Request} was not polled for {Timeout} s; it is cancelled",
                     Id, online, OnlineCompletions.IdleTimeout.TotalSeconds);
+            PublishOnline();
+        }
         if (_request is not { IdleUnloadSeconds: > 0 } request) return;
         bool busy = _scheduler is { Running: > 0 } or { Waiting: > 0 } || _jobs is { JobCount: > 0 } || _online is { Count: > 0 };
         if (busy || DateTimeOffset.UtcNow - _lastUse < TimeSpan.FromSeconds(request.IdleUnloadSeconds)) return;
@@ -294,10 +319,24 @@ internal sealed class CoordinatorGrain(
         }
         var requests = Requests;
         var unloading = _unloading.Token;
+        string deployment = Id;
         Online.Start(request.Key, prepared.Stop, requests.Decode, async (generated, cancellation) =>
         {
+            // Started in here, not in this call: the span lasts as long as the request, and this call ends at once.
+            using var span = PipelineSpans.StartRequest(FtpClusterTelemetry.Spans.OnlineRequest, request);
+            span?.SetTag(FtpClusterTelemetry.Attributes.Deployment, deployment);
             using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellation, unloading);
-            return await requests.Generate(request, prepared, generated, either.Token);
+            try
+            {
+                var answer = await requests.Generate(request, prepared, generated, either.Token);
+                PipelineSpans.Finish(span, answer.Result);
+                return answer;
+            }
+            catch (Exception e)
+            {
+                span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
+                throw;
+            }
         }, e => e switch
         {
             OperationCanceledException when unloading.IsCancellationRequested =>
@@ -305,24 +344,31 @@ internal sealed class CoordinatorGrain(
             OperationCanceledException => CompletionLineResult.Failed(request, "cancelled", "the request was cancelled"),
             _ => CompletionLineResult.Failed(request, "server_error", e.Message),
         });
+        PublishOnline();
         return Task.FromResult<CompletionRefusal?>(null);
     }
 
     public async Task<CompletionProgress> PollCompletion(string requestId, TimeSpan maxWait)
     {
         _lastUse = DateTimeOffset.UtcNow;
-        return await (_online?.Poll(requestId, maxWait) ?? Task.FromResult<CompletionProgress?>(null))
-            ?? new CompletionProgress("", Finished: true, new CompletionLineResult(requestId, 0, null, "request_lost",
+        var progress = await (_online?.Poll(requestId, maxWait) ?? Task.FromResult<CompletionProgress?>(null));
+        PublishOnline();
+        return progress ?? new CompletionProgress("", Finished: true, new CompletionLineResult(requestId, 0, null, "request_lost",
                 $"deployment {Id} does not know request {requestId}: it was cancelled, or its coordinator was restarted after its silo was lost"));
     }
 
     public Task CancelCompletion(string requestId)
     {
         _online?.Cancel(requestId);
+        PublishOnline();
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _unloading.Dispose();
+    public void Dispose()
+    {
+        _unloading.Dispose();
+        _queueTracking?.Dispose();
+    }
 
     public async Task<DeploymentInfo?> Describe()
     {
@@ -341,6 +387,8 @@ internal sealed class CoordinatorGrain(
         // Gone at once, before the stages are: a call that comes in meanwhile finds no deployment.
         _placementsUnloaded = placement.Placements;
         (_request, _model, _placement, _scheduler, _jobs, _online, _requests) = (null, null, null, null, null, null, null);
+        Queue.PublishWaiting(0);
+        PublishOnline();
         // A stage whose silo is gone took its memory with it.
         await placement.OnEveryStage(stage => stage.Unload());
         await record.ClearStateAsync();
@@ -355,7 +403,7 @@ internal sealed class CoordinatorGrain(
     }
 
     /// <summary>One microbatch through the current stages: each step's rows, and a draw after the last row of each step that asks for one.</summary>
-    private Task<StepResult> SendMicrobatch(PendingStep[] steps)
+    private async Task<StepResult> SendMicrobatch(PendingStep[] steps)
     {
         int rows = steps.Sum(s => s.Tokens.Length);
         var sequenceIds = new long[rows];
@@ -370,7 +418,10 @@ internal sealed class CoordinatorGrain(
                 (sequenceIds[row], positions[row], tokens[row]) = (step.SequenceId, step.FirstPosition + j, step.Tokens[j]);
             if (step.Sample is { } sample) samples.Add(sample with { Row = row - 1 });
         }
-        return Placement.FirstStage().Forward(new StepRequest(Interlocked.Increment(ref _nextMicrobatchId),
+        long microbatch = Interlocked.Increment(ref _nextMicrobatchId);
+        FtpClusterMetrics.Shared.RecordMicrobatch(Id, rows);
+        using var span = PipelineSpans.StartMicrobatch(Id, microbatch, steps, rows);
+        return await Placement.FirstStage().Forward(new StepRequest(microbatch,
             sequenceIds, positions, tokens, Packet: null, [.. samples], ReturnLogits: false, Router: steps[0].Router));
     }
 

@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using FtpCluster.Grains.Telemetry;
+
 namespace FtpCluster.Grains.Pipeline;
 
 /// <summary>
@@ -22,7 +25,8 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
     private sealed class Job(string id, DateTimeOffset now)
     {
         public string Id { get; } = id;
-        public Queue<CompletionLine> Waiting { get; } = new();
+        /// <summary>Lines not started yet, each with the span it was submitted in (its line's span continues that trace).</summary>
+        public Queue<(CompletionLine Line, ActivityContext Trace)> Waiting { get; } = new();
         public HashSet<string> Keys { get; } = new(StringComparer.Ordinal);
         public List<CompletionLineResult> Finished { get; } = [];
         public CancellationTokenSource Cancellation { get; } = new();
@@ -41,8 +45,9 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
         if (job.Waiting.Count + job.Finished.Count + fresh > MaxQueuedPerJob)
             throw new InvalidOperationException($"job {jobId} would have {job.Waiting.Count + job.Finished.Count + fresh} lines queued on this " +
                 $"deployment, more than the {MaxQueuedPerJob} a job may queue: submit more as results are collected");
+        var trace = Activity.Current?.Context ?? default;
         foreach (var line in lines)
-            if (job.Keys.Add(line.Key)) job.Waiting.Enqueue(line);
+            if (job.Keys.Add(line.Key)) job.Waiting.Enqueue((line, trace));
         job.MaxConcurrent = maxConcurrent;
         StartWhatFits(job);
         return fresh;
@@ -101,28 +106,23 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
 
     private void StartWhatFits(Job job)
     {
-        while (job.Running < job.MaxConcurrent && job.Waiting.TryDequeue(out var line))
+        while (job.Running < job.MaxConcurrent && job.Waiting.TryDequeue(out var waiting))
         {
             job.Running++;
-            _ = RunLine(job, line);
+            _ = RunLine(job, waiting.Line, waiting.Trace);
         }
     }
 
-    private async Task RunLine(Job job, CompletionLine line)
+    private async Task RunLine(Job job, CompletionLine line, ActivityContext trace)
     {
         CompletionLineResult? result;
-        try
+        // Ends before the next line starts from here, which would otherwise run inside it.
+        using (var span = PipelineSpans.StartRequest(FtpClusterTelemetry.Spans.BatchLine, line, trace))
         {
-            result = await run(line, job.Cancellation.Token);
-        }
-        catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
-        {
-            result = null; // the job was cancelled: it keeps only what had finished
-        }
-        catch (Exception e)
-        {
-            // What the handler could not turn into an answer (the stages lost beyond recovery): the line fails alone.
-            result = CompletionLineResult.Failed(line, "server_error", e.Message);
+            span?.SetTag(FtpClusterTelemetry.Attributes.Job, job.Id);
+            span?.SetTag(FtpClusterTelemetry.Attributes.Line, line.LineNumber);
+            result = await RunOrFail(job, line);
+            if (result is not null) PipelineSpans.Finish(span, result);
         }
         job.Running--;
         if (result is null) return;
@@ -130,5 +130,23 @@ internal sealed class JobLines(Func<CompletionLine, CancellationToken, Task<Comp
         job.ResultArrived?.TrySetResult();
         job.ResultArrived = null;
         StartWhatFits(job);
+    }
+
+    /// <summary>The line's result; null when its job was cancelled.</summary>
+    private async Task<CompletionLineResult?> RunOrFail(Job job, CompletionLine line)
+    {
+        try
+        {
+            return await run(line, job.Cancellation.Token);
+        }
+        catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested)
+        {
+            return null; // the job was cancelled: it keeps only what had finished
+        }
+        catch (Exception e)
+        {
+            // What the handler could not turn into an answer (the stages lost beyond recovery): the line fails alone.
+            return CompletionLineResult.Failed(line, "server_error", e.Message);
+        }
     }
 }

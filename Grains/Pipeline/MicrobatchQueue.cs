@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace FtpCluster.Grains.Pipeline;
 
 /// <summary>
@@ -10,6 +12,9 @@ internal sealed record PendingStep(long SequenceId, int Epoch, int[] Tokens, int
 {
     /// <summary>What the step gave, or null when the plan changed before the step was sent (choose the tokens again).</summary>
     public TaskCompletionSource<StepOutcome?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The span the step was made in (its request's or line's): the microbatch that carries it joins that trace.</summary>
+    public ActivityContext Trace { get; } = Activity.Current?.Context ?? default;
 }
 
 /// <summary>One step's share of a microbatch's result: the drawn token (if it asked for one), its log-probabilities, its cost.</summary>

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Grains.Telemetry;
 
 namespace FtpCluster.Grains.Pipeline;
 
@@ -9,9 +11,15 @@ namespace FtpCluster.Grains.Pipeline;
 /// <param name="Router">Which of the deployment's routers prunes the sequence's tokens; -1: dense.</param>
 /// <param name="Generated">Called with the generated tokens after each new one (before <paramref name="StopsAfter"/>), for
 /// answers streamed as they are made.</param>
+/// <param name="Operation">What the request is, for its metrics' <c>gen_ai.operation.name</c>: <c>chat</c> or <c>text_completion</c>.</param>
 internal sealed record SequenceSpec(
     int[] PromptIds, int MaxTokens, IReadOnlySet<int> StopTokens, SamplingOptions Sampling, int Router, int Logprobs = -1,
-    Func<IReadOnlyList<int>, bool>? StopsAfter = null, Action<IReadOnlyList<int>>? Generated = null);
+    Func<IReadOnlyList<int>, bool>? StopsAfter = null, Action<IReadOnlyList<int>>? Generated = null,
+    string Operation = FtpClusterTelemetry.Values.TextCompletionOperation);
+
+/// <summary>What a deployment's scheduler reports: each sequence's latencies and token usage, and how many sequences wait.</summary>
+/// <param name="Model">The deployment's served model name (<c>gen_ai.request.model</c>).</param>
+internal sealed record SchedulerTelemetry(string Deployment, string Model, QueueGauge Queue, FtpClusterMetrics Metrics);
 
 /// <param name="Generated">The drawn tokens, without the stop token that ended them.</param>
 /// <param name="Logprobs">Per generated token, when asked for.</param>
@@ -40,7 +48,7 @@ internal readonly record struct SchedulerLimits(int PrefillChunkTokens, int MaxS
 /// when a stage was lost (<see cref="DeploymentPlacement.WithRecovery{T}"/>).</param>
 internal sealed class SequenceScheduler(
     MicrobatchQueue microbatches, Func<int> currentEpoch, Func<Func<int, Task<StepOutcome>>, Task<StepOutcome>> withRecovery,
-    Func<long, Task> release, Func<SchedulerLimits> limits, int contextLength)
+    Func<long, Task> release, Func<SchedulerLimits> limits, int contextLength, SchedulerTelemetry telemetry)
 {
     private readonly LinkedList<(long Tokens, TaskCompletionSource Admitted)> _waiting = new();
 
@@ -65,11 +73,27 @@ internal sealed class SequenceScheduler(
         long length = Math.Min((long)spec.PromptIds.Length + spec.MaxTokens, contextLength);
         if (spec.PromptIds.Length >= contextLength)
             throw new ArgumentException($"the prompt has {spec.PromptIds.Length} tokens, which leaves no room in the model's context of {contextLength}");
-        await Admit(length, cancellation);
+        // Latencies count from here: the time a sequence waits for admission is part of what its client waits.
+        long arrived = Stopwatch.GetTimestamp();
+        var labels = new GenerationLabels(spec.Operation, telemetry.Model, telemetry.Deployment);
+        try
+        {
+            await Admit(length, cancellation);
+        }
+        catch (Exception e)
+        {
+            telemetry.Metrics.RecordFailedRequest(labels, Stopwatch.GetElapsedTime(arrived).TotalSeconds, e.GetType().Name);
+            throw;
+        }
         long sequence = NewSequenceId();
         try
         {
-            return await Generate(sequence, spec, cancellation);
+            return await Generate(sequence, spec, arrived, labels, cancellation);
+        }
+        catch (Exception e)
+        {
+            telemetry.Metrics.RecordFailedRequest(labels, Stopwatch.GetElapsedTime(arrived).TotalSeconds, e.GetType().Name);
+            throw;
         }
         finally
         {
@@ -91,10 +115,12 @@ internal sealed class SequenceScheduler(
         }
         var admitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var node = _waiting.AddLast((tokens, admitted));
+        PublishWaiting();
         cancellation.Register(() =>
         {
             if (node.List is null) return; // admitted already
             _waiting.Remove(node);
+            PublishWaiting();
             admitted.TrySetCanceled(cancellation);
         });
         return admitted.Task;
@@ -119,9 +145,12 @@ internal sealed class SequenceScheduler(
             Enter(first.Value.Tokens);
             first.Value.Admitted.TrySetResult();
         }
+        PublishWaiting();
     }
 
-    private async Task<SequenceResult> Generate(long sequence, SequenceSpec spec, CancellationToken cancellation)
+    private void PublishWaiting() => telemetry.Queue.PublishWaiting(_waiting.Count);
+
+    private async Task<SequenceResult> Generate(long sequence, SequenceSpec spec, long arrived, GenerationLabels labels, CancellationToken cancellation)
     {
         var fed = new List<int>();   // tokens the current plan's stages hold in their caches
         int fedEpoch = currentEpoch();
@@ -166,6 +195,8 @@ internal sealed class SequenceScheduler(
         var generated = new List<int>();
         var logprobs = spec.Logprobs >= 0 ? new List<SampledLogprobs>() : null;
         var next = await Step(spec.PromptIds, 0, 0);
+        double firstToken = Stopwatch.GetElapsedTime(arrived).TotalSeconds;
+        telemetry.Metrics.RecordTimeToFirstToken(labels, firstToken);
         while (true)
         {
             int token = next.Token!.Value;
@@ -179,6 +210,10 @@ internal sealed class SequenceScheduler(
             next = await Step([token], length - 1, generated.Count);
         }
 
-        SequenceResult Result(string finishReason) => new(spec.PromptIds, [.. generated], finishReason, logprobs?.ToArray(), usage);
+        SequenceResult Result(string finishReason)
+        {
+            telemetry.Metrics.RecordRequest(labels, Stopwatch.GetElapsedTime(arrived).TotalSeconds, firstToken, spec.PromptIds.Length, generated.Count);
+            return new(spec.PromptIds, [.. generated], finishReason, logprobs?.ToArray(), usage);
+        }
     }
 }

@@ -5,6 +5,7 @@ using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;
+using FtpCluster.Grains.Telemetry;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
@@ -33,6 +34,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private long _microbatches;
     private long _rows;
     private double _computeSeconds;
+    private StageGauge? _gauge;
+    private IDisposable? _gaugeTracking;
 
     private StageExecutor Executor => _executor ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
 
@@ -56,6 +59,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         try
         {
             _executor = await device.Run(() => new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage)));
+            _gauge = new StageGauge(setup.DeploymentId, setup.Index);
+            _gaugeTracking ??= FtpClusterMetrics.Shared.Track(_gauge);
             if (setup.Index == 0)
                 _planners = [.. (setup.Routers ?? []).Select(router => PlanningStageFor(setup, router, _executor))];
         }
@@ -75,27 +80,53 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         var executor = Executor;
         var setup = _setup!;
+        var gauge = _gauge!;
         var deposited = _deposits.Remove(request.MicrobatchId, out var packets) ? packets : [];
+        // The stages after this one run inside its span: a trace shows the pipeline as nested calls, stage by stage.
+        using var span = StartForwardSpan(setup, request);
         var (output, seconds) = await device.Run(() =>
         {
             long started = Stopwatch.GetTimestamp();
             var computed = Compute(executor, setup, request, deposited);
-            return (computed, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            double elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            gauge.Publish(executor.KvCacheBytes);
+            return (computed, elapsed);
         });
         _microbatches++;
         _rows += output.Rows;
         _computeSeconds += seconds;
+        FtpClusterMetrics.Shared.RecordStageCompute(setup.DeploymentId, setup.Index, seconds, output.Rows);
+        span?.SetTag(FtpClusterTelemetry.Attributes.Rows, output.Rows);
         if (output.Result is { } result) return result with { Usage = SequenceUsage.Merge(result.Usage ?? [], output.Usage) };
 
+        span?.SetTag(FtpClusterTelemetry.Attributes.BytesSent, output.Next!.LongLength + output.Deposits.Sum(d => (long)d.Packet.Length));
         // Rows for stages past the next one first: the next stage's call must find them there.
         await Task.WhenAll(output.Deposits.Select(d =>
         {
-            _traffic.Record(setup.Index, d.Target, _wire, d.Packet.Length);
+            CountSent(setup, d.Target, d.Packet.Length);
             return Stage(d.Target).Deposit(d.Packet);
         }));
-        _traffic.Record(setup.Index, setup.Index + 1, _wire, output.Next!.Length);
+        CountSent(setup, setup.Index + 1, output.Next!.Length);
         var downstream = await Stage(setup.Index + 1).Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = output.Next });
         return downstream with { Usage = SequenceUsage.Merge(downstream.Usage ?? [], output.Usage) };
+    }
+
+    private static Activity? StartForwardSpan(StageSetup setup, StepRequest request)
+    {
+        var span = FtpClusterTelemetry.Source.StartActivity(FtpClusterTelemetry.Spans.StageForward);
+        if (span is null) return null;
+        span.SetTag(FtpClusterTelemetry.Attributes.Deployment, setup.DeploymentId);
+        span.SetTag(FtpClusterTelemetry.Attributes.Stage, setup.Index);
+        span.SetTag(FtpClusterTelemetry.Attributes.Layers, $"{setup.FirstLayer}-{setup.EndLayer}");
+        span.SetTag(FtpClusterTelemetry.Attributes.Microbatch, request.MicrobatchId);
+        return span;
+    }
+
+    /// <summary>A packet this stage sends on: in the boundary counts the stage reports, and in the metrics.</summary>
+    private void CountSent(StageSetup setup, int target, int bytes)
+    {
+        _traffic.Record(setup.Index, target, bytes);
+        FtpClusterMetrics.Shared.RecordWireBytes(setup.DeploymentId, setup.Index, target, _wire, bytes);
     }
 
     public Task Deposit(byte[] packet)
@@ -132,8 +163,14 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             plan = WirePlan(Planner(request.Router).Forward(sequenceIds, positions, hidden));
         else if (rows.Length > 0)
             executor.Forward(sequenceIds, positions, hidden, plan?.BlockRows(setup.FirstLayer, setup.EndLayer));
-        // The first stage sees every row and the whole plan: it counts every block's work for each sequence.
-        var usage = setup.Index == 0 ? BlockUsage(rows, plan, executor.Stage.Config.Layers) : new Dictionary<long, SequenceUsage>();
+        // The first stage sees every row and the whole plan: it counts every block's work for each sequence, and in all.
+        var usage = new Dictionary<long, SequenceUsage>();
+        if (setup.Index == 0)
+        {
+            var computedPerBlock = new int[executor.Stage.Config.Layers];
+            usage = BlockUsage(rows, plan, computedPerBlock);
+            FtpClusterMetrics.Shared.RecordBlockTokens(setup.DeploymentId, computedPerBlock, rows.Length);
+        }
         if (setup.IsLast) return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, hidden), null, [], [.. usage.Values]);
 
         int dim = executor.Stage.Config.Dim;
@@ -158,10 +195,15 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         return new StageOutput(rows.Length, null, next, deposits, [.. usage.Values]);
     }
 
-    /// <summary>Per sequence, the blocks that compute its rows and those that skip them, over all of the model's blocks.</summary>
-    private static Dictionary<long, SequenceUsage> BlockUsage(PacketRow[] rows, RowBlockPlan? plan, int layers)
+    /// <summary>
+    /// Per sequence, the blocks that compute its rows and those that skip them, over all of the model's blocks; and per
+    /// block (one entry of <paramref name="computedPerBlock"/> each), the rows it computes.
+    /// </summary>
+    private static Dictionary<long, SequenceUsage> BlockUsage(PacketRow[] rows, RowBlockPlan? plan, int[] computedPerBlock)
     {
+        int layers = computedPerBlock.Length;
         var usage = new Dictionary<long, SequenceUsage>();
+        if (plan is null) Array.Fill(computedPerBlock, rows.Length);
         for (int i = 0; i < rows.Length; i++)
         {
             int computed = layers;
@@ -169,7 +211,11 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             {
                 computed = 0;
                 for (int b = 0; b < layers; b++)
-                    if (plan.Computes(i, b)) computed++;
+                    if (plan.Computes(i, b))
+                    {
+                        computed++;
+                        computedPerBlock[b]++;
+                    }
             }
             long id = rows[i].SequenceId;
             var row = new SequenceUsage(id, computed, layers - computed, 0);
@@ -325,6 +371,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         if (_executor is not { } executor) return Task.CompletedTask;
         var planners = _planners;
+        var gauge = _gauge;
         return device.Run(() =>
         {
             foreach (long id in sequenceIds)
@@ -333,6 +380,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
                 executor.Release(id);
                 foreach (var planner in planners) planner.Release(id);
             }
+            gauge?.Publish(executor.KvCacheBytes);
         });
     }
 
@@ -365,6 +413,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         if (_executor is not { } executor) return Task.CompletedTask;
         (_executor, _planners) = (null, []);
+        _gaugeTracking?.Dispose();
+        (_gauge, _gaugeTracking) = (null, null);
         return device.Run(executor.Dispose);
     }
 }

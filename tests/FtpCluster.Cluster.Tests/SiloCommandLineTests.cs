@@ -67,6 +67,17 @@ public sealed class SiloCommandLineTests
     }
 
     [Fact]
+    public void Metrics_is_a_switch_alone_or_a_true_false_variable()
+    {
+        Assert.True(Parse("--http-port 8080 --metrics").Metrics);
+        Assert.True(Parse("--metrics --http-port 8080").Metrics);
+        Assert.False(Parse("--http-port 8080 --metrics=false").Metrics);
+        Assert.False(Parse("--http-port 8080").Metrics);
+        Assert.True(Parse("--http-port 8080", new Hashtable { ["FTPCLUSTER_METRICS"] = "true" }).Metrics);
+        Assert.False(Parse("--http-port 8080 --metrics=false", new Hashtable { ["FTPCLUSTER_METRICS"] = "true" }).Metrics);
+    }
+
+    [Fact]
     public void A_silo_on_an_address_of_its_own_joins_a_primary_on_another()
     {
         var options = Parse("--node-name b --advertised-address 10.231.7.11 --primary 10.231.7.10:11111");
@@ -116,7 +127,7 @@ public sealed class SiloCommandLineTests
         {
             NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, AdvertisedAddress = "10.231.7.11", PrimarySiloEndpoint = "10.231.7.10:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
-            ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
+            ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Metrics = true, Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
             ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"],
         };
 
@@ -159,6 +170,8 @@ public sealed class SiloCommandLineTests
     [InlineData("--http-port 70000", "HTTP port (--http-port) must be 1-65535, got 70000")]
     [InlineData("--http-port 11111", "the HTTP port (--http-port) must differ from the silo and gateway ports, all are 11111")]
     [InlineData("--api-key-file keys", "an API key file (--api-key-file) needs an HTTP API (--http-port)")]
+    [InlineData("--metrics", "the metrics endpoint (--metrics) is served on the HTTP API's port: it needs --http-port")]
+    [InlineData("--http-port 8080 --metrics=yes", "--metrics: 'yes' is not true or false")]
     [InlineData("--serve =name", "--serve takes MODEL or MODEL=NAME, got '=name'")]
     [InlineData("--serve m.bin --serve-stages 0", "serve stages (--serve-stages) must be at least 1, got 0")]
     [InlineData("--serve-router r.json", "--serve-tokenizer and --serve-router describe the models of --serve: give --serve MODEL too")]

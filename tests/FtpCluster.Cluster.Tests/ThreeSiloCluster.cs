@@ -33,6 +33,9 @@ public class ThreeSiloCluster : IAsyncLifetime
     {
     }
 
+    /// <summary>Variables every silo process gets (OpenTelemetry's, say); null: none beyond what it inherits.</summary>
+    protected virtual IReadOnlyDictionary<string, string>? SiloEnvironment() => null;
+
     /// <summary>A client that talks to the cluster through the named nodes' gateways only.</summary>
     public Task<ClusterConnection> ConnectClientAsync(params string[] nodeNames) =>
         ClusterConnection.ConnectAsync(nodeNames.Select(n => Nodes[n].Ready.Gateway).ToArray(), ClusterId);
@@ -49,7 +52,7 @@ public class ThreeSiloCluster : IAsyncLifetime
         }
         Assert.Equal(NodeNames, options.Select(o => o.NodeName));
         Configure(options);
-        _cluster = await EmbeddedCluster.StartAsync(options);
+        _cluster = await EmbeddedCluster.StartAsync(options, environment: SiloEnvironment());
         try
         {
             _connection = await ClusterConnection.ConnectAsync(_cluster.Gateways, ClusterId);

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Grains.Tests.Wire;
@@ -9,14 +8,14 @@ public sealed class WireTrafficTests
     public void Counts_every_packet_when_many_threads_record_at_once()
     {
         const int threads = 8, packetsPerThread = 5000;
-        var traffic = new WireTraffic(new Meter("FtpCluster.Tests"));
+        var traffic = new WireTraffic();
         using var start = new Barrier(threads);
         // Thread t sends packets of t + 1 bytes across boundary (t mod 3) → (t mod 3) + 1.
         var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
         {
             start.SignalAndWait();
             for (int i = 0; i < packetsPerThread; i++)
-                traffic.Record(t % 3, t % 3 + 1, WireEncoding.F16, t + 1);
+                traffic.Record(t % 3, t % 3 + 1, t + 1);
         })).ToArray();
         foreach (var worker in workers) worker.Start();
         foreach (var worker in workers) worker.Join();
@@ -31,41 +30,17 @@ public sealed class WireTrafficTests
     [Fact]
     public void Snapshot_orders_boundaries_and_reset_starts_from_zero()
     {
-        var traffic = new WireTraffic(new Meter("FtpCluster.Tests"));
-        traffic.Record(2, 3, WireEncoding.F32, 100);
-        traffic.Record(0, 1, WireEncoding.F32, 10);
-        traffic.Record(0, 2, WireEncoding.F32, 1);
-        traffic.Record(0, 1, WireEncoding.F32, 5);
+        var traffic = new WireTraffic();
+        traffic.Record(2, 3, 100);
+        traffic.Record(0, 1, 10);
+        traffic.Record(0, 2, 1);
+        traffic.Record(0, 1, 5);
 
         Assert.Equal([new(0, 1, 2, 15), new(0, 2, 1, 1), new(2, 3, 1, 100)], traffic.Snapshot());
 
         traffic.Reset();
         Assert.Empty(traffic.Snapshot());
-        traffic.Record(0, 1, WireEncoding.F32, 7);
+        traffic.Record(0, 1, 7);
         Assert.Equal([new BoundaryTraffic(0, 1, 1, 7)], traffic.Snapshot());
-    }
-
-    [Fact]
-    public void Publishes_bytes_with_source_target_and_encoding_tags()
-    {
-        using var meter = new Meter(WireTraffic.MeterName);
-        var measurements = new List<(long Bytes, Dictionary<string, object?> Tags)>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter == meter && instrument.Name == WireTraffic.BytesCounterName)
-                l.EnableMeasurementEvents(instrument);
-        };
-        listener.SetMeasurementEventCallback<long>((_, bytes, tags, _) =>
-            measurements.Add((bytes, tags.ToArray().ToDictionary(t => t.Key, t => t.Value))));
-        listener.Start();
-
-        var traffic = new WireTraffic(meter);
-        traffic.Record(1, 2, WireEncoding.Int8PerBlock32, 500);
-
-        var (measured, measuredTags) = Assert.Single(measurements);
-        Assert.Equal(500, measured);
-        Assert.Equal(new Dictionary<string, object?> { ["source"] = 1, ["target"] = 2, ["encoding"] = "int8" }, measuredTags);
-        Assert.Equal("FtpCluster", meter.Name);
     }
 }
