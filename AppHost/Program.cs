@@ -5,7 +5,8 @@ using Microsoft.Extensions.Configuration;
 // through (or, with a Redis connection string, Redis holds the membership and the state). Each silo is its own
 // one-silo project resource with explicit arguments: Aspire's replicas would give every replica the same arguments,
 // and its Orleans integration's development clustering would make each replica a cluster of its own.
-// Every silo serves the HTTP API and its health checks on a port of its own (silo a's is the one to use); silo a
+// Every silo serves the HTTP API, its health checks and its metrics (Prometheus text at /metrics; OTLP to the
+// dashboard, which Aspire configures) on a port of its own (silo a's is the one to use); silo a
 // deploys the model over all the silos once they have joined, so a silo is healthy (ready) once it has joined and
 // the deployment is loaded.
 var builder = DistributedApplication.CreateBuilder(args);
@@ -35,7 +36,8 @@ for (int i = 0; i < silos; i++)
             "--silo-port", (firstSiloPort + i).ToString(CultureInfo.InvariantCulture),
             "--gateway-port", (firstGatewayPort + i).ToString(CultureInfo.InvariantCulture),
             "--device", device,
-            "--http-port", port.ToString(CultureInfo.InvariantCulture))
+            "--http-port", port.ToString(CultureInfo.InvariantCulture),
+            "--metrics")
         .WithHttpEndpoint(port: port, targetPort: port, name: "http", isProxied: false)
         .WithHttpHealthCheck("/health/ready", endpointName: "http");
     if (redis is not null)

@@ -3,7 +3,9 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
+using FtpCluster.Cluster.Tests;
 using FtpCluster.Compute.Tests;
 
 namespace FtpCluster.AppHost.Tests;
@@ -27,10 +29,17 @@ public sealed class AppHostTests
             "--Model", SharedModels.PathTo("aidreams260K", "aidreams260K.bin"),
             "--FirstSiloPort", $"{ports[0]}", "--FirstGatewayPort", $"{ports[3]}", "--HttpPort", $"{ports[6]}",
         ]);
+        // The dashboard's OTLP endpoint, which the app host gives every silo, is the test's receiver here.
+        using var receiver = new OtlpTraceReceiver();
+        foreach (string silo in Silos)
+            appHost.CreateResourceBuilder<ProjectResource>(silo)
+                .WithEnvironment("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.Endpoint.ToString())
+                .WithEnvironment("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+                .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "200");
         await using var app = await appHost.BuildAsync();
         using var timeout = new CancellationTokenSource(StartTimeout);
         await app.StartAsync(timeout.Token);
-        foreach (string silo in new[] { "silo-a", "silo-b", "silo-c" })
+        foreach (string silo in Silos)
             await app.ResourceNotifications.WaitForResourceHealthyAsync(silo, timeout.Token);
 
         using var http = app.CreateHttpClient("silo-a", "http");
@@ -48,7 +57,28 @@ public sealed class AppHostTests
         Assert.True(answer.IsSuccessStatusCode, body);
         using var completion = JsonDocument.Parse(body);
         Assert.True(completion.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32() > 0);
+
+        // The FTP metrics of that request, summed over the silos (its stages and coordinator may be on any of them).
+        var scraped = new List<PrometheusText>();
+        foreach (string silo in Silos)
+        {
+            using var client = app.CreateHttpClient(silo, "http");
+            scraped.Add(PrometheusText.Parse(await client.GetStringAsync("/metrics", timeout.Token)));
+        }
+        var metrics = PrometheusText.Join(scraped);
+        foreach (string name in new[] { "ftpcluster_block_tokens_computed_total", "ftpcluster_wire_bytes_total",
+            "ftpcluster_stage_compute_duration_seconds_count", "gen_ai_server_time_to_first_token_seconds_count" })
+            Assert.True(metrics.Sum(name) > 0, $"{name} is zero or missing; the silos report: {string.Join(", ", metrics.Names.Order())}");
+
+        // And its trace: the HTTP server span on silo a and stage spans on other silos, in one trace (the app host names
+        // each silo's service after its resource).
+        await receiver.WaitForAsync(spans => spans.GroupBy(s => s.TraceId).FirstOrDefault(trace =>
+                trace.Any(s => s.Kind == ReceivedSpan.ServerKind && s.Service == "silo-a" && s.Name.Contains("chat/completions", StringComparison.Ordinal))
+                && trace.Where(s => s.Name == "ftpcluster.stage.forward").Select(s => s.Service).Distinct().Count() >= 2)?.ToArray(),
+            TimeSpan.FromSeconds(60), spans => string.Join(Environment.NewLine, spans.Take(60)));
     }
+
+    private static readonly string[] Silos = ["silo-a", "silo-b", "silo-c"];
 
     /// <summary><paramref name="count"/> consecutive loopback ports that are free now (the app host numbers silos' ports from a first one).</summary>
     private static int[] FreePortRun(int count)

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text;
-using FtpCluster.Client.Cluster;
 
 namespace FtpCluster.Cluster.Tests;
 
@@ -28,11 +27,20 @@ public sealed class OtlpTraceReceiver : IDisposable
 
     public OtlpTraceReceiver()
     {
-        int port = SiloProcess.FreeLoopbackPorts(1)[0];
+        int port = FreePort();
         Endpoint = new Uri($"http://127.0.0.1:{port}");
         _listener.Prefixes.Add($"{Endpoint}/");
         _listener.Start();
         _serving = ServeAsync();
+    }
+
+    private static int FreePort()
+    {
+        var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return port;
     }
 
     /// <summary>What <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> names (the exporter appends <c>/v1/traces</c> and the others).</summary>
