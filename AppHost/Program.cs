@@ -1,5 +1,4 @@
 using System.Globalization;
-using Microsoft.Extensions.Configuration;
 
 // A local dev cluster: N silo processes on loopback with fixed ports; silo "a" is the primary the others join
 // through (or, with a Redis connection string, Redis holds the membership and the state). Each silo is its own
@@ -11,19 +10,24 @@ using Microsoft.Extensions.Configuration;
 // the deployment is loaded.
 var builder = DistributedApplication.CreateBuilder(args);
 
-int silos = builder.Configuration.GetValue("Silos", 3);
+// Each setting from the command line (--Silos 3) or as an Aspire parameter (Parameters:silos, e.g. in user secrets).
+string? Setting(string name) => builder.Configuration[name] ?? builder.Configuration[$"Parameters:{name.ToLowerInvariant()}"];
+int IntSetting(string name, int defaultValue) =>
+    Setting(name) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : defaultValue;
+
+int silos = IntSetting("Silos", 3);
 if (silos is < 1 or > 26)
     throw new ArgumentException($"Silos must be 1-26 (one node name per letter), got {silos}");
-int firstSiloPort = builder.Configuration.GetValue("FirstSiloPort", 11111);
-int firstGatewayPort = builder.Configuration.GetValue("FirstGatewayPort", 30000);
-int httpPort = builder.Configuration.GetValue("HttpPort", 8080);
-string device = builder.Configuration.GetValue("Device", "cpu")!;
+int firstSiloPort = IntSetting("FirstSiloPort", 11111);
+int firstGatewayPort = IntSetting("FirstGatewayPort", 30000);
+int httpPort = IntSetting("HttpPort", 8080);
+string device = Setting("Device") ?? "cpu";
 
-// What the cluster serves; each also an Aspire parameter (Parameters:model, ...), shown in the dashboard.
-var model = builder.AddParameter("model", builder.Configuration["Model"] ?? "HuggingFaceTB/SmolLM2-135M-Instruct");
-string? tokenizer = builder.Configuration["Tokenizer"];
-string? router = builder.Configuration["Router"];
-string? redis = builder.Configuration["Redis"];
+// What the cluster serves: the model is a parameter resource of the dashboard too.
+var model = builder.AddParameter("model-served", Setting("Model") ?? "HuggingFaceTB/SmolLM2-135M-Instruct");
+string? tokenizer = Setting("Tokenizer");
+string? router = Setting("Router");
+string? redis = Setting("Redis");
 
 IResourceBuilder<ProjectResource>? primary = null;
 for (int i = 0; i < silos; i++)

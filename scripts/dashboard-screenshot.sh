@@ -2,14 +2,16 @@
 # A screenshot of the Aspire dashboard showing FtpCluster's metrics after a small batch, as the README shows it:
 # starts the app host (three silos serving the aidreams260K test model), runs samples/requests.jsonl through the
 # cluster, waits for the metrics to reach the dashboard, and photographs its metrics page with headless Chromium
-# (Debian's `chromium` package).
-# Usage: scripts/dashboard-screenshot.sh [out.png=docs/dashboard.png] [instrument=ftpcluster.tokens.computed]
+# (Debian's `chromium` package) driven by scripts/screenshot.mjs (Node's DevTools-protocol client: the dashboard renders
+# over a WebSocket after its page loads, which `chromium --screenshot` does not wait for).
+# Usage: scripts/dashboard-screenshot.sh [out.png=docs/dashboard.png] [instrument=ftpcluster.block.tokens.computed]
 set -euo pipefail
 out=$(realpath -m "${1:-docs/dashboard.png}")
-instrument=${2:-ftpcluster.tokens.computed}
+instrument=${2:-ftpcluster.block.tokens.computed}
 cd "$(dirname "$0")/.."
 model=$(realpath ../shared/models/aidreams260K/aidreams260K.bin)
 command -v chromium >/dev/null || { echo "needs chromium (apt-get install chromium)"; exit 1; }
+command -v node >/dev/null || { echo "needs node (20 or later)"; exit 1; }
 dotnet build -c Release AppHost/FtpCluster.AppHost.csproj >/dev/null
 dotnet build -c Release Client/FtpCluster.Client.csproj >/dev/null
 
@@ -38,6 +40,5 @@ done
 # Metrics reach the dashboard on the exporter's interval.
 sleep 15
 url="http://localhost:15888/metrics/resource/silo-a?meter=FtpCluster&instrument=$instrument&duration=5&view=Graph"
-chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1600,1000 \
-  --virtual-time-budget=20000 --screenshot="$out" "$url" 2>/dev/null
-echo "wrote $out ($url)"
+node --experimental-websocket --no-warnings scripts/screenshot.mjs "$url" "$out" 12
+echo "($url)"
