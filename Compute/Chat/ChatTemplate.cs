@@ -1,4 +1,6 @@
 using System.Text.Json;
+using FtpCluster.Compute.Models;
+using FtpCluster.Compute.Tokenizers;
 
 namespace FtpCluster.Compute.Chat;
 
@@ -88,11 +90,13 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// The chat template of the model at <paramref name="modelPathOrFolder"/> (a model folder, or a file in it):
-    /// from the folder's tokenizer_config.json, else <see cref="PlainTemplateSource"/> (with the config's special
-    /// tokens, when there is a config without a template).
+    /// a <c>.gguf</c> file's own (<see cref="FromGguf"/>); otherwise from the folder's tokenizer_config.json, else
+    /// <see cref="PlainTemplateSource"/> (with the config's special tokens, when there is a config without a template).
     /// </summary>
     public static ChatTemplate ForModel(string modelPathOrFolder)
     {
+        if (File.Exists(modelPathOrFolder) && Path.GetExtension(modelPathOrFolder).Equals(".gguf", StringComparison.OrdinalIgnoreCase))
+            return FromGguf(modelPathOrFolder);
         string folder = Directory.Exists(modelPathOrFolder)
             ? modelPathOrFolder
             : File.Exists(modelPathOrFolder)
@@ -102,6 +106,38 @@ public sealed class ChatTemplate
         if (!File.Exists(configPath))
             return new ChatTemplate(PlainTemplateSource);
         (string? source, Dictionary<string, string> specialTokens) = ReadTokenizerConfig(configPath);
+        return new ChatTemplate(source ?? PlainTemplateSource, specialTokens);
+    }
+
+    /// <summary>
+    /// The chat template a GGUF file carries in <c>tokenizer.chat_template</c>, else <see cref="PlainTemplateSource"/>.
+    /// The template sees the tokens that the file's BOS, EOS, unknown and padding ids name as <c>bos_token</c>,
+    /// <c>eos_token</c>, <c>unk_token</c> and <c>pad_token</c>, as transformers would from the original
+    /// tokenizer_config.json. An unreadable file or vocabulary throws <see cref="ChatTemplateException"/>.
+    /// </summary>
+    public static ChatTemplate FromGguf(string ggufPath)
+    {
+        string? source;
+        var specialTokens = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            using var file = GgufFile.Open(ggufPath);
+            source = file.Metadata.String(GgufVocabulary.ChatTemplateKey);
+            if (GgufVocabulary.Read(file.Metadata) is { } vocabulary)
+            {
+                (string Name, int? Id)[] named =
+                    [("bos_token", vocabulary.BosId), ("eos_token", vocabulary.EosId), ("unk_token", vocabulary.UnknownId), ("pad_token", vocabulary.PaddingId)];
+                foreach (var (name, id) in named)
+                {
+                    if (id is { } tokenId)
+                        specialTokens[name] = vocabulary.Tokens[tokenId];
+                }
+            }
+        }
+        catch (ModelFormatException e)
+        {
+            throw new ChatTemplateException($"cannot read the chat template of {e.Message}", e);
+        }
         return new ChatTemplate(source ?? PlainTemplateSource, specialTokens);
     }
 

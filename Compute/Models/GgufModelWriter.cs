@@ -1,10 +1,12 @@
 using FtpCluster.Compute.Kernels.Cpu;
+using FtpCluster.Compute.Tokenizers;
 
 namespace FtpCluster.Compute.Models;
 
 /// <summary>
 /// Writes a model as a GGUF file that llama.cpp and <see cref="GgufCheckpoint"/> read: llama.cpp's tensor
-/// names and metadata keys, no tokenizer (<c>tokenizer.ggml.model</c> "no_vocab": token ids go in directly),
+/// names and metadata keys, the given <see cref="GgufVocabulary"/> or none (<c>tokenizer.ggml.model</c>
+/// "no_vocab": token ids go in directly),
 /// matrices in the model's storage type and 1-D tensors (norms, biases) in F32 as llama.cpp's converter
 /// keeps them, holding the values rounded through the storage type, so the file holds the same numbers as
 /// a safetensors checkpoint of that type. For <c>llama</c>, q and k rows are permuted into the
@@ -17,9 +19,11 @@ public static class GgufModelWriter
     /// <summary>
     /// Writes the model to <paramref name="path"/>. <paramref name="valuesOf"/>(role, layer) gives a filler
     /// that produces that tensor's values, row-major in the shape <see cref="CheckpointTensors.ExpectedShape"/>
-    /// gives and the RoPE layout of <paramref name="config"/>, over consecutive calls.
+    /// gives and the RoPE layout of <paramref name="config"/>, over consecutive calls. <paramref name="vocabulary"/>,
+    /// when given, must have one token per row of the embedding.
     /// </summary>
-    public static void Write(string path, ModelConfig config, TensorDType dtype, string name, Func<TensorRole, int, Action<Span<float>>> valuesOf)
+    public static void Write(string path, ModelConfig config, TensorDType dtype, string name, Func<TensorRole, int, Action<Span<float>>> valuesOf,
+        GgufVocabulary? vocabulary = null)
     {
         string architecture = GgufCheckpoint.ArchitectureName(config);
         if (config.RopeScaling is not null)
@@ -30,7 +34,7 @@ public static class GgufModelWriter
         bool permuteRope = config.RopeLayout != targetLayout;
 
         var tensors = CheckpointTensors.All(config).Select(t => (t.Role, t.Layer, Spec: SpecOf(config, dtype, t.Role, t.Layer))).ToList();
-        using var writer = GgufWriter.Create(path, Metadata(config, dtype, architecture, name), [.. tensors.Select(t => t.Spec)]);
+        using var writer = GgufWriter.Create(path, Metadata(config, dtype, architecture, name, vocabulary), [.. tensors.Select(t => t.Spec)]);
         var buffer = new float[Math.Max(ChunkValues, config.HeadDim * config.Dim)];
         var rounding = new byte[ChunkValues * sizeof(float)];
         foreach (var (role, layer, spec) in tensors)
@@ -44,13 +48,16 @@ public static class GgufModelWriter
         writer.Complete();
     }
 
-    /// <summary>The metadata llama.cpp needs to run the model, under its keys.</summary>
-    public static List<KeyValuePair<string, GgufValue>> Metadata(ModelConfig config, TensorDType dtype, string architecture, string name)
+    /// <summary>The metadata llama.cpp needs to run the model, under its keys; "no_vocab" without a <paramref name="vocabulary"/>.</summary>
+    public static List<KeyValuePair<string, GgufValue>> Metadata(ModelConfig config, TensorDType dtype, string architecture, string name,
+        GgufVocabulary? vocabulary = null)
     {
+        if (vocabulary is not null && vocabulary.Tokens.Count != config.VocabSize)
+            throw new ArgumentException($"the vocabulary has {vocabulary.Tokens.Count} tokens, the model's embedding {config.VocabSize} rows", nameof(vocabulary));
         KeyValuePair<string, GgufValue> Text(string key, string value) => new(key, new(GgufValueType.String, value));
         KeyValuePair<string, GgufValue> UInt(string key, int value) => new($"{architecture}.{key}", new(GgufValueType.UInt32, (uint)value));
         KeyValuePair<string, GgufValue> Float(string key, float value) => new($"{architecture}.{key}", new(GgufValueType.Float32, value));
-        return
+        List<KeyValuePair<string, GgufValue>> entries =
         [
             Text(GgufCheckpoint.ArchitectureKey, architecture),
             Text("general.name", name),
@@ -68,8 +75,9 @@ public static class GgufModelWriter
             UInt("attention.value_length", config.HeadDim),
             Float("rope.freq_base", config.RopeTheta),
             Float("attention.layer_norm_rms_epsilon", config.RmsNormEps),
-            Text("tokenizer.ggml.model", "no_vocab"),
         ];
+        entries.AddRange(vocabulary?.ToMetadata() ?? [Text(GgufVocabulary.ModelKey, GgufVocabulary.NoVocabulary)]);
+        return entries;
     }
 
     private static GgufTensorSpec SpecOf(ModelConfig config, TensorDType dtype, TensorRole role, int layer)

@@ -87,6 +87,9 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
 
     public static HuggingFaceBpeTokenizer Load(string path) => new(path, HuggingFaceTokenizerJson.Read(path));
 
+    /// <summary>A tokenizer from a spec read elsewhere (GGUF metadata) and checked as <see cref="HuggingFaceTokenizerJson"/> checks one.</summary>
+    internal static HuggingFaceBpeTokenizer FromSpec(string source, HuggingFaceTokenizerSpec spec) => new(source, spec);
+
     public int[] Encode(string text, bool addBos = true)
     {
         var ids = new List<int>();

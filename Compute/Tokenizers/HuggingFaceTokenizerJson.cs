@@ -66,7 +66,7 @@ internal sealed class HuggingFaceTokenizerSpec
 internal static class HuggingFaceTokenizerJson
 {
     /// <summary>ByteLevel's own split (use_regex), GPT-2's pattern.</summary>
-    private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+    internal const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
     /// <summary>Tokens that end a document, most specific first, for vocabularies whose post-processor appends none.</summary>
     private static readonly string[] EndOfTextNames = ["<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>", "<|im_end|>", "<|eot_id|>"];

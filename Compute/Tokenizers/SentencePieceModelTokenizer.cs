@@ -33,16 +33,22 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
     {
         if (!File.Exists(path))
             throw new ModelFormatException(path, null, "tokenizer file not found");
-        using var stream = File.OpenRead(path);
+        return FromModelProto(path, File.ReadAllBytes(path));
+    }
+
+    /// <summary>A tokenizer from a serialized SentencePiece ModelProto; <paramref name="source"/> names where it came from, for messages.</summary>
+    internal static SentencePieceModelTokenizer FromModelProto(string source, byte[] modelProto)
+    {
+        using var stream = new MemoryStream(modelProto, writable: false);
         try
         {
             // BOS is added per call instead, as ITokenizer.Encode asks; SentencePiece never appends EOS for prompts.
-            return new SentencePieceModelTokenizer(path, SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false));
+            return new SentencePieceModelTokenizer(source, SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false));
         }
         catch (Exception e)
         {
             // The library reports a bad protobuf (an IOException subtype) or an unsupported model kind with assorted types.
-            throw new ModelFormatException(path, null, $"not a usable SentencePiece model: {e.Message}", e);
+            throw new ModelFormatException(source, null, $"not a usable SentencePiece model: {e.Message}", e);
         }
     }
 

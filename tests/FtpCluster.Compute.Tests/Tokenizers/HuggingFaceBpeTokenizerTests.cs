@@ -412,7 +412,7 @@ public sealed class HuggingFaceBpeTokenizerTests : IDisposable
     };
 
     /// <summary>GPT-2's byte alphabet, written out independently of the code under test.</summary>
-    private static string ByteSymbol(int b)
+    internal static string ByteSymbol(int b)
     {
         bool printable = b is >= 0x21 and <= 0x7E or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
         if (printable)
