@@ -118,7 +118,7 @@ public static class KernelBenchmark
             peak.Median, peak.Best, read.Median, read.Best, copy, dispatch, gemm, gemv);
     }
 
-    private static string Name(TensorDType t) => t.SafetensorsName().ToLowerInvariant();
+    private static string Name(TensorDType t) => t.ToString().ToLowerInvariant();
 
     /// <param name="sameBufferRead">GB/s of the vectorised sum over the packed weights (in the padded panels).</param>
     private static unsafe Timing TimeMultiply(WorkerPool pool, Timer timer, int m, int n, int k, TensorDType storage, out Timing sameBufferRead)
