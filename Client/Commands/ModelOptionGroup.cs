@@ -24,9 +24,9 @@ internal static class ModelOptionGroup
 
     public static readonly Option<int> Threads = CliOption.Int("--threads", "N", "CPU threads of the cpu device; 0 uses every core", 0);
 
-    public static readonly Option<TensorDType?> DType = CliOption.Parsed<TensorDType?>("--dtype", "f32|f16|bf16",
-        "Converts the weights to this storage type at load (default: as stored in the file)",
-        word => TensorDTypeExtensions.Parse(word), ["f32", "f16", "bf16"]);
+    public static readonly Option<TensorDType?> DType = CliOption.Parsed<TensorDType?>("--dtype", "f32|f16|bf16|q8_0",
+        "Converts the weights to this storage type at load (default: as stored in the file); q8_0 quantizes the matrices as llama.cpp does",
+        word => TensorDTypeExtensions.Parse(word), ["f32", "f16", "bf16", "q8_0"]);
 
     public static void AddTo(Command command)
     {

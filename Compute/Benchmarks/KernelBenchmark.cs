@@ -76,13 +76,14 @@ public static class KernelBenchmark
     [
         (1, 32768, 2048, TensorDType.F32), (1, 32768, 2048, TensorDType.BF16), (1, 32768, 2048, TensorDType.F16),
         (4, 32768, 2048, TensorDType.BF16), (1, 49152, 576, TensorDType.BF16),
+        (1, 32768, 2048, TensorDType.Q8_0), (4, 32768, 2048, TensorDType.Q8_0), (1, 49152, 576, TensorDType.Q8_0),
     ];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemmShapes =
         [(9, 40, 33, TensorDType.F32), (9, 40, 33, TensorDType.BF16)];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemvShapes =
-        [(1, 64, 48, TensorDType.F32), (1, 64, 48, TensorDType.BF16), (1, 64, 48, TensorDType.F16)];
+        [(1, 64, 48, TensorDType.F32), (1, 64, 48, TensorDType.BF16), (1, 64, 48, TensorDType.F16), (1, 64, 64, TensorDType.Q8_0)];
 
     public static KernelBenchmarkResult Run(KernelBenchmarkOptions options)
     {
@@ -108,7 +109,8 @@ public static class KernelBenchmark
         foreach (var (m, n, k, storage) in options.Quick ? QuickGemvShapes : GemvShapes)
         {
             var seconds = TimeMultiply(pool, timer, m, n, k, storage, out var sameBuffer);
-            double gb = (double)n * k * storage.Size() / 1e9;
+            // Bytes of the weights as stored: a Q8_0 row is k / 32 blocks of 34 bytes.
+            double gb = storage.ByteCount((long)n * k) / 1e9;
             gemv.Add(new GemvMeasurement(m, n, k, Name(storage), seconds.Median * 1e3,
                 gb / seconds.Median, 100 * gb / seconds.Median / read.Median,
                 gb / seconds.Best, 100 * gb / seconds.Best / read.Best,
@@ -118,7 +120,7 @@ public static class KernelBenchmark
             peak.Median, peak.Best, read.Median, read.Best, copy, dispatch, gemm, gemv);
     }
 
-    private static string Name(TensorDType t) => t.SafetensorsName().ToLowerInvariant();
+    private static string Name(TensorDType t) => t.ToString().ToLowerInvariant();
 
     /// <param name="sameBufferRead">GB/s of the vectorised sum over the packed weights (in the padded panels).</param>
     private static unsafe Timing TimeMultiply(WorkerPool pool, Timer timer, int m, int n, int k, TensorDType storage, out Timing sameBufferRead)

@@ -122,6 +122,9 @@ public sealed class IlgpuDevice : IComputeDevice
     public IDeviceMatrix PrepareMatrix(WeightTensor weight, TensorDType? storage = null)
     {
         var type = storage ?? weight.DType;
+        if (type.IsQuantized())
+            throw new NotSupportedException(
+                $"{weight.Name} would be held as {type}: the ILGPU backend holds weights as f32, f16 or bf16; pass --dtype f16 (or f32, bf16) to widen it at load, or use the CPU device");
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);

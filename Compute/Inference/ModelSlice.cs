@@ -64,7 +64,8 @@ public sealed class EmbeddingTable
     {
         if ((uint)token >= (uint)Rows)
             throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} is outside the vocabulary [0, {Rows})");
-        Kernels.Cpu.WeightConvert.ToSingle(_data.AsSpan(token * Dim * DType.Size(), Dim * DType.Size()), DType, destination.Slice(0, Dim));
+        int rowBytes = (int)DType.ByteCount(Dim);
+        Kernels.Cpu.WeightConvert.ToSingle(_data.AsSpan(token * rowBytes, rowBytes), DType, destination.Slice(0, Dim));
     }
 
     public override string ToString() => $"{_source.Name} [{Rows}, {Dim}] {DType}";

@@ -81,6 +81,7 @@ public static class GgmlTypeExtensions
         GgmlType.F32 => TensorDType.F32,
         GgmlType.F16 => TensorDType.F16,
         GgmlType.BF16 => TensorDType.BF16,
+        GgmlType.Q8_0 => TensorDType.Q8_0,
         _ => null,
     };
 
@@ -88,6 +89,7 @@ public static class GgmlTypeExtensions
     {
         TensorDType.F32 => GgmlType.F32,
         TensorDType.F16 => GgmlType.F16,
+        TensorDType.Q8_0 => GgmlType.Q8_0,
         _ => GgmlType.BF16,
     };
 

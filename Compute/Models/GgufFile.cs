@@ -113,13 +113,14 @@ public sealed class GgufFile : IDisposable
     }
 
     /// <summary>
-    /// The tensor as a <see cref="WeightTensor"/> over the mapped file; a type the kernels cannot read
-    /// (any quantized type) is a <see cref="ModelFormatException"/> naming the tensor and its type.
+    /// The tensor as a <see cref="WeightTensor"/> over the mapped file (quantized blocks stay as the file
+    /// stores them); a type the kernels cannot read is a <see cref="ModelFormatException"/> naming the
+    /// tensor and its type.
     /// </summary>
     public WeightTensor Weight(GgufTensorInfo tensor)
     {
         var dtype = tensor.Type.ToTensorDType()
-            ?? throw new ModelFormatException(Path, tensor.Name, $"tensor is {tensor.Type}; this build reads GGUF tensors stored as F32, F16 or BF16");
+            ?? throw new ModelFormatException(Path, tensor.Name, $"tensor is {tensor.Type}; this build reads GGUF tensors stored as F32, F16, BF16 or Q8_0");
         return new WeightTensor(tensor.Name, _file, tensor.Offset, dtype, tensor.Shape);
     }
 

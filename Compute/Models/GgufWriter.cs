@@ -6,7 +6,7 @@ namespace FtpCluster.Compute.Models;
 public sealed record GgufTensorSpec(string Name, long[] Shape, TensorDType DType)
 {
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
-    public long ByteLength => ElementCount * DType.Size();
+    public long ByteLength => DType.ByteCount(ElementCount);
 }
 
 /// <summary>
@@ -78,7 +78,10 @@ public sealed class GgufWriter : IDisposable
         }
     }
 
-    /// <summary>The next values, continuing the current tensor and going on into the next ones.</summary>
+    /// <summary>
+    /// The next values, continuing the current tensor and going on into the next ones. A quantized tensor
+    /// (Q8_0) takes whole blocks: what reaches it in one call must be a multiple of its block size.
+    /// </summary>
     public void Write(ReadOnlySpan<float> values)
     {
         while (values.Length > 0)
@@ -87,7 +90,7 @@ public sealed class GgufWriter : IDisposable
                 throw new InvalidOperationException($"{_stream.Name}: more values written than the tensors declare");
             var tensor = _tensors[_tensor];
             int count = (int)Math.Min(values.Length, tensor.ElementCount - _writtenInTensor);
-            int byteCount = count * tensor.DType.Size();
+            int byteCount = (int)tensor.DType.ByteCount(count);
             if (_encoded.Length < byteCount)
                 _encoded = new byte[byteCount];
             WeightEncoding.Encode(values[..count], tensor.DType, _encoded.AsSpan(0, byteCount));

@@ -18,7 +18,7 @@ public sealed class SafetensorsFile : IDisposable
     private const string MetadataKey = "__metadata__";
 
     private static readonly Dictionary<string, TensorDType> DTypesByName =
-        Enum.GetValues<TensorDType>().ToDictionary(t => t.SafetensorsName());
+        Enum.GetValues<TensorDType>().Where(t => !t.IsQuantized()).ToDictionary(t => t.SafetensorsName());
 
     private readonly MappedFile _file;
 

@@ -59,6 +59,8 @@ public sealed record SyntheticModelOptions
                 $"unknown architecture '{Architecture}' (known: {string.Join(", ", HuggingFaceArchitecture.Supported.Select(a => a.ModelType))})");
         if (HeadDim is null && Heads > 0 && Dim % Heads != 0)
             throw new ArgumentException($"dim {Dim} is not a multiple of heads {Heads}: give the head dim explicitly");
+        if (DType.IsQuantized())
+            throw new ArgumentException($"synthetic models are written as f32, f16 or bf16, not {DType}; load one with --dtype {DType.ToString().ToLowerInvariant()} to quantize it at load");
         if (MaxShardBytes is <= 0)
             throw new ArgumentException($"max shard size must be positive, got {MaxShardBytes}");
         var config = new ModelConfig

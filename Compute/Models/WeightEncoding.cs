@@ -6,7 +6,7 @@ namespace FtpCluster.Compute.Models;
 /// <summary>float32 values to the bytes of a storage type, as the model writers store them.</summary>
 internal static class WeightEncoding
 {
-    /// <summary>Writes <paramref name="values"/> as <paramref name="dtype"/> into <paramref name="destination"/>, which holds exactly their bytes.</summary>
+    /// <summary>Writes <paramref name="values"/> (whole blocks of a quantized type) as <paramref name="dtype"/> into <paramref name="destination"/>, which holds exactly their bytes.</summary>
     public static void Encode(ReadOnlySpan<float> values, TensorDType dtype, Span<byte> destination)
     {
         switch (dtype)
@@ -16,6 +16,9 @@ internal static class WeightEncoding
                 break;
             case TensorDType.F16:
                 TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(destination));
+                break;
+            case TensorDType.Q8_0:
+                Q8Block.Quantize(values, destination);
                 break;
             default:
                 var bf16 = MemoryMarshal.Cast<byte, ushort>(destination);

@@ -17,7 +17,10 @@ public sealed unsafe class WeightTensor
         DType = dtype;
         Shape = shape;
         ElementCount = shape.Aggregate(1L, (a, b) => a * b);
-        ByteLength = ElementCount * dtype.Size();
+        if (dtype.IsQuantized() && shape[^1] % dtype.BlockSize() != 0)
+            throw new ModelFormatException(file.Path, name,
+                $"{dtype} stores rows in blocks of {dtype.BlockSize()}, but the rows hold {shape[^1]} elements; {dtype} needs a row length (columns) that is a multiple of {dtype.BlockSize()}");
+        ByteLength = dtype.ByteCount(ElementCount);
         if (offset < 0 || offset + ByteLength > file.Length)
             throw new ModelFormatException(file.Path, name,
                 $"data [{offset}, {offset + ByteLength}) lies beyond the end of the file ({file.Length} bytes): the file is truncated");
@@ -36,13 +39,29 @@ public sealed unsafe class WeightTensor
 
     public ReadOnlySpan<byte> Bytes => new(_file.At(_offset), checked((int)ByteLength));
 
-    /// <summary>Elements [start, start + destination.Length) converted to float32.</summary>
+    /// <summary>Elements [start, start + destination.Length) converted to float32 (dequantized for a quantized type).</summary>
     public void CopyTo(Span<float> destination, long start = 0)
     {
         if (start < 0 || start + destination.Length > ElementCount)
             throw new ArgumentOutOfRangeException(nameof(start));
-        byte* p = _file.At(_offset + start * DType.Size());
-        Kernels.Cpu.WeightConvert.ToSingle(new ReadOnlySpan<byte>(p, destination.Length * DType.Size()), DType, destination);
+        int block = DType.BlockSize();
+        if (start % block == 0 && destination.Length % block == 0)
+        {
+            Convert(start, destination);
+            return;
+        }
+        // A range that cuts blocks: widen the blocks it touches, keep the part asked for.
+        long first = start / block * block;
+        long end = (start + destination.Length + block - 1) / block * block;
+        var widened = new float[end - first];
+        Convert(first, widened);
+        widened.AsSpan((int)(start - first), destination.Length).CopyTo(destination);
+    }
+
+    private void Convert(long start, Span<float> destination)
+    {
+        byte* p = _file.At(_offset + DType.ByteCount(start));
+        Kernels.Cpu.WeightConvert.ToSingle(new ReadOnlySpan<byte>(p, checked((int)DType.ByteCount(destination.Length))), DType, destination);
     }
 
     public float[] ToFloatArray()

@@ -15,7 +15,8 @@ internal enum SimdLevel
 /// <param name="Simd">Vector width of the kernels.</param>
 /// <param name="KBlock">K block of the GEMM: a 32×512 float32 weight slice (64 KiB) stays in L2 across all row blocks.</param>
 /// <param name="MaxGemvRows">Up to this many rows the GEMV (weights read once, rows share each load) beats the GEMM.</param>
-internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, int MaxGemvRows = 4)
+/// <param name="Vnni">Q8_0 GEMV: use AVX-VNNI's integer dot products where the CPU has them (tests turn it off to run the portable path).</param>
+internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, int MaxGemvRows = 4, bool Vnni = true)
 {
     public static GemmOptions Default { get; } = new(Gemm.BestSimd);
 }
@@ -26,6 +27,8 @@ internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, in
 /// bandwidth. More rows (prefill) go to a blocked GEMM: x is repacked into 8-row blocks, each task owns
 /// one 32-row weight panel (and, when panels are few, a share of the row blocks), walks it one KC block
 /// at a time, and runs the 8×32 micro-kernel over every row block against that cache-resident slice.
+/// Q8_0 weights: the GEMV is <see cref="QuantizedGemv"/> (integer dot products on quantized x rows, as
+/// llama.cpp does); the GEMM dequantizes each KC slice of a panel into float32 and runs the float kernel.
 /// </remarks>
 public static unsafe class Gemm
 {
@@ -56,10 +59,16 @@ public static unsafe class Gemm
             {
                 case TensorDType.F32: Run<F32Weights>(px, m, w, py, pool, options); break;
                 case TensorDType.BF16: Run<Bf16Weights>(px, m, w, py, pool, options); break;
+                case TensorDType.Q8_0 when m <= options.MaxGemvRows: QuantizedGemv.Run(px, m, w, py, pool, options); break;
+                // Dequantized slices are float32, so the float32 kernels run on them.
+                case TensorDType.Q8_0: Run<F32Weights>(px, m, w, py, pool, options with { KBlock = RoundUpToBlock(options.KBlock) }); break;
                 default: Run<F16Weights>(px, m, w, py, pool, options); break;
             }
         }
     }
+
+    /// <summary>A Q8_0 panel dequantizes whole 32-column blocks, so its K blocks are multiples of 32.</summary>
+    private static int RoundUpToBlock(int kBlock) => (kBlock + Q8Block.Size - 1) / Q8Block.Size * Q8Block.Size;
 
     private static void Run<TFormat>(float* x, int m, PackedMatrix w, float* y, WorkerPool pool, GemmOptions options)
         where TFormat : IWeightFormat
@@ -122,17 +131,21 @@ public static unsafe class Gemm
             byte* panel = w.Panel(p);
             var scratch = Scratch.Current;
             // 16-bit weights: with several row blocks, widen each slice once into float32 and reuse it;
-            // with one, widen in registers as the kernel streams the panel.
+            // with one, widen in registers as the kernel streams the panel. Q8_0 slices are always
+            // dequantized into float32 first.
+            bool quantized = w.StorageType == TensorDType.Q8_0;
             bool widen = TFormat.DType != TensorDType.F32;
             bool inRegisters = widen && simd == SimdLevel.Vector512 && block1 - block0 == 1;
-            float* slice = widen && !inRegisters ? scratch.Get(Scratch.Slice, (long)W * kBlock) : null;
+            float* slice = quantized || widen && !inRegisters ? scratch.Get(Scratch.Slice, (long)W * kBlock) : null;
             float* tile = scratch.Get(Scratch.Tile, R * W);
 
             for (int k0 = 0; k0 < k; k0 += kBlock)
             {
                 int kc = Math.Min(kBlock, k - k0);
                 byte* steps = panel + (long)k0 * TFormat.StepBytes;
-                float* weights = widen && !inRegisters ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd) : (float*)steps;
+                float* weights = quantized ? Q8Panels.Dequantize(panel, k0, kc, slice)
+                    : widen && !inRegisters ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd)
+                    : (float*)steps;
                 bool accumulate = k0 > 0;
                 for (int b = block0; b < block1; b++)
                 {
@@ -172,13 +185,14 @@ public static unsafe class Gemm
 /// <summary>Per-thread 64-byte-aligned scratch buffers that grow to the largest request and are then reused.</summary>
 internal sealed unsafe class Scratch
 {
-    public const int PackedX = 0, Slice = 1, Tile = 2, Vector = 3;
+    public const int PackedX = 0, Slice = 1, Tile = 2, Vector = 3, QuantizedX = 4;
+    private const int Slots = 5;
 
     [ThreadStatic]
     private static Scratch? t_current;
 
-    private readonly float[]?[] _buffers = new float[4][];
-    private readonly nint[] _aligned = new nint[4];
+    private readonly float[]?[] _buffers = new float[Slots][];
+    private readonly nint[] _aligned = new nint[Slots];
 
     public static Scratch Current => t_current ??= new Scratch();
 

@@ -8,7 +8,8 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 /// holding that column's weight for the panel's 32 rows (see <see cref="IWeightFormat"/> for the 16-bit
 /// order). Any k-range of a panel is therefore one contiguous stream, which is what both the blocked GEMM
 /// (one KC block at a time) and the GEMV (whole panels) read. The last panel is zero-padded. 16-bit
-/// storage stays 16-bit here and is widened in registers.
+/// storage stays 16-bit here and is widened in registers. Q8_0 panels hold 32-column blocks instead of
+/// k-steps (<see cref="Q8Panels"/>), in the same bytes as the llama.cpp blocks they come from.
 /// </remarks>
 public sealed unsafe class PackedMatrix
 {
@@ -24,7 +25,7 @@ public sealed unsafe class PackedMatrix
         Cols = cols;
         StorageType = storage;
         Panels = (rows + PanelWidth - 1) / PanelWidth;
-        StepBytes = PanelWidth * storage.Size();
+        StepBytes = (int)storage.ByteCount(PanelWidth);
         PanelBytes = (long)cols * StepBytes;
         // 64 spare bytes so panel 0 can start on a cache line: every k-step load is then aligned.
         _buffer = GC.AllocateArray<ulong>(checked((int)((Panels * PanelBytes + 64 + 7) / 8)), pinned: true);
@@ -40,16 +41,29 @@ public sealed unsafe class PackedMatrix
     public long ResidentBytes => (long)_buffer.Length * sizeof(ulong);
 
     internal int Panels { get; }
+
+    /// <summary>Bytes per column of a panel: one k-step (Q8_0: a 32nd of a block).</summary>
     internal int StepBytes { get; }
     internal long PanelBytes { get; }
     internal byte* Panel(int p) => _panels + p * PanelBytes;
 
-    /// <summary>Packs a 2-D tensor, stored as <paramref name="storage"/> (default: the tensor's own dtype).</summary>
+    /// <summary>
+    /// Packs a 2-D tensor, stored as <paramref name="storage"/> (default: the tensor's own dtype). Q8_0
+    /// blocks are copied as they are; other types are quantized to Q8_0 with llama.cpp's rounding, which
+    /// needs a column count that is a multiple of 32.
+    /// </summary>
     public static PackedMatrix Pack(WeightTensor w, TensorDType? storage = null)
     {
         if (w.Shape.Length != 2)
             throw new ArgumentException($"{w.Name}: a packed matrix needs a 2-D tensor, got shape [{string.Join(", ", w.Shape)}]", nameof(w));
-        var m = new PackedMatrix(w.Rows, w.Cols, storage ?? w.DType);
+        var type = storage ?? w.DType;
+        CheckColumns(w.Name, w.Cols, type);
+        var m = new PackedMatrix(w.Rows, w.Cols, type);
+        if (type == TensorDType.Q8_0)
+        {
+            m.PackQ8(w);
+            return m;
+        }
         var rows = new float[PanelWidth * m.Cols];
         for (int p = 0; p < m.Panels; p++)
         {
@@ -68,13 +82,52 @@ public sealed unsafe class PackedMatrix
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
         if (rowMajor.Length < (long)rows * cols)
             throw new ArgumentException($"{rowMajor.Length} floats cannot hold a [{rows}, {cols}] matrix", nameof(rowMajor));
+        CheckColumns("matrix", cols, storage);
         var m = new PackedMatrix(rows, cols, storage);
+        if (storage == TensorDType.Q8_0)
+        {
+            var blocks = new byte[storage.ByteCount(cols)];
+            for (int r = 0; r < rows; r++)
+            {
+                Q8Block.Quantize(rowMajor.Slice(r * cols, cols), blocks);
+                Q8Panels.WriteRow(m.Panel(r / PanelWidth), r % PanelWidth, blocks);
+            }
+            return m;
+        }
         for (int p = 0; p < m.Panels; p++)
         {
             int valid = Math.Min(PanelWidth, rows - p * PanelWidth);
             m.WritePanel(p, rowMajor.Slice(p * PanelWidth * cols, valid * cols));
         }
         return m;
+    }
+
+    private static void CheckColumns(string name, int cols, TensorDType storage)
+    {
+        if (storage.IsQuantized() && cols % storage.BlockSize() != 0)
+            throw new ArgumentException(
+                $"{name}: {storage} quantizes each row in blocks of {storage.BlockSize()} columns, so it needs a column count that is a multiple of {storage.BlockSize()}, but this matrix has {cols}; keep it as f32, f16 or bf16");
+    }
+
+    /// <summary>Row by row: the tensor's own Q8_0 blocks, or its values quantized with llama.cpp's rounding.</summary>
+    private void PackQ8(WeightTensor w)
+    {
+        long rowBytes = TensorDType.Q8_0.ByteCount(Cols);
+        var blocks = new byte[rowBytes];
+        var values = w.DType == TensorDType.Q8_0 ? null : new float[Cols];
+        for (int r = 0; r < Rows; r++)
+        {
+            if (values is null)
+            {
+                w.Bytes.Slice(checked((int)(r * rowBytes)), blocks.Length).CopyTo(blocks);
+            }
+            else
+            {
+                w.CopyTo(values, (long)r * Cols);
+                Q8Block.Quantize(values, blocks);
+            }
+            Q8Panels.WriteRow(Panel(r / PanelWidth), r % PanelWidth, blocks);
+        }
     }
 
     /// <summary>The weight at [row, col] as the kernels see it (after rounding to the storage type).</summary>
@@ -89,6 +142,7 @@ public sealed unsafe class PackedMatrix
             {
                 TensorDType.F32 => F32Weights.Load(step, row % PanelWidth),
                 TensorDType.BF16 => Bf16Weights.Load(step, row % PanelWidth),
+                TensorDType.Q8_0 => Q8Panels.Load(Panel(row / PanelWidth), row % PanelWidth, col),
                 _ => F16Weights.Load(step, row % PanelWidth),
             };
         }

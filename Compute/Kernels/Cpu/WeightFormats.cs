@@ -165,7 +165,7 @@ public static class WeightConvert
 
     public static float FromF16(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
 
-    /// <summary>Values stored as <paramref name="dtype"/> (little-endian bytes) widened to float32.</summary>
+    /// <summary>Values stored as <paramref name="dtype"/> (little-endian bytes; whole blocks of a quantized type) widened to float32.</summary>
     public static void ToSingle(ReadOnlySpan<byte> stored, TensorDType dtype, Span<float> destination)
     {
         switch (dtype)
@@ -176,6 +176,9 @@ public static class WeightConvert
             case TensorDType.F16:
                 System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(stored), destination);
                 break;
+            case TensorDType.Q8_0:
+                Q8Block.Dequantize(stored, destination);
+                break;
             default:
                 // bfloat16 is the top half of a float32.
                 var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(stored);
@@ -185,11 +188,12 @@ public static class WeightConvert
         }
     }
 
-    /// <summary>The value a weight has once stored as <paramref name="storage"/>.</summary>
+    /// <summary>The value a weight has once stored as <paramref name="storage"/>, a plain (not quantized) type.</summary>
     public static float Round(float value, TensorDType storage) => storage switch
     {
         TensorDType.F32 => value,
         TensorDType.BF16 => FromBf16(ToBf16(value)),
-        _ => FromF16(ToF16(value)),
+        TensorDType.F16 => FromF16(ToF16(value)),
+        _ => throw new ArgumentException($"{storage} rounds a block at a time, not one value", nameof(storage)),
     };
 }

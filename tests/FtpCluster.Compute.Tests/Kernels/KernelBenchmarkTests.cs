@@ -26,6 +26,7 @@ public sealed class KernelBenchmarkTests
         Assert.All(result.Gemv, g => Assert.True(g.Milliseconds > 0 && g.WeightGBPerSecond > 0 && g.PercentOfReadBandwidth > 0 && g.BestWeightGBPerSecond >= g.WeightGBPerSecond && g.PercentOfReadBandwidthBest > 0
             && g.SameBufferReadGBPerSecond > 0 && g.PercentOfSameBufferRead > 0, g.ToString()));
         Assert.Contains(result.Gemv, g => g.Storage == "f16");
+        Assert.Contains(result.Gemv, g => g.Storage == "q8_0");
 
         string json = JsonSerializer.Serialize(result, KernelBenchmarkJsonContext.Default.KernelBenchmarkResult);
         using var doc = JsonDocument.Parse(json);
