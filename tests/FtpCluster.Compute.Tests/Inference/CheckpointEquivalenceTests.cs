@@ -65,16 +65,21 @@ public sealed class CheckpointEquivalenceTests : IDisposable
             SubsetForwardTests.AssertClose(expected[t], actual.AsSpan(t * vocab, vocab), 1e-5, $"{variant}, position {t}");
     }
 
-    [Fact]
-    public void Slices_run_one_after_another_equal_the_whole_model_bit_for_bit()
+    [Theory]
+    [InlineData("hf")]
+    [InlineData("gguf")]
+    public void Slices_run_one_after_another_equal_the_whole_model_bit_for_bit(string format)
     {
-        ModelSynthesizer.Write(SyntheticModelOptions.Preset("tiny") with { Layers = 5, Seed = 3 }, _dir);
+        var options = SyntheticModelOptions.Preset("tiny") with { Layers = 5, Seed = 3 };
+        string path = format == "gguf" ? Path.Combine(_dir, "model.gguf") : _dir;
+        if (format == "gguf") ModelSynthesizer.WriteGguf(options, path);
+        else ModelSynthesizer.Write(options, path);
         using var device = new CpuDevice();
-        using var whole = TransformerStage.Load(_dir, device);
+        using var whole = TransformerStage.Load(path, device);
         var expected = Generator.AllLogits(whole, Ids);
 
         SliceSpec[] specs = [new(0, 2, true, false), new(2, 3, false, false), new(3, 5, false, true)];
-        var stages = specs.Select(s => TransformerStage.Load(_dir, device, s)).ToArray();
+        var stages = specs.Select(s => TransformerStage.Load(path, device, s)).ToArray();
         var hidden = new float[Ids.Length * whole.Config.Dim];
         stages[0].Embed(Ids, hidden);
         foreach (var stage in stages)

@@ -101,31 +101,6 @@ public sealed class GgufCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void Slices_of_a_gguf_run_one_after_another_equal_the_whole_model_bit_for_bit()
-    {
-        string path = _temp.File("model.gguf");
-        ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny") with { Layers = 5, Seed = 3 }, path);
-        using var device = new CpuDevice();
-        using var whole = TransformerStage.Load(path, device);
-        var expected = Generator.AllLogits(whole, Ids);
-
-        SliceSpec[] specs = [new(0, 2, true, false), new(2, 3, false, false), new(3, 5, false, true)];
-        var stages = specs.Select(s => TransformerStage.Load(path, device, s)).ToArray();
-        var hidden = new float[Ids.Length * whole.Config.Dim];
-        stages[0].Embed(Ids, hidden);
-        foreach (var stage in stages)
-        {
-            var cache = stage.NewCache();
-            stage.Forward(Enumerable.Range(0, Ids.Length).Select(p => new TokenRow(cache, p)).ToArray(), hidden);
-        }
-        var logits = new float[expected.Length];
-        stages[^1].Logits(hidden, Ids.Length, logits);
-        foreach (var stage in stages) stage.Dispose();
-
-        Assert.Equal(expected, logits);
-    }
-
-    [Fact]
     public void Checkpoint_Open_knows_a_gguf_by_its_magic_whatever_its_name()
     {
         string path = _temp.File("model.bin");
