@@ -8,12 +8,10 @@ namespace FtpCluster.Compute.Models;
 /// </summary>
 internal static class ModelJson
 {
-    public static JsonDocument ReadFile(string path)
-    {
-        if (!File.Exists(path))
-            throw new ModelFormatException(path, null, "file not found");
-        return Parse(path, File.ReadAllBytes(path), "file");
-    }
+    /// <summary>The file parsed, refused unread when it is longer than <paramref name="maxBytes"/> (see <see cref="InputFileLimits"/>).</summary>
+    /// <param name="what">The kind of file, for the size message: "config.json", "router artifact".</param>
+    public static JsonDocument ReadFile(string path, long maxBytes, string what) =>
+        Parse(path, InputFileLimits.ReadAllBytes(path, maxBytes, what), "file");
 
     /// <param name="what">What the bytes are, for the message: "file", "header".</param>
     public static JsonDocument Parse(string file, ReadOnlyMemory<byte> utf8, string what)

@@ -16,12 +16,18 @@ public sealed unsafe class WeightTensor
         _offset = offset;
         DType = dtype;
         Shape = shape;
-        ElementCount = shape.Aggregate(1L, (a, b) => a * b);
-        ByteLength = ElementCount * dtype.Size();
-        if (offset < 0 || offset + ByteLength > file.Length)
+        ByteLength = CheckedByteLength(file.Path, name, dtype, shape);
+        ElementCount = ByteLength / dtype.Size();
+        // Compared without adding: a crafted offset near long.MaxValue would wrap the sum past the check.
+        if (offset < 0 || offset > file.Length || ByteLength > file.Length - offset)
             throw new ModelFormatException(file.Path, name,
-                $"data [{offset}, {offset + ByteLength}) lies beyond the end of the file ({file.Length} bytes): the file is truncated");
+                $"data of {ByteLength} bytes at offset {offset} lies beyond the end of the file ({file.Length} bytes): the file is truncated or damaged");
     }
+
+    /// <summary>
+    /// The largest tensor accepted, in bytes: reads go through spans, which address at most int.MaxValue bytes.
+    /// </summary>
+    public const long MaxByteLength = int.MaxValue;
 
     /// <summary>The name the file gives it (llama2.c files have none, so those names are made up, e.g. "layers.3.wq").</summary>
     public string Name { get; }
@@ -39,7 +45,7 @@ public sealed unsafe class WeightTensor
     /// <summary>Elements [start, start + destination.Length) converted to float32.</summary>
     public void CopyTo(Span<float> destination, long start = 0)
     {
-        if (start < 0 || start + destination.Length > ElementCount)
+        if (start < 0 || start > ElementCount - destination.Length)
             throw new ArgumentOutOfRangeException(nameof(start));
         byte* p = _file.At(_offset + start * DType.Size());
         Kernels.Cpu.WeightConvert.ToSingle(new ReadOnlySpan<byte>(p, destination.Length * DType.Size()), DType, destination);
@@ -53,4 +59,27 @@ public sealed unsafe class WeightTensor
     }
 
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+
+    /// <summary>The tensor's size, refused when a dimension is negative or the size is past <see cref="MaxByteLength"/>.</summary>
+    private static long CheckedByteLength(string path, string name, TensorDType dtype, long[] shape)
+    {
+        string shapeText = "[" + string.Join(", ", shape) + "]";
+        long bytes = dtype.Size();
+        foreach (long dimension in shape)
+        {
+            if (dimension < 0)
+                throw new ModelFormatException(path, name, $"shape {shapeText} has a negative dimension");
+            // A zero dimension makes the tensor empty, but its other dimensions still become row and column counts.
+            if (dimension > MaxByteLength)
+                throw new ModelFormatException(path, name, $"shape {shapeText} has a dimension past {MaxByteLength}");
+        }
+        foreach (long dimension in shape)
+        {
+            if (dimension != 0 && bytes > MaxByteLength / dimension)
+                throw new ModelFormatException(path, name,
+                    $"shape {shapeText} of {dtype} takes more than {MaxByteLength} bytes (2 GiB), the most a tensor may have here");
+            bytes *= dimension;
+        }
+        return bytes;
+    }
 }
