@@ -118,7 +118,10 @@ public sealed class FuzzRegressionTests : IDisposable
         var json = ByteLevelBpeFixture.Create("gpt-2").ToTokenizerJson();
         json["pre_tokenizer"] = new JsonObject
         {
-            ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = "(a+)+$" }, ["behavior"] = "Isolated", ["invert"] = false,
+            ["type"] = "Sequence",
+            ["pretokenizers"] = new JsonArray(
+                new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["Regex"] = "(a+)+$" }, ["behavior"] = "Isolated", ["invert"] = false },
+                new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = false }),
         };
         string path = _temp.File("tokenizer.json");
         File.WriteAllText(path, json.ToJsonString());
