@@ -99,7 +99,7 @@ public sealed record RouterArtifact
     /// <summary>Reads an artifact, checking its form but not which model it belongs to.</summary>
     public static RouterArtifact Load(string path)
     {
-        using var document = ModelJson.ReadFile(path);
+        using var document = ModelJson.ReadFile(path, InputFileLimits.RouterArtifactBytes, "router artifact");
         var root = document.RootElement.AsObject(path, "(top level)");
         string format = root.Required(path, "format").AsString(path, "format");
         if (format != Format)

@@ -39,7 +39,7 @@ public static class HubModelFiles
     /// <exception cref="ModelFormatException">The index is not JSON with a weight_map of file names.</exception>
     public static IReadOnlyList<string> Shards(string indexPath)
     {
-        using var index = ModelJson.ReadFile(indexPath);
+        using var index = ModelJson.ReadFile(indexPath, InputFileLimits.SafetensorsIndexBytes, HuggingFaceCheckpoint.IndexFileName);
         var weightMap = index.RootElement.AsObject(indexPath, HuggingFaceCheckpoint.IndexFileName)
             .Required(indexPath, "weight_map").AsObject(indexPath, "weight_map");
         var shards = new List<string>();

@@ -103,7 +103,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
 
     private static Dictionary<string, WeightTensor> OpenShards(string directory, string indexPath, List<SafetensorsFile> files)
     {
-        using var index = ModelJson.ReadFile(indexPath);
+        using var index = ModelJson.ReadFile(indexPath, InputFileLimits.SafetensorsIndexBytes, IndexFileName);
         var weightMap = index.RootElement.AsObject(indexPath, IndexFileName)
             .Required(indexPath, "weight_map").AsObject(indexPath, "weight_map");
         var shards = new Dictionary<string, SafetensorsFile>();

@@ -28,7 +28,7 @@ public static class HuggingFaceConfig
     {
         if (!File.Exists(path))
             throw new ModelFormatException(path, null, "file not found: a Hugging Face checkpoint directory needs config.json");
-        using var document = ModelJson.ReadFile(path);
+        using var document = ModelJson.ReadFile(path, InputFileLimits.ConfigJsonBytes, "config.json");
         var root = document.RootElement.AsObject(path, "config.json");
 
         var architectures = root.Required(path, "architectures").AsArray(path, "architectures");

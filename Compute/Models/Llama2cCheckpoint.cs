@@ -42,6 +42,9 @@ public sealed class Llama2cCheckpoint : ICheckpoint
             throw new ModelFormatException(file.Path, null, $"file is truncated: {file.Length} bytes, shorter than the 28-byte llama2.c header");
         var h = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(file.Span(0, HeaderBytes));
         int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocab = h[5], seqLen = h[6];
+        // The sign of vocab flags a separate classifier, so its magnitude is the size; int.MinValue has none.
+        if (vocab == int.MinValue)
+            throw new ModelFormatException(file.Path, null, $"header field vocab_size is {vocab}: not a vocabulary size");
         if (heads <= 0 || dim <= 0 || dim % heads != 0)
             throw new ModelFormatException(file.Path, null, $"header does not describe a llama2.c model: dim {dim} is not a positive multiple of heads {heads}");
         var config = new ModelConfig

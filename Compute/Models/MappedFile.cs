@@ -51,7 +51,7 @@ public sealed unsafe class MappedFile : IDisposable
 
     public ReadOnlySpan<byte> Span(long offset, int length)
     {
-        if (offset < 0 || length < 0 || offset + length > Length)
+        if (offset < 0 || length < 0 || offset > Length - length)
             throw new ArgumentOutOfRangeException(nameof(offset), $"range [{offset}, {offset + length}) outside {Path} ({Length} bytes)");
         return new ReadOnlySpan<byte>(At(offset), length);
     }

@@ -48,17 +48,54 @@ public sealed record ModelConfig
     public long ParameterCount =>
         (long)VocabSize * Dim * (TiedEmbeddings ? 1 : 2) + Dim + Layers * ParametersPerLayer;
 
-    /// <summary>Throws <see cref="ModelFormatException"/> when the numbers cannot describe a working model.</summary>
+    /// <summary>The largest model width accepted (real models stop at 16384).</summary>
+    public const int MaxDim = 1 << 16;
+
+    /// <summary>The largest MLP width accepted (real models stop near 53248).</summary>
+    public const int MaxHiddenDim = 1 << 18;
+
+    /// <summary>The most transformer blocks accepted (real models stop near 128).</summary>
+    public const int MaxLayers = 1024;
+
+    /// <summary>The most attention heads accepted (real models stop at 128).</summary>
+    public const int MaxHeads = 1024;
+
+    /// <summary>The widest attention head accepted (real models stop at 256).</summary>
+    public const int MaxHeadDim = 1024;
+
+    /// <summary>The largest vocabulary accepted (real ones stop near 262144).</summary>
+    public const int MaxVocabSize = 1 << 22;
+
+    /// <summary>The longest context accepted (real ones stop near 10 million tokens).</summary>
+    public const int MaxContextLength = 1 << 24;
+
+    /// <summary>
+    /// Throws <see cref="ModelFormatException"/> when the numbers cannot describe a working model, or describe one
+    /// far larger than any real model (the Max* constants, each well above the largest published model): such a
+    /// config comes from a damaged or crafted file, and believing it would size allocations no machine has.
+    /// </summary>
     public void Validate(string source)
     {
         void Require(bool ok, string what)
         {
             if (!ok) throw new ModelFormatException(source, null, what);
         }
+        void Bounded(int value, int max, string field) =>
+            Require(value <= max, $"{field} {value} is beyond the {max} this engine accepts: the file is damaged or not a model it can run");
         Require(Dim > 0 && HiddenDim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && HeadDim > 0 && VocabSize > 0,
             $"dimensions must be positive (dim {Dim}, hidden {HiddenDim}, layers {Layers}, heads {Heads}, kv heads {KvHeads}, head dim {HeadDim}, vocab {VocabSize})");
+        Require(MaxSeqLen > 0, $"max sequence length must be positive, got {MaxSeqLen}");
+        Bounded(Dim, MaxDim, "dim");
+        Bounded(HiddenDim, MaxHiddenDim, "hidden dim");
+        Bounded(Layers, MaxLayers, "layer count");
+        Bounded(Heads, MaxHeads, "head count");
+        Bounded(KvHeads, MaxHeads, "kv head count");
+        Bounded(HeadDim, MaxHeadDim, "head dim");
+        Bounded(VocabSize, MaxVocabSize, "vocabulary size");
+        Bounded(MaxSeqLen, MaxContextLength, "max sequence length");
         Require(Heads % KvHeads == 0, $"heads ({Heads}) must be a multiple of kv heads ({KvHeads})");
         Require(HeadDim % 2 == 0, $"head dim ({HeadDim}) must be even for rotary embeddings");
-        Require(MaxSeqLen > 0, $"max sequence length must be positive, got {MaxSeqLen}");
+        Require(float.IsFinite(RmsNormEps) && RmsNormEps > 0, $"RMSNorm epsilon must be a positive finite number, got {RmsNormEps}");
+        Require(float.IsFinite(RopeTheta) && RopeTheta > 0, $"RoPE theta must be a positive finite number, got {RopeTheta}");
     }
 }

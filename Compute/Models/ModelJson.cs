@@ -8,16 +8,17 @@ namespace FtpCluster.Compute.Models;
 /// </summary>
 internal static class ModelJson
 {
-    public static JsonDocument ReadFile(string path)
-    {
-        if (!File.Exists(path))
-            throw new ModelFormatException(path, null, "file not found");
-        return Parse(path, File.ReadAllBytes(path), "file");
-    }
+    /// <summary>The file parsed, refused unread when it is longer than <paramref name="maxBytes"/> (see <see cref="InputFileLimits"/>).</summary>
+    /// <param name="what">The kind of file, for the size message: "config.json", "router artifact".</param>
+    public static JsonDocument ReadFile(string path, long maxBytes, string what) =>
+        Parse(path, InputFileLimits.ReadAllBytes(path, maxBytes, what), "file");
 
     /// <param name="what">What the bytes are, for the message: "file", "header".</param>
     public static JsonDocument Parse(string file, ReadOnlyMemory<byte> utf8, string what)
     {
+        // The parser accepts bad UTF-8 inside strings and fails only when one is read, far from here.
+        if (!System.Text.Unicode.Utf8.IsValid(utf8.Span))
+            throw new ModelFormatException(file, null, $"{what} is not valid UTF-8 (at byte {InvalidUtf8Offset(utf8.Span)})");
         try
         {
             return JsonDocument.Parse(utf8);
@@ -72,6 +73,12 @@ internal static class ModelJson
         value.ValueKind == JsonValueKind.Array
             ? value
             : throw new ModelFormatException(file, tensor, $"'{key}' must be a JSON array, got {Show(value)}");
+
+    private static int InvalidUtf8Offset(ReadOnlySpan<byte> utf8)
+    {
+        System.Text.Unicode.Utf8.ToUtf16(utf8, new char[utf8.Length], out int valid, out _, replaceInvalidSequences: false);
+        return valid;
+    }
 
     private static string Show(JsonElement value)
     {

@@ -109,6 +109,10 @@ public sealed class SafetensorsFile : IDisposable
             throw new ModelFormatException(path, name,
                 $"data_offsets [{begin}, {end}] hold {end - begin} bytes, but shape {shapeArray.GetRawText()} of {dtypeName} needs {byteCount}");
 
+        long dataBytes = file.Length - dataStart;
+        if (begin > dataBytes || byteCount > dataBytes - begin)
+            throw new ModelFormatException(path, name,
+                $"data_offsets [{begin}, {end}] lie beyond the end of the data section ({dataBytes} bytes): the file is truncated or damaged");
         return new WeightTensor(name, file, dataStart + begin, dtype, shape);
     }
 

@@ -16,15 +16,24 @@ public sealed unsafe class WeightTensor
         _offset = offset;
         DType = dtype;
         Shape = shape;
-        ElementCount = shape.Aggregate(1L, (a, b) => a * b);
+        ElementCount = CheckedElementCount(file.Path, name, shape);
         if (dtype.IsQuantized() && shape[^1] % dtype.BlockSize() != 0)
             throw new ModelFormatException(file.Path, name,
                 $"{dtype} stores rows in blocks of {dtype.BlockSize()}, but the rows hold {shape[^1]} elements; {dtype} needs a row length (columns) that is a multiple of {dtype.BlockSize()}");
         ByteLength = dtype.ByteCount(ElementCount);
-        if (offset < 0 || offset + ByteLength > file.Length)
+        if (ByteLength > MaxByteLength)
             throw new ModelFormatException(file.Path, name,
-                $"data [{offset}, {offset + ByteLength}) lies beyond the end of the file ({file.Length} bytes): the file is truncated");
+                $"shape {ShapeText} of {dtype} takes {ByteLength} bytes, more than {MaxByteLength} (2 GiB), the most a tensor may have here");
+        // Compared without adding: a crafted offset near long.MaxValue would wrap the sum past the check.
+        if (offset < 0 || offset > file.Length || ByteLength > file.Length - offset)
+            throw new ModelFormatException(file.Path, name,
+                $"data of {ByteLength} bytes at offset {offset} lies beyond the end of the file ({file.Length} bytes): the file is truncated or damaged");
     }
+
+    /// <summary>
+    /// The largest tensor accepted, in bytes: reads go through spans, which address at most int.MaxValue bytes.
+    /// </summary>
+    public const long MaxByteLength = int.MaxValue;
 
     /// <summary>The name the file gives it (llama2.c files have none, so those names are made up, e.g. "layers.3.wq").</summary>
     public string Name { get; }
@@ -42,7 +51,7 @@ public sealed unsafe class WeightTensor
     /// <summary>Elements [start, start + destination.Length) converted to float32 (dequantized for a quantized type).</summary>
     public void CopyTo(Span<float> destination, long start = 0)
     {
-        if (start < 0 || start + destination.Length > ElementCount)
+        if (start < 0 || start > ElementCount - destination.Length)
             throw new ArgumentOutOfRangeException(nameof(start));
         int block = DType.BlockSize();
         if (start % block == 0 && destination.Length % block == 0)
@@ -72,4 +81,23 @@ public sealed unsafe class WeightTensor
     }
 
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+
+    /// <summary>The tensor's element count, refused when a dimension is negative or the count is past <see cref="MaxByteLength"/>
+    /// (no element type is smaller than a byte, so a larger count is a larger tensor still).</summary>
+    private static long CheckedElementCount(string path, string name, long[] shape)
+    {
+        string shapeText = "[" + string.Join(", ", shape) + "]";
+        if (shape.Any(d => d < 0))
+            throw new ModelFormatException(path, name, $"shape {shapeText} has a negative dimension");
+        long elements = 1;
+        foreach (long dimension in shape)
+        {
+            // A zero dimension makes the tensor empty, but its other dimensions still become row and column counts.
+            if (dimension > MaxByteLength || (dimension != 0 && elements > MaxByteLength / dimension))
+                throw new ModelFormatException(path, name,
+                    $"shape {shapeText} has more than {MaxByteLength} elements (2 GiB), the most a tensor may have here");
+            elements *= dimension;
+        }
+        return elements;
+    }
 }

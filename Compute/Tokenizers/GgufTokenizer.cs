@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.RegularExpressions;
 using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Tokenizers;
@@ -182,7 +181,7 @@ public sealed class GgufTokenizer : ITokenizer
             Merges = ReadMerges(source, mergeList, vocab),
             AddedTokens = addedTokens,
             Normalizations = preTokenizer.Nfc ? [NormalizationForm.FormC] : [],
-            PreTokenizerSteps = [.. preTokenizer.Patterns.Select(p => new IsolatingSplit(new Regex(p, RegexOptions.CultureInvariant)))],
+            PreTokenizerSteps = [.. preTokenizer.Patterns.Select(p => new IsolatingSplit(InputFileLimits.FilePattern(p), source))],
             IgnoreMerges = preTokenizer.IgnoreMerges,
             // BOS and EOS are added here, by the GGUF flags, not by the byte-level tokenizer.
             BosId = -1,

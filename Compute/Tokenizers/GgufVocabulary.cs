@@ -113,7 +113,7 @@ public sealed record GgufVocabulary
     {
         if (!File.Exists(tokenizerModelPath))
             throw new ModelFormatException(tokenizerModelPath, null, "tokenizer file not found");
-        var proto = SentencePieceModelProto.Parse(tokenizerModelPath, File.ReadAllBytes(tokenizerModelPath));
+        var proto = SentencePieceModelProto.Parse(tokenizerModelPath, InputFileLimits.ReadAllBytes(tokenizerModelPath, InputFileLimits.TokenizerModelBytes, "tokenizer.model"));
         if (proto.ModelType != SentencePieceModelProto.BpeModel)
             throw new ModelFormatException(tokenizerModelPath, null,
                 $"trainer_spec.model_type is {proto.ModelType}: only BPE SentencePiece models ({SentencePieceModelProto.BpeModel}) are GGUF \"llama\" vocabularies");

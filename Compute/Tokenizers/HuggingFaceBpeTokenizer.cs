@@ -54,6 +54,13 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
         // entry decides how it is matched and decoded.
         _addedTokenOfId = spec.AddedTokens.GroupBy(t => t.Id).ToDictionary(g => g.Key, g => g.Last());
         _addedTokenOfContent = spec.AddedTokens.GroupBy(t => t.Content, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last(), StringComparer.Ordinal);
+        // Ids size the id-to-token table, so one crafted id could ask for gigabytes.
+        foreach (int id in _vocab.Values.Concat(_addedTokenOfId.Keys))
+        {
+            if (id < 0 || id >= ModelConfig.MaxVocabSize)
+                throw new ModelFormatException(source, null,
+                    $"token id {id} ('{_vocab.FirstOrDefault(v => v.Value == id).Key ?? _addedTokenOfId.GetValueOrDefault(id)?.Content}') is outside [0, {ModelConfig.MaxVocabSize}), the ids a vocabulary may use");
+        }
         VocabSize = Math.Max(_vocab.Values.Max(), _addedTokenOfId.Count == 0 ? -1 : _addedTokenOfId.Keys.Max()) + 1;
         _tokenOfId = new string?[VocabSize];
         foreach (var (token, id) in _vocab)

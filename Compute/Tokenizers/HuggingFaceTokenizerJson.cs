@@ -12,12 +12,14 @@ internal abstract record PreTokenizerStep
 }
 
 /// <summary>Splits at the pattern's matches, which become pieces of their own (the "Isolated" behaviour).</summary>
-internal sealed record IsolatingSplit(Regex Pattern) : PreTokenizerStep
+/// <param name="Pattern">Built by <see cref="InputFileLimits.FilePattern"/>, so a match that runs too long times out.</param>
+/// <param name="Source">The tokenizer file the pattern came from, named when it times out.</param>
+internal sealed record IsolatingSplit(Regex Pattern, string Source) : PreTokenizerStep
 {
     public override IEnumerable<string> Apply(string piece)
     {
         int start = 0;
-        foreach (Match match in Pattern.Matches(piece))
+        foreach (Match match in Matches(piece))
         {
             if (match.Length == 0)
                 continue;
@@ -28,6 +30,20 @@ internal sealed record IsolatingSplit(Regex Pattern) : PreTokenizerStep
         }
         if (start < piece.Length)
             yield return piece[start..];
+    }
+
+    /// <summary>Every match, found up front so that a timeout surfaces here, as the file's fault.</summary>
+    private List<Match> Matches(string piece)
+    {
+        try
+        {
+            return [.. Pattern.Matches(piece).Cast<Match>()];
+        }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw new ModelFormatException(Source, null,
+                $"the pre-tokenizer pattern {Pattern} ran longer than {InputFileLimits.RegexMatchTimeout.TotalMilliseconds} ms on a {piece.Length}-character piece of text: a pattern that backtracks without bound", e);
+        }
     }
 }
 
@@ -78,7 +94,7 @@ internal static class HuggingFaceTokenizerJson
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path));
+            document = JsonDocument.Parse(InputFileLimits.ReadAllBytes(path, InputFileLimits.TokenizerJsonBytes, "tokenizer.json"));
         }
         catch (JsonException e)
         {
@@ -268,7 +284,7 @@ internal static class HuggingFaceTokenizerJson
                 {
                     "Split" => ReadSplit(stage, where),
                     // HF's Digits tests char::is_numeric, which is \p{N} but for a handful of rare code points.
-                    "Digits" => new IsolatingSplit(Compile(Optional(stage, "individual_digits")?.GetBoolean() == true ? @"\p{N}" : @"\p{N}+", where)),
+                    "Digits" => new IsolatingSplit(Compile(Optional(stage, "individual_digits")?.GetBoolean() == true ? @"\p{N}" : @"\p{N}+", where), path),
                     _ => throw Problem($"{where}.type \"{type}\" is not supported (Split, Digits, then ByteLevel)"),
                 });
             }
@@ -276,7 +292,7 @@ internal static class HuggingFaceTokenizerJson
             if (Optional(byteLevel, "add_prefix_space")?.GetBoolean() == true)
                 steps.Add(new PrefixSpace());
             if (Optional(byteLevel, "use_regex")?.GetBoolean() ?? true)
-                steps.Add(new IsolatingSplit(Compile(Gpt2Pattern, stages[^1].Where)));
+                steps.Add(new IsolatingSplit(Compile(Gpt2Pattern, stages[^1].Where), path));
             return steps;
         }
 
@@ -289,9 +305,9 @@ internal static class HuggingFaceTokenizerJson
                 throw Problem($"{where}.invert is not supported");
             JsonElement pattern = Optional(split, "pattern") ?? throw Problem($"{where}.pattern is missing");
             if (Optional(pattern, "Regex")?.GetString() is { } regex)
-                return new IsolatingSplit(Compile(regex, where));
+                return new IsolatingSplit(Compile(regex, where), path);
             if (Optional(pattern, "String")?.GetString() is { } literal)
-                return new IsolatingSplit(Compile(Regex.Escape(literal), where));
+                return new IsolatingSplit(Compile(Regex.Escape(literal), where), path);
             throw Problem($"{where}.pattern is {pattern}: expected {{\"Regex\": ...}} or {{\"String\": ...}}");
         }
 
@@ -299,7 +315,7 @@ internal static class HuggingFaceTokenizerJson
         {
             try
             {
-                return new Regex(pattern, RegexOptions.CultureInvariant);
+                return InputFileLimits.FilePattern(pattern);
             }
             catch (ArgumentException e)
             {

@@ -71,7 +71,7 @@ public sealed class Llama2cTokenizer : ITokenizer
             throw new ArgumentOutOfRangeException(nameof(vocabSize), vocabSize, "vocabulary size must be positive");
         if (!File.Exists(path))
             throw new ModelFormatException(path, null, "tokenizer file not found");
-        byte[] file = File.ReadAllBytes(path);
+        byte[] file = InputFileLimits.ReadAllBytes(path, InputFileLimits.Llama2cTokenizerBytes, "llama2.c tokenizer");
         if (file.Length < sizeof(int))
             throw new ModelFormatException(path, null, $"file is truncated: {file.Length} bytes, shorter than the 4-byte max_token_length header");
         int maxTokenLength = BinaryPrimitives.ReadInt32LittleEndian(file);

@@ -33,7 +33,7 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
     {
         if (!File.Exists(path))
             throw new ModelFormatException(path, null, "tokenizer file not found");
-        return FromModelProto(path, File.ReadAllBytes(path));
+        return FromModelProto(path, InputFileLimits.ReadAllBytes(path, InputFileLimits.TokenizerModelBytes, "tokenizer.model"));
     }
 
     /// <summary>A tokenizer from a serialized SentencePiece ModelProto; <paramref name="source"/> names where it came from, for messages.</summary>

@@ -303,7 +303,8 @@ public static class ActivationCodec
     };
 
     private static bool IsReaderFailure(Exception e) =>
-        e is EndOfStreamException or MessagePackSerializationException or OverflowException;
+        // ArgumentOutOfRangeException: a bin header whose length runs past the buffer, as the reader slices it.
+        e is EndOfStreamException or MessagePackSerializationException or OverflowException or ArgumentOutOfRangeException;
 
     private static InvalidDataException Malformed(Exception e, int length) => e switch
     {
