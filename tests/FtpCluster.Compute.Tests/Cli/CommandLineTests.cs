@@ -92,7 +92,7 @@ public sealed class CommandLineTests
     [InlineData("generate --prompt x --model", "--model needs a value")]
     [InlineData("generate --model m --prompt x stray", "unexpected argument 'stray' (options look like --name value)")]
     [InlineData("generate --model m --ids [1] --top-k 2.5", "--top-k expects an integer, got '2.5'")]
-    [InlineData("generate --model m --ids [1] --dtype f8", "unknown dtype 'f8' (expected f32, f16 or bf16)")]
+    [InlineData("generate --model m --ids [1] --dtype f8", "unknown dtype 'f8' (expected f32, f16, bf16 or q8_0)")]
     [InlineData("models info", "models info needs PATH (ftpcluster models info --help describes it)")]
     [InlineData("models info --jsn model.bin", "unknown option: --jsn (did you mean --json?)")]
     [InlineData("bench model --model m --routing block", "--routing needs --router ROUTER.json")]
