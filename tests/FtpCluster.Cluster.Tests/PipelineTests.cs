@@ -1,5 +1,6 @@
 using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Wire;
@@ -95,6 +96,40 @@ public sealed class PipelineTests(ThreeSiloCluster cluster) : IClassFixture<Thre
         double worst = Enumerable.Range(0, Ids.Length).Max(t => RelativeError(expected, actual, t, 512));
         Assert.True(worst <= tolerance, $"{wire}: worst relative logit error {worst:E2} above {tolerance:E0}");
         Assert.True(worst > 0, $"{wire} changed nothing: is the encoding applied?");
+    }
+
+    /// <summary>
+    /// Quantized stages are stages like any other: prefill (GEMM on dequantized Q8_0 panels) and greedy decode (integer
+    /// GEMV on quantized activations) through three silos give the single process's Q8_0 logits and tokens, as the
+    /// kernels are deterministic whatever shares a microbatch.
+    /// </summary>
+    [Fact]
+    public async Task Q8_0_stages_give_the_single_process_Q8_0_logits_and_tokens()
+    {
+        string dir = Directory.CreateTempSubdirectory("ftp-q8-stages-").FullName;
+        try
+        {
+            ModelSynthesizer.Write(SyntheticModelOptions.Preset("tiny") with { Layers = 4, Seed = 5 }, dir);
+            var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>($"q8-{Guid.NewGuid():N}");
+            await coordinator.Deploy(new DeploymentRequest(dir, Stages: 3, Storage: "q8_0"));
+            int[] ids = [1, 17, 99, 3, 64, 5, 42, 7];
+
+            var scored = await coordinator.Score(ids);
+            var generated = await coordinator.Generate(new GenerationRequest([1, 17, 99], MaxTokens: 12, StopTokens: []));
+            using var device = new CpuDevice(1);
+            using var model = TransformerStage.Load(dir, device, storage: TensorDType.Q8_0);
+            var expected = Generator.AllLogits(model, ids);
+            var local = Generator.Generate(model, [1, 17, 99], new GenerationOptions { MaxTokens = 12 });
+
+            for (int t = 0; t < ids.Length; t++)
+                Assert.True(RelativeError(expected, scored.LogitValues(), t, scored.VocabSize) <= 1e-6, $"position {t}");
+            Assert.Equal(local.Ids, generated.Ids);
+            await coordinator.Unload();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [SharedModelsFact]
