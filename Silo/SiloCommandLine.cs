@@ -36,15 +36,17 @@ public static class SiloCommandLine
         ("--parent-pid", "ParentProcessId", "PID"),
         ("--http-port", "HttpPort", "PORT"),
         ("--api-key-file", "ApiKeyFile", "FILE"),
-        (MetricsSwitch, "Metrics", ""),
+        ("--metrics", "Metrics", ""),
+        ("--benchmark-grains", "BenchmarkGrains", ""),
         (ServeSwitch, "Serve", "MODEL[=NAME]"),
         ("--serve-stages", "ServeStages", "N"),
         ("--serve-tokenizer", "ServeTokenizer", "PATH"),
         ("--serve-router", "ServeRouters", "ROUTER[,ROUTER...]"),
     ];
 
-    /// <summary>A switch alone, with no value after it (<c>--metrics</c>, or <c>--metrics=false</c>); its variable is true or false.</summary>
-    private const string MetricsSwitch = "--metrics";
+    /// <summary>A flag: a switch alone, with no value after it (<c>--metrics</c>, or <c>--metrics=false</c>); its variable is
+    /// true or false. The table gives flags no value.</summary>
+    private static bool IsFlag(string @switch) => Switches.Any(s => s.Switch == @switch && s.Value.Length == 0);
 
     /// <summary>The one switch that may be given several times (each a model); its variable separates them with ';'.</summary>
     private const string ServeSwitch = "--serve";
@@ -70,7 +72,7 @@ public static class SiloCommandLine
         var (served, others) = TakeServed(args);
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(fromEnvironment)
-            .AddCommandLine([.. others.Select(a => a == MetricsSwitch ? MetricsSwitch + "=true" : a)], Switches.ToDictionary(s => s.Switch, s => s.Key))
+            .AddCommandLine([.. others.Select(a => IsFlag(a) ? a + "=true" : a)], Switches.ToDictionary(s => s.Switch, s => s.Key))
             .Build();
 
         var options = new FtpClusterSiloOptions();
@@ -98,8 +100,8 @@ public static class SiloCommandLine
 
         if (configuration["HttpPort"] is { } httpPort) options.HttpPort = ParseInt(httpPort, "--http-port");
         if (configuration["ApiKeyFile"] is { } keyFile) options.ApiKeyFile = keyFile;
-        if (configuration["Metrics"] is { } metrics)
-            options.Metrics = bool.TryParse(metrics, out bool on) ? on : throw new SiloUsageException($"--metrics: '{metrics}' is not true or false");
+        if (configuration["Metrics"] is { } metrics) options.Metrics = ParseBool(metrics, "--metrics");
+        if (configuration["BenchmarkGrains"] is { } benchmarkGrains) options.BenchmarkGrains = ParseBool(benchmarkGrains, "--benchmark-grains");
         if (served.Count > 0) options.Serve = served;
         else if (configuration["Serve"] is { } servedFromEnvironment)
             options.Serve = [.. servedFromEnvironment.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
@@ -146,12 +148,15 @@ public static class SiloCommandLine
             string name = equals < 0 ? arg : arg[..equals];
             if (!Switches.Any(s => s.Switch == name))
                 throw new SiloUsageException($"unknown option {name} (known: {string.Join(" ", Switches.Select(s => s.Switch))})");
-            if (equals >= 0 || name == MetricsSwitch) continue;
+            if (equals >= 0 || IsFlag(name)) continue;
             if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
                 throw new SiloUsageException($"{name} needs a value ({Switches.First(s => s.Switch == name).Value})");
             i++;
         }
     }
+
+    private static bool ParseBool(string text, string @switch) =>
+        bool.TryParse(text, out bool value) ? value : throw new SiloUsageException($"{@switch}: '{text}' is not true or false");
 
     private static int ParseInt(string text, string @switch) =>
         int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value)

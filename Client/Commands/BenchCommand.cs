@@ -375,7 +375,8 @@ internal static class BenchCommand
         if (seconds is not (> 0 and <= MaxTransportSeconds))
             throw new UsageException($"--seconds must be above 0 and at most {MaxTransportSeconds}, got {seconds}");
 
-        await using var cluster = await CommandCluster.OpenAsync(target, configureSilo: null, cancellationToken);
+        // Its own embedded silos host the probes; a running cluster's must have been started with --benchmark-grains.
+        await using var cluster = await CommandCluster.OpenAsync(target, silo => silo.BenchmarkGrains = true, cancellationToken);
         var nodes = (await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken))
             .Select(n => n.NodeName).Take(target.Stages ?? int.MaxValue).ToArray();
         if (nodes.Length < (target.Stages ?? 2))

@@ -33,17 +33,20 @@ internal static class ClusterCommand
     private static readonly Option<string> ServeName = CliOption.Text("--serve-name", "NAME",
         "With --model: the name HTTP requests give as their model (default: the model's file or folder name)");
 
+    private static readonly Option<bool> BenchmarkGrains = CliOption.Flag("--benchmark-grains",
+        "The silos host benchmark grains (bench transport --cluster measures through them); off by default");
+
     public static Command Create()
     {
         var up = new Command("up", """
             Starts a local cluster of silo processes in the foreground until Ctrl+C or SIGTERM, printing each silo and the gateways
             for --cluster; with --model it also deploys the model and prints the plan.
-              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--http-port P [--api-key-file FILE]]
+              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--http-port P [--api-key-file FILE]] [--benchmark-grains]
                          [--model PATH [--tokenizer PATH] [--serve-name NAME] [--stages N] [--wire W] [--dtype D] [FTP]]
             """);
         foreach (var option in new Option[]
         {
-            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile,
+            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile, BenchmarkGrains,
             ModelOptionGroup.Model, ModelOptionGroup.Tokenizer, ServeName, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
         })
             up.Add(option);
@@ -142,6 +145,7 @@ internal static class ClusterCommand
         {
             options.Device = device ?? options.Device;
             options.Threads = threads;
+            options.BenchmarkGrains = parse.GetValue(BenchmarkGrains);
         }
         siloOptions[0].HttpPort = httpPort;
         siloOptions[0].ApiKeyFile = apiKeyFile is null ? null : Path.GetFullPath(apiKeyFile);

@@ -100,6 +100,12 @@ public sealed partial class FtpClusterSiloOptions
     public bool Metrics { get; set; }
 
     /// <summary>
+    /// Whether this silo hosts benchmark grains (the transport probes of <c>ftpcluster bench transport</c>, which send
+    /// what they are asked to as fast as they can). Default false: a production silo refuses them.
+    /// </summary>
+    public bool BenchmarkGrains { get; set; }
+
+    /// <summary>
     /// Models this silo deploys once the cluster has <see cref="ServeStages"/> silos: each <c>MODEL</c> or
     /// <c>MODEL=NAME</c>, a model path readable by the silos and the name requests call it by (default: the model's
     /// file or folder name). Default: none.
@@ -222,6 +228,7 @@ public sealed partial class FtpClusterSiloOptions
         if (HttpPort is { } http) args.AddRange(["--http-port", http.ToString(CultureInfo.InvariantCulture)]);
         if (ApiKeyFile is not null) args.AddRange(["--api-key-file", ApiKeyFile]);
         if (Metrics) args.Add("--metrics");
+        if (BenchmarkGrains) args.Add("--benchmark-grains");
         foreach (string served in Serve) args.AddRange(["--serve", served]);
         if (Serve.Count > 0) args.AddRange(["--serve-stages", ServeStages.ToString(CultureInfo.InvariantCulture)]);
         if (ServeTokenizer is not null) args.AddRange(["--serve-tokenizer", ServeTokenizer]);

@@ -19,6 +19,13 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options, TcpTran
 {
     private const double WarmupFraction = 0.1;
 
+    /// <summary>A probe sends whatever it is asked to, as fast as it can: not a thing for any caller of a production silo.</summary>
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        BenchmarkGrains.EnsureOn(options);
+        return base.OnActivateAsync(cancellationToken);
+    }
+
     public async Task<TransportMeasurement> Measure(TransportProbeRequest request)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.PacketBytes);
@@ -93,6 +100,12 @@ internal sealed class TransportProbeGrain(FtpClusterSiloOptions options, TcpTran
 [NodePinnedPlacement, Immovable, Reentrant]
 internal sealed class TransportSinkGrain(FtpClusterSiloOptions options, TcpTransportStatistics transport) : Grain, ITransportSinkGrain
 {
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        BenchmarkGrains.EnsureOn(options);
+        return base.OnActivateAsync(cancellationToken);
+    }
+
     private long _packets;
     private long _bytes;
 
@@ -109,4 +122,15 @@ internal sealed class TransportSinkGrain(FtpClusterSiloOptions options, TcpTrans
     public Task<TransportSinkTotals> Totals() =>
         Task.FromResult(new TransportSinkTotals(options.NodeName, Environment.ProcessId, _packets, _bytes, Environment.CpuUsage.TotalTime.TotalSeconds,
             transport.Snapshot()));
+}
+
+/// <summary>Benchmark grains activate only on silos started with <c>--benchmark-grains</c>.</summary>
+internal static class BenchmarkGrains
+{
+    public static void EnsureOn(FtpClusterSiloOptions options)
+    {
+        if (!options.BenchmarkGrains)
+            throw new InvalidOperationException(
+                $"benchmark grains are off on silo {options.NodeName}: start it with --benchmark-grains to measure its transport");
+    }
 }

@@ -1,3 +1,4 @@
+using FtpCluster.Grains.Benchmarks;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;
@@ -7,6 +8,17 @@ namespace FtpCluster.Cluster.Tests;
 /// <summary>Node-pinned grains land on the silo their key names, checked by asking the silo process itself.</summary>
 public sealed class PinnedPlacementTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSiloCluster>
 {
+    [Fact]
+    public async Task A_benchmark_grain_is_refused_on_silos_started_without_benchmark_grains()
+    {
+        string run = $"transport-{Guid.NewGuid():N}";
+        var probe = cluster.Client.GetGrain<ITransportProbeGrain>(NodePinnedKey.Create($"{run}/probe", "a"));
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            probe.Measure(new TransportProbeRequest(NodePinnedKey.Create($"{run}/sink", "b"), 1024, 1, Seconds: 0.1)));
+        Assert.Equal("benchmark grains are off on silo a: start it with --benchmark-grains to measure its transport", refused.Message);
+    }
+
     private static readonly string[] StageIds = ["deployment-1/stage-0", "deployment-1/stage-1"];
 
     [Fact]

@@ -127,7 +127,7 @@ public sealed class SiloCommandLineTests
         {
             NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, AdvertisedAddress = "10.231.7.11", PrimarySiloEndpoint = "10.231.7.10:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
-            ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Metrics = true, Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
+            ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Metrics = true, BenchmarkGrains = true, Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
             ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"],
         };
 

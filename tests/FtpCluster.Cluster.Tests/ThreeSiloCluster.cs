@@ -72,3 +72,12 @@ public class ThreeSiloCluster : IAsyncLifetime
         _cluster = null;
     }
 }
+
+/// <summary>A <see cref="ThreeSiloCluster"/> whose silos host benchmark grains (<c>--benchmark-grains</c>), for the transport tests.</summary>
+public sealed class BenchmarkCluster : ThreeSiloCluster
+{
+    protected override void Configure(FtpClusterSiloOptions[] options)
+    {
+        foreach (var silo in options) silo.BenchmarkGrains = true;
+    }
+}

@@ -57,7 +57,7 @@ internal static class TransportChecks
 }
 
 /// <summary>A silo process killed: its peers' connections to it end, Orleans declares it dead, the survivors carry on.</summary>
-public sealed class KilledSiloTransportTests(ThreeSiloCluster cluster, ITestOutputHelper output) : IClassFixture<ThreeSiloCluster>
+public sealed class KilledSiloTransportTests(BenchmarkCluster cluster, ITestOutputHelper output) : IClassFixture<BenchmarkCluster>
 {
     [Fact]
     public async Task A_killed_silo_is_declared_dead_and_the_survivors_still_carry_large_steps_between_them()
@@ -80,7 +80,7 @@ public sealed class KilledSiloTransportTests(ThreeSiloCluster cluster, ITestOutp
 }
 
 /// <summary>A silo process stopped as a service manager stops it: its graceful shutdown closes every connection and ends.</summary>
-public sealed class StoppedSiloTransportTests(ThreeSiloCluster cluster, ITestOutputHelper output) : IClassFixture<ThreeSiloCluster>
+public sealed class StoppedSiloTransportTests(BenchmarkCluster cluster, ITestOutputHelper output) : IClassFixture<BenchmarkCluster>
 {
     /// <summary>
     /// Under the host's 30 s shutdown timeout, where a shutdown that waited for a connection that never reported

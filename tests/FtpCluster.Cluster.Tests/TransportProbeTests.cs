@@ -8,7 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace FtpCluster.Cluster.Tests;
 
 /// <summary>The transport probe between two silo processes: what it says it sent is what the other silo received.</summary>
-public sealed class TransportProbeTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSiloCluster>
+public sealed class TransportProbeTests(BenchmarkCluster cluster) : IClassFixture<BenchmarkCluster>
 {
     private static (string Probe, string Sink) Keys(string from, string to)
     {
