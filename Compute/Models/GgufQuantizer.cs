@@ -16,7 +16,8 @@ public sealed record GgufQuantizeResult(ModelConfig Config, IReadOnlyDictionary<
 /// <remarks>
 /// A matrix whose rows are not a whole number of the type's blocks cannot be quantized. llama.cpp's quantizer
 /// falls back for such rows only from the k-quants (to a 32-block type, and to F16 when even that does not divide
-/// the rows); for a Q8_0 target it stops with "Unsupported tensor size encountered". This writer does what that
+/// the rows); for a Q8_0 target it stops ("no tensor type fallback is defined for type q8_0", tested against the
+/// llama.cpp peer). This writer does what that
 /// fall-back chain ends in and keeps such a matrix in F16, so every model can be written and the file still loads
 /// in llama.cpp, which reads F16 tensors in any file.
 /// </remarks>
