@@ -9,7 +9,8 @@ namespace FtpCluster.Compute.Models;
 /// "no_vocab": token ids go in directly),
 /// matrices in the model's storage type and 1-D tensors (norms, biases) in F32 as llama.cpp's converter
 /// keeps them, holding the values rounded through the storage type, so the file holds the same numbers as
-/// a safetensors checkpoint of that type. For <c>llama</c>, q and k rows are permuted into the
+/// a safetensors checkpoint of that type; or, through the second overload, each tensor in the type the caller
+/// picks (as <see cref="GgufQuantizer"/> does). For <c>llama</c>, q and k rows are permuted into the
 /// adjacent-pair RoPE layout (see <see cref="GgufCheckpoint"/>).
 /// </summary>
 public static class GgufModelWriter
