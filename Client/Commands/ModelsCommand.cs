@@ -4,7 +4,7 @@ using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Client.Commands;
 
-/// <summary><c>ftpcluster models synth|info</c>: make random-weight checkpoints, describe any checkpoint.</summary>
+/// <summary><c>ftpcluster models synth|info|quantize|chat-template</c>: make random-weight checkpoints, describe any checkpoint, write one as quantized GGUF.</summary>
 internal static class ModelsCommand
 {
     private static readonly Option<string> Preset = CliOption.Text("--preset", "NAME",
@@ -68,7 +68,49 @@ internal static class ModelsCommand
               models chat-template --model PATH --messages JSON [--no-generation-prompt]
             """) { ChatModel, Messages, NoGenerationPrompt };
         chatTemplate.SetAction(ChatTemplateText);
-        return new Command("models", "Make random-weight checkpoints, describe any checkpoint, show a chat template's prompt.") { synth, info, chatTemplate };
+        var quantize = new Command("quantize", $"""
+            Writes a checkpoint (Hugging Face folder or repo id, llama2.c .bin, GGUF) as one GGUF file of the same architecture
+            whose matrices are quantized as llama.cpp's quantizer does: norms and biases stay F32, a matrix whose row length is
+            not a multiple of the type's block stays {GgufQuantizer.FallbackType}. The vocabulary and chat template go along from a GGUF
+            source or a SentencePiece tokenizer.model; other sources get none (said on stderr). Reads tensor by tensor.
+              models quantize --model PATH --type {string.Join("|", GgufQuantizer.BuiltTypeNames)} --out FILE.gguf
+            """) { QuantizeModel, QuantizeType, QuantizeOut };
+        quantize.SetAction(Quantize);
+        return new Command("models", "Make random-weight checkpoints, describe any checkpoint, write one as quantized GGUF, show a chat template's prompt.")
+            { synth, info, quantize, chatTemplate };
+    }
+
+    private static readonly Option<string> QuantizeModel = CliOption.Text("--model", "PATH|ORG/NAME",
+        "The checkpoint: a Hugging Face folder, a GGUF file, a llama2.c .bin file, or a Hugging Face repo id ORG/NAME[@REVISION] (required)");
+
+    private static readonly Option<string> QuantizeType = CliOption.Text("--type", string.Join("|", GgufQuantizer.BuiltTypeNames),
+        $"The quantized type of the matrices (required; {string.Join(", ", GgufQuantizer.UnbuiltTypeNames)} are not supported yet)")
+        .Completing([.. GgufQuantizer.BuiltTypeNames]);
+
+    private static readonly Option<string> QuantizeOut = CliOption.Text("--out", "FILE.gguf", "The GGUF file written (required)");
+
+    private static int Quantize(ParseResult parse)
+    {
+        string typeName = parse.Required(QuantizeType);
+        TensorDType type;
+        try
+        {
+            type = GgufQuantizer.ParseType(typeName);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--type: {e.Message}");
+        }
+        string output = parse.Required(QuantizeOut);
+        using var source = Checkpoint.Open(ModelArgument.Resolve(parse.Required(QuantizeModel)));
+        ProgressLine? progress = null;
+        var result = GgufQuantizer.Quantize(source, output, type, (_, done, total) => (progress ??= new ProgressLine($"quantizing to {typeName}", total)).Report(done));
+        if (result.NoVocabularyReason is { } reason)
+            Console.Error.WriteLine($"no vocabulary written (tokenizer.ggml.model \"{FtpCluster.Compute.Tokenizers.GgufVocabulary.NoVocabulary}\": token ids go in directly): {reason}");
+        string types = string.Join(", ", result.TensorsByType.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"));
+        Console.WriteLine($"wrote {output}: {GgufCheckpoint.ArchitectureName(result.Config)}, {result.Config.Layers} layers, tensors {types}, " +
+            $"{new FileInfo(output).Length:N0} bytes");
+        return 0;
     }
 
     private static readonly Option<string> ChatModel = CliOption.Text("--model", "PATH|ORG/NAME", "The model folder (or a file in it), or a Hugging Face repo id");

@@ -88,12 +88,15 @@ public sealed class GgufCheckpoint : ICheckpoint
         };
     }
 
-    /// <summary>The GGUF architecture name for a config's Hugging Face architecture (Mistral is written as llama, as llama.cpp does).</summary>
+    /// <summary>
+    /// The GGUF architecture name for a config's architecture (Mistral is written as llama, as llama.cpp does; a llama2.c
+    /// checkpoint is a Llama model with its q and k rows already in the adjacent-pair layout).
+    /// </summary>
     public static string ArchitectureName(ModelConfig config) => config.Architecture switch
     {
-        "LlamaForCausalLM" or "MistralForCausalLM" => "llama",
+        "LlamaForCausalLM" or "MistralForCausalLM" or "llama2c" => "llama",
         "Qwen2ForCausalLM" => "qwen2",
-        _ => throw new ArgumentException($"architecture '{config.Architecture}' has no GGUF counterpart here (supported: llama, mistral, qwen2)", nameof(config)),
+        _ => throw new ArgumentException($"architecture '{config.Architecture}' has no GGUF counterpart here (supported: llama, mistral, qwen2, llama2c)", nameof(config)),
     };
 
     /// <summary>How the architecture's RoPE pairs dimensions, which decides whether q and k rows are stored permuted.</summary>

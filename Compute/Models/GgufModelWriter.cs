@@ -9,7 +9,8 @@ namespace FtpCluster.Compute.Models;
 /// "no_vocab": token ids go in directly),
 /// matrices in the model's storage type and 1-D tensors (norms, biases) in F32 as llama.cpp's converter
 /// keeps them, holding the values rounded through the storage type, so the file holds the same numbers as
-/// a safetensors checkpoint of that type. For <c>llama</c>, q and k rows are permuted into the
+/// a safetensors checkpoint of that type; or, through the second overload, each tensor in the type the caller
+/// picks (as <see cref="GgufQuantizer"/> does). For <c>llama</c>, q and k rows are permuted into the
 /// adjacent-pair RoPE layout (see <see cref="GgufCheckpoint"/>).
 /// </summary>
 public static class GgufModelWriter
@@ -25,6 +26,24 @@ public static class GgufModelWriter
     public static void Write(string path, ModelConfig config, TensorDType dtype, string name, Func<TensorRole, int, Action<Span<float>>> valuesOf,
         GgufVocabulary? vocabulary = null)
     {
+        var metadata = Metadata(config, dtype, GgufCheckpoint.ArchitectureName(config), name, vocabulary);
+        Write(path, config, metadata, (_, shape) => shape.Length == 1 ? TensorDType.F32 : dtype, (role, layer) =>
+        {
+            var fill = valuesOf(role, layer);
+            return CheckpointTensors.ExpectedShape(config, role).Length == 1 && dtype != TensorDType.F32 ? RoundedThrough(dtype, fill) : fill;
+        });
+    }
+
+    /// <summary>
+    /// Writes the model to <paramref name="path"/> with the given <paramref name="metadata"/>, each tensor stored as
+    /// <paramref name="storageOf"/>(role, shape) says (a quantized type only for rows that are whole blocks), its
+    /// values from <paramref name="valuesOf"/> as in the other overload, written unchanged but for the storage
+    /// type's encoding. <paramref name="written"/> hears of each tensor once it is in the file, with the count so far.
+    /// </summary>
+    public static void Write(string path, ModelConfig config, IReadOnlyList<KeyValuePair<string, GgufValue>> metadata,
+        Func<TensorRole, long[], TensorDType> storageOf, Func<TensorRole, int, Action<Span<float>>> valuesOf,
+        Action<GgufTensorSpec, int, int>? written = null)
+    {
         string architecture = GgufCheckpoint.ArchitectureName(config);
         if (config.RopeScaling is not null)
             throw new ArgumentException("GGUF stores Llama 3 RoPE scaling as a rope_freqs tensor, which this writer does not write", nameof(config));
@@ -33,17 +52,18 @@ public static class GgufModelWriter
             throw new ArgumentException($"q and k rows in {config.RopeLayout} layout cannot be written for GGUF {architecture}, which needs {targetLayout}", nameof(config));
         bool permuteRope = config.RopeLayout != targetLayout;
 
-        var tensors = CheckpointTensors.All(config).Select(t => (t.Role, t.Layer, Spec: SpecOf(config, dtype, t.Role, t.Layer))).ToList();
-        using var writer = GgufWriter.Create(path, Metadata(config, dtype, architecture, name, vocabulary), [.. tensors.Select(t => t.Spec)]);
+        var tensors = CheckpointTensors.All(config).Select(t => (t.Role, t.Layer, Spec: SpecOf(config, storageOf, t.Role, t.Layer))).ToList();
+        using var writer = GgufWriter.Create(path, metadata, [.. tensors.Select(t => t.Spec)]);
         var buffer = new float[Math.Max(ChunkValues, config.HeadDim * config.Dim)];
-        var rounding = new byte[ChunkValues * sizeof(float)];
-        foreach (var (role, layer, spec) in tensors)
+        for (int i = 0; i < tensors.Count; i++)
         {
+            var (role, layer, spec) = tensors[i];
             var fill = valuesOf(role, layer);
             if (permuteRope && role is TensorRole.Query or TensorRole.Key)
                 WriteHalvesAsAdjacentPairs(writer, fill, role == TensorRole.Query ? config.Heads : config.KvHeads, config.HeadDim, config.Dim, buffer);
             else
-                WriteInOrder(writer, fill, spec, dtype, buffer, rounding);
+                WriteInOrder(writer, fill, spec, buffer);
+            written?.Invoke(spec, i + 1, tensors.Count);
         }
         writer.Complete();
     }
@@ -61,8 +81,7 @@ public static class GgufModelWriter
         [
             Text(GgufCheckpoint.ArchitectureKey, architecture),
             Text("general.name", name),
-            // llama.cpp's file types: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_BF16 = 32.
-            new("general.file_type", new(GgufValueType.UInt32, dtype switch { TensorDType.F32 => 0u, TensorDType.F16 => 1u, _ => 32u })),
+            new("general.file_type", new(GgufValueType.UInt32, FileTypeOf(dtype))),
             UInt("vocab_size", config.VocabSize),
             UInt("context_length", config.MaxSeqLen),
             UInt("embedding_length", config.Dim),
@@ -76,31 +95,55 @@ public static class GgufModelWriter
             Float("rope.freq_base", config.RopeTheta),
             Float("attention.layer_norm_rms_epsilon", config.RmsNormEps),
         ];
+        // llama.cpp's quantizer stamps quantized files with the version of its block layouts (GGML_QNT_VERSION, 2 since 2023).
+        if (dtype.IsQuantized())
+            entries.Add(new("general.quantization_version", new(GgufValueType.UInt32, 2u)));
         entries.AddRange(vocabulary?.ToMetadata() ?? [Text(GgufVocabulary.ModelKey, GgufVocabulary.NoVocabulary)]);
         return entries;
     }
 
-    private static GgufTensorSpec SpecOf(ModelConfig config, TensorDType dtype, TensorRole role, int layer)
+    /// <summary>
+    /// <c>general.file_type</c> as llama.cpp numbers its <c>llama_ftype</c>: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q8_0 = 7,
+    /// MOSTLY_BF16 = 32 ("mostly": tensors that cannot take the type keep another).
+    /// </summary>
+    public static uint FileTypeOf(TensorDType dtype) => dtype switch
+    {
+        TensorDType.F32 => 0u,
+        TensorDType.F16 => 1u,
+        TensorDType.Q8_0 => 7u,
+        TensorDType.BF16 => 32u,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), $"{dtype} has no llama.cpp file type"),
+    };
+
+    private static GgufTensorSpec SpecOf(ModelConfig config, Func<TensorRole, long[], TensorDType> storageOf, TensorRole role, int layer)
     {
         var shape = CheckpointTensors.ExpectedShape(config, role);
-        return new GgufTensorSpec(GgufCheckpoint.TensorName(role, layer), shape, shape.Length == 1 ? TensorDType.F32 : dtype);
+        return new GgufTensorSpec(GgufCheckpoint.TensorName(role, layer), shape, storageOf(role, shape));
     }
 
-    private static void WriteInOrder(GgufWriter writer, Action<Span<float>> fill, GgufTensorSpec spec, TensorDType dtype, float[] buffer, byte[] rounding)
+    private static void WriteInOrder(GgufWriter writer, Action<Span<float>> fill, GgufTensorSpec spec, float[] buffer)
     {
-        bool roundThroughDType = spec.DType != dtype;
         for (long done = 0; done < spec.ElementCount; done += ChunkValues)
         {
             var chunk = buffer.AsSpan(0, (int)Math.Min(ChunkValues, spec.ElementCount - done));
             fill(chunk);
-            if (roundThroughDType)
-            {
-                var stored = rounding.AsSpan(0, chunk.Length * dtype.Size());
-                WeightEncoding.Encode(chunk, dtype, stored);
-                WeightConvert.ToSingle(stored, dtype, chunk);
-            }
             writer.Write(chunk);
         }
+    }
+
+    /// <summary>A filler whose values are rounded through <paramref name="dtype"/>, so an F32 tensor holds what a tensor of that type would.</summary>
+    private static Action<Span<float>> RoundedThrough(TensorDType dtype, Action<Span<float>> fill)
+    {
+        byte[] stored = [];
+        return chunk =>
+        {
+            fill(chunk);
+            int byteCount = (int)dtype.ByteCount(chunk.Length);
+            if (stored.Length < byteCount)
+                stored = new byte[byteCount];
+            WeightEncoding.Encode(chunk, dtype, stored.AsSpan(0, byteCount));
+            WeightConvert.ToSingle(stored.AsSpan(0, byteCount), dtype, chunk);
+        };
     }
 
     /// <summary>

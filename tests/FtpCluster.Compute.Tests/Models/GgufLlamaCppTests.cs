@@ -141,6 +141,65 @@ public sealed class GgufLlamaCppTests : IDisposable
         GgufCheckpointTests.AssertSameLogits(expected, atLoad, Q8Tolerance, "quantized at load");
     }
 
+    /// <summary>
+    /// A Hugging Face checkpoint of the smollm2-135m preset through <c>models quantize</c> (rotate-half q and k rows
+    /// permuted, every matrix, the embedding included, in Q8_0): llama.cpp loads the file, and its logits agree with
+    /// ours on it within <see cref="Q8Tolerance"/>, for the reason given at
+    /// <see cref="Q8_0_from_llama_cpps_quantizer_and_at_load_agree_with_llama_cpp"/>: the same weights, with
+    /// activations quantized per block token by token as llama.cpp does and kept in float32 in the prefill. The file
+    /// is stamped as llama.cpp's own quantizer stamps a Q8_0 file.
+    /// </summary>
+    [LlamaCppPeerFact]
+    public void Llama_cpp_reads_the_q8_0_files_models_quantize_writes_and_agrees_on_the_logits()
+    {
+        string source = _temp.File("hf");
+        ModelSynthesizer.Write(SyntheticModelOptions.Preset("smollm2-135m") with { Seed = 1 }, source);
+        string quantized = _temp.File("smollm2-q8_0.gguf");
+        using (var checkpoint = Checkpoint.Open(source))
+            GgufQuantizer.Quantize(checkpoint, quantized, TensorDType.Q8_0);
+        var expected = LlamaCppLogits(quantized);
+
+        using var device = new CpuDevice(2);
+        float[] stepwise, prefill;
+        using (var model = TransformerStage.Load(quantized, device))
+        {
+            stepwise = StepwiseLogits(model);
+            prefill = Generator.AllLogits(model, Ids);
+        }
+        GgufCheckpointTests.AssertSameLogits(expected, stepwise, Q8Tolerance, "models quantize, token by token");
+        GgufCheckpointTests.AssertSameLogits(expected, prefill, Q8Tolerance, "models quantize, prefill");
+
+        string source16 = _temp.File("tiny.gguf"), theirs = _temp.File("tiny-q8_0.gguf");
+        ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny"), source16);
+        Peer("quantize", "--gguf", source16, "--type", "q8_0", "--out", theirs);
+        using var ours = GgufFile.Open(quantized);
+        using var llamaCpps = GgufFile.Open(theirs);
+        foreach (string key in new[] { "general.file_type", "general.quantization_version" })
+            Assert.Equal(llamaCpps.Metadata.Integer(key), ours.Metadata.Integer(key));
+    }
+
+    /// <summary>
+    /// Why <c>models quantize</c> keeps a matrix whose rows are not whole Q8_0 blocks in F16: llama.cpp's quantizer
+    /// has no Q8_0 fall-back and refuses such a model, while llama.cpp runs our file with the F16 matrix in it.
+    /// Tolerance as in <see cref="Llama_cpp_reads_the_q8_0_files_models_quantize_writes_and_agrees_on_the_logits"/>.
+    /// </summary>
+    [LlamaCppPeerFact]
+    public void Rows_that_are_not_whole_blocks_stop_llama_cpps_quantizer_and_run_from_our_f16_fallback()
+    {
+        var options = SyntheticModelOptions.Preset("tiny") with { Seed = 3, HiddenDim = 100 };
+        string source = _temp.File("hidden100.gguf");
+        ModelSynthesizer.WriteGguf(options, source);
+        var refused = Assert.ThrowsAny<Exception>(() => Peer("quantize", "--gguf", source, "--type", "q8_0", "--out", _temp.File("theirs.gguf")));
+        Assert.Contains("no tensor type fallback is defined for type q8_0", refused.Message);
+
+        string ours = _temp.File("ours.gguf");
+        using (var checkpoint = Checkpoint.Open(source))
+            GgufQuantizer.Quantize(checkpoint, ours, TensorDType.Q8_0);
+        using var device = new CpuDevice(2);
+        using var model = TransformerStage.Load(ours, device);
+        GgufCheckpointTests.AssertSameLogits(LlamaCppLogits(ours), StepwiseLogits(model), Q8Tolerance, "f16 fallback");
+    }
+
     /// <summary>Logits of <see cref="Ids"/> fed one token at a time, as decode does.</summary>
     private static float[] StepwiseLogits(TransformerStage model)
     {

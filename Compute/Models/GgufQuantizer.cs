@@ -1,0 +1,133 @@
+using FtpCluster.Compute.Chat;
+using FtpCluster.Compute.Tokenizers;
+
+namespace FtpCluster.Compute.Models;
+
+/// <summary>What <see cref="GgufQuantizer.Quantize"/> wrote: the tensors per storage type, and why no vocabulary went in when none did.</summary>
+public sealed record GgufQuantizeResult(ModelConfig Config, IReadOnlyDictionary<TensorDType, int> TensorsByType, string? NoVocabularyReason);
+
+/// <summary>
+/// Writes any checkpoint <see cref="Checkpoint.Open"/> reads as a GGUF file of quantized weights, as llama.cpp's
+/// quantizer lays one out: the same architecture (llama or qwen2) and hyper-parameters, every matrix (q, k, v, o,
+/// gate, up, down, the token embedding and a separate output head) in the quantized type, norms and biases in F32,
+/// <c>general.file_type</c> llama.cpp's number for the type, and the source's vocabulary when GGUF can carry it.
+/// Tensors are read from the memory-mapped source and written chunk by chunk, so the model is never whole in memory.
+/// </summary>
+/// <remarks>
+/// A matrix whose rows are not a whole number of the type's blocks cannot be quantized. llama.cpp's quantizer
+/// falls back for such rows only from the k-quants (to a 32-block type, and to F16 when even that does not divide
+/// the rows); for a Q8_0 target it stops ("no tensor type fallback is defined for type q8_0", tested against the
+/// llama.cpp peer). This writer does what that
+/// fall-back chain ends in and keeps such a matrix in F16, so every model can be written and the file still loads
+/// in llama.cpp, which reads F16 tensors in any file.
+/// </remarks>
+public static class GgufQuantizer
+{
+    /// <summary>The <c>--type</c> names of the quantized types this build writes.</summary>
+    public static IReadOnlyList<string> BuiltTypeNames { get; } = ["q8_0"];
+
+    /// <summary>The <c>--type</c> names of llama.cpp types the kernels do not read yet, refused by name.</summary>
+    public static IReadOnlyList<string> UnbuiltTypeNames { get; } = ["q4_0", "q4_k", "q6_k"];
+
+    /// <summary>The storage type matrices fall back to when their rows are not whole blocks (see the remarks).</summary>
+    public const TensorDType FallbackType = TensorDType.F16;
+
+    /// <summary>The type <paramref name="name"/> names, which must be one of <see cref="BuiltTypeNames"/>.</summary>
+    public static TensorDType ParseType(string name) => name.ToLowerInvariant() switch
+    {
+        "q8_0" => TensorDType.Q8_0,
+        var other when UnbuiltTypeNames.Contains(other) =>
+            throw new ArgumentException($"quantization type '{name}' is not supported yet; this build writes {string.Join(", ", BuiltTypeNames)}"),
+        _ => throw new ArgumentException($"unknown quantization type '{name}'; this build writes {string.Join(", ", BuiltTypeNames)}"),
+    };
+
+    /// <summary>
+    /// How a tensor of this shape is stored in a <paramref name="target"/> file: vectors (norms, biases) in F32,
+    /// matrices in <paramref name="target"/> when their row length is a multiple of its block, else in <see cref="FallbackType"/>.
+    /// </summary>
+    public static TensorDType StorageOf(long[] shape, TensorDType target) =>
+        shape.Length == 1 ? TensorDType.F32
+        : shape[^1] % target.BlockSize() == 0 ? target
+        : FallbackType;
+
+    /// <summary>
+    /// Writes <paramref name="source"/> to <paramref name="outputPath"/> with its matrices in <paramref name="target"/>.
+    /// <paramref name="progress"/> hears of each tensor once written (the tensor, how many so far, how many in all).
+    /// A config GGUF cannot hold (Llama 3 RoPE scaling, an architecture other than llama, mistral or qwen2) is an
+    /// <see cref="ArgumentException"/>, raised before the output file is created.
+    /// </summary>
+    public static GgufQuantizeResult Quantize(ICheckpoint source, string outputPath, TensorDType target, Action<GgufTensorSpec, int, int>? progress = null)
+    {
+        if (!target.IsQuantized())
+            throw new ArgumentException($"{target} is not a quantized type; this build quantizes to {string.Join(", ", BuiltTypeNames)}", nameof(target));
+        var config = source.Config;
+        string architecture = GgufCheckpoint.ArchitectureName(config);
+        if (config.RopeScaling is not null)
+            throw new ArgumentException($"{source.Source}: Llama 3 RoPE scaling is stored in GGUF as a rope_freqs tensor, which this writer does not write");
+        var (vocabulary, noVocabularyReason) = VocabularyOf(source);
+        var metadata = GgufModelWriter.Metadata(config, target, architecture, NameOf(source), vocabulary);
+
+        var counts = new Dictionary<TensorDType, int>();
+        GgufModelWriter.Write(outputPath, config, metadata, (_, shape) => StorageOf(shape, target),
+            (role, layer) => ValuesOf(CheckpointTensors.Require(source, role, layer)),
+            (spec, done, total) =>
+            {
+                counts[spec.DType] = counts.GetValueOrDefault(spec.DType) + 1;
+                progress?.Invoke(spec, done, total);
+            });
+        return new GgufQuantizeResult(config, counts, noVocabularyReason);
+    }
+
+    /// <summary>
+    /// The vocabulary GGUF can carry for <paramref name="source"/>, or null and why not: a GGUF source's own; a
+    /// Hugging Face folder's SentencePiece <c>tokenizer.model</c> with the chat template of its tokenizer_config.json;
+    /// nothing for llama2.c files and byte-level <c>tokenizer.json</c> vocabularies, which are not converted.
+    /// </summary>
+    public static (GgufVocabulary? Vocabulary, string? NoVocabularyReason) VocabularyOf(ICheckpoint source)
+    {
+        GgufVocabulary? vocabulary;
+        switch (source)
+        {
+            case GgufCheckpoint gguf:
+                vocabulary = GgufVocabulary.Read(gguf.File.Metadata);
+                if (vocabulary is null)
+                    return (null, $"{source.Source} has no vocabulary ({GgufVocabulary.ModelKey} is absent or \"{GgufVocabulary.NoVocabulary}\")");
+                break;
+            case HuggingFaceCheckpoint:
+                string tokenizerModel = Path.Combine(source.Source, "tokenizer.model");
+                if (!File.Exists(tokenizerModel))
+                {
+                    return (null, File.Exists(Path.Combine(source.Source, "tokenizer.json"))
+                        ? $"{source.Source} has a tokenizer.json but no tokenizer.model: only SentencePiece tokenizer.model vocabularies are converted to GGUF"
+                        : $"{source.Source} has no tokenizer.model");
+                }
+                string tokenizerConfig = Path.Combine(source.Source, "tokenizer_config.json");
+                vocabulary = GgufVocabulary.FromSentencePieceModel(tokenizerModel) with
+                {
+                    ChatTemplate = File.Exists(tokenizerConfig) ? ChatTemplate.FromTokenizerConfig(tokenizerConfig)?.Source : null,
+                };
+                break;
+            default:
+                return (null, $"{source.Source} is a llama2.c checkpoint, whose tokenizer is not converted to GGUF");
+        }
+        return vocabulary.Tokens.Count == source.Config.VocabSize
+            ? (vocabulary, null)
+            : (null, $"{source.Source}: the vocabulary has {vocabulary.Tokens.Count} tokens but the embedding {source.Config.VocabSize} rows");
+    }
+
+    /// <summary>The source GGUF's <c>general.name</c>, else the file or folder name.</summary>
+    private static string NameOf(ICheckpoint source) =>
+        (source as GgufCheckpoint)?.File.Metadata.String("general.name")
+        ?? Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(source.Source));
+
+    /// <summary>A filler that reads the tensor's values in order, dequantized or widened to float32.</summary>
+    private static Action<Span<float>> ValuesOf(WeightTensor tensor)
+    {
+        long position = 0;
+        return chunk =>
+        {
+            tensor.CopyTo(chunk, position);
+            position += chunk.Length;
+        };
+    }
+}
