@@ -37,17 +37,7 @@ python3 "$peer_src/compare_logits.py" "$work/llama-logits.json" "$work/ours-logi
 
 # The job: token-id prompts of 16 to 32 ids, different per line, from a fixed seed. The served model's name is its
 # folder's name. Random weights have no EOS without a tokenizer, so every line generates all its tokens.
-python3 - "$work/input.jsonl" "$lines" "$gen_tokens" "$dir/hf/config.json" <<'PY'
-import json, random, sys
-path, lines, gen_tokens, config = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-vocab = json.load(open(config))["vocab_size"]
-rng = random.Random(20261205)
-with open(path, "w") as f:
-    for i in range(lines):
-        prompt = [rng.randrange(vocab) for _ in range(rng.randint(16, 32))]
-        body = {"model": "hf", "prompt": prompt, "max_tokens": gen_tokens, "temperature": 0}
-        f.write(json.dumps({"custom_id": f"seq-{i:02d}", "method": "POST", "url": "/v1/completions", "body": body}) + "\n")
-PY
+python3 scripts/bench-requests.py "$work/input.jsonl" "$lines" "$gen_tokens" "$dir/hf/config.json"
 head -n "$serial_lines" "$work/input.jsonl" > "$work/input-serial.jsonl"
 
 # One configuration of ours: a fresh output file each time (a run resumes from an existing output), and the summary

@@ -58,17 +58,7 @@ PY
 
 # The requests, as bench-batch.sh writes them: token-id prompts of 16 to 32 ids, different per line, from a fixed
 # seed; the served model's name is its folder's name.
-python3 - "$work/input.jsonl" "$lines" "$gen_tokens" "$dir/hf/config.json" <<'PY'
-import json, random, sys
-path, lines, gen_tokens, config = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-vocab = json.load(open(config))["vocab_size"]
-rng = random.Random(20261205)
-with open(path, "w") as f:
-    for i in range(lines):
-        prompt = [rng.randrange(vocab) for _ in range(rng.randint(16, 32))]
-        body = {"model": "hf", "prompt": prompt, "max_tokens": gen_tokens, "temperature": 0}
-        f.write(json.dumps({"custom_id": f"seq-{i:02d}", "method": "POST", "url": "/v1/completions", "body": body}) + "\n")
-PY
+python3 scripts/bench-requests.py "$work/input.jsonl" "$lines" "$gen_tokens" "$dir/hf/config.json"
 head -n "$serial_lines" "$work/input.jsonl" > "$work/input-1.jsonl"
 cp "$work/input.jsonl" "$work/input-8.jsonl"
 cp "$work/input.jsonl" "$work/input-64.jsonl"
