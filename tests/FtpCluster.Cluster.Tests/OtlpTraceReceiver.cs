@@ -73,26 +73,26 @@ public sealed class OtlpTraceReceiver : IDisposable
     {
         while (_listener.IsListening)
         {
-            HttpListenerContext context;
             try
             {
-                context = await _listener.GetContextAsync();
+                var context = await _listener.GetContextAsync();
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                if (context.Request.Url?.AbsolutePath == "/v1/traces")
+                {
+                    var received = ReadTraces(body.ToArray());
+                    lock (_spans) _spans.AddRange(received);
+                }
+                // An empty Export*ServiceResponse: everything accepted.
+                context.Response.StatusCode = 200;
+                context.Response.ContentType = "application/x-protobuf";
+                context.Response.Close();
             }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException or IOException
+                && !_listener.IsListening)
             {
-                return; // stopped
+                return; // stopped, between requests or in the middle of one (an exporter was still sending)
             }
-            using var body = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(body);
-            if (context.Request.Url?.AbsolutePath == "/v1/traces")
-            {
-                var received = ReadTraces(body.ToArray());
-                lock (_spans) _spans.AddRange(received);
-            }
-            // An empty Export*ServiceResponse: everything accepted.
-            context.Response.StatusCode = 200;
-            context.Response.ContentType = "application/x-protobuf";
-            context.Response.Close();
         }
     }
 
