@@ -48,16 +48,7 @@ run_ours() {
   rm -f "$out"
   $ours run --input "$input" --output "$out" --model "$dir/hf" "$@" --json 2>"$work/$name-$round.log" > "$summary" \
     || { echo "$name round $round: ftpcluster run failed:"; tail -20 "$work/$name-$round.log"; exit 1; }
-  python3 - "$summary" "$name" "$expected_lines" "$gen_tokens" <<'PY'
-import json, sys
-path, name, lines, gen_tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-s = json.load(open(path))
-want = {"lines": lines, "succeeded": lines, "failed": 0, "generated_tokens": lines * gen_tokens}
-wrong = {k: (s.get(k), v) for k, v in want.items() if s.get(k) != v}
-if wrong:
-    sys.exit(f"{name}: summary {path} is not the whole job (got, expected): {wrong}")
-print(f"  {name:16} {s['generated_tokens_per_second']:8.1f} generated tok/s ({s['generated_tokens']} tokens in {s['seconds']:.1f} s)")
-PY
+  python3 scripts/check-run-summary.py "$summary" "$name" "$expected_lines" "$gen_tokens"
 }
 
 cut -d' ' -f1-3 /proc/loadavg > "$work/load-start"

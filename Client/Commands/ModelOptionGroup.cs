@@ -12,7 +12,7 @@ namespace FtpCluster.Client.Commands;
 internal static class ModelOptionGroup
 {
     public static readonly Option<string> Model = CliOption.Text("--model", "PATH|ORG/NAME",
-        "The model: a llama2.c checkpoint (.bin), a Hugging Face directory (config.json, safetensors), or a Hugging Face repo id "
+        "The model: a llama2.c checkpoint (.bin), a Hugging Face directory (config.json, safetensors), a GGUF file, or a Hugging Face repo id "
         + "ORG/NAME[@REVISION], downloaded once into the Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT)");
 
     public static readonly Option<string> Tokenizer = CliOption.Text("--tokenizer", "PATH",
