@@ -42,7 +42,7 @@ internal static class FileEndpoints
             throw ApiException.TooLarge("file", $"the upload has {http.Request.ContentLength} bytes; a file may have at most {FileLimits.MaxFileBytes}");
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = maxBody;
 
-        string fileId = FileLimits.NewFileId();
+        var writer = new StoredFileWriter(grains, FileLimits.NewFileId());
         var reader = new MultipartReader(boundary, http.Request.Body);
         string? purpose = null;
         StoredContent? content = null;
@@ -55,7 +55,7 @@ internal static class FileEndpoints
                 if (disposition.IsFileDisposition() && disposition.Name.Value == "file")
                 {
                     if (content is not null) throw ApiException.BadRequest(null, "file", "an upload carries one file, this one has several");
-                    content = await StoreContent(grains, fileId, section.Body, http.RequestAborted);
+                    content = await StoreContent(writer, section.Body, http.RequestAborted);
                     content = content with { Filename = HeaderUtilities.RemoveQuotes(disposition.FileName).Value ?? "upload" };
                 }
                 else if (disposition.Name.Value == "purpose")
@@ -72,11 +72,11 @@ internal static class FileEndpoints
             if (content.Lines > FileLimits.MaxBatchLines)
                 throw ApiException.BadRequest(ErrorCodes.InvalidValue, "file",
                     $"the file has {content.Lines} requests; a batch input file may have at most {FileLimits.MaxBatchLines}");
-            file = await grains.GetGrain<IFileGrain>(fileId).Commit(content.Filename, purpose, content.Bytes, content.Chunks, content.Lines);
+            file = await grains.GetGrain<IFileGrain>(writer.FileId).Commit(content.Filename, purpose, content.Bytes, content.Chunks, content.Lines);
         }
         catch
         {
-            await ClearChunks(grains, fileId, content?.Chunks);
+            await writer.Discard();
             throw;
         }
         await ApiJson.Write(http, json => WriteFile(json, file));
@@ -84,19 +84,17 @@ internal static class FileEndpoints
 
     private sealed record StoredContent(string Filename, long Bytes, int Chunks, int Lines);
 
-    /// <summary>The file's bytes into its chunk grains, a full piece at a time, counting its non-blank lines.</summary>
-    private static async Task<StoredContent> StoreContent(IGrainFactory grains, string fileId, Stream body, CancellationToken cancellation)
+    /// <summary>The file's bytes into its pieces as they arrive, counting its non-blank lines (a batch file's requests).</summary>
+    private static async Task<StoredContent> StoreContent(StoredFileWriter writer, Stream body, CancellationToken cancellation)
     {
-        var piece = new byte[FileLimits.ChunkBytes];
-        int filled = 0, chunks = 0, lines = 0;
-        long bytes = 0;
+        var buffer = new byte[64 << 10];
+        int lines = 0;
         bool lineHasText = false;
-        while (true)
+        int read;
+        while ((read = await body.ReadAsync(buffer, cancellation)) > 0)
         {
-            int read = await body.ReadAsync(piece.AsMemory(filled), cancellation);
-            for (int i = filled; i < filled + read; i++)
+            foreach (byte b in buffer.AsSpan(0, read))
             {
-                byte b = piece[i];
                 if (b == (byte)'\n')
                 {
                     if (lineHasText) lines++;
@@ -104,33 +102,13 @@ internal static class FileEndpoints
                 }
                 else if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r')) lineHasText = true;
             }
-            filled += read;
-            bytes += read;
-            if (bytes > FileLimits.MaxFileBytes)
+            if (writer.Bytes + read > FileLimits.MaxFileBytes)
                 throw ApiException.TooLarge("file", $"the file is larger than the {FileLimits.MaxFileBytes} bytes a file may have");
-            if (filled == piece.Length || (read == 0 && filled > 0))
-            {
-                await grains.GetGrain<IFileChunkGrain>($"{fileId}/{chunks}").Write(filled == piece.Length ? piece : piece[..filled]);
-                chunks++;
-                filled = 0;
-                piece = new byte[FileLimits.ChunkBytes];
-            }
-            if (read == 0) break;
+            await writer.Write(buffer.AsMemory(0, read));
         }
         if (lineHasText) lines++;
-        return new StoredContent("", bytes, chunks, lines);
-    }
-
-    /// <summary>Frees the pieces of an upload that did not become a file (all that may have been written when unknown).</summary>
-    private static async Task ClearChunks(IGrainFactory grains, string fileId, int? chunks)
-    {
-        int count = chunks ?? (int)(FileLimits.MaxFileBytes / FileLimits.ChunkBytes + 1);
-        for (int n = 0; n < count; n++)
-        {
-            var chunk = grains.GetGrain<IFileChunkGrain>($"{fileId}/{n}");
-            if (chunks is null && (await chunk.Read()).Length == 0) break;
-            await chunk.Clear();
-        }
+        var pieces = await writer.Flush();
+        return new StoredContent("", pieces.Bytes, pieces.Chunks, lines);
     }
 
     private static async Task List(HttpContext http, IGrainFactory grains, string? after, int? limit, string? order, string? purpose)

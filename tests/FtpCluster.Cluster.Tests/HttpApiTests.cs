@@ -223,6 +223,42 @@ public sealed class HttpApiTests(HttpApiCluster cluster) : IClassFixture<HttpApi
     }
 
     [SharedModelsFact]
+    public async Task Uploads_and_batches_that_cannot_be_taken_are_refused_naming_the_field()
+    {
+        using var http = cluster.Http();
+        using (var notMultipart = await http.PostAsync("files", Json("{}")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, notMultipart.StatusCode);
+            Assert.Contains("multipart/form-data", (await Error(notMultipart)).Message, StringComparison.Ordinal);
+        }
+        using (var form = new MultipartFormDataContent { { new StringContent("fine-tune"), "purpose" }, { new ByteArrayContent("{}\n"u8.ToArray()), "file", "x.jsonl" } })
+        using (var wrongPurpose = await http.PostAsync("files", form))
+            Assert.Equal((HttpStatusCode.BadRequest, "purpose"), (wrongPurpose.StatusCode, (await Error(wrongPurpose)).Param));
+        using (var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" } })
+        using (var noFile = await http.PostAsync("files", form))
+            Assert.Equal((HttpStatusCode.BadRequest, "file", "missing_required_parameter"), (noFile.StatusCode, (await Error(noFile)).Param, (await Error(noFile)).Code));
+
+        foreach (var (body, status, param) in new[]
+        {
+            ("""{"input_file_id": "file-0123456789abcdef01234567", "endpoint": "/v1/embeddings", "completion_window": "24h"}""", HttpStatusCode.BadRequest, "endpoint"),
+            ("""{"input_file_id": "file-0123456789abcdef01234567", "endpoint": "/v1/completions", "completion_window": "1h"}""", HttpStatusCode.BadRequest, "completion_window"),
+            ("""{"endpoint": "/v1/completions", "completion_window": "24h"}""", HttpStatusCode.BadRequest, "input_file_id"),
+            ("""{"input_file_id": "file-0123456789abcdef01234567", "endpoint": "/v1/completions", "completion_window": "24h"}""", HttpStatusCode.NotFound, "input_file_id"),
+        })
+        {
+            using var refused = await http.PostAsync("batches", Json(body));
+            Assert.Equal((status, param), (refused.StatusCode, (await Error(refused)).Param));
+        }
+    }
+
+    private static async Task<(string Message, string? Param, string? Code)> Error(HttpResponseMessage response)
+    {
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var error = json.RootElement.GetProperty("error");
+        return (error.GetProperty("message").GetString()!, error.GetProperty("param").GetString(), error.GetProperty("code").GetString());
+    }
+
+    [SharedModelsFact]
     public async Task An_unknown_file_is_404()
     {
         var refused = await Assert.ThrowsAsync<ClientResultException>(() => cluster.OpenAI().GetOpenAIFileClient().GetFileAsync("file-0123456789abcdef01234567"));
@@ -373,9 +409,5 @@ public sealed class HttpApiTests(HttpApiCluster cluster) : IClassFixture<HttpApi
 
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
-    private static async Task<string?> ErrorCode(HttpResponseMessage response)
-    {
-        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        return json.RootElement.GetProperty("error").GetProperty("code").GetString();
-    }
+    private static async Task<string?> ErrorCode(HttpResponseMessage response) => (await Error(response)).Code;
 }
