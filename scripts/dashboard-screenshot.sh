@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A screenshot of the Aspire dashboard showing FtpCluster's metrics after a small batch, as the README shows it:
-# starts the app host (three silos serving the aidreams260K test model), runs samples/requests.jsonl through the
+# starts the app host (three silos serving the aidreams260K test model under the name samples/requests.jsonl gives),
+# runs samples/requests.jsonl through the
 # cluster, waits for the metrics to reach the dashboard, and photographs its metrics page with headless Chromium
 # (Debian's `chromium` package) driven by scripts/screenshot.mjs (Node's DevTools-protocol client: the dashboard renders
 # over a WebSocket after its page loads, which `chromium --screenshot` does not wait for).
@@ -10,6 +11,7 @@ out=$(realpath -m "${1:-docs/dashboard.png}")
 instrument=${2:-ftpcluster.block.tokens.computed}
 cd "$(dirname "$0")/.."
 model=$(realpath ../shared/models/aidreams260K/aidreams260K.bin)
+served=HuggingFaceTB/SmolLM2-135M-Instruct
 command -v chromium >/dev/null || { echo "needs chromium (apt-get install chromium)"; exit 1; }
 command -v node >/dev/null || { echo "needs node (20 or later)"; exit 1; }
 dotnet build -c Release AppHost/FtpCluster.AppHost.csproj >/dev/null
@@ -18,7 +20,7 @@ dotnet build -c Release Client/FtpCluster.Client.csproj >/dev/null
 work=$(mktemp -d /tmp/ftp-dashboard-XXXXXX)
 # The dashboard without its login token, for the browser below (loopback only, as the app host binds it).
 export ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS=true
-dotnet run -c Release --no-build --project AppHost -- --Model "$model" > "$work/apphost.log" 2>&1 &
+dotnet run -c Release --no-build --project AppHost -- --Model "$model=$served" > "$work/apphost.log" 2>&1 &
 apphost=$!
 trap 'kill $apphost 2>/dev/null; wait $apphost 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -35,7 +37,7 @@ dotnet Client/bin/Release/net10.0/ftpcluster.dll run --cluster 127.0.0.1:30000,1
 # And a few streamed chat completions over HTTP, for time to first token.
 for i in 1 2 3 4; do
   curl -sN http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \
-    -d "{\"model\": \"aidreams260K\", \"messages\": [{\"role\": \"user\", \"content\": \"Dream $i\"}], \"max_tokens\": 40, \"stream\": true}" > /dev/null
+    -d "{\"model\": \"$served\", \"messages\": [{\"role\": \"user\", \"content\": \"Dream $i\"}], \"max_tokens\": 40, \"stream\": true}" > /dev/null
 done
 # Metrics reach the dashboard on the exporter's interval.
 sleep 15

@@ -30,9 +30,6 @@ internal static class ClusterCommand
     private static readonly Option<string> ApiKeyFile = CliOption.Text("--api-key-file", "FILE",
         "With --http-port: the API keys, one a line; requests must send one as 'Authorization: Bearer KEY'");
 
-    private static readonly Option<string> ServeName = CliOption.Text("--serve-name", "NAME",
-        "With --model: the name HTTP requests give as their model (default: the model's file or folder name)");
-
     private static readonly Option<bool> BenchmarkGrains = CliOption.Flag("--benchmark-grains",
         "The silos host benchmark grains (bench transport --cluster measures through them); off by default");
 
@@ -47,7 +44,7 @@ internal static class ClusterCommand
         foreach (var option in new Option[]
         {
             Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile, BenchmarkGrains,
-            ModelOptionGroup.Model, ModelOptionGroup.Tokenizer, ServeName, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
+            ModelOptionGroup.Model, ModelOptionGroup.Tokenizer, ModelOptionGroup.ServeName, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
         })
             up.Add(option);
         PruningOptionGroup.AddTo(up);
@@ -117,7 +114,7 @@ internal static class ClusterCommand
         int threads = parse.GetValue(ModelOptionGroup.Threads);
         string? modelPath = parse.GetValue(ModelOptionGroup.Model);
         string? tokenizer = parse.GetValue(ModelOptionGroup.Tokenizer);
-        string? servedName = parse.GetValue(ServeName);
+        string? servedName = parse.GetValue(ModelOptionGroup.ServeName);
         int? httpPort = parse.GetValue(HttpPort);
         string? apiKeyFile = parse.GetValue(ApiKeyFile);
         int? stages = parse.GetValue(Stages);

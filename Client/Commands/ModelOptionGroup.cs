@@ -28,6 +28,10 @@ internal static class ModelOptionGroup
         "Converts the weights to this storage type at load (default: as stored in the file); q8_0 quantizes the matrices as llama.cpp does",
         word => TensorDTypeExtensions.Parse(word), ["f32", "f16", "bf16", "q8_0"]);
 
+    /// <summary>Not among <see cref="AddTo"/>'s options: only the commands that serve requests take it.</summary>
+    public static readonly Option<string> ServeName = CliOption.Text("--serve-name", "NAME",
+        "The name requests give as their model (default: the model's file or folder name, or its repo id ORG/NAME)");
+
     public static void AddTo(Command command)
     {
         foreach (var option in new Option[] { Model, Tokenizer, Device, Threads, DType }) command.Add(option);

@@ -208,7 +208,9 @@ internal static class ModelsCommand
         Console.WriteLine($"  heads          {info.Heads} (kv heads {info.KvHeads}, head dim {info.HeadDim})");
         Console.WriteLine($"  vocab          {info.VocabSize}{(info.TiedEmbeddings ? ", tied embeddings" : "")}");
         Console.WriteLine($"  context        {info.MaxSeqLen}");
-        Console.WriteLine($"  rope theta     {info.RopeTheta}{(info.RopeScaling is { } s ? $", llama3 scaling x{s.Factor}" : "")}");
+        string scaling = info.RopeScaling is { } s ? $", llama3 scaling x{s.Factor}"
+            : info.RopeFrequencyFactors is { } factors ? $", llama3 scaling as per-pair frequency factors (up to x{factors.Max()})" : "";
+        Console.WriteLine($"  rope theta     {info.RopeTheta}{scaling}");
         Console.WriteLine($"  dtypes         {string.Join(", ", info.DTypes)}");
         Console.WriteLine($"  parameters     {info.ParameterCount:N0}");
         Console.WriteLine($"  bytes/layer    {info.BytesPerLayer:N0}");

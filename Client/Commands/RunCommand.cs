@@ -38,7 +38,7 @@ internal static class RunCommand
             follows its results into the output as lines finish. Killed and started again with the same arguments, it
             resumes: lines already in the output are not run again and a torn last line is repaired. Without --model it runs
             HuggingFaceTB/SmolLM2-135M-Instruct, downloaded once into the Hugging Face cache.
-              run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] [--model PATH|ORG/NAME] [--tokenizer PATH] [--router R[,R...]] [CLUSTER]
+              run --input FILE.jsonl --output FILE.jsonl [--errors FILE.jsonl] [--model PATH|ORG/NAME] [--tokenizer PATH] [--serve-name NAME] [--router R[,R...]] [CLUSTER]
                   [--max-concurrent N] [--detach] [--json]
             Request bodies honour model, prompt (text or token ids) or messages (rendered with the model's chat template),
             max_tokens (or max_completion_tokens), temperature, top_p, seed, stop, n (1 only), logprobs/top_logprobs and
@@ -47,6 +47,7 @@ internal static class RunCommand
             """);
         foreach (var option in new Option[] { Input, Output, Errors }) command.Add(option);
         ModelOptionGroup.AddTo(command);
+        command.Add(ModelOptionGroup.ServeName);
         PruningOptionGroup.AddTo(command);
         ClusterOptionGroup.AddTo(command);
         foreach (var option in new Option[] { MaxConcurrent, Detach, Json }) command.Add(option);
@@ -59,7 +60,8 @@ internal static class RunCommand
         var pruning = PruningOptionGroup.Bind(parse, severalRouters: true);
         // A job always runs through stages: one embedded silo unless told otherwise.
         var cluster = ClusterOptionGroup.Bind(parse) ?? new ClusterTarget(1, null, ClusterTarget.DefaultClusterId, WireEncoding.F32);
-        var options = new RunOptions(parse.Required(Input), parse.Required(Output), parse.GetValue(Errors), parse.GetValue(MaxConcurrent), parse.GetValue(Json), parse.GetValue(Detach));
+        var options = new RunOptions(parse.Required(Input), parse.Required(Output), parse.GetValue(Errors), parse.GetValue(MaxConcurrent), parse.GetValue(Json), parse.GetValue(Detach),
+            parse.GetValue(ModelOptionGroup.ServeName));
         if (options.MaxConcurrent < 1) throw new UsageException($"--max-concurrent must be at least 1, got {options.MaxConcurrent}");
         if (options.ErrorsPath is { } errors && Path.GetFullPath(errors) == Path.GetFullPath(options.OutputPath))
             throw new UsageException("--errors must be another file than --output");

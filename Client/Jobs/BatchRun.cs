@@ -11,7 +11,8 @@ namespace FtpCluster.Client.Jobs;
 /// <summary>What <c>ftpcluster run</c> was asked to do, besides the model and the cluster.</summary>
 /// <param name="MaxConcurrent">The job's sequences generating at once.</param>
 /// <param name="Detach">Leave once the job is submitted; <c>ftpcluster jobs</c> follows it later.</param>
-internal sealed record RunOptions(string InputPath, string OutputPath, string? ErrorsPath, int MaxConcurrent, bool Json, bool Detach);
+/// <param name="ServedName">The name the requests give as their model; null: the model's own.</param>
+internal sealed record RunOptions(string InputPath, string OutputPath, string? ErrorsPath, int MaxConcurrent, bool Json, bool Detach, string? ServedName);
 
 /// <summary>
 /// <c>ftpcluster run</c>: reads the input, writes the lines that cannot run as errors at once, submits the rest as a
@@ -31,7 +32,8 @@ internal static class BatchRun
         using var output = BatchOutputFiles.Open(options.OutputPath, options.ErrorsPath);
         foreach (var repair in output.Repairs) Console.Error.WriteLine(repair);
 
-        await using var session = await PipelineSession.OpenAsync(cluster, model, pruning, cancellation);
+        await using var session = await PipelineSession.OpenAsync(cluster, model, pruning, cancellation,
+            new ServingOptions(options.ServedName, DeploymentRequest.DefaultIdleUnloadSeconds));
         var job = session.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
         // The root of the run's trace: the job, its driver's calls to the coordinator and every line's span continue it.
         using var span = FtpClusterTelemetry.Source.StartActivity(FtpClusterTelemetry.Spans.Run, ActivityKind.Client);

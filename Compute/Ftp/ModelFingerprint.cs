@@ -54,6 +54,8 @@ public static class ModelFingerprint
             $"rope_theta={c.RopeTheta.ToString("R", inv)}",
             s is null ? "rope_scaling=none"
                 : $"rope_scaling={s.Factor.ToString("R", inv)},{s.LowFreqFactor.ToString("R", inv)},{s.HighFreqFactor.ToString("R", inv)},{s.OriginalMaxPositions}",
-            $"rope_layout={c.RopeLayout}", $"tied_embeddings={c.TiedEmbeddings}", $"attention_bias={c.AttentionBias}");
+            $"rope_layout={c.RopeLayout}", $"tied_embeddings={c.TiedEmbeddings}", $"attention_bias={c.AttentionBias}")
+            // Only where there are factors, so that the fingerprints of every other model stay what they were.
+            + (c.RopeFrequencyFactors is { } factors ? $"\nrope_frequency_factors={string.Join(",", factors.Select(f => f.ToString("R", inv)))}" : "");
     }
 }

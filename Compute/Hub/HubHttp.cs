@@ -78,7 +78,9 @@ internal sealed class HubHttp : IDisposable
         }
         catch (HttpRequestException e)
         {
-            throw new HubException($"fetching {what} from {url} failed: {e.Message}", e);
+            // No status: the Hub was never reached (no network, no name resolution), which a local checkpoint gets around.
+            string hint = e.StatusCode is null ? "; without network access, pass a local checkpoint with --model PATH" : "";
+            throw new HubException($"fetching {what} from {url} failed: {e.Message}{hint}", e);
         }
         catch (IOException e) when (e is not HubException)
         {

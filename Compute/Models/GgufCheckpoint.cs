@@ -157,7 +157,8 @@ public sealed class GgufCheckpoint : ICheckpoint
             TiedEmbeddings = file.FindTensor(TensorName(TensorRole.LmHead)) is null,
             AttentionBias = architecture.HuggingFace.QkvBias,
         };
-        RefuseRopeScaling(file, name);
+        RefuseMetadataRopeScaling(file, name);
+        config = config with { RopeFrequencyFactors = RopeFrequencyFactors(file, headDim) };
         config.Validate(path);
         return config;
     }
@@ -184,12 +185,12 @@ public sealed class GgufCheckpoint : ICheckpoint
     }
 
     /// <summary>
-    /// The only RoPE scaling this engine implements is Llama 3's, which GGUF stores as per-pair frequency
-    /// factors (a rope_freqs tensor) rather than metadata; linear and YaRN scaling are metadata. Running
-    /// a model without the scaling it was trained with would give wrong results past the original context,
-    /// so each is refused.
+    /// The only RoPE scaling this engine implements is Llama 3's, which GGUF stores as per-pair frequency factors (the
+    /// rope_freqs tensor, <see cref="RopeFrequencyFactors"/>) rather than metadata; linear and YaRN scaling are
+    /// metadata. Running a model without the scaling it was trained with would give wrong results past the original
+    /// context, so those are refused.
     /// </summary>
-    private static void RefuseRopeScaling(GgufFile file, string architecture)
+    private static void RefuseMetadataRopeScaling(GgufFile file, string architecture)
     {
         var m = file.Metadata;
         string typeKey = $"{architecture}.rope.scaling.type", factorKey = $"{architecture}.rope.scaling.factor";
@@ -197,10 +198,18 @@ public sealed class GgufCheckpoint : ICheckpoint
         double factor = m.Number(factorKey) ?? 1.0;
         if (type != "none" && factor is not (0.0 or 1.0))
             throw new ModelFormatException(file.Path, null,
-                $"RoPE scaling '{type ?? "linear"}' with {factorKey} {factor} is not supported (only Llama 3 scaling is, and GGUF files do not store it as metadata)");
-        if (file.FindTensor(RopeFrequenciesTensor) is not null)
+                $"RoPE scaling '{type ?? "linear"}' with {factorKey} {factor} is not supported (only Llama 3 scaling is, stored as a {RopeFrequenciesTensor} tensor)");
+    }
+
+    /// <summary>The rope_freqs tensor's per-pair divisors of the RoPE frequencies (Llama 3.1 and later), or null when the file has none.</summary>
+    private static float[]? RopeFrequencyFactors(GgufFile file, int headDim)
+    {
+        if (file.FindTensor(RopeFrequenciesTensor) is not { } info)
+            return null;
+        if (info.Shape.Length != 1 || info.Shape[0] != headDim / 2)
             throw new ModelFormatException(file.Path, RopeFrequenciesTensor,
-                "per-pair RoPE frequency factors (how llama.cpp stores Llama 3.1 RoPE scaling) are not supported by this GGUF reader yet");
+                $"shape {info.ShapeText} is not [{headDim / 2}]: one factor per pair of a head of {headDim} was expected");
+        return file.Weight(info).ToFloatArray();
     }
 
     private void MapTensors()

@@ -45,15 +45,16 @@ public static class GgufModelWriter
         Action<GgufTensorSpec, int, int>? written = null)
     {
         string architecture = GgufCheckpoint.ArchitectureName(config);
-        if (config.RopeScaling is not null)
-            throw new ArgumentException("GGUF stores Llama 3 RoPE scaling as a rope_freqs tensor, which this writer does not write", nameof(config));
         var targetLayout = GgufCheckpoint.RopeLayoutOf(architecture);
         if (config.RopeLayout != targetLayout && config.RopeLayout != RopeLayout.Halves)
             throw new ArgumentException($"q and k rows in {config.RopeLayout} layout cannot be written for GGUF {architecture}, which needs {targetLayout}", nameof(config));
         bool permuteRope = config.RopeLayout != targetLayout;
 
         var tensors = CheckpointTensors.All(config).Select(t => (t.Role, t.Layer, Spec: SpecOf(config, storageOf, t.Role, t.Layer))).ToList();
-        using var writer = GgufWriter.Create(path, metadata, [.. tensors.Select(t => t.Spec)]);
+        // Llama 3 scaling goes where llama.cpp's converter puts it: per-pair frequency factors, after the model's tensors.
+        float[]? ropeFactors = config.RopeFrequencyFactors ?? config.RopeScaling?.FrequencyFactors(config.RopeTheta, config.HeadDim);
+        GgufTensorSpec[] extra = ropeFactors is null ? [] : [new(GgufCheckpoint.RopeFrequenciesTensor, [ropeFactors.Length], TensorDType.F32)];
+        using var writer = GgufWriter.Create(path, metadata, [.. tensors.Select(t => t.Spec), .. extra]);
         var buffer = new float[Math.Max(ChunkValues, config.HeadDim * config.Dim)];
         for (int i = 0; i < tensors.Count; i++)
         {
@@ -65,6 +66,8 @@ public static class GgufModelWriter
                 WriteInOrder(writer, fill, spec, buffer);
             written?.Invoke(spec, i + 1, tensors.Count);
         }
+        if (ropeFactors is not null)
+            writer.Write(ropeFactors);
         writer.Complete();
     }
 

@@ -62,8 +62,6 @@ public static class GgufQuantizer
             throw new ArgumentException($"{target} is not a quantized type; this build quantizes to {string.Join(", ", BuiltTypeNames)}", nameof(target));
         var config = source.Config;
         string architecture = GgufCheckpoint.ArchitectureName(config);
-        if (config.RopeScaling is not null)
-            throw new ArgumentException($"{source.Source}: Llama 3 RoPE scaling is stored in GGUF as a rope_freqs tensor, which this writer does not write");
         var (vocabulary, noVocabularyReason) = VocabularyOf(source);
         var metadata = GgufModelWriter.Metadata(config, target, architecture, NameOf(source), vocabulary);
 

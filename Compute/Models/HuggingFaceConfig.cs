@@ -86,6 +86,8 @@ public static class HuggingFaceConfig
             ?? throw new ArgumentException($"'{config.Architecture}' is not a supported Hugging Face architecture", nameof(config));
         if (config.AttentionBias != architecture.QkvBias)
             throw new ArgumentException($"{architecture.ClassName} {(architecture.QkvBias ? "always has" : "cannot have")} q/k/v biases", nameof(config));
+        if (config.RopeFrequencyFactors is not null)
+            throw new ArgumentException("config.json states Llama 3 RoPE scaling by its parameters, and this model has only per-pair frequency factors (from a GGUF rope_freqs tensor)", nameof(config));
 
         using var stream = File.Create(path);
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });

@@ -66,7 +66,7 @@ public static class Llama2cWriter
             Refuse($"llama2.c derives head dim from dim / heads ({c.Dim} / {c.Heads}), but this model's head dim is {c.HeadDim}");
         if (c.RopeTheta != 10000f)
             Refuse($"the llama2.c header has no rope_theta (readers assume 10000), and this model uses {c.RopeTheta}");
-        if (c.RopeScaling is not null)
+        if (c.RopeScaling is not null || c.RopeFrequencyFactors is not null)
             Refuse("the llama2.c header has no RoPE scaling, and this model uses llama3 scaling");
         if (c.RmsNormEps != 1e-5f)
             Refuse($"the llama2.c header has no rms_norm_eps (readers assume 1e-5), and this model uses {c.RmsNormEps}");

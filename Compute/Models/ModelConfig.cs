@@ -1,3 +1,5 @@
+using FtpCluster.Compute.Devices;
+
 namespace FtpCluster.Compute.Models;
 
 /// <summary>How rotary embeddings pair up the dimensions of a head.</summary>
@@ -11,7 +13,35 @@ public enum RopeLayout
 }
 
 /// <summary>Llama-3 style frequency scaling (<c>rope_scaling.rope_type == "llama3"</c>).</summary>
-public sealed record Llama3RopeScaling(float Factor, float LowFreqFactor, float HighFreqFactor, int OriginalMaxPositions);
+public sealed record Llama3RopeScaling(float Factor, float LowFreqFactor, float HighFreqFactor, int OriginalMaxPositions)
+{
+    /// <summary>Llama 3.1: long wavelengths are divided by the factor, short ones kept, the band between blended.</summary>
+    public double Scale(double frequency)
+    {
+        double lowFreqWavelen = OriginalMaxPositions / LowFreqFactor;
+        double highFreqWavelen = OriginalMaxPositions / HighFreqFactor;
+        double wavelen = 2 * Math.PI / frequency;
+        if (wavelen < highFreqWavelen) return frequency;
+        if (wavelen > lowFreqWavelen) return frequency / Factor;
+        double smooth = (OriginalMaxPositions / wavelen - LowFreqFactor) / (HighFreqFactor - LowFreqFactor);
+        return (1 - smooth) * frequency / Factor + smooth * frequency;
+    }
+
+    /// <summary>
+    /// The same scaling as per-pair divisors of the frequencies (θ_i becomes θ_i / factor_i), as llama.cpp's converter
+    /// stores it in a GGUF file's rope_freqs tensor.
+    /// </summary>
+    public float[] FrequencyFactors(float ropeTheta, int headDim)
+    {
+        var factors = new float[headDim / 2];
+        for (int i = 0; i < factors.Length; i++)
+        {
+            double frequency = RopeTable.BaseFrequency(ropeTheta, i, headDim);
+            factors[i] = (float)(frequency / Scale(frequency));
+        }
+        return factors;
+    }
+}
 
 /// <summary>The shape and numerics of a decoder-only Llama-family model, whatever file it came from.</summary>
 public sealed record ModelConfig
@@ -29,6 +59,12 @@ public sealed record ModelConfig
     public float RmsNormEps { get; init; } = 1e-5f;
     public float RopeTheta { get; init; } = 10000f;
     public Llama3RopeScaling? RopeScaling { get; init; }
+
+    /// <summary>
+    /// Per pair i of a head, the divisor of its RoPE frequency (θ_i / factor_i), as GGUF files store Llama 3 scaling
+    /// (the rope_freqs tensor); null: none, or the scaling is given as <see cref="RopeScaling"/> (Hugging Face config).
+    /// </summary>
+    public float[]? RopeFrequencyFactors { get; init; }
     public RopeLayout RopeLayout { get; init; } = RopeLayout.AdjacentPairs;
     public bool TiedEmbeddings { get; init; }
 
@@ -97,5 +133,12 @@ public sealed record ModelConfig
         Require(HeadDim % 2 == 0, $"head dim ({HeadDim}) must be even for rotary embeddings");
         Require(float.IsFinite(RmsNormEps) && RmsNormEps > 0, $"RMSNorm epsilon must be a positive finite number, got {RmsNormEps}");
         Require(float.IsFinite(RopeTheta) && RopeTheta > 0, $"RoPE theta must be a positive finite number, got {RopeTheta}");
+        if (RopeFrequencyFactors is { } factors)
+        {
+            Require(RopeScaling is null, "RoPE scaling is given twice: as Llama 3 parameters and as per-pair frequency factors");
+            Require(factors.Length == HeadDim / 2, $"there are {factors.Length} RoPE frequency factors, but a head of {HeadDim} has {HeadDim / 2} pairs");
+            int bad = Array.FindIndex(factors, f => !float.IsFinite(f) || f <= 0);
+            Require(bad < 0, $"RoPE frequency factor {bad} is {(bad < 0 ? 0 : factors[bad])}: factors must be positive finite numbers");
+        }
     }
 }

@@ -193,6 +193,22 @@ public sealed class HubDownloadTests : IDisposable
     }
 
     [Fact]
+    public async Task A_hub_that_cannot_be_reached_says_how_to_run_from_a_local_checkpoint()
+    {
+        // A loopback port nothing listens on: the connection is refused, as on a machine without network access.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var resolver = new HubModelResolver(new HubSettings(CacheRoot, new Uri($"http://127.0.0.1:{port}"), null, false, TimeSpan.FromSeconds(10)));
+
+        var error = await Assert.ThrowsAsync<HubException>(() => ResolveAsync(resolver));
+
+        Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
+        Assert.Contains("pass a local checkpoint with --model PATH", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Offline_with_a_file_missing_from_the_snapshot_names_that_file()
     {
         await ResolveAsync();

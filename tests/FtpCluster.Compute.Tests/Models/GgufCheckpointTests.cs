@@ -56,7 +56,7 @@ public sealed class GgufCheckpointTests : IDisposable
         Assert.Equal(tied, gguf.File.FindTensor("output.weight") is null);
     }
 
-    public static TheoryData<string> LogitCases => ["llama-untied", "llama-tied-f16", "qwen2-biases", "mistral-head-dim"];
+    public static TheoryData<string> LogitCases => ["llama-untied", "llama-tied-f16", "qwen2-biases", "mistral-head-dim", "llama3-scaling"];
 
     [Theory]
     [MemberData(nameof(LogitCases))]
@@ -68,6 +68,8 @@ public sealed class GgufCheckpointTests : IDisposable
             "llama-untied" => options,
             "llama-tied-f16" => options with { TiedEmbeddings = true, DType = TensorDType.F16 },
             "qwen2-biases" => options with { Architecture = "qwen2", RopeTheta = 1000000f, RmsNormEps = 1e-6f },
+            // An original context of 64 puts pairs of the tiny head in all three bands of the scaling.
+            "llama3-scaling" => options with { RopeTheta = 500000f, RopeScaling = new Llama3RopeScaling(8f, 1f, 4f, 64) },
             _ => options with { Architecture = "mistral", HeadDim = 24, Heads = 4, KvHeads = 1, RopeTheta = 100000f },
         };
         string directory = WriteTiny(_temp, options);
@@ -153,7 +155,8 @@ public sealed class GgufCheckpointTests : IDisposable
     [InlineData("architecture", "architecture 'gemma' (general.architecture) is not supported (supported: llama, qwen2)")]
     [InlineData("experts", "llama.expert_count is 8: mixture-of-experts models are not supported")]
     [InlineData("linear-scaling", "RoPE scaling 'linear' with llama.rope.scaling.factor 4 is not supported")]
-    [InlineData("rope-freqs", "tensor 'rope_freqs.weight': per-pair RoPE frequency factors")]
+    [InlineData("rope-freqs-shape", "tensor 'rope_freqs.weight': shape [5] is not [8]: one factor per pair of a head of 16 was expected")]
+    [InlineData("rope-freqs-zero", "RoPE frequency factor 0 is 0: factors must be positive finite numbers")]
     [InlineData("partial-rotary", "metadata key 'llama.rope.dimension_count' is 8, but the head size is 16: partial rotary")]
     [InlineData("value-length", "metadata key 'llama.attention.value_length' is 32, but the head size is 16")]
     [InlineData("token-list", "tensor 'token_embd.weight': has 128 rows, but metadata key 'tokenizer.ggml.tokens' lists 3 tokens")]
@@ -177,7 +180,8 @@ public sealed class GgufCheckpointTests : IDisposable
                 Set(m, "llama.rope.scaling.type", new(GgufValueType.String, "linear"));
                 Set(m, "llama.rope.scaling.factor", new(GgufValueType.Float32, 4f));
             }),
-            "rope-freqs" => WriteEdited(tensors: t => t.Add(new("rope_freqs.weight", [8], TensorDType.F32))),
+            "rope-freqs-shape" => WriteEdited(tensors: t => t.Add(new("rope_freqs.weight", [5], TensorDType.F32))),
+            "rope-freqs-zero" => WriteEdited(tensors: t => t.Add(new("rope_freqs.weight", [8], TensorDType.F32))),
             "partial-rotary" => WriteEdited(m => Set(m, "llama.rope.dimension_count", new(GgufValueType.UInt32, 8u))),
             "value-length" => WriteEdited(m => Set(m, "llama.attention.value_length", new(GgufValueType.UInt32, 32u))),
             "token-list" => WriteEdited(m => Set(m, GgufCheckpoint.TokensKey, new(GgufValueType.Array, ThreeTokens, GgufValueType.String))),
@@ -190,11 +194,21 @@ public sealed class GgufCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void The_writer_refuses_llama3_rope_scaling_it_cannot_store_as_metadata()
+    public void Llama3_rope_scaling_is_written_as_llama_cpps_rope_freqs_and_read_back_as_the_same_factors()
     {
-        var options = SyntheticModelOptions.Preset("tiny") with { RopeScaling = new Llama3RopeScaling(8f, 1f, 4f, 8) };
-        var error = Assert.Throws<ArgumentException>(() => ModelSynthesizer.WriteGguf(options, _temp.File("scaled.gguf")));
-        Assert.Contains("rope_freqs", error.Message);
+        var scaling = new Llama3RopeScaling(8f, 1f, 4f, 64);
+        var options = SyntheticModelOptions.Preset("tiny") with { RopeTheta = 500000f, RopeScaling = scaling };
+        string path = _temp.File("scaled.gguf");
+        ModelSynthesizer.WriteGguf(options, path);
+
+        using var gguf = GgufCheckpoint.Open(path);
+        float[] factors = gguf.Config.RopeFrequencyFactors!;
+        Assert.Null(gguf.Config.RopeScaling);
+        Assert.Equal(scaling.FrequencyFactors(500000f, 16), factors);
+        // The tiny head's 8 pairs: the fastest kept as it is, the slowest divided by the factor, one blended.
+        Assert.Equal(1f, factors[0]);
+        Assert.Equal(8f, factors[^1]);
+        Assert.Contains(factors, f => f > 1f && f < 8f);
     }
 
     internal static float[] Logits(string modelPath)

@@ -74,9 +74,11 @@ public sealed class GgufLlamaCppTests : IDisposable
         {
             SyntheticModelOptions.Preset("tiny") with { Seed = 9, DType = TensorDType.F32 },
             SyntheticModelOptions.Preset("tiny") with { Seed = 9, Architecture = "qwen2", TiedEmbeddings = true, RopeTheta = 1000000f },
+            // Llama 3.1 scaling, which llama.cpp reads from the rope_freqs tensor.
+            SyntheticModelOptions.Preset("tiny") with { Seed = 9, RopeTheta = 500000f, RopeScaling = new Llama3RopeScaling(8f, 1f, 4f, 64) },
         })
         {
-            string path = _temp.File($"{options.Architecture}.gguf");
+            string path = _temp.File($"{options.Architecture}-{options.RopeScaling is not null}.gguf");
             ModelSynthesizer.WriteGguf(options, path);
             GgufCheckpointTests.AssertSameLogits(LlamaCppLogits(path), GgufCheckpointTests.Logits(path), Tolerance, options.Architecture);
         }
