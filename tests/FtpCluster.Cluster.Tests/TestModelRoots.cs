@@ -1,3 +1,5 @@
+using FtpCluster.Compute.Tests;
+
 namespace FtpCluster.Cluster.Tests;
 
 /// <summary>
