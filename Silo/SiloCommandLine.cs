@@ -42,21 +42,29 @@ public static class SiloCommandLine
         ("--serve-stages", "ServeStages", "N"),
         ("--serve-tokenizer", "ServeTokenizer", "PATH"),
         ("--serve-router", "ServeRouters", "ROUTER[,ROUTER...]"),
+        (ModelRootSwitch, "ModelRoots", "DIR"),
     ];
 
     /// <summary>A flag: a switch alone, with no value after it (<c>--metrics</c>, or <c>--metrics=false</c>); its variable is
     /// true or false. The table gives flags no value.</summary>
     private static bool IsFlag(string @switch) => Switches.Any(s => s.Switch == @switch && s.Value.Length == 0);
 
-    /// <summary>The one switch that may be given several times (each a model); its variable separates them with ';'.</summary>
+    /// <summary>A switch that may be given several times (each a model); its variable separates them with ';'.</summary>
     private const string ServeSwitch = "--serve";
+
+    /// <summary>A switch that may be given several times (each a folder); its variable, <see cref="ModelRootsVariable"/>,
+    /// separates them as PATH does (<see cref="Path.PathSeparator"/>).</summary>
+    private const string ModelRootSwitch = "--model-root";
+
+    /// <summary>The environment variable of <c>--model-root</c>: a path list, like PATH.</summary>
+    public const string ModelRootsVariable = EnvironmentPrefix + "MODEL_ROOTS";
 
     public static string Usage =>
         "usage: FtpCluster.Silo " + string.Join(" ", Switches.Select(s => s.Value.Length == 0 ? $"[{s.Switch}]" : $"[{s.Switch} {s.Value}]"))
         + Environment.NewLine + "  each switch can also be set as an environment variable: "
         + string.Join(", ", Switches.Take(2).Select(s => EnvironmentVariable(s.Switch))) + ", ...";
 
-    public static string EnvironmentVariable(string @switch) =>
+    public static string EnvironmentVariable(string @switch) => @switch == ModelRootSwitch ? ModelRootsVariable :
         EnvironmentPrefix + @switch.TrimStart('-').Replace('-', '_').ToUpperInvariant();
 
     /// <summary>Options from <paramref name="args"/> over <paramref name="environment"/>, validated.</summary>
@@ -69,7 +77,8 @@ public static class SiloCommandLine
                 fromEnvironment[key] = value;
 
         CheckShape(args);
-        var (served, others) = TakeServed(args);
+        var (served, afterServed) = TakeRepeated(args, ServeSwitch);
+        var (modelRoots, others) = TakeRepeated(afterServed, ModelRootSwitch);
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(fromEnvironment)
             .AddCommandLine([.. others.Select(a => IsFlag(a) ? a + "=true" : a)], Switches.ToDictionary(s => s.Switch, s => s.Key))
@@ -109,6 +118,9 @@ public static class SiloCommandLine
         if (configuration["ServeTokenizer"] is { } serveTokenizer) options.ServeTokenizer = serveTokenizer;
         if (configuration["ServeRouters"] is { } serveRouters)
             options.ServeRouters = [.. serveRouters.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+        if (modelRoots.Count > 0) options.ModelRoots = modelRoots;
+        else if (configuration["ModelRoots"] is { } rootsFromEnvironment)
+            options.ModelRoots = [.. rootsFromEnvironment.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         if (configuration["ParentProcessId"] is { } parent) options.ParentProcessId = ParseInt(parent, "--parent-pid");
 
         try
@@ -122,17 +134,17 @@ public static class SiloCommandLine
         return options;
     }
 
-    /// <summary>The values of every --serve (the configuration keeps only the last of a repeated switch) and the other arguments.</summary>
-    private static (List<string> Served, List<string> Others) TakeServed(IReadOnlyList<string> args)
+    /// <summary>The values of every <paramref name="switch"/> (the configuration keeps only the last of a repeated switch) and the other arguments.</summary>
+    private static (List<string> Values, List<string> Others) TakeRepeated(IReadOnlyList<string> args, string @switch)
     {
-        var (served, rest) = (new List<string>(), new List<string>());
+        var (values, rest) = (new List<string>(), new List<string>());
         for (int i = 0; i < args.Count; i++)
         {
-            if (args[i] == ServeSwitch) served.Add(args[++i]);
-            else if (args[i].StartsWith(ServeSwitch + "=", StringComparison.Ordinal)) served.Add(args[i][(ServeSwitch.Length + 1)..]);
+            if (args[i] == @switch) values.Add(args[++i]);
+            else if (args[i].StartsWith(@switch + "=", StringComparison.Ordinal)) values.Add(args[i][(@switch.Length + 1)..]);
             else rest.Add(args[i]);
         }
-        return (served, rest);
+        return (values, rest);
     }
 
     // The configuration provider accepts stray words and unknown switches silently; a silo started with

@@ -72,6 +72,15 @@ public sealed class EmbeddedCluster : IDisposable
     }
 
     /// <summary>
+    /// Model roots (<see cref="FtpClusterSiloOptions.ModelRoots"/>) that let silos load the given files and folders and
+    /// what lies beside them: a folder roots at itself, a file at the folder it is in. Nulls are skipped.
+    /// </summary>
+    public static List<string> ModelRootsFor(params IEnumerable<string?> paths) =>
+        [.. paths.OfType<string>().Select(Path.GetFullPath)
+            .Select(path => Directory.Exists(path) ? path : Path.GetDirectoryName(path) ?? path)
+            .Distinct(StringComparer.Ordinal)];
+
+    /// <summary>
     /// Starts the silos (the first is the primary the others join through, so it starts first; the rest
     /// start together) and returns once every one has printed its ready line. Kills what it started
     /// when any silo fails to start or <paramref name="cancellationToken"/> fires.

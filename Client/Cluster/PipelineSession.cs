@@ -55,15 +55,18 @@ internal sealed class PipelineSession : IAsyncDisposable
         {
             silo.Device = model.DeviceName;
             silo.Threads = model.Threads;
+            // An embedded cluster loads what this command was given, wherever it is.
+            silo.ModelRoots = EmbeddedCluster.ModelRootsFor([model.ModelPath, model.TokenizerPath, .. pruning?.RouterPaths ?? []]);
         }, cancellationToken);
         try
         {
             int stages = target.Stages ?? (await cluster.Client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
             string deploymentId = DeploymentIdFor(model.ModelPath, stages, target.Wire, model.Storage, pruning);
             var coordinator = cluster.Client.GetGrain<ICoordinatorGrain>(deploymentId);
-            // A coordinator that was never deployed (or was deactivated since) reports no stages.
+            // A coordinator that was never deployed (or was unloaded since) reports no stages. A live deployment is used as it
+            // is, even on fewer silos after a loss: deploying it again with other serving settings would be refused.
             var reports = await coordinator.Reports().WaitAsync(cancellationToken);
-            if (reports.Length != stages)
+            if (reports.Length == 0)
             {
                 await coordinator.Deploy(new DeploymentRequest(
                     Path.GetFullPath(model.ModelPath), stages, target.Wire.CliWord(), StorageWord(model.Storage),

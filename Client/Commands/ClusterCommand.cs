@@ -33,17 +33,24 @@ internal static class ClusterCommand
     private static readonly Option<bool> BenchmarkGrains = CliOption.Flag("--benchmark-grains",
         "The silos host benchmark grains (bench transport --cluster measures through them); off by default");
 
+    private static readonly Option<string[]> ModelRoot = new("--model-root")
+    {
+        HelpName = "DIR",
+        Description = "A folder the silos may load models, tokenizers and routers from; repeatable (also FTPCLUSTER_MODEL_ROOTS, a path list). " +
+            "Default: the Hugging Face cache and the folders of --model, --tokenizer and --router",
+    };
+
     public static Command Create()
     {
         var up = new Command("up", """
             Starts a local cluster of silo processes in the foreground until Ctrl+C or SIGTERM, printing each silo and the gateways
             for --cluster; with --model it also deploys the model and prints the plan.
-              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--http-port P [--api-key-file FILE]] [--benchmark-grains]
+              cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--http-port P [--api-key-file FILE]] [--benchmark-grains] [--model-root DIR ...]
                          [--model PATH [--tokenizer PATH] [--serve-name NAME] [--stages N] [--wire W] [--dtype D] [FTP]]
             """);
         foreach (var option in new Option[]
         {
-            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile, BenchmarkGrains,
+            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile, BenchmarkGrains, ModelRoot,
             ModelOptionGroup.Model, ModelOptionGroup.Tokenizer, ModelOptionGroup.ServeName, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
         })
             up.Add(option);
@@ -148,8 +155,25 @@ internal static class ClusterCommand
         siloOptions[0].ApiKeyFile = apiKeyFile is null ? null : Path.GetFullPath(apiKeyFile);
         // Resolved once the arguments are known to be right, so a mistake in them does not wait for a download first.
         var model = modelPath is null ? null : new ModelOptions(ModelArgument.Resolve(modelPath), tokenizer, device, threads, storage);
+        var modelRoots = ModelRoots(parse.GetValue(ModelRoot), model, pruning);
+        foreach (var options in siloOptions) options.ModelRoots = modelRoots;
         return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, servedName, cancellationToken);
     }
+
+    /// <summary>
+    /// The silos' model roots: those given (--model-root, else FTPCLUSTER_MODEL_ROOTS), else the Hugging Face cache and the
+    /// folders of the model, tokenizer and routers this command deploys.
+    /// </summary>
+    private static List<string> ModelRoots(string[]? given, ModelOptions? model, PruningOptions? pruning)
+    {
+        if (given is { Length: > 0 }) return [.. given.Select(Path.GetFullPath)];
+        if (Environment.GetEnvironmentVariable(ModelRootsVariable) is { Length: > 0 } fromEnvironment)
+            return [.. fromEnvironment.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Path.GetFullPath)];
+        return [HubSettings.FromEnvironment().CacheRoot, .. EmbeddedCluster.ModelRootsFor([model?.ModelPath, model?.TokenizerPath, .. pruning?.RouterPaths ?? []])];
+    }
+
+    /// <summary>The variable the silo reads its model roots from too (FtpCluster.Silo's SiloCommandLine).</summary>
+    private const string ModelRootsVariable = "FTPCLUSTER_MODEL_ROOTS";
 
     private static async Task<int> RunAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire,
         string? servedName, CancellationToken cancellationToken)

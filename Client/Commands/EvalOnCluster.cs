@@ -21,6 +21,7 @@ internal static class EvalOnCluster
         {
             silo.Device = model.DeviceName;
             silo.Threads = model.Threads;
+            silo.ModelRoots = EmbeddedCluster.ModelRootsFor([model.ModelPath, model.TokenizerPath, .. routerPaths]);
         }, cancellationToken);
         int stages = target.Stages ?? (await cluster.Client.GetGrain<Grains.Cluster.IClusterNodesGrain>(0).GetActiveNodes().WaitAsync(cancellationToken)).Length;
         string modelPath = Path.GetFullPath(model.ModelPath);

@@ -24,6 +24,9 @@ public sealed class StageExecutor : IDisposable
 
     public long KvCacheBytes => _caches.Values.Sum(c => c.Bytes);
 
+    /// <summary>Whether the stage holds a cache for the sequence.</summary>
+    public bool HoldsSequence(long sequenceId) => _caches.ContainsKey(sequenceId);
+
     /// <summary>
     /// Runs the stage's blocks over rows of any number of sequences (each sequence's rows contiguous,
     /// positions increasing, continuing where that sequence's cache left off). A sequence seen for the

@@ -122,6 +122,16 @@ public sealed partial class FtpClusterSiloOptions
     /// <c>ftp.sparsity</c>; the first serves those that name none). Default: none, the models run dense.</summary>
     public List<string> ServeRouters { get; set; } = [];
 
+    /// <summary>
+    /// The folders deployments may load models, tokenizers and router artifacts from (<see cref="Hosting.ModelRoots"/>):
+    /// any other path is refused before it is opened. Default: none given, the Hugging Face cache and the folders of what
+    /// <see cref="Serve"/> names.
+    /// </summary>
+    public List<string> ModelRoots { get; set; } = [];
+
+    /// <summary>What each stage grain on this silo holds at most (queued deposits, sequences, KV-cache bytes). Default: <see cref="Pipeline.StageLimits"/>' defaults.</summary>
+    public Pipeline.StageLimits StageLimits { get; set; } = new();
+
     /// <summary>Each of <see cref="Serve"/> as (model path, served name or null).</summary>
     public IEnumerable<(string Model, string? Name)> ServedModels() => Serve.Select(s =>
     {
@@ -191,6 +201,9 @@ public sealed partial class FtpClusterSiloOptions
             throw new ArgumentException("--serve-tokenizer and --serve-router describe the models of --serve: give --serve MODEL too");
         if (ServeStages < 1)
             throw new ArgumentException($"serve stages (--serve-stages) must be at least 1, got {ServeStages}");
+        StageLimits.Validate();
+        if (ModelRoots.Any(string.IsNullOrWhiteSpace))
+            throw new ArgumentException("a model root (--model-root) must not be empty");
         if (ParentProcessId is <= 0)
             throw new ArgumentException($"parent process id (--parent-pid) must be a positive process id, got {ParentProcessId}");
     }
@@ -233,6 +246,7 @@ public sealed partial class FtpClusterSiloOptions
         if (Serve.Count > 0) args.AddRange(["--serve-stages", ServeStages.ToString(CultureInfo.InvariantCulture)]);
         if (ServeTokenizer is not null) args.AddRange(["--serve-tokenizer", ServeTokenizer]);
         if (ServeRouters.Count > 0) args.AddRange(["--serve-router", string.Join(",", ServeRouters)]);
+        foreach (string root in ModelRoots) args.AddRange(["--model-root", root]);
         if (ParentProcessId is { } parent) args.AddRange(["--parent-pid", parent.ToString(CultureInfo.InvariantCulture)]);
         return args;
     }

@@ -3,6 +3,8 @@ using FtpCluster.Compute.Inference;
 namespace FtpCluster.Grains.Pipeline;
 
 /// <summary>What a stage grain loads and where it sends its output.</summary>
+/// <param name="Token">The placement's secret: every later call of the stage must carry it (<see cref="DeploymentToken"/>).</param>
+/// <param name="ModelPath">The model file or folder; the silo refuses one outside its model roots before opening it.</param>
 /// <param name="Storage">Weight storage type ("f32", "f16", "bf16"); null keeps the file's.</param>
 /// <param name="Wire">Encoding of the activations this stage sends on ("f32", "f16", "bf16", "int8", "int8-row").</param>
 /// <param name="StageKeys">Every stage's grain key, in order: a row may go straight to any later stage.</param>
@@ -13,6 +15,7 @@ namespace FtpCluster.Grains.Pipeline;
 [Alias("FtpCluster.StageSetup")]
 public sealed record StageSetup(
     [property: Id(0)] string DeploymentId,
+    [property: Id(14)] DeploymentToken Token,
     [property: Id(1)] int Index,
     [property: Id(2)] string ModelPath,
     [property: Id(3)] int FirstLayer,
@@ -33,6 +36,7 @@ public sealed record StageSetup(
         && (DeploymentId, Index, ModelPath, FirstLayer, EndLayer, IsLast, Storage, Wire, MaxMessageBytes, StageAwareRouting, PruneNewest)
             == (other.DeploymentId, other.Index, other.ModelPath, other.FirstLayer, other.EndLayer, other.IsLast, other.Storage, other.Wire,
                 other.MaxMessageBytes, other.StageAwareRouting, other.PruneNewest)
+        && Token == other.Token
         && (Routers ?? []).SequenceEqual(other.Routers ?? [])
         && StageKeys.SequenceEqual(other.StageKeys) && StageEnds.SequenceEqual(other.StageEnds);
 

@@ -80,6 +80,8 @@ public static class FtpClusterSiloBuilderExtensions
         builder.ConfigureServices(services =>
         {
             services.AddSingleton(options);
+            // Resolved when first used, not at start: the Hugging Face cache (the default root) need not exist yet.
+            services.AddSingleton(_ => ModelRoots.For(options));
             services.AddSingleton<FtpClusterSiloDevice>();
             services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FtpClusterSiloDevice>());
             services.AddSingleton<FtpClusterNodeDirectory>();

@@ -25,6 +25,9 @@ public sealed class DeploymentRecord
     [Id(2)] public int Placements { get; set; }
     [Id(3)] public string[] LostNodes { get; set; } = [];
     [Id(4)] public DateTimeOffset DeployedAt { get; set; }
+
+    /// <summary>The token the stages of <see cref="Stages"/> hold: the coordinator that resumes them needs it to call them.</summary>
+    [Id(5)] public DeploymentToken? StageToken { get; set; }
 }
 
 /// <summary>
@@ -43,13 +46,16 @@ public sealed class DeploymentRecord
 [Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // the deployment's plan lives here (and in storage)
 internal sealed class CoordinatorGrain(
-    FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, IOptions<SiloMessagingOptions> messaging, ILogger<CoordinatorGrain> logger,
+    FtpClusterNodeDirectory nodes, FtpClusterSiloOptions localNode, ModelRoots roots, IOptions<SiloMessagingOptions> messaging, ILogger<CoordinatorGrain> logger,
     [PersistentState("deployment", FtpClusterSiloBuilderExtensions.DeploymentStorage)] IPersistentState<DeploymentRecord> record)
     : Grain, ICoordinatorGrain, IDisposable
 {
     private DeploymentRequest? _request;
     private DeploymentModel? _model;
     private DeploymentPlacement? _placement;
+
+    /// <summary>A deploy under way (the grain is reentrant): a second one with the same settings awaits it, one with others is refused.</summary>
+    private (DeploymentRequest Request, Task<DeployedStage[]> Stages)? _deploying;
     private long _nextMicrobatchId;
     private DateTimeOffset _deployedAt;
 
@@ -108,11 +114,17 @@ internal sealed class CoordinatorGrain(
         // A job whose client stopped collecting must not keep the stages busy for nobody.
         this.RegisterGrainTimer(LookForIdleWork, new GrainTimerCreationOptions(JobLines.IdleTimeout / 4, JobLines.IdleTimeout / 4) { Interleave = true });
         if (record.State.Request is not { } request) return;
+        if (record.State.StageToken is not { } token)
+        {
+            logger.LogWarning("Deployment {Deployment}: the stored deployment of {Model} has no stage token; it must be deployed again", Id, request.ModelPath);
+            return;
+        }
         try
         {
+            CheckModelRoots(request);
             _model = ReadModel(request);
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException)
+        catch (Exception e) when (e is InvalidOperationException or IOException or PathOutsideModelRootsException)
         {
             logger.LogWarning("Deployment {Deployment}: the stored deployment of {Model} cannot be resumed ({Error}); it must be deployed again",
                 Id, request.ModelPath, e.Message);
@@ -121,17 +133,63 @@ internal sealed class CoordinatorGrain(
         _request = request;
         _deployedAt = record.State.DeployedAt;
         _placement = NewPlacement(request, _model);
-        _placement.Resume(record.State.Stages, record.State.Placements, record.State.LostNodes);
+        _placement.Resume(record.State.Stages, record.State.Placements, record.State.LostNodes, token);
         // The stages that outlived the previous coordinator still hold the caches of its sequences, which nobody will
         // release now. (This activation's sequence ids start at a random point too, so a step of the old one still on
         // its way through the stages cannot meet a new sequence's cache.)
-        await _placement.OnEveryStage(stage => stage.ReleaseAll());
+        await _placement.OnEveryStage((stage, stageToken) => stage.ReleaseAll(stageToken));
         logger.LogInformation("Deployment {Deployment}: resumed on {Node} with its stored plan: {Plan}", Id,
             localNode.NodeName, string.Join(", ", _placement.Stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
         await base.OnActivateAsync(cancellationToken);
     }
 
     public async Task<DeployedStage[]> Deploy(DeploymentRequest request)
+    {
+        CheckRequest(request);
+        // Before any file is opened, even to compare with what is live.
+        CheckModelRoots(request);
+        if (_deploying is { } deploying)
+        {
+            RefuseOtherSettings(deploying.Request, request, "is being deployed");
+            return await deploying.Stages;
+        }
+        if (_request is not null && _placement is not null)
+        {
+            RefuseOtherSettings(_request, request, "is live");
+            _lastUse = DateTimeOffset.UtcNow;
+            return _placement.Stages;
+        }
+        var stages = DeployNew(request);
+        _deploying = (request, stages);
+        try
+        {
+            return await stages;
+        }
+        finally
+        {
+            _deploying = null;
+        }
+    }
+
+    /// <exception cref="InvalidOperationException">The deployment asked for differs from <paramref name="live"/>; the message names each setting.</exception>
+    private void RefuseOtherSettings(DeploymentRequest live, DeploymentRequest asked, string state)
+    {
+        if (DeploymentSettings.Differences(live, asked) is { Length: > 0 } differences)
+            throw new InvalidOperationException(
+                $"deployment {Id} {state} with other settings ({string.Join("; ", differences)}): unload it first (cluster unload {Id}) or deploy under another id");
+    }
+
+    /// <summary>Every file the deployment names (model, tokenizer, routers) is under this silo's model roots.</summary>
+    /// <exception cref="PathOutsideModelRootsException">One is not; nothing was opened.</exception>
+    private void CheckModelRoots(DeploymentRequest request)
+    {
+        roots.Check(request.ModelPath, "model");
+        if (request.Tokenizer is { } tokenizer) roots.Check(tokenizer, "tokenizer");
+        foreach (string router in request.RouterPaths) roots.Check(router, "router artifact");
+    }
+
+    /// <summary>The request's own settings, before anything is looked at.</summary>
+    private void CheckRequest(DeploymentRequest request)
     {
         if (request.Stages < 1) throw new ArgumentException($"a deployment needs at least one stage, got {request.Stages}");
         WireEncodings.Parse(request.Wire);
@@ -141,6 +199,10 @@ internal sealed class CoordinatorGrain(
         if (request.MaxMessageBytes < 1 || request.MaxMessageBytes > packetLimit)
             throw new ArgumentException($"a deployment's message limit must be 1 to {packetLimit} bytes (Orleans' message body limit of " +
                 $"{orleansLimit} less {MessageLimits.EnvelopeBytes} for the rest of a step's message), got {request.MaxMessageBytes}");
+    }
+
+    private async Task<DeployedStage[]> DeployNew(DeploymentRequest request)
+    {
         var model = ReadModel(request);
         var placement = NewPlacement(request, model);
         await placement.PlaceFirst(_placement?.Placements ?? Math.Max(_placementsUnloaded, record.State.Placements));
@@ -185,7 +247,7 @@ internal sealed class CoordinatorGrain(
         var state = new DeploymentRecord
         {
             Request = _request, Stages = Placement.Stages, Placements = Placement.Placements, LostNodes = [.. Placement.LostNodes],
-            DeployedAt = _deployedAt,
+            DeployedAt = _deployedAt, StageToken = Placement.Token,
         };
         record.State = state;
         try
@@ -237,7 +299,7 @@ internal sealed class CoordinatorGrain(
         long sequence = Scheduler.NewSequenceId();
         try
         {
-            return await Placement.WithRecovery(_ => Placement.FirstStage().Forward(new StepRequest(
+            return await Placement.WithRecovery(_ => Placement.FirstStage().Forward(Placement.Token, new StepRequest(
                 Interlocked.Increment(ref _nextMicrobatchId),
                 Enumerable.Repeat(sequence, ids.Length).ToArray(), Enumerable.Range(0, ids.Length).ToArray(), ids,
                 Packet: null, Samples: [], ReturnLogits: true, Router: _request!.DefaultRouter)));
@@ -390,7 +452,7 @@ internal sealed class CoordinatorGrain(
         Queue.PublishWaiting(0);
         PublishOnline();
         // A stage whose silo is gone took its memory with it.
-        await placement.OnEveryStage(stage => stage.Unload());
+        await placement.OnEveryStage((stage, token) => stage.Unload(token));
         await record.ClearStateAsync();
         await GrainFactory.GetGrain<IDeploymentListGrain>(0).Remove(id);
         logger.LogInformation("Deployment {Deployment}: unloaded", id);
@@ -421,7 +483,7 @@ internal sealed class CoordinatorGrain(
         long microbatch = Interlocked.Increment(ref _nextMicrobatchId);
         FtpClusterMetrics.Shared.RecordMicrobatch(Id, rows);
         using var span = PipelineSpans.StartMicrobatch(Id, microbatch, steps, rows);
-        return await Placement.FirstStage().Forward(new StepRequest(microbatch,
+        return await Placement.FirstStage().Forward(Placement.Token, new StepRequest(microbatch,
             sequenceIds, positions, tokens, Packet: null, [.. samples], ReturnLogits: false, Router: steps[0].Router));
     }
 
@@ -441,10 +503,10 @@ internal sealed class CoordinatorGrain(
     public Task<DeployedStage[]> Stages() => Task.FromResult(_placement?.Stages ?? []);
 
     public async Task<StageReport[]> Reports() =>
-        _placement is { } placement ? await Task.WhenAll(placement.Stages.Select(s => placement.Stage(s).Report())) : [];
+        _placement is { } placement ? await Task.WhenAll(placement.Stages.Select(s => placement.Stage(s).Report(placement.Token))) : [];
 
     public Task<string> NodeName() => Task.FromResult(localNode.NodeName);
 
     /// <summary>Frees a sequence's caches; a stage that is gone (or unloaded, with the deployment) has nothing left to free.</summary>
-    private Task ReleaseEverywhere(long sequence) => _placement?.OnEveryStage(stage => stage.Release([sequence])) ?? Task.CompletedTask;
+    private Task ReleaseEverywhere(long sequence) => _placement?.OnEveryStage((stage, token) => stage.Release(token, [sequence])) ?? Task.CompletedTask;
 }

@@ -47,6 +47,9 @@ internal sealed class DeploymentPlacement(
 
     public DeployedStage[] Stages { get; private set; } = [];
 
+    /// <summary>The current placement's secret: its stages refuse calls without it (a new one per placement).</summary>
+    public DeploymentToken Token { get; private set; } = DeploymentToken.New();
+
     /// <summary>Which plan is current: a step chosen for an older one must be chosen again.</summary>
     public int Epoch { get; private set; }
 
@@ -67,13 +70,13 @@ internal sealed class DeploymentPlacement(
     public async Task PlaceFirst(int earlierPlacements)
     {
         Placements = earlierPlacements;
-        Stages = await Place(firstPlacement: true);
+        (Stages, Token) = await Place(firstPlacement: true);
     }
 
-    /// <summary>A placement stored by an earlier coordinator activation, taken as it is.</summary>
-    public void Resume(DeployedStage[] stages, int placements, IEnumerable<string> lostNodes)
+    /// <summary>A placement stored by an earlier coordinator activation, taken as it is, with the token its stages hold.</summary>
+    public void Resume(DeployedStage[] stages, int placements, IEnumerable<string> lostNodes, DeploymentToken token)
     {
-        (Stages, Placements) = (stages, placements);
+        (Stages, Placements, Token) = (stages, placements, token);
         _lostNodes.UnionWith(lostNodes);
     }
 
@@ -103,20 +106,24 @@ internal sealed class DeploymentPlacement(
         ? Stage(Stages[0])
         : throw new InvalidOperationException($"deployment {deploymentId} has not been deployed");
 
-    /// <summary>Calls every stage; a stage whose silo is gone has nothing left to do it on.</summary>
-    public Task OnEveryStage(Func<IStageGrain, Task> call) => Task.WhenAll(Stages.Select(async s =>
+    /// <summary>Calls every stage, with the placement's token; a stage whose silo is gone has nothing left to do it on.</summary>
+    public Task OnEveryStage(Func<IStageGrain, DeploymentToken, Task> call)
     {
-        try
+        var token = Token;
+        return Task.WhenAll(Stages.Select(async s =>
         {
-            await call(Stage(s));
-        }
-        catch (Exception e) when (ClusterFailures.IsStageLoss(e))
-        {
-        }
-    }));
+            try
+            {
+                await call(Stage(s), token);
+            }
+            catch (Exception e) when (ClusterFailures.IsStageLoss(e))
+            {
+            }
+        }));
+    }
 
-    /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains.</summary>
-    private async Task<DeployedStage[]> Place(bool firstPlacement)
+    /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains, under a token of their own.</summary>
+    private async Task<(DeployedStage[] Stages, DeploymentToken Token)> Place(bool firstPlacement)
     {
         var up = (await nodes.ActiveNodesAsync())
             .Where(n => !_lostNodes.Contains(n.NodeName))
@@ -136,12 +143,13 @@ internal sealed class DeploymentPlacement(
         double Cost(int first, int end) => Enumerable.Range(first, end - first).Sum(l => model.LayerCosts?[l] ?? 1.0);
         var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
             NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, layers))).ToArray();
+        var token = DeploymentToken.New();
         await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
-            deploymentId, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
+            deploymentId, token, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
             request.Storage, request.Wire, request.MaxMessageBytes,
             StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
             request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
-        return stages;
+        return (stages, token);
     }
 
     private long CachedTokens(DeploymentPlan plan, FtpClusterNode[] up)
@@ -172,18 +180,18 @@ internal sealed class DeploymentPlacement(
         try
         {
             var started = DateTime.UtcNow;
-            var previous = Stages;
+            var (previous, previousToken) = (Stages, Token);
             logger.LogWarning("Deployment {Deployment}: a stage failed ({Failure}); probing its silos", deploymentId, failure.Message);
             while (true)
             {
                 // A stage whose silo is gone takes its node out of the plan; one that lost its weights
                 // on a live silo (see StageNotLoadedException) just gets a fresh grain in the new placement.
-                _lostNodes.UnionWith(await ProbeLostNodes(previous));
+                _lostNodes.UnionWith(await ProbeLostNodes(previous, previousToken));
                 try
                 {
                     // The new plan and its epoch take effect together, once every stage has loaded.
-                    var stages = await Place(firstPlacement: false);
-                    (Stages, Epoch) = (stages, Epoch + 1);
+                    var (stages, token) = await Place(firstPlacement: false);
+                    (Stages, Token, Epoch) = (stages, token, Epoch + 1);
                     await saveRecovered();
                     logger.LogWarning("Deployment {Deployment}: re-planned without {Lost}: {Plan}", deploymentId,
                         string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
@@ -199,7 +207,7 @@ internal sealed class DeploymentPlacement(
                 }
             }
             foreach (var old in previous.Where(s => !_lostNodes.Contains(s.NodeName)))
-                _ = Stage(old).Unload();
+                _ = Stage(old).Unload(previousToken);
         }
         catch (ArgumentException e)
         {
@@ -218,13 +226,13 @@ internal sealed class DeploymentPlacement(
     /// they are active, so reaching them needs no new activation, whose directory entry could live on
     /// the very silo that is gone (until the cluster declares it dead, such registrations fail).
     /// </summary>
-    private async Task<HashSet<string>> ProbeLostNodes(IEnumerable<DeployedStage> stages)
+    private async Task<HashSet<string>> ProbeLostNodes(IEnumerable<DeployedStage> stages, DeploymentToken token)
     {
         var probes = stages.Select(async s =>
         {
             try
             {
-                await Stage(s).Report().WaitAsync(ProbeTimeout);
+                await Stage(s).Report(token).WaitAsync(ProbeTimeout);
                 return null;
             }
             catch (Exception e) when (ClusterFailures.IsSiloLoss(e))

@@ -21,11 +21,11 @@ namespace FtpCluster.Grains.Pipeline;
 /// </remarks>
 [NodePinnedPlacement, Immovable, Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // its weights and caches are the deployment: never collected for idleness
-internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ILogger<StageGrain> logger)
+internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ModelRoots roots, ILogger<StageGrain> logger)
     : Grain, IStageGrain
 {
     private readonly WireTraffic _traffic = new();
-    private readonly Dictionary<long, List<byte[]>> _deposits = [];
+    private DepositQueue? _deposits;
     private Task<StageReport>? _loading;
     private StageSetup? _setup;
     private StageExecutor? _executor;
@@ -39,16 +39,40 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
 
     private StageExecutor Executor => _executor ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
 
+    private DepositQueue Deposits => _deposits ??= new DepositQueue(this.GetPrimaryKeyString(), options.StageLimits);
+
     public Task<StageReport> Load(StageSetup setup)
     {
         if (_loading is not null)
         {
+            // Another deployment's setup (or another placement's token) must not take over a live stage, nor share it.
             if (_setup != setup)
-                throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} is already loaded with another setup");
+                throw new InvalidOperationException($"stage {this.GetPrimaryKeyString()} is already loaded with another setup; a stage is loaded once");
             return _loading;
         }
+        if (setup.Token?.Value is not { Length: DeploymentToken.Bytes })
+            throw new ArgumentException($"stage {this.GetPrimaryKeyString()}: a setup needs a deployment token of {DeploymentToken.Bytes} bytes");
+        // Before anything is opened: a path outside the roots is never read, not even to fail.
+        roots.Check(setup.ModelPath, "model");
+        if (setup.Index == 0)
+            foreach (string router in setup.Routers ?? []) roots.Check(router, "router artifact");
         _setup = setup;
         return _loading = LoadOnce(setup);
+    }
+
+    /// <summary>The stage's setup, once the call's token is its placement's.</summary>
+    /// <exception cref="StageNotLoadedException">The stage holds no setup (never loaded, or its activation was lost).</exception>
+    /// <exception cref="StageAccessDeniedException">The call carries no token, or another one.</exception>
+    private StageSetup Authorize(DeploymentToken? token, string call)
+    {
+        var setup = _setup ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
+        if (token is null)
+            throw new StageAccessDeniedException(
+                $"stage {this.GetPrimaryKeyString()} refused {call} without a deployment token: only its deployment's coordinator and stages may call it");
+        if (token != setup.Token)
+            throw new StageAccessDeniedException(
+                $"stage {this.GetPrimaryKeyString()} refused {call} with a token that is not its deployment's: only its deployment's coordinator and stages may call it");
+        return setup;
     }
 
     private async Task<StageReport> LoadOnce(StageSetup setup)
@@ -73,15 +97,15 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         }
         logger.LogInformation("Stage {Stage} on {Node}: layers [{First}, {End}) of {Model}, {Bytes:N0} weight bytes",
             setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer, setup.ModelPath, _executor.Stage.Slice.ResidentBytes);
-        return await Report();
+        return await Report(setup);
     }
 
-    public async Task<StepResult> Forward(StepRequest request)
+    public async Task<StepResult> Forward(DeploymentToken token, StepRequest request)
     {
+        var setup = Authorize(token, "a step");
         var executor = Executor;
-        var setup = _setup!;
         var gauge = _gauge!;
-        var deposited = _deposits.Remove(request.MicrobatchId, out var packets) ? packets : [];
+        var deposited = Deposits.Take(request.MicrobatchId);
         // The stages after this one run inside its span: a trace shows the pipeline as nested calls, stage by stage.
         using var span = StartForwardSpan(setup, request);
         var (output, seconds) = await device.Run(() =>
@@ -104,10 +128,10 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         await Task.WhenAll(output.Deposits.Select(d =>
         {
             CountSent(setup, d.Target, d.Packet.Length);
-            return Stage(d.Target).Deposit(d.Packet);
+            return Stage(d.Target).Deposit(setup.Token, d.Packet);
         }));
         CountSent(setup, setup.Index + 1, output.Next!.Length);
-        var downstream = await Stage(setup.Index + 1).Forward(request with { SequenceIds = null, Positions = null, Tokens = null, Packet = output.Next });
+        var downstream = await Stage(setup.Index + 1).Forward(setup.Token, request with { SequenceIds = null, Positions = null, Tokens = null, Packet = output.Next });
         return downstream with { Usage = SequenceUsage.Merge(downstream.Usage ?? [], output.Usage) };
     }
 
@@ -129,16 +153,14 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         FtpClusterMetrics.Shared.RecordWireBytes(setup.DeploymentId, setup.Index, target, _wire, bytes);
     }
 
-    public Task Deposit(byte[] packet)
+    public Task Deposit(DeploymentToken token, byte[] packet)
     {
+        var setup = Authorize(token, "a deposit");
         var header = ActivationCodec.ReadHeader(packet);
-        var setup = _setup ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
         if (header.TargetStage != setup.Index || header.DeploymentId != setup.DeploymentId)
             throw new ArgumentException(
                 $"a packet for stage {header.TargetStage} of {header.DeploymentId} was deposited at stage {setup.Index} of {setup.DeploymentId}");
-        if (!_deposits.TryGetValue(header.MicrobatchId, out var packets))
-            _deposits[header.MicrobatchId] = packets = [];
-        packets.Add(packet);
+        Deposits.Add(header.MicrobatchId, packet);
         return Task.CompletedTask;
     }
 
@@ -158,6 +180,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     {
         var (rows, hidden, plan) = setup.Index == 0 ? Embed(executor.Stage, request) : Gather(request, deposited, executor.Stage.Config.Dim);
         long[] sequenceIds = [.. rows.Select(r => r.SequenceId)];
+        SequenceAdmission.Check(this.GetPrimaryKeyString(), sequenceIds, Holdings(executor, setup), options.StageLimits, KvBudgetBytes);
         int[] positions = [.. rows.Select(r => r.Position)];
         if (setup.Index == 0 && request.Router >= 0)
             plan = WirePlan(Planner(request.Router).Forward(sequenceIds, positions, hidden));
@@ -234,6 +257,17 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             var part = new SequenceUsage(group.Key, 0, 0, bytes);
             usage[group.Key] = usage.TryGetValue(group.Key, out var sum) ? sum.Plus(part) : part;
         }
+    }
+
+    /// <summary>The stage's KV-cache bound: its own limit, else the silo's memory budget.</summary>
+    private long KvBudgetBytes => options.StageLimits.MaxKvCacheBytes > 0 ? options.StageLimits.MaxKvCacheBytes : options.MemoryBudgetBytes;
+
+    /// <summary>On the compute thread (which alone changes the caches): what the stage holds now.</summary>
+    private static StageHoldings Holdings(StageExecutor executor, StageSetup setup)
+    {
+        // A row takes a key and a value of the KV width and a position in every block of the stage (KvCache.Bytes).
+        long perRow = (setup.EndLayer - setup.FirstLayer) * ((long)executor.Stage.Config.KvDim * 2 * sizeof(float) + sizeof(int));
+        return new StageHoldings(executor.HoldsSequence, executor.SequencesInFlight, executor.KvCacheBytes, perRow);
     }
 
     private PlanningStage Planner(int router) => router < _planners.Length ? _planners[router]
@@ -367,7 +401,14 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         return new SampledLogprobs((float)logSoftmax[drawn], top, [.. top.Select(t => (float)logSoftmax[t])]);
     }
 
-    public Task Release(long[] sequenceIds)
+    public Task Release(DeploymentToken token, long[] sequenceIds)
+    {
+        if (_setup is null) return Task.CompletedTask; // never loaded, or its activation was lost: nothing to free
+        Authorize(token, "a release");
+        return ReleaseSequences(sequenceIds);
+    }
+
+    private Task ReleaseSequences(long[] sequenceIds)
     {
         if (_executor is not { } executor) return Task.CompletedTask;
         var planners = _planners;
@@ -384,15 +425,20 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         });
     }
 
-    public Task ReleaseAll()
+    public Task ReleaseAll(DeploymentToken token)
     {
+        if (_setup is null) return Task.CompletedTask;
+        Authorize(token, "a release");
+        // The rows deposited for the gone coordinator's microbatches would never be taken (and a new one numbers its own from 1).
+        Deposits.Clear();
         if (_executor is not { } executor) return Task.CompletedTask;
-        return Release(executor.SequenceIds);
+        return ReleaseSequences(executor.SequenceIds);
     }
 
-    public Task<StageReport> Report()
+    public Task<StageReport> Report(DeploymentToken token) => Report(Authorize(token, "a report"));
+
+    private Task<StageReport> Report(StageSetup setup)
     {
-        var setup = _setup ?? throw new StageNotLoadedException(this.GetPrimaryKeyString());
         var executor = Executor;
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
@@ -400,8 +446,9 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows, _computeSeconds, executor.KvCacheBytes));
     }
 
-    public async Task Unload()
+    public async Task Unload(DeploymentToken token)
     {
+        if (_setup is not null) Authorize(token, "an unload");
         await FreeWeights();
         DeactivateOnIdle();
     }

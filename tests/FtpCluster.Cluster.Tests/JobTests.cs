@@ -269,7 +269,7 @@ public sealed class DeploymentLifecycleTests(ThreeSiloCluster cluster) : IClassF
         var refused = await Assert.ThrowsAnyAsync<Exception>(() => coordinator.Generate(new GenerationRequest([1, 300], MaxTokens: 2, StopTokens: [])));
         Assert.Contains("has not been deployed", refused.Message);
         foreach (var stage in planned)
-            await Assert.ThrowsAsync<StageNotLoadedException>(() => cluster.Client.GetGrain<IStageGrain>(stage.GrainKey).Report());
+            await Assert.ThrowsAsync<StageNotLoadedException>(() => cluster.Client.GetGrain<IStageGrain>(stage.GrainKey).Report(DeploymentToken.New()));
 
         // Deployed again, it works again.
         await coordinator.Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 2));

@@ -54,6 +54,7 @@ public class NamespacedCluster : IAsyncLifetime
                 Device = "cpu",
                 Threads = 1,
                 MemoryBudgetBytes = 1L << 30,
+                ModelRoots = TestModelRoots.All,
                 ParentProcessId = Environment.ProcessId,
             }).ToArray();
             var network = _network;

@@ -108,7 +108,7 @@ public sealed class RedisSilos : IDisposable
         {
             NodeName = node, SiloPort = ports[2 * i], GatewayPort = ports[2 * i + 1],
             Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = redis.ConnectionString,
-            ClusterId = ClusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
+            ClusterId = ClusterId, Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024, ModelRoots = TestModelRoots.All,
         })];
         foreach (var options in Options) configure?.Invoke(options);
         _silos = [.. Options.Select(SiloProcess.Start)];

@@ -121,6 +121,20 @@ public sealed class SiloCommandLineTests
     }
 
     [Fact]
+    public void Model_roots_repeat_on_the_command_line_and_come_from_a_path_list_in_the_environment()
+    {
+        Assert.Empty(Parse("").ModelRoots);
+        Assert.Equal(["/srv/a", "/srv/b"], Parse("--model-root /srv/a --model-root=/srv/b").ModelRoots);
+        Assert.Equal("FTPCLUSTER_MODEL_ROOTS", SiloCommandLine.EnvironmentVariable("--model-root"));
+        var environment = new Hashtable { ["FTPCLUSTER_MODEL_ROOTS"] = "/srv/a:/srv/b" };
+        Assert.Equal(["/srv/a", "/srv/b"], Parse("", environment).ModelRoots);
+        // The command line wins over the environment.
+        Assert.Equal(["/srv/c"], Parse("--model-root /srv/c", environment).ModelRoots);
+        var error = Assert.Throws<SiloUsageException>(() => Parse("--model-root"));
+        Assert.Equal("--model-root needs a value (DIR)", error.Message);
+    }
+
+    [Fact]
     public void The_command_line_a_parent_writes_reads_back_as_the_same_options()
     {
         var written = new FtpClusterSiloOptions
@@ -128,7 +142,7 @@ public sealed class SiloCommandLineTests
             NodeName = "node-7", SiloPort = 4001, GatewayPort = 4002, AdvertisedAddress = "10.231.7.11", PrimarySiloEndpoint = "10.231.7.10:4000",
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
             ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Metrics = true, BenchmarkGrains = true, Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
-            ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"],
+            ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"], ModelRoots = ["/srv/models", "/srv/more"],
         };
 
         var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);

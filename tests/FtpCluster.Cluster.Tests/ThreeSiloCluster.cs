@@ -49,6 +49,7 @@ public class ThreeSiloCluster : IAsyncLifetime
             options[i].Threads = 1;
             options[i].MemoryBudgetBytes = MemoryBudget(i);
             options[i].Capacity = Capacity(i);
+            options[i].ModelRoots = TestModelRoots.All;
         }
         Assert.Equal(NodeNames, options.Select(o => o.NodeName));
         Configure(options);

@@ -63,11 +63,14 @@ internal sealed class TcpConnection : ConnectionContext,
         ConnectionId = $"ftp-tcp-{Interlocked.Increment(ref s_nextId)}";
         ConnectionClosed = _closedSource.Token;
 
-        // No pause thresholds: Orleans' reader needs a whole message (up to its 100 MiB limit) in the pipe before it
-        // consumes anything, so a pause below that would never resume; Orleans' transport does not pause either.
+        // The input pauses (the receive loop reads no more) once MaxBufferedBytesPerConnection bytes wait unconsumed. Orleans'
+        // reader needs a whole message in the pipe before it consumes anything, so the bound is over the largest message
+        // (TcpTransportOptions says why); it resumes once the reader has taken the message and half the bound is free.
+        // The output does not pause: it holds what this process itself chose to send.
         // Buffers come from the shared array pool (pool: null), in segments of at least the configured sizes.
         _input = new Pipe(new PipeOptions(pool: null, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: options.ReceiveSegmentBytes, useSynchronizationContext: false));
+            pauseWriterThreshold: options.MaxBufferedBytesPerConnection, resumeWriterThreshold: options.MaxBufferedBytesPerConnection / 2,
+            minimumSegmentSize: options.ReceiveSegmentBytes, useSynchronizationContext: false));
         _output = new Pipe(new PipeOptions(pool: null, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: options.SendSegmentBytes, useSynchronizationContext: false));
         Transport = new DuplexPipe(_input.Reader, new MessageSizedPipeWriter(_output.Writer, options.SendSegmentBytes, options.LargestSendBufferBytes));

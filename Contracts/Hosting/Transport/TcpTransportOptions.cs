@@ -64,6 +64,27 @@ public sealed class TcpTransportOptions
     /// <summary>The listening sockets' backlog of connections not accepted yet. Default 512 (Orleans' value).</summary>
     public int ListenBacklog { get; set; } = 512;
 
+    /// <summary>
+    /// Connections a listener keeps open from one remote IP address; one more is closed as soon as it is accepted (and
+    /// logged). Default 64: a silo's peers each hold a connection or two, a client one per gateway.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; set; } = 64;
+
+    /// <summary>
+    /// Connections a listener keeps open in all; one more is closed as soon as it is accepted (and logged). Default 512.
+    /// Each open connection holds one receive buffer (<see cref="ReceiveSegmentBytes"/>) while it waits for data, so this
+    /// bounds what idle connections can hold: 256 MiB at the defaults.
+    /// </summary>
+    public int MaxConnections { get; set; } = 512;
+
+    /// <summary>
+    /// Bytes a connection holds received and not yet consumed by Orleans; past it the connection reads no more from its
+    /// socket until Orleans has taken a message (backpressure: the sender's TCP window closes). Orleans consumes a message
+    /// only once it is whole, so this must hold the largest message a peer may send: default 128 MiB, over Orleans' message
+    /// body limit (<c>MessageLimits.OrleansMaxMessageBodyBytes</c>, 100 MiB) and its header limit together.
+    /// </summary>
+    public long MaxBufferedBytesPerConnection { get; set; } = 128L << 20;
+
     /// <exception cref="ArgumentException">A setting is out of range; the message names it.</exception>
     public void Validate()
     {
@@ -78,6 +99,12 @@ public sealed class TcpTransportOptions
         if (KeepAlive && (KeepAliveTimeSeconds <= 0 || KeepAliveIntervalSeconds <= 0 || KeepAliveRetryCount <= 0))
             throw new ArgumentException(
                 $"keep-alive time, interval and retry count must be positive, got {KeepAliveTimeSeconds} s, {KeepAliveIntervalSeconds} s, {KeepAliveRetryCount}");
+        if (MaxConnectionsPerAddress < 1 || MaxConnections < MaxConnectionsPerAddress)
+            throw new ArgumentException(
+                $"{nameof(MaxConnectionsPerAddress)} must be at least 1 and {nameof(MaxConnections)} at least that, got {MaxConnectionsPerAddress} and {MaxConnections}");
+        if (MaxBufferedBytesPerConnection < 2L * ReceiveSegmentBytes)
+            throw new ArgumentException(
+                $"{nameof(MaxBufferedBytesPerConnection)} must be at least two receive segments ({2L * ReceiveSegmentBytes} bytes), got {MaxBufferedBytesPerConnection}");
         if (ListenBacklog <= 0)
             throw new ArgumentException($"{nameof(ListenBacklog)} must be positive, got {ListenBacklog}");
     }

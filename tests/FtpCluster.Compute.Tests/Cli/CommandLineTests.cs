@@ -19,7 +19,7 @@ public sealed class CommandLineTests
             "--iterations --batch --learning-rate --max-sequences --max-len" },
         { "eval", $"{ModelOptions} --data --calibration --sparsity --router --methods --routing --seed --max-sequences --max-len --min-len --json --plot " +
             $"{ClusterOptions} --stage-aware" },
-        { "cluster up", $"--silos --base-port --cluster-id --device --threads --model --stages --wire --dtype {FtpOptions}" },
+        { "cluster up", $"--silos --base-port --cluster-id --device --threads --model-root --model --stages --wire --dtype {FtpOptions}" },
         { "bench kernels", "--quick --json" },
         { "bench model", $"{ModelOptions} --router --routing --prompt-tokens --gen-tokens --reps --seed --json" },
         { "bench wire", "--hidden --seconds --json" },

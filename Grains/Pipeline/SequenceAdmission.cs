@@ -1,0 +1,36 @@
+namespace FtpCluster.Grains.Pipeline;
+
+/// <summary>What a stage holds now, as its admission of new sequences sees it.</summary>
+/// <param name="Holds">Whether the stage already has a KV cache for a sequence.</param>
+/// <param name="Sequences">Sequences it holds caches for.</param>
+/// <param name="KvCacheBytes">What those caches hold.</param>
+/// <param name="KvBytesPerRow">What one more row (token) of a sequence adds to the stage's caches, at most.</param>
+internal sealed record StageHoldings(Func<long, bool> Holds, int Sequences, long KvCacheBytes, long KvBytesPerRow);
+
+/// <summary>
+/// Refuses a step that brings a stage new sequences past its <see cref="StageLimits"/>: more sequences than it may hold,
+/// or KV-cache rows that would take it past its budget. Sequences it already holds are never refused here (their growth
+/// is the coordinator's to budget).
+/// </summary>
+internal static class SequenceAdmission
+{
+    /// <param name="rowSequences">The step's rows' sequences, one per row.</param>
+    /// <param name="kvBudgetBytes">The stage's KV-cache bound in bytes (<see cref="StageLimits.MaxKvCacheBytes"/>, or the silo's budget).</param>
+    /// <exception cref="StageLimitExceededException">A bound would be passed; the message has the numbers.</exception>
+    public static void Check(string stageKey, ReadOnlySpan<long> rowSequences, StageHoldings holdings, StageLimits limits, long kvBudgetBytes)
+    {
+        var newRows = new Dictionary<long, int>();
+        foreach (long id in rowSequences)
+            if (!holdings.Holds(id))
+                newRows[id] = newRows.GetValueOrDefault(id) + 1;
+        if (newRows.Count == 0) return;
+        if (holdings.Sequences + newRows.Count > limits.MaxSequences)
+            throw new StageLimitExceededException(
+                $"stage {stageKey} refused {newRows.Count} new sequences: it holds {holdings.Sequences}, and its limit is {limits.MaxSequences}");
+        long newBytes = newRows.Values.Sum(rows => rows * holdings.KvBytesPerRow);
+        if (holdings.KvCacheBytes + newBytes > kvBudgetBytes)
+            throw new StageLimitExceededException(
+                $"stage {stageKey} refused {newRows.Count} new sequences: their {newRows.Values.Sum()} rows need {newBytes} KV-cache bytes, " +
+                $"it holds {holdings.KvCacheBytes}, and its budget is {kvBudgetBytes}");
+    }
+}
