@@ -21,7 +21,12 @@ internal static unsafe class BlockBits
 {
     private static readonly ulong[] FifthBitBytes = BuildFifthBitBytes();
 
-    public static readonly Vector256<byte> LowNibble = Vector256.Create((byte)0x0F);
+    /// <summary>0x0F in every byte; a method, not a static field, so the JIT makes it a constant in the loops.</summary>
+    public static Vector256<byte> LowNibble
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create((byte)0x0F);
+    }
 
     /// <summary>16 packed bytes as 32 quants: the low nibbles first, then the high ones (the 32-element block order).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -51,6 +56,22 @@ internal static unsafe class BlockBits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(byte* p) => HalfTable.Values[*(ushort*)p];
 
+    /// <summary>The 8 bytes of <paramref name="bytes"/> (unsigned, little-endian order) as 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Widen(ulong bytes)
+    {
+        var words = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsByte());
+        return Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words)).AsInt32();
+    }
+
+    /// <summary>The 8 bytes of <paramref name="bytes"/> as signed int8, in 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> WidenSigned(ulong bytes)
+    {
+        var words = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsSByte());
+        return Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words));
+    }
+
     /// <summary>An int32 vector of a in lanes 0–3 and b in lanes 4–7: the scales of two 16-element sub-blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Pair(sbyte a, sbyte b) => Vector256.Create(Vector128.Create((int)a), Vector128.Create((int)b));
@@ -70,7 +91,6 @@ internal readonly unsafe struct Q4_0Dot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q4_0;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
@@ -90,7 +110,6 @@ internal readonly unsafe struct Q4_1Dot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q4_1;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
@@ -110,7 +129,6 @@ internal readonly unsafe struct Q5_0Dot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q5_0;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
@@ -131,7 +149,6 @@ internal readonly unsafe struct Q5_1Dot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q5_1;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
@@ -162,11 +179,12 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
         var acc = Vector256<float>.Zero;
         float minimum = 0;
         int bytes = fifthBit ? SuperBlocks.Q5_KBytes : SuperBlocks.Q4_KBytes;
-        byte* scales = stackalloc byte[8];
-        byte* mins = stackalloc byte[8];
         for (int b = 0; b < k / 256; b++, w += bytes)
         {
-            SuperBlocks.UnpackScales(new ReadOnlySpan<byte>(w + 4, 12), new Span<byte>(scales, 8), new Span<byte>(mins, 8));
+            // The 6-bit scales and mins, byte j of each (as SuperBlocks.UnpackScales, in registers).
+            uint bytes0 = *(uint*)(w + 4), bytes4 = *(uint*)(w + 8), bytes8 = *(uint*)(w + 12);
+            ulong scales = (bytes0 & 0x3F3F3F3F) | (ulong)((bytes8 & 0x0F0F0F0F) | (bytes0 >> 6 & 0x03030303) << 4) << 32;
+            ulong mins = (bytes4 & 0x3F3F3F3F) | (ulong)((bytes8 >> 4 & 0x0F0F0F0F) | (bytes4 >> 6 & 0x03030303) << 4) << 32;
             sbyte* xq = x.Quants + 256 * b;
             byte* qs = w + (fifthBit ? 48 : 16);
             var high = fifthBit ? Vector256.Load(w + 16) : default;
@@ -181,13 +199,10 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
                     low |= BlockBits.HighBits(high, 2 * c, 1);
                     upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
                 }
-                total += TDot.Add(Vector256<int>.Zero, low, Vector256.Load(xq + 64 * c)) * Vector256.Create((int)scales[2 * c]);
-                total += TDot.Add(Vector256<int>.Zero, upper, Vector256.Load(xq + 64 * c + 32)) * Vector256.Create((int)scales[2 * c + 1]);
+                total += TDot.Add(Vector256<int>.Zero, low, Vector256.Load(xq + 64 * c)) * Vector256.Create((int)(scales >> (16 * c)) & 0xFF);
+                total += TDot.Add(Vector256<int>.Zero, upper, Vector256.Load(xq + 64 * c + 32)) * Vector256.Create((int)(scales >> (16 * c + 8)) & 0xFF);
             }
-            int minSum = 0;
-            int* sums = x.Sums + 16 * b;
-            for (int j = 0; j < 8; j++)
-                minSum += mins[j] * (sums[2 * j] + sums[2 * j + 1]);
+            int minSum = Vector256.Sum(BlockBits.Widen(mins) * Vector256.Load(x.Sums32 + 8 * b));
             float dx = x.Scales[b];
             acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(BlockBits.Half(w) * dx), acc);
             minimum += BlockBits.Half(w + 2) * dx * minSum;
@@ -208,7 +223,6 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q6_K;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
@@ -234,10 +248,9 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
                 total += TDot.Add(Vector256<int>.Zero, q3, Vector256.Load(xq + 64)) * BlockBits.Pair(s[4], s[5]);
                 total += TDot.Add(Vector256<int>.Zero, q4, Vector256.Load(xq + 96)) * BlockBits.Pair(s[6], s[7]);
             }
-            int offsetSum = 0;
-            int* sums = x.Sums + 16 * b;
-            for (int j = 0; j < 16; j++)
-                offsetSum += sc[j] * sums[j];
+            ulong first = *(ulong*)sc, second = *(ulong*)(sc + 8);
+            int offsetSum = Vector256.Sum(BlockBits.WidenSigned(first) * Vector256.Load(x.Sums + 16 * b)
+                + BlockBits.WidenSigned(second) * Vector256.Load(x.Sums + 16 * b + 8));
             float dd = BlockBits.Half(w + 208) * x.Scales[b];
             acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(dd), acc);
             offset += dd * offsetSum;
