@@ -24,9 +24,10 @@ internal static class ModelOptionGroup
 
     public static readonly Option<int> Threads = CliOption.Int("--threads", "N", "CPU threads of the cpu device; 0 uses every core", 0);
 
-    public static readonly Option<TensorDType?> DType = CliOption.Parsed<TensorDType?>("--dtype", "f32|f16|bf16|q8_0",
-        "Converts the weights to this storage type at load (default: as stored in the file); q8_0 quantizes the matrices as llama.cpp does",
-        word => TensorDTypeExtensions.Parse(word), ["f32", "f16", "bf16", "q8_0"]);
+    public static readonly Option<TensorDType?> DType = CliOption.Parsed<TensorDType?>("--dtype", string.Join("|", TensorDTypeExtensions.Names),
+        "Converts the weights to this storage type at load (default: as stored in the file); a quantized type (q8_0, q4_0, q4_k, q6_k …) "
+        + "quantizes the matrices in llama.cpp's blocks, with llama.cpp's fall-back for rows that are not whole blocks (q4_k → q5_0, q6_k → q8_0, else f16)",
+        word => TensorDTypeExtensions.Parse(word), [.. TensorDTypeExtensions.Names]);
 
     /// <summary>Not among <see cref="AddTo"/>'s options: only the commands that serve requests take it.</summary>
     public static readonly Option<string> ServeName = CliOption.Text("--serve-name", "NAME",

@@ -70,8 +70,8 @@ internal static class ModelsCommand
         chatTemplate.SetAction(ChatTemplateText);
         var quantize = new Command("quantize", $"""
             Writes a checkpoint (Hugging Face folder or repo id, llama2.c .bin, GGUF) as one GGUF file of the same architecture
-            whose matrices are quantized as llama.cpp's quantizer does: norms and biases stay F32, a matrix whose row length is
-            not a multiple of the type's block stays {GgufQuantizer.FallbackType}. The vocabulary and chat template go along from a GGUF
+            whose matrices are quantized in llama.cpp's blocks: norms and biases stay F32, a matrix whose row length is not a
+            multiple of the type's block falls back as llama.cpp's quantizer does (q4_k → q5_0, q6_k → q8_0, else f16). The vocabulary and chat template go along from a GGUF
             source or a SentencePiece tokenizer.model; other sources get none (said on stderr). Reads tensor by tensor.
               models quantize --model PATH --type {string.Join("|", GgufQuantizer.BuiltTypeNames)} --out FILE.gguf
             """) { QuantizeModel, QuantizeType, QuantizeOut };
@@ -84,7 +84,7 @@ internal static class ModelsCommand
         "The checkpoint: a Hugging Face folder, a GGUF file, a llama2.c .bin file, or a Hugging Face repo id ORG/NAME[@REVISION] (required)");
 
     private static readonly Option<string> QuantizeType = CliOption.Text("--type", string.Join("|", GgufQuantizer.BuiltTypeNames),
-        $"The quantized type of the matrices (required; {string.Join(", ", GgufQuantizer.UnbuiltTypeNames)} are not supported yet)")
+        "The quantized type of the matrices (required)")
         .Completing([.. GgufQuantizer.BuiltTypeNames]);
 
     private static readonly Option<string> QuantizeOut = CliOption.Text("--out", "FILE.gguf", "The GGUF file written (required)");

@@ -77,13 +77,19 @@ public static class KernelBenchmark
         (1, 32768, 2048, TensorDType.F32), (1, 32768, 2048, TensorDType.BF16), (1, 32768, 2048, TensorDType.F16),
         (4, 32768, 2048, TensorDType.BF16), (1, 49152, 576, TensorDType.BF16),
         (1, 32768, 2048, TensorDType.Q8_0), (4, 32768, 2048, TensorDType.Q8_0), (1, 49152, 576, TensorDType.Q8_0),
+        // llama.cpp's other block types at the same shape (the k-quants need rows of 256), and SmolLM2's 576-wide head
+        // in the types a q4_k_m file gives it.
+        (1, 32768, 2048, TensorDType.Q4_0), (1, 32768, 2048, TensorDType.Q4_1), (1, 32768, 2048, TensorDType.Q5_0),
+        (1, 32768, 2048, TensorDType.Q5_1), (1, 32768, 2048, TensorDType.Q4_K), (1, 32768, 2048, TensorDType.Q5_K),
+        (1, 32768, 2048, TensorDType.Q6_K), (4, 32768, 2048, TensorDType.Q4_K), (1, 49152, 576, TensorDType.Q5_0),
     ];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemmShapes =
         [(9, 40, 33, TensorDType.F32), (9, 40, 33, TensorDType.BF16)];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemvShapes =
-        [(1, 64, 48, TensorDType.F32), (1, 64, 48, TensorDType.BF16), (1, 64, 48, TensorDType.F16), (1, 64, 64, TensorDType.Q8_0)];
+        [(1, 64, 48, TensorDType.F32), (1, 64, 48, TensorDType.BF16), (1, 64, 48, TensorDType.F16), (1, 64, 64, TensorDType.Q8_0),
+         (1, 64, 64, TensorDType.Q4_0), (1, 64, 256, TensorDType.Q4_K), (1, 64, 256, TensorDType.Q6_K)];
 
     public static KernelBenchmarkResult Run(KernelBenchmarkOptions options)
     {
@@ -109,7 +115,7 @@ public static class KernelBenchmark
         foreach (var (m, n, k, storage) in options.Quick ? QuickGemvShapes : GemvShapes)
         {
             var seconds = TimeMultiply(pool, timer, m, n, k, storage, out var sameBuffer);
-            // Bytes of the weights as stored: a Q8_0 row is k / 32 blocks of 34 bytes.
+            // Bytes of the weights as stored: a Q8_0 row is k / 32 blocks of 34 bytes, a Q4_K row k / 256 of 144.
             double gb = storage.ByteCount((long)n * k) / 1e9;
             gemv.Add(new GemvMeasurement(m, n, k, Name(storage), seconds.Median * 1e3,
                 gb / seconds.Median, 100 * gb / seconds.Median / read.Median,

@@ -100,7 +100,10 @@ public sealed class ModelSlice : IDisposable
         Blocks.Sum(b => b.ResidentBytes) + (Embedding?.ResidentBytes ?? 0)
         + 4L * (FinalNorm?.Length ?? 0) + (LmHead?.ResidentBytes ?? 0);
 
-    /// <param name="storage">Storage type for the matrices; null keeps each tensor's own dtype.</param>
+    /// <param name="storage">
+    /// Storage type for the matrices; null keeps each tensor's own dtype. A quantized type is quantized at load, with
+    /// llama.cpp's fall-back for a matrix whose rows are not whole blocks of it (<see cref="TensorDTypeExtensions.StorageForRows"/>).
+    /// </param>
     public static ModelSlice Load(ICheckpoint checkpoint, SliceSpec spec, IComputeDevice device, TensorDType? storage = null)
     {
         var c = checkpoint.Config;
@@ -124,7 +127,7 @@ public sealed class ModelSlice : IDisposable
             return new ModelSlice(c, spec, blocks.ToArray(),
                 embedding is null ? null : new EmbeddingTable(embedding),
                 finalNorm?.ToFloatArray(),
-                lmHead is null ? null : device.PrepareMatrix(lmHead, storage));
+                lmHead is null ? null : device.PrepareMatrix(lmHead, StorageOf(lmHead, storage)));
         }
         catch
         {
@@ -135,7 +138,7 @@ public sealed class ModelSlice : IDisposable
 
     private static BlockWeights PrepareBlock(int layer, Dictionary<TensorRole, WeightTensor> t, IComputeDevice device, TensorDType? storage)
     {
-        IDeviceMatrix M(TensorRole role) => device.PrepareMatrix(t[role], storage);
+        IDeviceMatrix M(TensorRole role) => device.PrepareMatrix(t[role], StorageOf(t[role], storage));
         float[]? V(TensorRole role) => t.TryGetValue(role, out var v) ? v.ToFloatArray() : null;
         return new BlockWeights
         {
@@ -154,6 +157,8 @@ public sealed class ModelSlice : IDisposable
             Down = M(TensorRole.Down),
         };
     }
+
+    private static TensorDType? StorageOf(WeightTensor matrix, TensorDType? storage) => storage?.StorageForRows(matrix.Cols);
 
     public void Dispose()
     {

@@ -82,6 +82,13 @@ public static class GgmlTypeExtensions
         GgmlType.F16 => TensorDType.F16,
         GgmlType.BF16 => TensorDType.BF16,
         GgmlType.Q8_0 => TensorDType.Q8_0,
+        GgmlType.Q4_0 => TensorDType.Q4_0,
+        GgmlType.Q4_1 => TensorDType.Q4_1,
+        GgmlType.Q5_0 => TensorDType.Q5_0,
+        GgmlType.Q5_1 => TensorDType.Q5_1,
+        GgmlType.Q4_K => TensorDType.Q4_K,
+        GgmlType.Q5_K => TensorDType.Q5_K,
+        GgmlType.Q6_K => TensorDType.Q6_K,
         _ => null,
     };
 
@@ -89,9 +96,20 @@ public static class GgmlTypeExtensions
     {
         TensorDType.F32 => GgmlType.F32,
         TensorDType.F16 => GgmlType.F16,
+        TensorDType.BF16 => GgmlType.BF16,
         TensorDType.Q8_0 => GgmlType.Q8_0,
-        _ => GgmlType.BF16,
+        TensorDType.Q4_0 => GgmlType.Q4_0,
+        TensorDType.Q4_1 => GgmlType.Q4_1,
+        TensorDType.Q5_0 => GgmlType.Q5_0,
+        TensorDType.Q5_1 => GgmlType.Q5_1,
+        TensorDType.Q4_K => GgmlType.Q4_K,
+        TensorDType.Q5_K => GgmlType.Q5_K,
+        TensorDType.Q6_K => GgmlType.Q6_K,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), $"tensor type {(int)dtype} is unknown"),
     };
+
+    /// <summary>The GGUF tensor types <see cref="GgufFile.Weight"/> reads, for messages.</summary>
+    public static string ReadableNames => string.Join(", ", Enum.GetValues<TensorDType>().Select(t => t.ToGgmlType()));
 
     /// <summary>The names of every known type, for messages.</summary>
     public static string KnownNames => string.Join(", ", Layouts.Keys.Order());

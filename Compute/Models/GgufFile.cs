@@ -120,7 +120,7 @@ public sealed class GgufFile : IDisposable
     public WeightTensor Weight(GgufTensorInfo tensor)
     {
         var dtype = tensor.Type.ToTensorDType()
-            ?? throw new ModelFormatException(Path, tensor.Name, $"tensor is {tensor.Type}; this build reads GGUF tensors stored as F32, F16, BF16 or Q8_0");
+            ?? throw new ModelFormatException(Path, tensor.Name, $"tensor is {tensor.Type}; this build reads GGUF tensors stored as {GgmlTypeExtensions.ReadableNames}");
         return new WeightTensor(tensor.Name, _file, tensor.Offset, dtype, tensor.Shape);
     }
 

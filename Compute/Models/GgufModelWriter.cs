@@ -106,14 +106,23 @@ public static class GgufModelWriter
     }
 
     /// <summary>
-    /// <c>general.file_type</c> as llama.cpp numbers its <c>llama_ftype</c>: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q8_0 = 7,
-    /// MOSTLY_BF16 = 32 ("mostly": tensors that cannot take the type keep another).
+    /// <c>general.file_type</c> as llama.cpp numbers its <c>llama_ftype</c>: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2,
+    /// MOSTLY_Q4_1 = 3, MOSTLY_Q8_0 = 7, MOSTLY_Q5_0 = 8, MOSTLY_Q5_1 = 9, MOSTLY_Q4_K_S = 14, MOSTLY_Q5_K_S = 16,
+    /// MOSTLY_Q6_K = 18, MOSTLY_BF16 = 32 ("mostly": tensors that cannot take the type keep another). A file of one
+    /// k-quant is stamped as the "small" mix of it, the one closest to all-one-type; the number is informational only.
     /// </summary>
     public static uint FileTypeOf(TensorDType dtype) => dtype switch
     {
         TensorDType.F32 => 0u,
         TensorDType.F16 => 1u,
+        TensorDType.Q4_0 => 2u,
+        TensorDType.Q4_1 => 3u,
         TensorDType.Q8_0 => 7u,
+        TensorDType.Q5_0 => 8u,
+        TensorDType.Q5_1 => 9u,
+        TensorDType.Q4_K => 14u,
+        TensorDType.Q5_K => 16u,
+        TensorDType.Q6_K => 18u,
         TensorDType.BF16 => 32u,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), $"{dtype} has no llama.cpp file type"),
     };

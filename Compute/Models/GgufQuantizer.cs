@@ -14,41 +14,32 @@ public sealed record GgufQuantizeResult(ModelConfig Config, IReadOnlyDictionary<
 /// Tensors are read from the memory-mapped source and written chunk by chunk, so the model is never whole in memory.
 /// </summary>
 /// <remarks>
-/// A matrix whose rows are not a whole number of the type's blocks cannot be quantized. llama.cpp's quantizer
-/// falls back for such rows only from the k-quants (to a 32-block type, and to F16 when even that does not divide
-/// the rows); for a Q8_0 target it stops ("no tensor type fallback is defined for type q8_0", tested against the
-/// llama.cpp peer). This writer does what that
-/// fall-back chain ends in and keeps such a matrix in F16, so every model can be written and the file still loads
-/// in llama.cpp, which reads F16 tensors in any file.
+/// A matrix whose rows are not a whole number of the type's blocks cannot be quantized to it. llama.cpp's quantizer
+/// falls back for such rows only from the k-quants (Q4_K → Q5_0, Q6_K → Q8_0, and to F16 when even that does not
+/// divide the rows; <see cref="TensorDTypeExtensions.StorageForRows"/>), so SmolLM2's width of 576 takes Q5_0 in a
+/// Q4_K file; for a 32-element target it stops ("no tensor type fallback is defined for type q8_0", tested against
+/// the llama.cpp peer). This writer makes the same choice for the k-quants and keeps the other types' odd matrices in
+/// F16, what llama.cpp's chain ends in, so every model can be written and the file still loads in llama.cpp. Unlike
+/// llama.cpp's q4_k_m and q6_k mixes, every other matrix takes the type asked for (the output head and some v and
+/// down projections are not raised to Q6_K), and the quantizers are the reference ones of <see cref="SmallBlocks"/>
+/// and <see cref="SuperBlocks"/>, not llama.cpp's search for the best scales.
 /// </remarks>
 public static class GgufQuantizer
 {
     /// <summary>The <c>--type</c> names of the quantized types this build writes.</summary>
-    public static IReadOnlyList<string> BuiltTypeNames { get; } = ["q8_0"];
-
-    /// <summary>The <c>--type</c> names of llama.cpp types the kernels do not read yet, refused by name.</summary>
-    public static IReadOnlyList<string> UnbuiltTypeNames { get; } = ["q4_0", "q4_k", "q6_k"];
-
-    /// <summary>The storage type matrices fall back to when their rows are not whole blocks (see the remarks).</summary>
-    public const TensorDType FallbackType = TensorDType.F16;
+    public static IReadOnlyList<string> BuiltTypeNames { get; } = ["q8_0", "q4_0", "q4_k", "q6_k"];
 
     /// <summary>The type <paramref name="name"/> names, which must be one of <see cref="BuiltTypeNames"/>.</summary>
-    public static TensorDType ParseType(string name) => name.ToLowerInvariant() switch
-    {
-        "q8_0" => TensorDType.Q8_0,
-        var other when UnbuiltTypeNames.Contains(other) =>
-            throw new ArgumentException($"quantization type '{name}' is not supported yet; this build writes {string.Join(", ", BuiltTypeNames)}"),
-        _ => throw new ArgumentException($"unknown quantization type '{name}'; this build writes {string.Join(", ", BuiltTypeNames)}"),
-    };
+    public static TensorDType ParseType(string name) => BuiltTypeNames.Contains(name.ToLowerInvariant())
+        ? TensorDTypeExtensions.Parse(name)
+        : throw new ArgumentException($"unknown quantization type '{name}'; this build writes {string.Join(", ", BuiltTypeNames)}");
 
     /// <summary>
     /// How a tensor of this shape is stored in a <paramref name="target"/> file: vectors (norms, biases) in F32,
-    /// matrices in <paramref name="target"/> when their row length is a multiple of its block, else in <see cref="FallbackType"/>.
+    /// matrices as <see cref="TensorDTypeExtensions.StorageForRows"/> chooses for their row length (see the remarks).
     /// </summary>
     public static TensorDType StorageOf(long[] shape, TensorDType target) =>
-        shape.Length == 1 ? TensorDType.F32
-        : shape[^1] % target.BlockSize() == 0 ? target
-        : FallbackType;
+        shape.Length == 1 ? TensorDType.F32 : target.StorageForRows(shape[^1]);
 
     /// <summary>
     /// Writes <paramref name="source"/> to <paramref name="outputPath"/> with its matrices in <paramref name="target"/>.

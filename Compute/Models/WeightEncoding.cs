@@ -20,6 +20,12 @@ internal static class WeightEncoding
             case TensorDType.Q8_0:
                 Q8Block.Quantize(values, destination);
                 break;
+            case TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1:
+                SmallBlocks.Quantize(dtype, values, destination);
+                break;
+            case TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K:
+                SuperBlocks.Quantize(dtype, values, destination);
+                break;
             default:
                 var bf16 = MemoryMarshal.Cast<byte, ushort>(destination);
                 for (int i = 0; i < values.Length; i++)

@@ -27,8 +27,9 @@ internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, in
 /// bandwidth. More rows (prefill) go to a blocked GEMM: x is repacked into 8-row blocks, each task owns
 /// one 32-row weight panel (and, when panels are few, a share of the row blocks), walks it one KC block
 /// at a time, and runs the 8×32 micro-kernel over every row block against that cache-resident slice.
-/// Q8_0 weights: the GEMV is <see cref="QuantizedGemv"/> (integer dot products on quantized x rows, as
-/// llama.cpp does); the GEMM dequantizes each KC slice of a panel into float32 and runs the float kernel.
+/// Quantized weights: the GEMV is <see cref="QuantizedGemv"/> for Q8_0 panels and <see cref="BlockGemv"/> for the
+/// other block types (integer dot products on quantized x rows, as llama.cpp does); the GEMM dequantizes each KC
+/// slice of a panel into float32 and runs the float kernel.
 /// </remarks>
 public static unsafe class Gemm
 {
@@ -61,14 +62,18 @@ public static unsafe class Gemm
                 case TensorDType.BF16: Run<Bf16Weights>(px, m, w, py, pool, options); break;
                 case TensorDType.Q8_0 when m <= options.MaxGemvRows: QuantizedGemv.Run(px, m, w, py, pool, options); break;
                 // Dequantized slices are float32, so the float32 kernels run on them.
-                case TensorDType.Q8_0: Run<F32Weights>(px, m, w, py, pool, options with { KBlock = RoundUpToBlock(options.KBlock) }); break;
+                case TensorDType.Q8_0: Run<F32Weights>(px, m, w, py, pool, options with { KBlock = RoundUpToBlock(options.KBlock, Q8Block.Size) }); break;
+                case var _ when w.HoldsRowBlocks && m <= options.MaxGemvRows: BlockGemv.Run(px, m, w, py, pool, options); break;
+                case var type when w.HoldsRowBlocks:
+                    Run<F32Weights>(px, m, w, py, pool, options with { KBlock = RoundUpToBlock(options.KBlock, type.BlockSize()) });
+                    break;
                 default: Run<F16Weights>(px, m, w, py, pool, options); break;
             }
         }
     }
 
-    /// <summary>A Q8_0 panel dequantizes whole 32-column blocks, so its K blocks are multiples of 32.</summary>
-    private static int RoundUpToBlock(int kBlock) => (kBlock + Q8Block.Size - 1) / Q8Block.Size * Q8Block.Size;
+    /// <summary>Quantized panels dequantize whole blocks, so their K blocks are whole blocks.</summary>
+    private static int RoundUpToBlock(int kBlock, int block) => (kBlock + block - 1) / block * block;
 
     private static void Run<TFormat>(float* x, int m, PackedMatrix w, float* y, WorkerPool pool, GemmOptions options)
         where TFormat : IWeightFormat
@@ -131,9 +136,9 @@ public static unsafe class Gemm
             byte* panel = w.Panel(p);
             var scratch = Scratch.Current;
             // 16-bit weights: with several row blocks, widen each slice once into float32 and reuse it;
-            // with one, widen in registers as the kernel streams the panel. Q8_0 slices are always
+            // with one, widen in registers as the kernel streams the panel. Quantized slices are always
             // dequantized into float32 first.
-            bool quantized = w.StorageType == TensorDType.Q8_0;
+            bool quantized = w.StorageType.IsQuantized();
             bool widen = TFormat.DType != TensorDType.F32;
             bool inRegisters = widen && simd == SimdLevel.Vector512 && block1 - block0 == 1;
             float* slice = quantized || widen && !inRegisters ? scratch.Get(Scratch.Slice, (long)W * kBlock) : null;
@@ -143,7 +148,8 @@ public static unsafe class Gemm
             {
                 int kc = Math.Min(kBlock, k - k0);
                 byte* steps = panel + (long)k0 * TFormat.StepBytes;
-                float* weights = quantized ? Q8Panels.Dequantize(panel, k0, kc, slice)
+                float* weights = w.HoldsRowBlocks ? RowBlockPanels.Dequantize(w, p, k0, kc, slice)
+                    : quantized ? Q8Panels.Dequantize(panel, k0, kc, slice)
                     : widen && !inRegisters ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd)
                     : (float*)steps;
                 bool accumulate = k0 > 0;
@@ -185,8 +191,8 @@ public static unsafe class Gemm
 /// <summary>Per-thread 64-byte-aligned scratch buffers that grow to the largest request and are then reused.</summary>
 internal sealed unsafe class Scratch
 {
-    public const int PackedX = 0, Slice = 1, Tile = 2, Vector = 3, QuantizedX = 4;
-    private const int Slots = 5;
+    public const int PackedX = 0, Slice = 1, Tile = 2, Vector = 3, QuantizedX = 4, RowValues = 5;
+    private const int Slots = 6;
 
     [ThreadStatic]
     private static Scratch? t_current;

@@ -9,7 +9,9 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 /// order). Any k-range of a panel is therefore one contiguous stream, which is what both the blocked GEMM
 /// (one KC block at a time) and the GEMV (whole panels) read. The last panel is zero-padded. 16-bit
 /// storage stays 16-bit here and is widened in registers. Q8_0 panels hold 32-column blocks instead of
-/// k-steps (<see cref="Q8Panels"/>), in the same bytes as the llama.cpp blocks they come from.
+/// k-steps (<see cref="Q8Panels"/>), in the same bytes as the llama.cpp blocks they come from. The other quantized
+/// types (<see cref="HoldsRowBlocks"/>) keep llama.cpp's own row-major blocks, each row one contiguous run (see
+/// <see cref="BlockGemv"/> for why); a "panel" of them is simply 32 consecutive rows.
 /// </remarks>
 public sealed unsafe class PackedMatrix
 {
@@ -25,8 +27,9 @@ public sealed unsafe class PackedMatrix
         Cols = cols;
         StorageType = storage;
         Panels = (rows + PanelWidth - 1) / PanelWidth;
-        StepBytes = (int)storage.ByteCount(PanelWidth);
-        PanelBytes = (long)cols * StepBytes;
+        RowBytes = storage.ByteCount(cols);
+        StepBytes = storage.IsQuantized() ? 0 : PanelWidth * storage.Size();
+        PanelBytes = PanelWidth * RowBytes;
         // 64 spare bytes so panel 0 can start on a cache line: every k-step load is then aligned.
         _buffer = GC.AllocateArray<ulong>(checked((int)((Panels * PanelBytes + 64 + 7) / 8)), pinned: true);
         fixed (ulong* p = _buffer)
@@ -42,15 +45,24 @@ public sealed unsafe class PackedMatrix
 
     internal int Panels { get; }
 
-    /// <summary>Bytes per column of a panel: one k-step (Q8_0: a 32nd of a block).</summary>
+    /// <summary>Bytes per column of a panel: one k-step (0 for the quantized types, which have none).</summary>
     internal int StepBytes { get; }
     internal long PanelBytes { get; }
     internal byte* Panel(int p) => _panels + p * PanelBytes;
 
+    /// <summary>Bytes of one row as the storage type stores it.</summary>
+    internal long RowBytes { get; }
+
+    /// <summary>Whether the matrix keeps llama.cpp's row-major blocks (the quantized types but Q8_0, which has panels).</summary>
+    internal bool HoldsRowBlocks => StorageType.IsQuantized() && StorageType != TensorDType.Q8_0;
+
+    /// <summary>Row <paramref name="row"/>'s blocks, for a matrix that <see cref="HoldsRowBlocks"/>.</summary>
+    internal byte* Row(int row) => _panels + row * RowBytes;
+
     /// <summary>
-    /// Packs a 2-D tensor, stored as <paramref name="storage"/> (default: the tensor's own dtype). Q8_0
-    /// blocks are copied as they are; other types are quantized to Q8_0 with llama.cpp's rounding, which
-    /// needs a column count that is a multiple of 32.
+    /// Packs a 2-D tensor, stored as <paramref name="storage"/> (default: the tensor's own dtype). Blocks of
+    /// the storage type are copied as they are; other types are quantized (with llama.cpp's rounding for Q8_0,
+    /// the reference quantizers for the others), which needs a column count that is a whole number of blocks.
     /// </summary>
     public static PackedMatrix Pack(WeightTensor w, TensorDType? storage = null)
     {
@@ -62,6 +74,11 @@ public sealed unsafe class PackedMatrix
         if (type == TensorDType.Q8_0)
         {
             m.PackQ8(w);
+            return m;
+        }
+        if (m.HoldsRowBlocks)
+        {
+            m.PackRowBlocks(w);
             return m;
         }
         var rows = new float[PanelWidth * m.Cols];
@@ -84,6 +101,12 @@ public sealed unsafe class PackedMatrix
             throw new ArgumentException($"{rowMajor.Length} floats cannot hold a [{rows}, {cols}] matrix", nameof(rowMajor));
         CheckColumns("matrix", cols, storage);
         var m = new PackedMatrix(rows, cols, storage);
+        if (m.HoldsRowBlocks)
+        {
+            for (int r = 0; r < rows; r++)
+                WeightEncoding.Encode(rowMajor.Slice(r * cols, cols), storage, new Span<byte>(m.Row(r), checked((int)m.RowBytes)));
+            return m;
+        }
         if (storage == TensorDType.Q8_0)
         {
             var blocks = new byte[storage.ByteCount(cols)];
@@ -130,6 +153,22 @@ public sealed unsafe class PackedMatrix
         }
     }
 
+    /// <summary>Row-major blocks: the tensor's own bytes when it is of the storage type, else its rows quantized.</summary>
+    private void PackRowBlocks(WeightTensor w)
+    {
+        if (w.DType == StorageType)
+        {
+            w.Bytes.CopyTo(new Span<byte>(_panels, checked((int)w.ByteLength)));
+            return;
+        }
+        var values = new float[Cols];
+        for (int r = 0; r < Rows; r++)
+        {
+            w.CopyTo(values, (long)r * Cols);
+            WeightEncoding.Encode(values, StorageType, new Span<byte>(Row(r), checked((int)RowBytes)));
+        }
+    }
+
     /// <summary>The weight at [row, col] as the kernels see it (after rounding to the storage type).</summary>
     public float this[int row, int col]
     {
@@ -137,6 +176,13 @@ public sealed unsafe class PackedMatrix
         {
             if ((uint)row >= (uint)Rows || (uint)col >= (uint)Cols)
                 throw new ArgumentOutOfRangeException(nameof(row), $"[{row}, {col}] is outside [{Rows}, {Cols}]");
+            if (HoldsRowBlocks)
+            {
+                int size = StorageType.BlockSize(), bytes = StorageType.BlockBytes();
+                Span<float> block = stackalloc float[size];
+                WeightConvert.ToSingle(new ReadOnlySpan<byte>(Row(row) + col / size * bytes, bytes), StorageType, block);
+                return block[col % size];
+            }
             byte* step = Panel(row / PanelWidth) + (long)col * StepBytes;
             return StorageType switch
             {

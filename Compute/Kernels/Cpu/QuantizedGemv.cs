@@ -91,33 +91,7 @@ internal static unsafe class QuantizedGemv
         }
     }
 
-    /// <summary>acc (8 int32 lanes) += the sums of 4 products of unsigned weight bytes and signed x bytes.</summary>
-    private interface IDot
-    {
-        static abstract Vector256<int> Add(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x);
-    }
-
-    private readonly struct VnniDot : IDot
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Add(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x) =>
-            AvxVnni.MultiplyWideningAndAdd(acc, weights, x);
-    }
-
-    private readonly struct PortableDot : IDot
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Add(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x)
-        {
-            var w = weights.AsInt32();
-            var s = x.AsInt32();
-            for (int j = 0; j < 4; j++)
-                acc += ((w >>> (8 * j)) & Vector256.Create(0xFF)) * ((s << (24 - 8 * j)) >> 24);
-            return acc;
-        }
-    }
-
-    private readonly struct Body<TDot, TRows>(Rows rows) : IForBody where TDot : IDot where TRows : struct, IRowCount
+    private readonly struct Body<TDot, TRows>(Rows rows) : IForBody where TDot : IByteDot where TRows : struct, IRowCount
     {
         public void Invoke(int task)
         {
@@ -131,7 +105,7 @@ internal static unsafe class QuantizedGemv
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Panel<TDot, TRows>(byte* x, int rowBytes, int k, byte* panel, float* y, int n, int cols)
-        where TDot : IDot where TRows : struct, IRowCount
+        where TDot : IByteDot where TRows : struct, IRowCount
     {
         int blocks = k / Q8Block.Size;
         byte* x1 = x + rowBytes, x2 = x1 + rowBytes, x3 = x2 + rowBytes;
@@ -164,7 +138,7 @@ internal static unsafe class QuantizedGemv
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Accumulate<TDot>(byte* block, byte* x, int k, int i,
         Vector256<float> d0, Vector256<float> d8, Vector256<float> d16, Vector256<float> d24,
-        ref Vector256<float> y0, ref Vector256<float> y8, ref Vector256<float> y16, ref Vector256<float> y24) where TDot : IDot
+        ref Vector256<float> y0, ref Vector256<float> y8, ref Vector256<float> y16, ref Vector256<float> y24) where TDot : IByteDot
     {
         int* quants = (int*)(x + i * Q8Block.Size);
         var s0 = Vector256<int>.Zero; var s8 = s0; var s16 = s0; var s24 = s0;

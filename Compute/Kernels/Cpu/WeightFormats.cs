@@ -179,6 +179,12 @@ public static class WeightConvert
             case TensorDType.Q8_0:
                 Q8Block.Dequantize(stored, destination);
                 break;
+            case TensorDType.Q4_0 or TensorDType.Q4_1 or TensorDType.Q5_0 or TensorDType.Q5_1:
+                SmallBlocks.Dequantize(dtype, stored, destination);
+                break;
+            case TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K:
+                SuperBlocks.Dequantize(dtype, stored, destination);
+                break;
             default:
                 // bfloat16 is the top half of a float32.
                 var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(stored);

@@ -27,8 +27,8 @@ public sealed class QuantizeCliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("q4_k", "--type: quantization type 'q4_k' is not supported yet; this build writes q8_0")]
-    [InlineData("f16", "--type: unknown quantization type 'f16'; this build writes q8_0")]
+    [InlineData("q3_k", "--type: unknown quantization type 'q3_k'; this build writes q8_0, q4_0, q4_k, q6_k")]
+    [InlineData("f16", "--type: unknown quantization type 'f16'; this build writes q8_0, q4_0, q4_k, q6_k")]
     public void Models_quantize_refuses_types_that_are_not_built(string type, string expected)
     {
         string source = Path.Combine(_dir, "hf");

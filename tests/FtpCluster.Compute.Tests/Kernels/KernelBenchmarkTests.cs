@@ -27,6 +27,7 @@ public sealed class KernelBenchmarkTests
             && g.SameBufferReadGBPerSecond > 0 && g.PercentOfSameBufferRead > 0, g.ToString()));
         Assert.Contains(result.Gemv, g => g.Storage == "f16");
         Assert.Contains(result.Gemv, g => g.Storage == "q8_0");
+        Assert.Contains(result.Gemv, g => g.Storage == "q4_k");
 
         string json = JsonSerializer.Serialize(result, KernelBenchmarkJsonContext.Default.KernelBenchmarkResult);
         using var doc = JsonDocument.Parse(json);

@@ -119,10 +119,10 @@ public sealed class GgufCheckpointTests : IDisposable
     {
         string path = _temp.File("model.gguf");
         ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny"), path);
-        // blk.0.attn_q.weight is [64, 64]: as Q5_0 it needs fewer bytes than its F32 data, so only the type is wrong.
-        SetTensorType(path, "blk.0.attn_q.weight", (uint)GgmlType.Q5_0);
+        // blk.0.attn_q.weight is [64, 64]: as Q8_1 (not in the kernels) it needs fewer bytes than its F32 data, so only the type is wrong.
+        SetTensorType(path, "blk.0.attn_q.weight", (uint)GgmlType.Q8_1);
 
-        AssertFails(() => GgufCheckpoint.Open(path), path, "tensor 'blk.0.attn_q.weight'", "is Q5_0; this build reads GGUF tensors stored as F32, F16, BF16 or Q8_0");
+        AssertFails(() => GgufCheckpoint.Open(path), path, "tensor 'blk.0.attn_q.weight'", "is Q8_1; this build reads GGUF tensors stored as F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K");
     }
 
     [Theory]

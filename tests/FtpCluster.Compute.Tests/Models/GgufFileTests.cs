@@ -114,7 +114,8 @@ public sealed class GgufFileTests : IDisposable
     [InlineData(12u, 256, 1, 144)]                 // Q4_K: one super-block
     [InlineData(14u, 512, 3, 3 * 2 * 210)]         // Q6_K
     [InlineData(6u, 32, 4, 4 * 22)]                // Q5_0
-    public void Quantized_tensors_are_sized_by_their_blocks_and_read_as_weights_only_as_q8_0(uint type, ulong rowLength, ulong rows, long expectedBytes)
+    [InlineData(10u, 256, 2, 2 * 84)]              // Q2_K: sized, but not read as a weight
+    public void Quantized_tensors_are_sized_by_their_blocks_and_read_as_weights_when_the_kernels_have_the_type(uint type, ulong rowLength, ulong rows, long expectedBytes)
     {
         string path = _temp.File("quantized.gguf");
         var gguf = new RawGguf().Header(1, 1).KeyString("general.architecture", "llama")
@@ -126,10 +127,10 @@ public sealed class GgufFileTests : IDisposable
 
         Assert.Equal(expectedBytes, tensor.ByteLength);
         Assert.Equal((long)(rowLength * rows), tensor.ElementCount);
-        if ((GgmlType)type == GgmlType.Q8_0)
+        if (((GgmlType)type).ToTensorDType() is not null)
             Assert.Equal(expectedBytes, file.Weight(tensor).ByteLength);
         else
-            AssertFails(() => file.Weight(tensor), path, "tensor 'q'", $"is {(GgmlType)type}; this build reads GGUF tensors stored as F32, F16, BF16 or Q8_0");
+            AssertFails(() => file.Weight(tensor), path, "tensor 'q'", $"is {(GgmlType)type}; this build reads GGUF tensors stored as F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K");
 
         string truncated = _temp.File("truncated.gguf");
         gguf = new RawGguf().Header(1, 1).KeyString("general.architecture", "llama").Tensor("q", [rowLength, rows], type, 0).PadTo(32);

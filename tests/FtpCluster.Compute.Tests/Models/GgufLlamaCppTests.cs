@@ -26,6 +26,16 @@ public sealed class LlamaCppPeerFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that needs llama.cpp through the shared LlamaCppPeer tool; skipped as <see cref="LlamaCppPeerFactAttribute"/> is.</summary>
+public sealed class LlamaCppPeerTheoryAttribute : TheoryAttribute
+{
+    public LlamaCppPeerTheoryAttribute()
+    {
+        if (LlamaCppPeerFactAttribute.PeerDll is null)
+            Skip = $"llama.cpp peer not available: set {LlamaCppPeerFactAttribute.Variable} to the LlamaCppPeer.dll built from ../shared/tools/LlamaCppPeer";
+    }
+}
+
 /// <summary>
 /// GGUF files against llama.cpp itself: the peer writes a model twice from the same weights (Hugging Face
 /// safetensors, and GGUF with llama.cpp's q/k permutation), and llama.cpp reads what this project writes.
@@ -85,11 +95,11 @@ public sealed class GgufLlamaCppTests : IDisposable
     }
 
     [LlamaCppPeerFact]
-    public void Files_from_llama_cpps_quantizer_parse_to_the_end_and_only_q8_0_loads()
+    public void Files_from_llama_cpps_quantizer_parse_to_the_end_and_load()
     {
         string source = _temp.File("tiny.gguf");
         ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny") with { Dim = 256, HiddenDim = 512, Heads = 4, KvHeads = 2 }, source);
-        foreach (var (type, expected) in new[] { ("q8_0", GgmlType.Q8_0), ("q4_k_m", GgmlType.Q4_K), ("q6_k", GgmlType.Q6_K) })
+        foreach (var (type, expected) in new[] { ("q8_0", GgmlType.Q8_0), ("q4_0", GgmlType.Q4_0), ("q4_k_m", GgmlType.Q4_K), ("q5_k_m", GgmlType.Q5_K), ("q6_k", GgmlType.Q6_K) })
         {
             string path = _temp.File($"tiny-{type}.gguf");
             Peer("quantize", "--gguf", source, "--type", type, "--out", path);
@@ -100,10 +110,93 @@ public sealed class GgufLlamaCppTests : IDisposable
                 Assert.Contains(file.Tensors, t => t.Type == expected);
                 Assert.Equal(new FileInfo(path).Length, file.Tensors.Max(t => t.Offset + t.ByteLength + (file.Alignment - 1)) / file.Alignment * file.Alignment);
             }
-            if (expected == GgmlType.Q8_0)
-                GgufCheckpoint.Open(path).Dispose();
-            else
-                AssertFails(() => GgufCheckpoint.Open(path), path, "; this build reads GGUF tensors stored as F32, F16, BF16 or Q8_0");
+            GgufCheckpoint.Open(path).Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The smollm2-135m preset (width 576, hidden 1536) through llama.cpp's own quantizer, so the files hold what real
+    /// SmolLM2 files do: rows of 576 cannot take the k-quants, so q4_k_m holds Q5_0 (its fall-back) beside Q4_K and Q6_K
+    /// for the 1536-wide down projections, and q6_k holds Q8_0 beside Q6_K. Our logits, token by token and as one prefill,
+    /// against llama.cpp's on the same file. Tolerances: llama.cpp itself is 2.6e-2 (q8_0) and 3.5e-2 (q4_k_m) from an
+    /// exact evaluation of the dequantized weights on this preset (random weights amplify rounding; see the peer's
+    /// README), and we round activations in other places (our prefill keeps float32 activations; our Q8_K scale is
+    /// max|x| / 127 where llama.cpp's is signed), so agreement within about twice that is what can be asked: 6e-2 for the
+    /// 4-bit files, 5e-2 for q6_k, as for Q8_0. Measured (token by token / prefill): q4_0 2.2e-2 / 2.8e-2, q4_k_m
+    /// 2.6e-2 / 3.1e-2, q6_k 2.7e-2 / 3.2e-2. A wrong block layout, scale, sign or fall-back is off by more than 100%.
+    /// </summary>
+    [LlamaCppPeerTheory]
+    [InlineData("q4_0", "Q4_0", 6e-2)]
+    [InlineData("q4_k_m", "Q5_0,Q4_K,Q6_K", 6e-2)]
+    [InlineData("q6_k", "Q8_0,Q6_K", 5e-2)]
+    public void Files_from_llama_cpps_quantizer_agree_with_llama_cpp(string type, string holds, double tolerance)
+    {
+        string directory = _temp.File("peer");
+        Peer("synth", "--preset", "smollm2-135m", "--seed", "1", "--out", directory);
+        string quantized = _temp.File($"smollm2-{type}.gguf");
+        Peer("quantize", "--gguf", Path.Combine(directory, "model.gguf"), "--type", type, "--out", quantized);
+        using (var gguf = GgufFile.Open(quantized))
+            foreach (string name in holds.Split(','))
+                Assert.Contains(gguf.Tensors, t => t.Type == Enum.Parse<GgmlType>(name));
+        var expected = LlamaCppLogits(quantized);
+
+        using var device = new CpuDevice(2);
+        using var model = TransformerStage.Load(quantized, device);
+        GgufCheckpointTests.AssertSameLogits(expected, StepwiseLogits(model), tolerance, $"{type} token by token");
+        GgufCheckpointTests.AssertSameLogits(expected, Generator.AllLogits(model, Ids), tolerance, $"{type} prefill");
+    }
+
+    /// <summary>
+    /// A Hugging Face checkpoint of the smollm2-135m preset through <c>models quantize</c>: llama.cpp loads the file and its
+    /// logits agree with ours on it. The 576-wide matrices take llama.cpp's fall-backs (q4_k → Q5_0, q6_k → Q8_0), the
+    /// 1536-wide down projections the type itself. Tolerances as in <see cref="Files_from_llama_cpps_quantizer_agree_with_llama_cpp"/>
+    /// (measured 2.3e-2 to 3.3e-2). The same preset quantized at load (<c>--dtype</c>) holds the very blocks the file does
+    /// (the same choices and quantizer): its matrices give the file's matrices' products bit for bit. Its logits are not
+    /// compared, since at load the embedding stays float32 where the file quantizes it (off by up to 0.2 at 4 bits).
+    /// </summary>
+    [LlamaCppPeerTheory]
+    [InlineData("q4_0", TensorDType.Q4_0, TensorDType.Q4_0, 6e-2)]
+    [InlineData("q4_k", TensorDType.Q5_0, TensorDType.Q4_K, 6e-2)]
+    [InlineData("q6_k", TensorDType.Q8_0, TensorDType.Q6_K, 5e-2)]
+    public void Llama_cpp_reads_the_files_models_quantize_writes_and_agrees_on_the_logits(string type, TensorDType narrow, TensorDType wide, double tolerance)
+    {
+        string source = _temp.File("hf");
+        ModelSynthesizer.Write(SyntheticModelOptions.Preset("smollm2-135m") with { Seed = 1 }, source);
+        string quantized = _temp.File($"smollm2-{type}.gguf");
+        using (var checkpoint = Checkpoint.Open(source))
+            GgufQuantizer.Quantize(checkpoint, quantized, GgufQuantizer.ParseType(type));
+        using (var gguf = GgufFile.Open(quantized))
+        {
+            Assert.Equal(narrow.ToGgmlType(), gguf.FindTensor("blk.0.attn_q.weight")!.Type);
+            Assert.Equal(wide.ToGgmlType(), gguf.FindTensor("blk.0.ffn_down.weight")!.Type);
+        }
+        var expected = LlamaCppLogits(quantized);
+
+        using var device = new CpuDevice(2);
+        using (var model = TransformerStage.Load(quantized, device))
+        {
+            GgufCheckpointTests.AssertSameLogits(expected, StepwiseLogits(model), tolerance, $"models quantize {type}, token by token");
+            GgufCheckpointTests.AssertSameLogits(expected, Generator.AllLogits(model, Ids), tolerance, $"models quantize {type}, prefill");
+        }
+
+        using var hf = Checkpoint.Open(source);
+        using var file = Checkpoint.Open(quantized);
+        using var atLoad = ModelSlice.Load(hf, SliceSpec.Whole(hf.Config), device, GgufQuantizer.ParseType(type));
+        var block = atLoad.Blocks[1];
+        foreach (var (matrix, role, layer) in new[] { (block.Gate, TensorRole.Gate, 1), (block.Down, TensorRole.Down, 1), (atLoad.LmHead!, TensorRole.LmHead, 0) })
+        {
+            var tensor = CheckpointTensors.Require(file, role, layer);
+            Assert.Equal(tensor.DType, matrix.StorageType);
+            using var fromFile = device.PrepareMatrix(tensor);
+            var x = new float[3 * matrix.Cols];
+            var random = new Random(7);
+            for (int i = 0; i < x.Length; i++)
+                x[i] = (float)(random.NextDouble() * 2 - 1);
+            var expectedProduct = new float[3 * matrix.Rows];
+            var product = new float[3 * matrix.Rows];
+            device.MatMul(x, 3, fromFile, expectedProduct);
+            device.MatMul(x, 3, matrix, product);
+            Assert.Equal(expectedProduct, product);
         }
     }
 

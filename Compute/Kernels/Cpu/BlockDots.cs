@@ -1,0 +1,260 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Compute.Kernels.Cpu;
+
+/// <summary>
+/// The dot product of one weight row, stored as llama.cpp's blocks of one type, with one quantized x row: integer
+/// sums of weight quants times x quants per sub-block (<see cref="IByteDot"/>, 32 at a time), scaled by the sub-block's
+/// scale and by d_w · d_x, the offsets and minimums taken back through the x row's quant sums.
+/// </summary>
+internal unsafe interface IBlockDot
+{
+    static abstract TensorDType Type { get; }
+
+    static abstract float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot;
+}
+
+/// <summary>Unpacking helpers the block dots share.</summary>
+internal static unsafe class BlockBits
+{
+    private static readonly ulong[] FifthBitBytes = BuildFifthBitBytes();
+
+    /// <summary>0x0F in every byte; a method, not a static field, so the JIT makes it a constant in the loops.</summary>
+    public static Vector256<byte> LowNibble
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector256.Create((byte)0x0F);
+    }
+
+    /// <summary>16 packed bytes as 32 quants: the low nibbles first, then the high ones (the 32-element block order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Nibbles(byte* packed)
+    {
+        var bytes = Vector128.Load(packed);
+        var mask = Vector128.Create((byte)0x0F);
+        return Vector256.Create(bytes & mask, (bytes.AsUInt16() >>> 4).AsByte() & mask);
+    }
+
+    /// <summary>32 bits as 32 bytes of 0x10 (bit set) or 0 (clear): byte i from bit i, through a 256-entry table per 8 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> FifthBits(uint bits)
+    {
+        var table = FifthBitBytes;
+        return Vector256.Create(table[bits & 0xFF], table[bits >> 8 & 0xFF], table[bits >> 16 & 0xFF], table[bits >> 24]).AsByte();
+    }
+
+    /// <summary>Bits <paramref name="shift"/> to <paramref name="shift"/> + width of each byte, moved to bit 4 and up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> HighBits(Vector256<byte> bits, int shift, byte mask) =>
+        (((bits.AsUInt16() >>> shift).AsByte() & Vector256.Create(mask)).AsUInt16() << 4).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> HighNibbles(Vector256<byte> bytes) => (bytes.AsUInt16() >>> 4).AsByte() & LowNibble;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Half(byte* p) => HalfTable.Values[*(ushort*)p];
+
+    /// <summary>The 8 bytes of <paramref name="bytes"/> (unsigned, little-endian order) as 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Widen(ulong bytes)
+    {
+        var words = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsByte());
+        return Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words)).AsInt32();
+    }
+
+    /// <summary>The 8 bytes of <paramref name="bytes"/> as signed int8, in 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> WidenSigned(ulong bytes)
+    {
+        var words = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsSByte());
+        return Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words));
+    }
+
+    /// <summary>An int32 vector of a in lanes 0–3 and b in lanes 4–7: the scales of two 16-element sub-blocks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Pair(sbyte a, sbyte b) => Vector256.Create(Vector128.Create((int)a), Vector128.Create((int)b));
+
+    private static ulong[] BuildFifthBitBytes()
+    {
+        var table = new ulong[256];
+        for (int v = 0; v < 256; v++)
+            for (int i = 0; i < 8; i++)
+                if ((v >> i & 1) != 0)
+                    table[v] |= 0x10UL << (8 * i);
+        return table;
+    }
+}
+
+internal readonly unsafe struct Q4_0Dot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q4_0;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var acc = Vector256<float>.Zero;
+        float offset = 0;
+        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q4_0Bytes)
+        {
+            float dd = BlockBits.Half(w) * x.Scales[b];
+            var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 2), Vector256.Load(x.Quants + 32 * b));
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(dd), acc);
+            offset += dd * x.Sum32(b);
+        }
+        return Vector256.Sum(acc) - 8 * offset;
+    }
+}
+
+internal readonly unsafe struct Q4_1Dot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q4_1;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var acc = Vector256<float>.Zero;
+        float minimum = 0;
+        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q4_1Bytes)
+        {
+            float dx = x.Scales[b];
+            var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 4), Vector256.Load(x.Quants + 32 * b));
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * dx), acc);
+            minimum += BlockBits.Half(w + 2) * dx * x.Sum32(b);
+        }
+        return Vector256.Sum(acc) + minimum;
+    }
+}
+
+internal readonly unsafe struct Q5_0Dot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q5_0;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var acc = Vector256<float>.Zero;
+        float offset = 0;
+        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q5_0Bytes)
+        {
+            float dd = BlockBits.Half(w) * x.Scales[b];
+            var quants = BlockBits.Nibbles(w + 6) | BlockBits.FifthBits(*(uint*)(w + 2));
+            var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(dd), acc);
+            offset += dd * x.Sum32(b);
+        }
+        return Vector256.Sum(acc) - 16 * offset;
+    }
+}
+
+internal readonly unsafe struct Q5_1Dot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q5_1;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var acc = Vector256<float>.Zero;
+        float minimum = 0;
+        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q5_1Bytes)
+        {
+            float dx = x.Scales[b];
+            var quants = BlockBits.Nibbles(w + 8) | BlockBits.FifthBits(*(uint*)(w + 4));
+            var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * dx), acc);
+            minimum += BlockBits.Half(w + 2) * dx * x.Sum32(b);
+        }
+        return Vector256.Sum(acc) + minimum;
+    }
+}
+
+/// <summary>Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (see <see cref="SuperBlocks"/>).</summary>
+internal readonly unsafe struct Q4_KDot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q4_K;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot => Q45K<TDot>(w, x, k, fifthBit: false);
+
+    /// <summary>Shared by <see cref="Q4_KDot"/> and <see cref="Q5_KDot"/>; the flag is a constant at each call, so the JIT drops the other's code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Q45K<TDot>(byte* w, QuantizedRow x, int k, bool fifthBit) where TDot : IByteDot
+    {
+        var acc = Vector256<float>.Zero;
+        float minimum = 0;
+        int bytes = fifthBit ? SuperBlocks.Q5_KBytes : SuperBlocks.Q4_KBytes;
+        for (int b = 0; b < k / 256; b++, w += bytes)
+        {
+            // The 6-bit scales and mins, byte j of each (as SuperBlocks.UnpackScales, in registers).
+            uint bytes0 = *(uint*)(w + 4), bytes4 = *(uint*)(w + 8), bytes8 = *(uint*)(w + 12);
+            ulong scales = (bytes0 & 0x3F3F3F3F) | (ulong)((bytes8 & 0x0F0F0F0F) | (bytes0 >> 6 & 0x03030303) << 4) << 32;
+            ulong mins = (bytes4 & 0x3F3F3F3F) | (ulong)((bytes8 >> 4 & 0x0F0F0F0F) | (bytes4 >> 6 & 0x03030303) << 4) << 32;
+            sbyte* xq = x.Quants + 256 * b;
+            byte* qs = w + (fifthBit ? 48 : 16);
+            var high = fifthBit ? Vector256.Load(w + 16) : default;
+            var total = Vector256<int>.Zero;
+            for (int c = 0; c < 4; c++)
+            {
+                var packed = Vector256.Load(qs + 32 * c);
+                var low = packed & BlockBits.LowNibble;
+                var upper = BlockBits.HighNibbles(packed);
+                if (fifthBit)
+                {
+                    low |= BlockBits.HighBits(high, 2 * c, 1);
+                    upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
+                }
+                total += TDot.Add(Vector256<int>.Zero, low, Vector256.Load(xq + 64 * c)) * Vector256.Create((int)(scales >> (16 * c)) & 0xFF);
+                total += TDot.Add(Vector256<int>.Zero, upper, Vector256.Load(xq + 64 * c + 32)) * Vector256.Create((int)(scales >> (16 * c + 8)) & 0xFF);
+            }
+            int minSum = Vector256.Sum(BlockBits.Widen(mins) * Vector256.Load(x.Sums32 + 8 * b));
+            float dx = x.Scales[b];
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(BlockBits.Half(w) * dx), acc);
+            minimum += BlockBits.Half(w + 2) * dx * minSum;
+        }
+        return Vector256.Sum(acc) - minimum;
+    }
+}
+
+internal readonly unsafe struct Q5_KDot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q5_K;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot => Q4_KDot.Q45K<TDot>(w, x, k, fifthBit: true);
+}
+
+/// <summary>Q6_K: 16 sub-blocks of 16 with int8 scales; a 32-byte vector spans two sub-blocks, so the scales go in pairs.</summary>
+internal readonly unsafe struct Q6_KDot : IBlockDot
+{
+    public static TensorDType Type => TensorDType.Q6_K;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var acc = Vector256<float>.Zero;
+        float offset = 0;
+        for (int b = 0; b < k / 256; b++, w += SuperBlocks.Q6_KBytes)
+        {
+            sbyte* sc = (sbyte*)(w + 192);
+            var total = Vector256<int>.Zero;
+            for (int half = 0; half < 2; half++)
+            {
+                byte* ql = w + 64 * half;
+                var low = Vector256.Load(ql);
+                var next = Vector256.Load(ql + 32);
+                var high = Vector256.Load(w + 128 + 32 * half);
+                sbyte* xq = x.Quants + 256 * b + 128 * half;
+                sbyte* s = sc + 8 * half;
+                var q1 = (low & BlockBits.LowNibble) | BlockBits.HighBits(high, 0, 3);
+                var q2 = (next & BlockBits.LowNibble) | BlockBits.HighBits(high, 2, 3);
+                var q3 = BlockBits.HighNibbles(low) | BlockBits.HighBits(high, 4, 3);
+                var q4 = BlockBits.HighNibbles(next) | BlockBits.HighBits(high, 6, 3);
+                total += TDot.Add(Vector256<int>.Zero, q1, Vector256.Load(xq)) * BlockBits.Pair(s[0], s[1]);
+                total += TDot.Add(Vector256<int>.Zero, q2, Vector256.Load(xq + 32)) * BlockBits.Pair(s[2], s[3]);
+                total += TDot.Add(Vector256<int>.Zero, q3, Vector256.Load(xq + 64)) * BlockBits.Pair(s[4], s[5]);
+                total += TDot.Add(Vector256<int>.Zero, q4, Vector256.Load(xq + 96)) * BlockBits.Pair(s[6], s[7]);
+            }
+            ulong first = *(ulong*)sc, second = *(ulong*)(sc + 8);
+            int offsetSum = Vector256.Sum(BlockBits.WidenSigned(first) * Vector256.Load(x.Sums + 16 * b)
+                + BlockBits.WidenSigned(second) * Vector256.Load(x.Sums + 16 * b + 8));
+            float dd = BlockBits.Half(w + 208) * x.Scales[b];
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(dd), acc);
+            offset += dd * offsetSum;
+        }
+        return Vector256.Sum(acc) - 32 * offset;
+    }
+}

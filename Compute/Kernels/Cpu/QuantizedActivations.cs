@@ -1,0 +1,85 @@
+namespace FtpCluster.Compute.Kernels.Cpu;
+
+/// <summary>
+/// x rows quantized to int8 as llama.cpp quantizes activations for a dot product with quantized weights: per block of
+/// <see cref="BlockSize"/> values (32 as Q8_0 for the 32-element weight types, 256 as Q8_K for the k-quants),
+/// d = max|x| / 127 and q = round(x / d), halves away from zero; Q8_0's d is rounded to f16 as llama.cpp stores it, Q8_K's
+/// stays float32. Each row also keeps the sum of its quants per 16 values (Q8_K's bsums) and per 32, which the weight
+/// types' offsets and minimums multiply.
+/// </summary>
+/// <remarks>One row is its k quants, then its k / BlockSize scales (float32), then its k / 16 and k / 32 sums (int32).</remarks>
+internal readonly unsafe struct QuantizedActivations
+{
+    public const int SumGroup = 16;
+
+    private readonly byte* _rows;
+
+    public QuantizedActivations(float* x, int m, int k, int blockSize)
+    {
+        K = k;
+        BlockSize = blockSize;
+        RowBytes = k + (k / blockSize + k / SumGroup + k / (2 * SumGroup)) * sizeof(float);
+        _rows = (byte*)Scratch.Current.Get(Scratch.QuantizedX, ((long)m * RowBytes + 3) / 4);
+        for (int r = 0; r < m; r++)
+            QuantizeRow(x + (long)r * k, Row(r));
+    }
+
+    public int K { get; }
+    public int BlockSize { get; }
+    public int RowBytes { get; }
+
+    public QuantizedRow Row(int r)
+    {
+        byte* row = _rows + (long)r * RowBytes;
+        int* sums = (int*)(row + K) + K / BlockSize;
+        return new QuantizedRow((sbyte*)row, (float*)(row + K), sums, sums + K / SumGroup);
+    }
+
+    private void QuantizeRow(float* x, QuantizedRow row)
+    {
+        bool roundScale = BlockSize == Models.Q8Block.Size;
+        for (int b = 0; b < K / BlockSize; b++)
+        {
+            var values = new ReadOnlySpan<float>(x + b * BlockSize, BlockSize);
+            float d = Models.Q8Block.Scale(values, out float inverse);
+            for (int i = 0; i < BlockSize; i++)
+                row.Quants[b * BlockSize + i] = (sbyte)MathF.Round(values[i] * inverse, MidpointRounding.AwayFromZero);
+            row.Scales[b] = roundScale ? WeightConvert.FromF16(WeightConvert.ToF16(d)) : d;
+        }
+        for (int g = 0; g < K / SumGroup; g++)
+        {
+            int sum = 0;
+            for (int i = 0; i < SumGroup; i++)
+                sum += row.Quants[g * SumGroup + i];
+            row.Sums[g] = sum;
+        }
+        for (int b = 0; b < K / (2 * SumGroup); b++)
+            row.Sums32[b] = row.Sums[2 * b] + row.Sums[2 * b + 1];
+    }
+}
+
+/// <summary>One quantized x row: the quants, the per-block scales, and the quant sums per 16 and per 32 values.</summary>
+internal readonly unsafe struct QuantizedRow(sbyte* quants, float* scales, int* sums, int* sums32)
+{
+    public sbyte* Quants => quants;
+    public float* Scales => scales;
+    public int* Sums => sums;
+    public int* Sums32 => sums32;
+
+    /// <summary>The sum of the quants of 32-value block b.</summary>
+    public int Sum32(int b) => sums32[b];
+}
+
+/// <summary>f16 bits → float32 through a table: one load, where the scalar conversion costs a dozen instructions.</summary>
+internal static class HalfTable
+{
+    public static readonly float[] Values = Build();
+
+    private static float[] Build()
+    {
+        var table = new float[65536];
+        for (int i = 0; i < table.Length; i++)
+            table[i] = WeightConvert.FromF16((ushort)i);
+        return table;
+    }
+}
