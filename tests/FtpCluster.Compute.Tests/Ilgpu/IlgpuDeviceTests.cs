@@ -184,10 +184,10 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     }
 
     [Fact]
-    public void Description_names_the_cpu_accelerator()
+    public void Description_names_the_accelerator()
     {
-        Assert.Equal(IlgpuTarget.Cpu, _ilgpu.Target);
-        Assert.StartsWith("ilgpu cpu accelerator", _ilgpu.Description);
+        Assert.Equal(IlgpuTestTarget.Target, _ilgpu.Target);
+        Assert.StartsWith(IlgpuTestTarget.Target == IlgpuTarget.Cpu ? "ilgpu cpu accelerator" : "ilgpu cuda", _ilgpu.Description);
         Assert.Contains("warp 32", _ilgpu.Description);
     }
 
