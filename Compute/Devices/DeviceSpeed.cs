@@ -8,45 +8,79 @@ namespace FtpCluster.Compute.Devices;
 /// A short benchmark of a device's matrix kernel, in GFLOP/s: what a silo reports as its capacity when
 /// none is given, so that the planner gives a faster device more layers. Every device runs the same
 /// shape through the same path a stage does (a prefill-like GEMM on device buffers), so the figures of a
-/// GPU silo and a CPU silo compare.
+/// GPU silo and a CPU silo compare (each at the size its speed allows, see <see cref="Sizes"/>).
 /// </summary>
 public static class DeviceSpeed
 {
-    /// <summary>Rows × out × in features of the measured product: a short prefill of a small model's projection.</summary>
-    public const int Rows = 32, Size = 512;
+    /// <summary>Input rows of the measured product: a short prefill.</summary>
+    public const int Rows = 32;
 
-    /// <summary>GFLOP/s of y[Rows, Size] = x · Wᵀ with f32 weights, after one untimed warm-up, over about <paramref name="budget"/> of repetitions (at least one).</summary>
+    /// <summary>
+    /// Square weight sizes tried in turn: a size whose one product already takes an eighth of the budget is
+    /// measured (a slow device, such as ILGPU's CPU accelerator, stops early); otherwise the next, up to the
+    /// last, large enough that a GPU is measured at throughput rather than at launch latency.
+    /// </summary>
+    public static readonly int[] Sizes = [128, 256, 512, 1024, 2048];
+
+    /// <summary>GFLOP/s of y[Rows, size] = x · Wᵀ with f32 weights, after one untimed warm-up, over about <paramref name="budget"/> of repetitions (at least one).</summary>
     public static double MeasureGflops(IComputeDevice device, TimeSpan budget)
     {
-        string path = Path.Combine(Path.GetTempPath(), $"ftpcluster-speed-{Environment.ProcessId}-{Guid.NewGuid():N}.bin");
-        try
+        foreach (int size in Sizes)
         {
-            File.WriteAllBytes(path, MemoryMarshal.AsBytes(RandomFloats(Size * Size, seed: 1).AsSpan()).ToArray());
-            using var file = MappedFile.Open(path);
-            using var weights = device.PrepareMatrix(new WeightTensor("capacity benchmark", file, 0, TensorDType.F32, [Size, Size]));
-            using var x = device.UploadNew<float>(RandomFloats(Rows * Size, seed: 2));
-            using var y = device.Allocate<float>(Rows * Size);
-            var lastOutput = new float[1];
-            void Multiply() => device.MatMul(x.All, Rows, weights, y.All);
-            // Reading one output back waits for the kernels launched before it (ILGPU launches are asynchronous).
-            void Wait() => device.Download(y.Span(1), lastOutput);
-
-            Multiply();
-            Wait();
+            using var product = new Product(device, size);
+            product.Run();
             var clock = Stopwatch.StartNew();
+            product.Run();
+            if (clock.Elapsed < budget / 8 && size != Sizes[^1])
+                continue;
+            clock.Restart();
             long repetitions = 0;
             do
             {
-                Multiply();
-                Wait();
+                product.Run();
                 repetitions++;
             }
             while (clock.Elapsed < budget);
-            return 2.0 * Rows * Size * Size * repetitions / clock.Elapsed.TotalSeconds / 1e9;
+            return 2.0 * Rows * size * size * repetitions / clock.Elapsed.TotalSeconds / 1e9;
         }
-        finally
+        throw new InvalidOperationException("no benchmark size was measured");
+    }
+
+    /// <summary>One measured shape: the weights, input and output on the device, in a temporary file for as long as it lives.</summary>
+    private sealed class Product : IDisposable
+    {
+        private readonly IComputeDevice _device;
+        private readonly string _path;
+        private readonly MappedFile _file;
+        private readonly IDeviceMatrix _weights;
+        private readonly DeviceBuffer<float> _x, _y;
+        private readonly float[] _lastOutput = new float[1];
+
+        public Product(IComputeDevice device, int size)
         {
-            File.Delete(path);
+            _device = device;
+            _path = Path.Combine(Path.GetTempPath(), $"ftpcluster-speed-{Environment.ProcessId}-{Guid.NewGuid():N}.bin");
+            File.WriteAllBytes(_path, MemoryMarshal.AsBytes(RandomFloats(size * size, seed: 1).AsSpan()).ToArray());
+            _file = MappedFile.Open(_path);
+            _weights = device.PrepareMatrix(new WeightTensor("capacity benchmark", _file, 0, TensorDType.F32, [size, size]));
+            _x = device.UploadNew<float>(RandomFloats(Rows * size, seed: 2));
+            _y = device.Allocate<float>(Rows * size);
+        }
+
+        /// <summary>One product; reading one output back waits for it (ILGPU launches are asynchronous).</summary>
+        public void Run()
+        {
+            _device.MatMul(_x.All, Rows, _weights, _y.All);
+            _device.Download(_y.Span(1), _lastOutput);
+        }
+
+        public void Dispose()
+        {
+            _x.Dispose();
+            _y.Dispose();
+            _weights.Dispose();
+            _file.Dispose();
+            File.Delete(_path);
         }
     }
 
