@@ -67,11 +67,11 @@ for preset in ["smollm2-135m", "tinyllama-1.1b"]:
     bench = json.load(open(f"{work}/{preset}.json"))
     config = json.load(open(f"{work}/{preset}/config.json"))
     per_token = decode_bytes_per_token(config)
-    read_gbs = bench["DecodeTokensPerSecond"] * per_token / 1e9
+    read_gbs = bench["decode_tokens_per_second"] * per_token / 1e9
     summary["models"].append({
-        "preset": preset, "dtype": "f16", "device": bench["Device"],
-        "prefill_tokens": bench["PromptTokens"], "prefill_tokens_per_s": bench["PrefillTokensPerSecond"],
-        "decode_tokens": bench["GenTokens"], "decode_tokens_per_s": bench["DecodeTokensPerSecond"],
+        "preset": preset, "dtype": "f16", "device": bench["device"],
+        "prefill_tokens": bench["prompt_tokens"], "prefill_tokens_per_s": bench["prefill_tokens_per_second"],
+        "decode_tokens": bench["gen_tokens"], "decode_tokens_per_s": bench["decode_tokens_per_second"],
         "decode_weight_bytes_per_token": per_token, "decode_weight_read_gb_per_s": read_gbs,
         "decode_fraction_of_bandwidth": read_gbs / bandwidth if bandwidth else None,
     })
