@@ -106,6 +106,10 @@ public static class SiloCommandLine
         if (configuration["Capacity"] is { } capacity)
             options.Capacity = double.TryParse(capacity, NumberStyles.Float, CultureInfo.InvariantCulture, out double c)
                 ? c : throw new SiloUsageException($"--capacity: '{capacity}' is not a number");
+        else
+            options.MeasureCapacity = true;
+        if (configuration["MemoryBudgetMb"] is null && options.Device == "cuda")
+            options.MemoryBudgetFromDevice = true;
 
         if (configuration["HttpPort"] is { } httpPort) options.HttpPort = ParseInt(httpPort, "--http-port");
         if (configuration["ApiKeyFile"] is { } keyFile) options.ApiKeyFile = keyFile;

@@ -280,7 +280,7 @@ internal static class BenchCommand
         {
             if (rep == 0) before = await session.Coordinator.Reports().WaitAsync(cancellationToken);
             var clock = Stopwatch.StartNew();
-            ModelBenchmark.Prefill(model, prompt, hidden, logits);
+            ModelBenchmark.Prefill(model, prompt, hidden, logits).Dispose();
             double local = clock.Elapsed.TotalSeconds;
             clock.Restart();
             await session.Coordinator.Generate(request).WaitAsync(cancellationToken);

@@ -1,14 +1,19 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using FtpCluster.Compute.Kernels.Cpu;
 using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Devices;
 
-/// <summary>The CPU backend: packed SIMD GEMM/GEMV for the matrices, TensorPrimitives for the rest.</summary>
+/// <summary>
+/// The CPU backend: packed SIMD GEMM/GEMV for the matrices, TensorPrimitives for the rest. Its "device
+/// memory" is host memory, so uploads and downloads are plain copies (counted all the same).
+/// </summary>
 public sealed class CpuDevice : IComputeDevice
 {
     private readonly WorkerPool _pool;
+    private readonly TransferCounter _transfers = new();
 
     public CpuDevice(int threads = 0)
     {
@@ -21,13 +26,49 @@ public sealed class CpuDevice : IComputeDevice
 
     internal WorkerPool Pool => _pool;
 
+    public DeviceTransfers Transfers => _transfers.Current;
+
     public IDeviceMatrix PrepareMatrix(WeightTensor weight, TensorDType? storage = null) =>
         new CpuMatrix(PackedMatrix.Pack(weight, storage));
 
+    public DeviceBuffer<T> Allocate<T>(long length)
+        where T : unmanaged => HostBuffer<T>.Allocate(this, length);
+
+    public void Upload<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination)
+        where T : unmanaged
+    {
+        source.CopyTo(Host(destination));
+        _transfers.Upload(MemoryMarshal.AsBytes(source).Length);
+    }
+
+    public void Download<T>(DeviceSpan<T> source, Span<T> destination)
+        where T : unmanaged
+    {
+        Host(source).CopyTo(destination);
+        _transfers.Download(MemoryMarshal.AsBytes(Host(source)).Length);
+    }
+
+    public void Copy<T>(DeviceSpan<T> source, DeviceSpan<T> destination)
+        where T : unmanaged => Host(source).CopyTo(Host(destination));
+
+    /// <summary>The host memory behind a span of one of this device's buffers.</summary>
+    internal Span<T> Host<T>(DeviceSpan<T> span)
+        where T : unmanaged =>
+        span.Buffer is HostBuffer<T> host && host.Owner == this
+            ? host.Elements(span.Offset, span.Length)
+            : throw new ArgumentException($"a {span.Buffer.GetType().Name} of {span.Buffer.Owner.Description} is not memory of this CPU device");
+
+    public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) =>
+        MatMul(Host(x), m, w, Host(y));
+
+    /// <summary><see cref="MatMul(DeviceSpan{float}, int, IDeviceMatrix, DeviceSpan{float})"/> on host spans: this device's memory is host memory.</summary>
     public void MatMul(ReadOnlySpan<float> x, int m, IDeviceMatrix w, Span<float> y) =>
         Gemm.Multiply(x, m, ((CpuMatrix)w).Packed, y, _pool);
 
-    public void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
+    public void RmsNorm(DeviceSpan<float> x, DeviceSpan<float> weight, float eps, DeviceSpan<float> y) =>
+        RmsNorm(Host(x), Host(weight), eps, Host(y));
+
+    private static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
         int dim = weight.Length;
         for (int r = 0; r < x.Length / dim; r++)
@@ -40,7 +81,10 @@ public sealed class CpuDevice : IComputeDevice
         }
     }
 
-    public void Rope(Span<float> x, int heads, ReadOnlySpan<int> positions, RopeTable table)
+    public void Rope(DeviceSpan<float> x, int heads, DeviceSpan<int> positions, int maxPosition, RopeTable table) =>
+        Rope(Host(x), heads, Host(positions), table);
+
+    private static void Rope(Span<float> x, int heads, ReadOnlySpan<int> positions, RopeTable table)
     {
         int headDim = table.HeadDim, half = headDim / 2, width = heads * headDim;
         var inverseFrequencies = table.InverseFrequencies;
@@ -69,33 +113,66 @@ public sealed class CpuDevice : IComputeDevice
         }
     }
 
+    public void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions,
+        DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> keyPositions,
+        int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention) =>
+        Attention(Host(q), Host(queryPositions), Host(keys), Host(values), Host(keyPositions),
+            heads, kvHeads, headDim, Host(output), keyAttention.IsEmpty ? Span<float>.Empty : Host(keyAttention));
+
+    /// <summary><see cref="Attention(DeviceSpan{float}, DeviceSpan{int}, DeviceSpan{float}, DeviceSpan{float}, DeviceSpan{int}, int, int, int, DeviceSpan{float}, DeviceSpan{float})"/> on host spans.</summary>
     public void Attention(ReadOnlySpan<float> q, ReadOnlySpan<int> queryPositions,
         ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> keyPositions,
         int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention) =>
         Kernels.Cpu.Attention.Run(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, output, keyAttention, _pool);
 
-    public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    public void SwiGlu(DeviceSpan<float> gate, DeviceSpan<float> up)
     {
+        var g = Host(gate);
+        var u = Host(up);
         Span<float> sigmoid = stackalloc float[1024];
-        for (int start = 0; start < gate.Length; start += sigmoid.Length)
+        for (int start = 0; start < g.Length; start += sigmoid.Length)
         {
-            var g = gate.Slice(start, Math.Min(sigmoid.Length, gate.Length - start));
-            var sg = sigmoid.Slice(0, g.Length);
-            TensorPrimitives.Sigmoid(g, sg);
-            TensorPrimitives.Multiply(g, sg, g);
-            TensorPrimitives.Multiply(g, up.Slice(start, g.Length), g);
+            var chunk = g.Slice(start, Math.Min(sigmoid.Length, g.Length - start));
+            var sg = sigmoid.Slice(0, chunk.Length);
+            TensorPrimitives.Sigmoid(chunk, sg);
+            TensorPrimitives.Multiply(chunk, sg, chunk);
+            TensorPrimitives.Multiply(chunk, u.Slice(start, chunk.Length), chunk);
         }
     }
 
-    public void Add(Span<float> x, ReadOnlySpan<float> y) => TensorPrimitives.Add(x, y, x);
-
-    public void AddBias(Span<float> x, ReadOnlySpan<float> bias)
+    public void Add(DeviceSpan<float> x, DeviceSpan<float> y)
     {
-        for (int r = 0; r < x.Length / bias.Length; r++)
+        var xs = Host(x);
+        TensorPrimitives.Add(xs, Host(y)[..xs.Length], xs);
+    }
+
+    public void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias)
+    {
+        var xs = Host(x);
+        var b = Host(bias);
+        for (int r = 0; r < xs.Length / b.Length; r++)
         {
-            var row = x.Slice(r * bias.Length, bias.Length);
-            TensorPrimitives.Add(row, bias, row);
+            var row = xs.Slice(r * b.Length, b.Length);
+            TensorPrimitives.Add(row, b, row);
         }
+    }
+
+    public void GatherRows(DeviceSpan<float> source, DeviceSpan<int> rows, int width, DeviceSpan<float> destination)
+    {
+        var from = Host(source);
+        var to = Host(destination);
+        var indices = Host(rows);
+        for (int i = 0; i < indices.Length; i++)
+            from.Slice(indices[i] * width, width).CopyTo(to.Slice(i * width, width));
+    }
+
+    public void ScatterRows(DeviceSpan<float> source, DeviceSpan<int> rows, int width, DeviceSpan<float> destination)
+    {
+        var from = Host(source);
+        var to = Host(destination);
+        var indices = Host(rows);
+        for (int i = 0; i < indices.Length; i++)
+            from.Slice(i * width, width).CopyTo(to.Slice(indices[i] * width, width));
     }
 
     public void Dispose() => _pool.Dispose();
@@ -111,5 +188,38 @@ public sealed class CpuDevice : IComputeDevice
         public void Dispose()
         {
         }
+    }
+}
+
+/// <summary>The CPU device's memory: a host byte array, read as <typeparamref name="T"/> (bytes, so that <see cref="Reinterpret{TOther}"/> can share it).</summary>
+internal sealed class HostBuffer<T> : DeviceBuffer<T>
+    where T : unmanaged
+{
+    private readonly byte[] _bytes;
+
+    private HostBuffer(IComputeDevice owner, byte[] bytes)
+        : base(owner, bytes.LongLength / System.Runtime.CompilerServices.Unsafe.SizeOf<T>())
+    {
+        _bytes = bytes;
+    }
+
+    public static HostBuffer<T> Allocate(IComputeDevice owner, long length)
+    {
+        long bytes = length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        if (length < 0 || bytes > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(length), $"a CPU buffer of {length} {typeof(T).Name} elements ({bytes} bytes) is over the {Array.MaxLength} bytes an array holds");
+        return new HostBuffer<T>(owner, GC.AllocateUninitializedArray<byte>((int)bytes));
+    }
+
+    public Span<T> Elements(long offset, int length)
+    {
+        int size = System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        return MemoryMarshal.Cast<byte, T>(_bytes.AsSpan((int)(offset * size), length * size));
+    }
+
+    public override DeviceBuffer<TOther> Reinterpret<TOther>() => new HostBuffer<TOther>(Owner, _bytes);
+
+    protected override void Release()
+    {
     }
 }

@@ -14,25 +14,50 @@ public interface IDeviceMatrix : IDisposable
 }
 
 /// <summary>
-/// The operations a transformer block needs, on activations in host memory. Every backend computes
-/// in float32; weights may be stored f32, f16 or bf16. Shapes are row-major, one row per token.
+/// The operations a transformer block needs, on activations in the device's own memory
+/// (<see cref="DeviceSpan{T}"/>s of buffers it allocated), so that a stage's blocks run without the host
+/// between them: the rows go up once (<see cref="Upload{T}"/>) and come back once (<see cref="Download{T}"/>).
+/// Every backend computes in float32; weights may be stored f32, f16 or bf16. Shapes are row-major,
+/// one row per token. <see cref="HostSpanOperations"/> runs single operations on host spans.
 /// </summary>
 public interface IComputeDevice : IDisposable
 {
     /// <summary>What it runs on, for logs ("cpu: 2 threads, AVX-512", "cuda: NVIDIA ...").</summary>
     string Description { get; }
 
+    /// <summary>Every host-device copy made so far through <see cref="Upload{T}"/> and <see cref="Download{T}"/>.</summary>
+    DeviceTransfers Transfers { get; }
+
     /// <summary>Copies (and packs, converts or uploads) a weight matrix; the tensor's file may be closed afterwards.</summary>
     IDeviceMatrix PrepareMatrix(WeightTensor weight, TensorDType? storage = null);
 
+    /// <summary>A buffer of <paramref name="length"/> elements in the device's memory; its contents are undefined.</summary>
+    DeviceBuffer<T> Allocate<T>(long length)
+        where T : unmanaged;
+
+    /// <summary>Host to device: <paramref name="source"/> into the first elements of <paramref name="destination"/>.</summary>
+    void Upload<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination)
+        where T : unmanaged;
+
+    /// <summary>Device to host: all of <paramref name="source"/> into <paramref name="destination"/>.</summary>
+    void Download<T>(DeviceSpan<T> source, Span<T> destination)
+        where T : unmanaged;
+
+    /// <summary>Within the device: <paramref name="source"/> into the first elements of <paramref name="destination"/>.</summary>
+    void Copy<T>(DeviceSpan<T> source, DeviceSpan<T> destination)
+        where T : unmanaged;
+
     /// <summary>y[m, w.Rows] = x[m, w.Cols] · wᵀ.</summary>
-    void MatMul(ReadOnlySpan<float> x, int m, IDeviceMatrix w, Span<float> y);
+    void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y);
 
     /// <summary>y[r] = x[r] / rms(x[r]) * weight, for each of the rows of length weight.Length.</summary>
-    void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y);
+    void RmsNorm(DeviceSpan<float> x, DeviceSpan<float> weight, float eps, DeviceSpan<float> y);
 
-    /// <summary>Rotates each head of each row of x [rows, heads * headDim] by the row's position.</summary>
-    void Rope(Span<float> x, int heads, ReadOnlySpan<int> positions, RopeTable table);
+    /// <summary>
+    /// Rotates each head of each row of x [rows, heads * headDim] by the row's position;
+    /// <paramref name="maxPosition"/> is the largest of <paramref name="positions"/>, known to the caller.
+    /// </summary>
+    void Rope(DeviceSpan<float> x, int heads, DeviceSpan<int> positions, int maxPosition, RopeTable table);
 
     /// <summary>
     /// Causal grouped-query attention of one sequence. Query row i (position queryPositions[i]) attends
@@ -40,16 +65,22 @@ public interface IComputeDevice : IDisposable
     /// keys, values: [nk, kvHeads*headDim]; output: [nq, heads*headDim]. When keyAttention is not
     /// empty, keyAttention[j] receives the attention key j got, summed over heads and queries.
     /// </summary>
-    void Attention(ReadOnlySpan<float> q, ReadOnlySpan<int> queryPositions,
-        ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> keyPositions,
-        int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention);
+    void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions,
+        DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> keyPositions,
+        int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention);
 
     /// <summary>gate = silu(gate) * up, elementwise.</summary>
-    void SwiGlu(Span<float> gate, ReadOnlySpan<float> up);
+    void SwiGlu(DeviceSpan<float> gate, DeviceSpan<float> up);
 
     /// <summary>x += y, elementwise.</summary>
-    void Add(Span<float> x, ReadOnlySpan<float> y);
+    void Add(DeviceSpan<float> x, DeviceSpan<float> y);
 
     /// <summary>x[r] += bias for every row r of length bias.Length.</summary>
-    void AddBias(Span<float> x, ReadOnlySpan<float> bias);
+    void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias);
+
+    /// <summary>FTP's row subsets: destination row i = source row rows[i], rows of <paramref name="width"/> floats.</summary>
+    void GatherRows(DeviceSpan<float> source, DeviceSpan<int> rows, int width, DeviceSpan<float> destination);
+
+    /// <summary>The inverse of <see cref="GatherRows"/>: destination row rows[i] = source row i; other rows are left as they are.</summary>
+    void ScatterRows(DeviceSpan<float> source, DeviceSpan<int> rows, int width, DeviceSpan<float> destination);
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FtpCluster.Compute.Kernels.Ilgpu;
 using FtpCluster.Compute.Models;
@@ -19,16 +20,16 @@ public enum IlgpuTarget
 }
 
 /// <summary>
-/// The ILGPU backend. Weights live on the device in their storage type; activations arrive as host
-/// spans and are copied into device buffers kept between calls, computed on, and copied back.
-/// Calls are serialized: the device has one stream and one set of scratch buffers.
+/// The ILGPU backend. Weights live on the device in their storage type, and so do the activations,
+/// KV caches and scratch a stage allocates through it; kernels run on the accelerator's default stream,
+/// so they run in the order launched and a download waits for them. Calls are serialized: the device
+/// has one stream and one scratch buffer for attention weights.
 /// </summary>
 public sealed class IlgpuDevice : IComputeDevice
 {
-    // Scratch slots: the activation operands of one call.
-    private const int FirstInput = 0, SecondInput = 1, ThirdInput = 2, Result = 3, Probabilities = 4, KeyTotals = 5;
-    private const int QueryPositions = 0, KeyPositions = 1;
-    private const int ScratchSlots = 6;
+    // Scratch slot: the attention weights of one call.
+    private const int Probabilities = 0;
+    private const int ScratchSlots = 1;
 
     /// <summary>At most this many floats of attention weights (queries · heads · keys) per launch; longer batches go in query chunks.</summary>
     private const long MaxAttentionProbabilities = 1L << 26;
@@ -42,6 +43,7 @@ public sealed class IlgpuDevice : IComputeDevice
     private readonly DeviceScratch _scratch;
     private readonly Dictionary<RopeTable, RopeAngleTable> _ropeAngles = new(ReferenceEqualityComparer.Instance);
     private readonly Lock _gate = new();
+    private readonly TransferCounter _transfers = new();
     private bool _disposed;
 
     private IlgpuDevice(Context context, Accelerator accelerator)
@@ -181,7 +183,71 @@ public sealed class IlgpuDevice : IComputeDevice
         return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
 
-    public void MatMul(ReadOnlySpan<float> x, int m, IDeviceMatrix w, Span<float> y)
+    public DeviceTransfers Transfers => _transfers.Current;
+
+    /// <summary>Bytes of device memory free now (CUDA); for the CPU accelerator, the host memory the process may still use.</summary>
+    public long FreeMemoryBytes()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _accelerator is CudaAccelerator cuda ? cuda.GetFreeMemory() : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        }
+    }
+
+    public DeviceBuffer<T> Allocate<T>(long length)
+        where T : unmanaged
+    {
+        if (length < 0)
+            throw new ArgumentOutOfRangeException(nameof(length), $"a device buffer cannot have {length} elements");
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var buffer = _accelerator.Allocate1D<T>(Math.Max(length, 1));
+            return new IlgpuBuffer<T>(this, buffer.View.SubView(0, length), buffer);
+        }
+    }
+
+    public void Upload<T>(ReadOnlySpan<T> source, DeviceSpan<T> destination)
+        where T : unmanaged
+    {
+        if (source.Length > destination.Length)
+            throw new ArgumentException($"upload of {source.Length} elements into a device span of {destination.Length}");
+        if (source.IsEmpty)
+            return;
+        lock (_gate)
+        {
+            View(destination).SubView(0, source.Length).CopyFromCPU(source);
+            _transfers.Upload((long)source.Length * Unsafe.SizeOf<T>());
+        }
+    }
+
+    public void Download<T>(DeviceSpan<T> source, Span<T> destination)
+        where T : unmanaged
+    {
+        if (destination.Length < source.Length)
+            throw new ArgumentException($"download of {source.Length} elements into a host span of {destination.Length}");
+        if (source.IsEmpty)
+            return;
+        lock (_gate)
+        {
+            View(source).CopyToCPU(destination[..source.Length]);
+            _transfers.Download((long)source.Length * Unsafe.SizeOf<T>());
+        }
+    }
+
+    public void Copy<T>(DeviceSpan<T> source, DeviceSpan<T> destination)
+        where T : unmanaged
+    {
+        if (source.Length > destination.Length)
+            throw new ArgumentException($"copy of {source.Length} elements into a device span of {destination.Length}");
+        if (source.IsEmpty)
+            return;
+        lock (_gate)
+            View(source).CopyTo(View(destination).SubView(0, source.Length));
+    }
+
+    public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y)
     {
         var matrix = Own(w);
         var shape = new MatMulShape(m, matrix.Rows, matrix.Cols);
@@ -191,67 +257,50 @@ public sealed class IlgpuDevice : IComputeDevice
             return;
         lock (_gate)
         {
-            var input = _scratch.Upload(FirstInput, x[..(m * shape.K)]);
-            var output = _scratch.Floats(Result, (long)m * shape.N);
+            var input = View(x).SubView(0, (long)m * shape.K);
+            var output = View(y).SubView(0, (long)m * shape.N);
             if (matrix.Floats is { } floats)
                 _kernels.MatMul(input, floats.View, output, shape);
             else
                 _kernels.MatMul(input, matrix.Bits16!.View, matrix.StorageType, output, shape);
-            output.CopyToCPU(y[..(m * shape.N)]);
         }
     }
 
-    public void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
+    public void RmsNorm(DeviceSpan<float> x, DeviceSpan<float> weight, float eps, DeviceSpan<float> y)
     {
-        int dim = weight.Length, rows = x.Length / dim;
+        int dim = weight.Length, rows = dim == 0 ? 0 : x.Length / dim;
         if (y.Length < rows * dim)
             throw new ArgumentException($"RMSNorm: y has {y.Length} floats for {rows} rows of {dim}");
         if (rows == 0)
             return;
         lock (_gate)
-        {
-            var input = _scratch.Upload(FirstInput, x[..(rows * dim)]);
-            var scale = _scratch.Upload(SecondInput, weight);
-            var output = _scratch.Floats(Result, rows * dim);
-            _kernels.RmsNorm(input, scale, output, rows, dim, eps);
-            output.CopyToCPU(y[..(rows * dim)]);
-        }
+            _kernels.RmsNorm(View(x), View(weight), View(y), rows, dim, eps);
     }
 
-    public void Rope(Span<float> x, int heads, ReadOnlySpan<int> positions, RopeTable table)
+    public void Rope(DeviceSpan<float> x, int heads, DeviceSpan<int> positions, int maxPosition, RopeTable table)
     {
         int width = heads * table.HeadDim;
-        if (x.Length < positions.Length * width)
+        if (x.Length < (long)positions.Length * width)
             throw new ArgumentException($"RoPE: x has {x.Length} floats for {positions.Length} rows of {heads} heads × {table.HeadDim}");
-        if (positions.Length == 0)
+        if (maxPosition < 0)
+            throw new ArgumentOutOfRangeException(nameof(maxPosition), $"RoPE: position {maxPosition} is negative");
+        if (positions.IsEmpty)
             return;
-        int maxPosition = 0;
-        foreach (int p in positions)
-        {
-            if (p < 0)
-                throw new ArgumentOutOfRangeException(nameof(positions), $"RoPE: position {p} is negative");
-            maxPosition = Math.Max(maxPosition, p);
-        }
         lock (_gate)
         {
             if (!_ropeAngles.TryGetValue(table, out var angles))
                 _ropeAngles[table] = angles = new RopeAngleTable(_accelerator, table);
             angles.Cover(maxPosition);
-            var rows = x[..(positions.Length * width)];
-            var view = _scratch.Upload(FirstInput, rows);
-            var rowPositions = _scratch.Upload(QueryPositions, positions);
-            _kernels.Rope(view, rowPositions, angles.Cos, angles.Sin,
-                RopeShape.For(heads, table.HeadDim, table.Layout));
-            view.CopyToCPU(rows);
+            _kernels.Rope(View(x), View(positions), angles.Cos, angles.Sin, RopeShape.For(heads, table.HeadDim, table.Layout));
         }
     }
 
-    public void Attention(ReadOnlySpan<float> q, ReadOnlySpan<int> queryPositions,
-        ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> keyPositions,
-        int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention)
+    public void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions,
+        DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> keyPositions,
+        int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention)
     {
         int nq = queryPositions.Length, nk = keyPositions.Length;
-        int qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+        long qWidth = heads * headDim, kvWidth = kvHeads * headDim;
         if (kvHeads <= 0 || heads % kvHeads != 0)
             throw new ArgumentException($"attention: heads ({heads}) must be a multiple of kv heads ({kvHeads})");
         if (q.Length < nq * qWidth || output.Length < nq * qWidth || keys.Length < nk * kvWidth || values.Length < nk * kvWidth
@@ -262,13 +311,9 @@ public sealed class IlgpuDevice : IComputeDevice
         bool wantKeyAttention = !keyAttention.IsEmpty;
         lock (_gate)
         {
-            var qView = _scratch.Upload(FirstInput, q[..(nq * qWidth)]);
-            var kView = _scratch.Upload(SecondInput, keys[..(nk * kvWidth)]);
-            var vView = _scratch.Upload(ThirdInput, values[..(nk * kvWidth)]);
-            var qPositions = _scratch.Upload(QueryPositions, queryPositions);
-            var kPositions = _scratch.Upload(KeyPositions, keyPositions);
-            var outView = _scratch.Floats(Result, nq * qWidth);
-            var totals = _scratch.Floats(KeyTotals, Math.Max(nk, 1));
+            var qView = View(q);
+            var outView = View(output);
+            var totals = wantKeyAttention ? View(keyAttention).SubView(0, nk) : default;
             if (wantKeyAttention)
                 totals.MemSetToZero();
             // Every query row's attention weights sit in device memory until its chunk is summed into the totals.
@@ -279,59 +324,70 @@ public sealed class IlgpuDevice : IComputeDevice
                 var shape = new AttentionShape(count, nk, heads, kvHeads, headDim, 1f / MathF.Sqrt(headDim));
                 var probabilities = _scratch.Floats(Probabilities, Math.Max((long)count * heads * nk, 1));
                 _kernels.Attention(
-                    qView.SubView((long)start * qWidth, (long)count * qWidth), qPositions.SubView(start, count),
-                    kView, vView, kPositions,
-                    outView.SubView((long)start * qWidth, (long)count * qWidth), probabilities, shape);
+                    qView.SubView(start * qWidth, count * qWidth), View(queryPositions).SubView(start, count),
+                    View(keys), View(values), View(keyPositions),
+                    outView.SubView(start * qWidth, count * qWidth), probabilities, shape);
                 if (wantKeyAttention && nk > 0)
                     _kernels.AddKeyTotals(probabilities, totals, shape);
             }
-            outView.CopyToCPU(output[..(nq * qWidth)]);
-            if (wantKeyAttention)
-                totals.SubView(0, nk).CopyToCPU(keyAttention[..nk]);
         }
     }
 
-    public void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    public void SwiGlu(DeviceSpan<float> gate, DeviceSpan<float> up)
     {
         if (up.Length < gate.Length)
             throw new ArgumentException($"SwiGLU: up has {up.Length} floats for a gate of {gate.Length}");
         if (gate.IsEmpty)
             return;
         lock (_gate)
-        {
-            var gateView = _scratch.Upload(FirstInput, gate);
-            _kernels.SwiGlu(gateView, _scratch.Upload(SecondInput, up[..gate.Length]));
-            gateView.CopyToCPU(gate);
-        }
+            _kernels.SwiGlu(View(gate), View(up));
     }
 
-    public void Add(Span<float> x, ReadOnlySpan<float> y)
+    public void Add(DeviceSpan<float> x, DeviceSpan<float> y)
     {
         if (y.Length < x.Length)
             throw new ArgumentException($"Add: y has {y.Length} floats for an x of {x.Length}");
         if (x.IsEmpty)
             return;
         lock (_gate)
-        {
-            var xView = _scratch.Upload(FirstInput, x);
-            _kernels.Add(xView, _scratch.Upload(SecondInput, y[..x.Length]));
-            xView.CopyToCPU(x);
-        }
+            _kernels.Add(View(x), View(y));
     }
 
-    public void AddBias(Span<float> x, ReadOnlySpan<float> bias)
+    public void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias)
     {
         int rows = bias.IsEmpty ? 0 : x.Length / bias.Length;
         if (rows == 0)
             return;
-        var covered = x[..(rows * bias.Length)];
         lock (_gate)
-        {
-            var xView = _scratch.Upload(FirstInput, covered);
-            _kernels.AddBias(xView, _scratch.Upload(SecondInput, bias));
-            xView.CopyToCPU(covered);
-        }
+            _kernels.AddBias(View(x).SubView(0, (long)rows * bias.Length), View(bias));
     }
+
+    public void GatherRows(DeviceSpan<float> source, DeviceSpan<int> rows, int width, DeviceSpan<float> destination)
+    {
+        if (destination.Length < (long)rows.Length * width)
+            throw new ArgumentException($"gather: {rows.Length} rows of {width} do not fit a destination of {destination.Length} floats");
+        if (rows.IsEmpty)
+            return;
+        lock (_gate)
+            _kernels.GatherRows(View(source), View(rows), width, View(destination));
+    }
+
+    public void ScatterRows(DeviceSpan<float> source, DeviceSpan<int> rows, int width, DeviceSpan<float> destination)
+    {
+        if (source.Length < (long)rows.Length * width)
+            throw new ArgumentException($"scatter: {rows.Length} rows of {width} are more than the source's {source.Length} floats");
+        if (rows.IsEmpty)
+            return;
+        lock (_gate)
+            _kernels.ScatterRows(View(source), View(rows), width, View(destination));
+    }
+
+    /// <summary>The device memory behind a span of one of this device's buffers.</summary>
+    private ArrayView<T> View<T>(DeviceSpan<T> span)
+        where T : unmanaged =>
+        span.Buffer is IlgpuBuffer<T> buffer && buffer.Owner == this
+            ? buffer.View.SubView(span.Offset, span.Length)
+            : throw new ArgumentException($"a {span.Buffer.GetType().Name} of {span.Buffer.Owner.Description} is not memory of this ILGPU device");
 
     private IlgpuMatrix Own(IDeviceMatrix w) =>
         w is IlgpuMatrix m && m.Owner == this
@@ -369,4 +425,15 @@ public sealed class IlgpuDevice : IComputeDevice
             Bits16?.Dispose();
         }
     }
+}
+
+/// <summary>ILGPU device memory: a view, and the buffer it frees when it owns one (a <see cref="Reinterpret{TOther}"/> view owns none).</summary>
+internal sealed class IlgpuBuffer<T>(IlgpuDevice owner, ArrayView<T> view, MemoryBuffer? owned) : DeviceBuffer<T>(owner, view.Length)
+    where T : unmanaged
+{
+    public ArrayView<T> View { get; } = view;
+
+    public override DeviceBuffer<TOther> Reinterpret<TOther>() => new IlgpuBuffer<TOther>((IlgpuDevice)Owner, View.Cast<TOther>(), null);
+
+    protected override void Release() => owned?.Dispose();
 }

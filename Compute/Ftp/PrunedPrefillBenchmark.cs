@@ -41,7 +41,7 @@ public static class PrunedPrefillBenchmark
         double Dense()
         {
             var clock = Stopwatch.StartNew();
-            ModelBenchmark.Prefill(model, prompt, hidden, logits);
+            ModelBenchmark.Prefill(model, prompt, hidden, logits).Dispose();
             return clock.Elapsed.TotalSeconds;
         }
         double Pruned()

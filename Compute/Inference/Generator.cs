@@ -51,7 +51,7 @@ public static class Generator
     {
         var c = model.Config;
         var sampler = new Sampler(options.Sampling);
-        var cache = model.NewCache();
+        using var cache = model.NewCache();
         var logits = new float[c.VocabSize];
         ValueTask<int> Step(int[] tokens, int firstPosition, int draw)
         {
@@ -74,7 +74,7 @@ public static class Generator
         var c = model.Config;
         if (ids.Length > c.MaxSeqLen)
             throw new ArgumentException($"{ids.Length} tokens are more than the model's context of {c.MaxSeqLen}");
-        var cache = model.NewCache();
+        using var cache = model.NewCache();
         var hidden = new float[ids.Length * c.Dim];
         model.Embed(ids, hidden);
         model.Forward(TokenRow.Consecutive(cache, 0, ids.Length), hidden, computeRows);

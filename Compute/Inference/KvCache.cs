@@ -1,58 +1,108 @@
+using FtpCluster.Compute.Devices;
+
 namespace FtpCluster.Compute.Inference;
 
 /// <summary>
-/// Keys and values one block has computed for one sequence, in position order. Under FTP a block
-/// holds entries only for the tokens it computed, so each entry remembers its position.
+/// Keys and values one block has computed for one sequence, in position order, in the memory of the
+/// device that computes the block, so attention reads them where they are. Under FTP a block holds
+/// entries only for the tokens it computed, so each entry remembers its position (on the device for
+/// the attention kernel, and on the host for the order checks a batch gets before it runs).
 /// </summary>
-public sealed class LayerKvCache
+public sealed class LayerKvCache : IDisposable
 {
+    private readonly IComputeDevice _device;
     private readonly int _width;
-    private float[] _keys;
-    private float[] _values;
+    private DeviceBuffer<float> _keys;
+    private DeviceBuffer<float> _values;
+    private DeviceBuffer<int> _devicePositions;
     private int[] _positions;
 
-    public LayerKvCache(int kvDim, int initialCapacity = 16)
+    public LayerKvCache(IComputeDevice device, int kvDim, int initialCapacity = 16)
     {
+        _device = device;
         _width = kvDim;
-        _keys = new float[initialCapacity * kvDim];
-        _values = new float[initialCapacity * kvDim];
+        _keys = device.Allocate<float>((long)initialCapacity * kvDim);
+        _values = device.Allocate<float>((long)initialCapacity * kvDim);
+        _devicePositions = device.Allocate<int>(initialCapacity);
         _positions = new int[initialCapacity];
     }
 
     public int Count { get; private set; }
-    public ReadOnlySpan<float> Keys => _keys.AsSpan(0, Count * _width);
-    public ReadOnlySpan<float> Values => _values.AsSpan(0, Count * _width);
+
+    /// <summary>[Count, kvDim] on the device.</summary>
+    public DeviceSpan<float> Keys => _keys.Span(Count * _width);
+
+    /// <summary>[Count, kvDim] on the device.</summary>
+    public DeviceSpan<float> Values => _values.Span(Count * _width);
+
+    /// <summary>The entries' positions on the device, for the attention kernel.</summary>
+    public DeviceSpan<int> DevicePositions => _devicePositions.Span(Count);
+
+    /// <summary>The entries' positions, kept on the host too.</summary>
     public ReadOnlySpan<int> Positions => _positions.AsSpan(0, Count);
+
     public long Bytes => (long)Count * _width * 2 * sizeof(float) + Count * sizeof(int);
 
-    public void Append(ReadOnlySpan<float> key, ReadOnlySpan<float> value, int position)
+    /// <summary>
+    /// Appends the keys and values of consecutive new rows (device spans of [rows, kvDim]) at
+    /// <paramref name="positions"/>, given both on the device and on the host.
+    /// </summary>
+    public void Append(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> devicePositions, ReadOnlySpan<int> positions)
     {
-        if (Count > 0 && position <= _positions[Count - 1])
-            throw new InvalidOperationException($"cache entries must come in increasing position order: {position} after {_positions[Count - 1]}");
-        if (Count == _positions.Length)
+        int rows = positions.Length;
+        if (keys.Length != rows * _width || values.Length != rows * _width || devicePositions.Length != rows)
+            throw new ArgumentException($"{rows} cache entries need {rows * _width} floats of keys and of values and {rows} positions, got {keys.Length}, {values.Length} and {devicePositions.Length}");
+        for (int i = 0; i < rows; i++)
         {
-            int capacity = _positions.Length * 2;
-            Array.Resize(ref _keys, capacity * _width);
-            Array.Resize(ref _values, capacity * _width);
-            Array.Resize(ref _positions, capacity);
+            int previous = i > 0 ? positions[i - 1] : Count > 0 ? _positions[Count - 1] : -1;
+            if (positions[i] <= previous)
+                throw new InvalidOperationException($"cache entries must come in increasing position order: {positions[i]} after {previous}");
         }
-        key.CopyTo(_keys.AsSpan(Count * _width, _width));
-        value.CopyTo(_values.AsSpan(Count * _width, _width));
-        _positions[Count] = position;
-        Count++;
+        if (Count + rows > _positions.Length)
+            Grow(Math.Max(Count + rows, 2 * _positions.Length));
+        _device.Copy(keys, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width));
+        _device.Copy(values, new DeviceSpan<float>(_values, (long)Count * _width, rows * _width));
+        _device.Copy(devicePositions, new DeviceSpan<int>(_devicePositions, Count, rows));
+        positions.CopyTo(_positions.AsSpan(Count));
+        Count += rows;
+    }
+
+    private void Grow(int capacity)
+    {
+        _keys = Moved(_keys, (long)capacity * _width, Count * _width);
+        _values = Moved(_values, (long)capacity * _width, Count * _width);
+        _devicePositions = Moved(_devicePositions, capacity, Count);
+        Array.Resize(ref _positions, capacity);
+    }
+
+    /// <summary>A larger buffer holding the first <paramref name="used"/> elements of <paramref name="old"/>, which is freed.</summary>
+    private DeviceBuffer<T> Moved<T>(DeviceBuffer<T> old, long capacity, int used)
+        where T : unmanaged
+    {
+        var grown = _device.Allocate<T>(capacity);
+        _device.Copy(old.Span(used), grown.Span(used));
+        old.Dispose();
+        return grown;
+    }
+
+    public void Dispose()
+    {
+        _keys.Dispose();
+        _values.Dispose();
+        _devicePositions.Dispose();
     }
 }
 
-/// <summary>The KV cache of one sequence for the blocks of one slice.</summary>
-public sealed class KvCache
+/// <summary>The KV cache of one sequence for the blocks of one slice, on the slice's device.</summary>
+public sealed class KvCache : IDisposable
 {
     private readonly LayerKvCache[] _layers;
 
-    public KvCache(SliceSpec slice, int kvDim)
+    public KvCache(SliceSpec slice, int kvDim, IComputeDevice device)
     {
         FirstLayer = slice.FirstLayer;
         _layers = new LayerKvCache[slice.LayerCount];
-        for (int i = 0; i < _layers.Length; i++) _layers[i] = new LayerKvCache(kvDim);
+        for (int i = 0; i < _layers.Length; i++) _layers[i] = new LayerKvCache(device, kvDim);
     }
 
     public int FirstLayer { get; }
@@ -63,4 +113,10 @@ public sealed class KvCache
     public int LastPosition => _layers.Max(l => l.Count == 0 ? -1 : l.Positions[^1]);
 
     public long Bytes => _layers.Sum(l => l.Bytes);
+
+    /// <summary>Frees the device memory of every block's entries.</summary>
+    public void Dispose()
+    {
+        foreach (var layer in _layers) layer.Dispose();
+    }
 }

@@ -31,7 +31,7 @@ public static class ModelBenchmark
         for (int rep = -1; rep < o.Reps; rep++) // rep -1 warms up the JIT and the caches
         {
             var clock = Stopwatch.StartNew();
-            var cache = Prefill(model, prompt, hidden, logits);
+            using var cache = Prefill(model, prompt, hidden, logits);
             double prefill = clock.Elapsed.TotalSeconds;
 
             clock.Restart();

@@ -11,19 +11,19 @@ public sealed record SliceSpec(int FirstLayer, int EndLayer, bool Embedding, boo
     public int LayerCount => EndLayer - FirstLayer;
 }
 
-/// <summary>The weights of one transformer block, prepared for a device.</summary>
+/// <summary>The weights of one transformer block, prepared for a device: matrices and vectors alike live in its memory.</summary>
 public sealed class BlockWeights : IDisposable
 {
     public required int Layer { get; init; }
-    public required float[] AttentionNorm { get; init; }
+    public required DeviceBuffer<float> AttentionNorm { get; init; }
     public required IDeviceMatrix Query { get; init; }
     public required IDeviceMatrix Key { get; init; }
     public required IDeviceMatrix Value { get; init; }
-    public float[]? QueryBias { get; init; }
-    public float[]? KeyBias { get; init; }
-    public float[]? ValueBias { get; init; }
+    public DeviceBuffer<float>? QueryBias { get; init; }
+    public DeviceBuffer<float>? KeyBias { get; init; }
+    public DeviceBuffer<float>? ValueBias { get; init; }
     public required IDeviceMatrix AttentionOutput { get; init; }
-    public required float[] FfnNorm { get; init; }
+    public required DeviceBuffer<float> FfnNorm { get; init; }
     public required IDeviceMatrix Gate { get; init; }
     public required IDeviceMatrix Up { get; init; }
     public required IDeviceMatrix Down { get; init; }
@@ -31,12 +31,12 @@ public sealed class BlockWeights : IDisposable
     public long ResidentBytes =>
         Query.ResidentBytes + Key.ResidentBytes + Value.ResidentBytes + AttentionOutput.ResidentBytes
         + Gate.ResidentBytes + Up.ResidentBytes + Down.ResidentBytes
-        + 4L * (AttentionNorm.Length + FfnNorm.Length
-                + (QueryBias?.Length ?? 0) + (KeyBias?.Length ?? 0) + (ValueBias?.Length ?? 0));
+        + AttentionNorm.Bytes + FfnNorm.Bytes + (QueryBias?.Bytes ?? 0) + (KeyBias?.Bytes ?? 0) + (ValueBias?.Bytes ?? 0);
 
     public void Dispose()
     {
         foreach (var m in new[] { Query, Key, Value, AttentionOutput, Gate, Up, Down }) m.Dispose();
+        foreach (var v in new[] { AttentionNorm, FfnNorm, QueryBias, KeyBias, ValueBias }) v?.Dispose();
     }
 }
 
@@ -78,7 +78,7 @@ public sealed class EmbeddingTable
 public sealed class ModelSlice : IDisposable
 {
     private ModelSlice(ModelConfig config, SliceSpec spec, BlockWeights[] blocks, EmbeddingTable? embedding,
-        float[]? finalNorm, IDeviceMatrix? lmHead)
+        DeviceBuffer<float>? finalNorm, IDeviceMatrix? lmHead)
     {
         Config = config;
         Spec = spec;
@@ -92,13 +92,13 @@ public sealed class ModelSlice : IDisposable
     public SliceSpec Spec { get; }
     public IReadOnlyList<BlockWeights> Blocks { get; }
     public EmbeddingTable? Embedding { get; }
-    public float[]? FinalNorm { get; }
+    public DeviceBuffer<float>? FinalNorm { get; }
     public IDeviceMatrix? LmHead { get; }
 
     /// <summary>Bytes of weights this slice keeps resident (copied out of the mapped file).</summary>
     public long ResidentBytes =>
         Blocks.Sum(b => b.ResidentBytes) + (Embedding?.ResidentBytes ?? 0)
-        + 4L * (FinalNorm?.Length ?? 0) + (LmHead?.ResidentBytes ?? 0);
+        + (FinalNorm?.Bytes ?? 0) + (LmHead?.ResidentBytes ?? 0);
 
     /// <param name="storage">
     /// Storage type for the matrices; null keeps each tensor's own dtype. A quantized type is quantized at load, with
@@ -126,7 +126,7 @@ public sealed class ModelSlice : IDisposable
                 blocks.Add(PrepareBlock(spec.FirstLayer + i, blockTensors[i], device, storage));
             return new ModelSlice(c, spec, blocks.ToArray(),
                 embedding is null ? null : new EmbeddingTable(embedding),
-                finalNorm?.ToFloatArray(),
+                finalNorm is null ? null : device.UploadNew<float>(finalNorm.ToFloatArray()),
                 lmHead is null ? null : device.PrepareMatrix(lmHead, StorageOf(lmHead, storage)));
         }
         catch
@@ -139,7 +139,7 @@ public sealed class ModelSlice : IDisposable
     private static BlockWeights PrepareBlock(int layer, Dictionary<TensorRole, WeightTensor> t, IComputeDevice device, TensorDType? storage)
     {
         IDeviceMatrix M(TensorRole role) => device.PrepareMatrix(t[role], StorageOf(t[role], storage));
-        float[]? V(TensorRole role) => t.TryGetValue(role, out var v) ? v.ToFloatArray() : null;
+        DeviceBuffer<float>? V(TensorRole role) => t.TryGetValue(role, out var v) ? device.UploadNew<float>(v.ToFloatArray()) : null;
         return new BlockWeights
         {
             Layer = layer,
@@ -163,6 +163,7 @@ public sealed class ModelSlice : IDisposable
     public void Dispose()
     {
         foreach (var b in Blocks) b.Dispose();
+        FinalNorm?.Dispose();
         LmHead?.Dispose();
     }
 }

@@ -56,7 +56,18 @@ public sealed class StageExecutor : IDisposable
     }
 
     /// <summary>Frees a finished or cancelled sequence's cache; false when the stage holds none for it.</summary>
-    public bool Release(long sequenceId) => _caches.Remove(sequenceId);
+    public bool Release(long sequenceId)
+    {
+        if (!_caches.Remove(sequenceId, out var cache))
+            return false;
+        cache.Dispose();
+        return true;
+    }
 
-    public void Dispose() => Stage.Dispose();
+    public void Dispose()
+    {
+        foreach (var cache in _caches.Values) cache.Dispose();
+        _caches.Clear();
+        Stage.Dispose();
+    }
 }

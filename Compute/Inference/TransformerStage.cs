@@ -10,13 +10,17 @@ namespace FtpCluster.Compute.Inference;
 /// </summary>
 public sealed class TransformerStage : IDisposable
 {
-    private readonly Scratch _scratch = new();
+    private readonly Scratch _scratch;
+    private readonly HostScratch _hostScratch = new();
+    private readonly MicrobatchUpload _upload;
 
     public TransformerStage(ModelSlice slice, IComputeDevice device)
     {
         Slice = slice;
         Device = device;
         Rope = new RopeTable(slice.Config);
+        _scratch = new Scratch(device);
+        _upload = new MicrobatchUpload(device);
     }
 
     public ModelSlice Slice { get; }
@@ -31,7 +35,8 @@ public sealed class TransformerStage : IDisposable
         return new TransformerStage(ModelSlice.Load(checkpoint, slice ?? SliceSpec.Whole(checkpoint.Config), device, storage), device);
     }
 
-    public KvCache NewCache() => new(Slice.Spec, Config.KvDim);
+    /// <summary>A new sequence's cache, on this stage's device; dispose it when the sequence is done.</summary>
+    public KvCache NewCache() => new(Slice.Spec, Config.KvDim, Device);
 
     public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)
     {
@@ -56,7 +61,18 @@ public sealed class TransformerStage : IDisposable
     {
         if (computeRows is not null && computeRows.Count != Slice.Blocks.Count)
             throw new ArgumentException($"computeRows has {computeRows.Count} entries for {Slice.Blocks.Count} blocks");
-        ForwardRouted(rows, hidden, computeRows is null ? EveryRow : b => computeRows[b], attentionScores);
+        ForwardOnDevice(rows, hidden, computeRows is null ? EveryRow : b => computeRows[b],
+            computeRows is null ? [] : DistinctSubsets(computeRows), attentionScores);
+    }
+
+    /// <summary>The different row subsets of a plan, each once: they go to the device with the rows.</summary>
+    private static int[][] DistinctSubsets(IReadOnlyList<int[]?> computeRows)
+    {
+        var distinct = new List<int[]>();
+        foreach (var subset in computeRows)
+            if (subset is { Length: > 0 } && !distinct.Exists(d => d.AsSpan().SequenceEqual(subset)))
+                distinct.Add(subset);
+        return [.. distinct];
     }
 
     private static readonly Func<int, int[]?> EveryRow = _ => null;
@@ -75,86 +91,89 @@ public sealed class TransformerStage : IDisposable
     /// scores does not change the hidden rows.
     /// </param>
     public void ForwardRouted(ReadOnlySpan<TokenRow> rows, Span<float> hidden, Func<int, int[]?> chooseRows,
-        Span<float> attentionScores = default)
+        Span<float> attentionScores = default) =>
+        ForwardOnDevice(rows, hidden, chooseRows, [], attentionScores);
+
+    /// <summary>
+    /// The forward pass over the device: the rows go up once (with <paramref name="plannedSubsets"/>, the row
+    /// subsets known before the blocks run), every block runs on the device's copy, and the rows come back once.
+    /// </summary>
+    private void ForwardOnDevice(ReadOnlySpan<TokenRow> rows, Span<float> hidden, Func<int, int[]?> chooseRows,
+        IReadOnlyList<int[]> plannedSubsets, Span<float> attentionScores)
     {
         CheckRowOrder(rows);
         int dim = Config.Dim, n = rows.Length, blocks = Slice.Blocks.Count;
         int scoredBlocks = n == 0 ? 0 : attentionScores.Length / n;
         if (attentionScores.Length != scoredBlocks * n || scoredBlocks > blocks)
             throw new ArgumentException($"attentionScores has {attentionScores.Length} entries: not whole rows of {n} for at most {blocks} blocks");
+        if (hidden.Length < n * dim)
+            throw new ArgumentException($"hidden has {hidden.Length} floats for {n} rows of {dim}");
+        if (n == 0)
+            return;
 
+        _upload.Upload(rows, hidden[..(n * dim)], plannedSubsets);
+        var x = _upload.Hidden;
         // The subset whose rows are gathered into scratch. Consecutive blocks that compute the same rows (a
         // one-pass plan's stage segment, a uniform schedule) run on the gathered rows one after another,
         // which are scattered back only when a block needs others.
         int[]? gathered = null;
         TokenRow[] gatheredRows = [];
+        DeviceSpan<int> gatheredIndices = default, gatheredPositions = default;
         for (int b = 0; b < blocks; b++)
         {
             var subset = chooseRows(b);
             var blockScores = b < scoredBlocks ? attentionScores.Slice(b * n, n) : Span<float>.Empty;
             if (gathered is not null && (subset is null || !subset.AsSpan().SequenceEqual(gathered)))
             {
-                Scatter(gathered, hidden);
+                Device.ScatterRows(_scratch.Get(Scratch.Gathered, gathered.Length * dim), gatheredIndices, dim, x);
                 gathered = null;
             }
             if (subset is null)
             {
-                RunBlock(Slice.Blocks[b], rows, hidden, blockScores);
+                RunBlock(Slice.Blocks[b], rows, _upload.Positions, x, blockScores);
                 continue;
             }
             blockScores.Fill(float.NaN);
             if (subset.Length == 0) continue;
             if (gathered is null)
             {
-                gatheredRows = Gather(Slice.Blocks[b].Layer, subset, rows, hidden);
+                (gatheredIndices, gatheredPositions) = _upload.Subset(subset, rows);
+                gatheredRows = new TokenRow[subset.Length];
+                for (int i = 0; i < subset.Length; i++) gatheredRows[i] = rows[subset[i]];
+                Device.GatherRows(x, gatheredIndices, dim, _scratch.Get(Scratch.Gathered, subset.Length * dim));
                 gathered = subset;
             }
-            var subScores = blockScores.IsEmpty ? Span<float>.Empty : _scratch.Get(Scratch.GatheredScores, subset.Length);
-            RunBlock(Slice.Blocks[b], gatheredRows, _scratch.Get(Scratch.Gathered, subset.Length * dim), subScores);
+            var subScores = blockScores.IsEmpty ? Span<float>.Empty : _hostScratch.Get(HostScratch.GatheredScores, subset.Length);
+            RunBlock(Slice.Blocks[b], gatheredRows, gatheredPositions, _scratch.Get(Scratch.Gathered, subset.Length * dim), subScores);
             for (int i = 0; i < subScores.Length; i++)
                 blockScores[subset[i]] = subScores[i];
         }
-        if (gathered is not null) Scatter(gathered, hidden);
+        if (gathered is not null) Device.ScatterRows(_scratch.Get(Scratch.Gathered, gathered.Length * dim), gatheredIndices, dim, x);
+        Device.Download(x, hidden[..(n * dim)]);
     }
 
-    /// <summary>Copies the <paramref name="subset"/> of the rows and their hidden rows into scratch, checking the indices.</summary>
-    private TokenRow[] Gather(int layer, int[] subset, ReadOnlySpan<TokenRow> rows, ReadOnlySpan<float> hidden)
-    {
-        int dim = Config.Dim;
-        var subRows = new TokenRow[subset.Length];
-        var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
-        for (int i = 0; i < subset.Length; i++)
-        {
-            if (i > 0 && subset[i] <= subset[i - 1])
-                throw new ArgumentException($"block {layer}: row indices must be sorted and distinct");
-            if ((uint)subset[i] >= (uint)rows.Length)
-                throw new ArgumentException($"block {layer}: row index {subset[i]} is outside the {rows.Length} rows");
-            subRows[i] = rows[subset[i]];
-            hidden.Slice(subset[i] * dim, dim).CopyTo(subHidden.Slice(i * dim, dim));
-        }
-        return subRows;
-    }
-
-    /// <summary>Copies the gathered hidden rows back to their places.</summary>
-    private void Scatter(int[] subset, Span<float> hidden)
-    {
-        int dim = Config.Dim;
-        var subHidden = _scratch.Get(Scratch.Gathered, subset.Length * dim);
-        for (int i = 0; i < subset.Length; i++)
-            subHidden.Slice(i * dim, dim).CopyTo(hidden.Slice(subset[i] * dim, dim));
-    }
-
-    /// <summary>Final norm and LM head: logits [rows, vocab] for the given hidden rows.</summary>
+    /// <summary>Final norm and LM head: logits [rows, vocab] for the given hidden rows (one upload, one download).</summary>
     public void Logits(ReadOnlySpan<float> hidden, int rows, Span<float> logits)
     {
         var head = Slice.LmHead ?? throw new InvalidOperationException("this slice holds no LM head");
-        var normed = _scratch.Get(Scratch.Normed, rows * Config.Dim);
-        Device.RmsNorm(hidden.Slice(0, rows * Config.Dim), Slice.FinalNorm, Config.RmsNormEps, normed);
-        Device.MatMul(normed, rows, head, logits);
+        int dim = Config.Dim, vocab = head.Rows;
+        if (rows < 0 || hidden.Length < rows * dim || logits.Length < (long)rows * vocab)
+            throw new ArgumentException($"logits of {rows} rows: hidden has {hidden.Length} floats for rows of {dim}, logits {logits.Length} for rows of {vocab}");
+        if (rows == 0)
+            return;
+        var input = _scratch.Get(Scratch.Input, rows * dim);
+        var normed = _scratch.Get(Scratch.Normed, rows * dim);
+        var output = _scratch.Get(Scratch.Logits, rows * vocab);
+        Device.Upload(hidden[..(rows * dim)], input);
+        Device.RmsNorm(input, Slice.FinalNorm!.All, Config.RmsNormEps, normed);
+        Device.MatMul(normed, rows, head, output);
+        Device.Download(output, logits[..(rows * vocab)]);
     }
 
+    /// <param name="rowPositions">The rows' positions on the device.</param>
+    /// <param name="x">The rows' hidden states on the device, updated in place.</param>
     /// <param name="scores">Empty, or one entry per row for its attention score (see <see cref="ForwardRouted"/>).</param>
-    private void RunBlock(BlockWeights w, ReadOnlySpan<TokenRow> rows, Span<float> x, Span<float> scores)
+    private void RunBlock(BlockWeights w, ReadOnlySpan<TokenRow> rows, DeviceSpan<int> rowPositions, DeviceSpan<float> x, Span<float> scores)
     {
         var c = Config;
         int n = rows.Length;
@@ -166,36 +185,47 @@ public sealed class TransformerStage : IDisposable
         var projected = _scratch.Get(Scratch.Projected, n * c.Dim);
         var gate = _scratch.Get(Scratch.Gate, n * c.HiddenDim);
         var up = _scratch.Get(Scratch.Up, n * c.HiddenDim);
-        var positions = _scratch.GetPositions(n);
-        for (int i = 0; i < n; i++) positions[i] = rows[i].Position;
+        var positions = _hostScratch.GetPositions(n);
+        int maxPosition = 0;
+        for (int i = 0; i < n; i++) maxPosition = Math.Max(maxPosition, positions[i] = rows[i].Position);
 
         // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-        Device.RmsNorm(x, w.AttentionNorm, c.RmsNormEps, normed);
+        Device.RmsNorm(x, w.AttentionNorm.All, c.RmsNormEps, normed);
         Device.MatMul(normed, n, w.Query, q);
         Device.MatMul(normed, n, w.Key, k);
         Device.MatMul(normed, n, w.Value, v);
-        if (w.QueryBias is not null) Device.AddBias(q, w.QueryBias);
-        if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias);
-        if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias);
-        Device.Rope(q, c.Heads, positions, Rope);
-        Device.Rope(k, c.KvHeads, positions, Rope);
+        if (w.QueryBias is not null) Device.AddBias(q, w.QueryBias.All);
+        if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias.All);
+        if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias.All);
+        Device.Rope(q, c.Heads, rowPositions, maxPosition, Rope);
+        Device.Rope(k, c.KvHeads, rowPositions, maxPosition, Rope);
         for (int start = 0, end; start < n; start = end)
         {
             var cache = rows[start].Cache.Layer(w.Layer);
-            for (end = start; end < n && rows[end].Cache == rows[start].Cache; end++)
-                cache.Append(k.Slice(end * c.KvDim, c.KvDim), v.Slice(end * c.KvDim, c.KvDim), positions[end]);
-            var received = scores.IsEmpty ? Span<float>.Empty : _scratch.Get(Scratch.KeyAttention, cache.Count);
+            for (end = start + 1; end < n && rows[end].Cache == rows[start].Cache; end++)
+            {
+            }
+            int count = end - start;
+            cache.Append(k.Slice(start * c.KvDim, count * c.KvDim), v.Slice(start * c.KvDim, count * c.KvDim),
+                rowPositions.Slice(start, count), positions.Slice(start, count));
+            var received = scores.IsEmpty ? default : _scratch.Get(Scratch.KeyAttention, cache.Count);
             Device.Attention(
-                q.Slice(start * c.QueryDim, (end - start) * c.QueryDim), positions.Slice(start, end - start),
-                cache.Keys, cache.Values, cache.Positions, c.Heads, c.KvHeads, c.HeadDim,
-                attended.Slice(start * c.QueryDim, (end - start) * c.QueryDim), received);
-            if (!scores.IsEmpty) AverageAttention(received, c.Heads, scores.Slice(start, end - start));
+                q.Slice(start * c.QueryDim, count * c.QueryDim), rowPositions.Slice(start, count),
+                cache.Keys, cache.Values, cache.DevicePositions, c.Heads, c.KvHeads, c.HeadDim,
+                attended.Slice(start * c.QueryDim, count * c.QueryDim), received);
+            if (!scores.IsEmpty)
+            {
+                // Only routers ask for scores; they read them between blocks, so they come back here.
+                var receivedOnHost = _hostScratch.Get(HostScratch.KeyAttention, cache.Count);
+                Device.Download(received, receivedOnHost);
+                AverageAttention(receivedOnHost, c.Heads, scores.Slice(start, count));
+            }
         }
         Device.MatMul(attended, n, w.AttentionOutput, projected);
         Device.Add(x, projected);
 
         // MLP: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
-        Device.RmsNorm(x, w.FfnNorm, c.RmsNormEps, normed);
+        Device.RmsNorm(x, w.FfnNorm.All, c.RmsNormEps, normed);
         Device.MatMul(normed, n, w.Gate, gate);
         Device.MatMul(normed, n, w.Up, up);
         Device.SwiGlu(gate, up);
@@ -242,19 +272,46 @@ public sealed class TransformerStage : IDisposable
         }
     }
 
-    public void Dispose() => Slice.Dispose();
+    public void Dispose()
+    {
+        _upload.Dispose();
+        _scratch.Dispose();
+        Slice.Dispose();
+    }
 
-    /// <summary>Buffers reused across calls, grown to the largest batch seen.</summary>
-    private sealed class Scratch
+    /// <summary>Device buffers reused across calls, grown to the largest batch seen.</summary>
+    private sealed class Scratch(IComputeDevice device) : IDisposable
     {
         public const int Normed = 0, Query = 1, Key = 2, Value = 3, Attended = 4, Projected = 5, Gate = 6, Up = 7, Gathered = 8,
-            GatheredScores = 9, KeyAttention = 10;
-        private readonly float[][] _buffers = new float[11][];
+            KeyAttention = 9, Input = 10, Logits = 11;
+        private readonly DeviceBuffer<float>?[] _buffers = new DeviceBuffer<float>?[12];
+
+        public DeviceSpan<float> Get(int which, int length)
+        {
+            if (_buffers[which] is not { } buffer || buffer.Length < length)
+            {
+                _buffers[which]?.Dispose();
+                _buffers[which] = buffer = device.Allocate<float>(length);
+            }
+            return buffer.Span(length);
+        }
+
+        public void Dispose()
+        {
+            foreach (var buffer in _buffers) buffer?.Dispose();
+        }
+    }
+
+    /// <summary>Host buffers reused across calls: the rows' positions and the attention scores routers read.</summary>
+    private sealed class HostScratch
+    {
+        public const int GatheredScores = 0, KeyAttention = 1;
+        private readonly float[][] _buffers = [[], []];
         private int[] _positions = [];
 
         public Span<float> Get(int which, int length)
         {
-            if (_buffers[which] is null || _buffers[which].Length < length)
+            if (_buffers[which].Length < length)
                 _buffers[which] = new float[length];
             return _buffers[which].AsSpan(0, length);
         }

@@ -69,10 +69,25 @@ public sealed partial class FtpClusterSiloOptions
     public int Threads { get; set; }
 
     /// <summary>
+    /// The silo takes <see cref="MemoryBudgetBytes"/> from its device's free memory when it starts (90% of it, the
+    /// rest left for activations and the runtime) instead of from the host's. The command line sets it for
+    /// <c>--device cuda</c> without <c>--memory-budget-mb</c>. Default false.
+    /// </summary>
+    public bool MemoryBudgetFromDevice { get; set; }
+
+    /// <summary>
     /// This silo's speed relative to the others, which the planner gives layers in proportion to.
-    /// Default 1 (all silos equal); set it from a measurement (e.g. <c>ftpcluster bench model</c>) when they differ.
+    /// Default 1 (all silos equal); set it from a measurement (e.g. <c>ftpcluster bench model</c>) when they differ,
+    /// or let the silo measure it (<see cref="MeasureCapacity"/>).
     /// </summary>
     public double Capacity { get; set; } = 1.0;
+
+    /// <summary>
+    /// The silo measures <see cref="Capacity"/> when it starts: GFLOP/s of a short GEMM on its own device
+    /// (<c>DeviceSpeed</c>), the same measurement on every device, so a GPU silo and a CPU silo compare. The command
+    /// line sets it when <c>--capacity</c> is not given. Default false.
+    /// </summary>
+    public bool MeasureCapacity { get; set; }
 
     /// <summary>
     /// The process that started this silo, for silos a parent runs for its own lifetime (the command
@@ -232,10 +247,11 @@ public sealed partial class FtpClusterSiloOptions
             "--cluster-id", ClusterId,
             "--service-id", ServiceId,
             "--device", Device,
-            "--memory-budget-mb", (MemoryBudgetBytes / (1024 * 1024)).ToString(CultureInfo.InvariantCulture),
             "--threads", Threads.ToString(CultureInfo.InvariantCulture),
-            "--capacity", Capacity.ToString("R", CultureInfo.InvariantCulture),
         };
+        // What the silo measures when it starts is left out, so that it does.
+        if (!MemoryBudgetFromDevice) args.AddRange(["--memory-budget-mb", (MemoryBudgetBytes / (1024 * 1024)).ToString(CultureInfo.InvariantCulture)]);
+        if (!MeasureCapacity) args.AddRange(["--capacity", Capacity.ToString("R", CultureInfo.InvariantCulture)]);
         if (PrimarySiloEndpoint is not null) args.AddRange(["--primary", PrimarySiloEndpoint]);
         if (RedisConnectionString is not null) args.AddRange(["--redis", RedisConnectionString]);
         if (HttpPort is { } http) args.AddRange(["--http-port", http.ToString(CultureInfo.InvariantCulture)]);

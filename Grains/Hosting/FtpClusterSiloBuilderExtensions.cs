@@ -76,6 +76,8 @@ public static class FtpClusterSiloBuilderExtensions
         }
         builder.Configure<ReminderOptions>(reminders => reminders.MinimumReminderPeriod = MinimumReminderPeriod);
 
+        // The planner reads capacity and memory budget from the metadata, so what the silo measures is measured first.
+        SiloDeviceMeasurement.Apply(options);
         builder.UseSiloMetadata(FtpClusterNode.ToMetadata(options));
         builder.ConfigureServices(services =>
         {

@@ -50,6 +50,9 @@ public sealed class FtpClusterSiloDevice(FtpClusterSiloOptions options, ILogger<
         _device = ComputeDevices.Create(options.Device, options.Threads);
         _thread = new ComputeThread($"{options.NodeName} compute");
         logger.LogInformation("Node {Node} uses device {Device}: {Description}", options.NodeName, options.Device, _device.Description);
+        logger.LogInformation("Node {Node} capacity {Capacity} ({CapacitySource}), memory budget {Budget} MiB ({BudgetSource})",
+            options.NodeName, options.Capacity, options.MeasureCapacity ? "measured: GFLOP/s of a GEMM on the device" : "given",
+            options.MemoryBudgetBytes / (1024 * 1024), options.MemoryBudgetFromDevice ? "from the device's free memory" : "given or the host's default");
         return Task.CompletedTask;
     }
 

@@ -30,7 +30,25 @@ public sealed class SiloCommandLineTests
         Assert.Equal(FtpClusterSiloOptions.DefaultMemoryBudgetBytes(), options.MemoryBudgetBytes);
         Assert.True(options.MemoryBudgetBytes > 0);
         Assert.Equal(0, options.Threads);
-        Assert.Equal(1.0, options.Capacity);
+        Assert.True(options.MeasureCapacity, "without --capacity the silo measures its own");
+        Assert.False(options.MemoryBudgetFromDevice, "the cpu device's budget is the host's");
+    }
+
+    [Fact]
+    public void Cuda_without_a_budget_takes_it_from_the_device_and_a_given_capacity_is_not_measured()
+    {
+        var options = Parse("--device cuda --capacity 40");
+        Assert.True(options.MemoryBudgetFromDevice);
+        Assert.False(options.MeasureCapacity);
+        Assert.Equal(40, options.Capacity);
+        Assert.False(Parse("--device cuda --memory-budget-mb 1024").MemoryBudgetFromDevice);
+
+        // A parent leaves out what its silos measure, so that they do.
+        var args = options.ToCommandLine().ToArray();
+        Assert.DoesNotContain("--memory-budget-mb", args);
+        var read = SiloCommandLine.Parse(args, NoEnvironment);
+        Assert.True(read.MemoryBudgetFromDevice);
+        Assert.Equal(40, read.Capacity);
     }
 
     [Fact]
@@ -51,6 +69,7 @@ public sealed class SiloCommandLineTests
         Assert.Equal(4096L * 1024 * 1024, options.MemoryBudgetBytes);
         Assert.Equal(3, options.Threads);
         Assert.Equal(2.5, options.Capacity);
+        Assert.False(options.MeasureCapacity);
     }
 
     [Fact]

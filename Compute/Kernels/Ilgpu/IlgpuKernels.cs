@@ -16,6 +16,7 @@ internal sealed class IlgpuKernels
         ArrayView<float>, ArrayView<float>, AttentionShape> _attention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape> _keyTotals;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _swiGlu, _add, _addBias;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>> _gatherRows, _scatterRows;
 
     public IlgpuKernels(Accelerator accelerator)
     {
@@ -42,6 +43,8 @@ internal sealed class IlgpuKernels
         _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.Add);
         _addBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.AddBias);
+        _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Gather);
+        _scatterRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Scatter);
     }
 
     public void MatMul(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> y, MatMulShape shape)
@@ -86,4 +89,10 @@ internal sealed class IlgpuKernels
     public void Add(ArrayView<float> x, ArrayView<float> y) => _add(x.IntLength, x, y);
 
     public void AddBias(ArrayView<float> x, ArrayView<float> bias) => _addBias(x.IntLength, x, bias);
+
+    public void GatherRows(ArrayView<float> source, ArrayView<int> rows, int width, ArrayView<float> destination) =>
+        _gatherRows(rows.IntLength * width, source, rows, width, destination);
+
+    public void ScatterRows(ArrayView<float> source, ArrayView<int> rows, int width, ArrayView<float> destination) =>
+        _scatterRows(rows.IntLength * width, source, rows, width, destination);
 }

@@ -20,7 +20,7 @@ internal static class MatMulKernels
     /// <summary>Warps per GEMV group; each warp computes one output column for every input row.</summary>
     public const int GemvWarpsPerGroup = 4;
 
-    /// <summary>Up to this many input rows the GEMV beats the tiled GEMM (each weight row is re-read per input row).</summary>
+    /// <summary>Up to this many input rows the GEMV beats the tiled GEMM; its kernel keeps one partial sum per row in registers, so no more.</summary>
     public const int GemvMaxRows = 4;
 
     public static KernelConfig TiledGemmConfig(MatMulShape s) =>
@@ -65,8 +65,10 @@ internal static class MatMulKernels
     }
 
     /// <summary>
-    /// Warp (group, warp index) owns one output column n: its lanes stride along K, reading the
-    /// weight row coalesced, and a shuffle reduction gives the dot product for each input row.
+    /// Warp (group, warp index) owns one output column n: its lanes stride along K, reading the weight row
+    /// coalesced and once for all of the (at most <see cref="GemvMaxRows"/>) input rows, whose partial sums
+    /// sit in registers; a shuffle reduction per row gives the dot products. Decode is bound by reading the
+    /// weights, so a batch of decode rows costs about what one row does.
     /// </summary>
     public static void WarpGemv<TStorage, TFormat>(
         ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
@@ -77,17 +79,28 @@ internal static class MatMulKernels
         int n = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
         if (n >= shape.N)
             return;
-        int lane = Warp.LaneIdx;
+        int lane = Warp.LaneIdx, rows = shape.M;
+        long k1 = shape.K, k2 = 2L * shape.K, k3 = 3L * shape.K;
         long weightRow = (long)n * shape.K;
-        for (int r = 0; r < shape.M; r++)
+        float partial0 = 0f, partial1 = 0f, partial2 = 0f, partial3 = 0f;
+        for (int k = lane; k < shape.K; k += Warp.WarpSize)
         {
-            long inputRow = (long)r * shape.K;
-            float partial = 0f;
-            for (int k = lane; k < shape.K; k += Warp.WarpSize)
-                partial += x[inputRow + k] * format.ToFloat(w[weightRow + k]);
-            float sum = WarpReduce.Sum(partial);
-            if (lane == 0)
-                y[(long)r * shape.N + n] = sum;
+            float weight = format.ToFloat(w[weightRow + k]);
+            partial0 += x[k] * weight;
+            if (rows > 1) partial1 += x[k1 + k] * weight;
+            if (rows > 2) partial2 += x[k2 + k] * weight;
+            if (rows > 3) partial3 += x[k3 + k] * weight;
         }
+        // rows is the same for every lane, so each reduction runs on the whole warp or on none of it.
+        float sum0 = WarpReduce.Sum(partial0);
+        float sum1 = rows > 1 ? WarpReduce.Sum(partial1) : 0f;
+        float sum2 = rows > 2 ? WarpReduce.Sum(partial2) : 0f;
+        float sum3 = rows > 3 ? WarpReduce.Sum(partial3) : 0f;
+        if (lane != 0)
+            return;
+        y[n] = sum0;
+        if (rows > 1) y[(long)shape.N + n] = sum1;
+        if (rows > 2) y[2L * shape.N + n] = sum2;
+        if (rows > 3) y[3L * shape.N + n] = sum3;
     }
 }

@@ -16,6 +16,7 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [Theory]
     [InlineData(1, 37, 45)] // GEMV: one warp per output, K not a multiple of the warp
     [InlineData(3, 5, 70)] // GEMV with several rows
+    [InlineData(4, 37, 45)] // GEMV with as many rows as it takes
     [InlineData(5, 37, 45)] // tiled GEMM, every edge partial
     [InlineData(19, 40, 33)] // tiled GEMM over two row tiles
     public void MatMul_f32_matches_cpu(int m, int n, int k) => AssertMatMul(m, n, k, TensorDType.F32);
@@ -184,10 +185,10 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     }
 
     [Fact]
-    public void Description_names_the_cpu_accelerator()
+    public void Description_names_the_accelerator()
     {
-        Assert.Equal(IlgpuTarget.Cpu, _ilgpu.Target);
-        Assert.StartsWith("ilgpu cpu accelerator", _ilgpu.Description);
+        Assert.Equal(IlgpuTestTarget.Target, _ilgpu.Target);
+        Assert.StartsWith(IlgpuTestTarget.Target == IlgpuTarget.Cpu ? "ilgpu cpu accelerator" : "ilgpu cuda", _ilgpu.Description);
         Assert.Contains("warp 32", _ilgpu.Description);
     }
 

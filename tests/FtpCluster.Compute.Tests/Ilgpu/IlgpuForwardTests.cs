@@ -74,7 +74,7 @@ public sealed class IlgpuGoldenTests
     public void Stories260K_logits_on_ilgpu_match_golden()
     {
         var golden = SharedModels.Golden.GetProperty("stories260K");
-        using var device = IlgpuDevice.Create(IlgpuTarget.Cpu);
+        using var device = IlgpuDevice.Create(IlgpuTestTarget.Target);
         using var model = Inference.GoldenTests.Load(golden.GetProperty("file").GetString()!, device);
         var ids = Inference.GoldenTests.Ints(golden.GetProperty("logits_ids"));
         var logits = Generator.AllLogits(model, ids);

@@ -54,6 +54,8 @@ public sealed class IlgpuPtxTests
         Implicit("swiglu", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.SwiGlu);
         Implicit("add", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.Add);
         Implicit("add bias", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.AddBias);
+        Implicit("gather rows", (Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>)RowKernels.Gather);
+        Implicit("scatter rows", (Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>)RowKernels.Scatter);
         return kernels;
     }
 }

@@ -5,7 +5,23 @@ using FtpCluster.Compute.Models;
 namespace FtpCluster.Compute.Tests.Ilgpu;
 
 /// <summary>
-/// One ILGPU device on the CPU accelerator and one CPU device (the reference), shared by a test class
+/// Which accelerator the ILGPU tests run on: ILGPU's CPU accelerator, or CUDA when the environment sets
+/// FTPCLUSTER_ILGPU_TESTS=cuda (scripts/gpu-check.sh does, on a machine with an NVIDIA GPU).
+/// </summary>
+public static class IlgpuTestTarget
+{
+    public const string Variable = "FTPCLUSTER_ILGPU_TESTS";
+
+    public static IlgpuTarget Target { get; } = Environment.GetEnvironmentVariable(Variable) switch
+    {
+        null or "" or "cpu" => IlgpuTarget.Cpu,
+        "cuda" => IlgpuTarget.Cuda,
+        var other => throw new InvalidOperationException($"{Variable}={other}: expected cpu or cuda"),
+    };
+}
+
+/// <summary>
+/// One ILGPU device (on <see cref="IlgpuTestTarget.Target"/>) and one CPU device (the reference), shared by a test class
 /// because the accelerator takes a while to start; plus a temp folder for weight files.
 /// </summary>
 public sealed class IlgpuFixture : IDisposable
@@ -16,7 +32,7 @@ public sealed class IlgpuFixture : IDisposable
     public IlgpuFixture()
     {
         Folder = Directory.CreateTempSubdirectory("ftpcluster-ilgpu-").FullName;
-        Ilgpu = IlgpuDevice.Create(IlgpuTarget.Cpu);
+        Ilgpu = IlgpuDevice.Create(IlgpuTestTarget.Target);
         Cpu = new CpuDevice(2);
     }
 

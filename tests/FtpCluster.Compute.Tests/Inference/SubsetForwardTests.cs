@@ -77,7 +77,7 @@ public sealed class SubsetForwardTests
             var blockScores = new float[n];
             block.Forward(TokenRow.Consecutive(blockCache, 0, n), stepHidden, [subsets[b]], blockScores);
             Assert.Equal(blockScores, scores.AsSpan(b * n, n).ToArray());
-            Assert.Equal(blockCache.Layer(b).Keys.ToArray(), cache.Layer(b).Keys.ToArray());
+            Assert.Equal(device.ToArray(blockCache.Layer(b).Keys), device.ToArray(cache.Layer(b).Keys));
             if (b == layers - 1) block.Logits(stepHidden, n, stepLogits);
         }
         Assert.Equal(stepLogits, logits);
