@@ -83,6 +83,7 @@ public static class FtpClusterSiloBuilderExtensions
             services.AddSingleton<FtpClusterSiloDevice>();
             services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FtpClusterSiloDevice>());
             services.AddSingleton<FtpClusterNodeDirectory>();
+            services.AddSingleton<LoadedStages>();
             services.AddPlacementDirector<NodePinnedPlacement, NodePinnedPlacementDirector>();
             services.AddHostedService<ServedModelsService>();
         });
