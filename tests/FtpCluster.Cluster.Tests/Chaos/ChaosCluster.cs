@@ -4,6 +4,7 @@ using System.Net;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
 
 namespace FtpCluster.Cluster.Tests.Chaos;
@@ -112,6 +113,34 @@ public sealed class ChaosCluster : IDisposable
         _silos[node].Dispose();
         _silos[node] = Launch(node);
         await _silos[node].WaitReadyAsync();
+    }
+
+    /// <summary>The network namespace the node's silo runs in.</summary>
+    public string Namespace(string node) =>
+        (_network ?? throw new InvalidOperationException("the silos do not run in network namespaces")).Node(node).Namespace;
+
+    /// <summary>
+    /// After a partition heals: a silo the membership declared dead meanwhile stops itself once it reads so (Orleans),
+    /// and comes back as a new process, as a service manager would bring it; one that was not declared dead just goes
+    /// on. Completes when the membership lists the node as active again.
+    /// </summary>
+    public async Task RejoinAsync(IClusterClient client, string node)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (true)
+        {
+            if (_silos[node].Exited.IsCompleted) await RestartAsync(node);
+            try
+            {
+                var active = await client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes();
+                if (active.Any(n => n.NodeName == node) && (await InfoAsync(client, node)).ProcessId == _silos[node].ProcessId) return;
+            }
+            catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
+            {
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"node {node} is not active a minute after its partition healed:{Environment.NewLine}{_silos[node].Output}");
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>Takes the node's only link down: it reaches neither the other silos, nor Redis, nor clients.</summary>
