@@ -275,10 +275,14 @@ public sealed class RedisServer : IDisposable
         }
     }
 
-    /// <summary>SIGKILL, then the same server started again on the same port and files; completes when it accepts connections.</summary>
-    public async Task KillAndRestartAsync()
+    /// <summary>
+    /// SIGKILL, then, <paramref name="downtime"/> later, the same server started again on the same port and files;
+    /// completes when it accepts connections.
+    /// </summary>
+    public async Task KillAndRestartAsync(TimeSpan downtime)
     {
         Stop();
+        await Task.Delay(downtime);
         _process = Launch(_directory, _args, out var ready);
         await ready.WaitAsync(SiloProcess.StartTimeout);
     }

@@ -122,18 +122,24 @@ public sealed class ChaosCluster : IDisposable
     /// <summary>
     /// After a partition heals: a silo the membership declared dead meanwhile stops itself once it reads so (Orleans),
     /// and comes back as a new process, as a service manager would bring it; one that was not declared dead just goes
-    /// on. Completes when the membership lists the node as active again.
+    /// on. Completes when the membership lists the node as active again, saying which of the two happened.
     /// </summary>
-    public async Task RejoinAsync(IClusterClient client, string node)
+    public async Task<string> RejoinAsync(IClusterClient client, string node)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        bool restarted = false;
         while (true)
         {
-            if (_silos[node].Exited.IsCompleted) await RestartAsync(node);
+            if (_silos[node].Exited.IsCompleted)
+            {
+                await RestartAsync(node);
+                restarted = true;
+            }
             try
             {
                 var active = await client.GetGrain<IClusterNodesGrain>(0).GetActiveNodes();
-                if (active.Any(n => n.NodeName == node) && (await InfoAsync(client, node)).ProcessId == _silos[node].ProcessId) return;
+                if (active.Any(n => n.NodeName == node) && (await InfoAsync(client, node)).ProcessId == _silos[node].ProcessId)
+                    return restarted ? $"{node} declared dead, stopped itself on healing, restarted and rejoined" : $"{node} rejoined without a restart";
             }
             catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
             {

@@ -20,21 +20,23 @@ public sealed record JobHomes(string Coordinator, string Job)
 /// membership or the plan dropped every victim), or at once when the fault has no victims to notice.
 /// </summary>
 /// <param name="Victims">The silos the fault takes out; the observer's client avoids their gateways.</param>
-/// <param name="Settle">After the job: brings the cluster to rest (a healed silo rejoins) before its memory is checked.</param>
-public sealed record Fault(string Name, IReadOnlyList<string> Victims, Func<Task> Start, Func<Task> End, Func<IClusterClient, Task>? Settle = null);
+/// <param name="Settle">After the job: brings the cluster to rest (a healed silo rejoins) before its memory is checked; says what it did.</param>
+public sealed record Fault(string Name, IReadOnlyList<string> Victims, Func<Task> Start, Func<Task> End, Func<IClusterClient, Task<string>>? Settle = null);
 
 /// <summary>One row of the chaos table: what a scenario measured.</summary>
-/// <param name="DetectedAfter">Seconds from the fault until the membership or the deployment's plan dropped every victim; null: nothing to detect.</param>
-/// <param name="RecoveredAfter">Seconds from the fault until a line finished after the fault was detected (or ended).</param>
+/// <param name="DetectedAfter">Seconds from the fault until the membership or the deployment's plan dropped every victim; null: no silo to drop.</param>
+/// <param name="RecoveredAfter">Seconds from the fault until a line finished after the fault was detected (or, with no silo to drop, after it began).</param>
+/// <param name="Seconds">The whole job, start to end.</param>
+/// <param name="Notes">What else happened (how a partitioned silo came back).</param>
 public sealed record ChaosOutcome(string Scenario, double? DetectedAfter, double? RecoveredAfter, int LinesLost, int LinesDuplicated,
-    bool OutputIdentical, double Seconds)
+    bool OutputIdentical, double Seconds, string Notes = "")
 {
     public const string TableHeader =
-        "| scenario | detected after (s) | recovered after (s) | lines lost | lines duplicated | output identical | job (s) |\n" +
-        "|---|---:|---:|---:|---:|:---:|---:|";
+        "| scenario | detected after (s) | recovered after (s) | lines lost | lines duplicated | output identical | job (s) | notes |\n" +
+        "|---|---:|---:|---:|---:|:---:|---:|---|";
 
     public string TableRow => string.Create(CultureInfo.InvariantCulture,
-        $"| {Scenario} | {Format(DetectedAfter)} | {Format(RecoveredAfter)} | {LinesLost} | {LinesDuplicated} | {(OutputIdentical ? "yes" : "no")} | {Seconds:F1} |");
+        $"| {Scenario} | {Format(DetectedAfter)} | {Format(RecoveredAfter)} | {LinesLost} | {LinesDuplicated} | {(OutputIdentical ? "yes" : "no")} | {Seconds:F1} | {Notes} |");
 
     private static string Format(double? seconds) => seconds is { } s ? s.ToString("F1", CultureInfo.InvariantCulture) : "—";
 }
@@ -45,9 +47,9 @@ public sealed record ChaosOutcome(string Scenario, double? DetectedAfter, double
 /// </summary>
 public static class ChaosJob
 {
-    /// <summary>The lines per job: <c>FTPCLUSTER_CHAOS_LINES</c> for longer runs, 16 by default (the suite stays within minutes).</summary>
+    /// <summary>The lines per job: <c>FTPCLUSTER_CHAOS_LINES</c> (at least 8) for longer runs, 12 by default (the suite stays within minutes).</summary>
     public static int Lines { get; } = int.TryParse(Environment.GetEnvironmentVariable("FTPCLUSTER_CHAOS_LINES"), NumberStyles.None,
-        CultureInfo.InvariantCulture, out int lines) && lines >= 8 ? lines : 16;
+        CultureInfo.InvariantCulture, out int lines) && lines >= 8 ? lines : 12;
 
     /// <summary>The fault lands once this many lines are done: mid-job, by the job's own progress rather than a delay.</summary>
     public static int FaultAfterLines => Lines / 4;
@@ -124,8 +126,9 @@ public static class ChaosJob
         int lost = lines.Count(l => !answers.ContainsKey(l.Key));
         int duplicated = results.Length - answers.Count;
         bool identical = faultFree is null || lines.All(l => answers.GetValueOrDefault(l.Key) == faultFree.GetValueOrDefault(l.Key));
-        var outcome = new ChaosOutcome(scenario, Since(faultAt, detectedAt), Since(faultAt, recoveredAt), lost, duplicated, identical, seconds);
-        if (chosen?.Settle is { } settle) await settle(client);
+        string notes = chosen?.Settle is { } settle ? await settle(client) : "";
+        var outcome = new ChaosOutcome(scenario, victims.Length > 0 ? Since(faultAt, detectedAt) : null, Since(faultAt, recoveredAt),
+            lost, duplicated, identical, seconds, notes);
         await AssertNoStrandedStages(cluster, client, scenario);
         return (outcome, answers);
     }

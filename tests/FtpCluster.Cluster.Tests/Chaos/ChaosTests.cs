@@ -91,9 +91,12 @@ public sealed class ChaosTests(ChaosBaseline baseline, ITestOutputHelper output)
             () => Task.CompletedTask);
     });
 
+    /// <summary>Down for a stated time, long enough that job results and reminders are written while it is away.</summary>
     [ChaosFact]
-    public Task Redis_restarted() => Run("restart Redis (SIGKILL, then started on its files)", cluster => _ =>
-        new Fault("redis", [], () => cluster.Redis.KillAndRestartAsync(), () => Task.CompletedTask));
+    public Task Redis_restarted() => Run($"restart Redis (SIGKILL, {RedisDowntime.TotalSeconds:F0} s down, started on its files)", cluster => _ =>
+        new Fault("redis", [], () => cluster.Redis.KillAndRestartAsync(RedisDowntime), () => Task.CompletedTask));
+
+    private static readonly TimeSpan RedisDowntime = TimeSpan.FromSeconds(5);
 
     [ChaosFact]
     public Task A_stage_silo_stopped_gracefully() => Run("SIGTERM a stage silo", cluster => homes =>
