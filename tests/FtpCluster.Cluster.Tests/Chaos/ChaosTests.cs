@@ -96,7 +96,7 @@ public sealed class ChaosTests(ChaosBaseline baseline, ITestOutputHelper output)
     public Task Redis_restarted() => Run($"restart Redis (SIGKILL, {RedisDowntime.TotalSeconds:F0} s down, started on its files)", cluster => _ =>
         new Fault("redis", [], () => cluster.Redis.KillAndRestartAsync(RedisDowntime), () => Task.CompletedTask));
 
-    private static readonly TimeSpan RedisDowntime = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RedisDowntime = TimeSpan.FromSeconds(12);
 
     [ChaosFact]
     public Task A_stage_silo_stopped_gracefully() => Run("SIGTERM a stage silo", cluster => homes =>
