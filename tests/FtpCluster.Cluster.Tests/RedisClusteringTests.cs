@@ -178,6 +178,8 @@ public sealed class RedisClusterClient : IAsyncDisposable
             .UseOrleansClient(c => c
                 .UseRedisClustering(redis.ConnectionString)
                 .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = (clusterId, serviceId))
+                .Configure<Orleans.Serialization.ExceptionSerializationOptions>(exceptions =>
+                    exceptions.SupportedNamespacePrefixes.Add(ClusterFailures.OrleansRetriesNamespace))
                 .UseFtpClusterTcpTransport())
             .Build();
         await host.StartAsync();

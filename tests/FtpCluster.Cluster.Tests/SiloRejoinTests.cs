@@ -14,7 +14,7 @@ public sealed class SiloRejoinTests
         using var cluster = await ChaosCluster.StartAsync(namespaced: false);
         await using (var setup = await cluster.ConnectAsync(ChaosCluster.NodeNames))
         {
-            await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 3));
+            await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).Deploy(new DeploymentRequest(SharedModels.PathTo("stories260K", "stories260K.bin"), Stages: 3));
         }
         await using var watcher = await cluster.ConnectAsync(ChaosCluster.NodeNames);
         string home = await watcher.Client.GetGrain<ICoordinatorGrain>(Deployment).NodeName();
@@ -22,7 +22,8 @@ public sealed class SiloRejoinTests
         // Through the coordinator's own silo, so the client's gateway is never the one that dies.
         await using var connection = await cluster.ConnectAsync(home);
         var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(Deployment);
-        var request = new GenerationRequest([1, 461, 401], MaxTokens: 200, StopTokens: []);
+        // Long enough (the model's context is 512) that a kill lands mid-generation on an idle machine too.
+        var request = new GenerationRequest([1, 461, 401], MaxTokens: 480, StopTokens: []);
         var expected = (await coordinator.Generate(request)).Ids;
 
         // The first node is lost and re-planned around, then comes back as a new process ...

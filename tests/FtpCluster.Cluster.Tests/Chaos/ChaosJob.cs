@@ -94,8 +94,13 @@ public static class ChaosJob
         while (true)
         {
             var info = await Poll(() => job.Info());
-            if (info is { } i && JobStatus.IsFinal(i.Status)) break;
             double now = clock.Elapsed.TotalSeconds;
+            if (info is { } i && JobStatus.IsFinal(i.Status))
+            {
+                // The lines left at the detection finished between two polls.
+                if (detectedAt is not null && doneAtDetection < lines.Length) recoveredAt ??= now;
+                break;
+            }
             if (chosen is not null && faultAt is null && info is { Done: var done } && done >= FaultAfterLines)
             {
                 Assert.True(done < lines.Length, $"{scenario}: the job ended before the fault could land");
