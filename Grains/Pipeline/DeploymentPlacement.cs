@@ -155,11 +155,22 @@ internal sealed class DeploymentPlacement(
         double Cost(int first, int end) => Enumerable.Range(first, end - first).Sum(l => model.LayerCosts?[l] ?? 1.0);
         var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
             NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, layers))).ToArray();
-        await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
-            deploymentId, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
-            request.Storage, request.Wire, request.MaxMessageBytes,
-            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
-            request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
+        try
+        {
+            await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
+                deploymentId, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
+                request.Storage, request.Wire, request.MaxMessageBytes,
+                StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
+                request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
+        }
+        catch
+        {
+            // A placement that did not load entirely is never used (a retry makes the next one): the stages of it that
+            // did load would hold their weights for nobody.
+            foreach (var stage in stages)
+                _ = Stage(stage).Unload();
+            throw;
+        }
         return stages;
     }
 

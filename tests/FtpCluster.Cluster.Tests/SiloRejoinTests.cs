@@ -1,4 +1,6 @@
 using FtpCluster.Cluster.Tests.Chaos;
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Pipeline;
@@ -14,7 +16,7 @@ public sealed class SiloRejoinTests
         using var cluster = await ChaosCluster.StartAsync(namespaced: false);
         await using (var setup = await cluster.ConnectAsync(ChaosCluster.NodeNames))
         {
-            await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).Deploy(new DeploymentRequest(SharedModels.PathTo("stories260K", "stories260K.bin"), Stages: 3));
+            await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).Deploy(new DeploymentRequest(Model, Stages: 3));
         }
         await using var watcher = await cluster.ConnectAsync(ChaosCluster.NodeNames);
         string home = await watcher.Client.GetGrain<ICoordinatorGrain>(Deployment).NodeName();
@@ -22,9 +24,13 @@ public sealed class SiloRejoinTests
         // Through the coordinator's own silo, so the client's gateway is never the one that dies.
         await using var connection = await cluster.ConnectAsync(home);
         var coordinator = connection.Client.GetGrain<ICoordinatorGrain>(Deployment);
-        // Long enough (the model's context is 512) that a kill lands mid-generation on an idle machine too.
-        var request = new GenerationRequest([1, 461, 401], MaxTokens: 480, StopTokens: []);
-        var expected = (await coordinator.Generate(request)).Ids;
+        // Long enough that a kill lands mid-generation on an idle machine, short enough that a generation with a
+        // recovery in it answers within the client's 30 s response timeout on a loaded one.
+        var request = new GenerationRequest([1, 461, 401], MaxTokens: 150, StopTokens: []);
+        int[] expected;
+        using (var device = new CpuDevice(1))
+        using (var model = TransformerStage.Load(Model, device))
+            expected = Generator.Generate(model, request.PromptIds, new GenerationOptions { MaxTokens = request.MaxTokens }).Ids;
 
         // The first node is lost and re-planned around, then comes back as a new process ...
         var first = await GenerateKilling(cluster, coordinator, request, others[0]);
@@ -43,12 +49,14 @@ public sealed class SiloRejoinTests
 
     private const string Deployment = "rejoin";
 
-    /// <summary>A generation during which <paramref name="victim"/> is killed, once the first stage has sent 20 steps on.</summary>
+    private static string Model => SharedModels.PathTo("stories260K", "stories260K.bin");
+
+    /// <summary>A generation during which <paramref name="victim"/> is killed, once the first stage has sent 5 steps on.</summary>
     private static async Task<GenerationReply> GenerateKilling(ChaosCluster cluster, ICoordinatorGrain coordinator, GenerationRequest request, string victim)
     {
         long sentBefore = (await coordinator.Reports())[0].PacketsSent;
         var generation = coordinator.Generate(request);
-        while ((await coordinator.Reports())[0].PacketsSent < sentBefore + 20 && !generation.IsCompleted)
+        while ((await coordinator.Reports())[0].PacketsSent < sentBefore + 5 && !generation.IsCompleted)
             await Task.Yield();
         Assert.False(generation.IsCompleted, "the generation ended before the silo could be killed");
         cluster.Kill(victim);
