@@ -27,7 +27,7 @@ public sealed record Fault(string Name, IReadOnlyList<string> Victims, Func<Task
 /// <param name="DetectedAfter">Seconds from the fault until the membership or the deployment's plan dropped every victim; null: no silo to drop.</param>
 /// <param name="RecoveredAfter">Seconds from the fault until a line finished after the fault was detected (or, with no silo to drop, after it began).</param>
 /// <param name="Seconds">The whole job, start to end.</param>
-/// <param name="Notes">What else happened (how a partitioned silo came back).</param>
+/// <param name="Notes">Which silos the fault took out, and what else happened (how a partitioned silo came back).</param>
 public sealed record ChaosOutcome(string Scenario, double? DetectedAfter, double? RecoveredAfter, int LinesLost, int LinesDuplicated,
     bool OutputIdentical, double Seconds, string Notes = "")
 {
@@ -131,9 +131,10 @@ public static class ChaosJob
         int lost = lines.Count(l => !answers.ContainsKey(l.Key));
         int duplicated = results.Length - answers.Count;
         bool identical = faultFree is null || lines.All(l => answers.GetValueOrDefault(l.Key) == faultFree.GetValueOrDefault(l.Key));
-        string notes = chosen?.Settle is { } settle ? await settle(client) : "";
+        string[] notes = [.. victims.Length > 0 ? [$"silo{(victims.Length > 1 ? "s" : "")} {string.Join(", ", victims)}"] : Array.Empty<string>(),
+            .. chosen?.Settle is { } settle ? [await settle(client)] : Array.Empty<string>()];
         var outcome = new ChaosOutcome(scenario, victims.Length > 0 ? Since(faultAt, detectedAt) : null, Since(faultAt, recoveredAt),
-            lost, duplicated, identical, seconds, notes);
+            lost, duplicated, identical, seconds, string.Join("; ", notes));
         await AssertNoStrandedStages(cluster, client, scenario);
         return (outcome, answers);
     }
