@@ -5,8 +5,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using FtpCluster.Grains.Hosting.Transport;
+using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Wire;
 using Orleans.Configuration;
+using Orleans.Serialization;
 
 namespace FtpCluster.Client.Cluster;
 
@@ -46,6 +48,8 @@ public sealed class ClusterConnection : IAsyncDisposable
                 // The silos' limit: the largest replies (a score's logits) are checked against a deployment's
                 // packet limit, which stays under it.
                 .Configure<ClientMessagingOptions>(messaging => messaging.MaxMessageBodySize = MessageLimits.OrleansMaxMessageBodyBytes)
+                // A placement that timed out while a silo was out of reach arrives as what it is (ClusterFailures).
+                .Configure<ExceptionSerializationOptions>(exceptions => exceptions.SupportedNamespacePrefixes.Add(ClusterFailures.OrleansRetriesNamespace))
                 // The silos' transport: large reads of what the gateway sends back (a score's logits).
                 .UseFtpClusterTcpTransport()
                 // The grains continue the trace of what the command does (a run's lines).

@@ -6,12 +6,12 @@ using Orleans.Placement;
 namespace FtpCluster.Grains.Cluster;
 
 [NodePinnedPlacement, Immovable]
-internal sealed class SiloInfoGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ILocalSiloDetails silo)
+internal sealed class SiloInfoGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ILocalSiloDetails silo, LoadedStages stages)
     : Grain, ISiloInfoGrain
 {
     public Task<SiloInfo> GetInfo() => Task.FromResult(new SiloInfo(
         options.NodeName, silo.SiloAddress, device.Name, device.Device.Description,
-        Environment.ProcessId, options.MemoryBudgetBytes));
+        Environment.ProcessId, options.MemoryBudgetBytes, stages.Snapshot()));
 }
 
 [StatelessWorker]

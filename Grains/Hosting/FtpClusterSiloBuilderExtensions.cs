@@ -1,10 +1,12 @@
 using System.Net;
 using FtpCluster.Grains.Hosting.Transport;
+using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Wire;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
+using Orleans.Serialization;
 using Orleans.Hosting;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
@@ -87,6 +89,8 @@ public static class FtpClusterSiloBuilderExtensions
             services.AddSingleton<FtpClusterSiloDevice>();
             services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FtpClusterSiloDevice>());
             services.AddSingleton<FtpClusterNodeDirectory>();
+            services.AddSingleton<LoadedStages>();
+            services.Configure<ExceptionSerializationOptions>(exceptions => exceptions.SupportedNamespacePrefixes.Add(ClusterFailures.OrleansRetriesNamespace));
             services.AddPlacementDirector<NodePinnedPlacement, NodePinnedPlacementDirector>();
             services.AddHostedService<ServedModelsService>();
         });

@@ -23,8 +23,18 @@ internal sealed class JobLinesGrain(
 {
     public async Task Append(CompletionLine[] lines)
     {
-        record.State.Lines = [.. record.State.Lines, .. lines];
-        await record.WriteStateAsync();
+        var before = record.State.Lines;
+        record.State.Lines = [.. before, .. lines];
+        try
+        {
+            await record.WriteStateAsync();
+        }
+        catch
+        {
+            // What failed to be stored is not kept: a reader must never see what a restart would lose.
+            record.State.Lines = before;
+            throw;
+        }
     }
 
     public Task<CompletionLine[]> Read() => Task.FromResult(record.State.Lines);
@@ -36,8 +46,18 @@ internal sealed class JobResultsGrain(
 {
     public async Task Append(CompletionLineResult[] results)
     {
-        record.State.Results = [.. record.State.Results, .. results];
-        await record.WriteStateAsync();
+        var before = record.State.Results;
+        record.State.Results = [.. before, .. results];
+        try
+        {
+            await record.WriteStateAsync();
+        }
+        catch
+        {
+            // What failed to be stored is not kept: a reader must never see what a restart would lose.
+            record.State.Results = before;
+            throw;
+        }
     }
 
     public Task<CompletionLineResult[]> Read() => Task.FromResult(record.State.Results);

@@ -59,6 +59,11 @@ internal sealed class JobGrain(
     /// <summary>How long the job may go without reaching its coordinator before it fails.</summary>
     private static readonly TimeSpan CoordinatorLossDeadline = TimeSpan.FromMinutes(3);
 
+    /// <summary>How long grain storage may stay out of reach (Redis restarting or failing over) before the job fails.</summary>
+    private static readonly TimeSpan StorageOutageDeadline = TimeSpan.FromMinutes(3);
+
+    private static readonly TimeSpan StorageRetryDelay = TimeSpan.FromSeconds(1);
+
     private readonly SemaphoreSlim _saving = new(1, 1);
     private Task? _driver;
     private CancellationTokenSource? _cancellation;
@@ -201,10 +206,52 @@ internal sealed class JobGrain(
     }
 
     /// <summary>
+    /// Drives the job to its end, starting over from the stored results while grain storage is out of reach: a write
+    /// that failed may have stored part of what it was given, so only the stored results count, and lines whose results
+    /// were collected but not stored run again (the coordinator forgot them when it handed them over).
+    /// </summary>
+    private async Task DriveAsync(CancellationToken cancellation)
+    {
+        DateTimeOffset? outageSince = null;
+        int resultsBefore = State.Results;
+        while (true)
+        {
+            try
+            {
+                await DriveFromStoredResults(cancellation);
+                return;
+            }
+            catch (Exception e) when (StorageOutage.Is(e) && !cancellation.IsCancellationRequested)
+            {
+                // A new outage, after results were stored since the last, gets a deadline of its own.
+                if (State.Results != resultsBefore) (outageSince, resultsBefore) = (null, State.Results);
+                outageSince ??= DateTimeOffset.UtcNow;
+                if (DateTimeOffset.UtcNow - outageSince > StorageOutageDeadline)
+                {
+                    logger.LogError(e, "Job {Job}: grain storage has been out of reach for {Seconds} s", Id, StorageOutageDeadline.TotalSeconds);
+                    // In memory only, as the store is gone: what Info reports, and what a later activation finds still in progress.
+                    (State.Status, State.Error, State.FinishedAt) = (JobStatus.Failed,
+                        $"grain storage was out of reach for {StorageOutageDeadline.TotalSeconds:F0} s: {e.Message}", DateTimeOffset.UtcNow);
+                    return;
+                }
+                logger.LogWarning("Job {Job}: grain storage failed ({Error}); driving again from the stored results", Id, e.Message);
+                try
+                {
+                    await Task.Delay(StorageRetryDelay, cancellation);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Hands the lines without results to the coordinator, a window at a time, and stores each result as it comes;
     /// when the coordinator's silo is lost, submits the lines in flight again to its next activation.
     /// </summary>
-    private async Task DriveAsync(CancellationToken cancellation)
+    private async Task DriveFromStoredResults(CancellationToken cancellation)
     {
         var spec = State.Spec!;
         var coordinator = GrainFactory.GetGrain<ICoordinatorGrain>(spec.DeploymentId);
@@ -249,7 +296,7 @@ internal sealed class JobGrain(
                         await coordinator.SubmitLines(Id, [.. inFlight.Values], spec.MaxConcurrent);
                     }
                 }
-                catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && DateTimeOffset.UtcNow - lastContact < CoordinatorLossDeadline)
+                catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && !StorageOutage.Is(e) && DateTimeOffset.UtcNow - lastContact < CoordinatorLossDeadline)
                 {
                     logger.LogWarning("Job {Job}: the coordinator of {Deployment} did not answer ({Error}); submitting its {Lines} lines in flight again",
                         Id, spec.DeploymentId, e.Message, inFlight.Count);
@@ -262,7 +309,7 @@ internal sealed class JobGrain(
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
         }
-        catch (Exception e)
+        catch (Exception e) when (!StorageOutage.Is(e))
         {
             logger.LogError(e, "Job {Job} failed", Id);
             await Finish(JobStatus.Failed, e.Message);
@@ -303,8 +350,18 @@ internal sealed class JobGrain(
     private async Task Finish(string status, string? error)
     {
         if (JobStatus.IsFinal(State.Status)) return;
+        var before = (State.Status, State.Error, State.FinishedAt);
         (State.Status, State.Error, State.FinishedAt) = (status, error, DateTimeOffset.UtcNow);
-        await Save();
+        try
+        {
+            await Save();
+        }
+        catch
+        {
+            // Not stored, so not final: the driver tries again once storage is back.
+            (State.Status, State.Error, State.FinishedAt) = before;
+            throw;
+        }
         await StopReminder();
     }
 

@@ -23,11 +23,13 @@ public sealed class DeploymentRecord
     [Id(0)] public DeploymentRequest? Request { get; set; }
     [Id(1)] public DeployedStage[] Stages { get; set; } = [];
     [Id(2)] public int Placements { get; set; }
-    [Id(3)] public string[] LostNodes { get; set; } = [];
     [Id(4)] public DateTimeOffset DeployedAt { get; set; }
 
     /// <summary>The token the stages of <see cref="Stages"/> hold: the coordinator that resumes them needs it to call them.</summary>
     [Id(5)] public DeploymentToken? StageToken { get; set; }
+
+    /// <summary>The silo incarnations kept out of plans (<see cref="LostSilo"/>). Field 3 held node names once: a node is excluded by incarnation now.</summary>
+    [Id(6)] public LostSilo[] LostSilos { get; set; } = [];
 }
 
 /// <summary>
@@ -133,7 +135,7 @@ internal sealed class CoordinatorGrain(
         _request = request;
         _deployedAt = record.State.DeployedAt;
         _placement = NewPlacement(request, _model);
-        _placement.Resume(record.State.Stages, record.State.Placements, record.State.LostNodes, token);
+        _placement.Resume(record.State.Stages, record.State.Placements, record.State.LostSilos, token);
         // The stages that outlived the previous coordinator still hold the caches of its sequences, which nobody will
         // release now. (This activation's sequence ids start at a random point too, so a step of the old one still on
         // its way through the stages cannot meet a new sequence's cache.)
@@ -246,7 +248,7 @@ internal sealed class CoordinatorGrain(
     {
         var state = new DeploymentRecord
         {
-            Request = _request, Stages = Placement.Stages, Placements = Placement.Placements, LostNodes = [.. Placement.LostNodes],
+            Request = _request, Stages = Placement.Stages, Placements = Placement.Placements, LostSilos = [.. Placement.LostSilos],
             DeployedAt = _deployedAt, StageToken = Placement.Token,
         };
         record.State = state;
@@ -311,8 +313,8 @@ internal sealed class CoordinatorGrain(
     }
 
     /// <summary>
-    /// Cancels the jobs that stopped collecting (their clients are gone), and unloads the deployment when nothing
-    /// has used it for its idle time.
+    /// Cancels the jobs that stopped collecting (their clients are gone), plans on lost silos again once they answer,
+    /// and unloads the deployment when nothing has used it for its idle time.
     /// </summary>
     private async Task LookForIdleWork(CancellationToken cancellationToken)
     {
@@ -327,6 +329,7 @@ internal sealed class CoordinatorGrain(
                     Id, online, OnlineCompletions.IdleTimeout.TotalSeconds);
             PublishOnline();
         }
+        if (_placement is { } placement) await placement.ReadmitAnswering();
         if (_request is not { IdleUnloadSeconds: > 0 } request) return;
         bool busy = _scheduler is { Running: > 0 } or { Waiting: > 0 } || _jobs is { JobCount: > 0 } || _online is { Count: > 0 };
         if (busy || DateTimeOffset.UtcNow - _lastUse < TimeSpan.FromSeconds(request.IdleUnloadSeconds)) return;

@@ -18,11 +18,29 @@ internal sealed record DeploymentModel(ModelConfig Config, long BytesPerLayer, d
 }
 
 /// <summary>
+/// A silo incarnation a deployment's stages stopped answering on, and the stages it held then. It stays out of the
+/// deployment's plans while the membership still lists it as active (not yet declared dead, or cut off and still
+/// deciding); once the membership drops it, it is forgotten, so a new incarnation of the node is planned on again.
+/// </summary>
+[GenerateSerializer, Immutable]
+[Alias("FtpCluster.LostSilo")]
+/// <param name="Token">The token <paramref name="Stages"/> hold: the one of the placement the silo was lost from.</param>
+public sealed record LostSilo(
+    [property: Id(0)] string NodeName,
+    [property: Id(1)] SiloAddress Silo,
+    [property: Id(2)] DeployedStage[] Stages,
+    [property: Id(3)] DeploymentToken Token);
+
+/// <summary>
 /// Where a deployment's stages run, and how that mends when a silo is lost: plans the layers over the silos up and
 /// loads a set of stage grains per placement; after a stage fails, probes which silos are gone, plans again over the
 /// rest and loads new stages, once however many requests saw the failure. Each new plan is a new epoch.
 /// </summary>
-/// <remarks>Used from inside the coordinator grain, whose turns never overlap, so it takes no locks.</remarks>
+/// <remarks>
+/// A lost silo is excluded by its incarnation (<see cref="LostSilo"/>), not its node name: a node restarted after a
+/// crash, or a silo whose stages answer again after a partition, receives stages in the next placement.
+/// Used from inside the coordinator grain, whose turns never overlap, so it takes no locks.
+/// </remarks>
 internal sealed class DeploymentPlacement(
     string deploymentId, DeploymentRequest request, DeploymentModel model, FtpClusterNodeDirectory nodes, IGrainFactory grains,
     ILogger logger, Func<Task> saveRecovered)
@@ -42,7 +60,7 @@ internal sealed class DeploymentPlacement(
     /// <summary>How long a probe of a stage's silo may take before that silo counts as gone.</summary>
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly HashSet<string> _lostNodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<SiloAddress, LostSilo> _lost = [];
     private Task? _recovery;
 
     public DeployedStage[] Stages { get; private set; } = [];
@@ -55,7 +73,8 @@ internal sealed class DeploymentPlacement(
 
     public int Placements { get; private set; }
 
-    public IEnumerable<string> LostNodes => _lostNodes.Order(StringComparer.Ordinal);
+    /// <summary>The silo incarnations kept out of plans now, by node name.</summary>
+    public IEnumerable<LostSilo> LostSilos => _lost.Values.OrderBy(l => l.NodeName, StringComparer.Ordinal);
 
     /// <summary>
     /// The tokens the KV caches of all sequences admitted may hold: each stage's budget (the deployment's, or its
@@ -74,10 +93,10 @@ internal sealed class DeploymentPlacement(
     }
 
     /// <summary>A placement stored by an earlier coordinator activation, taken as it is, with the token its stages hold.</summary>
-    public void Resume(DeployedStage[] stages, int placements, IEnumerable<string> lostNodes, DeploymentToken token)
+    public void Resume(DeployedStage[] stages, int placements, IEnumerable<LostSilo> lostSilos, DeploymentToken token)
     {
         (Stages, Placements, Token) = (stages, placements, token);
-        _lostNodes.UnionWith(lostNodes);
+        foreach (var lost in lostSilos) _lost[lost.Silo] = lost;
     }
 
     /// <summary>
@@ -125,8 +144,10 @@ internal sealed class DeploymentPlacement(
     /// <summary>Plans over the silos up (less those known lost) and loads a fresh set of stage grains, under a token of their own.</summary>
     private async Task<(DeployedStage[] Stages, DeploymentToken Token)> Place(bool firstPlacement)
     {
-        var up = (await nodes.ActiveNodesAsync())
-            .Where(n => !_lostNodes.Contains(n.NodeName))
+        var active = await nodes.ActiveNodesAsync();
+        ForgetDeclaredDead(active);
+        var up = active
+            .Where(n => !_lost.ContainsKey(n.Silo))
             .OrderBy(n => n.NodeName, StringComparer.Ordinal).ToArray();
         if (up.Length == 0) throw new InvalidOperationException("no silo is up to place stages on");
         if (firstPlacement && up.Length < request.Stages)
@@ -144,11 +165,22 @@ internal sealed class DeploymentPlacement(
         var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
             NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, layers))).ToArray();
         var token = DeploymentToken.New();
-        await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
-            deploymentId, token, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
-            request.Storage, request.Wire, request.MaxMessageBytes,
-            StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
-            request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
+        try
+        {
+            await Task.WhenAll(stages.Select(s => Stage(s).Load(new StageSetup(
+                deploymentId, token, s.Index, request.ModelPath, s.FirstLayer, s.EndLayer, IsLast: s.Index == stages.Length - 1,
+                request.Storage, request.Wire, request.MaxMessageBytes,
+                StageKeys: [.. stages.Select(t => t.GrainKey)], StageEnds: [.. stages.Select(t => t.EndLayer)],
+                request.RouterPaths, request.StageAwareRouting, request.PruneNewest))));
+        }
+        catch
+        {
+            // A placement that did not load entirely is never used (a retry makes the next one): the stages of it that
+            // did load would hold their weights for nobody.
+            foreach (var stage in stages)
+                _ = Stage(stage).Unload(token);
+            throw;
+        }
         return (stages, token);
     }
 
@@ -177,16 +209,20 @@ internal sealed class DeploymentPlacement(
 
     private async Task RecoverOnce(Exception failure)
     {
+        var unanswered = new SortedSet<string>(StringComparer.Ordinal);
         try
         {
             var started = DateTime.UtcNow;
             var (previous, previousToken) = (Stages, Token);
             logger.LogWarning("Deployment {Deployment}: a stage failed ({Failure}); probing its silos", deploymentId, failure.Message);
+            await Readmit();
             while (true)
             {
-                // A stage whose silo is gone takes its node out of the plan; one that lost its weights
+                // A stage whose silo is gone takes its incarnation out of the plan; one that lost its weights
                 // on a live silo (see StageNotLoadedException) just gets a fresh grain in the new placement.
-                _lostNodes.UnionWith(await ProbeLostNodes(previous, previousToken));
+                var lost = await ProbeUnanswered(previous, previousToken);
+                unanswered.UnionWith(lost.Select(s => s.NodeName));
+                await MarkLost(lost, previousToken);
                 try
                 {
                     // The new plan and its epoch take effect together, once every stage has loaded.
@@ -194,25 +230,25 @@ internal sealed class DeploymentPlacement(
                     (Stages, Token, Epoch) = (stages, token, Epoch + 1);
                     await saveRecovered();
                     logger.LogWarning("Deployment {Deployment}: re-planned without {Lost}: {Plan}", deploymentId,
-                        string.Join(", ", _lostNodes), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
+                        string.Join(", ", unanswered), string.Join(", ", stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")));
                     break;
                 }
                 catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
                 {
                     if (DateTime.UtcNow - started > RecoveryDeadline)
                         throw new InvalidOperationException(
-                            $"the stages could not be placed again within {RecoveryDeadline.TotalSeconds:F0} s of losing {string.Join(", ", _lostNodes)}: {e.Message}", e);
+                            $"the stages could not be placed again within {RecoveryDeadline.TotalSeconds:F0} s of losing {string.Join(", ", unanswered)}: {e.Message}", e);
                     logger.LogInformation("Deployment {Deployment}: placing again after {Error}", deploymentId, e.Message);
                     await Task.Delay(PlacementRetryDelay);
                 }
             }
-            foreach (var old in previous.Where(s => !_lostNodes.Contains(s.NodeName)))
+            foreach (var old in previous.Where(s => !unanswered.Contains(s.NodeName)))
                 _ = Stage(old).Unload(previousToken);
         }
         catch (ArgumentException e)
         {
             throw new InvalidOperationException(
-                $"silo{(_lostNodes.Count > 1 ? "s" : "")} {string.Join(", ", LostNodes)} left the cluster " +
+                $"silo{(unanswered.Count > 1 ? "s" : "")} {string.Join(", ", unanswered)} left the cluster " +
                 $"and the survivors cannot hold the model: {e.Message}", e);
         }
         finally
@@ -222,11 +258,62 @@ internal sealed class DeploymentPlacement(
     }
 
     /// <summary>
-    /// The nodes among the stages' whose stage no longer answers. The stages themselves are the probes:
+    /// Lost silos whose stages answer again (a partition healed before the membership declared them dead) are planned
+    /// on again, and the stages they kept from before are unloaded: nothing uses them, and they hold a slice's weights.
+    /// Runs at each recovery, and from the coordinator's timer between recoveries (during one, the recovery decides);
+    /// a silo still cut off costs one probe timeout.
+    /// </summary>
+    public Task ReadmitAnswering() => _recovery is null ? Readmit() : Task.CompletedTask;
+
+    private async Task Readmit()
+    {
+        if (_lost.Count == 0) return;
+        ForgetDeclaredDead(await nodes.ActiveNodesAsync());
+        var candidates = _lost.Values.ToArray();
+        var probes = await Task.WhenAll(candidates.Select(l => ProbeUnanswered(l.Stages, l.Token)));
+        var unanswered = probes.SelectMany(p => p).Select(s => s.NodeName).ToHashSet(StringComparer.Ordinal);
+        foreach (var healed in candidates.Where(l => !unanswered.Contains(l.NodeName)))
+        {
+            _lost.Remove(healed.Silo);
+            foreach (var stage in healed.Stages)
+                _ = Stage(stage).Unload(healed.Token);
+            logger.LogWarning("Deployment {Deployment}: silo {Node} ({Silo}) answers again; it is planned on from the next placement",
+                deploymentId, healed.NodeName, healed.Silo);
+        }
+        if (candidates.Length != _lost.Count) await saveRecovered();
+    }
+
+    /// <summary>
+    /// Keeps out of later plans the incarnations that held <paramref name="unanswered"/>, while the membership lists
+    /// them; a node it no longer lists is out of every plan already, and its next incarnation is welcome.
+    /// </summary>
+    private async Task MarkLost(IReadOnlyCollection<DeployedStage> unanswered, DeploymentToken token)
+    {
+        if (unanswered.Count == 0) return;
+        var active = await nodes.ActiveNodesAsync();
+        foreach (var node in unanswered.GroupBy(s => s.NodeName))
+        {
+            if (active.FirstOrDefault(n => n.NodeName == node.Key) is not { } silo) continue;
+            // A lost silo is out of later plans, so what it holds all comes from the one placement it was lost from.
+            DeployedStage[] earlier = _lost.TryGetValue(silo.Silo, out var known) && known.Token == token ? known.Stages : [];
+            _lost[silo.Silo] = new LostSilo(node.Key, silo.Silo, [.. earlier, .. node], token);
+        }
+    }
+
+    /// <summary>Forgets the lost incarnations the membership no longer lists: declared dead, their stages went with them.</summary>
+    private void ForgetDeclaredDead(IReadOnlyList<FtpClusterNode> active)
+    {
+        var listed = active.Select(n => n.Silo).ToHashSet();
+        foreach (var silo in _lost.Keys.Where(s => !listed.Contains(s)).ToArray())
+            _lost.Remove(silo);
+    }
+
+    /// <summary>
+    /// The stages among <paramref name="stages"/> that no longer answer. The stages themselves are the probes:
     /// they are active, so reaching them needs no new activation, whose directory entry could live on
     /// the very silo that is gone (until the cluster declares it dead, such registrations fail).
     /// </summary>
-    private async Task<HashSet<string>> ProbeLostNodes(IEnumerable<DeployedStage> stages, DeploymentToken token)
+    private async Task<DeployedStage[]> ProbeUnanswered(IEnumerable<DeployedStage> stages, DeploymentToken token)
     {
         var probes = stages.Select(async s =>
         {
@@ -237,13 +324,13 @@ internal sealed class DeploymentPlacement(
             }
             catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
             {
-                return s.NodeName;
+                return s;
             }
             catch (StageNotLoadedException)
             {
                 return null;
             }
         });
-        return (await Task.WhenAll(probes)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        return (await Task.WhenAll(probes)).OfType<DeployedStage>().ToArray();
     }
 }

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
+using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;
 using FtpCluster.Grains.Telemetry;
@@ -21,7 +22,7 @@ namespace FtpCluster.Grains.Pipeline;
 /// </remarks>
 [NodePinnedPlacement, Immovable, Reentrant]
 [CollectionAgeLimit(AlwaysActive = true)] // its weights and caches are the deployment: never collected for idleness
-internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ModelRoots roots, ILogger<StageGrain> logger)
+internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDevice device, ModelRoots roots, LoadedStages loaded, ILogger<StageGrain> logger)
     : Grain, IStageGrain
 {
     private readonly WireTraffic _traffic = new();
@@ -83,6 +84,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         try
         {
             _executor = await device.Run(() => new StageExecutor(TransformerStage.Load(setup.ModelPath, device.Device, slice, storage)));
+            loaded.Add(new LoadedStage(this.GetPrimaryKeyString(), setup.DeploymentId, setup.Index, _executor.Stage.Slice.ResidentBytes));
             _gauge = new StageGauge(setup.DeploymentId, setup.Index);
             _gaugeTracking ??= FtpClusterMetrics.Shared.Track(_gauge);
             if (setup.Index == 0)
@@ -462,6 +464,11 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         (_executor, _planners) = (null, []);
         _gaugeTracking?.Dispose();
         (_gauge, _gaugeTracking) = (null, null);
-        return device.Run(executor.Dispose);
+        string key = this.GetPrimaryKeyString();
+        return device.Run(() =>
+        {
+            executor.Dispose();
+            loaded.Remove(key);
+        });
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
@@ -177,6 +178,8 @@ public sealed class RedisClusterClient : IAsyncDisposable
             .UseOrleansClient(c => c
                 .UseRedisClustering(redis.ConnectionString)
                 .Configure<ClusterOptions>(cluster => (cluster.ClusterId, cluster.ServiceId) = (clusterId, serviceId))
+                .Configure<Orleans.Serialization.ExceptionSerializationOptions>(exceptions =>
+                    exceptions.SupportedNamespacePrefixes.Add(ClusterFailures.OrleansRetriesNamespace))
                 .UseFtpClusterTcpTransport())
             .Build();
         await host.StartAsync();
@@ -226,7 +229,11 @@ public sealed class RedisServerAndSharedModelsTheoryAttribute : TheoryAttribute
     }
 }
 
-/// <summary>A throw-away redis-server on a free loopback port, persisting nothing, in its own temp directory.</summary>
+/// <summary>
+/// A throw-away redis-server in its own temp directory, on a free loopback port or on a given address. By default it
+/// persists nothing; with <c>durable</c> it keeps an append-only file synced on every write, so that
+/// <see cref="KillAndRestartAsync"/> brings back everything it acknowledged, as a production Redis does.
+/// </summary>
 public sealed class RedisServer : IDisposable
 {
     public static string? Executable { get; } =
@@ -234,52 +241,33 @@ public sealed class RedisServer : IDisposable
             .Select(dir => Path.Combine(dir, "redis-server"))
             .FirstOrDefault(File.Exists);
 
-    private readonly Process _process;
     private readonly string _directory;
+    private readonly string[] _args;
+    private Process _process;
 
-    private RedisServer(Process process, string directory, int port)
+    private RedisServer(string directory, string[] args, string connectionString, Process process)
     {
-        _process = process;
-        _directory = directory;
-        ConnectionString = $"127.0.0.1:{port}";
+        (_directory, _args, ConnectionString, _process) = (directory, args, connectionString, process);
     }
 
     public string ConnectionString { get; }
 
-    public static async Task<RedisServer> StartAsync()
+    public int ProcessId => _process.Id;
+
+    public static Task<RedisServer> StartAsync() => StartAsync(IPAddress.Loopback, SiloProcess.FreeLoopbackPorts(1)[0], durable: false);
+
+    /// <param name="bind">The address it listens on (a test network's host address, say); the network is the test's alone, so protected mode is off.</param>
+    /// <param name="durable">Keeps an append-only file, synced on every write, that a restart reads back.</param>
+    public static async Task<RedisServer> StartAsync(IPAddress bind, int port, bool durable)
     {
         string directory = Directory.CreateTempSubdirectory("ftpcluster-redis-").FullName;
-        int port = SiloProcess.FreeLoopbackPorts(1)[0];
-        var start = new ProcessStartInfo(Executable ?? throw new InvalidOperationException("redis-server is not on PATH"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = directory,
-        };
-        foreach (var arg in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--dir", directory })
-            start.ArgumentList.Add(arg);
-
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            output.Enqueue(e.Data);
-            if (e.Data.Contains("Ready to accept connections", StringComparison.Ordinal)) ready.TrySetResult();
-        };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException(
-            $"redis-server exited before it was ready:{Environment.NewLine}{string.Join(Environment.NewLine, output)}"));
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        var server = new RedisServer(process, directory, port);
+        string[] args = ["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", bind.ToString(),
+            "--protected-mode", "no", "--save", "", "--dir", directory,
+            .. (durable ? new[] { "--appendonly", "yes", "--appendfsync", "always" } : ["--appendonly", "no"])];
+        var server = new RedisServer(directory, args, $"{bind}:{port}", Launch(directory, args, out var ready));
         try
         {
-            await ready.Task.WaitAsync(SiloProcess.StartTimeout);
+            await ready.WaitAsync(SiloProcess.StartTimeout);
             return server;
         }
         catch
@@ -289,7 +277,49 @@ public sealed class RedisServer : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>
+    /// SIGKILL, then, <paramref name="downtime"/> later, the same server started again on the same port and files;
+    /// completes when it accepts connections.
+    /// </summary>
+    public async Task KillAndRestartAsync(TimeSpan downtime)
+    {
+        Stop();
+        await Task.Delay(downtime);
+        _process = Launch(_directory, _args, out var ready);
+        await ready.WaitAsync(SiloProcess.StartTimeout);
+    }
+
+    private static Process Launch(string directory, string[] args, out Task ready)
+    {
+        var start = new ProcessStartInfo(Executable ?? throw new InvalidOperationException("redis-server is not on PATH"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = directory,
+        };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+
+        var readyLine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            output.Enqueue(e.Data);
+            if (e.Data.Contains("Ready to accept connections", StringComparison.Ordinal)) readyLine.TrySetResult();
+        };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.Exited += (_, _) => readyLine.TrySetException(new InvalidOperationException(
+            $"redis-server exited before it was ready:{Environment.NewLine}{string.Join(Environment.NewLine, output)}"));
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        ready = readyLine.Task;
+        return process;
+    }
+
+    private void Stop()
     {
         try
         {
@@ -300,6 +330,11 @@ public sealed class RedisServer : IDisposable
         {
         }
         _process.Dispose();
+    }
+
+    public void Dispose()
+    {
+        Stop();
         try
         {
             Directory.Delete(_directory, recursive: true);
