@@ -42,6 +42,11 @@ public static class SiloCommandLine
         ("--serve-stages", "ServeStages", "N"),
         ("--serve-tokenizer", "ServeTokenizer", "PATH"),
         ("--serve-router", "ServeRouters", "ROUTER[,ROUTER...]"),
+        ("--tls", "Tls", "DIR"),
+        ("--tls-ca", "TlsCa", "FILE"),
+        ("--tls-cert", "TlsCert", "FILE"),
+        ("--tls-key", "TlsKey", "FILE"),
+        ("--insecure", "Insecure", ""),
     ];
 
     /// <summary>A flag: a switch alone, with no value after it (<c>--metrics</c>, or <c>--metrics=false</c>); its variable is
@@ -110,6 +115,11 @@ public static class SiloCommandLine
         if (configuration["ServeRouters"] is { } serveRouters)
             options.ServeRouters = [.. serveRouters.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         if (configuration["ParentProcessId"] is { } parent) options.ParentProcessId = ParseInt(parent, "--parent-pid");
+        options.TlsFolder = configuration["Tls"];
+        options.TlsAuthorityFile = configuration["TlsCa"];
+        options.TlsCertificateFile = configuration["TlsCert"];
+        options.TlsKeyFile = configuration["TlsKey"];
+        if (configuration["Insecure"] is { } insecure) options.Insecure = ParseBool(insecure, "--insecure");
 
         try
         {

@@ -1,0 +1,74 @@
+using System.Net;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Orleans.Connections.Security;
+
+namespace FtpCluster.Grains.Hosting.Tls;
+
+/// <summary>
+/// Connection middleware placed just outside Orleans' TLS middleware: when a handshake fails, it logs one line naming the
+/// peer and why, and records it in <see cref="TlsHandshakeFailures"/>. Orleans' middleware logs only "Authentication failed"
+/// with the exception of the handshake, which does not say whose certificate was wrong or how, and the peer-certificate
+/// callback it calls (<see cref="Judge"/>) is given no connection; the connection's attempt travels to that callback in an
+/// async-local, which flows from here into the handshake that Orleans' middleware runs inside <c>next</c>.
+/// </summary>
+internal sealed class TlsHandshakeObserver
+{
+    private static readonly AsyncLocal<Attempt?> CurrentAttempt = new();
+
+    private readonly string _where;
+    private readonly bool _accepting;
+    private readonly ILogger _logger;
+    private readonly TlsHandshakeFailures? _failures;
+    private readonly X509Certificate2 _ownCertificate;
+
+    /// <param name="where">What the connection is, as the log says it: "silo port", "gateway", ...</param>
+    /// <param name="accepting">Whether this side accepted the connection (the TLS server) or opened it.</param>
+    public TlsHandshakeObserver(string where, bool accepting, ILogger logger, TlsHandshakeFailures? failures, X509Certificate2 ownCertificate)
+    {
+        _where = where;
+        _accepting = accepting;
+        _logger = logger;
+        _failures = failures;
+        _ownCertificate = ownCertificate;
+    }
+
+    public ConnectionDelegate Wrap(ConnectionDelegate next) => async context =>
+    {
+        var attempt = new Attempt();
+        CurrentAttempt.Value = attempt;
+        await next(context);
+        // Orleans' middleware sets the protocol once the handshake succeeded; a connection it closed before has none.
+        if (context.Features.Get<ITlsHandshakeFeature>() is { Protocol: not SslProtocols.None }) return;
+        string reason = attempt.Refusal ?? (_accepting
+            ? "the TLS handshake failed: the peer sent no certificate, does not speak TLS, refused this silo's certificate, or gave up"
+            : $"the TLS handshake failed: the {_where} refused this process's certificate '{_ownCertificate.Subject}' (issued by '{_ownCertificate.Issuer}', "
+              + "so its cluster has another CA), or does not speak TLS");
+        Log(context.RemoteEndPoint, reason);
+        _failures?.Record($"the {_where} at {context.RemoteEndPoint}", reason);
+    };
+
+    /// <summary>The peer-certificate check: <paramref name="validator"/>'s verdict, its reason kept for the connection's log line.</summary>
+    public static bool Judge(ClusterCertificateValidator validator, X509Certificate2 certificate, ClusterCertificateRole role)
+    {
+        string? refusal = validator.Refusal(certificate, role);
+        if (refusal is not null && CurrentAttempt.Value is { } attempt) attempt.Refusal = $"its {refusal}";
+        return refusal is null;
+    }
+
+    private void Log(EndPoint? peer, string reason)
+    {
+        if (_accepting)
+            _logger.LogWarning("TLS: refused a connection from {Peer} on the {Where}: {Reason}", peer, _where, reason);
+        else
+            _logger.LogWarning("TLS: cannot connect to {Peer} ({Where}): {Reason}", peer, _where, reason);
+    }
+
+    /// <summary>One connection's handshake, as far as the certificate check saw it.</summary>
+    private sealed class Attempt
+    {
+        public string? Refusal { get; set; }
+    }
+}
