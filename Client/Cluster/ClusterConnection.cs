@@ -56,6 +56,7 @@ public sealed class ClusterConnection : IAsyncDisposable
                 // The grains continue the trace of what the command does (a run's lines).
                 .AddActivityPropagation();
             if (tls is not null) client.UseFtpClusterTls(tls);
+            else client.UseNoTls();
         });
         var host = builder.Build();
         try
@@ -68,11 +69,7 @@ public sealed class ClusterConnection : IAsyncDisposable
             var handshakes = host.Services.GetService<TlsHandshakeFailures>()?.Describe() ?? [];
             host.Dispose();
             if (e is OperationCanceledException) throw;
-            string why = handshakes.Count > 0
-                ? $"TLS handshake failed: {string.Join("; ", handshakes)}"
-                : tls is null
-                    ? $"{e.Message} (this client has no TLS: if the cluster's silos run with --tls, give --tls DIR or --tls-ca, --tls-cert and --tls-key)"
-                    : e.Message;
+            string why = handshakes.Count == 0 ? e.Message : $"TLS: {string.Join("; ", handshakes)}";
             throw new InvalidOperationException($"cannot connect to cluster '{clusterId}' through {string.Join(",", gateways)}: {why}", e);
         }
     }

@@ -37,6 +37,21 @@ public static class ClusterTls
         return builder;
     }
 
+    /// <summary>
+    /// The client connects without TLS; a gateway that requires TLS is recognised by its silence
+    /// (<see cref="TlsRequiredDetector"/>), recorded in the client's <see cref="TlsHandshakeFailures"/> service, and ends the
+    /// client's connection attempts at once.
+    /// </summary>
+    public static IClientBuilder UseNoTls(this IClientBuilder builder)
+    {
+        var failures = new TlsHandshakeFailures();
+        builder.Services.AddSingleton(failures);
+        builder.UseConnectionRetryFilter<TlsRefusalRetryFilter>();
+        builder.Configure<ClientConnectionOptions>(connections =>
+            connections.ConfigureConnection(connection => connection.Use(TlsRequiredDetector.Middleware(failures))));
+        return builder;
+    }
+
     /// <summary>Connections this process accepts: TLS server, requiring a certificate the cluster issued for <paramref name="peers"/>.</summary>
     internal static void Accept(IConnectionBuilder connection, TlsCredentials credentials, ClusterCertificateRole peers, string where)
     {
