@@ -68,6 +68,7 @@ public static class ClusterTls
         // server names, and a server is not bound to name any.
         options.LocalClientCertificateSelector = (_, _, _, _, _) => credentials.Certificate;
         connection.UseClientTls(options);
+        connection.Use(TlsHandshakeObserver.WatchAnswer);
     }
 
     private static TlsOptions Options(TlsCredentials credentials, ClusterCertificateRole peers) => new()

@@ -12,7 +12,9 @@ namespace FtpCluster.Grains.Hosting.Tls;
 /// peer and why, and records it in <see cref="TlsHandshakeFailures"/>. Orleans' middleware logs only "Authentication failed"
 /// with the exception of the handshake, which does not say whose certificate was wrong or how, and the peer-certificate
 /// callback it calls (<see cref="Judge"/>) is given no connection; the connection's attempt travels to that callback in an
-/// async-local, which flows from here into the handshake that Orleans' middleware runs inside <c>next</c>.
+/// async-local, which flows from here into the handshake that Orleans' middleware runs inside <c>next</c>. On a
+/// connection this process opened, a peer that closes right after the handshake without answering is taken to have
+/// refused this process's certificate (TLS 1.3 tells the connecting side no other way; <see cref="WatchAnswer"/>).
 /// </summary>
 internal sealed class TlsHandshakeObserver
 {
@@ -39,16 +41,41 @@ internal sealed class TlsHandshakeObserver
     {
         var attempt = new Attempt();
         CurrentAttempt.Value = attempt;
+        if (!_accepting)
+            context.ConnectionClosed.Register(() =>
+            {
+                if (attempt.HandshakeDone && !attempt.Answered)
+                    Failed(context, $"the {_where} closed the connection right after the TLS handshake without a word: it refused this process's certificate "
+                        + $"'{_ownCertificate.Subject}' (issued by '{_ownCertificate.Issuer}', so its cluster has another CA)");
+            });
         await next(context);
         // Orleans' middleware sets the protocol once the handshake succeeded; a connection it closed before has none.
         if (context.Features.Get<ITlsHandshakeFeature>() is { Protocol: not SslProtocols.None }) return;
         string reason = attempt.Refusal ?? (_accepting
             ? "the TLS handshake failed: the peer sent no certificate, does not speak TLS, refused this silo's certificate, or gave up"
-            : $"the TLS handshake failed: the {_where} refused this process's certificate '{_ownCertificate.Subject}' (issued by '{_ownCertificate.Issuer}', "
-              + "so its cluster has another CA), or does not speak TLS");
+            : $"the TLS handshake failed: the {_where} does not speak TLS, or refused this process's certificate '{_ownCertificate.Subject}'");
+        Failed(context, reason);
+    };
+
+    /// <summary>
+    /// Middleware placed inside Orleans' TLS middleware of a connection this process opens: the handshake is done when it
+    /// runs, and it watches whether the peer then answers (<see cref="AnswerWatchingPipe"/>).
+    /// </summary>
+    public static ConnectionDelegate WatchAnswer(ConnectionDelegate next) => context =>
+    {
+        if (CurrentAttempt.Value is { } attempt)
+        {
+            attempt.HandshakeDone = true;
+            context.Transport = new AnswerWatchingPipe(context.Transport, () => attempt.Answered = true);
+        }
+        return next(context);
+    };
+
+    private void Failed(ConnectionContext context, string reason)
+    {
         Log(context.RemoteEndPoint, reason);
         _failures?.Record($"the {_where} at {context.RemoteEndPoint}", reason);
-    };
+    }
 
     /// <summary>The peer-certificate check: <paramref name="validator"/>'s verdict, its reason kept for the connection's log line.</summary>
     public static bool Judge(ClusterCertificateValidator validator, X509Certificate2 certificate, ClusterCertificateRole role)
@@ -70,5 +97,9 @@ internal sealed class TlsHandshakeObserver
     private sealed class Attempt
     {
         public string? Refusal { get; set; }
+
+        public bool HandshakeDone { get; set; }
+
+        public volatile bool Answered;
     }
 }
