@@ -23,6 +23,9 @@ internal static class ClusterCertsCommand
 
     private static readonly Option<bool> Force = CliOption.Flag("--force", "Replace certificates and keys the folder already holds");
 
+    private static readonly Option<string> Authority = CliOption.Text("--ca", "DIR",
+        "Issue from the CA in DIR (ca.pem, ca.key) instead of making a new one: certificates for nodes added later, or renewed ones");
+
     public static Command Create()
     {
         var certs = new Command("certs", """
@@ -30,8 +33,8 @@ internal static class ClusterCertsCommand
             client.key): ECDSA P-256, keys readable by their owner only. Silos take the folder with --tls DIR (each uses its
             node's files), and so do cluster up and every command that takes --cluster (they use client.pem). Keep ca.key off
             the silos: it issues certificates.
-              cluster certs --out DIR [--nodes a,b,c] [--days N] [--force]
-            """) { Out, Nodes, Days, Force };
+              cluster certs --out DIR [--nodes a,b,c] [--days N] [--ca DIR] [--force]
+            """) { Out, Nodes, Days, Authority, Force };
         certs.SetAction(Run);
         return certs;
     }
@@ -52,8 +55,10 @@ internal static class ClusterCertsCommand
         {
             throw new UsageException($"--nodes: {e.Message}");
         }
-        var written = ClusterCertificateFolder.Write(folder, nodes, TimeSpan.FromDays(days), parse.GetValue(Force));
-        Console.WriteLine($"cluster CA and certificates for {string.Join(", ", nodes)} and clients, valid {days} days, in {Path.GetFullPath(folder)}:");
+        using var authority = parse.GetValue(Authority) is { } authorityFolder ? ClusterCertificateFolder.ReadAuthority(authorityFolder) : null;
+        var written = ClusterCertificateFolder.Write(folder, nodes, TimeSpan.FromDays(days), parse.GetValue(Force), authority);
+        string issuer = authority is null ? "a new cluster CA" : $"the CA '{authority.Subject}'";
+        Console.WriteLine($"certificates for {string.Join(", ", nodes)} and clients, valid {days} days, issued by {issuer}, in {Path.GetFullPath(folder)}:");
         foreach (string path in written) Console.WriteLine($"  {Path.GetFileName(path)}");
         Console.WriteLine($"use: FtpCluster.Silo --node-name {nodes[0]} --tls {folder} ...; ftpcluster ... --cluster HOST:PORT --tls {folder}");
         return 0;

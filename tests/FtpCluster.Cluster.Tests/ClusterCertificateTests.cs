@@ -26,7 +26,7 @@ public sealed class ClusterCertificateTests : IDisposable
         var (code, stdout, stderr) = await CommandLineProcess.RunAsync("cluster", "certs", "--out", folder, "--nodes", "a,b,gpu-1", "--days", "30");
 
         Assert.True(code == 0, stderr);
-        Assert.Contains("cluster CA and certificates for a, b, gpu-1 and clients, valid 30 days", stdout, StringComparison.Ordinal);
+        Assert.Contains("certificates for a, b, gpu-1 and clients, valid 30 days, issued by a new cluster CA", stdout, StringComparison.Ordinal);
         Assert.Equal(["a.key", "a.pem", "b.key", "b.pem", "ca.key", "ca.pem", "client.key", "client.pem", "gpu-1.key", "gpu-1.pem"],
             Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         foreach (string key in Directory.GetFiles(folder, "*.key"))
@@ -70,6 +70,28 @@ public sealed class ClusterCertificateTests : IDisposable
         Assert.True(forced.Code == 0, forced.Err);
         Assert.NotEqual(before, await File.ReadAllTextAsync(Path.Combine(folder, "ca.pem")));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(folder, "a.key")));
+    }
+
+    [Fact]
+    public async Task Cluster_certs_issues_from_an_existing_CA_for_a_node_added_later()
+    {
+        string folder = Made("grown", "a");
+        var authority = X509Certificate2.CreateFromPem(await File.ReadAllTextAsync(Path.Combine(folder, "ca.pem")));
+
+        var (code, stdout, stderr) = await CommandLineProcess.RunAsync("cluster", "certs", "--out", folder, "--ca", folder, "--nodes", "d", "--force");
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"issued by the CA '{authority.Subject}'", stdout, StringComparison.Ordinal);
+        var added = TlsCredentials.Load(TlsFiles.InFolder(folder, "d"), ClusterCertificateRole.Node);
+        var first = TlsCredentials.Load(TlsFiles.InFolder(folder, "a"), ClusterCertificateRole.Node);
+        Assert.Null(first.Validator.Refusal(added.Certificate, ClusterCertificateRole.Node));
+        Assert.Equal(authority.Thumbprint, added.Authorities.Single().Thumbprint);
+
+        // Into another folder: the CA's certificate goes with them, its key stays where it is.
+        string elsewhere = Path.Combine(_folder, "elsewhere");
+        var copied = await CommandLineProcess.RunAsync("cluster", "certs", "--out", elsewhere, "--ca", folder, "--nodes", "e");
+        Assert.True(copied.Code == 0, copied.Err);
+        Assert.Equal(["ca.pem", "client.key", "client.pem", "e.key", "e.pem"], Directory.GetFiles(elsewhere).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Null(first.Validator.Refusal(TlsCredentials.Load(TlsFiles.InFolder(elsewhere, "e"), ClusterCertificateRole.Node).Certificate, ClusterCertificateRole.Node));
     }
 
     [Theory]
