@@ -45,7 +45,7 @@ internal sealed class TlsHandshakeObserver
             context.ConnectionClosed.Register(() =>
             {
                 if (attempt.HandshakeDone && !attempt.Answered)
-                    Failed(context, $"the {_where} closed the connection right after the TLS handshake without a word: it refused this process's certificate "
+                    Failed(context, $"the {_where} closed the connection right after the TLS handshake without a word: most likely it refused this process's certificate "
                         + $"'{_ownCertificate.Subject}' (issued by '{_ownCertificate.Issuer}', so its cluster has another CA)");
             });
         await next(context);
