@@ -34,6 +34,8 @@ catch (InvalidOperationException e)
     return 2;
 }
 using var _ = host;
+if (options.Insecure && options.GetTlsFiles() is null && !System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(options.AdvertisedAddress)))
+    Console.Error.WriteLine($"ftpcluster-silo: node {options.NodeName}: --insecure: listening on {options.AdvertisedAddress} without TLS; anyone who reaches its ports can join the cluster and call it");
 try
 {
     await host.StartAsync();
@@ -92,6 +94,9 @@ static void ConfigureSilo(IHostApplicationBuilder builder, FtpClusterSiloOptions
     builder.Logging.AddFilter("Orleans", LogLevel.Warning);
     builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
     builder.Logging.AddFilter("Polly", LogLevel.Warning);
+    // Orleans' TLS middleware logs a failed handshake as a warning with its stack trace; FtpCluster's own line names the
+    // peer and the reason instead (ClusterTls.LogCategory).
+    builder.Logging.AddFilter("Orleans.Connections.Security", LogLevel.Error);
     builder.AddFtpClusterTelemetry(options.NodeName, servesMetrics: options.Metrics);
     builder.UseOrleans(silo => silo.AddFtpCluster(options));
 }

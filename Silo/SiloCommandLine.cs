@@ -43,6 +43,11 @@ public static class SiloCommandLine
         ("--serve-tokenizer", "ServeTokenizer", "PATH"),
         ("--serve-router", "ServeRouters", "ROUTER[,ROUTER...]"),
         (ModelRootSwitch, "ModelRoots", "DIR"),
+        ("--tls", "Tls", "DIR"),
+        ("--tls-ca", "TlsCa", "FILE"),
+        ("--tls-cert", "TlsCert", "FILE"),
+        ("--tls-key", "TlsKey", "FILE"),
+        ("--insecure", "Insecure", ""),
     ];
 
     /// <summary>A flag: a switch alone, with no value after it (<c>--metrics</c>, or <c>--metrics=false</c>); its variable is
@@ -126,6 +131,11 @@ public static class SiloCommandLine
         else if (configuration["ModelRoots"] is { } rootsFromEnvironment)
             options.ModelRoots = [.. rootsFromEnvironment.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         if (configuration["ParentProcessId"] is { } parent) options.ParentProcessId = ParseInt(parent, "--parent-pid");
+        options.TlsFolder = configuration["Tls"];
+        options.TlsAuthorityFile = configuration["TlsCa"];
+        options.TlsCertificateFile = configuration["TlsCert"];
+        options.TlsKeyFile = configuration["TlsKey"];
+        if (configuration["Insecure"] is { } insecure) options.Insecure = ParseBool(insecure, "--insecure");
 
         try
         {

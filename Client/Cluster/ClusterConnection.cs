@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using FtpCluster.Grains.Hosting.Tls;
 using FtpCluster.Grains.Hosting.Transport;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Wire;
@@ -28,9 +29,11 @@ public sealed class ClusterConnection : IAsyncDisposable
 
     public IClusterClient Client => _host.Services.GetRequiredService<IClusterClient>();
 
-    /// <exception cref="InvalidOperationException">No gateway let us in; the message names them and why.</exception>
+    /// <param name="tls">This client's certificate and the cluster CA, for a cluster whose silos run with TLS; null: no TLS.</param>
+    /// <exception cref="InvalidOperationException">No gateway let us in; the message names them and why (for TLS, whose certificate was refused).</exception>
     public static async Task<ClusterConnection> ConnectAsync(
-        IReadOnlyList<IPEndPoint> gateways, string clusterId, string serviceId = "ftpcluster", CancellationToken cancellationToken = default)
+        IReadOnlyList<IPEndPoint> gateways, string clusterId, string serviceId = "ftpcluster", TlsCredentials? tls = null,
+        CancellationToken cancellationToken = default)
     {
         // Empty: no appsettings or command line of its own; the environment only for the standard OTEL_* variables.
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
@@ -38,7 +41,9 @@ public sealed class ClusterConnection : IAsyncDisposable
         // The command line's console is its own: the client's log goes out over OTLP, when that is on, and nowhere else.
         builder.Logging.ClearProviders();
         builder.AddFtpClusterTelemetry(ServiceName);
-        builder.UseOrleansClient(client => client
+        builder.UseOrleansClient(client =>
+        {
+            client
                 .UseStaticClustering([.. gateways])
                 .Configure<ClusterOptions>(cluster =>
                 {
@@ -53,7 +58,10 @@ public sealed class ClusterConnection : IAsyncDisposable
                 // The silos' transport: large reads of what the gateway sends back (a score's logits).
                 .UseFtpClusterTcpTransport()
                 // The grains continue the trace of what the command does (a run's lines).
-                .AddActivityPropagation());
+                .AddActivityPropagation();
+            if (tls is not null) client.UseFtpClusterTls(tls);
+            else client.UseNoTls();
+        });
         var host = builder.Build();
         try
         {
@@ -62,10 +70,11 @@ public sealed class ClusterConnection : IAsyncDisposable
         }
         catch (Exception e)
         {
+            var handshakes = host.Services.GetService<TlsHandshakeFailures>()?.Describe() ?? [];
             host.Dispose();
             if (e is OperationCanceledException) throw;
-            throw new InvalidOperationException(
-                $"cannot connect to cluster '{clusterId}' through {string.Join(",", gateways)}: {e.Message}", e);
+            string why = handshakes.Count == 0 ? e.Message : $"TLS: {string.Join("; ", handshakes)}";
+            throw new InvalidOperationException($"cannot connect to cluster '{clusterId}' through {string.Join(",", gateways)}: {why}", e);
         }
     }
 

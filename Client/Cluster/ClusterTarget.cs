@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using FtpCluster.Grains.Hosting.Tls;
 using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Client.Cluster;
@@ -9,10 +10,12 @@ namespace FtpCluster.Client.Cluster;
 /// Where <c>generate</c> and <c>score</c> run when not in this process: <c>--stages N</c> alone starts an
 /// embedded cluster of N silos for the one command; <c>--cluster HOST:PORT[,HOST:PORT]</c> uses a running
 /// cluster's gateways (<c>--cluster-id</c>, default "ftpcluster"), over <c>--stages</c> silos or every
-/// silo up. <c>--wire</c> picks the activation encoding between stages. Read from the command line by
+/// silo up. <c>--wire</c> picks the activation encoding between stages; <c>--tls</c> (or its files one by one) gives the
+/// client's certificate for a running cluster whose silos use TLS. Read from the command line by
 /// <see cref="Commands.ClusterOptionGroup"/>.
 /// </summary>
-internal sealed record ClusterTarget(int? Stages, IReadOnlyList<(string Host, int Port)>? Gateways, string ClusterId, WireEncoding Wire)
+internal sealed record ClusterTarget(int? Stages, IReadOnlyList<(string Host, int Port)>? Gateways, string ClusterId, WireEncoding Wire,
+    TlsFiles? Tls = null)
 {
     public const string DefaultClusterId = "ftpcluster";
 

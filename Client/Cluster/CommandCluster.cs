@@ -1,5 +1,6 @@
 using System.Net;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Tls;
 
 namespace FtpCluster.Client.Cluster;
 
@@ -46,7 +47,9 @@ internal sealed class CommandCluster : IAsyncDisposable
             {
                 gateways = await ClusterTarget.ResolveAsync(target.Gateways, cancellationToken);
             }
-            return new CommandCluster(embedded, await ClusterConnection.ConnectAsync(gateways, clusterId, cancellationToken: cancellationToken));
+            // An embedded cluster is on loopback, without TLS (ClusterOptionGroup refuses --tls with it).
+            var tls = target.Tls is null ? null : TlsCredentials.Load(target.Tls, ClusterCertificateRole.Client);
+            return new CommandCluster(embedded, await ClusterConnection.ConnectAsync(gateways, clusterId, cancellationToken: cancellationToken, tls: tls));
         }
         catch
         {

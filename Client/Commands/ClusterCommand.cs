@@ -3,6 +3,7 @@ using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Hub;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Tls;
 using FtpCluster.Grains.Pipeline;
 using Spectre.Console;
 using FtpCluster.Grains.Wire;
@@ -40,33 +41,35 @@ internal static class ClusterCommand
             "Default: the Hugging Face cache and the folders of --model, --tokenizer and --router",
     };
 
+    private static readonly Option<string> Tls = CliOption.Text("--tls", "DIR",
+        "Mutual TLS between the silos and with clients, with the certificates in DIR (nodes a, b, ... and client); made there when DIR is missing or empty");
+
     public static Command Create()
     {
         var up = new Command("up", """
             Starts a local cluster of silo processes in the foreground until Ctrl+C or SIGTERM, printing each silo and the gateways
             for --cluster; with --model it also deploys the model and prints the plan.
               cluster up --silos N [--base-port P] [--cluster-id ID] [--device D] [--threads N] [--http-port P [--api-key-file FILE]] [--benchmark-grains] [--model-root DIR ...]
-                         [--model PATH [--tokenizer PATH] [--serve-name NAME] [--stages N] [--wire W] [--dtype D] [FTP]]
+                         [--tls DIR] [--model PATH [--tokenizer PATH] [--serve-name NAME] [--stages N] [--wire W] [--dtype D] [FTP]]
             """);
         foreach (var option in new Option[]
         {
-            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile, BenchmarkGrains, ModelRoot,
+            Silos, BasePort, ClusterOptionGroup.ClusterId, ModelOptionGroup.Device, ModelOptionGroup.Threads, HttpPort, ApiKeyFile, BenchmarkGrains, ModelRoot, Tls,
             ModelOptionGroup.Model, ModelOptionGroup.Tokenizer, ModelOptionGroup.ServeName, Stages, ClusterOptionGroup.Wire, ModelOptionGroup.DType,
         })
             up.Add(option);
         PruningOptionGroup.AddTo(up);
         up.SetAction(UpAsync);
-        var deployments = new Command("deployments", "The deployments of a running cluster: model, stages, memory, what runs, last use.")
-        {
-            ClusterOptionGroup.Cluster, ClusterOptionGroup.ClusterId, DeploymentsJson,
-        };
+        var deployments = new Command("deployments", "The deployments of a running cluster: model, stages, memory, what runs, last use.") { DeploymentsJson };
+        ClusterOptionGroup.AddRunningTo(deployments);
         deployments.SetAction(DeploymentsAsync);
-        var unload = new Command("unload", "Frees a deployment: what runs on it stops, its stages free their memory.")
-        {
-            DeploymentId, ClusterOptionGroup.Cluster, ClusterOptionGroup.ClusterId,
-        };
+        var unload = new Command("unload", "Frees a deployment: what runs on it stops, its stages free their memory.") { DeploymentId };
+        ClusterOptionGroup.AddRunningTo(unload);
         unload.SetAction(UnloadAsync);
-        return new Command("cluster", "A local cluster of silo processes for other commands to use through --cluster; its deployments.") { up, deployments, unload };
+        return new Command("cluster", "A local cluster of silo processes for other commands to use through --cluster; its deployments; its TLS certificates.")
+        {
+            up, deployments, unload, ClusterCertsCommand.Create(),
+        };
     }
 
     private static readonly Argument<string> DeploymentId = new("ID") { Description = "The deployment's id, as cluster deployments lists it" };
@@ -153,11 +156,32 @@ internal static class ClusterCommand
         }
         siloOptions[0].HttpPort = httpPort;
         siloOptions[0].ApiKeyFile = apiKeyFile is null ? null : Path.GetFullPath(apiKeyFile);
+        var clientTls = parse.GetValue(Tls) is { } tlsFolder ? PrepareTls(Path.GetFullPath(tlsFolder), siloOptions) : null;
         // Resolved once the arguments are known to be right, so a mistake in them does not wait for a download first.
         var model = modelPath is null ? null : new ModelOptions(ModelArgument.Resolve(modelPath), tokenizer, device, threads, storage);
         var modelRoots = ModelRoots(parse.GetValue(ModelRoot), model, pruning);
         foreach (var options in siloOptions) options.ModelRoots = modelRoots;
-        return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, servedName, cancellationToken);
+        return await RunAsync(siloOptions, model, pruning, stages ?? silos, wire, servedName, clientTls, cancellationToken);
+    }
+
+    /// <summary>
+    /// Points every silo at <paramref name="folder"/>'s certificates, made there first when it is missing or empty, and
+    /// returns the clients' files. Every file is loaded and checked here, so a missing or foreign one is named before any
+    /// silo starts.
+    /// </summary>
+    private static TlsFiles PrepareTls(string folder, FtpClusterSiloOptions[] siloOptions)
+    {
+        string[] nodes = [.. siloOptions.Select(o => o.NodeName)];
+        if (ClusterCertificateFolder.IsMissingOrEmpty(folder))
+        {
+            ClusterCertificateFolder.Write(folder, nodes, TimeSpan.FromDays(ClusterCertsCommand.DefaultDays), overwrite: false);
+            Console.WriteLine($"tls: made a cluster CA and certificates for {string.Join(", ", nodes)} and clients in {folder}");
+        }
+        foreach (string node in nodes) TlsCredentials.Load(TlsFiles.InFolder(folder, node), ClusterCertificateRole.Node);
+        var client = TlsFiles.InFolder(folder, TlsFiles.ClientName);
+        TlsCredentials.Load(client, ClusterCertificateRole.Client);
+        foreach (var options in siloOptions) options.TlsFolder = folder;
+        return client;
     }
 
     /// <summary>
@@ -176,18 +200,19 @@ internal static class ClusterCommand
     private const string ModelRootsVariable = "FTPCLUSTER_MODEL_ROOTS";
 
     private static async Task<int> RunAsync(FtpClusterSiloOptions[] siloOptions, ModelOptions? model, PruningOptions? pruning, int stages, WireEncoding wire,
-        string? servedName, CancellationToken cancellationToken)
+        string? servedName, TlsFiles? clientTls, CancellationToken cancellationToken)
     {
         using var cluster = await EmbeddedCluster.StartAsync(siloOptions, ForwardSiloOutput, cancellationToken: cancellationToken);
         foreach (var silo in cluster.Silos)
             Console.WriteLine($"silo {silo.Ready.NodeName}  silo {silo.Ready.Silo}  gateway {silo.Ready.Gateway}  pid {silo.Ready.ProcessId}");
         string gateways = string.Join(",", cluster.Gateways);
         Console.WriteLine($"gateways {gateways}");
-        string clusterIdOption = cluster.ClusterId == ClusterTarget.DefaultClusterId ? "" : $" --cluster-id {cluster.ClusterId}";
+        string clusterIdOption = (cluster.ClusterId == ClusterTarget.DefaultClusterId ? "" : $" --cluster-id {cluster.ClusterId}")
+            + (siloOptions[0].TlsFolder is { } tls ? $" --tls {tls}" : "");
 
         if (model is not null)
         {
-            var target = new ClusterTarget(stages, [.. cluster.Gateways.Select(g => (g.Address.ToString(), g.Port))], cluster.ClusterId, wire);
+            var target = new ClusterTarget(stages, [.. cluster.Gateways.Select(g => (g.Address.ToString(), g.Port))], cluster.ClusterId, wire, clientTls);
             // A model the cluster serves over HTTP waits for requests: it is not unloaded for idleness.
             var serving = new ServingOptions(servedName, IdleUnloadSeconds: siloOptions[0].HttpPort is null ? DeploymentRequest.DefaultIdleUnloadSeconds : 0);
             await using var session = await PipelineSession.OpenAsync(target, model, pruning, cancellationToken, serving);

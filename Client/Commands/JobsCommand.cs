@@ -39,8 +39,7 @@ internal static class JobsCommand
 
     private static Command WithCluster(Command command)
     {
-        command.Add(ClusterOptionGroup.Cluster);
-        command.Add(ClusterOptionGroup.ClusterId);
+        ClusterOptionGroup.AddRunningTo(command);
         command.Add(Json);
         return command;
     }

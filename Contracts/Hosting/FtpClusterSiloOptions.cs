@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
 using FtpCluster.Compute.Devices;
+using FtpCluster.Grains.Hosting.Tls;
 
 namespace FtpCluster.Grains.Hosting;
 
@@ -147,6 +148,32 @@ public sealed partial class FtpClusterSiloOptions
     /// <summary>What each stage grain on this silo holds at most (queued deposits, sequences, KV-cache bytes). Default: <see cref="Pipeline.StageLimits"/>' defaults.</summary>
     public Pipeline.StageLimits StageLimits { get; set; } = new();
 
+    /// <summary>
+    /// A folder of the cluster's certificates (<c>ftpcluster cluster certs</c> makes one): the silo uses <c>ca.pem</c> and
+    /// <c>NODE.pem</c>/<c>NODE.key</c> for its <see cref="NodeName"/>, and every connection it accepts or opens is mutual
+    /// TLS. Default null; the files may be named one by one instead (<see cref="TlsAuthorityFile"/> and the two after it).
+    /// </summary>
+    public string? TlsFolder { get; set; }
+
+    /// <summary>The cluster CA's certificate(s), PEM (<c>--tls-ca</c>), when the TLS files are named one by one.</summary>
+    public string? TlsAuthorityFile { get; set; }
+
+    /// <summary>This silo's certificate (<c>--tls-cert</c>): PEM, or a <c>.pfx</c>/<c>.p12</c> with its key (password in FTPCLUSTER_TLS_PASSWORD).</summary>
+    public string? TlsCertificateFile { get; set; }
+
+    /// <summary>The PEM private key of <see cref="TlsCertificateFile"/> (<c>--tls-key</c>); none for a PKCS#12 certificate.</summary>
+    public string? TlsKeyFile { get; set; }
+
+    /// <summary>
+    /// Lets a silo bound to an address other than loopback run without TLS: anyone who reaches its ports can then join the
+    /// cluster and call its grains. Default false: such a silo refuses to start without TLS.
+    /// </summary>
+    public bool Insecure { get; set; }
+
+    /// <summary>This silo's TLS files, from <see cref="TlsFolder"/> or the files named one by one; null when it runs without TLS.</summary>
+    /// <exception cref="ArgumentException">The TLS options do not go together.</exception>
+    public TlsFiles? GetTlsFiles() => TlsFiles.FromSwitches(TlsFolder, NodeName, TlsAuthorityFile, TlsCertificateFile, TlsKeyFile);
+
     /// <summary>Each of <see cref="Serve"/> as (model path, served name or null).</summary>
     public IEnumerable<(string Model, string? Name)> ServedModels() => Serve.Select(s =>
     {
@@ -221,6 +248,11 @@ public sealed partial class FtpClusterSiloOptions
             throw new ArgumentException("a model root (--model-root) must not be empty");
         if (ParentProcessId is <= 0)
             throw new ArgumentException($"parent process id (--parent-pid) must be a positive process id, got {ParentProcessId}");
+        // Secure by default, as Redis' protected mode: reachable from other machines means authenticated and encrypted.
+        if (GetTlsFiles() is null && !Insecure && !IPAddress.IsLoopback(IPAddress.Parse(AdvertisedAddress)))
+            throw new ArgumentException(
+                $"refusing to listen on {AdvertisedAddress}, which is not a loopback address, without TLS: give --tls DIR (ftpcluster cluster certs makes one) " +
+                "or --tls-ca, --tls-cert and --tls-key, or --insecure to let anyone who reaches its ports join the cluster and call it");
     }
 
     /// <summary>This silo's own silo endpoint, as other silos of a localhost cluster name it in --primary.</summary>
@@ -264,6 +296,11 @@ public sealed partial class FtpClusterSiloOptions
         if (ServeRouters.Count > 0) args.AddRange(["--serve-router", string.Join(",", ServeRouters)]);
         foreach (string root in ModelRoots) args.AddRange(["--model-root", root]);
         if (ParentProcessId is { } parent) args.AddRange(["--parent-pid", parent.ToString(CultureInfo.InvariantCulture)]);
+        if (TlsFolder is not null) args.AddRange(["--tls", TlsFolder]);
+        if (TlsAuthorityFile is not null) args.AddRange(["--tls-ca", TlsAuthorityFile]);
+        if (TlsCertificateFile is not null) args.AddRange(["--tls-cert", TlsCertificateFile]);
+        if (TlsKeyFile is not null) args.AddRange(["--tls-key", TlsKeyFile]);
+        if (Insecure) args.Add("--insecure");
         return args;
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using FtpCluster.Grains.Hosting.Tls;
 using FtpCluster.Grains.Hosting.Transport;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
@@ -35,9 +36,11 @@ public static class FtpClusterSiloBuilderExtensions
     /// limit from <see cref="MessageLimits"/>, publishes this silo's node name, device, memory budget and
     /// capacity as silo metadata, opens the compute device when the silo starts, registers
     /// node-pinned placement, and puts FtpCluster's TCP transport in the place of Orleans' socket transport
-    /// (<see cref="TcpTransportRegistration"/>).
+    /// (<see cref="TcpTransportRegistration"/>), with mutual TLS over it when the options name TLS files
+    /// (<see cref="ClusterTlsSiloRegistration"/>).
     /// </summary>
     /// <exception cref="ArgumentException">An option is invalid (see <see cref="FtpClusterSiloOptions.Validate"/>).</exception>
+    /// <exception cref="TlsCredentialsException">A TLS file is missing, unreadable, expired or not the cluster's; the message names it.</exception>
     /// <exception cref="InvalidOperationException">Orleans' transport is not registered as expected, so it cannot be replaced.</exception>
     public static ISiloBuilder AddFtpCluster(this ISiloBuilder builder, FtpClusterSiloOptions options)
     {
@@ -55,6 +58,7 @@ public static class FtpClusterSiloBuilderExtensions
         builder.ConfigureEndpoints(IPAddress.Parse(options.AdvertisedAddress), options.SiloPort, options.GatewayPort);
         // Large reads: Orleans' own transport receives 4 KiB at a time (docs/benchmarks.md, activation transport).
         builder.UseFtpClusterTcpTransport();
+        if (options.GetTlsFiles() is { } tls) builder.UseFtpClusterTls(TlsCredentials.Load(tls, ClusterCertificateRole.Node));
         // A grain call continues its caller's trace (the HTTP request's, a run's); the spans exist only while
         // something listens (FtpClusterTelemetryHosting registers the listener when traces are exported).
         builder.AddActivityPropagation();

@@ -329,6 +329,38 @@ public sealed class CommandLineClusterTests
         AssertSilosGone(siloPids);
     }
 
+    /// <summary>cluster up --tls into an empty folder makes the certificates; commands need the client's to get in.</summary>
+    [Fact]
+    public async Task Cluster_up_with_TLS_makes_the_certificates_and_a_command_gets_in_only_with_them()
+    {
+        string folder = Path.Combine(Directory.CreateTempSubdirectory("ftp-up-tls-").FullName, "tls");
+        try
+        {
+            string clusterId = $"test-{Guid.NewGuid():N}";
+            using var up = CommandLineProcess.Start("cluster", "up", "--silos", "2", "--cluster-id", clusterId, "--threads", "1", "--tls", folder);
+            await up.WaitForLineAsync(line => line.StartsWith("up;", StringComparison.Ordinal));
+            string gateways = (await up.WaitForLineAsync(line => line.StartsWith("gateways ", StringComparison.Ordinal)))["gateways ".Length..];
+            Assert.Contains($"tls: made a cluster CA and certificates for a, b and clients in {folder}", up.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"--cluster-id {clusterId} --tls {folder}", up.Stdout, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Combine(folder, "b.key")) && File.Exists(Path.Combine(folder, "client.pem")));
+
+            var allowed = await CommandLineProcess.RunAsync("cluster", "deployments", "--cluster", gateways, "--cluster-id", clusterId, "--tls", folder, "--json");
+            Assert.True(allowed.Code == 0, allowed.Err);
+            Assert.Equal("[]", allowed.Out.Trim());
+
+            var refused = await CommandLineProcess.RunAsync("cluster", "deployments", "--cluster", gateways, "--cluster-id", clusterId);
+            Assert.Equal(1, refused.Code);
+            Assert.Contains("it requires TLS, and this client has no certificate (give --tls DIR", refused.Err, StringComparison.Ordinal);
+
+            await up.TerminateAsync();
+            Assert.Equal(0, await up.WaitExitAsync());
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(folder)!, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Silos_stop_by_themselves_when_the_command_that_started_them_is_killed()
     {
@@ -346,6 +378,8 @@ public sealed class CommandLineClusterTests
     [InlineData("--stages 2 --wire int4", "--wire expects f32, f16, bf16, int8 (a scale per 32 values) or int8-row (a scale per row), got 'int4'")]
     [InlineData("--cluster notaport", "--cluster expects HOST:PORT[,HOST:PORT...] (gateway endpoints), got 'notaport'")]
     [InlineData("--cluster 127.0.0.1:30000 --device cpu", "--device is a silo's own setting: it cannot be chosen with --cluster")]
+    [InlineData("--stages 2 --tls certs", "--tls (and --tls-ca, --tls-cert, --tls-key) need --cluster HOST:PORT: an embedded cluster runs on loopback without TLS")]
+    [InlineData("--cluster 127.0.0.1:30000 --tls-cert c.pem", "--tls-ca FILE and --tls-cert FILE go together (with --tls-key FILE unless the certificate is a .pfx or .p12)")]
     public async Task Bad_cluster_options_are_refused_in_one_line_with_exit_code_2(string options, string message)
     {
         // Refused before the model is opened or any silo starts: the model path need not exist.

@@ -1,13 +1,15 @@
 using System.Net;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Tls;
 
 namespace FtpCluster.Cluster.Tests;
 
 /// <summary>
 /// Three silo processes a, b, c, each in a network namespace of its own (<see cref="NamespacedNetwork"/>),
-/// binding and advertising that namespace's address, with localhost clustering (a is the primary) and
-/// an Orleans client in this process's namespace connected through their gateways. Whatever a silo sends
+/// binding and advertising that namespace's address, with localhost clustering (a is the primary), mutual
+/// TLS (addresses other than loopback need it) and an Orleans client in this process's namespace connected
+/// through their gateways. Whatever a silo sends
 /// to another silo or to the client crosses its one veth interface, so the kernel's counters of that
 /// interface (<see cref="ReadCounters"/>) count it. Started once per test class; the silos are killed and
 /// the namespaces deleted afterwards, also when starting fails half way.
@@ -23,6 +25,7 @@ public class NamespacedCluster : IAsyncLifetime
     private NamespacedNetwork? _network;
     private EmbeddedCluster? _cluster;
     private ClusterConnection? _connection;
+    private string? _certificates;
 
     public NamespacedNetwork Network => _network ?? throw new InvalidOperationException("the cluster has not started");
 
@@ -40,6 +43,8 @@ public class NamespacedCluster : IAsyncLifetime
     {
         try
         {
+            _certificates = Directory.CreateTempSubdirectory("ftp-namespaced-tls-").FullName;
+            ClusterCertificateFolder.Write(_certificates, NodeNames, TimeSpan.FromDays(1), overwrite: true);
             _network = NamespacedNetwork.Create(NodeNames);
             var primary = new IPEndPoint(_network.Nodes[0].Address, SiloPort);
             var options = _network.Nodes.Select((node, i) => new FtpClusterSiloOptions
@@ -56,12 +61,14 @@ public class NamespacedCluster : IAsyncLifetime
                 MemoryBudgetBytes = 1L << 30,
                 ModelRoots = TestModelRoots.All,
                 ParentProcessId = Environment.ProcessId,
+                TlsFolder = _certificates,
             }).ToArray();
             var network = _network;
             _cluster = await EmbeddedCluster.StartAsync(options, launcher: silo => network.Node(silo.NodeName).Launcher);
             foreach (var silo in _cluster.Silos)
                 Assert.Equal(new IPEndPoint(network.Node(silo.Options.NodeName).Address, GatewayPort), silo.Ready.Gateway);
-            _connection = await ClusterConnection.ConnectAsync(_cluster.Gateways, ClusterId);
+            _connection = await ClusterConnection.ConnectAsync(_cluster.Gateways, ClusterId,
+                tls: TlsCredentials.Load(TlsFiles.InFolder(_certificates, TlsFiles.ClientName), ClusterCertificateRole.Client));
         }
         catch
         {
@@ -79,5 +86,7 @@ public class NamespacedCluster : IAsyncLifetime
         _cluster = null;
         _network?.Dispose();
         _network = null;
+        if (_certificates is not null) Directory.Delete(_certificates, recursive: true);
+        _certificates = null;
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Tls;
 using FtpCluster.Silo;
 using Microsoft.Extensions.Hosting;
 
@@ -56,7 +57,7 @@ public sealed class SiloCommandLineTests
     {
         var options = Parse("--node-name b --silo-port 11112 --gateway-port 30001 --advertised-address 10.0.0.2 "
             + "--clustering localhost --primary 10.0.0.1:11111 --cluster-id c1 --service-id s1 --device ilgpu-cpu "
-            + "--memory-budget-mb 4096 --threads 3 --capacity 2.5");
+            + "--memory-budget-mb 4096 --threads 3 --capacity 2.5 --tls /etc/ftpcluster/tls");
 
         Assert.Equal("b", options.NodeName);
         Assert.Equal(11112, options.SiloPort);
@@ -70,6 +71,7 @@ public sealed class SiloCommandLineTests
         Assert.Equal(3, options.Threads);
         Assert.Equal(2.5, options.Capacity);
         Assert.False(options.MeasureCapacity);
+        Assert.Equal(TlsFiles.InFolder("/etc/ftpcluster/tls", "b"), options.GetTlsFiles());
     }
 
     [Fact]
@@ -99,11 +101,11 @@ public sealed class SiloCommandLineTests
     [Fact]
     public void A_silo_on_an_address_of_its_own_joins_a_primary_on_another()
     {
-        var options = Parse("--node-name b --advertised-address 10.231.7.11 --primary 10.231.7.10:11111");
+        var options = Parse("--node-name b --advertised-address 10.231.7.11 --primary 10.231.7.10:11111 --insecure");
 
         Assert.Equal("10.231.7.11:11111", options.GetSiloEndpoint().ToString());
         Assert.Equal("10.231.7.10:11111", options.GetPrimaryEndpoint().ToString());
-        var fromEnvironment = Parse("", new Hashtable { ["FTPCLUSTER_ADVERTISED_ADDRESS"] = "10.231.7.12" });
+        var fromEnvironment = Parse("", new Hashtable { ["FTPCLUSTER_ADVERTISED_ADDRESS"] = "10.231.7.12", ["FTPCLUSTER_TLS"] = "/tls" });
         Assert.Equal("10.231.7.12:11111", fromEnvironment.GetSiloEndpoint().ToString());
         Assert.Equal("10.231.7.12:11111", fromEnvironment.GetPrimaryEndpoint().ToString());
     }
@@ -162,11 +164,43 @@ public sealed class SiloCommandLineTests
             ClusterId = "c", ServiceId = "s", Device = "ilgpu-cpu", MemoryBudgetBytes = 3L << 30, Threads = 2, Capacity = 0.1,
             ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Metrics = true, BenchmarkGrains = true, Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
             ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"], ModelRoots = ["/srv/models", "/srv/more"],
+            TlsAuthorityFile = "/tls/ca.pem", TlsCertificateFile = "/tls/node-7.pem", TlsKeyFile = "/tls/node-7.key", Insecure = true,
         };
 
         var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);
 
         Assert.Equivalent(written, read, strict: true);
+    }
+
+    [Fact]
+    public void TLS_files_come_from_a_folder_or_one_by_one_and_a_PKCS12_certificate_holds_its_key()
+    {
+        Assert.Null(Parse("--node-name a").GetTlsFiles());
+        Assert.Equal(new TlsFiles("/t/ca.pem", "/t/a.pem", "/t/a.key"), Parse("--node-name a", new Hashtable { ["FTPCLUSTER_TLS"] = "/t" }).GetTlsFiles());
+        Assert.Equal(new TlsFiles("/p/ca.pem", "/p/me.crt", "/p/me.key"), Parse("--tls-ca /p/ca.pem --tls-cert /p/me.crt --tls-key /p/me.key").GetTlsFiles());
+        Assert.Equal(new TlsFiles("/p/ca.pem", "/p/me.pfx", null), Parse("--tls-ca /p/ca.pem --tls-cert /p/me.pfx").GetTlsFiles());
+    }
+
+    [Fact]
+    public void A_silo_on_an_address_other_than_loopback_refuses_to_run_without_TLS_unless_told_insecure()
+    {
+        var error = Assert.Throws<SiloUsageException>(() => Parse("--advertised-address 10.231.7.11"));
+        Assert.Equal("refusing to listen on 10.231.7.11, which is not a loopback address, without TLS: give --tls DIR (ftpcluster cluster certs makes one) "
+            + "or --tls-ca, --tls-cert and --tls-key, or --insecure to let anyone who reaches its ports join the cluster and call it", error.Message);
+        Assert.Throws<SiloUsageException>(() => Parse("--advertised-address 0.0.0.0"));
+        Assert.True(Parse("--advertised-address 10.231.7.11 --insecure").Insecure);
+        Assert.NotNull(Parse("--advertised-address 10.231.7.11 --tls /t").GetTlsFiles());
+        Assert.Equal("::1", Parse("--advertised-address ::1").AdvertisedAddress);
+    }
+
+    [Theory]
+    [InlineData("--tls /t --tls-ca /t/ca.pem", "--tls DIR names every TLS file; --tls-ca, --tls-cert and --tls-key name them one by one: give one or the other")]
+    [InlineData("--tls-cert /t/a.pem --tls-key /t/a.key", "--tls-ca FILE and --tls-cert FILE go together (with --tls-key FILE unless the certificate is a .pfx or .p12)")]
+    [InlineData("--tls-ca /t/ca.pem --tls-cert /t/a.pem", "--tls-cert /t/a.pem needs --tls-key FILE, its PEM private key (or give a .pfx/.p12 that holds both)")]
+    [InlineData("--tls-ca /t/ca.pem --tls-cert /t/a.p12 --tls-key /t/a.key", "--tls-key does not apply to /t/a.p12: a PKCS#12 file holds its own key (its password in FTPCLUSTER_TLS_PASSWORD)")]
+    public void TLS_switches_that_do_not_go_together_are_refused_naming_them(string commandLine, string message)
+    {
+        Assert.Equal(message, Assert.Throws<SiloUsageException>(() => Parse(commandLine)).Message);
     }
 
     [Theory]

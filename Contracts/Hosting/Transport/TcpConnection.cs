@@ -31,7 +31,8 @@ namespace FtpCluster.Grains.Hosting.Transport;
 /// <see cref="ConnectionClosed"/> fires on the thread pool, never inside a loop of this connection.
 /// </remarks>
 internal sealed class TcpConnection : ConnectionContext,
-    IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
+    IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature,
+    IReceivedBytesFeature
 {
     private static long s_nextId;
 
@@ -50,6 +51,7 @@ internal sealed class TcpConnection : ConnectionContext,
     private bool _socketClosed;
     private volatile Exception? _closeReason;
     private int _closedNotified;
+    private long _receivedBytes;
     private IDictionary<object, object?> _items = new Dictionary<object, object?>();
 
     private TcpConnection(Socket socket, TcpTransportOptions options, TcpTransportStatistics statistics, ILogger logger)
@@ -81,6 +83,7 @@ internal sealed class TcpConnection : ConnectionContext,
         features.Set<IConnectionItemsFeature>(this);
         features.Set<IConnectionLifetimeFeature>(this);
         features.Set<IConnectionEndPointFeature>(this);
+        features.Set<IReceivedBytesFeature>(this);
         Features = features;
     }
 
@@ -117,6 +120,8 @@ internal sealed class TcpConnection : ConnectionContext,
     }
 
     public override IDuplexPipe Transport { get; set; }
+
+    public long ReceivedBytes => Interlocked.Read(ref _receivedBytes);
 
     public override CancellationToken ConnectionClosed { get; set; }
 
@@ -160,6 +165,7 @@ internal sealed class TcpConnection : ConnectionContext,
                 var buffer = input.GetMemory(minimumRead);
                 int received = await _socket.ReceiveAsync(buffer, SocketFlags.None);
                 _statistics.Received(received);
+                Interlocked.Add(ref _receivedBytes, received);
                 if (received == 0)
                 {
                     _logger.LogDebug("{Connection}: the peer ended the stream", this);
