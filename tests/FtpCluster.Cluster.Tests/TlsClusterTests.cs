@@ -44,6 +44,7 @@ public sealed class TlsCluster : IAsyncLifetime
             silo.Threads = 1;
             silo.MemoryBudgetBytes = 1L << 30;
             silo.TlsFolder = Certificates;
+            silo.ModelRoots = TestModelRoots.All;
         }
         _cluster = await EmbeddedCluster.StartAsync(options, onOutput: (node, line) => Heard($"[{node}] {line}"));
         try

@@ -4,6 +4,7 @@ using System.Net;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Hosting;
+using FtpCluster.Grains.Hosting.Tls;
 using FtpCluster.Grains.Pipeline;
 using FtpCluster.Grains.Placement;
 
@@ -13,8 +14,9 @@ namespace FtpCluster.Cluster.Tests.Chaos;
 /// Silo processes a, b, c with Redis clustering and storage, built to be hurt: each silo can be killed (SIGKILL),
 /// stopped (SIGTERM), restarted under its node name, and, when the silos run in network namespaces of their own
 /// (<see cref="NamespacedNetwork"/>, where the machine allows it), cut off from the network and joined again. Redis is
-/// durable (an append-only file synced on every write) and can be killed and restarted. Everything it started is
-/// killed when it is disposed, also when starting fails half way.
+/// durable (an append-only file synced on every write) and can be killed and restarted. The silos and clients use mutual
+/// TLS, as a cluster on a network must. Everything it started is killed when it is disposed, also when starting fails
+/// half way.
 /// </summary>
 public sealed class ChaosCluster : IDisposable
 {
@@ -27,9 +29,14 @@ public sealed class ChaosCluster : IDisposable
 
     private readonly NamespacedNetwork? _network;
     private readonly Dictionary<string, SiloProcess> _silos = new(StringComparer.Ordinal);
+    private readonly string _certificates = Directory.CreateTempSubdirectory("ftp-chaos-tls-").FullName;
     private RedisServer? _redis;
 
-    private ChaosCluster(NamespacedNetwork? network) => _network = network;
+    private ChaosCluster(NamespacedNetwork? network)
+    {
+        _network = network;
+        ClusterCertificateFolder.Write(_certificates, NodeNames, TimeSpan.FromDays(1), overwrite: true);
+    }
 
     /// <summary>Whether each silo runs in a network namespace of its own (so it can be partitioned).</summary>
     public bool Namespaced => _network is not null;
@@ -81,6 +88,7 @@ public sealed class ChaosCluster : IDisposable
         NodeName = node, AdvertisedAddress = address, SiloPort = siloPort, GatewayPort = gatewayPort,
         Clustering = FtpClusterSiloOptions.RedisClustering, RedisConnectionString = _redis!.ConnectionString,
         ClusterId = ClusterId, Device = "cpu", Threads = 1, MemoryBudgetBytes = 256L * 1024 * 1024,
+        ModelRoots = TestModelRoots.All, TlsFolder = _certificates,
         // A test run that is killed takes its silos with it.
         ParentProcessId = Environment.ProcessId,
     };
@@ -91,7 +99,8 @@ public sealed class ChaosCluster : IDisposable
 
     /// <summary>A client whose gateways are the named nodes' (a victim left out, its calls never wait on a dead gateway).</summary>
     public Task<ClusterConnection> ConnectAsync(params string[] nodes) => ClusterConnection.ConnectAsync(
-        [.. nodes.Select(n => new IPEndPoint(IPAddress.Parse(Options[n].AdvertisedAddress), Options[n].GatewayPort))], ClusterId);
+        [.. nodes.Select(n => new IPEndPoint(IPAddress.Parse(Options[n].AdvertisedAddress), Options[n].GatewayPort))], ClusterId,
+        tls: TlsCredentials.Load(TlsFiles.InFolder(_certificates, TlsFiles.ClientName), ClusterCertificateRole.Client));
 
     /// <summary>SIGKILL: the silo gets no chance to say goodbye.</summary>
     public void Kill(string node) => _silos[node].Dispose();
@@ -173,5 +182,6 @@ public sealed class ChaosCluster : IDisposable
         _redis?.Dispose();
         _redis = null;
         _network?.Dispose();
+        Directory.Delete(_certificates, recursive: true);
     }
 }
