@@ -103,6 +103,17 @@ internal static unsafe class BlockBits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Offset(int offset, int xSum) => Vector256.CreateScalar(-offset * xSum);
 
+    /// <summary>
+    /// A Q4_1 or Q5_1 block's share: its integer sums times d · d_x, and in lane 0 also m · d_x · Σx (d and m the
+    /// block's f16 scale and minimum): one FMA off the accumulator's chain, one add on it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> WithMinimum(Vector256<int> sum, byte* w, QuantizedRow x, int b)
+    {
+        float dx = x.Scales[b];
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(Half(w) * dx), Vector256.CreateScalar(Half(w + 2) * dx * x.Sum32(b)));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(byte* p) => HalfTable.Values[*(ushort*)p];
 
@@ -137,77 +148,96 @@ internal static unsafe class BlockBits
     }
 }
 
-internal readonly unsafe struct Q4_0Dot : IBlockDot
+/// <summary>One 32-element block's share of a dot product, for <see cref="SmallBlockDot{TBlock}"/>'s loop.</summary>
+internal unsafe interface ISmallBlock
+{
+    static abstract TensorDType Type { get; }
+
+    static abstract int Bytes { get; }
+
+    /// <summary>acc plus block <paramref name="b"/> (at <paramref name="w"/>) times x's block b, spread over acc's lanes.</summary>
+    static abstract Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot;
+}
+
+/// <summary>
+/// The dot product of a row of 32-element blocks: odd and even blocks go to two accumulators, so the chain of
+/// dependent float adds (one per 18–24 bytes) does not set the pace.
+/// </summary>
+internal readonly unsafe struct SmallBlockDot<TBlock> : IBlockDot where TBlock : ISmallBlock
+{
+    public static TensorDType Type => TBlock.Type;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var even = Vector256<float>.Zero;
+        var odd = Vector256<float>.Zero;
+        int blocks = k / SmallBlocks.Size, b = 0;
+        for (; b + 1 < blocks; b += 2, w += 2 * TBlock.Bytes)
+        {
+            even = TBlock.Add<TDot>(even, w, x, b);
+            odd = TBlock.Add<TDot>(odd, w + TBlock.Bytes, x, b + 1);
+        }
+        if (b < blocks)
+            even = TBlock.Add<TDot>(even, w, x, b);
+        return Vector256.Sum(even + odd);
+    }
+}
+
+internal readonly unsafe struct Q4_0Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q4_0;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q4_0Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q4_0Bytes)
-        {
-            float dd = BlockBits.Half(w) * x.Scales[b];
-            var sum = TDot.Add(BlockBits.Offset(8, x.Sum32(b)), BlockBits.Nibbles(w + 2), Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(dd), acc);
-        }
-        return Vector256.Sum(acc);
+        var sum = TDot.Add(BlockBits.Offset(8, x.Sum32(b)), BlockBits.Nibbles(w + 2), Vector256.Load(x.Quants + 32 * b));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * x.Scales[b]), acc);
     }
 }
 
-internal readonly unsafe struct Q4_1Dot : IBlockDot
+internal readonly unsafe struct Q4_1Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q4_1;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q4_1Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        float minimum = 0;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q4_1Bytes)
-        {
-            float dx = x.Scales[b];
-            var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 4), Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * dx), acc);
-            minimum += BlockBits.Half(w + 2) * dx * x.Sum32(b);
-        }
-        return Vector256.Sum(acc) + minimum;
+        var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 4), Vector256.Load(x.Quants + 32 * b));
+        return acc + BlockBits.WithMinimum(sum, w, x, b);
     }
 }
 
-internal readonly unsafe struct Q5_0Dot : IBlockDot
+internal readonly unsafe struct Q5_0Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q5_0;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q5_0Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q5_0Bytes)
-        {
-            float dd = BlockBits.Half(w) * x.Scales[b];
-            var quants = BlockBits.Nibbles(w + 6) | BlockBits.FifthBits(*(uint*)(w + 2));
-            var sum = TDot.Add(BlockBits.Offset(16, x.Sum32(b)), quants, Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(dd), acc);
-        }
-        return Vector256.Sum(acc);
+        var quants = BlockBits.Nibbles(w + 6) | BlockBits.FifthBits(*(uint*)(w + 2));
+        var sum = TDot.Add(BlockBits.Offset(16, x.Sum32(b)), quants, Vector256.Load(x.Quants + 32 * b));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * x.Scales[b]), acc);
     }
 }
 
-internal readonly unsafe struct Q5_1Dot : IBlockDot
+internal readonly unsafe struct Q5_1Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q5_1;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q5_1Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        float minimum = 0;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q5_1Bytes)
-        {
-            float dx = x.Scales[b];
-            var quants = BlockBits.Nibbles(w + 8) | BlockBits.FifthBits(*(uint*)(w + 4));
-            var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * dx), acc);
-            minimum += BlockBits.Half(w + 2) * dx * x.Sum32(b);
-        }
-        return Vector256.Sum(acc) + minimum;
+        var quants = BlockBits.Nibbles(w + 8) | BlockBits.FifthBits(*(uint*)(w + 4));
+        var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
+        return acc + BlockBits.WithMinimum(sum, w, x, b);
     }
 }
 
@@ -234,10 +264,13 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
             byte* qs = w + (fifthBit ? 48 : 16);
             var high = fifthBit ? Vector256.Load(w + 16) : default;
             var scales16 = BlockBits.Scales16(scales);
-            var total = Chunk<TDot>(Vector256<int>.Zero, qs, high, xq, scales16, 0, fifthBit);
-            total = Chunk<TDot>(total, qs, high, xq, scales16, 1, fifthBit);
-            total = Chunk<TDot>(total, qs, high, xq, scales16, 2, fifthBit);
-            total = Chunk<TDot>(total, qs, high, xq, scales16, 3, fifthBit);
+            // Two integer chains (low and high nibbles), so the dependent vpdpwssd latencies overlap.
+            Vector256<int> lows = Vector256<int>.Zero, highs = Vector256<int>.Zero;
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 0, fifthBit);
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 1, fifthBit);
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 2, fifthBit);
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 3, fifthBit);
+            var total = lows + highs;
             var minProducts = BlockBits.Widen(mins) * Vector256.Load(x.Sums32 + 8 * b);
             float dx = x.Scales[b];
             acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(BlockBits.Half(w) * dx), acc);
@@ -248,7 +281,7 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
 
     /// <summary>Sub-blocks 2c and 2c + 1: 32 packed bytes, their low nibbles against x[64c..], their high ones against x[64c + 32..].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Chunk<TDot>(Vector256<int> total, byte* qs, Vector256<byte> high, sbyte* xq, Vector256<short> scales16, int c, bool fifthBit)
+    private static void Chunk<TDot>(ref Vector256<int> lows, ref Vector256<int> highs, byte* qs, Vector256<byte> high, sbyte* xq, Vector256<short> scales16, int c, bool fifthBit)
         where TDot : IByteDot
     {
         var packed = Vector256.Load(qs + 32 * c);
@@ -259,8 +292,8 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
             low |= BlockBits.HighBits(high, 2 * c, 1);
             upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
         }
-        total = TDot.AddScaled(total, low, Vector256.Load(xq + 64 * c), BlockBits.Spread(scales16, 2 * c, 2 * c));
-        return TDot.AddScaled(total, upper, Vector256.Load(xq + 64 * c + 32), BlockBits.Spread(scales16, 2 * c + 1, 2 * c + 1));
+        lows = TDot.AddScaled(lows, low, Vector256.Load(xq + 64 * c), BlockBits.Spread(scales16, 2 * c, 2 * c));
+        highs = TDot.AddScaled(highs, upper, Vector256.Load(xq + 64 * c + 32), BlockBits.Spread(scales16, 2 * c + 1, 2 * c + 1));
     }
 }
 
@@ -284,8 +317,8 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
             sbyte* sc = (sbyte*)(w + 192);
             ulong first = *(ulong*)sc, second = *(ulong*)(sc + 8);
             sbyte* xq = x.Quants + 256 * b;
-            var total = HalfBlock<TDot>(Vector256<int>.Zero, w, xq, BlockBits.SignedScales16(first), 0);
-            total = HalfBlock<TDot>(total, w, xq, BlockBits.SignedScales16(second), 1);
+            // The two halves as two integer chains, so the dependent vpdpwssd latencies overlap.
+            var total = HalfBlock<TDot>(w, xq, BlockBits.SignedScales16(first), 0) + HalfBlock<TDot>(w, xq, BlockBits.SignedScales16(second), 1);
             // Σ sc · 32 · Σx per sub-block, taken off in int32 before the one conversion.
             var offset = BlockBits.WidenSigned(first) * Vector256.Load(x.Sums + 16 * b)
                 + BlockBits.WidenSigned(second) * Vector256.Load(x.Sums + 16 * b + 8);
@@ -297,7 +330,7 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
 
     /// <summary>Elements 128h to 128h + 127: four 32-element vectors, each two sub-blocks of 16 with their scales side by side.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> HalfBlock<TDot>(Vector256<int> total, byte* w, sbyte* xq, Vector256<short> scales16, int h) where TDot : IByteDot
+    private static Vector256<int> HalfBlock<TDot>(byte* w, sbyte* xq, Vector256<short> scales16, int h) where TDot : IByteDot
     {
         byte* ql = w + 64 * h;
         var low = Vector256.Load(ql);
@@ -308,7 +341,7 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
         var q2 = (next & BlockBits.LowNibble) | BlockBits.HighBits(high, 2, 3);
         var q3 = BlockBits.HighNibbles(low) | BlockBits.HighBits(high, 4, 3);
         var q4 = BlockBits.HighNibbles(next) | BlockBits.HighBits(high, 6, 3);
-        total = TDot.AddScaled(total, q1, Vector256.Load(xq), BlockBits.Spread(scales16, 0, 1));
+        var total = TDot.AddScaled(Vector256<int>.Zero, q1, Vector256.Load(xq), BlockBits.Spread(scales16, 0, 1));
         total = TDot.AddScaled(total, q2, Vector256.Load(xq + 32), BlockBits.Spread(scales16, 2, 3));
         total = TDot.AddScaled(total, q3, Vector256.Load(xq + 64), BlockBits.Spread(scales16, 4, 5));
         return TDot.AddScaled(total, q4, Vector256.Load(xq + 96), BlockBits.Spread(scales16, 6, 7));

@@ -31,10 +31,10 @@ internal static unsafe class BlockGemv
         bool vnni = options.Vnni && AvxVnni.IsSupported;
         switch (type)
         {
-            case TensorDType.Q4_0: For<Q4_0Dot>(pool, work, vnni); break;
-            case TensorDType.Q4_1: For<Q4_1Dot>(pool, work, vnni); break;
-            case TensorDType.Q5_0: For<Q5_0Dot>(pool, work, vnni); break;
-            case TensorDType.Q5_1: For<Q5_1Dot>(pool, work, vnni); break;
+            case TensorDType.Q4_0: For<SmallBlockDot<Q4_0Block>>(pool, work, vnni); break;
+            case TensorDType.Q4_1: For<SmallBlockDot<Q4_1Block>>(pool, work, vnni); break;
+            case TensorDType.Q5_0: For<SmallBlockDot<Q5_0Block>>(pool, work, vnni); break;
+            case TensorDType.Q5_1: For<SmallBlockDot<Q5_1Block>>(pool, work, vnni); break;
             case TensorDType.Q4_K: For<Q4_KDot>(pool, work, vnni); break;
             case TensorDType.Q5_K: For<Q5_KDot>(pool, work, vnni); break;
             case TensorDType.Q6_K: For<Q6_KDot>(pool, work, vnni); break;
