@@ -75,19 +75,12 @@ internal static unsafe class QuantizedGemv
         sbyte* q = (sbyte*)row;
         float* scales = (float*)(row + k);
         int* offsets = (int*)(scales + blocks);
+        int* sums = stackalloc int[Q8Block.Size / QuantizedActivations.SumGroup];
         for (int b = 0; b < blocks; b++)
         {
-            var values = new ReadOnlySpan<float>(x + b * Q8Block.Size, Q8Block.Size);
-            float d = Q8Block.Scale(values, out float inverse);
-            int sum = 0;
-            for (int i = 0; i < Q8Block.Size; i++)
-            {
-                int v = (int)MathF.Round(values[i] * inverse, MidpointRounding.AwayFromZero);
-                q[b * Q8Block.Size + i] = (sbyte)v;
-                sum += v;
-            }
+            float d = QuantizedActivations.QuantizeBlock(x + b * Q8Block.Size, Q8Block.Size, q + b * Q8Block.Size, sums);
             scales[b] = WeightConvert.FromF16(WeightConvert.ToF16(d));
-            offsets[b] = 128 * sum;
+            offsets[b] = 128 * (sums[0] + sums[1]);
         }
     }
 
