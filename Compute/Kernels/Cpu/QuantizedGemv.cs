@@ -92,7 +92,19 @@ internal static unsafe class QuantizedGemv
             int first = (int)((long)w.Panels * task / rows.Tasks);
             int end = (int)((long)w.Panels * (task + 1) / rows.Tasks);
             for (int p = first; p < end; p++)
-                Panel<TDot, TRows>(rows.X, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + p * W, w.Rows, Math.Min(W, w.Rows - p * W));
+            {
+                int cols = Math.Min(W, w.Rows - p * W);
+                if (TRows.Count == 4)
+                {
+                    // Two passes of two rows: four rows' 16 accumulators and the VNNI operands do not fit the 16
+                    // registers VEX-encoded vpdpbusd can name, and the spills cost more than reading the panel again
+                    // from L2 (32 rows × k bytes: 64 KiB at k = 2048), which the first pass brought in from memory.
+                    Panel<TDot, TwoRows>(rows.X, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + p * W, w.Rows, cols);
+                    Panel<TDot, TwoRows>(rows.X + 2L * rows.RowBytes, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + 2L * w.Rows + p * W, w.Rows, cols);
+                }
+                else
+                    Panel<TDot, TRows>(rows.X, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + p * W, w.Rows, cols);
+            }
         }
     }
 
