@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Kernels.Cpu;
@@ -37,12 +38,54 @@ internal static unsafe class BlockBits
         return Vector256.Create(bytes & mask, (bytes.AsUInt16() >>> 4).AsByte() & mask);
     }
 
-    /// <summary>32 bits as 32 bytes of 0x10 (bit set) or 0 (clear): byte i from bit i, through a 256-entry table per 8 bits.</summary>
+    /// <summary>32 bits as 32 bytes of 0x10 (bit set) or 0 (clear), byte i from bit i.</summary>
+    /// <remarks>
+    /// With AVX2: the word broadcast, each byte i given byte i / 8 of it (in-lane: every lane holds all four), masked by
+    /// its own bit and compared: five instructions where the portable path takes four table loads and the inserts.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> FifthBits(uint bits)
     {
+        if (Avx2.IsSupported)
+        {
+            var spread = Avx2.Shuffle(Vector256.Create(bits).AsByte(), Vector256.Create(0UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte());
+            var bit = Vector256.Create(0x8040201008040201UL).AsByte();
+            return Vector256.Equals(spread & bit, bit) & Vector256.Create((byte)0x10);
+        }
         var table = FifthBitBytes;
         return Vector256.Create(table[bits & 0xFF], table[bits >> 8 & 0xFF], table[bits >> 16 & 0xFF], table[bits >> 24]).AsByte();
+    }
+
+    /// <summary>8 unsigned byte scales (little-endian in <paramref name="bytes"/>) as int16, the same 8 in both 128-bit lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> Scales16(ulong bytes)
+    {
+        var scales = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsByte()).AsInt16();
+        return Vector256.Create(scales, scales);
+    }
+
+    /// <summary>8 signed byte scales as int16, the same 8 in both 128-bit lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> SignedScales16(ulong bytes)
+    {
+        var scales = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsSByte());
+        return Vector256.Create(scales, scales);
+    }
+
+    /// <summary>
+    /// Scale <paramref name="low"/> of <paramref name="scales"/> (as <see cref="Scales16"/> makes them) in every int16 of
+    /// the low 128-bit lane, scale <paramref name="high"/> in every one of the high lane: the scale vector
+    /// <see cref="IByteDot.AddScaled"/> takes. The indices are constants at every call, so with AVX2 this is one vpshufb.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> Spread(Vector256<short> scales, int low, int high)
+    {
+        if (Avx2.IsSupported)
+        {
+            var control = Vector256.Create(Vector128.Create((ushort)(2 * low | (2 * low + 1) << 8)), Vector128.Create((ushort)(2 * high | (2 * high + 1) << 8)));
+            return Avx2.Shuffle(scales.AsByte(), control.AsByte()).AsInt16();
+        }
+        return Vector256.Create(Vector128.Create(scales.GetElement(low)), Vector128.Create(scales.GetElement(high)));
     }
 
     /// <summary>Bits <paramref name="shift"/> to <paramref name="shift"/> + width of each byte, moved to bit 4 and up.</summary>
@@ -53,6 +96,24 @@ internal static unsafe class BlockBits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> HighNibbles(Vector256<byte> bytes) => (bytes.AsUInt16() >>> 4).AsByte() & LowNibble;
 
+    /// <summary>
+    /// −offset × the x quants' sum in lane 0, zero elsewhere: the integer dot product started from it comes out as
+    /// Σ (q − offset) · x over its lanes, so a symmetric type's offset costs no float work per block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Offset(int offset, int xSum) => Vector256.CreateScalar(-offset * xSum);
+
+    /// <summary>
+    /// A Q4_1 or Q5_1 block's share: its integer sums times d · d_x, and in lane 0 also m · d_x · Σx (d and m the
+    /// block's f16 scale and minimum): one FMA off the accumulator's chain, one add on it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> WithMinimum(Vector256<int> sum, byte* w, QuantizedRow x, int b)
+    {
+        float dx = x.Scales[b];
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(Half(w) * dx), Vector256.CreateScalar(Half(w + 2) * dx * x.Sum32(b)));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(byte* p) => HalfTable.Values[*(ushort*)p];
 
@@ -60,6 +121,8 @@ internal static unsafe class BlockBits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Widen(ulong bytes)
     {
+        if (Avx2.IsSupported)
+            return Avx2.ConvertToVector256Int32(Vector128.CreateScalar(bytes).AsByte());
         var words = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsByte());
         return Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words)).AsInt32();
     }
@@ -68,13 +131,11 @@ internal static unsafe class BlockBits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> WidenSigned(ulong bytes)
     {
+        if (Avx2.IsSupported)
+            return Avx2.ConvertToVector256Int32(Vector128.CreateScalar(bytes).AsSByte());
         var words = Vector128.WidenLower(Vector128.CreateScalar(bytes).AsSByte());
         return Vector256.Create(Vector128.WidenLower(words), Vector128.WidenUpper(words));
     }
-
-    /// <summary>An int32 vector of a in lanes 0–3 and b in lanes 4–7: the scales of two 16-element sub-blocks.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> Pair(sbyte a, sbyte b) => Vector256.Create(Vector128.Create((int)a), Vector128.Create((int)b));
 
     private static ulong[] BuildFifthBitBytes()
     {
@@ -87,81 +148,96 @@ internal static unsafe class BlockBits
     }
 }
 
-internal readonly unsafe struct Q4_0Dot : IBlockDot
+/// <summary>One 32-element block's share of a dot product, for <see cref="SmallBlockDot{TBlock}"/>'s loop.</summary>
+internal unsafe interface ISmallBlock
+{
+    static abstract TensorDType Type { get; }
+
+    static abstract int Bytes { get; }
+
+    /// <summary>acc plus block <paramref name="b"/> (at <paramref name="w"/>) times x's block b, spread over acc's lanes.</summary>
+    static abstract Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot;
+}
+
+/// <summary>
+/// The dot product of a row of 32-element blocks: odd and even blocks go to two accumulators, so the chain of
+/// dependent float adds (one per 18–24 bytes) does not set the pace.
+/// </summary>
+internal readonly unsafe struct SmallBlockDot<TBlock> : IBlockDot where TBlock : ISmallBlock
+{
+    public static TensorDType Type => TBlock.Type;
+
+    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    {
+        var even = Vector256<float>.Zero;
+        var odd = Vector256<float>.Zero;
+        int blocks = k / SmallBlocks.Size, b = 0;
+        for (; b + 1 < blocks; b += 2, w += 2 * TBlock.Bytes)
+        {
+            even = TBlock.Add<TDot>(even, w, x, b);
+            odd = TBlock.Add<TDot>(odd, w + TBlock.Bytes, x, b + 1);
+        }
+        if (b < blocks)
+            even = TBlock.Add<TDot>(even, w, x, b);
+        return Vector256.Sum(even + odd);
+    }
+}
+
+internal readonly unsafe struct Q4_0Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q4_0;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q4_0Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        float offset = 0;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q4_0Bytes)
-        {
-            float dd = BlockBits.Half(w) * x.Scales[b];
-            var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 2), Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(dd), acc);
-            offset += dd * x.Sum32(b);
-        }
-        return Vector256.Sum(acc) - 8 * offset;
+        var sum = TDot.Add(BlockBits.Offset(8, x.Sum32(b)), BlockBits.Nibbles(w + 2), Vector256.Load(x.Quants + 32 * b));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * x.Scales[b]), acc);
     }
 }
 
-internal readonly unsafe struct Q4_1Dot : IBlockDot
+internal readonly unsafe struct Q4_1Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q4_1;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q4_1Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        float minimum = 0;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q4_1Bytes)
-        {
-            float dx = x.Scales[b];
-            var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 4), Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * dx), acc);
-            minimum += BlockBits.Half(w + 2) * dx * x.Sum32(b);
-        }
-        return Vector256.Sum(acc) + minimum;
+        var sum = TDot.Add(Vector256<int>.Zero, BlockBits.Nibbles(w + 4), Vector256.Load(x.Quants + 32 * b));
+        return acc + BlockBits.WithMinimum(sum, w, x, b);
     }
 }
 
-internal readonly unsafe struct Q5_0Dot : IBlockDot
+internal readonly unsafe struct Q5_0Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q5_0;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q5_0Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        float offset = 0;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q5_0Bytes)
-        {
-            float dd = BlockBits.Half(w) * x.Scales[b];
-            var quants = BlockBits.Nibbles(w + 6) | BlockBits.FifthBits(*(uint*)(w + 2));
-            var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(dd), acc);
-            offset += dd * x.Sum32(b);
-        }
-        return Vector256.Sum(acc) - 16 * offset;
+        var quants = BlockBits.Nibbles(w + 6) | BlockBits.FifthBits(*(uint*)(w + 2));
+        var sum = TDot.Add(BlockBits.Offset(16, x.Sum32(b)), quants, Vector256.Load(x.Quants + 32 * b));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * x.Scales[b]), acc);
     }
 }
 
-internal readonly unsafe struct Q5_1Dot : IBlockDot
+internal readonly unsafe struct Q5_1Block : ISmallBlock
 {
     public static TensorDType Type => TensorDType.Q5_1;
 
-    public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
+    public static int Bytes => SmallBlocks.Q5_1Bytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Add<TDot>(Vector256<float> acc, byte* w, QuantizedRow x, int b) where TDot : IByteDot
     {
-        var acc = Vector256<float>.Zero;
-        float minimum = 0;
-        for (int b = 0; b < k / 32; b++, w += SmallBlocks.Q5_1Bytes)
-        {
-            float dx = x.Scales[b];
-            var quants = BlockBits.Nibbles(w + 8) | BlockBits.FifthBits(*(uint*)(w + 4));
-            var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(BlockBits.Half(w) * dx), acc);
-            minimum += BlockBits.Half(w + 2) * dx * x.Sum32(b);
-        }
-        return Vector256.Sum(acc) + minimum;
+        var quants = BlockBits.Nibbles(w + 8) | BlockBits.FifthBits(*(uint*)(w + 4));
+        var sum = TDot.Add(Vector256<int>.Zero, quants, Vector256.Load(x.Quants + 32 * b));
+        return acc + BlockBits.WithMinimum(sum, w, x, b);
     }
 }
 
@@ -177,7 +253,6 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
     internal static float Q45K<TDot>(byte* w, QuantizedRow x, int k, bool fifthBit) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
-        float minimum = 0;
         int bytes = fifthBit ? SuperBlocks.Q5_KBytes : SuperBlocks.Q4_KBytes;
         for (int b = 0; b < k / 256; b++, w += bytes)
         {
@@ -188,26 +263,37 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
             sbyte* xq = x.Quants + 256 * b;
             byte* qs = w + (fifthBit ? 48 : 16);
             var high = fifthBit ? Vector256.Load(w + 16) : default;
-            var total = Vector256<int>.Zero;
-            for (int c = 0; c < 4; c++)
-            {
-                var packed = Vector256.Load(qs + 32 * c);
-                var low = packed & BlockBits.LowNibble;
-                var upper = BlockBits.HighNibbles(packed);
-                if (fifthBit)
-                {
-                    low |= BlockBits.HighBits(high, 2 * c, 1);
-                    upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
-                }
-                total += TDot.Add(Vector256<int>.Zero, low, Vector256.Load(xq + 64 * c)) * Vector256.Create((int)(scales >> (16 * c)) & 0xFF);
-                total += TDot.Add(Vector256<int>.Zero, upper, Vector256.Load(xq + 64 * c + 32)) * Vector256.Create((int)(scales >> (16 * c + 8)) & 0xFF);
-            }
-            int minSum = Vector256.Sum(BlockBits.Widen(mins) * Vector256.Load(x.Sums32 + 8 * b));
+            var scales16 = BlockBits.Scales16(scales);
+            // Two integer chains (low and high nibbles), so the dependent vpdpwssd latencies overlap.
+            Vector256<int> lows = Vector256<int>.Zero, highs = Vector256<int>.Zero;
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 0, fifthBit);
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 1, fifthBit);
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 2, fifthBit);
+            Chunk<TDot>(ref lows, ref highs, qs, high, xq, scales16, 3, fifthBit);
+            var total = lows + highs;
+            var minProducts = BlockBits.Widen(mins) * Vector256.Load(x.Sums32 + 8 * b);
             float dx = x.Scales[b];
             acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(BlockBits.Half(w) * dx), acc);
-            minimum += BlockBits.Half(w + 2) * dx * minSum;
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(minProducts), Vector256.Create(-BlockBits.Half(w + 2) * dx), acc);
         }
-        return Vector256.Sum(acc) - minimum;
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>Sub-blocks 2c and 2c + 1: 32 packed bytes, their low nibbles against x[64c..], their high ones against x[64c + 32..].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Chunk<TDot>(ref Vector256<int> lows, ref Vector256<int> highs, byte* qs, Vector256<byte> high, sbyte* xq, Vector256<short> scales16, int c, bool fifthBit)
+        where TDot : IByteDot
+    {
+        var packed = Vector256.Load(qs + 32 * c);
+        var low = packed & BlockBits.LowNibble;
+        var upper = BlockBits.HighNibbles(packed);
+        if (fifthBit)
+        {
+            low |= BlockBits.HighBits(high, 2 * c, 1);
+            upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
+        }
+        lows = TDot.AddScaled(lows, low, Vector256.Load(xq + 64 * c), BlockBits.Spread(scales16, 2 * c, 2 * c));
+        highs = TDot.AddScaled(highs, upper, Vector256.Load(xq + 64 * c + 32), BlockBits.Spread(scales16, 2 * c + 1, 2 * c + 1));
     }
 }
 
@@ -226,35 +312,38 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
-        float offset = 0;
         for (int b = 0; b < k / 256; b++, w += SuperBlocks.Q6_KBytes)
         {
             sbyte* sc = (sbyte*)(w + 192);
-            var total = Vector256<int>.Zero;
-            for (int half = 0; half < 2; half++)
-            {
-                byte* ql = w + 64 * half;
-                var low = Vector256.Load(ql);
-                var next = Vector256.Load(ql + 32);
-                var high = Vector256.Load(w + 128 + 32 * half);
-                sbyte* xq = x.Quants + 256 * b + 128 * half;
-                sbyte* s = sc + 8 * half;
-                var q1 = (low & BlockBits.LowNibble) | BlockBits.HighBits(high, 0, 3);
-                var q2 = (next & BlockBits.LowNibble) | BlockBits.HighBits(high, 2, 3);
-                var q3 = BlockBits.HighNibbles(low) | BlockBits.HighBits(high, 4, 3);
-                var q4 = BlockBits.HighNibbles(next) | BlockBits.HighBits(high, 6, 3);
-                total += TDot.Add(Vector256<int>.Zero, q1, Vector256.Load(xq)) * BlockBits.Pair(s[0], s[1]);
-                total += TDot.Add(Vector256<int>.Zero, q2, Vector256.Load(xq + 32)) * BlockBits.Pair(s[2], s[3]);
-                total += TDot.Add(Vector256<int>.Zero, q3, Vector256.Load(xq + 64)) * BlockBits.Pair(s[4], s[5]);
-                total += TDot.Add(Vector256<int>.Zero, q4, Vector256.Load(xq + 96)) * BlockBits.Pair(s[6], s[7]);
-            }
             ulong first = *(ulong*)sc, second = *(ulong*)(sc + 8);
-            int offsetSum = Vector256.Sum(BlockBits.WidenSigned(first) * Vector256.Load(x.Sums + 16 * b)
-                + BlockBits.WidenSigned(second) * Vector256.Load(x.Sums + 16 * b + 8));
+            sbyte* xq = x.Quants + 256 * b;
+            // The two halves as two integer chains, so the dependent vpdpwssd latencies overlap.
+            var total = HalfBlock<TDot>(w, xq, BlockBits.SignedScales16(first), 0) + HalfBlock<TDot>(w, xq, BlockBits.SignedScales16(second), 1);
+            // Σ sc · 32 · Σx per sub-block, taken off in int32 before the one conversion.
+            var offset = BlockBits.WidenSigned(first) * Vector256.Load(x.Sums + 16 * b)
+                + BlockBits.WidenSigned(second) * Vector256.Load(x.Sums + 16 * b + 8);
             float dd = BlockBits.Half(w + 208) * x.Scales[b];
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(dd), acc);
-            offset += dd * offsetSum;
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total - (offset << 5)), Vector256.Create(dd), acc);
         }
-        return Vector256.Sum(acc) - 32 * offset;
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>Elements 128h to 128h + 127: four 32-element vectors, each two sub-blocks of 16 with their scales side by side.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> HalfBlock<TDot>(byte* w, sbyte* xq, Vector256<short> scales16, int h) where TDot : IByteDot
+    {
+        byte* ql = w + 64 * h;
+        var low = Vector256.Load(ql);
+        var next = Vector256.Load(ql + 32);
+        var high = Vector256.Load(w + 128 + 32 * h);
+        xq += 128 * h;
+        var q1 = (low & BlockBits.LowNibble) | BlockBits.HighBits(high, 0, 3);
+        var q2 = (next & BlockBits.LowNibble) | BlockBits.HighBits(high, 2, 3);
+        var q3 = BlockBits.HighNibbles(low) | BlockBits.HighBits(high, 4, 3);
+        var q4 = BlockBits.HighNibbles(next) | BlockBits.HighBits(high, 6, 3);
+        var total = TDot.AddScaled(Vector256<int>.Zero, q1, Vector256.Load(xq), BlockBits.Spread(scales16, 0, 1));
+        total = TDot.AddScaled(total, q2, Vector256.Load(xq + 32), BlockBits.Spread(scales16, 2, 3));
+        total = TDot.AddScaled(total, q3, Vector256.Load(xq + 64), BlockBits.Spread(scales16, 4, 5));
+        return TDot.AddScaled(total, q4, Vector256.Load(xq + 96), BlockBits.Spread(scales16, 6, 7));
     }
 }

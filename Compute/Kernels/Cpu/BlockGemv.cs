@@ -12,9 +12,11 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 /// <remarks>
 /// The weights stay in the file's own row order: a row's blocks are one contiguous run, so a thread reading its
 /// run of rows reads memory front to back, and every x row takes its dot product from the weight row while it is
-/// in L1. The per-block scalar work (scales, offsets) is paid once per block per x row, which a 32-row panel layout
-/// (as for Q8_0) would share across rows; at 4.5–6.5 bits a weight the integer work per byte is larger than Q8_0's
-/// either way. Threads take contiguous runs of rows, several per thread for balance.
+/// in L1. The per-block work is kept off the float path: the k-quants' sub-block scales multiply the integer pair
+/// sums (vpmaddubsw, then vpdpwssd with the scales spread by one shuffle each), the symmetric types' offsets start
+/// the integer sum, and the float accumulators are split so no dependent chain sets the pace. A 32-row panel layout
+/// (as for Q8_0) would share the scale work across rows: the next step where a type stays compute-bound. Threads take
+/// contiguous runs of rows, several per thread for balance.
 /// </remarks>
 internal static unsafe class BlockGemv
 {
@@ -31,10 +33,10 @@ internal static unsafe class BlockGemv
         bool vnni = options.Vnni && AvxVnni.IsSupported;
         switch (type)
         {
-            case TensorDType.Q4_0: For<Q4_0Dot>(pool, work, vnni); break;
-            case TensorDType.Q4_1: For<Q4_1Dot>(pool, work, vnni); break;
-            case TensorDType.Q5_0: For<Q5_0Dot>(pool, work, vnni); break;
-            case TensorDType.Q5_1: For<Q5_1Dot>(pool, work, vnni); break;
+            case TensorDType.Q4_0: For<SmallBlockDot<Q4_0Block>>(pool, work, vnni); break;
+            case TensorDType.Q4_1: For<SmallBlockDot<Q4_1Block>>(pool, work, vnni); break;
+            case TensorDType.Q5_0: For<SmallBlockDot<Q5_0Block>>(pool, work, vnni); break;
+            case TensorDType.Q5_1: For<SmallBlockDot<Q5_1Block>>(pool, work, vnni); break;
             case TensorDType.Q4_K: For<Q4_KDot>(pool, work, vnni); break;
             case TensorDType.Q5_K: For<Q5_KDot>(pool, work, vnni); break;
             case TensorDType.Q6_K: For<Q6_KDot>(pool, work, vnni); break;

@@ -8,6 +8,12 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 internal interface IByteDot
 {
     static abstract Vector256<int> Add(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x);
+
+    /// <summary>
+    /// As <see cref="Add"/>, each lane's sum times a sub-block scale: <paramref name="scales"/> holds the lane's scale
+    /// in both of its int16 halves. Weight bytes up to 63 and x bytes in ±127 keep every pair sum inside int16.
+    /// </summary>
+    static abstract Vector256<int> AddScaled(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x, Vector256<short> scales);
 }
 
 /// <summary>One AVX-VNNI vpdpbusd.</summary>
@@ -16,6 +22,11 @@ internal readonly struct VnniDot : IByteDot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Add(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x) =>
         AvxVnni.MultiplyWideningAndAdd(acc, weights, x);
+
+    /// <summary>vpmaddubsw (pair sums in int16), then vpdpwssd multiplies them by the scales and adds: two instructions, no vpmulld.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> AddScaled(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x, Vector256<short> scales) =>
+        AvxVnni.MultiplyWideningAndAdd(acc, Avx2.MultiplyAddAdjacent(weights, x), scales);
 }
 
 /// <summary>The same sums from widened int32 products, on any vector hardware.</summary>
@@ -30,4 +41,8 @@ internal readonly struct PortableDot : IByteDot
             acc += ((w >>> (8 * j)) & Vector256.Create(0xFF)) * ((s << (24 - 8 * j)) >> 24);
         return acc;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> AddScaled(Vector256<int> acc, Vector256<byte> weights, Vector256<sbyte> x, Vector256<short> scales) =>
+        acc + Add(Vector256<int>.Zero, weights, x) * ((scales.AsInt32() << 16) >> 16);
 }

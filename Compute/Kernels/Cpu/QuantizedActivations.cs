@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace FtpCluster.Compute.Kernels.Cpu;
 
 /// <summary>
@@ -40,21 +42,49 @@ internal readonly unsafe struct QuantizedActivations
         bool roundScale = BlockSize == Models.Q8Block.Size;
         for (int b = 0; b < K / BlockSize; b++)
         {
-            var values = new ReadOnlySpan<float>(x + b * BlockSize, BlockSize);
-            float d = Models.Q8Block.Scale(values, out float inverse);
-            for (int i = 0; i < BlockSize; i++)
-                row.Quants[b * BlockSize + i] = (sbyte)MathF.Round(values[i] * inverse, MidpointRounding.AwayFromZero);
+            float d = QuantizeBlock(x + b * BlockSize, BlockSize, row.Quants + b * BlockSize, row.Sums + b * BlockSize / SumGroup);
             row.Scales[b] = roundScale ? WeightConvert.FromF16(WeightConvert.ToF16(d)) : d;
-        }
-        for (int g = 0; g < K / SumGroup; g++)
-        {
-            int sum = 0;
-            for (int i = 0; i < SumGroup; i++)
-                sum += row.Quants[g * SumGroup + i];
-            row.Sums[g] = sum;
         }
         for (int b = 0; b < K / (2 * SumGroup); b++)
             row.Sums32[b] = row.Sums[2 * b] + row.Sums[2 * b + 1];
+    }
+
+    /// <summary>
+    /// One block of <paramref name="size"/> values (a multiple of 16) to int8: d = max|x| / 127 (as
+    /// <see cref="Models.Q8Block.Scale"/>), q = round(x / d) with halves away from zero, the sum of each 16 quants into
+    /// <paramref name="sums16"/>. Returns d, unrounded.
+    /// </summary>
+    /// <remarks>
+    /// Vectorised because it runs once per GEMV call: on a 576-wide model the scalar loop cost a tenth of a small
+    /// matrix's time. The rounding is exact: v − trunc(v) has no rounding error below 2²³, so comparing it with ½
+    /// decides ties as <see cref="MidpointRounding.AwayFromZero"/> does.
+    /// </remarks>
+    internal static float QuantizeBlock(float* x, int size, sbyte* quants, int* sums16)
+    {
+        var largest = Vector256<float>.Zero;
+        for (int i = 0; i < size; i += 8)
+            largest = Vector256.MaxNative(largest, Vector256.Abs(Vector256.Load(x + i)));
+        float max = 0;
+        for (int lane = 0; lane < Vector256<float>.Count; lane++)
+            max = MathF.Max(max, largest.GetElement(lane));
+        float d = max / 127;
+        var inverse = Vector256.Create(d != 0 ? 1 / d : 0);
+        for (int i = 0; i < size; i += SumGroup)
+        {
+            var first = Vector256.ConvertToInt32(RoundAwayFromZero(Vector256.Load(x + i) * inverse));
+            var second = Vector256.ConvertToInt32(RoundAwayFromZero(Vector256.Load(x + i + 8) * inverse));
+            sums16[i / SumGroup] = Vector256.Sum(first + second);
+            var shorts = Vector256.Narrow(first, second);
+            Vector128.Narrow(shorts.GetLower(), shorts.GetUpper()).Store(quants + i);
+        }
+        return d;
+    }
+
+    private static Vector256<float> RoundAwayFromZero(Vector256<float> v)
+    {
+        var whole = Vector256.Truncate(v);
+        var up = Vector256.GreaterThanOrEqual(Vector256.Abs(v - whole), Vector256.Create(0.5f));
+        return whole + (up & Vector256.CopySign(Vector256.Create(1f), v));
     }
 }
 

@@ -75,19 +75,12 @@ internal static unsafe class QuantizedGemv
         sbyte* q = (sbyte*)row;
         float* scales = (float*)(row + k);
         int* offsets = (int*)(scales + blocks);
+        int* sums = stackalloc int[Q8Block.Size / QuantizedActivations.SumGroup];
         for (int b = 0; b < blocks; b++)
         {
-            var values = new ReadOnlySpan<float>(x + b * Q8Block.Size, Q8Block.Size);
-            float d = Q8Block.Scale(values, out float inverse);
-            int sum = 0;
-            for (int i = 0; i < Q8Block.Size; i++)
-            {
-                int v = (int)MathF.Round(values[i] * inverse, MidpointRounding.AwayFromZero);
-                q[b * Q8Block.Size + i] = (sbyte)v;
-                sum += v;
-            }
+            float d = QuantizedActivations.QuantizeBlock(x + b * Q8Block.Size, Q8Block.Size, q + b * Q8Block.Size, sums);
             scales[b] = WeightConvert.FromF16(WeightConvert.ToF16(d));
-            offsets[b] = 128 * sum;
+            offsets[b] = 128 * (sums[0] + sums[1]);
         }
     }
 
@@ -99,7 +92,19 @@ internal static unsafe class QuantizedGemv
             int first = (int)((long)w.Panels * task / rows.Tasks);
             int end = (int)((long)w.Panels * (task + 1) / rows.Tasks);
             for (int p = first; p < end; p++)
-                Panel<TDot, TRows>(rows.X, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + p * W, w.Rows, Math.Min(W, w.Rows - p * W));
+            {
+                int cols = Math.Min(W, w.Rows - p * W);
+                if (TRows.Count == 4)
+                {
+                    // Two passes of two rows: four rows' 16 accumulators and the VNNI operands do not fit the 16
+                    // registers VEX-encoded vpdpbusd can name, and the spills cost more than reading the panel again
+                    // from L2 (32 rows × k bytes: 64 KiB at k = 2048), which the first pass brought in from memory.
+                    Panel<TDot, TwoRows>(rows.X, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + p * W, w.Rows, cols);
+                    Panel<TDot, TwoRows>(rows.X + 2L * rows.RowBytes, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + 2L * w.Rows + p * W, w.Rows, cols);
+                }
+                else
+                    Panel<TDot, TRows>(rows.X, rows.RowBytes, w.Cols, w.Panel(p), rows.Y + p * W, w.Rows, cols);
+            }
         }
     }
 
