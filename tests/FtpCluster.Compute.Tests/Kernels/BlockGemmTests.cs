@@ -50,19 +50,19 @@ public sealed class BlockGemmTests
         foreach (int k in Ks(type))
             foreach (int n in Ns)
             {
-                var packed = PackedMatrix.Pack(RandomArray(rng, n * k), n, k, type);
+                var packed = PackedMatrix.Pack(KernelTestData.RandomArray(rng, n * k), n, k, type);
                 var weights = Dequantized(packed);
                 foreach (int m in new[] { 1, 2, 3, 4 })
                 {
-                    var x = RandomArray(rng, m * k);
+                    var x = KernelTestData.RandomArray(rng, m * k);
                     var quantizedX = QuantizedX(x, m, k, type);
                     foreach (var options in Paths())
                         foreach (var pool in new[] { one, two })
                         {
                             var y = Multiply(x, m, packed, options, pool);
                             string what = $"{type} {options.Simd} vnni={options.Vnni} threads={pool.Threads} m={m} n={n} k={k}";
-                            AssertClose(Reference(quantizedX, m, weights, n, k), y, QuantizedXTolerance, what + " (quantized x)");
-                            AssertClose(Reference(x, m, weights, n, k), y, ActivationQuantizationTolerance, what + " (float x)");
+                            KernelTestData.AssertClose(Reference(quantizedX, m, weights, n, k), y, QuantizedXTolerance, what + " (quantized x)");
+                            KernelTestData.AssertClose(Reference(x, m, weights, n, k), y, ActivationQuantizationTolerance, what + " (float x)");
                         }
                 }
             }
@@ -79,12 +79,12 @@ public sealed class BlockGemmTests
             using var pool = new WorkerPool(threads);
             foreach (var (m, n) in new[] { (5, 33), (23, 70) })
             {
-                var x = RandomArray(rng, m * k);
-                var packed = PackedMatrix.Pack(RandomArray(rng, n * k), n, k, type);
+                var x = KernelTestData.RandomArray(rng, m * k);
+                var packed = PackedMatrix.Pack(KernelTestData.RandomArray(rng, n * k), n, k, type);
                 var expected = Reference(x, m, Dequantized(packed), n, k);
                 // K blocks that are not whole blocks are rounded up to whole ones.
                 foreach (int kBlock in new[] { 1, 64, 300, 512 })
-                    AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
+                    KernelTestData.AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
                         DequantizedTolerance, $"{type} threads={threads} m={m} n={n} k={k} KBlock={kBlock}");
             }
         }
@@ -97,7 +97,7 @@ public sealed class BlockGemmTests
         using var temp = new TempDirectory();
         string path = temp.File("w.gguf");
         int n = 40, k = type.IsSuperBlock() ? 512 : 96;
-        var values = RandomArray(new Random(5), n * k);
+        var values = KernelTestData.RandomArray(new Random(5), n * k);
         using (var writer = GgufWriter.Create(path, [], [new GgufTensorSpec("w", [n, k], type)]))
         {
             writer.Write(values);
@@ -186,27 +186,5 @@ public sealed class BlockGemmTests
                 y[i * n + j] = sum;
             }
         return y;
-    }
-
-    private static void AssertClose(double[] expected, float[] actual, double tolerance, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double err = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double d = actual[i] - expected[i];
-            err += d * d;
-            norm += expected[i] * expected[i];
-        }
-        double relative = Math.Sqrt(err / Math.Max(norm, double.Epsilon));
-        Assert.True(relative <= tolerance, $"{what}: relative Frobenius error {relative:E2} > {tolerance:E0}");
-    }
-
-    private static float[] RandomArray(Random rng, int length)
-    {
-        var a = new float[length];
-        for (int i = 0; i < a.Length; i++)
-            a[i] = (float)(rng.NextDouble() * 2 - 1);
-        return a;
     }
 }

@@ -38,11 +38,11 @@ public sealed class GemmTests : IDisposable
         foreach (int k in Ks)
             foreach (int n in Ns)
             {
-                var w = RandomArray(rng, n * k);
+                var w = KernelTestData.RandomArray(rng, n * k);
                 var packed = PackedMatrix.Pack(w, n, k, storage);
                 foreach (int m in Ms)
                 {
-                    var x = RandomArray(rng, m * k);
+                    var x = KernelTestData.RandomArray(rng, m * k);
                     AssertMatchesReference(x, m, packed, w, storage, options, $"m={m} n={n} k={k}");
                 }
             }
@@ -57,8 +57,8 @@ public sealed class GemmTests : IDisposable
         // Small K blocks force many accumulate passes, including through the edge tiles.
         var rng = new Random(99);
         int m = 23, n = 70, k = 300;
-        var w = RandomArray(rng, n * k);
-        var x = RandomArray(rng, m * k);
+        var w = KernelTestData.RandomArray(rng, n * k);
+        var x = KernelTestData.RandomArray(rng, m * k);
         var packed = PackedMatrix.Pack(w, n, k, storage);
         foreach (int kBlock in new[] { 1, 7, 64, 299, 300, 1000 })
             AssertMatchesReference(x, m, packed, w, storage, GemmOptions.Default with { KBlock = kBlock }, $"KBlock={kBlock}");
@@ -69,11 +69,11 @@ public sealed class GemmTests : IDisposable
     {
         var rng = new Random(5);
         int n = 65, k = 129;
-        var w = RandomArray(rng, n * k);
+        var w = KernelTestData.RandomArray(rng, n * k);
         var packed = PackedMatrix.Pack(w, n, k, TensorDType.BF16);
         foreach (int maxGemvRows in new[] { 0, 4, 9 })
             foreach (int m in new[] { 1, 4, 5, 9 })
-                AssertMatchesReference(RandomArray(rng, m * k), m, packed, w, TensorDType.BF16,
+                AssertMatchesReference(KernelTestData.RandomArray(rng, m * k), m, packed, w, TensorDType.BF16,
                     GemmOptions.Default with { MaxGemvRows = maxGemvRows }, $"MaxGemvRows={maxGemvRows} m={m}");
     }
 
@@ -82,8 +82,8 @@ public sealed class GemmTests : IDisposable
     {
         var rng = new Random(8);
         int m = 37, n = 200, k = 90;
-        var w = RandomArray(rng, n * k);
-        var x = RandomArray(rng, m * k);
+        var w = KernelTestData.RandomArray(rng, n * k);
+        var x = KernelTestData.RandomArray(rng, m * k);
         var packed = PackedMatrix.Pack(w, n, k, TensorDType.F32);
         var y1 = new float[m * n];
         var y7 = new float[m * n];
@@ -186,13 +186,5 @@ public sealed class GemmTests : IDisposable
             }
         double relative = Math.Sqrt(err / norm);
         Assert.True(relative <= Tolerance, $"{storage} {options.Simd} {what}: relative Frobenius error {relative:E2} > {Tolerance:E0}");
-    }
-
-    private static float[] RandomArray(Random rng, int length)
-    {
-        var a = new float[length];
-        for (int i = 0; i < a.Length; i++)
-            a[i] = (float)(rng.NextDouble() * 2 - 1);
-        return a;
     }
 }

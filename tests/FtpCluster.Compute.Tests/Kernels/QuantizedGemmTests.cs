@@ -67,7 +67,7 @@ public sealed class QuantizedGemmTests : IDisposable
         foreach (int n in Ns)
             foreach (int k in Ks)
             {
-                var w = RandomArray(rng, n * k);
+                var w = KernelTestData.RandomArray(rng, n * k);
                 var packed = PackedMatrix.Pack(w, n, k, TensorDType.Q8_0);
                 var expected = Dequantized(w, n, k);
                 for (int r = 0; r < n; r++)
@@ -95,16 +95,16 @@ public sealed class QuantizedGemmTests : IDisposable
         foreach (int k in Ks)
             foreach (int n in Ns)
             {
-                var w = RandomArray(rng, n * k);
+                var w = KernelTestData.RandomArray(rng, n * k);
                 var packed = PackedMatrix.Pack(w, n, k, TensorDType.Q8_0);
                 var dequantized = Dequantized(w, n, k);
                 foreach (int m in new[] { 1, 2, 3, 4 })
                 {
-                    var x = RandomArray(rng, m * k);
+                    var x = KernelTestData.RandomArray(rng, m * k);
                     var y = Multiply(x, m, packed, options, _pool);
                     string what = $"{simd} vnni={vnni} m={m} n={n} k={k}";
-                    AssertClose(LlamaCppReference(x, m, w, n, k), y, LlamaArithmeticTolerance, what + " (llama.cpp arithmetic)");
-                    AssertClose(Reference(x, m, dequantized, n, k), y, ActivationQuantizationTolerance, what + " (dequantized product)");
+                    KernelTestData.AssertClose(LlamaCppReference(x, m, w, n, k), y, LlamaArithmeticTolerance, what + " (llama.cpp arithmetic)");
+                    KernelTestData.AssertClose(Reference(x, m, dequantized, n, k), y, ActivationQuantizationTolerance, what + " (dequantized product)");
                 }
             }
     }
@@ -115,10 +115,10 @@ public sealed class QuantizedGemmTests : IDisposable
         // Each output sums its blocks in the same order on every path, and integer block sums are exact.
         var rng = new Random(17);
         int n = 100, k = 576;
-        var packed = PackedMatrix.Pack(RandomArray(rng, n * k), n, k, TensorDType.Q8_0);
+        var packed = PackedMatrix.Pack(KernelTestData.RandomArray(rng, n * k), n, k, TensorDType.Q8_0);
         foreach (int m in new[] { 1, 4 })
         {
-            var x = RandomArray(rng, m * k);
+            var x = KernelTestData.RandomArray(rng, m * k);
             using var one = new WorkerPool(1);
             using var two = new WorkerPool(2);
             var expected = Multiply(x, m, packed, new GemmOptions(SimdLevel.Scalar), one);
@@ -137,13 +137,13 @@ public sealed class QuantizedGemmTests : IDisposable
             using var pool = new WorkerPool(threads);
             foreach (var (m, n, k) in new[] { (5, 33, 64), (23, 70, 320), (9, 100, 576) })
             {
-                var w = RandomArray(rng, n * k);
-                var x = RandomArray(rng, m * k);
+                var w = KernelTestData.RandomArray(rng, n * k);
+                var x = KernelTestData.RandomArray(rng, m * k);
                 var packed = PackedMatrix.Pack(w, n, k, TensorDType.Q8_0);
                 var expected = Reference(x, m, Dequantized(w, n, k), n, k);
                 // K blocks that are not multiples of 32 are rounded up to whole Q8_0 blocks.
                 foreach (int kBlock in new[] { 1, 32, 50, 64, 512 })
-                    AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
+                    KernelTestData.AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
                         DequantizedTolerance, $"threads={threads} m={m} n={n} k={k} KBlock={kBlock}");
             }
         }
@@ -155,7 +155,7 @@ public sealed class QuantizedGemmTests : IDisposable
         using var temp = new TempDirectory();
         string path = temp.File("q8.gguf");
         int n = 40, k = 96;
-        var values = RandomArray(new Random(5), n * k);
+        var values = KernelTestData.RandomArray(new Random(5), n * k);
         using (var writer = GgufWriter.Create(path, [], [new GgufTensorSpec("w", [n, k], TensorDType.Q8_0)]))
         {
             writer.Write(values);
@@ -246,26 +246,4 @@ public sealed class QuantizedGemmTests : IDisposable
     }
 
     private static float Scale(ReadOnlySpan<byte> block) => WeightConvert.FromF16(BinaryPrimitives.ReadUInt16LittleEndian(block));
-
-    private static void AssertClose(double[] expected, float[] actual, double tolerance, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double err = 0, norm = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double d = actual[i] - expected[i];
-            err += d * d;
-            norm += expected[i] * expected[i];
-        }
-        double relative = Math.Sqrt(err / Math.Max(norm, double.Epsilon));
-        Assert.True(relative <= tolerance, $"{what}: relative Frobenius error {relative:E2} > {tolerance:E0}");
-    }
-
-    private static float[] RandomArray(Random rng, int length)
-    {
-        var a = new float[length];
-        for (int i = 0; i < a.Length; i++)
-            a[i] = (float)(rng.NextDouble() * 2 - 1);
-        return a;
-    }
 }

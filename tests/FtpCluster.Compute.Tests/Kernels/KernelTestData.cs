@@ -1,0 +1,29 @@
+namespace FtpCluster.Compute.Tests.Kernels;
+
+/// <summary>What the kernel tests share: random operands and the relative Frobenius error they are held to.</summary>
+internal static class KernelTestData
+{
+    /// <summary>Values uniform in [-1, 1).</summary>
+    public static float[] RandomArray(Random rng, int length)
+    {
+        var a = new float[length];
+        for (int i = 0; i < a.Length; i++)
+            a[i] = (float)(rng.NextDouble() * 2 - 1);
+        return a;
+    }
+
+    /// <summary>‖actual − expected‖ / ‖expected‖ (Frobenius) at most <paramref name="tolerance"/>.</summary>
+    public static void AssertClose(double[] expected, float[] actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double err = 0, norm = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = actual[i] - expected[i];
+            err += d * d;
+            norm += expected[i] * expected[i];
+        }
+        double relative = Math.Sqrt(err / Math.Max(norm, double.Epsilon));
+        Assert.True(relative <= tolerance, $"{what}: relative Frobenius error {relative:E2} > {tolerance:E0}");
+    }
+}
