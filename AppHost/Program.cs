@@ -28,6 +28,14 @@ var model = builder.AddParameter("model-served", Setting("Model") ?? "HuggingFac
 string? tokenizer = Setting("Tokenizer");
 string? router = Setting("Router");
 string? redis = Setting("Redis");
+// Every silo may hold a stage of what silo a serves, so every silo takes the folders of its local files as model roots
+// (a repo id needs none: it resolves into the Hugging Face cache, every silo's default root). MODEL[=NAME]: the path
+// before '='.
+string servedModel = Setting("Model") ?? "";
+string[] modelRoots = [.. new[] { servedModel.Split('=')[0], tokenizer, router }
+    .Where(path => !string.IsNullOrEmpty(path) && (File.Exists(path) || Directory.Exists(path)))
+    .Select(path => Directory.Exists(path) ? Path.GetFullPath(path!) : Path.GetDirectoryName(Path.GetFullPath(path!))!)
+    .Distinct()];
 
 IResourceBuilder<ProjectResource>? primary = null;
 for (int i = 0; i < silos; i++)
@@ -44,6 +52,8 @@ for (int i = 0; i < silos; i++)
             "--metrics")
         .WithHttpEndpoint(port: port, targetPort: port, name: "http", isProxied: false)
         .WithHttpHealthCheck("/health/ready", endpointName: "http");
+    if (modelRoots.Length > 0)
+        silo.WithArgs([.. modelRoots.SelectMany(root => new[] { "--model-root", root })]);
     if (redis is not null)
         silo.WithArgs("--clustering", "redis", "--redis", builder.AddParameter($"redis-{node}", redis, secret: true));
     else if (i > 0)

@@ -66,19 +66,32 @@ public static class ChaosJob
 
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>Runs the job on <paramref name="cluster"/>, faulted by <paramref name="fault"/> (chosen once the grains' homes are known) unless it is null.</summary>
+    /// <summary>
+    /// Runs the job on <paramref name="cluster"/>, faulted by <paramref name="fault"/> (chosen once the grains' homes are
+    /// known) unless it is null. With <paramref name="jobBesideCoordinator"/> the job grain is made again under new ids
+    /// until it lands on the coordinator's silo (placement is random), so that one silo holds both.
+    /// </summary>
     public static async Task<(ChaosOutcome Outcome, IReadOnlyDictionary<string, string> Answers)> RunAsync(
-        ChaosCluster cluster, string scenario, Func<JobHomes, Fault>? fault, IReadOnlyDictionary<string, string>? faultFree)
+        ChaosCluster cluster, string scenario, Func<JobHomes, Fault>? fault, IReadOnlyDictionary<string, string>? faultFree,
+        bool jobBesideCoordinator = false)
     {
         var lines = JobLines.Make(Lines, MaxTokens);
-        var jobId = $"job_{Guid.NewGuid():N}";
+        string jobId;
         JobHomes homes;
         await using (var setup = await cluster.ConnectAsync(ChaosCluster.NodeNames))
         {
             await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 3));
-            var created = await setup.Client.GetGrain<IJobGrain>(jobId).Create(new JobSpec(Deployment, "chaos.jsonl", MaxConcurrent: 4));
+            string coordinator = await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).NodeName();
+            for (int attempt = 1; ; attempt++)
+            {
+                jobId = $"job_{Guid.NewGuid():N}";
+                var created = await setup.Client.GetGrain<IJobGrain>(jobId).Create(new JobSpec(Deployment, "chaos.jsonl", MaxConcurrent: 4));
+                homes = new JobHomes(coordinator, created.Host);
+                if (!jobBesideCoordinator || created.Host == coordinator) break;
+                // One in three lands there: 40 misses in a row would be a placement that never does.
+                Assert.True(attempt < 40, $"{scenario}: {attempt} job grains, none placed on the coordinator's silo {coordinator}");
+            }
             await setup.Client.GetGrain<IJobGrain>(jobId).AddLines(lines);
-            homes = new JobHomes(await setup.Client.GetGrain<ICoordinatorGrain>(Deployment).NodeName(), created.Host);
         }
         var chosen = fault?.Invoke(homes);
         string[] victims = [.. chosen?.Victims ?? []];
