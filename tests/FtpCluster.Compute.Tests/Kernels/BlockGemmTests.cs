@@ -61,8 +61,8 @@ public sealed class BlockGemmTests
                         {
                             var y = Multiply(x, m, packed, options, pool);
                             string what = $"{type} {options.Simd} vnni={options.Vnni} threads={pool.Threads} m={m} n={n} k={k}";
-                            KernelTestData.AssertClose(Reference(quantizedX, m, weights, n, k), y, QuantizedXTolerance, what + " (quantized x)");
-                            KernelTestData.AssertClose(Reference(x, m, weights, n, k), y, ActivationQuantizationTolerance, what + " (float x)");
+                            KernelTestData.AssertClose(KernelTestData.Reference(quantizedX, m, weights, n, k), y, QuantizedXTolerance, what + " (quantized x)");
+                            KernelTestData.AssertClose(KernelTestData.Reference(x, m, weights, n, k), y, ActivationQuantizationTolerance, what + " (float x)");
                         }
                 }
             }
@@ -81,7 +81,7 @@ public sealed class BlockGemmTests
             {
                 var x = KernelTestData.RandomArray(rng, m * k);
                 var packed = PackedMatrix.Pack(KernelTestData.RandomArray(rng, n * k), n, k, type);
-                var expected = Reference(x, m, Dequantized(packed), n, k);
+                var expected = KernelTestData.Reference(x, m, Dequantized(packed), n, k);
                 // K blocks that are not whole blocks are rounded up to whole ones.
                 foreach (int kBlock in new[] { 1, 64, 300, 512 })
                     KernelTestData.AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
@@ -172,19 +172,5 @@ public sealed class BlockGemmTests
             }
         }
         return result;
-    }
-
-    private static double[] Reference(float[] x, int m, float[] w, int n, int k)
-    {
-        var y = new double[m * n];
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double sum = 0;
-                for (int c = 0; c < k; c++)
-                    sum += (double)x[i * k + c] * w[j * k + c];
-                y[i * n + j] = sum;
-            }
-        return y;
     }
 }

@@ -26,4 +26,19 @@ internal static class KernelTestData
         double relative = Math.Sqrt(err / Math.Max(norm, double.Epsilon));
         Assert.True(relative <= tolerance, $"{what}: relative Frobenius error {relative:E2} > {tolerance:E0}");
     }
+
+    /// <summary>y[m, n] = x[m, k] · wᵀ in float64: the product the kernels' float32 results are held to.</summary>
+    public static double[] Reference(float[] x, int m, float[] w, int n, int k)
+    {
+        var y = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (int c = 0; c < k; c++)
+                    sum += (double)x[i * k + c] * w[j * k + c];
+                y[i * n + j] = sum;
+            }
+        return y;
+    }
 }

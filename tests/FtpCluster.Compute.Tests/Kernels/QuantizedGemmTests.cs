@@ -104,7 +104,7 @@ public sealed class QuantizedGemmTests : IDisposable
                     var y = Multiply(x, m, packed, options, _pool);
                     string what = $"{simd} vnni={vnni} m={m} n={n} k={k}";
                     KernelTestData.AssertClose(LlamaCppReference(x, m, w, n, k), y, LlamaArithmeticTolerance, what + " (llama.cpp arithmetic)");
-                    KernelTestData.AssertClose(Reference(x, m, dequantized, n, k), y, ActivationQuantizationTolerance, what + " (dequantized product)");
+                    KernelTestData.AssertClose(KernelTestData.Reference(x, m, dequantized, n, k), y, ActivationQuantizationTolerance, what + " (dequantized product)");
                 }
             }
     }
@@ -140,7 +140,7 @@ public sealed class QuantizedGemmTests : IDisposable
                 var w = KernelTestData.RandomArray(rng, n * k);
                 var x = KernelTestData.RandomArray(rng, m * k);
                 var packed = PackedMatrix.Pack(w, n, k, TensorDType.Q8_0);
-                var expected = Reference(x, m, Dequantized(w, n, k), n, k);
+                var expected = KernelTestData.Reference(x, m, Dequantized(w, n, k), n, k);
                 // K blocks that are not multiples of 32 are rounded up to whole Q8_0 blocks.
                 foreach (int kBlock in new[] { 1, 32, 50, 64, 512 })
                     KernelTestData.AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
@@ -203,20 +203,6 @@ public sealed class QuantizedGemmTests : IDisposable
             Q8Block.Dequantize(blocks, result.AsSpan(r * k, k));
         }
         return result;
-    }
-
-    private static double[] Reference(float[] x, int m, float[] w, int n, int k)
-    {
-        var y = new double[m * n];
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                double sum = 0;
-                for (int c = 0; c < k; c++)
-                    sum += (double)x[i * k + c] * w[j * k + c];
-                y[i * n + j] = sum;
-            }
-        return y;
     }
 
     /// <summary>llama.cpp's Q8_0 × Q8_0 dot product in float64: both sides quantized, Σ_blocks d_w·d_x·Σ q_w·q_x.</summary>
