@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Hosting;
+using Orleans.Runtime.GrainDirectory;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 
 namespace FtpCluster.Grains.Hosting;
@@ -72,6 +73,8 @@ public static class FtpClusterSiloBuilderExtensions
             builder.AddRedisGrainStorage(DeploymentStorage, redis => redis.ConfigurationOptions = redisOptions);
             builder.AddRedisGrainStorage(JobStorage, redis => redis.ConfigurationOptions = redisOptions);
             builder.UseRedisReminderService(redis => redis.ConfigurationOptions = redisOptions);
+            builder.AddRedisGrainDirectory(StatefulGrainDirectory.Name, redis => redis.ConfigurationOptions = redisOptions);
+            builder.Services.AddSingleton<IGrainDirectoryResolver, StatefulGrainDirectory>();
         }
         else
         {

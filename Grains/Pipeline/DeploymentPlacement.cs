@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;
@@ -160,7 +161,9 @@ internal sealed class DeploymentPlacement(
         MaxCachedTokens = CachedTokens(plan, up);
 
         // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
-        string prefix = $"{deploymentId}/{Placements++}";
+        // The random part keeps them apart even when the count is not: a coordinator lost between loading a placement
+        // and storing it leaves stages under the next count, which its successor would otherwise collide with.
+        string prefix = $"{deploymentId}/{Placements++}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         double Cost(int first, int end) => Enumerable.Range(first, end - first).Sum(l => model.LayerCosts?[l] ?? 1.0);
         var stages = plan.Stages.Select(s => new DeployedStage(s.Index, s.Silo, s.FirstLayer, s.EndLayer,
             NodePinnedKey.Create($"{prefix}/stage-{s.Index}", s.Silo), Cost(s.FirstLayer, s.EndLayer) / Cost(0, layers))).ToArray();
