@@ -21,12 +21,12 @@ namespace FtpCluster.Compute.Models;
 /// and j are their high bits.
 /// </summary>
 /// <remarks>
-/// Quantizing is a plain reference, not llama.cpp's search for the best scales (make_qkx2_quants): files it writes
-/// decode with llama.cpp's layout, but hold somewhat larger rounding errors than llama.cpp's own. Q4_K and Q5_K take
-/// each sub-block's range [min(0, min x), max x] (so the minimum is never positive, as llama.cpp's), sc = range / 15 (31),
-/// then d and dmin as the largest sc and m over 63 rounded to f16, the 6-bit sc and m rounded against those, and each q
-/// rounded against the stored d · sc and dmin · m. Q6_K takes each sub-block's scale as v / −32 (v its element of largest
-/// magnitude, with its sign), d as the largest of those over −128, and rounds the int8 scales and the quants likewise.
+/// Quantizing fits each sub-block's grid by least squares (the method is this project's own, not llama.cpp's search):
+/// values are rounded against trial grids around the range-based one and the grid refit to each rounding, keeping the
+/// least squared error; the sub-block scales (and Q4_K/Q5_K minimums) are then rounded to 6 or 8 bits against the
+/// super-block's f16 factors, which are refit to the whole super-block once those are fixed. On random weights its
+/// squared rounding error is 1–8% below llama.cpp's quantizer's without an importance matrix (GgufLlamaCppTests).
+/// Minimums are never positive, as in llama.cpp's files.
 /// </remarks>
 public static class SuperBlocks
 {
@@ -165,39 +165,129 @@ public static class SuperBlocks
         }
     }
 
+    /// <summary>Trial divisors of a sub-block's range, around the quant count: each gives a grid to round against and refit.</summary>
+    private static readonly float[] TrialSteps = [-1.5f, -1.25f, -1f, -0.75f, -0.5f, -0.25f, 0f, 0.25f, 0.5f, 0.75f, 1f, 1.25f, 1.5f];
+
     private static void QuantizeQ4Q5(ReadOnlySpan<float> x, bool fifthBit, Span<byte> block)
     {
         int top = fifthBit ? 31 : 15;
         Span<float> scale = stackalloc float[8];
         Span<float> min = stackalloc float[8];
         for (int j = 0; j < 8; j++)
-        {
-            var sub = x.Slice(32 * j, 32);
-            float lo = 0, hi = float.MinValue;
-            foreach (float v in sub)
-            {
-                lo = MathF.Min(lo, v);
-                hi = MathF.Max(hi, v);
-            }
-            scale[j] = (hi - lo) / top;
-            min[j] = -lo;
-        }
+            (scale[j], min[j]) = FitAffine(x.Slice(32 * j, 32), top);
         float dScale = RoundToF16(Max(scale) / 63), dMin = RoundToF16(Max(min) / 63);
         Span<int> sc = stackalloc int[8];
         Span<int> m = stackalloc int[8];
-        Span<int> q = stackalloc int[Size];
         for (int j = 0; j < 8; j++)
         {
             sc[j] = dScale > 0 ? Math.Clamp((int)MathF.Round(scale[j] / dScale), 0, 63) : 0;
             m[j] = dMin > 0 ? Math.Clamp((int)MathF.Round(min[j] / dMin), 0, 63) : 0;
-            float step = dScale * sc[j], offset = dMin * m[j];
-            for (int i = 32 * j; i < 32 * j + 32; i++)
-                q[i] = step > 0 ? Math.Clamp((int)MathF.Round((x[i] + offset) / step), 0, top) : 0;
+        }
+        Span<int> q = stackalloc int[Size];
+        RoundAffine(x, sc, m, dScale, dMin, top, q);
+        // The 6-bit scales and minimums fixed, the two f16 factors that multiply them are refit to the whole super-block
+        // (least squares in d and dmin), and the quants rounded again against the refit grid when that lowers the error.
+        if (RefitFactors(x, sc, m, q) is ({ } d, { } dm))
+        {
+            Span<int> refit = stackalloc int[Size];
+            RoundAffine(x, sc, m, d, dm, top, refit);
+            if (AffineError(x, sc, m, d, dm, refit) < AffineError(x, sc, m, dScale, dMin, q))
+            {
+                (dScale, dMin) = (d, dm);
+                refit.CopyTo(q);
+            }
         }
         BinaryPrimitives.WriteUInt16LittleEndian(block, WeightConvert.ToF16(dScale));
         BinaryPrimitives.WriteUInt16LittleEndian(block[2..], WeightConvert.ToF16(dMin));
         PackScales(sc, m, block.Slice(4, 12));
         PackQ4Q5(q, fifthBit, block);
+    }
+
+    /// <summary>
+    /// The grid (value = scale · q − min, q in [0, top], min ≥ 0) with the least squared error over one sub-block that
+    /// the trials find: the values are rounded against grids spanning [min(0, lowest), highest] in top + step steps,
+    /// and scale and min refit to each rounding by least squares.
+    /// </summary>
+    private static (float Scale, float Min) FitAffine(ReadOnlySpan<float> x, int top)
+    {
+        float lo = 0, hi = float.MinValue;
+        foreach (float v in x)
+        {
+            lo = MathF.Min(lo, v);
+            hi = MathF.Max(hi, v);
+        }
+        float bestScale = (hi - lo) / top, bestMin = -lo;
+        if (bestScale <= 0) return (0, bestMin);
+        double bestError = AffineError(x, bestScale, bestMin, top);
+        foreach (float step in TrialSteps)
+        {
+            float trial = (hi - lo) / (top + step);
+            double n = x.Length, sq = 0, sqq = 0, sx = 0, sqx = 0;
+            foreach (float v in x)
+            {
+                int q = Math.Clamp((int)MathF.Round((v - lo) / trial), 0, top);
+                (sq, sqq, sx, sqx) = (sq + q, sqq + q * q, sx + v, sqx + q * v);
+            }
+            double determinant = n * sqq - sq * sq;
+            if (determinant <= 0) continue;
+            double scale = (n * sqx - sq * sx) / determinant, offset = (sx - scale * sq) / n;
+            if (offset > 0) (scale, offset) = (sqx / sqq, 0); // the minimum is never positive
+            if (scale <= 0) continue;
+            double error = AffineError(x, (float)scale, (float)-offset, top);
+            if (error < bestError) (bestError, bestScale, bestMin) = (error, (float)scale, (float)-offset);
+        }
+        return (bestScale, bestMin);
+    }
+
+    private static double AffineError(ReadOnlySpan<float> x, float scale, float min, int top)
+    {
+        double error = 0;
+        foreach (float v in x)
+        {
+            int q = Math.Clamp((int)MathF.Round((v + min) / scale), 0, top);
+            double e = scale * q - min - v;
+            error += e * e;
+        }
+        return error;
+    }
+
+    /// <summary>Each value's quant against the stored grid of its sub-block: d · sc_j steps from −dmin · m_j.</summary>
+    private static void RoundAffine(ReadOnlySpan<float> x, ReadOnlySpan<int> sc, ReadOnlySpan<int> m, float d, float dMin, int top, Span<int> q)
+    {
+        for (int i = 0; i < Size; i++)
+        {
+            float step = d * sc[i / 32], offset = dMin * m[i / 32];
+            q[i] = step > 0 ? Math.Clamp((int)MathF.Round((x[i] + offset) / step), 0, top) : 0;
+        }
+    }
+
+    private static double AffineError(ReadOnlySpan<float> x, ReadOnlySpan<int> sc, ReadOnlySpan<int> m, float d, float dMin, ReadOnlySpan<int> q)
+    {
+        double error = 0;
+        for (int i = 0; i < Size; i++)
+        {
+            double e = (double)d * sc[i / 32] * q[i] - (double)dMin * m[i / 32] - x[i];
+            error += e * e;
+        }
+        return error;
+    }
+
+    /// <summary>
+    /// d and dmin (rounded to f16) minimizing Σ (d · sc_j · q_i − dmin · m_j − x_i)² for the given 6-bit scales, minimums
+    /// and quants; null when the system is singular or gives a negative factor.
+    /// </summary>
+    private static (float? D, float? DMin) RefitFactors(ReadOnlySpan<float> x, ReadOnlySpan<int> sc, ReadOnlySpan<int> m, ReadOnlySpan<int> q)
+    {
+        double saa = 0, sab = 0, sbb = 0, sax = 0, sbx = 0;
+        for (int i = 0; i < Size; i++)
+        {
+            double a = sc[i / 32] * q[i], b = -m[i / 32];
+            (saa, sab, sbb, sax, sbx) = (saa + a * a, sab + a * b, sbb + b * b, sax + a * x[i], sbx + b * x[i]);
+        }
+        double determinant = saa * sbb - sab * sab;
+        if (sbb == 0 || determinant <= 1e-12 * saa * sbb) return (null, null);
+        double d = (sax * sbb - sab * sbx) / determinant, dMin = (saa * sbx - sab * sax) / determinant;
+        return d > 0 && dMin >= 0 ? (RoundToF16((float)d), RoundToF16((float)dMin)) : (null, null);
     }
 
     private static void QuantizeQ6(ReadOnlySpan<float> x, Span<byte> block)
@@ -206,26 +296,100 @@ public static class SuperBlocks
         float largest = 0;
         for (int j = 0; j < 16; j++)
         {
-            float extreme = 0;
-            foreach (float v in x.Slice(16 * j, 16))
-                if (MathF.Abs(v) > MathF.Abs(extreme))
-                    extreme = v;
-            scale[j] = extreme / -32;
+            scale[j] = FitSymmetric(x.Slice(16 * j, 16));
             if (MathF.Abs(scale[j]) > MathF.Abs(largest))
                 largest = scale[j];
         }
         float d = RoundToF16(largest / -128);
-        Span<int> q = stackalloc int[Size];
+        Span<int> sc = stackalloc int[16];
         for (int j = 0; j < 16; j++)
+            sc[j] = d != 0 ? Math.Clamp((int)MathF.Round(scale[j] / d), -128, 127) : 0;
+        Span<int> q = stackalloc int[Size];
+        RoundSymmetric(x, sc, d, q);
+        // As for Q4_K: the int8 scales fixed, d is refit to the super-block, and kept where it lowers the error.
+        double sax = 0, saa = 0;
+        for (int i = 0; i < Size; i++)
         {
-            int sc = d != 0 ? Math.Clamp((int)MathF.Round(scale[j] / d), -128, 127) : 0;
-            block[192 + j] = (byte)(sbyte)sc;
-            float step = d * sc;
-            for (int i = 16 * j; i < 16 * j + 16; i++)
-                q[i] = (step != 0 ? Math.Clamp((int)MathF.Round(x[i] / step), -32, 31) : 0) + 32;
+            double a = sc[i / 16] * (q[i] - 32);
+            (sax, saa) = (sax + a * x[i], saa + a * a);
         }
+        if (saa > 0 && RoundToF16((float)(sax / saa)) is var refit && refit != 0)
+        {
+            Span<int> requantized = stackalloc int[Size];
+            RoundSymmetric(x, sc, refit, requantized);
+            if (SymmetricError(x, sc, refit, requantized) < SymmetricError(x, sc, d, q))
+            {
+                d = refit;
+                requantized.CopyTo(q);
+            }
+        }
+        for (int j = 0; j < 16; j++)
+            block[192 + j] = (byte)(sbyte)sc[j];
         PackQ6(q, block);
         BinaryPrimitives.WriteUInt16LittleEndian(block[208..], WeightConvert.ToF16(d));
+    }
+
+    /// <summary>
+    /// The scale of one 16-value sub-block's grid (value = scale · q, q in [−32, 31]) with the least squared error the
+    /// trials find: the element of largest magnitude is put at −32 − step quants (so the wider, negative side of the
+    /// range holds it), the values rounded, and the scale refit to the rounding by least squares.
+    /// </summary>
+    private static float FitSymmetric(ReadOnlySpan<float> x)
+    {
+        float extreme = 0;
+        foreach (float v in x)
+            if (MathF.Abs(v) > MathF.Abs(extreme))
+                extreme = v;
+        float best = extreme / -32;
+        if (best == 0) return 0;
+        double bestError = SymmetricError(x, best);
+        foreach (float step in TrialSteps)
+        {
+            float trial = extreme / -(32 + step);
+            double sqx = 0, sqq = 0;
+            foreach (float v in x)
+            {
+                int q = Math.Clamp((int)MathF.Round(v / trial), -32, 31);
+                (sqx, sqq) = (sqx + q * v, sqq + q * q);
+            }
+            if (sqq == 0) continue;
+            float scale = (float)(sqx / sqq);
+            double error = SymmetricError(x, scale);
+            if (error < bestError) (bestError, best) = (error, scale);
+        }
+        return best;
+    }
+
+    private static double SymmetricError(ReadOnlySpan<float> x, float scale)
+    {
+        double error = 0;
+        foreach (float v in x)
+        {
+            double e = scale * Math.Clamp((int)MathF.Round(v / scale), -32, 31) - v;
+            error += e * e;
+        }
+        return error;
+    }
+
+    /// <summary>Each value's quant (0–63, the offset of 32 included) against its sub-block's stored step d · sc_j.</summary>
+    private static void RoundSymmetric(ReadOnlySpan<float> x, ReadOnlySpan<int> sc, float d, Span<int> q)
+    {
+        for (int i = 0; i < Size; i++)
+        {
+            float step = d * sc[i / 16];
+            q[i] = (step != 0 ? Math.Clamp((int)MathF.Round(x[i] / step), -32, 31) : 0) + 32;
+        }
+    }
+
+    private static double SymmetricError(ReadOnlySpan<float> x, ReadOnlySpan<int> sc, float d, ReadOnlySpan<int> q)
+    {
+        double error = 0;
+        for (int i = 0; i < Size; i++)
+        {
+            double e = (double)d * sc[i / 16] * (q[i] - 32) - x[i];
+            error += e * e;
+        }
+        return error;
     }
 
     private static float Max(ReadOnlySpan<float> values)

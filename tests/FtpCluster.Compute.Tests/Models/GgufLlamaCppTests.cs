@@ -115,6 +115,52 @@ public sealed class GgufLlamaCppTests : IDisposable
     }
 
     /// <summary>
+    /// The k-quant quantizer (what <c>models quantize</c> and <c>--dtype</c> write) against llama.cpp's own on the same
+    /// weights: llama.cpp quantizes a model's f32 GGUF; every tensor it stored as Q4_K, Q5_K or Q6_K is quantized again
+    /// here, and the squared rounding error of each type, summed over those tensors, must be no larger than llama.cpp's.
+    /// </summary>
+    [LlamaCppPeerFact]
+    public void The_k_quant_quantizer_rounds_no_worse_than_llama_cpps()
+    {
+        string source = _temp.File("source.gguf");
+        ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny") with { Seed = 3, Dim = 256, HiddenDim = 512, Heads = 4, KvHeads = 2, DType = TensorDType.F32 }, source);
+        var errors = new Dictionary<TensorDType, (double Ours, double LlamaCpp)>();
+        foreach (string type in new[] { "q4_k_m", "q5_k_m", "q6_k" })
+        {
+            string path = _temp.File($"source-{type}.gguf");
+            Peer("quantize", "--gguf", source, "--type", type, "--out", path);
+            using var original = GgufFile.Open(source);
+            using var quantized = GgufFile.Open(path);
+            foreach (var tensor in quantized.Tensors)
+            {
+                if (tensor.Type.ToTensorDType() is not { } dtype || dtype is not (TensorDType.Q4_K or TensorDType.Q5_K or TensorDType.Q6_K))
+                    continue;
+                var exact = new float[tensor.ElementCount];
+                original.Weight(original.FindTensor(tensor.Name)!).CopyTo(exact);
+                var theirs = new float[exact.Length];
+                quantized.Weight(tensor).CopyTo(theirs);
+                var blocks = new byte[dtype.ByteCount(exact.Length)];
+                SuperBlocks.Quantize(dtype, exact, blocks);
+                var ours = new float[exact.Length];
+                SuperBlocks.Dequantize(dtype, blocks, ours);
+                var (sumOurs, sumTheirs) = errors.GetValueOrDefault(dtype);
+                errors[dtype] = (sumOurs + SquaredError(ours, exact), sumTheirs + SquaredError(theirs, exact));
+            }
+        }
+        Assert.Equal(3, errors.Count);
+        string report = string.Join("; ", errors.Select(e => $"{e.Key}: squared rounding error {e.Value.Ours:E3}, llama.cpp's {e.Value.LlamaCpp:E3} (ratio {e.Value.Ours / e.Value.LlamaCpp:F3})"));
+        Assert.True(errors.Values.All(e => e.Ours <= e.LlamaCpp), report);
+    }
+
+    private static double SquaredError(float[] actual, float[] expected)
+    {
+        double sum = 0;
+        for (int i = 0; i < expected.Length; i++)
+            sum += (double)(actual[i] - expected[i]) * (actual[i] - expected[i]);
+        return sum;
+    }
+
+    /// <summary>
     /// The smollm2-135m preset (width 576, hidden 1536) through llama.cpp's own quantizer, so the files hold what real
     /// SmolLM2 files do: rows of 576 cannot take the k-quants, so q4_k_m holds Q5_0 (its fall-back) beside Q4_K and Q6_K
     /// for the 1536-wide down projections, and q6_k holds Q8_0 beside Q6_K. Our logits, token by token and as one prefill,
