@@ -53,7 +53,7 @@ internal static class MatMulKernels
             int k = k0 + tx;
             xTile[ty * TileStride + tx] = row < shape.M && k < shape.K ? x[(long)row * shape.K + k] : 0f;
             wTile[ty * TileStride + tx] = loadedWeightRow < shape.N && k < shape.K
-                ? format.ToFloat(w[(long)loadedWeightRow * shape.K + k])
+                ? format.Weight(w, loadedWeightRow, k, shape.K)
                 : 0f;
             Group.Barrier();
             for (int kk = 0; kk < Tile; kk++)
@@ -81,11 +81,10 @@ internal static class MatMulKernels
             return;
         int lane = Warp.LaneIdx, rows = shape.M;
         long k1 = shape.K, k2 = 2L * shape.K, k3 = 3L * shape.K;
-        long weightRow = (long)n * shape.K;
         float partial0 = 0f, partial1 = 0f, partial2 = 0f, partial3 = 0f;
         for (int k = lane; k < shape.K; k += Warp.WarpSize)
         {
-            float weight = format.ToFloat(w[weightRow + k]);
+            float weight = format.Weight(w, n, k, shape.K);
             partial0 += x[k] * weight;
             if (rows > 1) partial1 += x[k1 + k] * weight;
             if (rows > 2) partial2 += x[k2 + k] * weight;
