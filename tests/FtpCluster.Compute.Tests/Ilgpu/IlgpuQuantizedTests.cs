@@ -106,17 +106,21 @@ public sealed class IlgpuQuantizedMatMulTests(IlgpuFixture fixture) : IClassFixt
 /// <remarks>
 /// Tolerances. Both devices hold the same blocks (the same host codecs quantize them). In the prefill both multiply float32
 /// activations by the dequantized weights (the CPU's GEMM does, for more than four rows), so the logits agree to float32
-/// rounding as the unquantized models do: 1e-5. Decode rows go through the CPU's GEMV, which quantizes the activations to
-/// int8 per block of 32 (as llama.cpp does); the ILGPU GEMV does not. Each activation moves by up to max|x| / 254 in its
-/// block, which moves every matrix product by about 0.4% relative on random-like data and up to 3% on a short one
-/// (see BlockGemmTests); RMSNorm and the residual stream keep that from compounding across these two to five blocks, so the
-/// decode logits are held to 3e-2, and to at least 1e-4 apart from the prefill's agreement so that the test shows the
-/// difference is the CPU's activation rounding and not a lost decode path.
+/// rounding as the unquantized models do: 1e-5 (measured about 1e-6). Decode rows go through the CPU's GEMV, which
+/// quantizes the activations to int8 per block (blocks of 32 against Q8_0 and the 32-element types, of 256 against the
+/// k-quants, as llama.cpp does); the ILGPU GEMV multiplies float32 activations. Each activation moves by up to
+/// max|x| / 254 in its block, about 0.5% (blocks of 32) to 0.7% (blocks of 256) of the activations' RMS, so every matrix
+/// product of a decode row is off by about that much relative. A decode row passes seven of them per block and the
+/// head, and the errors add up (roughly in quadrature, amplified where attention and SwiGLU are steep): measured 1.1e-2
+/// on stories260K and 2.3e-2 (q8_0) and 3.4e-2 (q4_k) on the random 256-wide model, whose untrained weights are the
+/// steeper. Decode logits are held to 6e-2. That bound alone would let a small GEMV error through, so the exactness is
+/// checked elsewhere: the prefill's 1e-5 shows both devices hold the same weights, and the GEMV itself is held to 1e-5
+/// against float64 by <see cref="IlgpuQuantizedMatMulTests"/>.
 /// </remarks>
 public sealed class IlgpuQuantizedForwardTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
 {
     private const double PrefillTolerance = 1e-5;
-    private const double DecodeTolerance = 3e-2;
+    private const double DecodeTolerance = 6e-2;
 
     /// <summary>
     /// A random model whose widths are multiples of 256, so q4_k stores every matrix as Q4_K (the shared models' widths
@@ -144,7 +148,6 @@ public sealed class IlgpuQuantizedForwardTests(IlgpuFixture fixture) : IClassFix
         var actual = IlgpuForwardTests.RunBatchAndDecode(path, fixture.Ilgpu, storage);
         double prefill = Numerics.RelativeError(expected[0], actual[0]);
         double decode = Numerics.RelativeError(expected[1], actual[1]);
-        Console.WriteLine($"{Path.GetFileName(path)} as {storage}: prefill {prefill:E2}, decode {decode:E2}");
         Assert.True(prefill < PrefillTolerance, $"{storage}: prefill logits relative error {prefill:E2} exceeds {PrefillTolerance:E0}");
         Assert.True(decode < DecodeTolerance, $"{storage}: decode logits relative error {decode:E2} exceeds {DecodeTolerance:E0}");
     }
