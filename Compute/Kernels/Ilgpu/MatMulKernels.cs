@@ -31,7 +31,7 @@ internal static class MatMulKernels
 
     /// <summary>
     /// Group (gx, gy) computes the output tile of rows [gy·Tile, +Tile) and columns [gx·Tile, +Tile).
-    /// It walks K in steps of Tile, staging a tile of x and a tile of w (converted to float) in
+    /// It walks K in steps of Tile, staging a tile of x and a tile of w (widened or dequantized to float) in
     /// shared memory, so every global element is read once per group instead of once per thread.
     /// </summary>
     public static void TiledGemm<TStorage, TFormat>(
@@ -68,7 +68,9 @@ internal static class MatMulKernels
     /// Warp (group, warp index) owns one output column n: its lanes stride along K, reading the weight row
     /// coalesced and once for all of the (at most <see cref="GemvMaxRows"/>) input rows, whose partial sums
     /// sit in registers; a shuffle reduction per row gives the dot products. Decode is bound by reading the
-    /// weights, so a batch of decode rows costs about what one row does.
+    /// weights, so a batch of decode rows costs about what one row does. On quantized blocks a warp step covers 32
+    /// consecutive weights, one block of the 32-element types or one sub-block of a k-quant, whose bytes the lanes
+    /// read together.
     /// </summary>
     public static void WarpGemv<TStorage, TFormat>(
         ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
