@@ -135,6 +135,8 @@ public sealed class IlgpuDevice : IComputeDevice
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (type.IsQuantized())
+                _kernels.LoadBlockMatMul(type);
             MemoryBuffer weights = type switch
             {
                 TensorDType.F32 => UploadFloats(weight),

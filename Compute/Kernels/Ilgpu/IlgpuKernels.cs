@@ -71,32 +71,41 @@ internal sealed class IlgpuKernels
         kernel(gemv ? MatMulKernels.GemvConfig(shape, _warpSize) : MatMulKernels.TiledGemmConfig(shape), x, weights, y, shape);
     }
 
+    /// <summary>
+    /// Compiles the GEMM and GEMV on blocks of the quantized type <paramref name="storage"/> unless they are: a model holds
+    /// one or two of the eight types, so they are compiled when a matrix of the type is prepared, not all at start.
+    /// </summary>
+    public void LoadBlockMatMul(TensorDType storage)
+    {
+        if (!_blockMatMuls.ContainsKey(storage))
+            _blockMatMuls[storage] = CompileBlockMatMul(storage);
+    }
+
     /// <param name="blocks">The matrix's rows as llama.cpp blocks of <paramref name="storage"/>, one of the quantized types.</param>
     public void MatMul(ArrayView<float> x, ArrayView<byte> blocks, TensorDType storage, ArrayView<float> y, MatMulShape shape)
     {
-        // Compiled on first use: a model holds one or two of the eight types.
-        if (!_blockMatMuls.TryGetValue(storage, out var kernels))
-            _blockMatMuls[storage] = kernels = LoadBlockMatMul(storage);
+        LoadBlockMatMul(storage);
+        var kernels = _blockMatMuls[storage];
         if (UseGemv(shape))
             kernels.Gemv(MatMulKernels.GemvConfig(shape, _warpSize), x, blocks, y, shape);
         else
             kernels.Gemm(MatMulKernels.TiledGemmConfig(shape), x, blocks, y, shape);
     }
 
-    private BlockMatMul LoadBlockMatMul(TensorDType storage) => storage switch
+    private BlockMatMul CompileBlockMatMul(TensorDType storage) => storage switch
     {
-        TensorDType.Q8_0 => LoadBlockMatMul<Q8_0Weights>(),
-        TensorDType.Q4_0 => LoadBlockMatMul<Q4_0Weights>(),
-        TensorDType.Q4_1 => LoadBlockMatMul<Q4_1Weights>(),
-        TensorDType.Q5_0 => LoadBlockMatMul<Q5_0Weights>(),
-        TensorDType.Q5_1 => LoadBlockMatMul<Q5_1Weights>(),
-        TensorDType.Q4_K => LoadBlockMatMul<Q4_KWeights>(),
-        TensorDType.Q5_K => LoadBlockMatMul<Q5_KWeights>(),
-        TensorDType.Q6_K => LoadBlockMatMul<Q6_KWeights>(),
+        TensorDType.Q8_0 => CompileBlockMatMul<Q8_0Weights>(),
+        TensorDType.Q4_0 => CompileBlockMatMul<Q4_0Weights>(),
+        TensorDType.Q4_1 => CompileBlockMatMul<Q4_1Weights>(),
+        TensorDType.Q5_0 => CompileBlockMatMul<Q5_0Weights>(),
+        TensorDType.Q5_1 => CompileBlockMatMul<Q5_1Weights>(),
+        TensorDType.Q4_K => CompileBlockMatMul<Q4_KWeights>(),
+        TensorDType.Q5_K => CompileBlockMatMul<Q5_KWeights>(),
+        TensorDType.Q6_K => CompileBlockMatMul<Q6_KWeights>(),
         _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "block weights are one of the quantized types"),
     };
 
-    private BlockMatMul LoadBlockMatMul<TFormat>()
+    private BlockMatMul CompileBlockMatMul<TFormat>()
         where TFormat : struct, IWeightFormat<byte> => new(
         _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.TiledGemm<byte, TFormat>),
         _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.WarpGemv<byte, TFormat>));
