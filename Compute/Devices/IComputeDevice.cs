@@ -17,8 +17,8 @@ public interface IDeviceMatrix : IDisposable
 /// The operations a transformer block needs, on activations in the device's own memory
 /// (<see cref="DeviceSpan{T}"/>s of buffers it allocated), so that a stage's blocks run without the host
 /// between them: the rows go up once (<see cref="Upload{T}"/>) and come back once (<see cref="Download{T}"/>).
-/// Every backend computes in float32; weights may be stored f32, f16 or bf16. Shapes are row-major,
-/// one row per token. <see cref="HostSpanOperations"/> runs single operations on host spans.
+/// Every backend computes in float32; weights may be stored f32, f16, bf16 or in llama.cpp's quantized blocks.
+/// Shapes are row-major, one row per token. <see cref="HostSpanOperations"/> runs single operations on host spans.
 /// </summary>
 public interface IComputeDevice : IDisposable
 {

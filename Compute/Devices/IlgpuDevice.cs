@@ -121,18 +121,29 @@ public sealed class IlgpuDevice : IComputeDevice
             + $"{device.MemorySize / (1024.0 * 1024 * 1024):F1} GiB, {device.NumMultiprocessors} multiprocessors, warp {device.WarpSize}",
     };
 
+    /// <remarks>
+    /// Quantized types are held as llama.cpp's blocks, the bytes the file holds when it stores that type (uploaded as
+    /// they are), else the rows quantized on the host with the same codecs as the CPU device.
+    /// </remarks>
     public IDeviceMatrix PrepareMatrix(WeightTensor weight, TensorDType? storage = null)
     {
         var type = storage ?? weight.DType;
-        if (type.IsQuantized())
-            throw new NotSupportedException(
-                $"{weight.Name} would be held as {type}: the ILGPU backend holds weights as f32, f16 or bf16; pass --dtype f16 (or f32, bf16) to widen it at load, or use the CPU device");
+        if (type.IsQuantized() && weight.Cols % type.BlockSize() != 0)
+            throw new ArgumentException(
+                $"{weight.Name}: {type} quantizes each row in blocks of {type.BlockSize()} columns, so it needs a column count that is a multiple of {type.BlockSize()}, but this matrix has {weight.Cols}; keep it as f32, f16 or bf16",
+                nameof(storage));
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return type == TensorDType.F32
-                ? new IlgpuMatrix(this, weight.Rows, weight.Cols, type, UploadFloats(weight), null)
-                : new IlgpuMatrix(this, weight.Rows, weight.Cols, type, null, Upload16Bit(weight, type));
+            if (type.IsQuantized())
+                _kernels.LoadBlockMatMul(type);
+            MemoryBuffer weights = type switch
+            {
+                TensorDType.F32 => UploadFloats(weight),
+                TensorDType.F16 or TensorDType.BF16 => Upload16Bit(weight, type),
+                _ => UploadBlocks(weight, type),
+            };
+            return new IlgpuMatrix(this, weight.Rows, weight.Cols, type, weights);
         }
     }
 
@@ -170,6 +181,35 @@ public sealed class IlgpuDevice : IComputeDevice
                     bits[i] = storage == TensorDType.F16 ? BitConverter.HalfToUInt16Bits((System.Half)floats[i]) : ToBFloat16(floats[i]);
             }
             buffer.AsContiguous().SubView(start, length).CopyFromCPU(new ReadOnlySpan<ushort>(bits, 0, length));
+        }
+        return buffer;
+    }
+
+    /// <summary>
+    /// The rows as blocks of the quantized type <paramref name="storage"/>: the file's bytes when it stores that type,
+    /// else each run of rows widened to float32 and quantized (<see cref="WeightEncoding"/>, as the CPU device packs them).
+    /// </summary>
+    private MemoryBuffer1D<byte, Stride1D.Dense> UploadBlocks(WeightTensor weight, TensorDType storage)
+    {
+        long rowBytes = storage.ByteCount(weight.Cols);
+        var buffer = _accelerator.Allocate1D<byte>(rowBytes * weight.Rows);
+        if (weight.DType == storage)
+        {
+            buffer.AsContiguous().CopyFromCPU(weight.Bytes);
+            return buffer;
+        }
+        int rowsPerChunk = Math.Max(1, UploadChunk / Math.Max(weight.Cols, 1));
+        var values = new float[(long)Math.Min(rowsPerChunk, weight.Rows) * weight.Cols];
+        var blocks = new byte[Math.Min(rowsPerChunk, weight.Rows) * rowBytes];
+        for (int first = 0; first < weight.Rows; first += rowsPerChunk)
+        {
+            int rows = Math.Min(rowsPerChunk, weight.Rows - first);
+            var chunkValues = values.AsSpan(0, rows * weight.Cols);
+            var chunkBlocks = blocks.AsSpan(0, checked((int)(rows * rowBytes)));
+            weight.CopyTo(chunkValues, (long)first * weight.Cols);
+            // Rows are whole blocks, so a run of rows encodes as one run of blocks.
+            WeightEncoding.Encode(chunkValues, storage, chunkBlocks);
+            buffer.AsContiguous().SubView(first * rowBytes, chunkBlocks.Length).CopyFromCPU((ReadOnlySpan<byte>)chunkBlocks);
         }
         return buffer;
     }
@@ -259,10 +299,18 @@ public sealed class IlgpuDevice : IComputeDevice
         {
             var input = View(x).SubView(0, (long)m * shape.K);
             var output = View(y).SubView(0, (long)m * shape.N);
-            if (matrix.Floats is { } floats)
-                _kernels.MatMul(input, floats.View, output, shape);
-            else
-                _kernels.MatMul(input, matrix.Bits16!.View, matrix.StorageType, output, shape);
+            switch (matrix.StorageType)
+            {
+                case TensorDType.F32:
+                    _kernels.MatMul(input, matrix.View<float>(), output, shape);
+                    break;
+                case TensorDType.F16 or TensorDType.BF16:
+                    _kernels.MatMul(input, matrix.View<ushort>(), matrix.StorageType, output, shape);
+                    break;
+                default:
+                    _kernels.MatMul(input, matrix.View<byte>(), matrix.StorageType, output, shape);
+                    break;
+            }
         }
     }
 
@@ -408,22 +456,23 @@ public sealed class IlgpuDevice : IComputeDevice
         }
     }
 
-    private sealed class IlgpuMatrix(IlgpuDevice owner, int rows, int cols, TensorDType storage,
-        MemoryBuffer1D<float, Stride1D.Dense>? floats, MemoryBuffer1D<ushort, Stride1D.Dense>? bits16) : IDeviceMatrix
+    /// <summary>
+    /// A weight matrix in device memory: float32 for F32, the 16-bit patterns for F16 and BF16, llama.cpp's blocks
+    /// (bytes) for the quantized types.
+    /// </summary>
+    private sealed class IlgpuMatrix(IlgpuDevice owner, int rows, int cols, TensorDType storage, MemoryBuffer weights) : IDeviceMatrix
     {
         public IlgpuDevice Owner { get; } = owner;
         public int Rows { get; } = rows;
         public int Cols { get; } = cols;
         public TensorDType StorageType { get; } = storage;
-        public MemoryBuffer1D<float, Stride1D.Dense>? Floats { get; } = floats;
-        public MemoryBuffer1D<ushort, Stride1D.Dense>? Bits16 { get; } = bits16;
-        public long ResidentBytes => Floats?.LengthInBytes ?? Bits16!.LengthInBytes;
+        public long ResidentBytes => weights.LengthInBytes;
 
-        public void Dispose()
-        {
-            Floats?.Dispose();
-            Bits16?.Dispose();
-        }
+        /// <summary>The weights as elements of <typeparamref name="T"/>: float, ushort or byte, as <see cref="StorageType"/> says.</summary>
+        public ArrayView<T> View<T>()
+            where T : unmanaged => ((MemoryBuffer1D<T, Stride1D.Dense>)weights).View;
+
+        public void Dispose() => weights.Dispose();
     }
 }
 

@@ -7,9 +7,11 @@ namespace FtpCluster.Compute.Kernels.Ilgpu;
 /// <summary>Every kernel of the ILGPU backend, compiled once for one accelerator and launched on its default stream.</summary>
 internal sealed class IlgpuKernels
 {
+    private readonly Accelerator _accelerator;
     private readonly int _warpSize;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape> _gemmF32, _gemvF32;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _gemmF16, _gemvF16, _gemmBF16, _gemvBF16;
+    private readonly Dictionary<TensorDType, BlockMatMul> _blockMatMuls = [];
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _rmsNorm;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
@@ -20,6 +22,7 @@ internal sealed class IlgpuKernels
 
     public IlgpuKernels(Accelerator accelerator)
     {
+        _accelerator = accelerator;
         _warpSize = accelerator.WarpSize;
         _gemmF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>(
             MatMulKernels.TiledGemm<float, F32Weights>);
@@ -67,6 +70,50 @@ internal sealed class IlgpuKernels
         };
         kernel(gemv ? MatMulKernels.GemvConfig(shape, _warpSize) : MatMulKernels.TiledGemmConfig(shape), x, weights, y, shape);
     }
+
+    /// <summary>
+    /// Compiles the GEMM and GEMV on blocks of the quantized type <paramref name="storage"/> unless they are: a model holds
+    /// one or two of the eight types, so they are compiled when a matrix of the type is prepared, not all at start.
+    /// </summary>
+    public void LoadBlockMatMul(TensorDType storage)
+    {
+        if (!_blockMatMuls.ContainsKey(storage))
+            _blockMatMuls[storage] = CompileBlockMatMul(storage);
+    }
+
+    /// <param name="blocks">The matrix's rows as llama.cpp blocks of <paramref name="storage"/>, one of the quantized types.</param>
+    public void MatMul(ArrayView<float> x, ArrayView<byte> blocks, TensorDType storage, ArrayView<float> y, MatMulShape shape)
+    {
+        LoadBlockMatMul(storage);
+        var kernels = _blockMatMuls[storage];
+        if (UseGemv(shape))
+            kernels.Gemv(MatMulKernels.GemvConfig(shape, _warpSize), x, blocks, y, shape);
+        else
+            kernels.Gemm(MatMulKernels.TiledGemmConfig(shape), x, blocks, y, shape);
+    }
+
+    private BlockMatMul CompileBlockMatMul(TensorDType storage) => storage switch
+    {
+        TensorDType.Q8_0 => CompileBlockMatMul<Q8_0Weights>(),
+        TensorDType.Q4_0 => CompileBlockMatMul<Q4_0Weights>(),
+        TensorDType.Q4_1 => CompileBlockMatMul<Q4_1Weights>(),
+        TensorDType.Q5_0 => CompileBlockMatMul<Q5_0Weights>(),
+        TensorDType.Q5_1 => CompileBlockMatMul<Q5_1Weights>(),
+        TensorDType.Q4_K => CompileBlockMatMul<Q4_KWeights>(),
+        TensorDType.Q5_K => CompileBlockMatMul<Q5_KWeights>(),
+        TensorDType.Q6_K => CompileBlockMatMul<Q6_KWeights>(),
+        _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "block weights are one of the quantized types"),
+    };
+
+    private BlockMatMul CompileBlockMatMul<TFormat>()
+        where TFormat : struct, IWeightFormat<byte> => new(
+        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.TiledGemm<byte, TFormat>),
+        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.WarpGemv<byte, TFormat>));
+
+    /// <summary>The tiled GEMM and the warp GEMV of one quantized type.</summary>
+    private sealed record BlockMatMul(
+        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape> Gemm,
+        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape> Gemv);
 
     private static bool UseGemv(MatMulShape shape) => shape.M <= MatMulKernels.GemvMaxRows;
 

@@ -31,7 +31,7 @@ internal static class MatMulKernels
 
     /// <summary>
     /// Group (gx, gy) computes the output tile of rows [gy·Tile, +Tile) and columns [gx·Tile, +Tile).
-    /// It walks K in steps of Tile, staging a tile of x and a tile of w (converted to float) in
+    /// It walks K in steps of Tile, staging a tile of x and a tile of w (widened or dequantized to float) in
     /// shared memory, so every global element is read once per group instead of once per thread.
     /// </summary>
     public static void TiledGemm<TStorage, TFormat>(
@@ -53,7 +53,7 @@ internal static class MatMulKernels
             int k = k0 + tx;
             xTile[ty * TileStride + tx] = row < shape.M && k < shape.K ? x[(long)row * shape.K + k] : 0f;
             wTile[ty * TileStride + tx] = loadedWeightRow < shape.N && k < shape.K
-                ? format.ToFloat(w[(long)loadedWeightRow * shape.K + k])
+                ? format.Weight(w, loadedWeightRow, k, shape.K)
                 : 0f;
             Group.Barrier();
             for (int kk = 0; kk < Tile; kk++)
@@ -68,7 +68,9 @@ internal static class MatMulKernels
     /// Warp (group, warp index) owns one output column n: its lanes stride along K, reading the weight row
     /// coalesced and once for all of the (at most <see cref="GemvMaxRows"/>) input rows, whose partial sums
     /// sit in registers; a shuffle reduction per row gives the dot products. Decode is bound by reading the
-    /// weights, so a batch of decode rows costs about what one row does.
+    /// weights, so a batch of decode rows costs about what one row does. On quantized blocks a warp step covers 32
+    /// consecutive weights, one block of the 32-element types or one sub-block of a k-quant, whose bytes the lanes
+    /// read together.
     /// </summary>
     public static void WarpGemv<TStorage, TFormat>(
         ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
@@ -81,11 +83,10 @@ internal static class MatMulKernels
             return;
         int lane = Warp.LaneIdx, rows = shape.M;
         long k1 = shape.K, k2 = 2L * shape.K, k3 = 3L * shape.K;
-        long weightRow = (long)n * shape.K;
         float partial0 = 0f, partial1 = 0f, partial2 = 0f, partial3 = 0f;
         for (int k = lane; k < shape.K; k += Warp.WarpSize)
         {
-            float weight = format.ToFloat(w[weightRow + k]);
+            float weight = format.Weight(w, n, k, shape.K);
             partial0 += x[k] * weight;
             if (rows > 1) partial1 += x[k1 + k] * weight;
             if (rows > 2) partial2 += x[k2 + k] * weight;

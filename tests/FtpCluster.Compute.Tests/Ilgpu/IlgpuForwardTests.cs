@@ -24,17 +24,22 @@ public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<Ilgp
             Numerics.AssertClose(expected[step], actual[step], what: $"logits of step {step}");
     }
 
-    /// <summary>Logits after a prefill of sequences A (5 tokens) and B (3 tokens), then after one decode token each.</summary>
-    private static float[][] RunBatchAndDecode(string path, IComputeDevice device)
+    /// <summary>The rows block 1 computes in the prefill (A's positions 0, 2, 4 and B's 0, 2); the other blocks compute all.</summary>
+    private static readonly int[] PrunedRows = [0, 2, 4, 5, 7];
+
+    /// <summary>
+    /// Logits after a prefill of sequences A (5 tokens) and B (3 tokens), then after one decode token each, with the
+    /// matrices stored as <paramref name="storage"/> (null: as the file stores them).
+    /// </summary>
+    internal static float[][] RunBatchAndDecode(string path, IComputeDevice device, TensorDType? storage = null)
     {
         using var checkpoint = Checkpoint.Open(path);
         var config = checkpoint.Config;
-        using var stage = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(config), device), device);
+        using var stage = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(config), device, storage), device);
         KvCache a = stage.NewCache(), b = stage.NewCache();
         int[] prefillTokens = [1, 5, 9, 13, 17, 2, 30, 36];
         TokenRow[] prefillRows = [new(a, 0), new(a, 1), new(a, 2), new(a, 3), new(a, 4), new(b, 0), new(b, 1), new(b, 2)];
-        // Block 1 computes only some rows: A's positions 0, 2, 4 and B's 0, 2.
-        int[]?[] computeRows = [null, [0, 2, 4, 5, 7]];
+        int[]?[] computeRows = [.. Enumerable.Range(0, config.Layers).Select(layer => layer == 1 ? PrunedRows : null)];
         var hidden = new float[prefillRows.Length * config.Dim];
         stage.Embed(prefillTokens, hidden);
         stage.Forward(prefillRows, hidden, computeRows);

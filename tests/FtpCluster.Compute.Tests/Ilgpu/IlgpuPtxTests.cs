@@ -46,6 +46,20 @@ public sealed class IlgpuPtxTests
         Explicit("gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<float, F32Weights>);
         Explicit("gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, F16Weights>);
         Explicit("gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, BF16Weights>);
+        void Blocks<TFormat>(string type)
+            where TFormat : struct, IWeightFormat<byte>
+        {
+            Explicit($"gemm {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<byte, TFormat>);
+            Explicit($"gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<byte, TFormat>);
+        }
+        Blocks<Q8_0Weights>("q8_0");
+        Blocks<Q4_0Weights>("q4_0");
+        Blocks<Q4_1Weights>("q4_1");
+        Blocks<Q5_0Weights>("q5_0");
+        Blocks<Q5_1Weights>("q5_1");
+        Blocks<Q4_KWeights>("q4_k");
+        Blocks<Q5_KWeights>("q5_k");
+        Blocks<Q6_KWeights>("q6_k");
         Explicit("rmsnorm", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>)NormKernels.RmsNorm);
         Explicit("attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.Attention);

@@ -40,15 +40,29 @@ public sealed class IlgpuFixture : IDisposable
     public CpuDevice Cpu { get; }
     public string Folder { get; }
 
-    /// <summary>A [rows, cols] tensor stored as <paramref name="dtype"/> in a file of its own, holding <paramref name="values"/> rounded to that type.</summary>
+    /// <summary>
+    /// A [rows, cols] tensor stored as <paramref name="dtype"/> in a file of its own, holding <paramref name="values"/>
+    /// rounded to that type (quantized row by row into llama.cpp's blocks for a quantized type).
+    /// </summary>
     public WeightTensor Tensor(float[] values, int rows, int cols, TensorDType dtype)
     {
-        byte[] bytes = dtype switch
+        byte[] bytes;
+        switch (dtype)
         {
-            TensorDType.F32 => MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
-            TensorDType.F16 => MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
-            _ => MemoryMarshal.AsBytes(values.Select(IlgpuDevice.ToBFloat16).ToArray().AsSpan()).ToArray(),
-        };
+            case TensorDType.F32:
+                bytes = MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+                break;
+            case TensorDType.F16:
+                bytes = MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray();
+                break;
+            case TensorDType.BF16:
+                bytes = MemoryMarshal.AsBytes(values.Select(IlgpuDevice.ToBFloat16).ToArray().AsSpan()).ToArray();
+                break;
+            default:
+                bytes = new byte[dtype.ByteCount(values.Length)];
+                WeightEncoding.Encode(values, dtype, bytes);
+                break;
+        }
         string path = Path.Combine(Folder, $"tensor{Interlocked.Increment(ref _fileCount)}.bin");
         File.WriteAllBytes(path, bytes);
         var file = MappedFile.Open(path);
