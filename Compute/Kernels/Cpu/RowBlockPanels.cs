@@ -11,7 +11,9 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 /// paths take 8 rows at a time, one block at a time: each row's block is unpacked to signed byte quants
 /// (<see cref="IBlockUnpack"/>), the 8 × 32 quant bytes of a piece are transposed as bytes (cheaper than transposing
 /// the floats they become), and each column's 8 quants are widened, converted and scaled with one FMA into one
-/// 32-byte store. The values are bit for bit the scalar codecs' (see <see cref="IBlockUnpack"/>).
+/// 32-byte store. The values are bit for bit the scalar codecs' (see <see cref="IBlockUnpack"/>). Vector512 takes the
+/// same 256-bit path: at about 1–2 ns a weight on one thread, against 18–25 for the scalar codecs, the dequantization
+/// is no longer what the GEMM waits on (a 128-row GEMM on Q4_K runs within a fifth of one on float32 weights).
 /// </remarks>
 internal static unsafe class RowBlockPanels
 {
