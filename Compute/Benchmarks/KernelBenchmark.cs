@@ -68,6 +68,10 @@ public static class KernelBenchmark
         (128, 576, 576, TensorDType.F32), (128, 1536, 576, TensorDType.F32), (128, 576, 1536, TensorDType.F32),
         (512, 576, 576, TensorDType.F32), (512, 1536, 576, TensorDType.F32), (512, 576, 1536, TensorDType.F32),
         (512, 2048, 2048, TensorDType.F32), (512, 2048, 2048, TensorDType.BF16), (512, 2048, 2048, TensorDType.F16),
+        // Prefill on a q4_k_m file: the k-quants where rows are whole super-blocks (smollm2's down projection), and the
+        // Q5_0 that llama.cpp writes in their place on rows of 576; each KC slice is dequantized before the float kernel.
+        (128, 576, 1536, TensorDType.Q4_K), (128, 576, 1536, TensorDType.Q6_K), (128, 1536, 576, TensorDType.Q5_0),
+        (512, 2048, 2048, TensorDType.Q4_K),
     ];
 
     // 32768×2048 is 128 MiB even at 16 bits, four times the L3 here, so it measures DRAM; the smollm2
@@ -85,7 +89,7 @@ public static class KernelBenchmark
     ];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemmShapes =
-        [(9, 40, 33, TensorDType.F32), (9, 40, 33, TensorDType.BF16)];
+        [(9, 40, 33, TensorDType.F32), (9, 40, 33, TensorDType.BF16), (9, 40, 256, TensorDType.Q4_K)];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemvShapes =
         [(1, 64, 48, TensorDType.F32), (1, 64, 48, TensorDType.BF16), (1, 64, 48, TensorDType.F16), (1, 64, 64, TensorDType.Q8_0),

@@ -88,6 +88,18 @@ internal static unsafe class BlockBits
         return Vector256.Create(Vector128.Create(scales.GetElement(low)), Vector128.Create(scales.GetElement(high)));
     }
 
+    /// <summary>
+    /// The eight 6-bit scales and eight 6-bit mins of a Q4_K or Q5_K super-block from its 12 scale bytes at
+    /// <paramref name="packed"/>, byte j of each for sub-block j (<see cref="SuperBlocks.UnpackScales"/>, in registers).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ScalesAndMins(byte* packed, out ulong scales, out ulong mins)
+    {
+        uint bytes0 = *(uint*)packed, bytes4 = *(uint*)(packed + 4), bytes8 = *(uint*)(packed + 8);
+        scales = (bytes0 & 0x3F3F3F3F) | (ulong)((bytes8 & 0x0F0F0F0F) | (bytes0 >> 6 & 0x03030303) << 4) << 32;
+        mins = (bytes4 & 0x3F3F3F3F) | (ulong)((bytes8 >> 4 & 0x0F0F0F0F) | (bytes4 >> 6 & 0x03030303) << 4) << 32;
+    }
+
     /// <summary>Bits <paramref name="shift"/> to <paramref name="shift"/> + width of each byte, moved to bit 4 and up.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<byte> HighBits(Vector256<byte> bits, int shift, byte mask) =>
@@ -256,10 +268,7 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
         int bytes = fifthBit ? SuperBlocks.Q5_KBytes : SuperBlocks.Q4_KBytes;
         for (int b = 0; b < k / 256; b++, w += bytes)
         {
-            // The 6-bit scales and mins, byte j of each (as SuperBlocks.UnpackScales, in registers).
-            uint bytes0 = *(uint*)(w + 4), bytes4 = *(uint*)(w + 8), bytes8 = *(uint*)(w + 12);
-            ulong scales = (bytes0 & 0x3F3F3F3F) | (ulong)((bytes8 & 0x0F0F0F0F) | (bytes0 >> 6 & 0x03030303) << 4) << 32;
-            ulong mins = (bytes4 & 0x3F3F3F3F) | (ulong)((bytes8 >> 4 & 0x0F0F0F0F) | (bytes4 >> 6 & 0x03030303) << 4) << 32;
+            BlockBits.ScalesAndMins(w + 4, out ulong scales, out ulong mins);
             sbyte* xq = x.Quants + 256 * b;
             byte* qs = w + (fifthBit ? 48 : 16);
             var high = fifthBit ? Vector256.Load(w + 16) : default;

@@ -16,7 +16,8 @@ internal enum SimdLevel
 /// <param name="KBlock">K block of the GEMM: a 32×512 float32 weight slice (64 KiB) stays in L2 across all row blocks.</param>
 /// <param name="MaxGemvRows">Up to this many rows the GEMV (weights read once, rows share each load) beats the GEMM.</param>
 /// <param name="Vnni">Q8_0 GEMV: use AVX-VNNI's integer dot products where the CPU has them (tests turn it off to run the portable path).</param>
-internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, int MaxGemvRows = 4, bool Vnni = true)
+/// <param name="X86Shuffles">Block-type GEMM: transpose the dequantized panels with AVX2 shuffles where the CPU has them (tests turn it off to run the portable path).</param>
+internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, int MaxGemvRows = 4, bool Vnni = true, bool X86Shuffles = true)
 {
     public static GemmOptions Default { get; } = new(Gemm.BestSimd);
 }
@@ -93,7 +94,7 @@ public static unsafe class Gemm
         int rowChunks = w.Panels >= wanted ? 1 : Math.Min(rowBlocks, (wanted + w.Panels - 1) / w.Panels);
         int blocksPerChunk = (rowBlocks + rowChunks - 1) / rowChunks;
         rowChunks = (rowBlocks + blocksPerChunk - 1) / blocksPerChunk;
-        pool.For(w.Panels * rowChunks, new GemmBody<TFormat>(packedX, m, w, y, rowBlocks, rowChunks, blocksPerChunk, options.KBlock, options.Simd));
+        pool.For(w.Panels * rowChunks, new GemmBody<TFormat>(packedX, m, w, y, rowBlocks, rowChunks, blocksPerChunk, options.KBlock, options.Simd, options.X86Shuffles));
     }
 
     /// <summary>x rows into 8-row blocks, k-major ([k][8]), zero rows past m: the micro-kernel reads it sequentially.</summary>
@@ -122,7 +123,7 @@ public static unsafe class Gemm
     }
 
     private readonly struct GemmBody<TFormat>(
-        float* packedX, int m, PackedMatrix w, float* y, int rowBlocks, int rowChunks, int blocksPerChunk, int kBlock, SimdLevel simd)
+        float* packedX, int m, PackedMatrix w, float* y, int rowBlocks, int rowChunks, int blocksPerChunk, int kBlock, SimdLevel simd, bool x86Shuffles)
         : IForBody where TFormat : IWeightFormat
     {
         public void Invoke(int task)
@@ -148,7 +149,7 @@ public static unsafe class Gemm
             {
                 int kc = Math.Min(kBlock, k - k0);
                 byte* steps = panel + (long)k0 * TFormat.StepBytes;
-                float* weights = w.HoldsRowBlocks ? RowBlockPanels.Dequantize(w, p, k0, kc, slice)
+                float* weights = w.HoldsRowBlocks ? RowBlockPanels.Dequantize(w, p, k0, kc, slice, simd, x86Shuffles)
                     : quantized ? Q8Panels.Dequantize(panel, k0, kc, slice)
                     : widen && !inRegisters ? MicroKernel.Widen<TFormat>(steps, kc, slice, simd)
                     : (float*)steps;

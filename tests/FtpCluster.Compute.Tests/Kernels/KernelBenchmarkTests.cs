@@ -25,6 +25,7 @@ public sealed class KernelBenchmarkTests
         Assert.All(result.Gemm, g => Assert.True(g.Milliseconds > 0 && g.Gflops > 0 && g.PercentOfPeak > 0 && g.BestGflops >= g.Gflops && g.PercentOfPeakBest > 0, g.ToString()));
         Assert.All(result.Gemv, g => Assert.True(g.Milliseconds > 0 && g.WeightGBPerSecond > 0 && g.PercentOfReadBandwidth > 0 && g.BestWeightGBPerSecond >= g.WeightGBPerSecond && g.PercentOfReadBandwidthBest > 0
             && g.SameBufferReadGBPerSecond > 0 && g.PercentOfSameBufferRead > 0, g.ToString()));
+        Assert.Contains(result.Gemm, g => g.Storage == "q4_k");
         Assert.Contains(result.Gemv, g => g.Storage == "f16");
         Assert.Contains(result.Gemv, g => g.Storage == "q8_0");
         Assert.Contains(result.Gemv, g => g.Storage == "q4_k");

@@ -1,0 +1,189 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using FtpCluster.Compute.Models;
+
+namespace FtpCluster.Compute.Kernels.Cpu;
+
+/// <summary>
+/// One weight row's block of a llama.cpp block type, unpacked for <see cref="RowBlockPanels"/>: its quants as signed
+/// bytes in 32-column pieces, and per scale group a float scale and offset, such that scale · q + offset (one FMA)
+/// is bit for bit the value the scalar codec (<see cref="SmallBlocks"/>, <see cref="SuperBlocks"/>) computes.
+/// </summary>
+/// <remarks>
+/// Bit for bit, although the codecs multiply and add in another order: in every type the scale times the quant is
+/// exact in float32 (an f16 significand of 11 bits times a 6-bit sub-block scale, or Q6_K's int8 one, times a quant of
+/// at most 6 bits needs at most 23 bits), so the single rounding of the FMA is the codec's rounding of its final add or
+/// subtract. Q6_K has nothing to add; its offset is −0, which leaves every product (−0 included) as it is.
+/// </remarks>
+internal unsafe interface IBlockUnpack
+{
+    /// <summary>Columns per block: 32, or 256 for the k-quants.</summary>
+    static abstract int Size { get; }
+
+    static abstract int Bytes { get; }
+
+    /// <summary>Scale groups per 32-column piece: 1, or 2 for Q6_K, whose sub-blocks are 16 columns.</summary>
+    static abstract int GroupsPerPiece { get; }
+
+    /// <summary>
+    /// The block at <paramref name="block"/>, as row <paramref name="row"/> (0–7) of an 8-row group: piece s's 32 quants
+    /// to quants[256s + 32·row ..], group g's scale and offset to scales[8g + row] and offsets[8g + row].
+    /// </summary>
+    static abstract void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets);
+}
+
+/// <summary>The layout <see cref="IBlockUnpack.Unpack"/> writes: 8 rows of 32 quant bytes per piece, 8 rows' floats per group.</summary>
+internal static class UnpackedRows
+{
+    public const int Rows = 8;
+    public const int PieceColumns = 32;
+    public const int PieceBytes = Rows * PieceColumns;
+}
+
+internal readonly unsafe struct Q4_0Unpack : IBlockUnpack
+{
+    public static int Size => SmallBlocks.Size;
+    public static int Bytes => SmallBlocks.Q4_0Bytes;
+    public static int GroupsPerPiece => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
+    {
+        BlockBits.Nibbles(block + 2).Store(quants + UnpackedRows.PieceColumns * row);
+        float d = BlockBits.Half(block);
+        scales[row] = d;
+        offsets[row] = -8 * d;
+    }
+}
+
+internal readonly unsafe struct Q4_1Unpack : IBlockUnpack
+{
+    public static int Size => SmallBlocks.Size;
+    public static int Bytes => SmallBlocks.Q4_1Bytes;
+    public static int GroupsPerPiece => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
+    {
+        BlockBits.Nibbles(block + 4).Store(quants + UnpackedRows.PieceColumns * row);
+        scales[row] = BlockBits.Half(block);
+        offsets[row] = BlockBits.Half(block + 2);
+    }
+}
+
+internal readonly unsafe struct Q5_0Unpack : IBlockUnpack
+{
+    public static int Size => SmallBlocks.Size;
+    public static int Bytes => SmallBlocks.Q5_0Bytes;
+    public static int GroupsPerPiece => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
+    {
+        (BlockBits.Nibbles(block + 6) | BlockBits.FifthBits(*(uint*)(block + 2))).Store(quants + UnpackedRows.PieceColumns * row);
+        float d = BlockBits.Half(block);
+        scales[row] = d;
+        offsets[row] = -16 * d;
+    }
+}
+
+internal readonly unsafe struct Q5_1Unpack : IBlockUnpack
+{
+    public static int Size => SmallBlocks.Size;
+    public static int Bytes => SmallBlocks.Q5_1Bytes;
+    public static int GroupsPerPiece => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
+    {
+        (BlockBits.Nibbles(block + 8) | BlockBits.FifthBits(*(uint*)(block + 4))).Store(quants + UnpackedRows.PieceColumns * row);
+        scales[row] = BlockBits.Half(block);
+        offsets[row] = BlockBits.Half(block + 2);
+    }
+}
+
+/// <summary>Q4_K: 8 pieces, one per 32-element sub-block, each with d · sc_j and −dmin · m_j.</summary>
+internal readonly unsafe struct Q4_KUnpack : IBlockUnpack
+{
+    public static int Size => SuperBlocks.Size;
+    public static int Bytes => SuperBlocks.Q4_KBytes;
+    public static int GroupsPerPiece => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets) =>
+        Unpack45(block, row, quants, scales, offsets, fifthBit: false);
+
+    /// <summary>Shared with <see cref="Q5_KUnpack"/>; the flag is a constant at each call, so the JIT drops the other's code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Unpack45(byte* block, int row, byte* quants, float* scales, float* offsets, bool fifthBit)
+    {
+        byte* qs = block + (fifthBit ? 48 : 16);
+        var high = fifthBit ? Vector256.Load(block + 16) : default;
+        quants += UnpackedRows.PieceColumns * row;
+        // Each 32 bytes of qs are two sub-blocks: 2c in the low nibbles, 2c + 1 in the high ones.
+        for (int c = 0; c < 4; c++)
+        {
+            var packed = Vector256.Load(qs + 32 * c);
+            var low = packed & BlockBits.LowNibble;
+            var upper = BlockBits.HighNibbles(packed);
+            if (fifthBit)
+            {
+                low |= BlockBits.HighBits(high, 2 * c, 1);
+                upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
+            }
+            low.Store(quants + 2 * c * UnpackedRows.PieceBytes);
+            upper.Store(quants + (2 * c + 1) * UnpackedRows.PieceBytes);
+        }
+        BlockBits.ScalesAndMins(block + 4, out ulong sc, out ulong m);
+        float d = BlockBits.Half(block), dMin = BlockBits.Half(block + 2);
+        for (int j = 0; j < 8; j++)
+        {
+            scales[UnpackedRows.Rows * j + row] = d * (byte)(sc >> 8 * j);
+            offsets[UnpackedRows.Rows * j + row] = -(dMin * (byte)(m >> 8 * j));
+        }
+    }
+}
+
+internal readonly unsafe struct Q5_KUnpack : IBlockUnpack
+{
+    public static int Size => SuperBlocks.Size;
+    public static int Bytes => SuperBlocks.Q5_KBytes;
+    public static int GroupsPerPiece => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets) =>
+        Q4_KUnpack.Unpack45(block, row, quants, scales, offsets, fifthBit: true);
+}
+
+/// <summary>Q6_K: 8 pieces of two 16-element sub-blocks each, quants q − 32 (signed), scales d · sc_j.</summary>
+internal readonly unsafe struct Q6_KUnpack : IBlockUnpack
+{
+    public static int Size => SuperBlocks.Size;
+    public static int Bytes => SuperBlocks.Q6_KBytes;
+    public static int GroupsPerPiece => 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
+    {
+        var bias = Vector256.Create((byte)32);
+        quants += UnpackedRows.PieceColumns * row;
+        // Each half is 128 elements: 64 bytes of ql (two vectors), 32 of qh; pieces 4h .. 4h + 3.
+        for (int h = 0; h < 2; h++, quants += 4 * UnpackedRows.PieceBytes)
+        {
+            var low = Vector256.Load(block + 64 * h);
+            var next = Vector256.Load(block + 64 * h + 32);
+            var high = Vector256.Load(block + 128 + 32 * h);
+            (((low & BlockBits.LowNibble) | BlockBits.HighBits(high, 0, 3)) - bias).Store(quants);
+            (((next & BlockBits.LowNibble) | BlockBits.HighBits(high, 2, 3)) - bias).Store(quants + UnpackedRows.PieceBytes);
+            ((BlockBits.HighNibbles(low) | BlockBits.HighBits(high, 4, 3)) - bias).Store(quants + 2 * UnpackedRows.PieceBytes);
+            ((BlockBits.HighNibbles(next) | BlockBits.HighBits(high, 6, 3)) - bias).Store(quants + 3 * UnpackedRows.PieceBytes);
+        }
+        float d = BlockBits.Half(block + 208);
+        sbyte* sc = (sbyte*)(block + 192);
+        for (int j = 0; j < 16; j++)
+        {
+            scales[UnpackedRows.Rows * j + row] = d * sc[j];
+            offsets[UnpackedRows.Rows * j + row] = -0f;
+        }
+    }
+}
