@@ -109,6 +109,24 @@ internal static unsafe class BlockBits
     public static Vector256<byte> HighNibbles(Vector256<byte> bytes) => (bytes.AsUInt16() >>> 4).AsByte() & LowNibble;
 
     /// <summary>
+    /// Sub-blocks 2c and 2c + 1 of a Q4_K or Q5_K super-block as quant bytes: the 32 bytes at qs + 32c hold 2c in their
+    /// low nibbles and 2c + 1 in their high ones; Q5_K's fifth bits come from <paramref name="high"/> (its 32 qh bytes).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<byte> Even, Vector256<byte> Odd) KQuantPair(byte* qs, Vector256<byte> high, int c, bool fifthBit)
+    {
+        var packed = Vector256.Load(qs + 32 * c);
+        var even = packed & LowNibble;
+        var odd = HighNibbles(packed);
+        if (fifthBit)
+        {
+            even |= HighBits(high, 2 * c, 1);
+            odd |= HighBits(high, 2 * c + 1, 1);
+        }
+        return (even, odd);
+    }
+
+    /// <summary>
     /// −offset × the x quants' sum in lane 0, zero elsewhere: the integer dot product started from it comes out as
     /// Σ (q − offset) · x over its lanes, so a symmetric type's offset costs no float work per block.
     /// </summary>
@@ -293,14 +311,7 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
     private static void Chunk<TDot>(ref Vector256<int> lows, ref Vector256<int> highs, byte* qs, Vector256<byte> high, sbyte* xq, Vector256<short> scales16, int c, bool fifthBit)
         where TDot : IByteDot
     {
-        var packed = Vector256.Load(qs + 32 * c);
-        var low = packed & BlockBits.LowNibble;
-        var upper = BlockBits.HighNibbles(packed);
-        if (fifthBit)
-        {
-            low |= BlockBits.HighBits(high, 2 * c, 1);
-            upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
-        }
+        var (low, upper) = BlockBits.KQuantPair(qs, high, c, fifthBit);
         lows = TDot.AddScaled(lows, low, Vector256.Load(xq + 64 * c), BlockBits.Spread(scales16, 2 * c, 2 * c));
         highs = TDot.AddScaled(highs, upper, Vector256.Load(xq + 64 * c + 32), BlockBits.Spread(scales16, 2 * c + 1, 2 * c + 1));
     }

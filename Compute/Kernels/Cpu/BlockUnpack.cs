@@ -120,17 +120,9 @@ internal readonly unsafe struct Q4_KUnpack : IBlockUnpack
         byte* qs = block + (fifthBit ? 48 : 16);
         var high = fifthBit ? Vector256.Load(block + 16) : default;
         quants += UnpackedRows.PieceColumns * row;
-        // Each 32 bytes of qs are two sub-blocks: 2c in the low nibbles, 2c + 1 in the high ones.
         for (int c = 0; c < 4; c++)
         {
-            var packed = Vector256.Load(qs + 32 * c);
-            var low = packed & BlockBits.LowNibble;
-            var upper = BlockBits.HighNibbles(packed);
-            if (fifthBit)
-            {
-                low |= BlockBits.HighBits(high, 2 * c, 1);
-                upper |= BlockBits.HighBits(high, 2 * c + 1, 1);
-            }
+            var (low, upper) = BlockBits.KQuantPair(qs, high, c, fifthBit);
             low.Store(quants + 2 * c * UnpackedRows.PieceBytes);
             upper.Store(quants + (2 * c + 1) * UnpackedRows.PieceBytes);
         }
