@@ -59,7 +59,7 @@ public sealed class BlockGemmTests
                     foreach (var options in Paths())
                         foreach (var pool in new[] { one, two })
                         {
-                            var y = Multiply(x, m, packed, options, pool);
+                            var y = KernelTestData.Multiply(x, m, packed, options, pool);
                             string what = $"{type} {options.Simd} vnni={options.Vnni} threads={pool.Threads} m={m} n={n} k={k}";
                             KernelTestData.AssertClose(KernelTestData.Reference(quantizedX, m, weights, n, k), y, QuantizedXTolerance, what + " (quantized x)");
                             KernelTestData.AssertClose(KernelTestData.Reference(x, m, weights, n, k), y, ActivationQuantizationTolerance, what + " (float x)");
@@ -84,7 +84,7 @@ public sealed class BlockGemmTests
                 var expected = KernelTestData.Reference(x, m, Dequantized(packed), n, k);
                 // K blocks that are not whole blocks are rounded up to whole ones.
                 foreach (int kBlock in new[] { 1, 64, 300, 512 })
-                    KernelTestData.AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
+                    KernelTestData.AssertClose(expected, KernelTestData.Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
                         DequantizedTolerance, $"{type} threads={threads} m={m} n={n} k={k} KBlock={kBlock}");
             }
         }
@@ -137,15 +137,6 @@ public sealed class BlockGemmTests
         Assert.Contains("576", error.Message);
     }
 
-    private static float[] Multiply(float[] x, int m, PackedMatrix packed, GemmOptions options, WorkerPool pool)
-    {
-        // Poison y so a kernel that skips an output or writes past it shows up.
-        var y = new float[m * packed.Rows + 1];
-        Array.Fill(y, float.NaN);
-        Gemm.Multiply(x, m, packed, y, pool, options);
-        Assert.True(float.IsNaN(y[^1]), "wrote past y");
-        return y[..^1];
-    }
 
     private static float[] Dequantized(PackedMatrix packed)
     {

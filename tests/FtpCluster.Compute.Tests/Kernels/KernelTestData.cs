@@ -1,3 +1,5 @@
+using FtpCluster.Compute.Kernels.Cpu;
+
 namespace FtpCluster.Compute.Tests.Kernels;
 
 /// <summary>What the kernel tests share: random operands and the relative Frobenius error they are held to.</summary>
@@ -40,5 +42,15 @@ internal static class KernelTestData
                 y[i * n + j] = sum;
             }
         return y;
+    }
+
+    /// <summary>y = x · wᵀ through <see cref="Gemm"/>, with a poisoned element past y so a kernel that writes past it shows up.</summary>
+    public static float[] Multiply(float[] x, int m, PackedMatrix packed, GemmOptions options, WorkerPool pool)
+    {
+        var y = new float[m * packed.Rows + 1];
+        Array.Fill(y, float.NaN);
+        Gemm.Multiply(x, m, packed, y, pool, options);
+        Xunit.Assert.True(float.IsNaN(y[^1]), "wrote past y");
+        return y[..^1];
     }
 }

@@ -101,7 +101,7 @@ public sealed class QuantizedGemmTests : IDisposable
                 foreach (int m in new[] { 1, 2, 3, 4 })
                 {
                     var x = KernelTestData.RandomArray(rng, m * k);
-                    var y = Multiply(x, m, packed, options, _pool);
+                    var y = KernelTestData.Multiply(x, m, packed, options, _pool);
                     string what = $"{simd} vnni={vnni} m={m} n={n} k={k}";
                     KernelTestData.AssertClose(LlamaCppReference(x, m, w, n, k), y, LlamaArithmeticTolerance, what + " (llama.cpp arithmetic)");
                     KernelTestData.AssertClose(KernelTestData.Reference(x, m, dequantized, n, k), y, ActivationQuantizationTolerance, what + " (dequantized product)");
@@ -121,10 +121,10 @@ public sealed class QuantizedGemmTests : IDisposable
             var x = KernelTestData.RandomArray(rng, m * k);
             using var one = new WorkerPool(1);
             using var two = new WorkerPool(2);
-            var expected = Multiply(x, m, packed, new GemmOptions(SimdLevel.Scalar), one);
+            var expected = KernelTestData.Multiply(x, m, packed, new GemmOptions(SimdLevel.Scalar), one);
             foreach (var (simd, vnni) in GemvPaths().Select(row => ((string)row[0], (bool)row[1])))
                 foreach (var pool in new[] { one, two })
-                    Assert.Equal(expected, Multiply(x, m, packed, new GemmOptions(Enum.Parse<SimdLevel>(simd), Vnni: vnni), pool));
+                    Assert.Equal(expected, KernelTestData.Multiply(x, m, packed, new GemmOptions(Enum.Parse<SimdLevel>(simd), Vnni: vnni), pool));
         }
     }
 
@@ -143,7 +143,7 @@ public sealed class QuantizedGemmTests : IDisposable
                 var expected = KernelTestData.Reference(x, m, Dequantized(w, n, k), n, k);
                 // K blocks that are not multiples of 32 are rounded up to whole Q8_0 blocks.
                 foreach (int kBlock in new[] { 1, 32, 50, 64, 512 })
-                    KernelTestData.AssertClose(expected, Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
+                    KernelTestData.AssertClose(expected, KernelTestData.Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
                         DequantizedTolerance, $"threads={threads} m={m} n={n} k={k} KBlock={kBlock}");
             }
         }
@@ -182,15 +182,6 @@ public sealed class QuantizedGemmTests : IDisposable
         Assert.Equal(expected[77], PackedMatrix.Pack(tensor, TensorDType.F32)[77 / k, 77 % k]);
     }
 
-    private static float[] Multiply(float[] x, int m, PackedMatrix packed, GemmOptions options, WorkerPool pool)
-    {
-        // Poison y so a kernel that skips an output or writes past it shows up.
-        var y = new float[m * packed.Rows + 1];
-        Array.Fill(y, float.NaN);
-        Gemm.Multiply(x, m, packed, y, pool, options);
-        Assert.True(float.IsNaN(y[^1]), "wrote past y");
-        return y[..^1];
-    }
 
     /// <summary>Each row quantized and dequantized through llama.cpp's Q8_0 blocks.</summary>
     private static float[] Dequantized(float[] w, int n, int k)

@@ -77,9 +77,9 @@ public sealed unsafe class RowBlockPanelsTests
         {
             // KBlock 300: rounded up to whole blocks, so the slices start inside the row.
             var options = new GemmOptions(simd, KBlock: 300);
-            var shuffled = Multiply(x, m, packed, options, pool);
+            var shuffled = KernelTestData.Multiply(x, m, packed, options, pool);
             KernelTestData.AssertClose(expected, shuffled, 1e-5, $"{type} {simd}");
-            Assert.Equal(shuffled, Multiply(x, m, packed, options with { X86Shuffles = false }, pool));
+            Assert.Equal(shuffled, KernelTestData.Multiply(x, m, packed, options with { X86Shuffles = false }, pool));
         }
     }
 
@@ -132,12 +132,6 @@ public sealed unsafe class RowBlockPanelsTests
         return slice[..^1];
     }
 
-    private static float[] Multiply(float[] x, int m, PackedMatrix packed, GemmOptions options, WorkerPool pool)
-    {
-        var y = new float[m * packed.Rows];
-        Gemm.Multiply(x, m, packed, y, pool, options);
-        return y;
-    }
 
     private static int Bits(float value) => BitConverter.SingleToInt32Bits(value);
 }
