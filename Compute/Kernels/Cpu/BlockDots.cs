@@ -144,6 +144,19 @@ internal static unsafe class BlockBits
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(Half(w) * dx), Vector256.CreateScalar(Half(w + 2) * dx * x.Sum32(b)));
     }
 
+    /// <summary>How far ahead of the block being computed the dots prefetch: memory's latency at its bandwidth, about.</summary>
+    public const int PrefetchDistance = 4096;
+
+    /// <summary>Prefetches the cache lines of the <paramref name="bytes"/> that lie <see cref="PrefetchDistance"/> ahead of <paramref name="block"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Prefetch(byte* block, int bytes)
+    {
+        if (!Sse.IsSupported)
+            return;
+        for (int line = 0; line < bytes; line += 64)
+            Sse.Prefetch0(block + PrefetchDistance + line);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(byte* p) => HalfTable.Values[*(ushort*)p];
 
@@ -197,6 +210,7 @@ internal readonly unsafe struct SmallBlockDot<TBlock> : IBlockDot where TBlock :
 {
     public static TensorDType Type => TBlock.Type;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var even = Vector256<float>.Zero;
@@ -204,6 +218,7 @@ internal readonly unsafe struct SmallBlockDot<TBlock> : IBlockDot where TBlock :
         int blocks = k / SmallBlocks.Size, b = 0;
         for (; b + 1 < blocks; b += 2, w += 2 * TBlock.Bytes)
         {
+            BlockBits.Prefetch(w, 2 * TBlock.Bytes);
             even = TBlock.Add<TDot>(even, w, x, b);
             odd = TBlock.Add<TDot>(odd, w + TBlock.Bytes, x, b + 1);
         }
@@ -276,6 +291,7 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q4_K;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot => Q45K<TDot>(w, x, k, fifthBit: false);
 
     /// <summary>Shared by <see cref="Q4_KDot"/> and <see cref="Q5_KDot"/>; the flag is a constant at each call, so the JIT drops the other's code.</summary>
@@ -286,6 +302,7 @@ internal readonly unsafe struct Q4_KDot : IBlockDot
         int bytes = fifthBit ? SuperBlocks.Q5_KBytes : SuperBlocks.Q4_KBytes;
         for (int b = 0; b < k / 256; b++, w += bytes)
         {
+            BlockBits.Prefetch(w, bytes);
             BlockBits.ScalesAndMins(w + 4, out ulong scales, out ulong mins);
             sbyte* xq = x.Quants + 256 * b;
             byte* qs = w + (fifthBit ? 48 : 16);
@@ -321,6 +338,7 @@ internal readonly unsafe struct Q5_KDot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q5_K;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot => Q4_KDot.Q45K<TDot>(w, x, k, fifthBit: true);
 }
 
@@ -329,11 +347,13 @@ internal readonly unsafe struct Q6_KDot : IBlockDot
 {
     public static TensorDType Type => TensorDType.Q6_K;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot<TDot>(byte* w, QuantizedRow x, int k) where TDot : IByteDot
     {
         var acc = Vector256<float>.Zero;
         for (int b = 0; b < k / 256; b++, w += SuperBlocks.Q6_KBytes)
         {
+            BlockBits.Prefetch(w, SuperBlocks.Q6_KBytes);
             sbyte* sc = (sbyte*)(w + 192);
             ulong first = *(ulong*)sc, second = *(ulong*)(sc + 8);
             sbyte* xq = x.Quants + 256 * b;

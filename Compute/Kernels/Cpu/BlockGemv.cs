@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using FtpCluster.Compute.Models;
 
@@ -66,6 +67,9 @@ internal static unsafe class BlockGemv
 
     private readonly struct Body<TBlock, TDot>(Work work) : IForBody where TBlock : IBlockDot where TDot : IByteDot
     {
+        // Compiled once, fully optimised, and never inlined into the pool's tier-1 dispatch: inlined there, the
+        // dot product's helpers ran past the JIT's inlining budget and stayed calls (the k-quants 1.7× slower).
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public void Invoke(int task)
         {
             var w = work.W;
