@@ -25,6 +25,9 @@ internal unsafe interface IBlockUnpack
     /// <summary>Scale groups per 32-column piece: 1, or 2 for Q6_K, whose sub-blocks are 16 columns.</summary>
     static abstract int GroupsPerPiece { get; }
 
+    /// <summary>What makes the quants unsigned, as the integer GEMM needs them: 32 for Q6_K (q − 32), 0 for the rest.</summary>
+    static abstract int QuantBias { get; }
+
     /// <summary>
     /// The block at <paramref name="block"/>, as row <paramref name="row"/> (0–7) of an 8-row group: piece s's 32 quants
     /// to quants[256s + 32·row ..], group g's scale and offset to scales[8g + row] and offsets[8g + row].
@@ -45,6 +48,7 @@ internal readonly unsafe struct Q4_0Unpack : IBlockUnpack
     public static int Size => SmallBlocks.Size;
     public static int Bytes => SmallBlocks.Q4_0Bytes;
     public static int GroupsPerPiece => 1;
+    public static int QuantBias => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
@@ -61,6 +65,7 @@ internal readonly unsafe struct Q4_1Unpack : IBlockUnpack
     public static int Size => SmallBlocks.Size;
     public static int Bytes => SmallBlocks.Q4_1Bytes;
     public static int GroupsPerPiece => 1;
+    public static int QuantBias => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
@@ -76,6 +81,7 @@ internal readonly unsafe struct Q5_0Unpack : IBlockUnpack
     public static int Size => SmallBlocks.Size;
     public static int Bytes => SmallBlocks.Q5_0Bytes;
     public static int GroupsPerPiece => 1;
+    public static int QuantBias => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
@@ -92,6 +98,7 @@ internal readonly unsafe struct Q5_1Unpack : IBlockUnpack
     public static int Size => SmallBlocks.Size;
     public static int Bytes => SmallBlocks.Q5_1Bytes;
     public static int GroupsPerPiece => 1;
+    public static int QuantBias => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)
@@ -108,6 +115,7 @@ internal readonly unsafe struct Q4_KUnpack : IBlockUnpack
     public static int Size => SuperBlocks.Size;
     public static int Bytes => SuperBlocks.Q4_KBytes;
     public static int GroupsPerPiece => 1;
+    public static int QuantBias => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets) =>
@@ -141,6 +149,7 @@ internal readonly unsafe struct Q5_KUnpack : IBlockUnpack
     public static int Size => SuperBlocks.Size;
     public static int Bytes => SuperBlocks.Q5_KBytes;
     public static int GroupsPerPiece => 1;
+    public static int QuantBias => 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets) =>
@@ -153,6 +162,7 @@ internal readonly unsafe struct Q6_KUnpack : IBlockUnpack
     public static int Size => SuperBlocks.Size;
     public static int Bytes => SuperBlocks.Q6_KBytes;
     public static int GroupsPerPiece => 2;
+    public static int QuantBias => 32;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Unpack(byte* block, int row, byte* quants, float* scales, float* offsets)

@@ -65,6 +65,7 @@ public static unsafe class Gemm
                 // Dequantized slices are float32, so the float32 kernels run on them.
                 case TensorDType.Q8_0: Run<F32Weights>(px, m, w, py, pool, options with { KBlock = RoundUpToBlock(options.KBlock, Q8Block.Size) }); break;
                 case var _ when w.HoldsRowBlocks && m <= options.MaxGemvRows: BlockGemv.Run(px, m, w, py, pool, options); break;
+                case var _ when w.HoldsRowBlocks && BlockGemm.Supported(options): BlockGemm.Run(px, m, w, py, pool, options); break;
                 case var type when w.HoldsRowBlocks:
                     Run<F32Weights>(px, m, w, py, pool, options with { KBlock = RoundUpToBlock(options.KBlock, type.BlockSize()) });
                     break;

@@ -16,14 +16,25 @@ internal readonly unsafe struct QuantizedActivations
 
     private readonly byte* _rows;
 
-    public QuantizedActivations(float* x, int m, int k, int blockSize)
+    /// <param name="pool">Quantizes the rows in parallel where given (prefill's many rows); one thread otherwise.</param>
+    public QuantizedActivations(float* x, int m, int k, int blockSize, WorkerPool? pool = null)
     {
         K = k;
         BlockSize = blockSize;
         RowBytes = k + (k / blockSize + k / SumGroup + k / (2 * SumGroup)) * sizeof(float);
         _rows = (byte*)Scratch.Current.Get(Scratch.QuantizedX, ((long)m * RowBytes + 3) / 4);
-        for (int r = 0; r < m; r++)
-            QuantizeRow(x + (long)r * k, Row(r));
+        if (pool is null)
+        {
+            for (int r = 0; r < m; r++)
+                QuantizeRow(x + (long)r * k, Row(r));
+        }
+        else
+            pool.For(m, new QuantizeBody(this, x));
+    }
+
+    private readonly struct QuantizeBody(QuantizedActivations rows, float* x) : IForBody
+    {
+        public void Invoke(int r) => rows.QuantizeRow(x + (long)r * rows.K, rows.Row(r));
     }
 
     public int K { get; }

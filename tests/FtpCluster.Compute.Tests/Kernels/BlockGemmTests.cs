@@ -55,7 +55,7 @@ public sealed class BlockGemmTests
                 foreach (int m in new[] { 1, 2, 3, 4 })
                 {
                     var x = KernelTestData.RandomArray(rng, m * k);
-                    var quantizedX = QuantizedX(x, m, k, type);
+                    var quantizedX = QuantizedX(x, m, k, type.BlockSize());
                     foreach (var options in Paths())
                         foreach (var pool in new[] { one, two })
                         {
@@ -70,7 +70,7 @@ public sealed class BlockGemmTests
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void Gemm_multiplies_float_rows_by_the_dequantized_weights_across_k_blocks_and_threads(TensorDType type)
+    public void Gemm_without_vnni_multiplies_float_rows_by_the_dequantized_weights_across_k_blocks_and_threads(TensorDType type)
     {
         var rng = new Random(99);
         int k = type.IsSuperBlock() ? 768 : 576;
@@ -84,8 +84,39 @@ public sealed class BlockGemmTests
                 var expected = KernelTestData.Reference(x, m, Dequantized(packed), n, k);
                 // K blocks that are not whole blocks are rounded up to whole ones.
                 foreach (int kBlock in new[] { 1, 64, 300, 512 })
-                    KernelTestData.AssertClose(expected, KernelTestData.Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool),
+                    KernelTestData.AssertClose(expected, KernelTestData.Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock, Vnni = false }, pool),
                         DequantizedTolerance, $"{type} threads={threads} m={m} n={n} k={k} KBlock={kBlock}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The integer GEMM (AVX-VNNI) quantizes x per 32 values as Q8_0, so it is held to the product of those quants with the
+    /// dequantized weights as the GEMV is; row counts that are not whole 4-row tiles, partial panels, several K slices,
+    /// and both thread counts.
+    /// </summary>
+    [VnniTheory]
+    [MemberData(nameof(Types))]
+    public void Gemm_with_vnni_matches_the_product_of_quantized_x_and_the_dequantized_weights(TensorDType type)
+    {
+        var rng = new Random(7 + (int)type);
+        int k = type.IsSuperBlock() ? 768 : 576;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var pool = new WorkerPool(threads);
+            foreach (var (m, n) in new[] { (5, 33), (23, 70), (64, 100) })
+            {
+                var x = KernelTestData.RandomArray(rng, m * k);
+                var packed = PackedMatrix.Pack(KernelTestData.RandomArray(rng, n * k), n, k, type);
+                var weights = Dequantized(packed);
+                var quantizedX = QuantizedX(x, m, k, Q8Block.Size);
+                foreach (int kBlock in new[] { 1, 300, 512 })
+                {
+                    var y = KernelTestData.Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool);
+                    string what = $"{type} threads={threads} m={m} n={n} k={k} KBlock={kBlock}";
+                    KernelTestData.AssertClose(KernelTestData.Reference(quantizedX, m, weights, n, k), y, QuantizedXTolerance, what + " (quantized x)");
+                    KernelTestData.AssertClose(KernelTestData.Reference(x, m, weights, n, k), y, ActivationQuantizationTolerance, what + " (float x)");
+                }
             }
         }
     }
@@ -147,13 +178,12 @@ public sealed class BlockGemmTests
         return result;
     }
 
-    /// <summary>x as the GEMV sees it: each block's quants times its scale (Q8_0 blocks for 32-element types, Q8_K for the k-quants).</summary>
-    private static unsafe float[] QuantizedX(float[] x, int m, int k, TensorDType type)
+    /// <summary>x as the integer kernels see it: each block's quants times its scale (Q8_0 blocks of 32, or Q8_K's of 256).</summary>
+    private static unsafe float[] QuantizedX(float[] x, int m, int k, int block)
     {
         var result = new float[m * k];
         fixed (float* px = x)
         {
-            int block = type.BlockSize();
             var activations = new QuantizedActivations(px, m, k, block);
             for (int r = 0; r < m; r++)
             {
@@ -163,5 +193,15 @@ public sealed class BlockGemmTests
             }
         }
         return result;
+    }
+}
+
+/// <summary>A theory that is skipped, saying why, where the CPU has no AVX-VNNI for the integer GEMM.</summary>
+public sealed class VnniTheoryAttribute : TheoryAttribute
+{
+    public VnniTheoryAttribute()
+    {
+        if (!BlockGemm.Supported(GemmOptions.Default))
+            Skip = "this CPU has no AVX-VNNI: the GEMM on block types dequantizes to float32 (tested without VNNI above)";
     }
 }
