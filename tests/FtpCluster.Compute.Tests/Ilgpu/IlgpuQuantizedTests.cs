@@ -1,4 +1,5 @@
 using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Kernels.Cpu;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tests.Kernels;
 
@@ -104,9 +105,11 @@ public sealed class IlgpuQuantizedMatMulTests(IlgpuFixture fixture) : IClassFixt
 /// models on <see cref="CpuDevice"/>: a prefill of two sequences with an FTP subset, then one decode row each.
 /// </summary>
 /// <remarks>
-/// Tolerances. Both devices hold the same blocks (the same host codecs quantize them). In the prefill both multiply float32
-/// activations by the dequantized weights (the CPU's GEMM does, for more than four rows), so the logits agree to float32
-/// rounding as the unquantized models do: 1e-5 (measured about 1e-6). Decode rows go through the CPU's GEMV, which
+/// Tolerances. Both devices hold the same blocks (the same host codecs quantize them). On Q8_0 the prefill of both
+/// multiplies float32 activations by the dequantized weights (the CPU's GEMM does, for more than four rows), so the logits
+/// agree to float32 rounding as the unquantized models do: 1e-5 (measured about 1e-6). On the other block types the CPU's
+/// prefill GEMM, with AVX-VNNI, quantizes the activations to int8 per 32 values as its GEMV does (<see cref="BlockGemm"/>),
+/// so Q4_K's prefill is held to the decode rows' bound below (measured 1.8e-2). Decode rows go through the CPU's GEMV, which
 /// quantizes the activations to int8 per block (blocks of 32 against Q8_0 and the 32-element types, of 256 against the
 /// k-quants, as llama.cpp does); the ILGPU GEMV multiplies float32 activations. Each activation moves by up to
 /// max|x| / 254 in its block, about 0.5% (blocks of 32) to 0.7% (blocks of 256) of the activations' RMS, so every matrix
@@ -114,7 +117,7 @@ public sealed class IlgpuQuantizedMatMulTests(IlgpuFixture fixture) : IClassFixt
 /// head, and the errors add up (roughly in quadrature, amplified where attention and SwiGLU are steep): measured 1.1e-2
 /// on stories260K and 2.3e-2 (q8_0) and 3.4e-2 (q4_k) on the random 256-wide model, whose untrained weights are the
 /// steeper. Decode logits are held to 6e-2. That bound alone would let a small GEMV error through, so the exactness is
-/// checked elsewhere: the prefill's 1e-5 shows both devices hold the same weights, and the GEMV itself is held to 1e-5
+/// checked elsewhere: Q8_0's prefill at 1e-5 shows both devices hold the same weights, and the GEMV itself is held to 1e-5
 /// against float64 by <see cref="IlgpuQuantizedMatMulTests"/>.
 /// </remarks>
 public sealed class IlgpuQuantizedForwardTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
@@ -145,7 +148,8 @@ public sealed class IlgpuQuantizedForwardTests(IlgpuFixture fixture) : IClassFix
         var actual = IlgpuForwardTests.RunBatchAndDecode(path, fixture.Ilgpu, storage);
         double prefill = Numerics.RelativeError(expected[0], actual[0]);
         double decode = Numerics.RelativeError(expected[1], actual[1]);
-        Assert.True(prefill < PrefillTolerance, $"{storage}: prefill logits relative error {prefill:E2} exceeds {PrefillTolerance:E0}");
+        double prefillTolerance = storage == TensorDType.Q8_0 || !BlockGemm.Supported(GemmOptions.Default) ? PrefillTolerance : DecodeTolerance;
+        Assert.True(prefill < prefillTolerance, $"{storage}: prefill logits relative error {prefill:E2} exceeds {prefillTolerance:E0}");
         Assert.True(decode < DecodeTolerance, $"{storage}: decode logits relative error {decode:E2} exceeds {DecodeTolerance:E0}");
     }
 }
