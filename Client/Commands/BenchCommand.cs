@@ -212,7 +212,7 @@ internal static class BenchCommand
         foreach (var g in result.Gemm)
             Console.WriteLine($"  GEMM {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.Gflops,7:F1} GFLOP/s  {g.PercentOfPeak,5:F1}% of peak");
         foreach (var g in result.Gemv)
-            Console.WriteLine($"  GEMV {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.WeightGBPerSecond,7:F1} GB/s      {g.PercentOfReadBandwidth,5:F1}% of read bandwidth");
+            Console.WriteLine($"  GEMV {g.M}x{g.N}x{g.K} {g.Storage,-4} {g.WeightGBPerSecond,7:F1} GB/s      {g.PercentOfReadBandwidth,5:F1}% of read bandwidth{(g.FromMemory ? ", weights from memory" : "")}");
         return 0;
     }
 

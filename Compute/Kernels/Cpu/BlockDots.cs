@@ -144,7 +144,10 @@ internal static unsafe class BlockBits
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(Half(w) * dx), Vector256.CreateScalar(Half(w + 2) * dx * x.Sum32(b)));
     }
 
-    /// <summary>How far ahead of the block being computed the dots prefetch: memory's latency at its bandwidth, about.</summary>
+    /// <summary>
+    /// How far ahead of the block being computed the dots prefetch. Measured on weights streamed from memory (1 GB of
+    /// 5632×2048 matrices in turn, 2 threads): Q4_K 13.4 GB/s without prefetch, 18.6 at 1 KiB, 24.0 at 4 KiB, 23.1 at 8 KiB.
+    /// </summary>
     public const int PrefetchDistance = 4096;
 
     /// <summary>Prefetches the cache lines of the <paramref name="bytes"/> that lie <see cref="PrefetchDistance"/> ahead of <paramref name="block"/>.</summary>
@@ -159,6 +162,67 @@ internal static unsafe class BlockBits
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Half(byte* p) => HalfTable.Values[*(ushort*)p];
+
+    /// <summary>
+    /// 8 rows of 8 32-bit words (row r at source + 32r bytes) transposed: word j of every row, rows in order, to
+    /// dst + j · <paramref name="stride"/>, with <paramref name="add"/> added to every byte on the way. Two rounds of
+    /// in-lane unpacks and one of lane swaps with AVX2, else <see cref="TransposeWordsScalar"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void TransposeWords(void* source, byte* dst, int stride, byte add = 0)
+    {
+        if (!Avx2.IsSupported)
+        {
+            TransposeWordsScalar(source, dst, stride, add);
+            return;
+        }
+        byte* rows = (byte*)source;
+        var bias = Vector256.Create(add);
+        var r0 = (Vector256.Load(rows) + bias).AsInt32();
+        var r1 = (Vector256.Load(rows + 32) + bias).AsInt32();
+        var r2 = (Vector256.Load(rows + 64) + bias).AsInt32();
+        var r3 = (Vector256.Load(rows + 96) + bias).AsInt32();
+        var r4 = (Vector256.Load(rows + 128) + bias).AsInt32();
+        var r5 = (Vector256.Load(rows + 160) + bias).AsInt32();
+        var r6 = (Vector256.Load(rows + 192) + bias).AsInt32();
+        var r7 = (Vector256.Load(rows + 224) + bias).AsInt32();
+        // Row pairs per word: words 0, 1 (4, 5 in the high lane), then 2, 3 (6, 7).
+        var t0 = Avx2.UnpackLow(r0, r1).AsInt64();
+        var t1 = Avx2.UnpackHigh(r0, r1).AsInt64();
+        var t2 = Avx2.UnpackLow(r2, r3).AsInt64();
+        var t3 = Avx2.UnpackHigh(r2, r3).AsInt64();
+        var t4 = Avx2.UnpackLow(r4, r5).AsInt64();
+        var t5 = Avx2.UnpackHigh(r4, r5).AsInt64();
+        var t6 = Avx2.UnpackLow(r6, r7).AsInt64();
+        var t7 = Avx2.UnpackHigh(r6, r7).AsInt64();
+        // Rows 0–3 (and 4–7) of one word: word j in the low lane, word j + 4 in the high lane.
+        var u0 = Avx2.UnpackLow(t0, t2);
+        var u1 = Avx2.UnpackHigh(t0, t2);
+        var u2 = Avx2.UnpackLow(t1, t3);
+        var u3 = Avx2.UnpackHigh(t1, t3);
+        var u4 = Avx2.UnpackLow(t4, t6);
+        var u5 = Avx2.UnpackHigh(t4, t6);
+        var u6 = Avx2.UnpackLow(t5, t7);
+        var u7 = Avx2.UnpackHigh(t5, t7);
+        Avx2.Permute2x128(u0, u4, 0x20).Store((long*)dst);
+        Avx2.Permute2x128(u1, u5, 0x20).Store((long*)(dst + stride));
+        Avx2.Permute2x128(u2, u6, 0x20).Store((long*)(dst + 2 * stride));
+        Avx2.Permute2x128(u3, u7, 0x20).Store((long*)(dst + 3 * stride));
+        Avx2.Permute2x128(u0, u4, 0x31).Store((long*)(dst + 4 * stride));
+        Avx2.Permute2x128(u1, u5, 0x31).Store((long*)(dst + 5 * stride));
+        Avx2.Permute2x128(u2, u6, 0x31).Store((long*)(dst + 6 * stride));
+        Avx2.Permute2x128(u3, u7, 0x31).Store((long*)(dst + 7 * stride));
+    }
+
+    /// <summary><see cref="TransposeWords"/> a byte at a time, for CPUs without AVX2 (and the tests, which compare the two).</summary>
+    internal static void TransposeWordsScalar(void* source, byte* dst, int stride, byte add = 0)
+    {
+        byte* rows = (byte*)source;
+        for (int j = 0; j < 8; j++)
+            for (int r = 0; r < 8; r++)
+                for (int b = 0; b < 4; b++)
+                    dst[j * stride + 4 * r + b] = (byte)(rows[32 * r + 4 * j + b] + add);
+    }
 
     /// <summary>The 8 bytes of <paramref name="bytes"/> (unsigned, little-endian order) as 8 int32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -167,7 +167,6 @@ internal static unsafe class BlockGemm
         byte* rowQuants = stackalloc byte[8 * UnpackedRows.PieceBytes];
         float* rowScales = stackalloc float[16 * R];
         float* rowOffsets = stackalloc float[16 * R];
-        var bias = Vector256.Create((byte)TBlock.QuantBias);
         long rowBytes = w.RowBytes;
         byte* first = w.Panel(p) + (long)(k0 / TBlock.Size) * TBlock.Bytes;
         for (int b = 0; b < kc / TBlock.Size; b++)
@@ -175,12 +174,12 @@ internal static unsafe class BlockGemm
             for (int c8 = 0; c8 < W / R; c8++)
             {
                 byte* block = first + c8 * R * rowBytes + (long)b * TBlock.Bytes;
-                for (int r = 0; r < R; r++)
-                    TBlock.Unpack(block + r * rowBytes, r, rowQuants, rowScales, rowOffsets);
+                TBlock.Unpack(block, rowBytes, rowQuants, rowScales, rowOffsets);
                 for (int s = 0; s < pieces; s++)
                 {
                     int column = b * TBlock.Size + s * UnpackedRows.PieceColumns;
-                    Transpose(rowQuants + s * UnpackedRows.PieceBytes, bias, quants + (long)column / 4 * StepBytes + 4 * R * c8);
+                    // 8 weight rows × 32 quant bytes into 8 k-steps of 8 rows × 4 bytes, made unsigned.
+                    BlockBits.TransposeWords(rowQuants + s * UnpackedRows.PieceBytes, quants + (long)column / 4 * StepBytes + 4 * R * c8, StepBytes, (byte)TBlock.QuantBias);
                     for (int j = 0; j < TBlock.GroupsPerPiece; j++)
                     {
                         var scale = Vector256.Load(rowScales + R * (s * TBlock.GroupsPerPiece + j));
@@ -192,49 +191,6 @@ internal static unsafe class BlockGemm
                 }
             }
         }
-    }
-
-    /// <summary>
-    /// 8 weight rows × 32 quant bytes (row r at rows + 32r) into 8 k-steps of 8 rows × 4 bytes (step t at dst + t ·
-    /// <see cref="StepBytes"/>), the bias added: an 8 × 8 transpose of 32-bit words.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose(byte* rows, Vector256<byte> bias, byte* dst)
-    {
-        var r0 = (Vector256.Load(rows) + bias).AsInt32();
-        var r1 = (Vector256.Load(rows + 32) + bias).AsInt32();
-        var r2 = (Vector256.Load(rows + 64) + bias).AsInt32();
-        var r3 = (Vector256.Load(rows + 96) + bias).AsInt32();
-        var r4 = (Vector256.Load(rows + 128) + bias).AsInt32();
-        var r5 = (Vector256.Load(rows + 160) + bias).AsInt32();
-        var r6 = (Vector256.Load(rows + 192) + bias).AsInt32();
-        var r7 = (Vector256.Load(rows + 224) + bias).AsInt32();
-        // Row pairs per word: words 0, 1 (4, 5 in the high lane), then 2, 3 (6, 7).
-        var t0 = Avx2.UnpackLow(r0, r1).AsInt64();
-        var t1 = Avx2.UnpackHigh(r0, r1).AsInt64();
-        var t2 = Avx2.UnpackLow(r2, r3).AsInt64();
-        var t3 = Avx2.UnpackHigh(r2, r3).AsInt64();
-        var t4 = Avx2.UnpackLow(r4, r5).AsInt64();
-        var t5 = Avx2.UnpackHigh(r4, r5).AsInt64();
-        var t6 = Avx2.UnpackLow(r6, r7).AsInt64();
-        var t7 = Avx2.UnpackHigh(r6, r7).AsInt64();
-        // Rows 0–3 (and 4–7) of one word: word i in the low lane, word i + 4 in the high lane.
-        var u0 = Avx2.UnpackLow(t0, t2);
-        var u1 = Avx2.UnpackHigh(t0, t2);
-        var u2 = Avx2.UnpackLow(t1, t3);
-        var u3 = Avx2.UnpackHigh(t1, t3);
-        var u4 = Avx2.UnpackLow(t4, t6);
-        var u5 = Avx2.UnpackHigh(t4, t6);
-        var u6 = Avx2.UnpackLow(t5, t7);
-        var u7 = Avx2.UnpackHigh(t5, t7);
-        Avx2.Permute2x128(u0, u4, 0x20).Store((long*)dst);
-        Avx2.Permute2x128(u1, u5, 0x20).Store((long*)(dst + StepBytes));
-        Avx2.Permute2x128(u2, u6, 0x20).Store((long*)(dst + 2 * StepBytes));
-        Avx2.Permute2x128(u3, u7, 0x20).Store((long*)(dst + 3 * StepBytes));
-        Avx2.Permute2x128(u0, u4, 0x31).Store((long*)(dst + 4 * StepBytes));
-        Avx2.Permute2x128(u1, u5, 0x31).Store((long*)(dst + 5 * StepBytes));
-        Avx2.Permute2x128(u2, u6, 0x31).Store((long*)(dst + 6 * StepBytes));
-        Avx2.Permute2x128(u3, u7, 0x31).Store((long*)(dst + 7 * StepBytes));
     }
 
     /// <summary>The tile's 4 x rows times the slice's 32 weight rows, added into the rows' outputs.</summary>

@@ -15,7 +15,7 @@ internal enum SimdLevel
 /// <param name="Simd">Vector width of the kernels.</param>
 /// <param name="KBlock">K block of the GEMM: a 32×512 float32 weight slice (64 KiB) stays in L2 across all row blocks.</param>
 /// <param name="MaxGemvRows">Up to this many rows the GEMV (weights read once, rows share each load) beats the GEMM.</param>
-/// <param name="Vnni">Q8_0 GEMV: use AVX-VNNI's integer dot products where the CPU has them (tests turn it off to run the portable path).</param>
+/// <param name="Vnni">Integer kernels: use AVX-VNNI's dot products where the CPU has them (tests turn it off to run the portable GEMV, or the dequantizing GEMM in place of <see cref="BlockGemm"/>).</param>
 /// <param name="X86Shuffles">Block-type GEMM: transpose the dequantized panels with AVX2 shuffles where the CPU has them (tests turn it off to run the portable path).</param>
 internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, int MaxGemvRows = 4, bool Vnni = true, bool X86Shuffles = true)
 {
@@ -29,8 +29,9 @@ internal readonly record struct GemmOptions(SimdLevel Simd, int KBlock = 512, in
 /// one 32-row weight panel (and, when panels are few, a share of the row blocks), walks it one KC block
 /// at a time, and runs the 8×32 micro-kernel over every row block against that cache-resident slice.
 /// Quantized weights: the GEMV is <see cref="QuantizedGemv"/> for Q8_0 panels and <see cref="BlockGemv"/> for the
-/// other block types (integer dot products on quantized x rows, as llama.cpp does); the GEMM dequantizes each KC
-/// slice of a panel into float32 and runs the float kernel.
+/// other block types (integer dot products on quantized x rows, as llama.cpp does). The GEMM on the other block types
+/// is <see cref="BlockGemm"/>, integer too, where the CPU has AVX-VNNI; on Q8_0, and without AVX-VNNI, it dequantizes
+/// each KC slice of a panel into float32 and runs the float kernel.
 /// </remarks>
 public static unsafe class Gemm
 {

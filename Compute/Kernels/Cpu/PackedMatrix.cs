@@ -36,6 +36,14 @@ public sealed unsafe class PackedMatrix
             _panels = (byte*)(((nuint)p + 63) & ~(nuint)63);
     }
 
+    /// <summary>Another matrix with the same contents in memory of its own (the kernel benchmark streams copies from memory).</summary>
+    internal PackedMatrix Copy()
+    {
+        var copy = new PackedMatrix(Rows, Cols, StorageType);
+        Buffer.MemoryCopy(_panels, copy._panels, Panels * PanelBytes, Panels * PanelBytes);
+        return copy;
+    }
+
     public int Rows { get; }
     public int Cols { get; }
     public TensorDType StorageType { get; }

@@ -5,7 +5,10 @@ using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Kernels.Cpu;
 
-/// <summary>The GEMM's view of a matrix that <see cref="PackedMatrix.HoldsRowBlocks"/>: panel slices dequantized to float32.</summary>
+/// <summary>
+/// The float32 GEMM's view of a matrix that <see cref="PackedMatrix.HoldsRowBlocks"/>: panel slices dequantized to float32.
+/// Where the CPU has AVX-VNNI the GEMM on these types is <see cref="BlockGemm"/> instead, which unpacks to bytes.
+/// </summary>
 /// <remarks>
 /// The slice is column-major ([kc][32]) and the blocks are row-major, so dequantizing is also a transpose. The vector
 /// paths take 8 rows at a time, one block at a time: each row's block is unpacked to signed byte quants
@@ -80,8 +83,7 @@ internal static unsafe class RowBlockPanels
             for (int g = 0; g < W / Rows; g++)
             {
                 byte* block = first + g * Rows * rowBytes + (long)b * TBlock.Bytes;
-                for (int r = 0; r < Rows; r++)
-                    TBlock.Unpack(block + r * rowBytes, r, quants, scales, offsets);
+                TBlock.Unpack(block, rowBytes, quants, scales, offsets);
                 float* dst = slice + (long)b * TBlock.Size * W + g * Rows;
                 for (int s = 0; s < pieces; s++, dst += UnpackedRows.PieceColumns * W)
                 {

@@ -29,6 +29,7 @@ public sealed class KernelBenchmarkTests
         Assert.Contains(result.Gemv, g => g.Storage == "f16");
         Assert.Contains(result.Gemv, g => g.Storage == "q8_0");
         Assert.Contains(result.Gemv, g => g.Storage == "q4_k");
+        Assert.Contains(result.Gemv, g => g.FromMemory);
 
         string json = JsonSerializer.Serialize(result, KernelBenchmarkJsonContext.Default.KernelBenchmarkResult);
         using var doc = JsonDocument.Parse(json);

@@ -85,6 +85,28 @@ public sealed unsafe class RowBlockPanelsTests
     }
 
     [Fact]
+    public void The_word_transpose_matches_the_byte_by_byte_one_with_and_without_a_bias()
+    {
+        var rng = new Random(17);
+        var source = new byte[256];
+        rng.NextBytes(source);
+        foreach (byte add in new byte[] { 0, 32, 200 })
+            foreach (int stride in new[] { 32, 128 })
+            {
+                var vector = new byte[8 * stride];
+                var scalar = new byte[8 * stride];
+                fixed (byte* s = source, v = vector, c = scalar)
+                {
+                    BlockBits.TransposeWords(s, v, stride, add);
+                    BlockBits.TransposeWordsScalar(s, c, stride, add);
+                }
+                Assert.Equal(scalar, vector);
+                // Word 5 of row 3 went to row 3's word of step 5, its bytes raised by the bias.
+                Assert.Equal((byte)(source[32 * 3 + 4 * 5 + 2] + add), scalar[5 * stride + 4 * 3 + 2]);
+            }
+    }
+
+    [Fact]
     public void A_matrix_that_does_not_hold_row_blocks_is_refused_with_its_type()
     {
         var packed = PackedMatrix.Pack(new float[W * 32], W, 32, TensorDType.Q8_0);
