@@ -7,19 +7,23 @@ namespace FtpCluster.Compute.Kernels.Cpu;
 
 /// <summary>
 /// y[m, n] = x[m, k] · wᵀ for many rows (prefill) on weights kept as llama.cpp's row-major blocks, the way llama.cpp
-/// computes it: x quantized to int8 per 32 values (as Q8_0), each K slice of a weight panel unpacked to unsigned byte
-/// quants, integer dot products with AVX-VNNI, and the integer sums scaled in float32 once per scale group.
+/// computes it: x quantized to int8 per block (Q8_0's 32 values for the 32-element types, Q8_K's 256 for the k-quants,
+/// as the GEMV does), each K slice of a weight panel unpacked to unsigned byte quants, integer dot products with AVX-VNNI,
+/// and the integer sums scaled in float32 once per scale group.
 /// </summary>
 /// <remarks>
 /// Every block type is scale · q + offset per scale group of 32 values of a row (Q6_K: 16; see <see cref="IBlockUnpack"/>),
-/// so with x ≈ d_x · q_x per 32 values,
-///   y[i, j] = Σ over groups of (scale_j · d_x,i) · Σ q_w · q_x + (offset_j · d_x,i) · Σ q_x.
+/// so with x ≈ d_x · q_x,
+///   y[i, j] = Σ over groups of (scale_j · Σ q_w · q_x + offset_j · Σ q_x) · d_x,i.
 /// The slice holds the quants in the order vpdpbusd reads them (per 4 columns of k, 32 weight rows × 4 bytes, as
 /// <see cref="Q8Panels"/>' groups): one 256-bit load covers 8 output columns, one broadcast 4 x quants. The micro-kernel
 /// takes 4 x rows × 32 output columns, 16 int32 accumulators (AVX-VNNI in its EVEX form reaches 32 vector registers), and
-/// flushes them into float32 at the end of each scale group. A vpdpbusd makes 32 multiply-adds where a float32 FMA makes 8
-/// (16 at 512 bits), and unpacking to bytes stores a quarter of what dequantizing to float32 does, so this runs well ahead
-/// of the float32 GEMM that <see cref="RowBlockPanels"/> feeds, which stays the path without AVX-VNNI.
+/// flushes them into float32 at the end of each scale group. The flush shares ports with vpdpbusd, so it is kept short:
+/// with a d_x per super-block the k-quants' groups add into a partial sum that d_x multiplies once per super-block (a
+/// conversion and two FMAs per accumulator and group, where a d_x per group needs a multiply more; Q6_K's groups of 16
+/// ran 18–20% faster, Q4_K's 3–7%). A vpdpbusd makes 32 multiply-adds where a float32 FMA makes 8 (16 at 512 bits), and
+/// unpacking to bytes stores a quarter of what dequantizing to float32 does, so this runs well ahead of the float32 GEMM
+/// that <see cref="RowBlockPanels"/> feeds, which stays the path without AVX-VNNI.
 /// </remarks>
 internal static unsafe class BlockGemm
 {
@@ -52,10 +56,11 @@ internal static unsafe class BlockGemm
         where TBlock : IBlockUnpack
     {
         int k = w.Cols, group = Group<TBlock>(), groups = k / group;
-        var activations = new QuantizedActivations(x, m, k, Q8Block.Size, pool);
-        // Per x row and scale group, the two factors of the flush: d_x, and d_x · Σ q_x (what the offsets multiply).
+        // x blocks as the GEMV's: Q8_0's 32 for the 32-element types, Q8_K's 256 for the k-quants (see the remarks).
+        int xBlock = TBlock.Size == SuperBlocks.Size ? SuperBlocks.Size : Q8Block.Size;
+        var activations = new QuantizedActivations(x, m, k, xBlock, pool);
         float* factors = Scratch.Current.Get(Scratch.PackedX, 2L * m * groups);
-        pool.For(m, new FactorsBody(activations, group, groups, factors));
+        pool.For(m, new FactorsBody(activations, group, groups, xBlock, factors));
 
         int rowBlocks = (m + Rows - 1) / Rows;
         // As the float32 GEMM splits: enough tasks for the threads to balance, a panel each while panels are many.
@@ -67,7 +72,11 @@ internal static unsafe class BlockGemm
         pool.For(w.Panels * rowChunks, new Body<TBlock>(activations, factors, m, w, y, rowBlocks, rowChunks, blocksPerChunk, kBlock));
     }
 
-    private readonly struct FactorsBody(QuantizedActivations x, int group, int groups, float* factors) : IForBody
+    /// <summary>
+    /// Per x row and scale group, the two factors of the flush: d_x, and what the offsets multiply: d_x · Σ q_x where x
+    /// has a scale per group, Σ q_x where it has one per super-block (d_x then multiplies once per super-block).
+    /// </summary>
+    private readonly struct FactorsBody(QuantizedActivations x, int group, int groups, int xBlock, float* factors) : IForBody
     {
         public void Invoke(int r)
         {
@@ -75,9 +84,10 @@ internal static unsafe class BlockGemm
             float* f = factors + 2L * r * groups;
             for (int g = 0; g < groups; g++)
             {
-                float dx = row.Scales[g * group / Q8Block.Size];
+                float dx = row.Scales[g * group / xBlock];
+                float sum = group == Q8Block.Size ? row.Sums32[g] : row.Sums[g];
                 f[2 * g] = dx;
-                f[2 * g + 1] = dx * (group == Q8Block.Size ? row.Sums32[g] : row.Sums[g]);
+                f[2 * g + 1] = xBlock == group ? dx * sum : sum;
             }
         }
     }
@@ -108,11 +118,15 @@ internal static unsafe class BlockGemm
             int firstRow = block0 * Rows, rows = (block1 - block0) * Rows;
             float* sums = scratch.Get(Scratch.Tile, (long)rows * W);
             new Span<float>(sums, rows * W).Clear();
+            // A tile's sums over the groups of one x super-block, before its d_x (x with a scale per super-block only).
+            float* partial = stackalloc float[Rows * W];
+            new Span<float>(partial, Rows * W).Clear();
 
             for (int k0 = 0; k0 < k; k0 += kBlock)
             {
                 int kc = Math.Min(kBlock, k - k0);
                 Unpack<TBlock>(w, p, k0, kc, quants, scales, offsets);
+                int groupsPerX = x.BlockSize / group;
                 for (int b = block0; b < block1; b++)
                 {
                     int r0 = b * Rows;
@@ -120,7 +134,7 @@ internal static unsafe class BlockGemm
                         Quants(r0, k0), Quants(r0 + 1, k0), Quants(r0 + 2, k0), Quants(r0 + 3, k0),
                         Factors(r0, k0, group, groups), Factors(r0 + 1, k0, group, groups), Factors(r0 + 2, k0, group, groups), Factors(r0 + 3, k0, group, groups),
                         Sums(r0), Sums(r0 + 1), Sums(r0 + 2), Sums(r0 + 3));
-                    Tile(tile, quants, scales, offsets, kc, group);
+                    Tile(tile, quants, scales, offsets, kc, group, groupsPerX, partial);
                 }
             }
 
@@ -195,7 +209,7 @@ internal static unsafe class BlockGemm
 
     /// <summary>The tile's 4 x rows times the slice's 32 weight rows, added into the rows' outputs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile(in TileRows rows, byte* quants, float* scales, float* offsets, int kc, int group)
+    private static void Tile(in TileRows rows, byte* quants, float* scales, float* offsets, int kc, int group, int groupsPerX, float* partial)
     {
         sbyte* x0 = rows.X0, x1 = rows.X1, x2 = rows.X2, x3 = rows.X3;
         int steps = group / 4;
@@ -233,10 +247,56 @@ internal static unsafe class BlockGemm
                 a33 = AvxVnni.MultiplyWideningAndAdd(a33, w3, b);
             }
             float* s = scales + g * W, o = offsets + g * W;
-            Flush(rows.C0, s, o, rows.F0 + 2 * g, a00, a01, a02, a03);
-            Flush(rows.C1, s, o, rows.F1 + 2 * g, a10, a11, a12, a13);
-            Flush(rows.C2, s, o, rows.F2 + 2 * g, a20, a21, a22, a23);
-            Flush(rows.C3, s, o, rows.F3 + 2 * g, a30, a31, a32, a33);
+            if (groupsPerX == 1)
+            {
+                Flush(rows.C0, s, o, rows.F0 + 2 * g, a00, a01, a02, a03);
+                Flush(rows.C1, s, o, rows.F1 + 2 * g, a10, a11, a12, a13);
+                Flush(rows.C2, s, o, rows.F2 + 2 * g, a20, a21, a22, a23);
+                Flush(rows.C3, s, o, rows.F3 + 2 * g, a30, a31, a32, a33);
+                continue;
+            }
+            Gather(partial, s, o, rows.F0[2 * g + 1], a00, a01, a02, a03);
+            Gather(partial + W, s, o, rows.F1[2 * g + 1], a10, a11, a12, a13);
+            Gather(partial + 2 * W, s, o, rows.F2[2 * g + 1], a20, a21, a22, a23);
+            Gather(partial + 3 * W, s, o, rows.F3[2 * g + 1], a30, a31, a32, a33);
+            if ((g + 1) % groupsPerX == 0)
+            {
+                Settle(rows.C0, partial, rows.F0[2 * g]);
+                Settle(rows.C1, partial + W, rows.F1[2 * g]);
+                Settle(rows.C2, partial + 2 * W, rows.F2[2 * g]);
+                Settle(rows.C3, partial + 3 * W, rows.F3[2 * g]);
+            }
+        }
+    }
+
+    /// <summary>One x row's 32 integer sums of a group into its super-block partial: p += sum · scale + offset · Σ q_x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Gather(float* p, float* scales, float* offsets, float xSum,
+        Vector256<int> s0, Vector256<int> s8, Vector256<int> s16, Vector256<int> s24)
+    {
+        var sum = Vector256.Create(xSum);
+        Gather(p, scales, offsets, sum, s0);
+        Gather(p + 8, scales + 8, offsets + 8, sum, s8);
+        Gather(p + 16, scales + 16, offsets + 16, sum, s16);
+        Gather(p + 24, scales + 24, offsets + 24, sum, s24);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Gather(float* p, float* scales, float* offsets, Vector256<float> xSum, Vector256<int> sum)
+    {
+        var withOffset = Vector256.FusedMultiplyAdd(Vector256.Load(offsets), xSum, Vector256.Load(p));
+        Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Load(scales), withOffset).Store(p);
+    }
+
+    /// <summary>A finished super-block's partial times d_x into the row's outputs (c += p · d_x), and the partial cleared.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Settle(float* c, float* p, float dx)
+    {
+        var d = Vector256.Create(dx);
+        for (int i = 0; i < W; i += 8)
+        {
+            Vector256.FusedMultiplyAdd(Vector256.Load(p + i), d, Vector256.Load(c + i)).Store(c + i);
+            Vector256<float>.Zero.Store(p + i);
         }
     }
 

@@ -108,7 +108,7 @@ public sealed class IlgpuQuantizedMatMulTests(IlgpuFixture fixture) : IClassFixt
 /// Tolerances. Both devices hold the same blocks (the same host codecs quantize them). On Q8_0 the prefill of both
 /// multiplies float32 activations by the dequantized weights (the CPU's GEMM does, for more than four rows), so the logits
 /// agree to float32 rounding as the unquantized models do: 1e-5 (measured about 1e-6). On the other block types the CPU's
-/// prefill GEMM, with AVX-VNNI, quantizes the activations to int8 per 32 values as its GEMV does (<see cref="BlockGemm"/>),
+/// prefill GEMM, with AVX-VNNI, quantizes the activations to int8 per block as its GEMV does (<see cref="BlockGemm"/>),
 /// so Q4_K's prefill is held to the decode rows' bound below (measured 1.8e-2). Decode rows go through the CPU's GEMV, which
 /// quantizes the activations to int8 per block (blocks of 32 against Q8_0 and the 32-element types, of 256 against the
 /// k-quants, as llama.cpp does); the ILGPU GEMV multiplies float32 activations. Each activation moves by up to

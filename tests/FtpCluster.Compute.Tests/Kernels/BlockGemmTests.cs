@@ -91,8 +91,8 @@ public sealed class BlockGemmTests
     }
 
     /// <summary>
-    /// The integer GEMM (AVX-VNNI) quantizes x per 32 values as Q8_0, so it is held to the product of those quants with the
-    /// dequantized weights as the GEMV is; row counts that are not whole 4-row tiles, partial panels, several K slices,
+    /// The integer GEMM (AVX-VNNI) quantizes x per block as the GEMV does (Q8_0's 32 values, Q8_K's 256 for the k-quants),
+    /// so it is held to the product of those quants with the dequantized weights as the GEMV is; row counts that are not whole 4-row tiles, partial panels, several K slices,
     /// and both thread counts.
     /// </summary>
     [VnniTheory]
@@ -109,7 +109,7 @@ public sealed class BlockGemmTests
                 var x = KernelTestData.RandomArray(rng, m * k);
                 var packed = PackedMatrix.Pack(KernelTestData.RandomArray(rng, n * k), n, k, type);
                 var weights = Dequantized(packed);
-                var quantizedX = QuantizedX(x, m, k, Q8Block.Size);
+                var quantizedX = QuantizedX(x, m, k, type.IsSuperBlock() ? SuperBlocks.Size : Q8Block.Size);
                 foreach (int kBlock in new[] { 1, 300, 512 })
                 {
                     var y = KernelTestData.Multiply(x, m, packed, GemmOptions.Default with { KBlock = kBlock }, pool);
