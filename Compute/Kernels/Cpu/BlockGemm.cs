@@ -121,12 +121,12 @@ internal static unsafe class BlockGemm
             // A tile's sums over the groups of one x super-block, before its d_x (x with a scale per super-block only).
             float* partial = stackalloc float[Rows * W];
             new Span<float>(partial, Rows * W).Clear();
+            int groupsPerX = x.BlockSize / group;
 
             for (int k0 = 0; k0 < k; k0 += kBlock)
             {
                 int kc = Math.Min(kBlock, k - k0);
                 Unpack<TBlock>(w, p, k0, kc, quants, scales, offsets);
-                int groupsPerX = x.BlockSize / group;
                 for (int b = block0; b < block1; b++)
                 {
                     int r0 = b * Rows;
