@@ -63,11 +63,7 @@ internal static unsafe class BlockGemm
         pool.For(m, new FactorsBody(activations, group, groups, xBlock, factors));
 
         int rowBlocks = (m + Rows - 1) / Rows;
-        // As the float32 GEMM splits: enough tasks for the threads to balance, a panel each while panels are many.
-        int wanted = 4 * pool.Threads;
-        int rowChunks = w.Panels >= wanted ? 1 : Math.Min(rowBlocks, (wanted + w.Panels - 1) / w.Panels);
-        int blocksPerChunk = (rowBlocks + rowChunks - 1) / rowChunks;
-        rowChunks = (rowBlocks + blocksPerChunk - 1) / blocksPerChunk;
+        var (rowChunks, blocksPerChunk) = Gemm.SplitRowBlocks(w.Panels, rowBlocks, pool.Threads);
         int kBlock = (options.KBlock + TBlock.Size - 1) / TBlock.Size * TBlock.Size;
         pool.For(w.Panels * rowChunks, new Body<TBlock>(activations, factors, m, w, y, rowBlocks, rowChunks, blocksPerChunk, kBlock));
     }

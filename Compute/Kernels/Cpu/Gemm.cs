@@ -91,12 +91,20 @@ public static unsafe class Gemm
         float* packedX = Scratch.Current.Get(Scratch.PackedX, (long)rowBlocks * MicroKernel.Rows * k);
         pool.For(rowBlocks, new PackXBody(x, m, k, packedX));
 
-        // Enough tasks for the threads to balance even when some core is busy with something else.
-        int wanted = 4 * pool.Threads;
-        int rowChunks = w.Panels >= wanted ? 1 : Math.Min(rowBlocks, (wanted + w.Panels - 1) / w.Panels);
-        int blocksPerChunk = (rowBlocks + rowChunks - 1) / rowChunks;
-        rowChunks = (rowBlocks + blocksPerChunk - 1) / blocksPerChunk;
+        var (rowChunks, blocksPerChunk) = SplitRowBlocks(w.Panels, rowBlocks, pool.Threads);
         pool.For(w.Panels * rowChunks, new GemmBody<TFormat>(packedX, m, w, y, rowBlocks, rowChunks, blocksPerChunk, options.KBlock, options.Simd, options.X86Shuffles));
+    }
+
+    /// <summary>
+    /// How a GEMM's tasks split the work: a panel each, and, when panels are fewer than four per thread, each panel's row
+    /// blocks in chunks too: enough tasks for the threads to balance even when some core is busy with something else.
+    /// </summary>
+    internal static (int RowChunks, int BlocksPerChunk) SplitRowBlocks(int panels, int rowBlocks, int threads)
+    {
+        int wanted = 4 * threads;
+        int rowChunks = panels >= wanted ? 1 : Math.Min(rowBlocks, (wanted + panels - 1) / panels);
+        int blocksPerChunk = (rowBlocks + rowChunks - 1) / rowChunks;
+        return ((rowBlocks + blocksPerChunk - 1) / blocksPerChunk, blocksPerChunk);
     }
 
     /// <summary>x rows into 8-row blocks, k-major ([k][8]), zero rows past m: the micro-kernel reads it sequentially.</summary>
