@@ -34,6 +34,12 @@ public static class InputFileLimits
     /// </summary>
     public static readonly TimeSpan RegexMatchTimeout = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// The longest pre-tokenizer pattern a file may give, in characters (real ones, GPT-4o's included, are under
+    /// 1000): building a regex costs memory quadratic in the length of its literals, 5 MB at this bound.
+    /// </summary>
+    public const int PatternChars = 4096;
+
     /// <summary>A regex over a pattern taken from a file, with <see cref="RegexMatchTimeout"/>.</summary>
     public static Regex FilePattern(string pattern) => new(pattern, RegexOptions.CultureInvariant, RegexMatchTimeout);
 

@@ -191,10 +191,14 @@ public sealed class GgufTokenizer : ITokenizer
         return new GgufTokenizer(source, vocabulary, tokenizer, bosId, addBos, vocabulary.EosId ?? -1, vocabulary.AddEos ?? false);
     }
 
-    /// <summary>Each merge "left right" (split at the first space after the first character, as llama.cpp splits it), checked against the vocabulary.</summary>
+    /// <summary>
+    /// Each merge "left right" (split at the first space after the first character, as llama.cpp splits it), checked
+    /// against the vocabulary. A pair given twice keeps its first rank, as llama.cpp's rank map does.
+    /// </summary>
     private static List<string> ReadMerges(string source, IReadOnlyList<string> merges, Dictionary<string, int> vocab)
     {
         var checkedMerges = new List<string>(merges.Count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < merges.Count; i++)
         {
             string merge = merges[i];
@@ -208,7 +212,8 @@ public sealed class GgufTokenizer : ITokenizer
                     throw new ModelFormatException(source, null,
                         $"'{GgufVocabulary.MergesKey}'[{i}] (\"{left}\" \"{right}\") uses \"{part}\", which is not in '{GgufVocabulary.TokensKey}'");
             }
-            checkedMerges.Add(merge);
+            if (seen.Add(merge))
+                checkedMerges.Add(merge);
         }
         return checkedMerges;
     }

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.RegularExpressions;
 using FtpCluster.Compute.Models;
 using Microsoft.ML.Tokenizers;
 
@@ -35,7 +34,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
     private readonly string?[] _tokenOfId;
     private readonly Dictionary<int, AddedToken> _addedTokenOfId;
     private readonly Dictionary<string, AddedToken> _addedTokenOfContent;
-    private readonly Regex? _addedTokenPattern;
+    private readonly AddedTokenMatcher? _addedTokenMatcher;
     private readonly List<NormalizationForm> _normalizations;
     private readonly List<PreTokenizerStep> _preTokenizerSteps;
     private readonly bool _ignoreMerges;
@@ -68,11 +67,7 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
         foreach (var (id, token) in _addedTokenOfId)
             _tokenOfId[id] = token.Content;
         if (_addedTokenOfContent.Count > 0)
-        {
-            // Longest first, so that a token that is a prefix of another does not win at the same position.
-            var alternatives = _addedTokenOfContent.Keys.OrderByDescending(c => c.Length).Select(Regex.Escape);
-            _addedTokenPattern = new Regex(string.Join('|', alternatives), RegexOptions.CultureInvariant);
-        }
+            _addedTokenMatcher = new AddedTokenMatcher(_addedTokenOfContent);
         foreach (int id in new[] { BosId, EosId })
         {
             if (id >= VocabSize || (id >= 0 && _tokenOfId[id] is null))
@@ -103,14 +98,11 @@ public sealed class HuggingFaceBpeTokenizer : ITokenizer
         if (addBos && BosId >= 0)
             ids.Add(BosId);
         int start = 0;
-        if (_addedTokenPattern is not null)
+        while (_addedTokenMatcher?.FindFirst(text.AsSpan(start)) is { } match)
         {
-            foreach (Match match in _addedTokenPattern.Matches(text))
-            {
-                EncodeOrdinaryText(text[start..match.Index], ids);
-                ids.Add(_addedTokenOfContent[match.Value].Id);
-                start = match.Index + match.Length;
-            }
+            EncodeOrdinaryText(text.Substring(start, match.Index), ids);
+            ids.Add(match.Token.Id);
+            start += match.Index + match.Token.Content.Length;
         }
         EncodeOrdinaryText(text[start..], ids);
         return ids.ToArray();

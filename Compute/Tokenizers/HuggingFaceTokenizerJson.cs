@@ -210,7 +210,11 @@ internal static class HuggingFaceTokenizerJson
                 merges.Add($"{left} {right}");
                 index++;
             }
-            return merges;
+            // A pair given twice takes its last rank, as Hugging Face's merge map does (the library refuses repeats).
+            var lastRankOf = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int rank = 0; rank < merges.Count; rank++)
+                lastRankOf[merges[rank]] = rank;
+            return lastRankOf.Count == merges.Count ? merges : [.. merges.Where((merge, rank) => lastRankOf[merge] == rank)];
         }
 
         /// <summary>A merge as the string "left right" (older files) or the array ["left", "right"] (newer files).</summary>
@@ -313,6 +317,9 @@ internal static class HuggingFaceTokenizerJson
 
         private Regex Compile(string pattern, string where)
         {
+            // Building a regex costs memory quadratic in a literal's length (a 45 000-character pattern took 580 MB).
+            if (pattern.Length > InputFileLimits.PatternChars)
+                throw Problem($"{where}.pattern is {pattern.Length} characters (escaped), more than the {InputFileLimits.PatternChars} a pre-tokenizer pattern may have");
             try
             {
                 return InputFileLimits.FilePattern(pattern);

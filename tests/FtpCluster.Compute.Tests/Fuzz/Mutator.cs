@@ -112,6 +112,8 @@ internal static class Mutator
         }
     }
 
+    private const int MaxLengthenedChars = 1 << 20;
+
     private static void MutateLeaf(JsonNode leaf, Random random)
     {
         var kind = leaf.GetValueKind();
@@ -124,7 +126,11 @@ internal static class Mutator
             case 0 when kind == JsonValueKind.String:
             case 1 when kind == JsonValueKind.String:
                 string text = leaf.GetValue<string>();
-                leaf.ReplaceWith(JsonValue.Create(string.Concat(Enumerable.Repeat(text.Length == 0 ? "x" : text, random.Next(2, 2000)))));
+                if (text.Length == 0)
+                    text = "x";
+                // At most a million characters: a string lengthened twice in one mutant overflowed string.Concat.
+                int times = Math.Min(random.Next(2, 2000), Math.Max(2, MaxLengthenedChars / text.Length));
+                leaf.ReplaceWith(JsonValue.Create(string.Concat(Enumerable.Repeat(text, times))));
                 break;
             case 2:
                 JsonNode?[] others = [null, JsonValue.Create(true), JsonValue.Create("s"), new JsonArray(), new JsonObject(), JsonValue.Create(-1)];

@@ -123,6 +123,19 @@ public sealed class GgufTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void A_merge_given_twice_keeps_its_first_rank_as_llama_cpps_rank_map_does()
+    {
+        var vocabulary = ByteLevelBpeFixture.Create("gpt-2").ToGguf();
+        IReadOnlyList<string> merges = vocabulary.Merges!;
+        var expected = TokenizerLoader.Load(WriteGguf(vocabulary));
+        // Every merge again, last rank first: a later rank for each would change which pairs merge first.
+        var repeated = TokenizerLoader.Load(WriteGguf(vocabulary with { Merges = [.. merges, .. merges.Reverse()] }));
+
+        foreach (string text in Texts)
+            Assert.Equal(expected.Encode(text), repeated.Encode(text));
+    }
+
+    [Fact]
     public void Llama3_layout_adds_bos_by_default_and_takes_vocabulary_words_whole()
     {
         var fixture = ByteLevelBpeFixture.Create("llama3");

@@ -145,6 +145,66 @@ public sealed class HuggingFaceBpeTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void Added_tokens_match_leftmost_first_and_longest_at_one_position()
+    {
+        var json = SmolLM2Style();
+        // "<think>" is a prefix of "<think>x"; "k>x" starts inside it, later than both.
+        json["added_tokens"]!.AsArray().Add(AddedToken(304, "<think>x", special: false));
+        json["added_tokens"]!.AsArray().Add(AddedToken(305, "k>x", special: false));
+        var tokenizer = Load(json);
+
+        Assert.Equal([304, 116, 303, 257], tokenizer.Encode("<think>xt<think>he"));
+        Assert.Equal([303, 305], tokenizer.Encode("<think>k>x"));
+    }
+
+    [Fact]
+    public void A_merge_given_twice_takes_its_last_rank_as_hugging_faces_merge_map_does()
+    {
+        var json = Gpt2Style();
+        var tokenizer = Load(json);
+        ((JsonArray)json["model"]!["merges"]!).Add("l l");
+        var repeated = Load(json);
+
+        // "l l" (rank 3) merges before "e l" (rank 4); repeated at rank 8, it comes after.
+        Assert.Equal([101, 259], tokenizer.Encode("ell", addBos: false));
+        Assert.Equal([260, 108], repeated.Encode("ell", addBos: false));
+    }
+
+    [Fact]
+    public void A_long_added_token_costs_memory_linear_in_its_length()
+    {
+        // A regex alternation of the added tokens allocated 580 MB to build for this one (a fuzz finding).
+        string longToken = string.Concat(Enumerable.Repeat("<|im_end|>", 3800));
+        var json = SmolLM2Style();
+        json["added_tokens"]!.AsArray().Add(AddedToken(304, longToken, special: false));
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var tokenizer = Load(json);
+        int[] ids = tokenizer.Encode("the" + longToken + "<|endoftext|>");
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal([116, 257, 304, EndOfText], ids);
+        Assert.True(allocated < 16 << 20, $"loading and encoding allocated {allocated} bytes");
+    }
+
+    [Fact]
+    public void A_pre_tokenizer_pattern_past_its_length_limit_is_refused()
+    {
+        var json = SmolLM2Style();
+        json["pre_tokenizer"] = new JsonObject
+        {
+            ["type"] = "Sequence",
+            ["pretokenizers"] = new JsonArray(
+                new JsonObject { ["type"] = "Split", ["pattern"] = new JsonObject { ["String"] = string.Concat(Enumerable.Repeat("<|x|>", 1000)) }, ["behavior"] = "Isolated", ["invert"] = false },
+                new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = true, ["use_regex"] = true }),
+        };
+
+        var error = Assert.Throws<ModelFormatException>(() => Load(json));
+
+        Assert.Contains($"pre_tokenizer.pretokenizers[0].pattern is 7000 characters (escaped), more than the {InputFileLimits.PatternChars}", error.Message);
+    }
+
+    [Fact]
     public void Add_prefix_space_gives_the_first_word_a_space()
     {
         var tokenizer = Load(Gpt2Style(addPrefixSpace: true));
