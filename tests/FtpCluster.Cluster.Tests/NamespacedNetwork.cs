@@ -51,6 +51,7 @@ public sealed partial class NamespacedNetwork : IDisposable
     private const int FirstNodeHost = 10;
 
     private static int s_networksCreated;
+    private static readonly Lock s_subnetChoice = new();
 
     private readonly List<string> _namespaces = [];
     private string? _hostInterface;
@@ -88,7 +89,6 @@ public sealed partial class NamespacedNetwork : IDisposable
 
     private void Build(IReadOnlyList<string> nodeNames)
     {
-        string subnet = FreeSubnet();
         string switchNamespace = AddNamespace("sw");
         IpCommand.Run("-n", switchNamespace, "link", "add", Bridge, "type", "bridge");
         IpCommand.Run("-n", switchNamespace, "link", "set", Bridge, "addrgenmode", "none", "up");
@@ -96,8 +96,15 @@ public sealed partial class NamespacedNetwork : IDisposable
         // The root namespace's leg: the test's client reaches the nodes through it.
         IpCommand.Run("link", "add", Name, "type", "veth", "peer", "name", BridgeHostPort, "netns", switchNamespace);
         _hostInterface = Name;
-        HostAddress = IPAddress.Parse($"{subnet}.1");
-        IpCommand.Run("addr", "add", $"{HostAddress}/24", "dev", Name);
+        string subnet;
+        // Two networks built at once in this process would otherwise both find the same subnet free, and the
+        // root namespace would route one network's traffic into the other.
+        lock (s_subnetChoice)
+        {
+            subnet = FreeSubnet();
+            HostAddress = IPAddress.Parse($"{subnet}.1");
+            IpCommand.Run("addr", "add", $"{HostAddress}/24", "dev", Name);
+        }
         IpCommand.Run("link", "set", Name, "addrgenmode", "none", "up");
         IpCommand.Run("-n", switchNamespace, "link", "set", BridgeHostPort, "master", Bridge, "addrgenmode", "none", "up");
 
@@ -135,6 +142,37 @@ public sealed partial class NamespacedNetwork : IDisposable
         var rx = stats.GetProperty("rx");
         return new InterfaceCounters(tx.GetProperty("bytes").GetInt64(), tx.GetProperty("packets").GetInt64(),
             rx.GetProperty("bytes").GetInt64(), rx.GetProperty("packets").GetInt64());
+    }
+
+    /// <summary>
+    /// What the kernel says of the network: the root leg's routes and every namespace's links, addresses, routes and
+    /// neighbours. For a failure's message, where a partition that did not heal must be told from a silo that did not
+    /// reconnect.
+    /// </summary>
+    public string Describe()
+    {
+        var text = new System.Text.StringBuilder();
+        void Add(string title, params string[] args)
+        {
+            text.Append("$ ip ").AppendJoin(' ', args).Append("  # ").AppendLine(title);
+            try
+            {
+                text.AppendLine(IpCommand.Run(args).TrimEnd());
+            }
+            catch (InvalidOperationException e)
+            {
+                text.AppendLine(e.Message);
+            }
+        }
+        Add("root routes to the network", "route", "show", "dev", _hostInterface ?? "lo");
+        foreach (string space in _namespaces)
+        {
+            Add(space, "-n", space, "-br", "link");
+            Add(space, "-n", space, "-br", "addr");
+            Add(space, "-n", space, "route");
+            Add(space, "-n", space, "neigh");
+        }
+        return text.ToString();
     }
 
     /// <summary>Every node's counters, by node name.</summary>

@@ -153,8 +153,39 @@ public sealed class ChaosCluster : IDisposable
             catch (Exception e) when (ClusterFailures.IsSiloLoss(e))
             {
             }
-            Assert.True(DateTime.UtcNow < deadline, $"node {node} is not active a minute after its partition healed:{Environment.NewLine}{_silos[node].Output}");
+            Assert.True(DateTime.UtcNow < deadline,
+                $"node {node} is not active a minute after its partition healed:{Environment.NewLine}{_silos[node].Output}{Environment.NewLine}" +
+                $"{RedisFrom(node)}{Environment.NewLine}{_network?.Describe()}");
             await Task.Delay(200);
+        }
+    }
+
+    /// <summary>
+    /// What a new redis-cli in the node's namespace gets from Redis: PONG when the network healed, so that a silo still
+    /// failing to reach Redis has a client that did not reconnect.
+    /// </summary>
+    private string RedisFrom(string node)
+    {
+        string[] hostAndPort = Redis.ConnectionString.Split(',')[0].Split(':');
+        var start = new ProcessStartInfo(IpCommand.Executable ?? "ip")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in (string[])["netns", "exec", Namespace(node), "timeout", "3", "redis-cli", "-h", hostAndPort[0], "-p", hostAndPort[1], "ping"])
+            start.ArgumentList.Add(arg);
+        try
+        {
+            using var process = Process.Start(start)!;
+            var error = process.StandardError.ReadToEndAsync();
+            string output = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            return $"redis-cli ping from {node}'s namespace: exit code {process.ExitCode}, {output.Trim()} {error.Result.Trim()}";
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return $"redis-cli ping from {node}'s namespace could not run: {e.Message}";
         }
     }
 
