@@ -357,8 +357,17 @@ public sealed class IlgpuDevice : IComputeDevice
         if (nq == 0)
             return;
         bool wantKeyAttention = !keyAttention.IsEmpty;
+        float scale = 1f / MathF.Sqrt(headDim);
+        var whole = new AttentionShape(nq, nk, heads, kvHeads, headDim, scale);
         lock (_gate)
         {
+            // Without totals no weight needs keeping: the tiled kernel takes every query in one launch.
+            if (!wantKeyAttention && _kernels.FitsTiledAttention(whole))
+            {
+                _kernels.TiledAttention(View(q), View(queryPositions), View(keys), View(values), View(keyPositions),
+                    View(output), whole);
+                return;
+            }
             var qView = View(q);
             var outView = View(output);
             var totals = wantKeyAttention ? View(keyAttention).SubView(0, nk) : default;
@@ -369,7 +378,7 @@ public sealed class IlgpuDevice : IComputeDevice
             for (int start = 0; start < nq; start += chunk)
             {
                 int count = Math.Min(chunk, nq - start);
-                var shape = new AttentionShape(count, nk, heads, kvHeads, headDim, 1f / MathF.Sqrt(headDim));
+                var shape = whole with { Queries = count };
                 var probabilities = _scratch.Floats(Probabilities, Math.Max((long)count * heads * nk, 1));
                 _kernels.Attention(
                     qView.SubView(start * qWidth, count * qWidth), View(queryPositions).SubView(start, count),

@@ -6,10 +6,40 @@ namespace FtpCluster.Compute.Kernels.Ilgpu;
 /// <summary>Sizes of one causal grouped-query attention call.</summary>
 internal readonly record struct AttentionShape(int Queries, int Keys, int Heads, int KvHeads, int HeadDim, float Scale);
 
+/// <summary>
+/// Two attention kernels. <see cref="Attention"/> keeps every attention weight in device memory, which
+/// <see cref="KeyTotals"/> needs when the caller asks for the attention each key received.
+/// <see cref="TiledAttention"/> never stores a weight: it is the one to run when no totals are asked for.
+/// </summary>
 internal static class AttentionKernels
 {
+    /// <summary>Query rows per tiled-attention group, a warp each: every key and value tile staged in shared memory serves this many rows.</summary>
+    public const int QueryTile = 8;
+
+    /// <summary>Keys per tile, one per lane, so that a row's max and sum over a tile are warp reductions.</summary>
+    public const int KeyTile = 32;
+
+    /// <summary>
+    /// The widest head the shared tiles hold: the models' heads are 64, 96 or 128 wide. Wider heads go to
+    /// <see cref="Attention"/>, which keeps nothing per head dim in shared memory.
+    /// </summary>
+    public const int MaxTiledHeadDim = 128;
+
+    /// <summary>Row stride of the shared key tile: odd, so that 32 lanes reading 32 keys at the same d hit 32 banks.</summary>
+    private const int KeyTileStride = MaxTiledHeadDim + 1;
+
     /// <summary>One warp per (query row, head).</summary>
     public static KernelConfig AttentionConfig(AttentionShape s, int warpSize) => new(s.Queries * s.Heads, warpSize);
+
+    /// <summary>Whether <see cref="TiledAttention"/> can run <paramref name="s"/>: its tile edge is one warp, and its shared tiles hold heads up to <see cref="MaxTiledHeadDim"/>.</summary>
+    public static bool FitsTiledAttention(AttentionShape s, int warpSize) => warpSize == KeyTile && s.HeadDim <= MaxTiledHeadDim;
+
+    /// <summary>Group (x, y) = (tile x of query rows, head y); its threads are KeyTile lanes × one warp per row. Fewer queries than a tile make a smaller group, so a decode row is one warp, not one of eight.</summary>
+    public static KernelConfig TiledAttentionConfig(AttentionShape s)
+    {
+        int rows = Math.Min(QueryTile, s.Queries);
+        return new(new Index2D((s.Queries + rows - 1) / rows, s.Heads), new Index2D(KeyTile, rows));
+    }
 
     /// <summary>
     /// Group g = (query i, head h) with i = g / heads. Its lanes score the visible keys (those at or
@@ -62,6 +92,117 @@ internal static class AttentionKernels
             for (int j = 0; j < visible; j++)
                 sum += probabilities[row + j] * values[(long)j * kvWidth + kvOffset + d];
             output[queryStart + d] = sum;
+        }
+    }
+
+    /// <summary>
+    /// Causal grouped-query attention with an online softmax (flash attention). Group (x, y) takes query rows
+    /// [x · rows, +rows) of head y, warp r row r. It walks the keys that any of its rows sees in tiles of
+    /// <see cref="KeyTile"/>, staging each key and value tile once in shared memory for all its rows. A row keeps
+    /// the largest score so far, the sum of exp(score − that max) and the matching weighted sum of value rows
+    /// (in shared memory, as the head dim is known only at run time; a lane owns dims lane, lane + 32, …);
+    /// a larger max in a new tile rescales both. The output is the weighted sum divided by the sum; a row that
+    /// sees no key gets zeros, as <see cref="Attention"/> gives it.
+    /// </summary>
+    public static void TiledAttention(ArrayView<float> q, ArrayView<int> queryPositions,
+        ArrayView<float> keys, ArrayView<float> values, ArrayView<int> keyPositions,
+        ArrayView<float> output, AttentionShape shape)
+    {
+        var queryRows = SharedMemory.Allocate<float>(QueryTile * MaxTiledHeadDim);
+        var keyTile = SharedMemory.Allocate<float>(KeyTile * KeyTileStride);
+        var valueTile = SharedMemory.Allocate<float>(KeyTile * MaxTiledHeadDim);
+        var tileWeights = SharedMemory.Allocate<float>(QueryTile * KeyTile);
+        var weightedSums = SharedMemory.Allocate<float>(QueryTile * MaxTiledHeadDim);
+        var visibleByRow = SharedMemory.Allocate<int>(QueryTile);
+
+        int lane = Group.IdxX, row = Group.IdxY, rows = Group.DimY;
+        int query = Grid.IdxX * rows + row, head = Grid.IdxY;
+        int headDim = shape.HeadDim, kvWidth = shape.KvHeads * headDim;
+        long kvOffset = head / (shape.Heads / shape.KvHeads) * headDim;
+        long queryStart = ((long)query * shape.Heads + head) * headDim;
+        bool isQuery = query < shape.Queries;
+        int visible = isQuery ? VisibleKeys(keyPositions, shape.Keys, queryPositions[query]) : 0;
+        int rowStart = row * MaxTiledHeadDim;
+
+        for (int d = lane; d < headDim; d += KeyTile)
+        {
+            if (isQuery)
+                queryRows[rowStart + d] = q[queryStart + d];
+            weightedSums[rowStart + d] = 0f;
+        }
+        if (lane == 0)
+            visibleByRow[row] = visible;
+        Group.Barrier();
+        int groupVisible = 0;
+        for (int r = 0; r < rows; r++)
+            groupVisible = XMath.Max(groupVisible, visibleByRow[r]);
+
+        float runningMax = float.NegativeInfinity, runningSum = 0f;
+        for (int tileStart = 0; tileStart < groupVisible; tileStart += KeyTile)
+        {
+            // Warps take whole key rows, lanes along a row: adjacent lanes read adjacent floats.
+            for (int j = row; j < KeyTile && tileStart + j < groupVisible; j += rows)
+            {
+                long keyStart = (long)(tileStart + j) * kvWidth + kvOffset;
+                for (int d = lane; d < headDim; d += KeyTile)
+                {
+                    keyTile[j * KeyTileStride + d] = keys[keyStart + d];
+                    valueTile[j * MaxTiledHeadDim + d] = values[keyStart + d];
+                }
+            }
+            Group.Barrier();
+            // A row whose visible prefix ends before this tile skips it; the test is the same on all of a warp's lanes.
+            if (tileStart < visible)
+            {
+                int tileKeys = Math.Min(KeyTile, visible - tileStart);
+                bool hasKey = lane < tileKeys;
+                float score = float.NegativeInfinity;
+                if (hasKey)
+                    score = Dot(queryRows, rowStart, keyTile, lane * KeyTileStride, headDim) * shape.Scale;
+                // Finite: the tile's first key is visible. Against the first tile's old max of −∞ the rescale is 0.
+                float newMax = XMath.Max(runningMax, WarpReduce.Max(score));
+                float rescale = XMath.Exp(runningMax - newMax);
+                float weight = hasKey ? XMath.Exp(score - newMax) : 0f;
+                runningSum = runningSum * rescale + WarpReduce.Sum(weight);
+                runningMax = newMax;
+                tileWeights[row * KeyTile + lane] = weight;
+                // Each lane now reads the weights of all the warp's lanes.
+                Warp.Barrier();
+                AddWeightedValues(tileWeights, valueTile, weightedSums, row, tileKeys, headDim, rescale);
+            }
+            // The next tile overwrites the keys and values that the slowest row may still be reading.
+            Group.Barrier();
+        }
+
+        if (!isQuery)
+            return;
+        for (int d = lane; d < headDim; d += KeyTile)
+            output[queryStart + d] = runningSum > 0f ? weightedSums[rowStart + d] / runningSum : 0f;
+    }
+
+    private static float Dot(ArrayView<float> x, int xStart, ArrayView<float> y, int yStart, int length)
+    {
+        float dot = 0f;
+        for (int d = 0; d < length; d++)
+            dot += x[xStart + d] * y[yStart + d];
+        return dot;
+    }
+
+    /// <summary>
+    /// Row <paramref name="row"/>'s weighted sum of values, scaled by <paramref name="rescale"/> to the row's new max,
+    /// plus the first <paramref name="tileKeys"/> staged value rows weighted by the row's tile weights. A lane updates
+    /// dims lane, lane + KeyTile, …: only its own, so no other thread waits on them.
+    /// </summary>
+    private static void AddWeightedValues(ArrayView<float> tileWeights, ArrayView<float> valueTile, ArrayView<float> weightedSums,
+        int row, int tileKeys, int headDim, float rescale)
+    {
+        int weightStart = row * KeyTile, rowStart = row * MaxTiledHeadDim;
+        for (int d = Group.IdxX; d < headDim; d += KeyTile)
+        {
+            float sum = 0f;
+            for (int j = 0; j < tileKeys; j++)
+                sum += tileWeights[weightStart + j] * valueTile[j * MaxTiledHeadDim + d];
+            weightedSums[rowStart + d] = weightedSums[rowStart + d] * rescale + sum;
         }
     }
 

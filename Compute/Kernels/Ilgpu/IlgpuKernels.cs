@@ -16,6 +16,8 @@ internal sealed class IlgpuKernels
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
         ArrayView<float>, ArrayView<float>, AttentionShape> _attention;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+        ArrayView<float>, AttentionShape> _tiledAttention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape> _keyTotals;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _swiGlu, _add, _addBias;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>> _gatherRows, _scatterRows;
@@ -41,6 +43,8 @@ internal sealed class IlgpuKernels
             RopeKernels.Rope);
         _attention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.Attention);
+        _tiledAttention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, AttentionShape>(AttentionKernels.TiledAttention);
         _keyTotals = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>(
             AttentionKernels.KeyTotals);
         _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
@@ -127,6 +131,13 @@ internal sealed class IlgpuKernels
         ArrayView<int> keyPositions, ArrayView<float> output, ArrayView<float> probabilities, AttentionShape shape) =>
         _attention(AttentionKernels.AttentionConfig(shape, _warpSize), q, queryPositions, keys, values, keyPositions,
             output, probabilities, shape);
+
+    public bool FitsTiledAttention(AttentionShape shape) => AttentionKernels.FitsTiledAttention(shape, _warpSize);
+
+    /// <summary>Attention without the weights kept: no per-key totals. Only for shapes <see cref="FitsTiledAttention"/> accepts.</summary>
+    public void TiledAttention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
+        ArrayView<int> keyPositions, ArrayView<float> output, AttentionShape shape) =>
+        _tiledAttention(AttentionKernels.TiledAttentionConfig(shape), q, queryPositions, keys, values, keyPositions, output, shape);
 
     public void AddKeyTotals(ArrayView<float> probabilities, ArrayView<float> totals, AttentionShape shape) =>
         _keyTotals(shape.Keys, probabilities, totals, shape);

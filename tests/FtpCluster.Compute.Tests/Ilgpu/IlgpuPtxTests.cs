@@ -63,6 +63,8 @@ public sealed class IlgpuPtxTests
         Explicit("rmsnorm", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>)NormKernels.RmsNorm);
         Explicit("attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.Attention);
+        Explicit("tiled attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, AttentionShape>)AttentionKernels.TiledAttention);
         Implicit("key totals", (Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.KeyTotals);
         Implicit("rope", (Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>)RopeKernels.Rope);
         Implicit("swiglu", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.SwiGlu);

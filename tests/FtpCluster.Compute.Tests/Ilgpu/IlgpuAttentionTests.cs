@@ -1,0 +1,113 @@
+using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Kernels.Ilgpu;
+
+namespace FtpCluster.Compute.Tests.Ilgpu;
+
+/// <summary>
+/// <see cref="IlgpuDevice.Attention"/> against <see cref="CpuDevice"/> on both of its kernels: asked for per-key
+/// totals it runs the kernel that keeps every weight, and otherwise the tiled one (for heads up to
+/// <see cref="AttentionKernels.MaxTiledHeadDim"/> wide). The shapes cross several key tiles
+/// (<see cref="AttentionKernels.KeyTile"/>) and query tiles (<see cref="AttentionKernels.QueryTile"/>), with the
+/// last of each partial.
+/// </summary>
+public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
+{
+    private readonly IlgpuDevice _ilgpu = fixture.Ilgpu;
+    private readonly CpuDevice _cpu = fixture.Cpu;
+
+    private static int[] Range(int start, int count) => Enumerable.Range(start, count).ToArray();
+
+    public static TheoryData<string, int[], int[], int, int, int> Cases => new()
+    {
+        // Prefill after a cache: 19 queries (three query tiles) over 75 keys (three key tiles), each query one more key.
+        { "prefill", Range(56, 19), Range(0, 75), 4, 2, 8 },
+        { "prefill, one kv head", Range(56, 19), Range(0, 75), 4, 1, 8 },
+        { "prefill, head dim 1", Range(56, 19), Range(0, 75), 4, 2, 1 },
+        { "prefill, head dim 64", Range(56, 19), Range(0, 75), 4, 2, 64 },
+        { "prefill, head dim 96", Range(60, 11), Range(0, 71), 2, 1, 96 },
+        { "prefill, head dim 128", Range(60, 11), Range(0, 71), 2, 1, 128 },
+        // Keys at even positions only (as an FTP block that skipped tokens): the queries of one tile see 1 to all 75
+        // keys, so rows of a tile stop after different key tiles, some inside a tile.
+        { "gaps", [1, 3, 10, 50, 51, 90, 120, 148, 149, 160], Range(0, 75).Select(j => 2 * j).ToArray(), 4, 2, 8 },
+        { "gaps, one kv head", [1, 3, 10, 50, 51, 90, 120, 148, 149, 160], Range(0, 75).Select(j => 2 * j).ToArray(), 4, 1, 64 },
+        // Decode: one query over seven key tiles, the last of eight keys.
+        { "decode", [199], Range(0, 200), 4, 1, 64 },
+        { "decode, head dim 8", [199], Range(0, 200), 4, 2, 8 },
+        // Wider than the tiled kernel's shared tiles: both calls run the kernel that keeps the weights.
+        { "head dim 160", [37, 38, 39], Range(0, 40), 2, 1, 160 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Attention_matches_cpu_with_and_without_key_totals(string name, int[] queryPositions, int[] keyPositions,
+        int heads, int kvHeads, int headDim)
+    {
+        int nq = queryPositions.Length, nk = keyPositions.Length;
+        var q = Numerics.Random(nq * heads * headDim, seed: 50, scale: 2f);
+        var keys = Numerics.Random(nk * kvHeads * headDim, seed: 51, scale: 2f);
+        var values = Numerics.Random(nk * kvHeads * headDim, seed: 52);
+        var expected = new float[nq * heads * headDim];
+        var expectedTotals = new float[nk];
+        _cpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, expected, expectedTotals);
+
+        var withTotals = new float[expected.Length];
+        var totals = new float[nk];
+        _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, withTotals, totals);
+        Numerics.AssertClose(expected, withTotals, what: $"{name}: attention output with key totals");
+        Numerics.AssertClose(expectedTotals, totals, what: $"{name}: per-key attention totals");
+
+        var withoutTotals = new float[expected.Length];
+        _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, withoutTotals, Span<float>.Empty);
+        Numerics.AssertClose(expected, withoutTotals, what: $"{name}: attention output without key totals");
+    }
+
+    [Fact]
+    public void Attention_with_scores_that_rise_across_key_tiles_stays_finite()
+    {
+        // Head dim 1, so no scaling: key j scores 10·j, up to 740. Every key tile raises the max by 320 and makes
+        // the weights gathered so far vanish (e⁻³²⁰ is 0 in float32), so nothing overflows only if they are rescaled.
+        const int nk = 75;
+        var keys = Range(0, nk).Select(j => 10f * j).ToArray();
+        var values = Range(0, nk).Select(j => (float)j).ToArray();
+        var expected = new float[1];
+        var actual = new float[1];
+        _cpu.Attention([1f], [nk - 1], keys, values, Range(0, nk), 1, 1, 1, expected, Span<float>.Empty);
+        _ilgpu.Attention([1f], [nk - 1], keys, values, Range(0, nk), 1, 1, 1, actual, Span<float>.Empty);
+        Assert.True(float.IsFinite(actual[0]));
+        Numerics.AssertClose(expected, actual);
+    }
+
+    [Fact]
+    public void Attention_with_large_scores_stays_finite_without_key_totals()
+    {
+        // Scores 1000 and 999 (head dim 1, no scaling) weigh like 1 and 0: output 1 / (1 + e⁻¹).
+        var output = new float[1];
+        _ilgpu.Attention([1000f], [1], [1f, 0.999f], [1f, 0f], [0, 1], 1, 1, 1, output, Span<float>.Empty);
+        Assert.Equal(1 / (1 + MathF.Exp(-1)), output[0], 4);
+    }
+
+    [Fact]
+    public void A_query_that_sees_no_key_gets_zeros_from_both_kernels()
+    {
+        // Keys start at position 40: the first query sees none of them, the second all 40. (The CPU backend rejects a
+        // query without keys, so the reference here is the kernel that keeps the weights, which writes zeros.)
+        const int heads = 2, kvHeads = 1, headDim = 8, nk = 40;
+        int[] queryPositions = [3, 90];
+        var q = Numerics.Random(2 * heads * headDim, seed: 60);
+        var keys = Numerics.Random(nk * kvHeads * headDim, seed: 61);
+        var values = Numerics.Random(nk * kvHeads * headDim, seed: 62);
+        var keyPositions = Range(40, nk);
+        var withTotals = new float[q.Length];
+        var totals = new float[nk];
+        var withoutTotals = Enumerable.Repeat(float.NaN, q.Length).ToArray();
+        _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, withTotals, totals);
+        _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, withoutTotals, Span<float>.Empty);
+
+        int row = heads * headDim;
+        Assert.All(withTotals.Take(row), v => Assert.Equal(0f, v));
+        Assert.All(withoutTotals.Take(row), v => Assert.Equal(0f, v));
+        Numerics.AssertClose(withTotals.AsSpan(row), withoutTotals.AsSpan(row), what: "the query that sees every key");
+        // Only the second query's heads spread weight over the keys.
+        Assert.Equal(heads, totals.Sum(), 4);
+    }
+}
