@@ -69,7 +69,11 @@ public static class FtpClusterSiloBuilderExtensions
         if (options.Clustering == FtpClusterSiloOptions.RedisClustering)
         {
             var redisOptions = StackExchange.Redis.ConfigurationOptions.Parse(options.RedisConnectionString!);
-            builder.UseRedisClustering(options.RedisConnectionString!);
+            // A silo cut off from Redis learns whether it was declared dead (and then stops itself) only once it reads
+            // the membership again: retry each second after a link comes back, not after StackExchange.Redis' default
+            // back-off of up to 10 s.
+            redisOptions.ReconnectRetryPolicy = new StackExchange.Redis.LinearRetry(1000);
+            builder.UseRedisClustering(clustering => clustering.ConfigurationOptions = redisOptions);
             builder.AddRedisGrainStorage(DeploymentStorage, redis => redis.ConfigurationOptions = redisOptions);
             builder.AddRedisGrainStorage(JobStorage, redis => redis.ConfigurationOptions = redisOptions);
             builder.UseRedisReminderService(redis => redis.ConfigurationOptions = redisOptions);
