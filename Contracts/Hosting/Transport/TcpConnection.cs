@@ -52,6 +52,7 @@ internal sealed class TcpConnection : ConnectionContext,
     private volatile Exception? _closeReason;
     private int _closedNotified;
     private long _receivedBytes;
+    private long _unsentBytes;
     private IDictionary<object, object?> _items = new Dictionary<object, object?>();
 
     private TcpConnection(Socket socket, TcpTransportOptions options, TcpTransportStatistics statistics, ILogger logger)
@@ -68,14 +69,16 @@ internal sealed class TcpConnection : ConnectionContext,
         // The input pauses (the receive loop reads no more) once MaxBufferedBytesPerConnection bytes wait unconsumed. Orleans'
         // reader needs a whole message in the pipe before it consumes anything, so the bound is over the largest message
         // (TcpTransportOptions says why); it resumes once the reader has taken the message and half the bound is free.
-        // The output does not pause: it holds what this process itself chose to send.
+        // The output does not pause; a peer that leaves more than MaxUnsentBytesPerConnection unread is cut off instead
+        // (UnsentBound), since pausing would only move the pile into Orleans' queue of messages to send.
         // Buffers come from the shared array pool (pool: null), in segments of at least the configured sizes.
         _input = new Pipe(new PipeOptions(pool: null, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: options.MaxBufferedBytesPerConnection, resumeWriterThreshold: options.MaxBufferedBytesPerConnection / 2,
             minimumSegmentSize: options.ReceiveSegmentBytes, useSynchronizationContext: false));
         _output = new Pipe(new PipeOptions(pool: null, readerScheduler: PipeScheduler.ThreadPool, writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: options.SendSegmentBytes, useSynchronizationContext: false));
-        Transport = new DuplexPipe(_input.Reader, new MessageSizedPipeWriter(_output.Writer, options.SendSegmentBytes, options.LargestSendBufferBytes));
+        Transport = new DuplexPipe(_input.Reader,
+            new UnsentBound(new MessageSizedPipeWriter(_output.Writer, options.SendSegmentBytes, options.LargestSendBufferBytes), this));
 
         var features = new FeatureCollection();
         features.Set<IConnectionIdFeature>(this);
@@ -250,6 +253,7 @@ internal sealed class TcpConnection : ConnectionContext,
                 ? await _socket.SendAsync(buffer.First, SocketFlags.None)
                 : await SendGatherAsync(buffer);
             _statistics.Sent(sent);
+            Interlocked.Add(ref _unsentBytes, -sent);
             buffer = buffer.Slice(sent);
         }
     }
@@ -351,5 +355,44 @@ internal sealed class TcpConnection : ConnectionContext,
         public PipeReader Input { get; } = input;
 
         public PipeWriter Output { get; } = output;
+    }
+    /// <summary>
+    /// The writer Orleans sees: it counts what is written and, at each flush, closes the connection when the peer has left
+    /// more than <see cref="TcpTransportOptions.MaxUnsentBytesPerConnection"/> of it unread.
+    /// </summary>
+    private sealed class UnsentBound(PipeWriter inner, TcpConnection connection) : PipeWriter
+    {
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+
+        public override void Advance(int bytes)
+        {
+            Interlocked.Add(ref connection._unsentBytes, bytes);
+            inner.Advance(bytes);
+        }
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            long unsent = Interlocked.Read(ref connection._unsentBytes);
+            long limit = connection._options.MaxUnsentBytesPerConnection;
+            if (unsent > limit && connection._closeReason is null)
+            {
+                connection._logger.LogWarning("{Connection}: the peer has left {Unsent} bytes unread, over the limit of {Limit}: closing the connection",
+                    connection, unsent, limit);
+                connection.Abort(new ConnectionAbortedException($"the peer has left {unsent} bytes unread, over the limit of {limit} bytes"));
+            }
+            return inner.FlushAsync(cancellationToken);
+        }
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
     }
 }

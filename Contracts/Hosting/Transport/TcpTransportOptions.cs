@@ -85,6 +85,14 @@ public sealed class TcpTransportOptions
     /// </summary>
     public long MaxBufferedBytesPerConnection { get; set; } = 128L << 20;
 
+    /// <summary>
+    /// Bytes a connection may hold written by Orleans and not yet taken by the peer; past it the peer is not reading
+    /// what it asked for, and the connection is closed (a peer cannot make a silo hold its replies without bound). It
+    /// must hold the largest message this process sends and what queues behind it while a healthy peer reads: default
+    /// 256 MiB, twice <see cref="LargestSendBufferBytes"/>.
+    /// </summary>
+    public long MaxUnsentBytesPerConnection { get; set; } = 256L << 20;
+
     /// <exception cref="ArgumentException">A setting is out of range; the message names it.</exception>
     public void Validate()
     {
@@ -102,6 +110,9 @@ public sealed class TcpTransportOptions
         if (MaxConnectionsPerAddress < 1 || MaxConnections < MaxConnectionsPerAddress)
             throw new ArgumentException(
                 $"{nameof(MaxConnectionsPerAddress)} must be at least 1 and {nameof(MaxConnections)} at least that, got {MaxConnectionsPerAddress} and {MaxConnections}");
+        if (MaxUnsentBytesPerConnection < LargestSendBufferBytes)
+            throw new ArgumentException(
+                $"{nameof(MaxUnsentBytesPerConnection)} must hold the largest message sent ({nameof(LargestSendBufferBytes)}, {LargestSendBufferBytes} bytes), got {MaxUnsentBytesPerConnection}");
         if (MaxBufferedBytesPerConnection < 2L * ReceiveSegmentBytes)
             throw new ArgumentException(
                 $"{nameof(MaxBufferedBytesPerConnection)} must be at least two receive segments ({2L * ReceiveSegmentBytes} bytes), got {MaxBufferedBytesPerConnection}");

@@ -151,4 +151,74 @@ public sealed class TcpConnectionLimitsTests
         Assert.Equal(sent, await sending.WaitAsync(Bound));
         Assert.Equal(data, received);
     }
+    /// <summary>Writes 64 KiB chunks into the connection's output until it reports closed or <paramref name="cap"/> bytes; answers the bytes written.</summary>
+    private static async Task<long> WriteUntilClosedAsync(ConnectionContext connection, long cap)
+    {
+        var chunk = new byte[64 << 10];
+        long written = 0;
+        while (written < cap && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            chunk.CopyTo(connection.Transport.Output.GetMemory(chunk.Length));
+            connection.Transport.Output.Advance(chunk.Length);
+            written += chunk.Length;
+            if ((await connection.Transport.Output.FlushAsync().AsTask().WaitAsync(Bound)).IsCompleted) break;
+        }
+        return written;
+    }
+
+    [Fact]
+    public async Task A_peer_that_leaves_its_replies_unread_past_the_bound_is_cut_off()
+    {
+        const long bound = 4 << 20;
+        var options = new TcpTransportOptions { LargestSendBufferBytes = 1 << 20, MaxUnsentBytesPerConnection = bound };
+        await using var listener = TcpConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options, new TcpTransportStatistics(), NullLogger.Instance);
+        var accepting = listener.AcceptAsync().AsTask();
+        using var client = await ConnectFromAsync(listener, "127.0.0.1");
+        await using var server = await accepting.WaitAsync(Bound) ?? throw new InvalidOperationException("accepted nothing");
+
+        // The client reads nothing: once the kernel's buffers are full, what the server writes stays with it.
+        long written = await WriteUntilClosedAsync(server, cap: 512L << 20);
+
+        Assert.True(server.ConnectionClosed.IsCancellationRequested, $"still open after {written} bytes written to a peer that reads none");
+        // The kernel's socket buffers on loopback take a few MiB before the bound starts to count.
+        Assert.InRange(written, bound, bound + (32 << 20));
+        Assert.True(await ClosedByServerAsync(client, Bound));
+    }
+
+    [Fact]
+    public async Task A_peer_that_reads_keeps_its_connection_however_much_passes_through()
+    {
+        const long bound = 4 << 20;
+        const long total = 64 << 20;
+        var options = new TcpTransportOptions { LargestSendBufferBytes = 1 << 20, MaxUnsentBytesPerConnection = bound };
+        await using var listener = TcpConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options, new TcpTransportStatistics(), NullLogger.Instance);
+        var accepting = listener.AcceptAsync().AsTask();
+        using var client = await ConnectFromAsync(listener, "127.0.0.1");
+        await using var server = await accepting.WaitAsync(Bound) ?? throw new InvalidOperationException("accepted nothing");
+        long read = 0;
+        using var progress = new SemaphoreSlim(0);
+        var reading = Task.Run(async () =>
+        {
+            var buffer = new byte[1 << 20];
+            int got;
+            while (Interlocked.Read(ref read) < total && (got = await client.ReceiveAsync(buffer, SocketFlags.None)) > 0)
+            {
+                Interlocked.Add(ref read, got);
+                progress.Release();
+            }
+        });
+
+        // The writer stays within half the bound of what the reader has taken, as a peer reading at the pace of its
+        // replies keeps it: the bound is on what the peer leaves unread, not on what passes through.
+        long written = 0;
+        while (written < total)
+        {
+            while (written - Interlocked.Read(ref read) > bound / 2)
+                Assert.True(await progress.WaitAsync(Bound), "the reader stopped");
+            written += await WriteUntilClosedAsync(server, cap: 1 << 20);
+            Assert.False(server.ConnectionClosed.IsCancellationRequested, $"closed after {written} bytes written");
+        }
+        await reading.WaitAsync(Bound);
+        Assert.Equal(total, Interlocked.Read(ref read));
+    }
 }
