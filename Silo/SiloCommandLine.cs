@@ -33,6 +33,10 @@ public static class SiloCommandLine
         ("--memory-budget-mb", "MemoryBudgetMb", "MB"),
         ("--threads", "Threads", "N"),
         ("--capacity", "Capacity", "X"),
+        ("--max-sequences", "MaxSequences", "N"),
+        ("--max-kv-cache-mb", "MaxKvCacheMb", "MB"),
+        ("--max-queued-deposits", "MaxQueuedDeposits", "N"),
+        ("--max-queued-deposit-mb", "MaxQueuedDepositMb", "MB"),
         ("--parent-pid", "ParentProcessId", "PID"),
         ("--http-port", "HttpPort", "PORT"),
         ("--api-key-file", "ApiKeyFile", "FILE"),
@@ -113,6 +117,10 @@ public static class SiloCommandLine
                 ? c : throw new SiloUsageException($"--capacity: '{capacity}' is not a number");
         else
             options.MeasureCapacity = true;
+        if (configuration["MaxSequences"] is { } maxSequences) options.StageLimits.MaxSequences = ParseInt(maxSequences, "--max-sequences");
+        if (configuration["MaxKvCacheMb"] is { } maxKvCache) options.StageLimits.MaxKvCacheBytes = ParseMebibytes(maxKvCache, "--max-kv-cache-mb");
+        if (configuration["MaxQueuedDeposits"] is { } maxDeposits) options.StageLimits.MaxQueuedDeposits = ParseInt(maxDeposits, "--max-queued-deposits");
+        if (configuration["MaxQueuedDepositMb"] is { } maxDepositMb) options.StageLimits.MaxQueuedDepositBytes = ParseMebibytes(maxDepositMb, "--max-queued-deposit-mb");
         if (configuration["MemoryBudgetMb"] is null && options.Device == "cuda")
             options.MemoryBudgetFromDevice = true;
 
@@ -187,6 +195,15 @@ public static class SiloCommandLine
     private static int ParseInt(string text, string @switch) =>
         int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value)
             ? value : throw new SiloUsageException($"{@switch}: '{text}' is not a whole number");
+
+    /// <summary>A whole number of MiB as bytes; range checks are the options' own (<see cref="FtpClusterSiloOptions.Validate"/>).</summary>
+    private static long ParseMebibytes(string text, string @switch)
+    {
+        long mb = ParseLong(text, @switch);
+        return mb is < 0 or > long.MaxValue >> 20
+            ? throw new SiloUsageException($"{@switch} must be a whole number of MiB from 0 to {long.MaxValue >> 20}, got {text}")
+            : mb << 20;
+    }
 
     private static long ParseLong(string text, string @switch) =>
         long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long value)

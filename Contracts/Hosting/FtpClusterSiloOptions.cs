@@ -264,8 +264,8 @@ public sealed partial class FtpClusterSiloOptions
 
     /// <summary>
     /// The command line that starts a silo process with these options (what <c>FtpCluster.Silo</c> reads
-    /// back), for parents that spawn silos: the embedded cluster and tests. The memory budget travels
-    /// in whole MiB (rounded down).
+    /// back), for parents that spawn silos: the embedded cluster and tests. The memory budget and the
+    /// stage limits' byte counts travel in whole MiB (rounded down).
     /// </summary>
     public IReadOnlyList<string> ToCommandLine()
     {
@@ -284,6 +284,15 @@ public sealed partial class FtpClusterSiloOptions
         // What the silo measures when it starts is left out, so that it does.
         if (!MemoryBudgetFromDevice) args.AddRange(["--memory-budget-mb", (MemoryBudgetBytes / (1024 * 1024)).ToString(CultureInfo.InvariantCulture)]);
         if (!MeasureCapacity) args.AddRange(["--capacity", Capacity.ToString("R", CultureInfo.InvariantCulture)]);
+        var defaultLimits = new Pipeline.StageLimits();
+        if (StageLimits.MaxSequences != defaultLimits.MaxSequences)
+            args.AddRange(["--max-sequences", StageLimits.MaxSequences.ToString(CultureInfo.InvariantCulture)]);
+        if (StageLimits.MaxKvCacheBytes != defaultLimits.MaxKvCacheBytes)
+            args.AddRange(["--max-kv-cache-mb", (StageLimits.MaxKvCacheBytes >> 20).ToString(CultureInfo.InvariantCulture)]);
+        if (StageLimits.MaxQueuedDeposits != defaultLimits.MaxQueuedDeposits)
+            args.AddRange(["--max-queued-deposits", StageLimits.MaxQueuedDeposits.ToString(CultureInfo.InvariantCulture)]);
+        if (StageLimits.MaxQueuedDepositBytes != defaultLimits.MaxQueuedDepositBytes)
+            args.AddRange(["--max-queued-deposit-mb", (StageLimits.MaxQueuedDepositBytes >> 20).ToString(CultureInfo.InvariantCulture)]);
         if (PrimarySiloEndpoint is not null) args.AddRange(["--primary", PrimarySiloEndpoint]);
         if (RedisConnectionString is not null) args.AddRange(["--redis", RedisConnectionString]);
         if (HttpPort is { } http) args.AddRange(["--http-port", http.ToString(CultureInfo.InvariantCulture)]);

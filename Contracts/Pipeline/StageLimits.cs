@@ -25,10 +25,10 @@ public sealed class StageLimits
     /// <exception cref="ArgumentException">A bound that is not positive (or, for the KV cache, negative); the message names it.</exception>
     public void Validate()
     {
-        if (MaxQueuedDeposits < 1) throw new ArgumentException($"{nameof(MaxQueuedDeposits)} must be at least 1, got {MaxQueuedDeposits}");
-        if (MaxQueuedDepositBytes < 1) throw new ArgumentException($"{nameof(MaxQueuedDepositBytes)} must be at least 1, got {MaxQueuedDepositBytes}");
-        if (MaxSequences < 1) throw new ArgumentException($"{nameof(MaxSequences)} must be at least 1, got {MaxSequences}");
-        if (MaxKvCacheBytes < 0) throw new ArgumentException($"{nameof(MaxKvCacheBytes)} must be 0 (the silo's memory budget) or more, got {MaxKvCacheBytes}");
+        if (MaxQueuedDeposits < 1) throw new ArgumentException($"{nameof(MaxQueuedDeposits)} (--max-queued-deposits) must be at least 1, got {MaxQueuedDeposits}");
+        if (MaxQueuedDepositBytes < 1) throw new ArgumentException($"{nameof(MaxQueuedDepositBytes)} (--max-queued-deposit-mb) must be at least 1 byte, got {MaxQueuedDepositBytes}");
+        if (MaxSequences < 1) throw new ArgumentException($"{nameof(MaxSequences)} (--max-sequences) must be at least 1, got {MaxSequences}");
+        if (MaxKvCacheBytes < 0) throw new ArgumentException($"{nameof(MaxKvCacheBytes)} (--max-kv-cache-mb) must be 0 (the silo's memory budget) or more, got {MaxKvCacheBytes}");
     }
 }
 

@@ -156,6 +156,24 @@ public sealed class SiloCommandLineTests
     }
 
     [Fact]
+    public void Stage_limits_take_their_switches_and_refuse_values_they_cannot_hold()
+    {
+        var limits = Parse("--max-sequences 64 --max-kv-cache-mb 2048 --max-queued-deposits 32 --max-queued-deposit-mb 128").StageLimits;
+
+        Assert.Equal(64, limits.MaxSequences);
+        Assert.Equal(2048L << 20, limits.MaxKvCacheBytes);
+        Assert.Equal(32, limits.MaxQueuedDeposits);
+        Assert.Equal(128L << 20, limits.MaxQueuedDepositBytes);
+        Assert.Equal(100, Parse("", new Hashtable { ["FTPCLUSTER_MAX_SEQUENCES"] = "100" }).StageLimits.MaxSequences);
+        Assert.Equal("MaxSequences (--max-sequences) must be at least 1, got 0", Assert.Throws<SiloUsageException>(() => Parse("--max-sequences 0")).Message);
+        Assert.Equal("MaxQueuedDepositBytes (--max-queued-deposit-mb) must be at least 1 byte, got 0",
+            Assert.Throws<SiloUsageException>(() => Parse("--max-queued-deposit-mb 0")).Message);
+        Assert.Equal("--max-kv-cache-mb must be a whole number of MiB from 0 to 8796093022207, got -1",
+            Assert.Throws<SiloUsageException>(() => Parse("--max-kv-cache-mb -1")).Message);
+        Assert.Equal("--max-queued-deposits: 'many' is not a whole number", Assert.Throws<SiloUsageException>(() => Parse("--max-queued-deposits many")).Message);
+    }
+
+    [Fact]
     public void The_command_line_a_parent_writes_reads_back_as_the_same_options()
     {
         var written = new FtpClusterSiloOptions
@@ -165,6 +183,7 @@ public sealed class SiloCommandLineTests
             ParentProcessId = 4242, HttpPort = 8080, ApiKeyFile = "/etc/ftpcluster/keys", Metrics = true, BenchmarkGrains = true, Serve = ["/m/a.bin", "/m/b=bee"], ServeStages = 2,
             ServeTokenizer = "/m/tok.json", ServeRouters = ["/r/a.json", "/r/b.json"], ModelRoots = ["/srv/models", "/srv/more"],
             TlsAuthorityFile = "/tls/ca.pem", TlsCertificateFile = "/tls/node-7.pem", TlsKeyFile = "/tls/node-7.key", Insecure = true,
+            StageLimits = new() { MaxSequences = 64, MaxKvCacheBytes = 2L << 30, MaxQueuedDeposits = 16, MaxQueuedDepositBytes = 64L << 20 },
         };
 
         var read = SiloCommandLine.Parse([.. written.ToCommandLine()], NoEnvironment);
