@@ -53,6 +53,7 @@ internal sealed class TcpConnection : ConnectionContext,
     private int _closedNotified;
     private long _receivedBytes;
     private long _unsentBytes;
+    private long _sendingBytes;
     private IDictionary<object, object?> _items = new Dictionary<object, object?>();
 
     private TcpConnection(Socket socket, TcpTransportOptions options, TcpTransportStatistics statistics, ILogger logger)
@@ -216,6 +217,7 @@ internal sealed class TcpConnection : ConnectionContext,
                 var result = await output.ReadAsync();
                 if (result.IsCanceled) break; // Abort
                 var buffer = result.Buffer;
+                Volatile.Write(ref _sendingBytes, buffer.Length);
                 if (!buffer.IsEmpty) await SendAsync(buffer);
                 output.AdvanceTo(buffer.End);
                 if (result.IsCompleted) break; // Orleans' writer is done
@@ -253,6 +255,7 @@ internal sealed class TcpConnection : ConnectionContext,
                 ? await _socket.SendAsync(buffer.First, SocketFlags.None)
                 : await SendGatherAsync(buffer);
             _statistics.Sent(sent);
+            Interlocked.Add(ref _sendingBytes, -sent);
             Interlocked.Add(ref _unsentBytes, -sent);
             buffer = buffer.Slice(sent);
         }
@@ -357,8 +360,10 @@ internal sealed class TcpConnection : ConnectionContext,
         public PipeWriter Output { get; } = output;
     }
     /// <summary>
-    /// The writer Orleans sees: it counts what is written and, at each flush, closes the connection when the peer has left
-    /// more than <see cref="TcpTransportOptions.MaxUnsentBytesPerConnection"/> of it unread.
+    /// The writer Orleans sees: it counts what is written and, at each flush, closes the connection when more than
+    /// <see cref="TcpTransportOptions.MaxUnsentBytesPerConnection"/> of it waits behind the bytes the send loop is handing
+    /// the socket. Those are left out: a peer reads them while the send call that holds them is still in progress, so
+    /// counting them would make a large send look like a peer that does not read.
     /// </summary>
     private sealed class UnsentBound(PipeWriter inner, TcpConnection connection) : PipeWriter
     {
@@ -374,13 +379,16 @@ internal sealed class TcpConnection : ConnectionContext,
 
         public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
         {
-            long unsent = Interlocked.Read(ref connection._unsentBytes);
+            long sending = Volatile.Read(ref connection._sendingBytes);
+            long waiting = Interlocked.Read(ref connection._unsentBytes) - sending;
             long limit = connection._options.MaxUnsentBytesPerConnection;
-            if (unsent > limit && connection._closeReason is null)
+            if (waiting > limit && connection._closeReason is null)
             {
-                connection._logger.LogWarning("{Connection}: the peer has left {Unsent} bytes unread, over the limit of {Limit}: closing the connection",
-                    connection, unsent, limit);
-                connection.Abort(new ConnectionAbortedException($"the peer has left {unsent} bytes unread, over the limit of {limit} bytes"));
+                connection._logger.LogWarning(
+                    "{Connection}: the peer is not reading: {Waiting} bytes wait behind the {Sending} being sent, over the limit of {Limit}: closing the connection",
+                    connection, waiting, sending, limit);
+                connection.Abort(new ConnectionAbortedException(
+                    $"the peer is not reading: {waiting} bytes wait behind the {sending} being sent, over the limit of {limit} bytes"));
             }
             return inner.FlushAsync(cancellationToken);
         }

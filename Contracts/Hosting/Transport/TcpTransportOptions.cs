@@ -86,9 +86,9 @@ public sealed class TcpTransportOptions
     public long MaxBufferedBytesPerConnection { get; set; } = 128L << 20;
 
     /// <summary>
-    /// Bytes a connection may hold written by Orleans and not yet taken by the peer; past it the peer is not reading
-    /// what it asked for, and the connection is closed (a peer cannot make a silo hold its replies without bound). It
-    /// must hold the largest message this process sends and what queues behind it while a healthy peer reads: default
+    /// Bytes a connection may hold written by Orleans and waiting behind the send in progress; past it the peer is not
+    /// reading what it asked for, and the connection is closed (a peer cannot make a silo hold its replies without bound).
+    /// It must hold the largest message this process sends and what queues behind it while a healthy peer reads: default
     /// 256 MiB, twice <see cref="LargestSendBufferBytes"/>.
     /// </summary>
     public long MaxUnsentBytesPerConnection { get; set; } = 256L << 20;
