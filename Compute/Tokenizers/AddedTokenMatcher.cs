@@ -17,9 +17,11 @@ internal sealed class AddedTokenMatcher
 
     public AddedTokenMatcher(Dictionary<string, AddedToken> tokenOfContent)
     {
-        _anyToken = SearchValues.Create([.. tokenOfContent.Keys], StringComparison.Ordinal);
+        // An empty token would match everywhere and consume nothing; a GGUF vocabulary may hold one as a control token.
+        string[] contents = [.. tokenOfContent.Keys.Where(c => c.Length > 0)];
+        _anyToken = SearchValues.Create(contents, StringComparison.Ordinal);
         _tokenOfContent = tokenOfContent.GetAlternateLookup<ReadOnlySpan<char>>();
-        _lengths = [.. tokenOfContent.Keys.Select(c => c.Length).Distinct().OrderDescending()];
+        _lengths = [.. contents.Select(c => c.Length).Distinct().OrderDescending()];
     }
 
     /// <summary>The first added token in <paramref name="text"/>, with where it starts; null when there is none.</summary>

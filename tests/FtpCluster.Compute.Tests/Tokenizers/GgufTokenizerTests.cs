@@ -136,6 +136,21 @@ public sealed class GgufTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void An_empty_control_token_is_never_matched()
+    {
+        var vocabulary = ByteLevelBpeFixture.Create("qwen2").ToGguf();
+        var expected = TokenizerLoader.Load(WriteGguf(vocabulary));
+        var withEmpty = TokenizerLoader.Load(WriteGguf(vocabulary with
+        {
+            Tokens = [.. vocabulary.Tokens, ""],
+            TokenTypes = [.. vocabulary.TokenTypes!, GgufTokenType.Control],
+        }));
+
+        foreach (string text in Texts)
+            Assert.Equal(expected.Encode(text), withEmpty.Encode(text));
+    }
+
+    [Fact]
     public void Llama3_layout_adds_bos_by_default_and_takes_vocabulary_words_whole()
     {
         var fixture = ByteLevelBpeFixture.Create("llama3");
