@@ -149,8 +149,13 @@ internal static class CompletionEndpoints
                 }
                 else
                 {
-                    string finishReason = FinishReasonOf(result.Body!);
-                    CompletionChunks.WriteEvent(output, CompletionChunks.Delta(endpoint, id, created, request.Model, progress.Text, first, finishReason));
+                    // Logprobs come whole with the answer, so the last chunk carries them all: a client that joins the
+                    // chunks' logprobs, as it joins their text, has the whole answer's.
+                    using var body = JsonDocument.Parse(result.Body!);
+                    var choice = body.RootElement.GetProperty("choices")[0];
+                    string finishReason = choice.GetProperty("finish_reason").GetString()!;
+                    CompletionChunks.WriteEvent(output, CompletionChunks.Delta(endpoint, id, created, request.Model, progress.Text, first, finishReason,
+                        choice.GetProperty("logprobs")));
                     if (request.IncludeUsage)
                         CompletionChunks.WriteEvent(output, CompletionChunks.Usage(endpoint, id, created, request.Model, result.PromptTokens,
                             result.CompletionTokens, new FtpUsage(result.TokensComputed, result.TokensSkipped, result.WireBytes)));
@@ -170,13 +175,6 @@ internal static class CompletionEndpoints
             var flushed = await output.FlushAsync(http.RequestAborted);
             return !flushed.IsCompleted && !flushed.IsCanceled;
         }
-    }
-
-    /// <summary><c>choices[0].finish_reason</c> of a finished answer's body.</summary>
-    private static string FinishReasonOf(string body)
-    {
-        using var json = JsonDocument.Parse(body);
-        return json.RootElement.GetProperty("choices")[0].GetProperty("finish_reason").GetString()!;
     }
 
     /// <summary>A request that failed after it started: the client's (it asked for more than the deployment holds) or the server's.</summary>

@@ -21,7 +21,10 @@ public static class CompletionChunks
     /// <param name="first">Whether this is the answer's first chunk, which for chat names the assistant's role.</param>
     /// <param name="finishReason">Null while the answer goes on; <see cref="FinishReasons.Stop"/> or
     /// <see cref="FinishReasons.Length"/> on its last choice chunk.</param>
-    public static byte[] Delta(CompletionEndpoint endpoint, string id, long created, string model, string text, bool first, string? finishReason)
+    /// <param name="logprobs">The chunk's <c>logprobs</c> in the endpoint's form (as the whole answer's body writes them);
+    /// null for <c>"logprobs": null</c>.</param>
+    public static byte[] Delta(CompletionEndpoint endpoint, string id, long created, string model, string text, bool first, string? finishReason,
+        JsonElement? logprobs = null)
     {
         ArgumentNullException.ThrowIfNull(text);
         if (finishReason is not (null or FinishReasons.Stop or FinishReasons.Length))
@@ -43,7 +46,9 @@ public static class CompletionChunks
             {
                 json.WriteString("text", text);
             }
-            json.WriteNull("logprobs");
+            json.WritePropertyName("logprobs");
+            if (logprobs is { ValueKind: not JsonValueKind.Null } given) given.WriteTo(json);
+            else json.WriteNullValue();
             if (finishReason is null) json.WriteNull("finish_reason");
             else json.WriteString("finish_reason", finishReason);
             json.WriteEndObject();

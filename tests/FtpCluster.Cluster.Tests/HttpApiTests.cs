@@ -145,6 +145,23 @@ public sealed class HttpApiTests(HttpApiCluster cluster) : IClassFixture<HttpApi
     }
 
     [SharedModelsFact]
+    public async Task A_streamed_answers_logprobs_joined_are_the_whole_answers()
+    {
+        var chat = cluster.OpenAI().GetChatClient(HttpApiCluster.ModelName);
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 16, IncludeLogProbabilities = true, TopLogProbabilityCount = 2 };
+        ChatCompletion whole = await chat.CompleteChatAsync(Question, options);
+        Assert.Equal(16, whole.ContentTokenLogProbabilities.Count);
+
+        var streamed = new List<ChatTokenLogProbabilityDetails>();
+        await foreach (var update in chat.CompleteChatStreamingAsync(Question, options))
+            streamed.AddRange(update.ContentTokenLogProbabilities);
+
+        static string Describe(ChatTokenLogProbabilityDetails t) =>
+            $"{t.Token} {t.LogProbability} [{string.Join(", ", t.TopLogProbabilities.Select(a => $"{a.Token} {a.LogProbability}"))}]";
+        Assert.Equal(whole.ContentTokenLogProbabilities.Select(Describe), streamed.Select(Describe));
+    }
+
+    [SharedModelsFact]
     public async Task A_wrong_key_is_refused_with_401_and_no_key_likewise()
     {
         var refused = await Assert.ThrowsAsync<ClientResultException>(() =>
