@@ -99,6 +99,8 @@ public static class KernelBenchmark
     [
         (1, 5632, 2048, TensorDType.F32), (1, 5632, 2048, TensorDType.F16), (1, 5632, 2048, TensorDType.Q8_0),
         (1, 5632, 2048, TensorDType.Q4_K), (1, 5632, 2048, TensorDType.Q6_K), (1, 5632, 2048, TensorDType.Q5_0),
+        // Decode steps of several sequences: the Q4_K dot unpacks each weight block once for two x rows.
+        (2, 5632, 2048, TensorDType.Q4_K), (4, 5632, 2048, TensorDType.Q4_K),
     ];
 
     private static readonly (int M, int N, int K, TensorDType Storage)[] QuickGemmShapes =

@@ -77,7 +77,14 @@ internal static unsafe class BlockGemv
             for (int j = work.FirstRow(task); j < work.FirstRow(task + 1); j++)
             {
                 byte* row = w.Row(j);
-                for (int r = 0; r < m; r++)
+                int r = 0;
+                // x rows in pairs: the k-quants unpack each weight block once for two rows.
+                for (; r + 1 < m; r += 2)
+                {
+                    work.Y[(long)r * n + j] = TBlock.Dot2<TDot>(row, work.X.Row(r), work.X.Row(r + 1), k, out float next);
+                    work.Y[(long)(r + 1) * n + j] = next;
+                }
+                if (r < m)
                     work.Y[(long)r * n + j] = TBlock.Dot<TDot>(row, work.X.Row(r), k);
             }
         }
