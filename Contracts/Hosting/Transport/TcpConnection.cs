@@ -52,8 +52,8 @@ internal sealed class TcpConnection : ConnectionContext,
     private volatile Exception? _closeReason;
     private int _closedNotified;
     private long _receivedBytes;
-    private long _unsentBytes;
-    private long _sendingBytes;
+    // Written by Orleans and not yet taken by the send loop: what piles up behind a peer that does not read.
+    private long _queuedBytes;
     private IDictionary<object, object?> _items = new Dictionary<object, object?>();
 
     private TcpConnection(Socket socket, TcpTransportOptions options, TcpTransportStatistics statistics, ILogger logger)
@@ -217,7 +217,7 @@ internal sealed class TcpConnection : ConnectionContext,
                 var result = await output.ReadAsync();
                 if (result.IsCanceled) break; // Abort
                 var buffer = result.Buffer;
-                Volatile.Write(ref _sendingBytes, buffer.Length);
+                Interlocked.Add(ref _queuedBytes, -buffer.Length);
                 if (!buffer.IsEmpty) await SendAsync(buffer);
                 output.AdvanceTo(buffer.End);
                 if (result.IsCompleted) break; // Orleans' writer is done
@@ -255,8 +255,6 @@ internal sealed class TcpConnection : ConnectionContext,
                 ? await _socket.SendAsync(buffer.First, SocketFlags.None)
                 : await SendGatherAsync(buffer);
             _statistics.Sent(sent);
-            Interlocked.Add(ref _sendingBytes, -sent);
-            Interlocked.Add(ref _unsentBytes, -sent);
             buffer = buffer.Slice(sent);
         }
     }
@@ -359,11 +357,12 @@ internal sealed class TcpConnection : ConnectionContext,
 
         public PipeWriter Output { get; } = output;
     }
+
     /// <summary>
     /// The writer Orleans sees: it counts what is written and, at each flush, closes the connection when more than
-    /// <see cref="TcpTransportOptions.MaxUnsentBytesPerConnection"/> of it waits behind the bytes the send loop is handing
-    /// the socket. Those are left out: a peer reads them while the send call that holds them is still in progress, so
-    /// counting them would make a large send look like a peer that does not read.
+    /// <see cref="TcpTransportOptions.MaxUnsentBytesPerConnection"/> of it waits behind the bytes the send loop has taken.
+    /// Those are left out: a peer reads them while the send call that holds them is still in progress, so counting them
+    /// would make a large send look like a peer that does not read.
     /// </summary>
     private sealed class UnsentBound(PipeWriter inner, TcpConnection connection) : PipeWriter
     {
@@ -373,22 +372,21 @@ internal sealed class TcpConnection : ConnectionContext,
 
         public override void Advance(int bytes)
         {
-            Interlocked.Add(ref connection._unsentBytes, bytes);
+            Interlocked.Add(ref connection._queuedBytes, bytes);
             inner.Advance(bytes);
         }
 
         public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
         {
-            long sending = Volatile.Read(ref connection._sendingBytes);
-            long waiting = Interlocked.Read(ref connection._unsentBytes) - sending;
+            long waiting = Interlocked.Read(ref connection._queuedBytes);
             long limit = connection._options.MaxUnsentBytesPerConnection;
             if (waiting > limit && connection._closeReason is null)
             {
                 connection._logger.LogWarning(
-                    "{Connection}: the peer is not reading: {Waiting} bytes wait behind the {Sending} being sent, over the limit of {Limit}: closing the connection",
-                    connection, waiting, sending, limit);
+                    "{Connection}: the peer is not reading: {Waiting} bytes wait behind the send in progress, over the limit of {Limit}: closing the connection",
+                    connection, waiting, limit);
                 connection.Abort(new ConnectionAbortedException(
-                    $"the peer is not reading: {waiting} bytes wait behind the {sending} being sent, over the limit of {limit} bytes"));
+                    $"the peer is not reading: {waiting} bytes wait behind the send in progress, over the limit of {limit} bytes"));
             }
             return inner.FlushAsync(cancellationToken);
         }

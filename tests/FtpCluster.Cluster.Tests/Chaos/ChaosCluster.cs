@@ -167,25 +167,14 @@ public sealed class ChaosCluster : IDisposable
     private string RedisFrom(string node)
     {
         string[] hostAndPort = Redis.ConnectionString.Split(',')[0].Split(':');
-        var start = new ProcessStartInfo(IpCommand.Executable ?? "ip")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string arg in (string[])["netns", "exec", Namespace(node), "timeout", "3", "redis-cli", "-h", hostAndPort[0], "-p", hostAndPort[1], "ping"])
-            start.ArgumentList.Add(arg);
         try
         {
-            using var process = Process.Start(start)!;
-            var error = process.StandardError.ReadToEndAsync();
-            string output = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            return $"redis-cli ping from {node}'s namespace: exit code {process.ExitCode}, {output.Trim()} {error.Result.Trim()}";
+            string answer = IpCommand.Run("netns", "exec", Namespace(node), "timeout", "3", "redis-cli", "-h", hostAndPort[0], "-p", hostAndPort[1], "ping");
+            return $"redis-cli ping from {node}'s namespace: {answer.Trim()}";
         }
-        catch (System.ComponentModel.Win32Exception e)
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
         {
-            return $"redis-cli ping from {node}'s namespace could not run: {e.Message}";
+            return $"redis-cli ping from {node}'s namespace failed: {e.Message}";
         }
     }
 

@@ -24,6 +24,29 @@ public sealed class TcpConnectionLimitsTests
         return socket;
     }
 
+    /// <summary>A listener on a loopback port, a client socket connected to it, and the connection the listener accepted.</summary>
+    private sealed class ConnectedPair(TcpConnectionListener listener, Socket client, ConnectionContext server) : IAsyncDisposable
+    {
+        public Socket Client => client;
+        public ConnectionContext Server => server;
+
+        public static async Task<ConnectedPair> OpenAsync(TcpTransportOptions options, TcpTransportStatistics statistics)
+        {
+            var listener = TcpConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options, statistics, NullLogger.Instance);
+            var accepting = listener.AcceptAsync().AsTask();
+            var client = await ConnectFromAsync(listener, "127.0.0.1");
+            var server = await accepting.WaitAsync(Bound) ?? throw new InvalidOperationException("accepted nothing");
+            return new ConnectedPair(listener, client, server);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            client.Dispose();
+            await server.DisposeAsync();
+            await listener.DisposeAsync();
+        }
+    }
+
     /// <summary>Whether the server closed <paramref name="socket"/> (end of stream or reset) within the bound; null: reset while it connected.</summary>
     private static async Task<bool> ClosedByServerAsync(Socket? socket, TimeSpan within)
     {
@@ -110,10 +133,8 @@ public sealed class TcpConnectionLimitsTests
         const int sent = 32 << 20;
         var statistics = new TcpTransportStatistics();
         var options = new TcpTransportOptions { ReceiveSegmentBytes = 64 << 10, MaxBufferedBytesPerConnection = bound };
-        await using var listener = TcpConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options, statistics, NullLogger.Instance);
-        var accepting = listener.AcceptAsync().AsTask();
-        using var client = await ConnectFromAsync(listener, "127.0.0.1");
-        await using var server = await accepting.WaitAsync(Bound) ?? throw new InvalidOperationException("accepted nothing");
+        await using var pair = await ConnectedPair.OpenAsync(options, statistics);
+        var (client, server) = (pair.Client, pair.Server);
 
         var data = new byte[sent];
         new Random(7).NextBytes(data);
@@ -171,10 +192,8 @@ public sealed class TcpConnectionLimitsTests
     {
         const long bound = 4 << 20;
         var options = new TcpTransportOptions { LargestSendBufferBytes = 1 << 20, MaxUnsentBytesPerConnection = bound };
-        await using var listener = TcpConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options, new TcpTransportStatistics(), NullLogger.Instance);
-        var accepting = listener.AcceptAsync().AsTask();
-        using var client = await ConnectFromAsync(listener, "127.0.0.1");
-        await using var server = await accepting.WaitAsync(Bound) ?? throw new InvalidOperationException("accepted nothing");
+        await using var pair = await ConnectedPair.OpenAsync(options, new TcpTransportStatistics());
+        var (client, server) = (pair.Client, pair.Server);
 
         // The client reads nothing: once the kernel's buffers are full, what the server writes stays with it.
         long written = await WriteUntilClosedAsync(server, cap: 512L << 20);
@@ -205,10 +224,8 @@ public sealed class TcpConnectionLimitsTests
         const long bound = 4 << 20;
         const long total = 64 << 20;
         var options = new TcpTransportOptions { LargestSendBufferBytes = 1 << 20, MaxUnsentBytesPerConnection = bound };
-        await using var listener = TcpConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options, new TcpTransportStatistics(), NullLogger.Instance);
-        var accepting = listener.AcceptAsync().AsTask();
-        using var client = await ConnectFromAsync(listener, "127.0.0.1");
-        await using var server = await accepting.WaitAsync(Bound) ?? throw new InvalidOperationException("accepted nothing");
+        await using var pair = await ConnectedPair.OpenAsync(options, new TcpTransportStatistics());
+        var (client, server) = (pair.Client, pair.Server);
         long read = 0;
         using var progress = new SemaphoreSlim(0);
         var reading = Task.Run(async () =>
