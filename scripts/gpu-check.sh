@@ -1,43 +1,129 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU (driver installed, no internet needed): builds with `dotnet build -c Release`,
-# runs the ILGPU numerics tests on CUDA (FTPCLUSTER_ILGPU_TESTS=cuda), then `ftpcluster bench model --device cuda`
-# on the smollm2-135m and tinyllama-1.1b presets (synthetic weights) stored in f16: a 512-token prefill and decode.
-# Writes a JSON summary: tokens/s, and for decode the GB/s of weights read per token against the GPU's bandwidth.
-# Usage: scripts/gpu-check.sh [out=gpu-check.json]
-#   GPU_BANDWIDTH_GBS=3350   the GPU's memory bandwidth in GB/s when its name is not in the table below
-#   GPU_CHECK_REPS=3         repetitions of each benchmark (the median is reported)
+# The GPU check of issue 14, in two steps, because a lent GPU machine has neither the .NET SDK nor a network:
+#
+#   scripts/gpu-check.sh pack            here, with the .NET SDK: builds everything the check runs into one archive,
+#                                        .gpu-check/bundle.tar.xz (ignored by git; under the 64 MiB a device call carries):
+#                                        the compute tests' build (which holds the ftpcluster client), xUnit's console
+#                                        runner, the .NET runtime and the shared models.
+#   scripts/gpu-check.sh [out.json]      on the machine with an NVIDIA GPU: runs from the bundle alone. It runs every ILGPU
+#                                        test on CUDA (FTPCLUSTER_ILGPU_TESTS=cuda: kernels and whole device-resident
+#                                        stages against the CPU backend), then `ftpcluster bench model --device cuda` on
+#                                        the smollm2-135m and tinyllama-1.1b presets (synthetic weights) stored in f16,
+#                                        a 512-token prefill and 64 decoded tokens, and writes a JSON summary: tokens/s,
+#                                        and for decode the GB/s of weights read per token against the GPU's bandwidth.
+#
+# Settings of the run step (the defaults are the check's):
+#   GPU_CHECK_DEVICE=cuda          ilgpu-cpu rehearses the whole run on a machine without a GPU (ILGPU's CPU accelerator)
+#   GPU_CHECK_PRESETS="smollm2-135m tinyllama-1.1b"
+#   GPU_CHECK_PROMPT_TOKENS=512  GPU_CHECK_GEN_TOKENS=64  GPU_CHECK_REPS=3 (the median is reported)
+#   GPU_BANDWIDTH_GBS=3350         the GPU's memory bandwidth in GB/s when its name is not in the table below
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-gpu-check.json}
-reps=${GPU_CHECK_REPS:-3}
+bundle=.gpu-check/bundle.tar.xz
 
-command -v nvidia-smi >/dev/null || { echo "gpu-check: nvidia-smi not found: this needs a machine with an NVIDIA GPU and its driver" >&2; exit 1; }
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+pack() {
+  command -v dotnet >/dev/null || { echo "gpu-check pack: needs the .NET SDK (dotnet)" >&2; exit 1; }
+  stage=$(mktemp -d /tmp/ftp-gpu-pack-XXXXXX)
+  trap 'rm -rf "$stage"' EXIT
+  mkdir -p "$stage/app" .gpu-check
+  dotnet build -c Release tests/FtpCluster.Compute.Tests >"$stage/build.log" || { tail -20 "$stage/build.log"; exit 1; }
+  # The compute tests' build as CI makes it; it holds the client too (ftpcluster.dll and all it loads). The other
+  # platforms' native libraries are left out: they would double the size.
+  cp -r tests/FtpCluster.Compute.Tests/bin/Release/net10.0 "$stage/app/tests"
+  find "$stage/app/tests/runtimes" -mindepth 1 -maxdepth 1 ! -name linux-x64 -exec rm -rf {} +
+  local dotnet_root runner version
+  runner="${NUGET_PACKAGES:-$HOME/.nuget/packages}/xunit.runner.console/2.4.1/tools/netcoreapp2.0"
+  [ -f "$runner/xunit.console.dll" ] || { echo "gpu-check pack: xUnit's console runner is not at $runner (the compute tests' restore downloads it)" >&2; exit 1; }
+  cp -r "$runner" "$stage/app/xunit"
+  # The runtime the two need: the dotnet host and the two shared frameworks of this SDK's runtime version.
+  dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+  version=$(dotnet --list-runtimes | awk '$1 == "Microsoft.NETCore.App" { v = $2 } END { print v }')
+  mkdir -p "$stage/app/dotnet/shared"
+  cp "$dotnet_root/dotnet" "$stage/app/dotnet/"
+  cp -r "$dotnet_root/host" "$stage/app/dotnet/"
+  for framework in Microsoft.NETCore.App Microsoft.AspNetCore.App; do
+    mkdir -p "$stage/app/dotnet/shared/$framework"
+    cp -r "$dotnet_root/shared/$framework/$version" "$stage/app/dotnet/shared/$framework/"
+  done
+  if [ -d ../shared/models ]; then
+    cp -r ../shared/models "$stage/app/models"
+  else
+    echo "gpu-check pack: ../shared/models is absent: the tests that need the shared models will be skipped" >&2
+  fi
+  git rev-parse --short HEAD >"$stage/app/commit" 2>/dev/null || echo unknown >"$stage/app/commit"
+  XZ_OPT=-9 tar -C "$stage" -cJf "$bundle" app
+  # A device call carries the working tree and the bundle, 64 MiB in all.
+  if [ "$(du -m "$bundle" | cut -f1)" -gt 56 ]; then
+    echo "gpu-check pack: $bundle is $(du -m "$bundle" | cut -f1) MiB: over the 56 MiB that leaves room for the working tree in a device call" >&2
+    exit 1
+  fi
+  echo "gpu-check pack: $bundle, $(du -m "$bundle" | cut -f1) MiB, commit $(cat "$stage/app/commit"), runtime $version"
+}
+
+if [ "${1:-}" = pack ]; then
+  pack
+  exit 0
+fi
+
+out=${1:-gpu-check.json}
+device=${GPU_CHECK_DEVICE:-cuda}
+presets=${GPU_CHECK_PRESETS:-smollm2-135m tinyllama-1.1b}
+prompt_tokens=${GPU_CHECK_PROMPT_TOKENS:-512}
+gen_tokens=${GPU_CHECK_GEN_TOKENS:-64}
+reps=${GPU_CHECK_REPS:-3}
+case "$device" in
+  cuda) ilgpu_tests=cuda ;;
+  ilgpu-cpu) ilgpu_tests=cpu ;;
+  *) echo "gpu-check: GPU_CHECK_DEVICE=$device: expected cuda or ilgpu-cpu" >&2; exit 1 ;;
+esac
+[ -f "$bundle" ] || { echo "gpu-check: no $bundle: make it first with 'scripts/gpu-check.sh pack' on a machine with the .NET SDK" >&2; exit 1; }
+
+if [ "$device" = cuda ]; then
+  command -v nvidia-smi >/dev/null || { echo "gpu-check: nvidia-smi not found: this needs a machine with an NVIDIA GPU and its driver" >&2; exit 1; }
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+else
+  gpu="none (rehearsal on ILGPU's CPU accelerator)"
+fi
 echo "gpu-check: $gpu"
 
 work=$(mktemp -d /tmp/ftp-gpu-check-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+tar -C "$work" -xJf "$bundle"
+app=$work/app
+echo "gpu-check: bundle of commit $(cat "$app/commit")"
+export DOTNET_ROOT=$app/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export FTPCLUSTER_SHARED_MODELS=$app/models
+dotnet=$app/dotnet/dotnet
+# ILGPU opens the driver as libcuda.so; some driver installs have only libcuda.so.1.
+if [ "$device" = cuda ] && ! ldconfig -p | grep -q 'libcuda\.so '; then
+  driver=$(ldconfig -p | awk '/libcuda\.so\.1 / { print $NF; exit }')
+  for folder in /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu; do
+    [ -z "$driver" ] && [ -e "$folder/libcuda.so.1" ] && driver=$folder/libcuda.so.1
+  done
+  [ -n "$driver" ] || { echo "gpu-check: no libcuda.so.1 found: is the NVIDIA driver installed?" >&2; exit 1; }
+  mkdir -p "$work/lib" && ln -s "$driver" "$work/lib/libcuda.so"
+  export LD_LIBRARY_PATH=$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 
-dotnet build -c Release tests/FtpCluster.Compute.Tests >"$work/build-tests.log" || { tail -20 "$work/build-tests.log"; exit 1; }
-dotnet build -c Release Client/FtpCluster.Client.csproj >"$work/build-client.log" || { tail -20 "$work/build-client.log"; exit 1; }
-ftpcluster="dotnet Client/bin/Release/net10.0/ftpcluster.dll"
-
-# The numerics: every ILGPU test (kernels, whole stages against the CPU backend, transfer counts), on the GPU.
+# The numerics: every ILGPU test (kernels, whole stages against the CPU backend, transfer counts), on the device.
+# The runner targets netcoreapp2.0, hence the roll forward onto the bundled runtime.
 tests_rc=0
-FTPCLUSTER_ILGPU_TESTS=cuda dotnet test -c Release --no-build tests/FtpCluster.Compute.Tests --filter "FullyQualifiedName~Ilgpu" \
+DOTNET_ROLL_FORWARD=Major FTPCLUSTER_ILGPU_TESTS=$ilgpu_tests "$dotnet" "$app/xunit/xunit.console.dll" \
+  "$app/tests/FtpCluster.Compute.Tests.dll" -method '*Ilgpu*' -parallel none -noshadow -nocolor -xml "$work/tests.xml" \
   >"$work/tests.log" 2>&1 || tests_rc=$?
-grep -E "^(Passed|Failed)!|Total tests|error" "$work/tests.log" | tail -5 || true
+grep -E "\[FAIL\]|Total:" "$work/tests.log" | tail -20 || true
 
-for preset in smollm2-135m tinyllama-1.1b; do
-  $ftpcluster models synth --preset "$preset" --dtype f16 --seed 1 --out "$work/$preset" >/dev/null
-  $ftpcluster bench model --model "$work/$preset" --device cuda --dtype f16 \
-    --prompt-tokens 512 --gen-tokens 64 --reps "$reps" --json >"$work/$preset.json" 2>"$work/$preset.err" \
+for preset in $presets; do
+  "$dotnet" "$app/tests/ftpcluster.dll" models synth --preset "$preset" --dtype f16 --seed 1 --out "$work/$preset" >/dev/null
+  "$dotnet" "$app/tests/ftpcluster.dll" bench model --model "$work/$preset" --device "$device" --dtype f16 \
+    --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --reps "$reps" --json >"$work/$preset.json" 2>"$work/$preset.err" \
     || { cat "$work/$preset.err" >&2; exit 1; }
 done
 
-python3 - "$work" "$out" "$gpu" "$tests_rc" "$work/tests.log" <<'PY'
-import json, os, re, sys
-work, out, gpu, tests_rc, tests_log = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+python3 - "$work" "$out" "$gpu" "$tests_rc" "$presets" <<'PY'
+import json, os, sys
+import xml.etree.ElementTree as ET
+work, out, gpu, tests_rc, presets = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split()
 
 # Peak memory bandwidth in GB/s, from the vendors' data sheets.
 bandwidths = {"H100 80GB HBM3": 3350, "H100 SXM": 3350, "H100 NVL": 3900, "H100 PCIe": 2000, "H200": 4800,
@@ -54,16 +140,14 @@ def decode_bytes_per_token(config):
     block = dim * heads * head_dim * 2 + dim * kv_heads * head_dim * 2 + 3 * dim * hidden
     return 2 * (layers * block + config["vocab_size"] * dim)
 
-log = open(tests_log).read()
-counts = re.search(r"Failed:\s+(\d+), Passed:\s+(\d+), Skipped:\s+(\d+), Total:\s+(\d+)", log)
-summary = {
-    "gpu": gpu,
-    "bandwidth_gb_per_s": bandwidth,
-    "numerics_tests": {"exit_code": tests_rc, **({"failed": int(counts[1]), "passed": int(counts[2]), "skipped": int(counts[3]),
-                                                   "total": int(counts[4])} if counts else {})},
-    "models": [],
-}
-for preset in ["smollm2-135m", "tinyllama-1.1b"]:
+tests = {"exit_code": tests_rc}
+if os.path.exists(f"{work}/tests.xml"):
+    assembly = ET.parse(f"{work}/tests.xml").getroot().find("assembly")
+    tests.update({key: int(assembly.get(key)) for key in ("total", "passed", "failed", "skipped")})
+    tests["failures"] = [t.get("name") for t in assembly.iter("test") if t.get("result") == "Fail"]
+summary = {"gpu": gpu, "bandwidth_gb_per_s": bandwidth, "commit": open(f"{work}/app/commit").read().strip(),
+           "numerics_tests": tests, "models": []}
+for preset in presets:
     bench = json.load(open(f"{work}/{preset}.json"))
     config = json.load(open(f"{work}/{preset}/config.json"))
     per_token = decode_bytes_per_token(config)
