@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -125,25 +126,51 @@ public sealed class CpuDevice : IComputeDevice
         int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention) =>
         Kernels.Cpu.Attention.Run(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, output, keyAttention, _pool);
 
-    public void SwiGlu(DeviceSpan<float> gate, DeviceSpan<float> up)
+    public void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y)
     {
-        var g = Host(gate);
-        var u = Host(up);
-        Span<float> sigmoid = stackalloc float[1024];
-        for (int start = 0; start < g.Length; start += sigmoid.Length)
+        var sums = Host(y)[..(m * w.Rows)];
+        var product = ArrayPool<float>.Shared.Rent(sums.Length);
+        try
         {
-            var chunk = g.Slice(start, Math.Min(sigmoid.Length, g.Length - start));
-            var sg = sigmoid.Slice(0, chunk.Length);
-            TensorPrimitives.Sigmoid(chunk, sg);
-            TensorPrimitives.Multiply(chunk, sg, chunk);
-            TensorPrimitives.Multiply(chunk, u.Slice(start, chunk.Length), chunk);
+            MatMul(Host(x), m, w, product);
+            TensorPrimitives.Add(sums, product.AsSpan(0, sums.Length), sums);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(product);
         }
     }
 
-    public void Add(DeviceSpan<float> x, DeviceSpan<float> y)
+    public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y)
     {
-        var xs = Host(x);
-        TensorPrimitives.Add(xs, Host(y)[..xs.Length], xs);
+        if (up.Rows != gate.Rows || up.Cols != gate.Cols)
+            throw new ArgumentException($"SwiGLU: gate [{gate.Rows}, {gate.Cols}] and up [{up.Rows}, {up.Cols}] differ in shape");
+        var gated = Host(y)[..(m * gate.Rows)];
+        var upProduct = ArrayPool<float>.Shared.Rent(gated.Length);
+        try
+        {
+            MatMul(Host(x), m, gate, gated);
+            MatMul(Host(x), m, up, upProduct);
+            SwiGlu(gated, upProduct.AsSpan(0, gated.Length));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(upProduct);
+        }
+    }
+
+    /// <summary>gate = silu(gate) · up.</summary>
+    private static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        Span<float> sigmoid = stackalloc float[1024];
+        for (int start = 0; start < gate.Length; start += sigmoid.Length)
+        {
+            var chunk = gate.Slice(start, Math.Min(sigmoid.Length, gate.Length - start));
+            var sg = sigmoid.Slice(0, chunk.Length);
+            TensorPrimitives.Sigmoid(chunk, sg);
+            TensorPrimitives.Multiply(chunk, sg, chunk);
+            TensorPrimitives.Multiply(chunk, up.Slice(start, chunk.Length), chunk);
+        }
     }
 
     public void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias)

@@ -89,24 +89,24 @@ public static class HostSpanOperations
             Download(device, totals, keyAttention[..nk]);
     }
 
-    public static void SwiGlu(this IComputeDevice device, Span<float> gate, ReadOnlySpan<float> up)
+    public static void MatMulAdd(this IComputeDevice device, ReadOnlySpan<float> x, int m, IDeviceMatrix w, Span<float> y)
     {
-        if (up.Length < gate.Length)
-            throw new ArgumentException($"SwiGLU: up has {up.Length} floats for a gate of {gate.Length}");
-        using var gateBuffer = device.UploadNew<float>(gate);
-        using var upBuffer = device.UploadNew(up[..gate.Length]);
-        device.SwiGlu(gateBuffer.Span(gate.Length), upBuffer.Span(gate.Length));
-        Download(device, gateBuffer, gate);
+        if (m < 0 || x.Length < (long)m * w.Cols || y.Length < (long)m * w.Rows)
+            throw new ArgumentException($"GEMM shapes: x has {x.Length} floats for [{m}, {w.Cols}], y has {y.Length} for [{m}, {w.Rows}]");
+        using var input = device.UploadNew(x[..(m * w.Cols)]);
+        using var output = device.UploadNew<float>(y[..(m * w.Rows)]);
+        device.MatMulAdd(input.Span(m * w.Cols), m, w, output.Span(m * w.Rows));
+        Download(device, output, y[..(m * w.Rows)]);
     }
 
-    public static void Add(this IComputeDevice device, Span<float> x, ReadOnlySpan<float> y)
+    public static void SwiGluMatMul(this IComputeDevice device, ReadOnlySpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, Span<float> y)
     {
-        if (y.Length < x.Length)
-            throw new ArgumentException($"Add: y has {y.Length} floats for an x of {x.Length}");
-        using var xBuffer = device.UploadNew<float>(x);
-        using var yBuffer = device.UploadNew(y[..x.Length]);
-        device.Add(xBuffer.Span(x.Length), yBuffer.Span(x.Length));
-        Download(device, xBuffer, x);
+        if (m < 0 || x.Length < (long)m * gate.Cols || y.Length < (long)m * gate.Rows)
+            throw new ArgumentException($"SwiGLU shapes: x has {x.Length} floats for [{m}, {gate.Cols}], y has {y.Length} for [{m}, {gate.Rows}]");
+        using var input = device.UploadNew(x[..(m * gate.Cols)]);
+        using var output = device.Allocate<float>(Math.Max(m * gate.Rows, 1));
+        device.SwiGluMatMul(input.Span(m * gate.Cols), m, gate, up, output.Span(m * gate.Rows));
+        Download(device, output, y[..(m * gate.Rows)]);
     }
 
     public static void AddBias(this IComputeDevice device, Span<float> x, ReadOnlySpan<float> bias)

@@ -69,11 +69,14 @@ public interface IComputeDevice : IDisposable
         DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> keyPositions,
         int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention);
 
-    /// <summary>gate = silu(gate) * up, elementwise.</summary>
-    void SwiGlu(DeviceSpan<float> gate, DeviceSpan<float> up);
+    /// <summary>y[m, w.Rows] += x[m, w.Cols] · wᵀ: a projection added onto the residual stream.</summary>
+    void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y);
 
-    /// <summary>x += y, elementwise.</summary>
-    void Add(DeviceSpan<float> x, DeviceSpan<float> y);
+    /// <summary>
+    /// The gated half of the MLP: y[m, gate.Rows] = silu(x · gateᵀ) ⊙ (x · upᵀ), x [m, gate.Cols], silu(g) = g · sigmoid(g).
+    /// One operation, so that a device can make both products and the gating one pass (the ILGPU GEMV does for decode).
+    /// </summary>
+    void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y);
 
     /// <summary>x[r] += bias for every row r of length bias.Length.</summary>
     void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias);

@@ -23,13 +23,13 @@ public enum IlgpuTarget
 /// The ILGPU backend. Weights live on the device in their storage type, and so do the activations,
 /// KV caches and scratch a stage allocates through it; kernels run on the accelerator's default stream,
 /// so they run in the order launched and a download waits for them. Calls are serialized: the device
-/// has one stream and one scratch buffer for attention weights.
+/// has one stream and one set of scratch buffers.
 /// </summary>
 public sealed class IlgpuDevice : IComputeDevice
 {
-    // Scratch slot: the attention weights of one call.
-    private const int Probabilities = 0;
-    private const int ScratchSlots = 1;
+    // Scratch slots: the attention weights of one call; the up projection of a SwiGLU over many rows.
+    private const int Probabilities = 0, UpProjection = 1;
+    private const int ScratchSlots = 2;
 
     /// <summary>At most this many floats of attention weights (queries · heads · keys) per launch; longer batches go in query chunks.</summary>
     private const long MaxAttentionProbabilities = 1L << 26;
@@ -44,6 +44,7 @@ public sealed class IlgpuDevice : IComputeDevice
     private readonly Dictionary<RopeTable, RopeAngleTable> _ropeAngles = new(ReferenceEqualityComparer.Instance);
     private readonly Lock _gate = new();
     private readonly TransferCounter _transfers = new();
+    private long _copies;
     private bool _disposed;
 
     private IlgpuDevice(Context context, Accelerator accelerator)
@@ -225,6 +226,19 @@ public sealed class IlgpuDevice : IComputeDevice
 
     public DeviceTransfers Transfers => _transfers.Current;
 
+    /// <summary>
+    /// Kernels launched and copies made within the device so far: each is a separate piece of work on the stream
+    /// with its own launch cost, which a decode step of small matrices can spend more time on than on the work.
+    /// </summary>
+    public long Launches
+    {
+        get
+        {
+            lock (_gate)
+                return _kernels.Launches + _copies;
+        }
+    }
+
     /// <summary>Bytes of device memory free now (CUDA); for the CPU accelerator, the host memory the process may still use.</summary>
     public long FreeMemoryBytes()
     {
@@ -284,33 +298,42 @@ public sealed class IlgpuDevice : IComputeDevice
         if (source.IsEmpty)
             return;
         lock (_gate)
+        {
             View(source).CopyTo(View(destination).SubView(0, source.Length));
+            _copies++;
+        }
     }
 
-    public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y)
+    public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) => MatMul(x, m, w, y, MatMulOutput.Store);
+
+    public void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) => MatMul(x, m, w, y, MatMulOutput.Add);
+
+    private void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y, MatMulOutput output)
     {
         var matrix = Own(w);
-        var shape = new MatMulShape(m, matrix.Rows, matrix.Cols);
+        var shape = new MatMulShape(m, matrix.Rows, matrix.Cols, output);
         if (m < 0 || x.Length < (long)m * shape.K || y.Length < (long)m * shape.N)
             throw new ArgumentException($"GEMM shapes: x has {x.Length} floats for [{m}, {shape.K}], y has {y.Length} for [{m}, {shape.N}]");
         if (m == 0)
             return;
         lock (_gate)
+            Multiply(View(x).SubView(0, (long)m * shape.K), matrix, View(y).SubView(0, (long)m * shape.N), shape);
+    }
+
+    /// <summary>The matrix kernel for the matrix's storage type.</summary>
+    private void Multiply(ArrayView<float> x, IlgpuMatrix matrix, ArrayView<float> y, MatMulShape shape)
+    {
+        switch (matrix.StorageType)
         {
-            var input = View(x).SubView(0, (long)m * shape.K);
-            var output = View(y).SubView(0, (long)m * shape.N);
-            switch (matrix.StorageType)
-            {
-                case TensorDType.F32:
-                    _kernels.MatMul(input, matrix.View<float>(), output, shape);
-                    break;
-                case TensorDType.F16 or TensorDType.BF16:
-                    _kernels.MatMul(input, matrix.View<ushort>(), matrix.StorageType, output, shape);
-                    break;
-                default:
-                    _kernels.MatMul(input, matrix.View<byte>(), matrix.StorageType, output, shape);
-                    break;
-            }
+            case TensorDType.F32:
+                _kernels.MatMul(x, matrix.View<float>(), y, shape);
+                break;
+            case TensorDType.F16 or TensorDType.BF16:
+                _kernels.MatMul(x, matrix.View<ushort>(), matrix.StorageType, y, shape);
+                break;
+            default:
+                _kernels.MatMul(x, matrix.View<byte>(), matrix.StorageType, y, shape);
+                break;
         }
     }
 
@@ -390,24 +413,42 @@ public sealed class IlgpuDevice : IComputeDevice
         }
     }
 
-    public void SwiGlu(DeviceSpan<float> gate, DeviceSpan<float> up)
+    public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y)
     {
-        if (up.Length < gate.Length)
-            throw new ArgumentException($"SwiGLU: up has {up.Length} floats for a gate of {gate.Length}");
-        if (gate.IsEmpty)
+        IlgpuMatrix gates = Own(gate), ups = Own(up);
+        if (ups.Rows != gates.Rows || ups.Cols != gates.Cols)
+            throw new ArgumentException($"SwiGLU: gate [{gates.Rows}, {gates.Cols}] and up [{ups.Rows}, {ups.Cols}] differ in shape");
+        var shape = new MatMulShape(m, gates.Rows, gates.Cols);
+        if (m < 0 || x.Length < (long)m * shape.K || y.Length < (long)m * shape.N)
+            throw new ArgumentException($"SwiGLU shapes: x has {x.Length} floats for [{m}, {shape.K}], y has {y.Length} for [{m}, {shape.N}]");
+        if (m == 0)
             return;
         lock (_gate)
-            _kernels.SwiGlu(View(gate), View(up));
-    }
-
-    public void Add(DeviceSpan<float> x, DeviceSpan<float> y)
-    {
-        if (y.Length < x.Length)
-            throw new ArgumentException($"Add: y has {y.Length} floats for an x of {x.Length}");
-        if (x.IsEmpty)
-            return;
-        lock (_gate)
-            _kernels.Add(View(x), View(y));
+        {
+            var input = View(x).SubView(0, (long)m * shape.K);
+            var output = View(y).SubView(0, (long)m * shape.N);
+            if (IlgpuKernels.UseGemv(shape) && gates.StorageType == ups.StorageType)
+            {
+                switch (gates.StorageType)
+                {
+                    case TensorDType.F32:
+                        _kernels.SwiGluGemv(input, gates.View<float>(), ups.View<float>(), output, shape);
+                        break;
+                    case TensorDType.F16 or TensorDType.BF16:
+                        _kernels.SwiGluGemv(input, gates.View<ushort>(), ups.View<ushort>(), gates.StorageType, output, shape);
+                        break;
+                    default:
+                        _kernels.SwiGluGemv(input, gates.View<byte>(), ups.View<byte>(), gates.StorageType, output, shape);
+                        break;
+                }
+                return;
+            }
+            // Many rows: the products are compute-bound tiled GEMMs, and the gating pass is small beside them.
+            var upProduct = _scratch.Floats(UpProjection, (long)m * shape.N);
+            Multiply(input, gates, output, shape);
+            Multiply(input, ups, upProduct, shape);
+            _kernels.SwiGlu(output, upProduct);
+        }
     }
 
     public void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias)

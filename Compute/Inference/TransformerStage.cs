@@ -182,9 +182,7 @@ public sealed class TransformerStage : IDisposable
         var k = _scratch.Get(Scratch.Key, n * c.KvDim);
         var v = _scratch.Get(Scratch.Value, n * c.KvDim);
         var attended = _scratch.Get(Scratch.Attended, n * c.QueryDim);
-        var projected = _scratch.Get(Scratch.Projected, n * c.Dim);
-        var gate = _scratch.Get(Scratch.Gate, n * c.HiddenDim);
-        var up = _scratch.Get(Scratch.Up, n * c.HiddenDim);
+        var gated = _scratch.Get(Scratch.Gated, n * c.HiddenDim);
         var positions = _hostScratch.GetPositions(n);
         int maxPosition = 0;
         for (int i = 0; i < n; i++) maxPosition = Math.Max(maxPosition, positions[i] = rows[i].Position);
@@ -221,16 +219,12 @@ public sealed class TransformerStage : IDisposable
                 AverageAttention(receivedOnHost, c.Heads, scores.Slice(start, count));
             }
         }
-        Device.MatMul(attended, n, w.AttentionOutput, projected);
-        Device.Add(x, projected);
+        Device.MatMulAdd(attended, n, w.AttentionOutput, x);
 
         // MLP: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
         Device.RmsNorm(x, w.FfnNorm.All, c.RmsNormEps, normed);
-        Device.MatMul(normed, n, w.Gate, gate);
-        Device.MatMul(normed, n, w.Up, up);
-        Device.SwiGlu(gate, up);
-        Device.MatMul(gate, n, w.Down, projected);
-        Device.Add(x, projected);
+        Device.SwiGluMatMul(normed, n, w.Gate, w.Up, gated);
+        Device.MatMulAdd(gated, n, w.Down, x);
     }
 
     /// <summary>
@@ -282,9 +276,9 @@ public sealed class TransformerStage : IDisposable
     /// <summary>Device buffers reused across calls, grown to the largest batch seen.</summary>
     private sealed class Scratch(IComputeDevice device) : IDisposable
     {
-        public const int Normed = 0, Query = 1, Key = 2, Value = 3, Attended = 4, Projected = 5, Gate = 6, Up = 7, Gathered = 8,
-            KeyAttention = 9, Input = 10, Logits = 11;
-        private readonly DeviceBuffer<float>?[] _buffers = new DeviceBuffer<float>?[12];
+        public const int Normed = 0, Query = 1, Key = 2, Value = 3, Attended = 4, Gated = 5, Gathered = 6, KeyAttention = 7,
+            Input = 8, Logits = 9;
+        private readonly DeviceBuffer<float>?[] _buffers = new DeviceBuffer<float>?[10];
 
         public DeviceSpan<float> Get(int which, int length)
         {

@@ -23,6 +23,8 @@ internal static class BlockBytes
 /// <summary>Q8_0 (34 bytes per 32 elements): f16 d, 32 int8 quants; d · q.</summary>
 internal readonly struct Q8_0Weights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, Q8Block.Size, Q8Block.Bytes);
@@ -50,6 +52,8 @@ internal static class SmallBlockQuants
 /// <summary>Q4_0 (18 bytes): f16 d, nibbles; d · (q − 8).</summary>
 internal readonly struct Q4_0Weights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SmallBlocks.Size, SmallBlocks.Q4_0Bytes);
@@ -60,6 +64,8 @@ internal readonly struct Q4_0Weights : IWeightFormat<byte>
 /// <summary>Q4_1 (20 bytes): f16 d, f16 m, nibbles; d · q + m.</summary>
 internal readonly struct Q4_1Weights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SmallBlocks.Size, SmallBlocks.Q4_1Bytes);
@@ -70,6 +76,8 @@ internal readonly struct Q4_1Weights : IWeightFormat<byte>
 /// <summary>Q5_0 (22 bytes): f16 d, fifth bits, nibbles; d · (q − 16).</summary>
 internal readonly struct Q5_0Weights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SmallBlocks.Size, SmallBlocks.Q5_0Bytes);
@@ -82,6 +90,8 @@ internal readonly struct Q5_0Weights : IWeightFormat<byte>
 /// <summary>Q5_1 (24 bytes): f16 d, f16 m, fifth bits, nibbles; d · q + m.</summary>
 internal readonly struct Q5_1Weights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SmallBlocks.Size, SmallBlocks.Q5_1Bytes);
@@ -129,6 +139,8 @@ internal static class SuperBlockQuants
 /// <summary>Q4_K (144 bytes per 256 elements).</summary>
 internal readonly struct Q4_KWeights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SuperBlocks.Size, SuperBlocks.Q4_KBytes);
@@ -140,6 +152,8 @@ internal readonly struct Q4_KWeights : IWeightFormat<byte>
 /// <summary>Q5_K (176 bytes per 256 elements): bit i / 32 of fifth-bit byte i % 32 tops element i's nibble.</summary>
 internal readonly struct Q5_KWeights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SuperBlocks.Size, SuperBlocks.Q5_KBytes);
@@ -157,6 +171,8 @@ internal readonly struct Q5_KWeights : IWeightFormat<byte>
 /// </summary>
 internal readonly struct Q6_KWeights : IWeightFormat<byte>
 {
+    public WeightQuad Four(ArrayView<byte> w, int row, int k, int rowLength) => WeightQuad.OneByOne(this, w, row, k, rowLength);
+
     public float Weight(ArrayView<byte> w, int row, int k, int rowLength)
     {
         long at = BlockBytes.BlockAt(row, k, rowLength, SuperBlocks.Size, SuperBlocks.Q6_KBytes);

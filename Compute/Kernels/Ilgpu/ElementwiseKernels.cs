@@ -6,15 +6,11 @@ namespace FtpCluster.Compute.Kernels.Ilgpu;
 /// <summary>One thread per element; launched auto-grouped.</summary>
 internal static class ElementwiseKernels
 {
-    /// <summary>gate = silu(gate) · up, silu(g) = g · sigmoid(g).</summary>
-    public static void SwiGlu(Index1D i, ArrayView<float> gate, ArrayView<float> up)
-    {
-        float g = gate[i];
-        float sigmoid = 1f / (1f + XMath.Exp(-g));
-        gate[i] = g * sigmoid * up[i];
-    }
+    /// <summary>gate = silu(gate) · up.</summary>
+    public static void SwiGlu(Index1D i, ArrayView<float> gate, ArrayView<float> up) => gate[i] = SwiGlu(gate[i], up[i]);
 
-    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y) => x[i] += y[i];
+    /// <summary>silu(g) · u, silu(g) = g · sigmoid(g).</summary>
+    public static float SwiGlu(float g, float u) => g * (1f / (1f + XMath.Exp(-g))) * u;
 
     public static void AddBias(Index1D i, ArrayView<float> x, ArrayView<float> bias) => x[i] += bias[i % (int)bias.Length];
 }

@@ -2,8 +2,15 @@ using ILGPU;
 
 namespace FtpCluster.Compute.Kernels.Ilgpu;
 
-/// <summary>y[M, N] = x[M, K] · wᵀ, with w [N, K] row-major in its storage type.</summary>
-internal readonly record struct MatMulShape(int M, int N, int K);
+/// <summary>y[M, N] = x[M, K] · wᵀ (or y += x · wᵀ, as <see cref="Output"/> says), with w [N, K] row-major in its storage type.</summary>
+internal readonly record struct MatMulShape(int M, int N, int K, MatMulOutput Output = MatMulOutput.Store);
+
+/// <summary>What a matrix kernel does with each dot product: store it, or add it to y (the residual connection).</summary>
+internal enum MatMulOutput
+{
+    Store,
+    Add,
+}
 
 /// <summary>
 /// The matrix kernels: a shared-memory tiled GEMM for batches of rows and a warp-per-output GEMV for
@@ -61,47 +68,104 @@ internal static class MatMulKernels
             Group.Barrier();
         }
         if (row < shape.M && column < shape.N)
-            y[(long)row * shape.N + column] = sum;
+            Write(y, shape, row, column, sum);
+    }
+
+    private static void Write(ArrayView<float> y, MatMulShape shape, int row, int column, float sum)
+    {
+        long at = (long)row * shape.N + column;
+        y[at] = shape.Output == MatMulOutput.Add ? y[at] + sum : sum;
     }
 
     /// <summary>
     /// Warp (group, warp index) owns one output column n: its lanes stride along K, reading the weight row
     /// coalesced and once for all of the (at most <see cref="GemvMaxRows"/>) input rows, whose partial sums
     /// sit in registers; a shuffle reduction per row gives the dot products. Decode is bound by reading the
-    /// weights, so a batch of decode rows costs about what one row does. On quantized blocks a warp step covers 32
-    /// consecutive weights, one block of the 32-element types or one sub-block of a k-quant, whose bytes the lanes
-    /// read together.
+    /// weights, so a batch of decode rows costs about what one row does.
     /// </summary>
     public static void WarpGemv<TStorage, TFormat>(
         ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
         where TStorage : unmanaged
         where TFormat : struct, IWeightFormat<TStorage>
     {
-        var format = default(TFormat);
         int n = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
         if (n >= shape.N)
             return;
+        var sums = RowDots<TStorage, TFormat>(x, w, n, shape);
+        if (Warp.LaneIdx != 0)
+            return;
+        Write(y, shape, 0, n, sums.Row0);
+        if (shape.M > 1) Write(y, shape, 1, n, sums.Row1);
+        if (shape.M > 2) Write(y, shape, 2, n, sums.Row2);
+        if (shape.M > 3) Write(y, shape, 3, n, sums.Row3);
+    }
+
+    /// <summary>
+    /// The gated half of the MLP for a few rows: y[r, n] = silu(x[r] · gate[n]) · (x[r] · up[n]). Like
+    /// <see cref="WarpGemv{TStorage, TFormat}"/>, a warp per column n, reading both weight rows; one launch and no gate
+    /// or up activations written, where separate products and a SwiGLU pass would take three.
+    /// </summary>
+    public static void WarpGemvSwiGlu<TStorage, TFormat>(
+        ArrayView<float> x, ArrayView<TStorage> gate, ArrayView<TStorage> up, ArrayView<float> y, MatMulShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        int n = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
+        if (n >= shape.N)
+            return;
+        var gates = RowDots<TStorage, TFormat>(x, gate, n, shape);
+        var ups = RowDots<TStorage, TFormat>(x, up, n, shape);
+        if (Warp.LaneIdx != 0)
+            return;
+        y[n] = ElementwiseKernels.SwiGlu(gates.Row0, ups.Row0);
+        if (shape.M > 1) y[(long)shape.N + n] = ElementwiseKernels.SwiGlu(gates.Row1, ups.Row1);
+        if (shape.M > 2) y[2L * shape.N + n] = ElementwiseKernels.SwiGlu(gates.Row2, ups.Row2);
+        if (shape.M > 3) y[3L * shape.N + n] = ElementwiseKernels.SwiGlu(gates.Row3, ups.Row3);
+    }
+
+    /// <summary>
+    /// Weight row n's dot products with the (at most 4) rows of x, summed across the warp: every lane gets them.
+    /// Where K is a multiple of 4 each lane reads four neighbouring weights per step (one 8-byte load of 16-bit
+    /// weights; a block's neighbouring quants), 128 weights per warp step; else one, 32 per step.
+    /// </summary>
+    private static RowSums RowDots<TStorage, TFormat>(ArrayView<float> x, ArrayView<TStorage> w, int n, MatMulShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        var format = default(TFormat);
         int lane = Warp.LaneIdx, rows = shape.M;
         long k1 = shape.K, k2 = 2L * shape.K, k3 = 3L * shape.K;
         float partial0 = 0f, partial1 = 0f, partial2 = 0f, partial3 = 0f;
-        for (int k = lane; k < shape.K; k += Warp.WarpSize)
+        if (shape.K % 4 == 0)
         {
-            float weight = format.Weight(w, n, k, shape.K);
-            partial0 += x[k] * weight;
-            if (rows > 1) partial1 += x[k1 + k] * weight;
-            if (rows > 2) partial2 += x[k2 + k] * weight;
-            if (rows > 3) partial3 += x[k3 + k] * weight;
+            for (int k = 4 * lane; k < shape.K; k += 4 * Warp.WarpSize)
+            {
+                var weights = format.Four(w, n, k, shape.K);
+                partial0 += weights.Dot(x, k);
+                if (rows > 1) partial1 += weights.Dot(x, k1 + k);
+                if (rows > 2) partial2 += weights.Dot(x, k2 + k);
+                if (rows > 3) partial3 += weights.Dot(x, k3 + k);
+            }
+        }
+        else
+        {
+            for (int k = lane; k < shape.K; k += Warp.WarpSize)
+            {
+                float weight = format.Weight(w, n, k, shape.K);
+                partial0 += x[k] * weight;
+                if (rows > 1) partial1 += x[k1 + k] * weight;
+                if (rows > 2) partial2 += x[k2 + k] * weight;
+                if (rows > 3) partial3 += x[k3 + k] * weight;
+            }
         }
         // rows is the same for every lane, so each reduction runs on the whole warp or on none of it.
-        float sum0 = WarpReduce.Sum(partial0);
-        float sum1 = rows > 1 ? WarpReduce.Sum(partial1) : 0f;
-        float sum2 = rows > 2 ? WarpReduce.Sum(partial2) : 0f;
-        float sum3 = rows > 3 ? WarpReduce.Sum(partial3) : 0f;
-        if (lane != 0)
-            return;
-        y[n] = sum0;
-        if (rows > 1) y[(long)shape.N + n] = sum1;
-        if (rows > 2) y[2L * shape.N + n] = sum2;
-        if (rows > 3) y[3L * shape.N + n] = sum3;
+        return new RowSums(
+            WarpReduce.Sum(partial0),
+            rows > 1 ? WarpReduce.Sum(partial1) : 0f,
+            rows > 2 ? WarpReduce.Sum(partial2) : 0f,
+            rows > 3 ? WarpReduce.Sum(partial3) : 0f);
     }
+
+    /// <summary>One weight row's dot products with up to four x rows.</summary>
+    private readonly record struct RowSums(float Row0, float Row1, float Row2, float Row3);
 }

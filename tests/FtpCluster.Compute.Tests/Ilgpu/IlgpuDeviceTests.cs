@@ -19,14 +19,18 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(4, 37, 45)] // GEMV with as many rows as it takes
     [InlineData(5, 37, 45)] // tiled GEMM, every edge partial
     [InlineData(19, 40, 33)] // tiled GEMM over two row tiles
+    [InlineData(2, 37, 268)] // GEMV four weights per lane: two whole warp steps of 128 and a partial one
     public void MatMul_f32_matches_cpu(int m, int n, int k) => AssertMatMul(m, n, k, TensorDType.F32);
 
     [Theory]
-    [InlineData(1, TensorDType.F16)]
-    [InlineData(7, TensorDType.F16)]
-    [InlineData(1, TensorDType.BF16)]
-    [InlineData(7, TensorDType.BF16)]
-    public void MatMul_16bit_storage_matches_cpu(int m, TensorDType dtype) => AssertMatMul(m, 29, 50, dtype);
+    [InlineData(1, 50, TensorDType.F16)] // GEMV, one weight per lane (K not a multiple of 4)
+    [InlineData(1, 268, TensorDType.F16)] // GEMV, four weights per lane in one 8-byte load
+    [InlineData(4, 268, TensorDType.F16)]
+    [InlineData(7, 50, TensorDType.F16)] // tiled GEMM
+    [InlineData(1, 50, TensorDType.BF16)]
+    [InlineData(3, 268, TensorDType.BF16)]
+    [InlineData(7, 50, TensorDType.BF16)]
+    public void MatMul_16bit_storage_matches_cpu(int m, int k, TensorDType dtype) => AssertMatMul(m, 29, k, dtype);
 
     private void AssertMatMul(int m, int n, int k, TensorDType dtype)
     {
@@ -151,26 +155,69 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         Assert.Equal(1f, totals[0] + totals[1], 5);
     }
 
-    [Fact]
-    public void SwiGlu_matches_cpu()
+    /// <summary>
+    /// The gated MLP half, silu(x · gateᵀ) ⊙ (x · upᵀ): one GEMV launch for up to 4 rows (f32, 16-bit and block
+    /// weights, K a multiple of 4 or not), two GEMMs and a gating pass beyond; against the same device's two products
+    /// gated on the host (the products themselves are checked above and in <see cref="IlgpuQuantizedTests"/>), and
+    /// for float weights against the CPU device too (its block-weight products quantize x, so they differ by more
+    /// than rounding). Scaled so that silu's negative side counts.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 45, TensorDType.F32)]
+    [InlineData(4, 268, TensorDType.F32)]
+    [InlineData(9, 45, TensorDType.F32)]
+    [InlineData(2, 268, TensorDType.F16)]
+    [InlineData(2, 64, TensorDType.BF16)]
+    [InlineData(3, 64, TensorDType.Q8_0)]
+    [InlineData(6, 64, TensorDType.Q4_0)]
+    [InlineData(1, 256, TensorDType.Q4_K)]
+    public void SwiGluMatMul_matches_the_gated_products(int m, int k, TensorDType dtype)
     {
-        var expected = Numerics.Random(100, seed: 20, scale: 6f);
-        var actual = expected.ToArray();
-        var up = Numerics.Random(100, seed: 21);
-        _cpu.SwiGlu(expected, up);
-        _ilgpu.SwiGlu(actual, up);
+        const int n = 37;
+        var gateWeights = fixture.Tensor(Numerics.Random(n * k, seed: 20, scale: 3f), n, k, dtype);
+        var upWeights = fixture.Tensor(Numerics.Random(n * k, seed: 21), n, k, dtype);
+        var x = Numerics.Random(m * k, seed: 22);
+        using var gate = _ilgpu.PrepareMatrix(gateWeights);
+        using var up = _ilgpu.PrepareMatrix(upWeights);
+        var gates = new float[m * n];
+        var ups = new float[m * n];
+        _ilgpu.MatMul(x, m, gate, gates);
+        _ilgpu.MatMul(x, m, up, ups);
+        var expected = gates.Select((g, i) => g / (1 + MathF.Exp(-g)) * ups[i]).ToArray();
+        var actual = new float[m * n];
+        _ilgpu.SwiGluMatMul(x, m, gate, up, actual);
         Numerics.AssertClose(expected, actual);
+        Assert.Contains(expected, v => v < -1e-3f);
+        if (dtype.IsQuantized())
+            return;
+        using var gateOnCpu = _cpu.PrepareMatrix(gateWeights);
+        using var upOnCpu = _cpu.PrepareMatrix(upWeights);
+        var onCpu = new float[m * n];
+        _cpu.SwiGluMatMul(x, m, gateOnCpu, upOnCpu, onCpu);
+        Numerics.AssertClose(onCpu, actual);
     }
 
-    [Fact]
-    public void Add_matches_cpu()
+    /// <summary>y += x · wᵀ, the residual connection, through the GEMV (few rows) and the tiled GEMM, on both devices.</summary>
+    [Theory]
+    [InlineData(1, TensorDType.F32)]
+    [InlineData(3, TensorDType.F16)]
+    [InlineData(6, TensorDType.F32)]
+    [InlineData(2, TensorDType.Q8_0)]
+    public void MatMulAdd_adds_the_product_to_y(int m, TensorDType dtype)
     {
-        var expected = Numerics.Random(77, seed: 30);
-        var actual = expected.ToArray();
-        var y = Numerics.Random(77, seed: 31);
-        _cpu.Add(expected, y);
-        _ilgpu.Add(actual, y);
-        Numerics.AssertClose(expected, actual);
+        const int n = 29, k = 64;
+        var weight = fixture.Tensor(Numerics.Random(n * k, seed: 30), n, k, dtype);
+        var x = Numerics.Random(m * k, seed: 31);
+        var residual = Numerics.Random(m * n, seed: 32, scale: 4f);
+        foreach (IComputeDevice device in new IComputeDevice[] { _cpu, _ilgpu })
+        {
+            using var matrix = device.PrepareMatrix(weight);
+            var product = new float[m * n];
+            device.MatMul(x, m, matrix, product);
+            var sums = residual.ToArray();
+            device.MatMulAdd(x, m, matrix, sums);
+            Numerics.AssertClose(residual.Select((r, i) => r + product[i]).ToArray(), sums, what: device.Description);
+        }
     }
 
     [Fact]

@@ -24,6 +24,32 @@ public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<Ilgp
             Numerics.AssertClose(expected[step], actual[step], what: $"logits of step {step}");
     }
 
+    /// <summary>
+    /// The work one decode step puts on the device's stream: per block, RMSNorm, the q, k and v products, RoPE on q and
+    /// on k, three copies into the KV cache (keys, values, positions), attention, the output projection added onto the
+    /// residual, RMSNorm, the gated MLP product and the down projection added onto the residual. On a GPU each launch
+    /// costs microseconds, about what a small model's matrices take, so a fused step that comes apart shows here.
+    /// </summary>
+    [Fact]
+    public void A_decode_step_launches_fourteen_operations_per_block()
+    {
+        const int layers = 3;
+        string path = WriteTinyLlama2c(Path.Combine(fixture.Folder, "launches.bin"),
+            dim: 32, hidden: 40, layers: layers, heads: 4, kvHeads: 2, vocab: 37, seqLen: 16);
+        using var checkpoint = Checkpoint.Open(path);
+        using var stage = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), fixture.Ilgpu), fixture.Ilgpu);
+        using var cache = stage.NewCache();
+        var prompt = new float[3 * checkpoint.Config.Dim];
+        stage.Embed([1, 5, 9], prompt);
+        stage.Forward(TokenRow.Consecutive(cache, 0, 3), prompt);
+        var step = new float[checkpoint.Config.Dim];
+        stage.Embed([13], step);
+
+        long before = fixture.Ilgpu.Launches;
+        stage.Forward([new TokenRow(cache, 3)], step);
+        Assert.Equal(14 * layers, fixture.Ilgpu.Launches - before);
+    }
+
     /// <summary>The rows block 1 computes in the prefill (A's positions 0, 2, 4 and B's 0, 2); the other blocks compute all.</summary>
     private static readonly int[] PrunedRows = [0, 2, 4, 5, 7];
 

@@ -21,7 +21,19 @@ public sealed class IlgpuPtxTests
 
     [Theory]
     [MemberData(nameof(Kernels))]
-    public void Kernel_compiles_to_ptx_for_sm_90(string kernel)
+    public void Kernel_compiles_to_ptx_for_sm_90(string kernel) => Assert.Contains(".entry", Ptx(kernel));
+
+    /// <summary>Decode reads 16-bit weights four to a load (8 bytes per lane), not one 2-byte load each.</summary>
+    [Theory]
+    [InlineData("gemv f16")]
+    [InlineData("gemv bf16")]
+    [InlineData("swiglu gemv f16")]
+    [InlineData("swiglu gemv bf16")]
+    public void Sixteen_bit_gemv_reads_four_weights_per_load(string kernel) =>
+        // ILGPU loads through generic addresses (ld.b64, not ld.global.b64); parameters come by ld.param.
+        Assert.Matches(@"\sld(\.global)?(\.nc)?\.(b64|u64)\s+%rd\d+,\s*\[%rd\d+\]", Ptx(kernel));
+
+    private static string Ptx(string kernel)
     {
         var (method, explicitlyGrouped) = KernelMethods()[kernel];
         using var context = Context.Create(builder => builder.CPU().EnableAlgorithms());
@@ -30,8 +42,7 @@ public sealed class IlgpuPtxTests
         var entry = explicitlyGrouped
             ? EntryPointDescription.FromExplicitlyGroupedKernel(method)
             : EntryPointDescription.FromImplicitlyGroupedKernel(method);
-        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-        Assert.Contains(".entry", compiled.PTXAssembly);
+        return ((PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
     }
 
     /// <summary>The kernels <see cref="IlgpuKernels"/> loads, by name; explicitly grouped ones take a KernelConfig.</summary>
@@ -46,11 +57,19 @@ public sealed class IlgpuPtxTests
         Explicit("gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<float, F32Weights>);
         Explicit("gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, F16Weights>);
         Explicit("gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, BF16Weights>);
+        Explicit("swiglu gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)
+            MatMulKernels.WarpGemvSwiGlu<float, F32Weights>);
+        Explicit("swiglu gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)
+            MatMulKernels.WarpGemvSwiGlu<ushort, F16Weights>);
+        Explicit("swiglu gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)
+            MatMulKernels.WarpGemvSwiGlu<ushort, BF16Weights>);
         void Blocks<TFormat>(string type)
             where TFormat : struct, IWeightFormat<byte>
         {
             Explicit($"gemm {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<byte, TFormat>);
             Explicit($"gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<byte, TFormat>);
+            Explicit($"swiglu gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape>)
+                MatMulKernels.WarpGemvSwiGlu<byte, TFormat>);
         }
         Blocks<Q8_0Weights>("q8_0");
         Blocks<Q4_0Weights>("q4_0");
@@ -68,7 +87,6 @@ public sealed class IlgpuPtxTests
         Implicit("key totals", (Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.KeyTotals);
         Implicit("rope", (Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>)RopeKernels.Rope);
         Implicit("swiglu", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.SwiGlu);
-        Implicit("add", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.Add);
         Implicit("add bias", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.AddBias);
         Implicit("gather rows", (Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>)RowKernels.Gather);
         Implicit("scatter rows", (Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>)RowKernels.Scatter);
