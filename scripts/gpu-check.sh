@@ -10,12 +10,14 @@
 #                                        stages against the CPU backend), then `ftpcluster bench model --device cuda` on
 #                                        the smollm2-135m and tinyllama-1.1b presets (synthetic weights) stored in f16,
 #                                        a 512-token prefill and 64 decoded tokens, and writes a JSON summary: tokens/s,
-#                                        and for decode the GB/s of weights read per token against the GPU's bandwidth.
+#                                        for decode the GB/s of weights read per token against the GPU's bandwidth, and
+#                                        the device time of a decode step by kind of operation beside its wall time.
 #
 # Settings of the run step (the defaults are the check's):
 #   GPU_CHECK_DEVICE=cuda          ilgpu-cpu rehearses the whole run on a machine without a GPU (ILGPU's CPU accelerator)
 #   GPU_CHECK_PRESETS="smollm2-135m tinyllama-1.1b"
 #   GPU_CHECK_PROMPT_TOKENS=512  GPU_CHECK_GEN_TOKENS=64  GPU_CHECK_REPS=3 (the median is reported)
+#   GPU_CHECK_PROFILE_TOKENS=16    decode steps then run again with each device operation timed (bench model --profile)
 #   GPU_BANDWIDTH_GBS=3350         the GPU's memory bandwidth in GB/s when its name is not in the table below
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +73,7 @@ presets=${GPU_CHECK_PRESETS:-smollm2-135m tinyllama-1.1b}
 prompt_tokens=${GPU_CHECK_PROMPT_TOKENS:-512}
 gen_tokens=${GPU_CHECK_GEN_TOKENS:-64}
 reps=${GPU_CHECK_REPS:-3}
+profile_tokens=${GPU_CHECK_PROFILE_TOKENS:-16}
 case "$device" in
   cuda) ilgpu_tests=cuda ;;
   ilgpu-cpu) ilgpu_tests=cpu ;;
@@ -116,7 +119,7 @@ grep -E "\[FAIL\]|Total:" "$work/tests.log" | tail -20 || true
 for preset in $presets; do
   "$dotnet" "$app/tests/ftpcluster.dll" models synth --preset "$preset" --dtype f16 --seed 1 --out "$work/$preset" >/dev/null
   "$dotnet" "$app/tests/ftpcluster.dll" bench model --model "$work/$preset" --device "$device" --dtype f16 \
-    --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --reps "$reps" --json >"$work/$preset.json" 2>"$work/$preset.err" \
+    --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --reps "$reps" --profile "$profile_tokens" --json >"$work/$preset.json" 2>"$work/$preset.err" \
     || { cat "$work/$preset.err" >&2; exit 1; }
 done
 
@@ -158,6 +161,7 @@ for preset in presets:
         "decode_tokens": bench["gen_tokens"], "decode_tokens_per_s": bench["decode_tokens_per_second"],
         "decode_weight_bytes_per_token": per_token, "decode_weight_read_gb_per_s": read_gbs,
         "decode_fraction_of_bandwidth": read_gbs / bandwidth if bandwidth else None,
+        "decode_profile": bench["decode_profile"],
     })
 json.dump(summary, open(out, "w"), indent=2)
 print(json.dumps(summary, indent=2))

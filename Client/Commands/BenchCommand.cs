@@ -4,6 +4,7 @@ using System.Globalization;
 using FtpCluster.Client.Cli;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Benchmarks;
+using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
 using FtpCluster.Grains.Benchmarks;
@@ -43,16 +44,20 @@ internal static class BenchCommand
 
     private static readonly Option<int> ModelSeed = CliOption.Int("--seed", "N", "Seeds the random prompt", 1);
 
+    private static readonly Option<int?> ModelProfile = CliOption.OptionalInt("--profile", "N",
+        "With an ILGPU device (ilgpu-cpu, cuda): after the timed reps, decode N more tokens with each device operation timed, " +
+        "and give device time per token by kind of operation beside the timed wall time per token");
+
     private static Command ModelCommand()
     {
         var command = new Command("model", """
             Prefill and decode tokens/s of a whole model in this process; with --router, dense against FTP-pruned prefill of the same prompt,
             alternating: tokens/s of both, the speed-up, the achieved sparsity and the FLOPs ratio.
-              bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--json]
+              bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--profile N] [--json]
               bench model --model PATH --router ROUTER.json [--routing one-pass|block] [--prompt-tokens N] [--reps N] [--dtype D] [--json]
             """);
         ModelOptionGroup.AddTo(command);
-        foreach (var option in new Option[] { PruningOptionGroup.Router, PruningOptionGroup.Routing, ModelPromptTokens, ModelGenTokens, ModelReps, ModelSeed, Json })
+        foreach (var option in new Option[] { PruningOptionGroup.Router, PruningOptionGroup.Routing, ModelPromptTokens, ModelGenTokens, ModelReps, ModelSeed, ModelProfile, Json })
             command.Add(option);
         command.SetAction(Model);
         return command;
@@ -120,10 +125,16 @@ internal static class BenchCommand
         var modelOptions = ModelOptionGroup.Bind(parse);
         var options = new ModelBenchmarkOptions(parse.GetValue(ModelPromptTokens) ?? 128, parse.GetValue(ModelGenTokens), parse.GetValue(ModelReps), parse.GetValue(ModelSeed));
         bool json = parse.GetValue(Json);
+        int? profileTokens = parse.GetValue(ModelProfile);
+        if (profileTokens is < 1)
+            throw new UsageException($"--profile needs at least 1 token, got {profileTokens}");
+        if (profileTokens is not null && modelOptions.DeviceName == "cpu")
+            throw new UsageException("--profile times the operations of an ILGPU device: add --device ilgpu-cpu or --device cuda");
 
-        using var device = modelOptions.CreateDevice();
+        using var device = modelOptions.CreateDevice(profiling: profileTokens is not null);
         using var model = modelOptions.LoadModel(device);
         var result = ModelBenchmark.Run(model, options);
+        var profile = profileTokens is { } tokens ? DecodeProfileReport.Of(ModelBenchmark.ProfileDecode(model, (IlgpuDevice)device, options, tokens), tokens, result) : null;
         if (json)
         {
             CommandSupport.WriteJson(new
@@ -136,6 +147,7 @@ internal static class BenchCommand
                 result.Reps,
                 result.PrefillTokensPerSecond,
                 result.DecodeTokensPerSecond,
+                DecodeProfile = profile,
             });
         }
         else
@@ -143,8 +155,34 @@ internal static class BenchCommand
             Console.WriteLine($"{modelOptions.ModelPath} on {device.Description}");
             Console.WriteLine($"prefill {result.PrefillTokensPerSecond,8:F1} tokens/s  ({result.PromptTokens} tokens, median of {result.Reps})");
             Console.WriteLine($"decode  {result.DecodeTokensPerSecond,8:F1} tokens/s  ({result.GenTokens} tokens, median of {result.Reps})");
+            if (profile is not null)
+                profile.Print();
         }
         return 0;
+    }
+
+    /// <summary>
+    /// <c>bench model --profile</c>: device time per decoded token by kind of operation, beside the timed wall time per
+    /// token; what the device's operations do not cover is the device waiting (launches, the host's share of a step).
+    /// </summary>
+    private sealed record DecodeProfileReport(int Tokens, double WallMsPerToken, double DeviceBusyMsPerToken, double OperationsPerToken,
+        IReadOnlyList<DecodeProfileReport.Operation> Operations)
+    {
+        public sealed record Operation(string Kind, double PerToken, double MsPerToken);
+
+        public static DecodeProfileReport Of(DeviceProfile profile, int tokens, ModelBenchmarkResult timed) => new(
+            tokens, 1000 / timed.DecodeTokensPerSecond, 1000 * profile.BusySeconds / tokens, (double)profile.Count / tokens,
+            [.. profile.Operations.Select(o => new Operation(o.Kind, (double)o.Count / tokens, 1000 * o.Seconds / tokens))]);
+
+        public void Print()
+        {
+            Console.WriteLine($"decode profile over {Tokens} tokens: {OperationsPerToken:F0} device operations per token");
+            Console.WriteLine($"  {"operation",-24} {"per token",9} {"ms/token",9} {"share",6}");
+            foreach (var o in Operations)
+                Console.WriteLine($"  {o.Kind,-24} {o.PerToken,9:0.#} {o.MsPerToken,9:F3} {o.MsPerToken / WallMsPerToken,6:P0}");
+            Console.WriteLine($"  {"device busy",-24} {"",9} {DeviceBusyMsPerToken,9:F3} {DeviceBusyMsPerToken / WallMsPerToken,6:P0}");
+            Console.WriteLine($"  {"wall (timed decode)",-24} {"",9} {WallMsPerToken,9:F3}");
+        }
     }
 
     /// <summary>

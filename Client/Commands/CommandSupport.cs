@@ -18,9 +18,9 @@ internal sealed record ModelOptions(string ModelPath, string? TokenizerPath, str
     private bool DeviceGiven => Device is not null;
 
     /// <summary>The device, logged to stderr so every run says where it ran.</summary>
-    public IComputeDevice CreateDevice()
+    public IComputeDevice CreateDevice(bool profiling = false)
     {
-        var device = ComputeDevices.Create(DeviceName, Threads);
+        var device = ComputeDevices.Create(DeviceName, Threads, profiling);
         Console.Error.WriteLine($"device: {device.Description}");
         return device;
     }

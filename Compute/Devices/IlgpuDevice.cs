@@ -44,13 +44,13 @@ public sealed class IlgpuDevice : IComputeDevice
     private readonly Dictionary<RopeTable, RopeAngleTable> _ropeAngles = new(ReferenceEqualityComparer.Instance);
     private readonly Lock _gate = new();
     private readonly TransferCounter _transfers = new();
-    private long _copies;
     private bool _disposed;
 
     private IlgpuDevice(Context context, Accelerator accelerator)
     {
         _context = context;
         _accelerator = accelerator;
+        Profiling = context.Properties.EnableProfiling;
         try
         {
             _kernels = new IlgpuKernels(accelerator);
@@ -68,18 +68,22 @@ public sealed class IlgpuDevice : IComputeDevice
 
     public IlgpuTarget Target => _accelerator.AcceleratorType == AcceleratorType.Cuda ? IlgpuTarget.Cuda : IlgpuTarget.Cpu;
 
+    /// <summary>Whether the device was created with profiling on, so that <see cref="StartProfile"/> may be called.</summary>
+    public bool Profiling { get; }
+
     /// <summary>
     /// Opens the accelerator for <paramref name="target"/>. CUDA must be present: ILGPU's detection
     /// swallows driver errors and would leave only CPU devices, so a missing GPU is an error here,
     /// never a silent fall back.
     /// </summary>
-    public static IlgpuDevice Create(IlgpuTarget target)
+    /// <param name="profiling">Lets <see cref="StartProfile"/> time each operation on the device (off by default).</param>
+    public static IlgpuDevice Create(IlgpuTarget target, bool profiling = false)
     {
         Context context = target switch
         {
             // 32 lanes per warp and 32 warps per multiprocessor, as on NVIDIA hardware: groups up to 1024 threads.
-            IlgpuTarget.Cpu => Context.Create(builder => builder.CPU(CPUDeviceKind.Nvidia).EnableAlgorithms()),
-            IlgpuTarget.Cuda => Context.Create(builder => builder.AllAccelerators().EnableAlgorithms()),
+            IlgpuTarget.Cpu => Context.Create(builder => Profiled(builder.CPU(CPUDeviceKind.Nvidia).EnableAlgorithms(), profiling)),
+            IlgpuTarget.Cuda => Context.Create(builder => Profiled(builder.AllAccelerators().EnableAlgorithms(), profiling)),
             _ => throw new ArgumentOutOfRangeException(nameof(target), target, "unknown ILGPU target"),
         };
         try
@@ -95,6 +99,8 @@ public sealed class IlgpuDevice : IComputeDevice
             throw;
         }
     }
+
+    private static Context.Builder Profiled(Context.Builder builder, bool profiling) => profiling ? builder.Profiling() : builder;
 
     /// <summary>Every accelerator ILGPU finds on this machine, one line each, for silo logs.</summary>
     public static IReadOnlyList<string> ListDevices()
@@ -235,8 +241,24 @@ public sealed class IlgpuDevice : IComputeDevice
         get
         {
             lock (_gate)
-                return _kernels.Launches + _copies;
+                return _kernels.Launches;
         }
+    }
+
+    /// <summary>Starts timing each operation on the device; the device must have been created with profiling on.</summary>
+    public void StartProfile()
+    {
+        if (!Profiling)
+            throw new InvalidOperationException("this ILGPU device was created without profiling: create it with profiling on to time its operations");
+        lock (_gate)
+            _kernels.StartProfile();
+    }
+
+    /// <summary>Waits for the device, then gives the device time of each kind of operation since <see cref="StartProfile"/>.</summary>
+    public DeviceProfile StopProfile()
+    {
+        lock (_gate)
+            return _kernels.StopProfile();
     }
 
     /// <summary>Bytes of device memory free now (CUDA); for the CPU accelerator, the host memory the process may still use.</summary>
@@ -298,10 +320,7 @@ public sealed class IlgpuDevice : IComputeDevice
         if (source.IsEmpty)
             return;
         lock (_gate)
-        {
-            View(source).CopyTo(View(destination).SubView(0, source.Length));
-            _copies++;
-        }
+            _kernels.Copy(View(source), View(destination).SubView(0, source.Length));
     }
 
     public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) => MatMul(x, m, w, y, MatMulOutput.Store);

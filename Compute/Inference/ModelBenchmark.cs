@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Inference;
@@ -23,7 +24,6 @@ public static class ModelBenchmark
             throw new ArgumentException($"{o.PromptTokens} prompt + {o.GenTokens} generated tokens exceed the model's context of {c.MaxSeqLen}");
         var prompt = RandomPrompt(c, o.PromptTokens, o.Seed);
         var hidden = new float[o.PromptTokens * c.Dim];
-        var step = new float[c.Dim];
         var logits = new float[c.VocabSize];
         var prefillSeconds = new List<double>();
         var decodeSeconds = new List<double>();
@@ -35,13 +35,7 @@ public static class ModelBenchmark
             double prefill = clock.Elapsed.TotalSeconds;
 
             clock.Restart();
-            for (int i = 0; i < o.GenTokens; i++)
-            {
-                int next = Sampler.ArgMax(logits);
-                model.Embed([next], step);
-                model.Forward([new TokenRow(cache, o.PromptTokens + i)], step);
-                model.Logits(step, 1, logits);
-            }
+            Decode(model, cache, o.PromptTokens, o.GenTokens, logits);
             double decode = clock.Elapsed.TotalSeconds;
             if (rep < 0) continue;
             prefillSeconds.Add(prefill);
@@ -50,6 +44,45 @@ public static class ModelBenchmark
         double prefillMedian = Median(prefillSeconds), decodeMedian = Median(decodeSeconds);
         return new ModelBenchmarkResult(o.PromptTokens, o.GenTokens, o.Reps,
             o.PromptTokens / prefillMedian, o.GenTokens / decodeMedian, prefillMedian, decodeMedian);
+    }
+
+    /// <summary>
+    /// Where a decode step's time goes on an ILGPU device created with profiling: after a prefill of the benchmark's
+    /// prompt, <paramref name="tokens"/> decode steps with each device operation timed. Compare its busy time per token
+    /// with a timed run's wall time per token: the rest is the device waiting on the host (launches, the host's share).
+    /// </summary>
+    public static DeviceProfile ProfileDecode(TransformerStage model, IlgpuDevice device, ModelBenchmarkOptions o, int tokens)
+    {
+        var c = model.Config;
+        if (tokens < 1 || o.PromptTokens + tokens > c.MaxSeqLen)
+            throw new ArgumentException($"{o.PromptTokens} prompt + {tokens} profiled tokens: need at least 1, within the model's context of {c.MaxSeqLen}");
+        var logits = new float[c.VocabSize];
+        using var cache = Prefill(model, RandomPrompt(c, o.PromptTokens, o.Seed), new float[o.PromptTokens * c.Dim], logits);
+        device.StartProfile();
+        DeviceProfile profile;
+        try
+        {
+            Decode(model, cache, o.PromptTokens, tokens, logits);
+        }
+        finally
+        {
+            // Also when a step failed: stopping frees the profiling markers.
+            profile = device.StopProfile();
+        }
+        return profile;
+    }
+
+    /// <summary>Greedy decode of <paramref name="tokens"/> tokens after position <paramref name="start"/> − 1, from its logits.</summary>
+    private static void Decode(TransformerStage model, KvCache cache, int start, int tokens, float[] logits)
+    {
+        var step = new float[model.Config.Dim];
+        for (int i = 0; i < tokens; i++)
+        {
+            int next = Sampler.ArgMax(logits);
+            model.Embed([next], step);
+            model.Forward([new TokenRow(cache, start + i)], step);
+            model.Logits(step, 1, logits);
+        }
     }
 
     /// <summary>The benchmark's prompt: <paramref name="tokens"/> ids drawn uniformly from the vocabulary.</summary>

@@ -1,3 +1,4 @@
+using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Models;
 using ILGPU;
 using ILGPU.Runtime;
@@ -62,12 +63,66 @@ internal sealed class IlgpuKernels
         _scatterRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Scatter);
     }
 
-    /// <summary>Kernels launched so far (each a separate piece of work on the stream, with its launch overhead).</summary>
+    /// <summary>Operations put on the stream so far: kernels and copies, each with its own launch overhead.</summary>
     public long Launches { get; private set; }
+
+    /// <summary>The operations timed since <see cref="StartProfile"/>, or null when not profiling.</summary>
+    private List<TimedOperation>? _profiled;
+
+    /// <summary>
+    /// Starts timing every operation on the stream, between profiling markers recorded before and after it (the
+    /// accelerator must have been created with profiling on).
+    /// </summary>
+    public void StartProfile() => _profiled = [];
+
+    /// <summary>Waits for the stream, then gives the device time of each operation since <see cref="StartProfile"/>, by kind.</summary>
+    public DeviceProfile StopProfile()
+    {
+        var profiled = _profiled ?? throw new InvalidOperationException("no profile was started");
+        _profiled = null;
+        _accelerator.Synchronize();
+        var kinds = new Dictionary<string, (long Count, double Seconds)>();
+        foreach (var operation in profiled)
+        {
+            double seconds = operation.End.MeasureFrom(operation.Begin).TotalSeconds;
+            kinds[operation.Kind] = kinds.TryGetValue(operation.Kind, out var sum) ? (sum.Count + 1, sum.Seconds + seconds) : (1, seconds);
+            operation.Begin.Dispose();
+            operation.End.Dispose();
+        }
+        return new DeviceProfile([.. kinds.Select(k => new DeviceProfile.Operation(k.Key, k.Value.Count, k.Value.Seconds))
+            .OrderByDescending(o => o.Seconds)]);
+    }
+
+    /// <summary>Counts one operation and, when profiling, times it: dispose the scope once the operation is on the stream.</summary>
+    private LaunchScope Launch(string kind, TensorDType? storage = null)
+    {
+        Launches++;
+        return _profiled is null ? default : new LaunchScope(this, kind, storage, _accelerator.AddProfilingMarker());
+    }
+
+    private readonly record struct TimedOperation(string Kind, ProfilingMarker Begin, ProfilingMarker End);
+
+    private readonly struct LaunchScope(IlgpuKernels owner, string kind, TensorDType? storage, ProfilingMarker? begin) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (begin is null)
+                return;
+            string name = storage is { } type ? $"{kind} {type.ToString().ToLowerInvariant()}" : kind;
+            owner._profiled!.Add(new TimedOperation(name, begin, owner._accelerator.AddProfilingMarker()));
+        }
+    }
+
+    public void Copy<T>(ArrayView<T> source, ArrayView<T> destination)
+        where T : unmanaged
+    {
+        using var launch = Launch("copy");
+        source.CopyTo(destination);
+    }
 
     public void MatMul(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> y, MatMulShape shape)
     {
-        Launches++;
+        using var launch = Launch(MatMulKind(shape), TensorDType.F32);
         if (UseGemv(shape))
             _gemvF32(MatMulKernels.GemvConfig(shape, _warpSize), x, weights, y, shape);
         else
@@ -77,7 +132,7 @@ internal sealed class IlgpuKernels
     /// <param name="storage">F16 or BF16: what the 16-bit weights are.</param>
     public void MatMul(ArrayView<float> x, ArrayView<ushort> weights, TensorDType storage, ArrayView<float> y, MatMulShape shape)
     {
-        Launches++;
+        using var launch = Launch(MatMulKind(shape), storage);
         bool gemv = UseGemv(shape);
         var kernel = storage switch
         {
@@ -103,7 +158,7 @@ internal sealed class IlgpuKernels
     {
         LoadBlockMatMul(storage);
         var kernels = _blockMatMuls[storage];
-        Launches++;
+        using var launch = Launch(MatMulKind(shape), storage);
         if (UseGemv(shape))
             kernels.Gemv(MatMulKernels.GemvConfig(shape, _warpSize), x, blocks, y, shape);
         else
@@ -139,10 +194,12 @@ internal sealed class IlgpuKernels
     /// <summary>Whether <paramref name="shape"/> takes the GEMV kernels (few rows) rather than the tiled GEMM.</summary>
     public static bool UseGemv(MatMulShape shape) => shape.M <= MatMulKernels.GemvMaxRows;
 
+    private static string MatMulKind(MatMulShape shape) => (UseGemv(shape) ? "gemv" : "gemm") + (shape.Output == MatMulOutput.Add ? " add" : "");
+
     /// <summary>y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; f32 weights.</summary>
     public void SwiGluGemv(ArrayView<float> x, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> y, MatMulShape shape)
     {
-        Launches++;
+        using var launch = Launch("swiglu gemv", TensorDType.F32);
         _swiGluGemvF32(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
     }
 
@@ -155,7 +212,7 @@ internal sealed class IlgpuKernels
             TensorDType.BF16 => _swiGluGemvBF16,
             _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "16-bit weights are F16 or BF16"),
         };
-        Launches++;
+        using var launch = Launch("swiglu gemv", storage);
         kernel(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
     }
 
@@ -163,26 +220,26 @@ internal sealed class IlgpuKernels
     public void SwiGluGemv(ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up, TensorDType storage, ArrayView<float> y, MatMulShape shape)
     {
         LoadBlockMatMul(storage);
-        Launches++;
+        using var launch = Launch("swiglu gemv", storage);
         _blockMatMuls[storage].SwiGluGemv(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
     }
 
     public void RmsNorm(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int rows, int dim, float eps)
     {
-        Launches++;
+        using var launch = Launch("rmsnorm");
         _rmsNorm(NormKernels.RmsNormConfig(rows), x, weight, y, dim, eps);
     }
 
     public void Rope(ArrayView<float> x, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, RopeShape shape)
     {
-        Launches++;
+        using var launch = Launch("rope");
         _rope(positions.IntLength * shape.Heads * (shape.HeadDim / 2), x, positions, cos, sin, shape);
     }
 
     public void Attention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
         ArrayView<int> keyPositions, ArrayView<float> output, ArrayView<float> probabilities, AttentionShape shape)
     {
-        Launches++;
+        using var launch = Launch("attention");
         _attention(AttentionKernels.AttentionConfig(shape, _warpSize), q, queryPositions, keys, values, keyPositions,
             output, probabilities, shape);
     }
@@ -193,37 +250,37 @@ internal sealed class IlgpuKernels
     public void TiledAttention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
         ArrayView<int> keyPositions, ArrayView<float> output, AttentionShape shape)
     {
-        Launches++;
+        using var launch = Launch("tiled attention");
         _tiledAttention(AttentionKernels.TiledAttentionConfig(shape), q, queryPositions, keys, values, keyPositions, output, shape);
     }
 
     public void AddKeyTotals(ArrayView<float> probabilities, ArrayView<float> totals, AttentionShape shape)
     {
-        Launches++;
+        using var launch = Launch("key totals");
         _keyTotals(shape.Keys, probabilities, totals, shape);
     }
 
     public void SwiGlu(ArrayView<float> gate, ArrayView<float> up)
     {
-        Launches++;
+        using var launch = Launch("swiglu");
         _swiGlu(gate.IntLength, gate, up);
     }
 
     public void AddBias(ArrayView<float> x, ArrayView<float> bias)
     {
-        Launches++;
+        using var launch = Launch("add bias");
         _addBias(x.IntLength, x, bias);
     }
 
     public void GatherRows(ArrayView<float> source, ArrayView<int> rows, int width, ArrayView<float> destination)
     {
-        Launches++;
+        using var launch = Launch("gather rows");
         _gatherRows(rows.IntLength * width, source, rows, width, destination);
     }
 
     public void ScatterRows(ArrayView<float> source, ArrayView<int> rows, int width, ArrayView<float> destination)
     {
-        Launches++;
+        using var launch = Launch("scatter rows");
         _scatterRows(rows.IntLength * width, source, rows, width, destination);
     }
 }

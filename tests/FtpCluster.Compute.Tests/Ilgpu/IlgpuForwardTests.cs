@@ -50,6 +50,39 @@ public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<Ilgp
         Assert.Equal(14 * layers, fixture.Ilgpu.Launches - before);
     }
 
+    /// <summary>
+    /// <c>bench model --profile</c>'s measurement: two decode steps on a device created with profiling, every operation
+    /// timed and counted by kind, the prefill before them left out.
+    /// </summary>
+    [Fact]
+    public void A_profiled_decode_times_every_operation_by_kind()
+    {
+        const int layers = 2, tokens = 2;
+        string path = WriteTinyLlama2c(Path.Combine(fixture.Folder, "profiled.bin"),
+            dim: 32, hidden: 40, layers: layers, heads: 4, kvHeads: 2, vocab: 37, seqLen: 16);
+        using var device = IlgpuDevice.Create(IlgpuTestTarget.Target, profiling: true);
+        using var stage = TransformerStage.Load(path, device);
+        var profile = ModelBenchmark.ProfileDecode(stage, device, new ModelBenchmarkOptions(PromptTokens: 3), tokens);
+
+        var counts = profile.Operations.ToDictionary(o => o.Kind, o => o.Count);
+        Assert.Equal(tokens * (2 * layers + 1), counts["rmsnorm"]); // two per block and the final norm
+        Assert.Equal(tokens * (3 * layers + 1), counts["gemv f32"]); // q, k, v and the LM head
+        Assert.Equal(tokens * 2 * layers, counts["gemv add f32"]);
+        Assert.Equal(tokens * layers, counts["swiglu gemv f32"]);
+        Assert.Equal(tokens * 2 * layers, counts["rope"]);
+        Assert.Equal(tokens * 3 * layers, counts["copy"]);
+        Assert.Equal(tokens * layers, counts["tiled attention"]);
+        Assert.Equal(tokens * (14 * layers + 2), profile.Count);
+        Assert.All(profile.Operations, o => Assert.True(o.Seconds > 0, $"{o.Kind}: {o.Seconds} s"));
+    }
+
+    [Fact]
+    public void Profiling_needs_a_device_created_for_it()
+    {
+        var error = Assert.Throws<InvalidOperationException>(fixture.Ilgpu.StartProfile);
+        Assert.Contains("without profiling", error.Message);
+    }
+
     /// <summary>The rows block 1 computes in the prefill (A's positions 0, 2, 4 and B's 0, 2); the other blocks compute all.</summary>
     private static readonly int[] PrunedRows = [0, 2, 4, 5, 7];
 
