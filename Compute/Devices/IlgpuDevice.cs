@@ -27,9 +27,9 @@ public enum IlgpuTarget
 /// </summary>
 public sealed class IlgpuDevice : IComputeDevice
 {
-    // Scratch slots: the attention weights of one call; the up projection of a SwiGLU over many rows.
-    private const int Probabilities = 0, UpProjection = 1;
-    private const int ScratchSlots = 2;
+    // Scratch slots: the attention weights of one call, or its splits' partial results; the up projection of a SwiGLU over many rows.
+    private const int Probabilities = 0, UpProjection = 1, SplitPartials = 2;
+    private const int ScratchSlots = 3;
 
     /// <summary>At most this many floats of attention weights (queries · heads · keys) per launch; longer batches go in query chunks.</summary>
     private const long MaxAttentionProbabilities = 1L << 26;
@@ -403,7 +403,14 @@ public sealed class IlgpuDevice : IComputeDevice
         var whole = new AttentionShape(nq, nk, heads, kvHeads, headDim, scale);
         lock (_gate)
         {
-            // Without totals no weight needs keeping: the tiled kernel takes every query in one launch.
+            // Without totals no weight needs keeping. A decoded row over a long cache: its keys split over many warps.
+            if (!wantKeyAttention && _kernels.SplitsKeys(whole))
+            {
+                _kernels.SplitKeyAttention(View(q), View(queryPositions), View(keys), View(values), View(keyPositions),
+                    _scratch.Floats(SplitPartials, IlgpuKernels.SplitPartials(whole)), View(output), whole);
+                return;
+            }
+            // Else the tiled kernel takes every query in one launch.
             if (!wantKeyAttention && _kernels.FitsTiledAttention(whole))
             {
                 _kernels.TiledAttention(View(q), View(queryPositions), View(keys), View(values), View(keyPositions),

@@ -7,9 +7,11 @@ namespace FtpCluster.Compute.Kernels.Ilgpu;
 internal readonly record struct AttentionShape(int Queries, int Keys, int Heads, int KvHeads, int HeadDim, float Scale);
 
 /// <summary>
-/// Two attention kernels. <see cref="Attention"/> keeps every attention weight in device memory, which
+/// Three attention kernels. <see cref="Attention"/> keeps every attention weight in device memory, which
 /// <see cref="KeyTotals"/> needs when the caller asks for the attention each key received.
-/// <see cref="TiledAttention"/> never stores a weight: it is the one to run when no totals are asked for.
+/// <see cref="TiledAttention"/> never stores a weight: it is the one to run when no totals are asked for, unless
+/// fewer query rows than a tile meet a long cache (decode), where <see cref="SplitKeyAttention"/> and
+/// <see cref="CombineSplits"/> spread the keys over many warps.
 /// </summary>
 internal static class AttentionKernels
 {
@@ -25,6 +27,9 @@ internal static class AttentionKernels
     /// </summary>
     public const int MaxTiledHeadDim = 128;
 
+    /// <summary>Keys per split of <see cref="SplitKeyAttention"/>: a warp scores them, two a lane.</summary>
+    public const int SplitKeys = 64;
+
     /// <summary>Row stride of the shared key tile: odd, so that 32 lanes reading 32 keys at the same d hit 32 banks.</summary>
     private const int KeyTileStride = MaxTiledHeadDim + 1;
 
@@ -39,6 +44,122 @@ internal static class AttentionKernels
     {
         int rows = Math.Min(QueryTile, s.Queries);
         return new(new Index2D((s.Queries + rows - 1) / rows, s.Heads), new Index2D(KeyTile, rows));
+    }
+
+    /// <summary>
+    /// Whether <see cref="SplitKeyAttention"/> should run <paramref name="s"/>: fewer rows than a query tile, so that the
+    /// tiled kernel would run one warp per head, over more keys than one split; heads that the shared row holds.
+    /// </summary>
+    public static bool SplitsKeys(AttentionShape s, int warpSize) =>
+        FitsTiledAttention(s, warpSize) && s.Queries < QueryTile && s.Keys > SplitKeys;
+
+    /// <summary>The splits of <see cref="SplitKeyAttention"/> over <paramref name="s"/>'s keys.</summary>
+    public static int Splits(AttentionShape s) => (s.Keys + SplitKeys - 1) / SplitKeys;
+
+    /// <summary>Floats of the partial results of one (query row, head, split): its max, its sum, then its weighted sum of values.</summary>
+    public static int PartialWidth(AttentionShape s) => s.HeadDim + 2;
+
+    /// <summary>Warp (split, query row · heads + head).</summary>
+    public static KernelConfig SplitKeyAttentionConfig(AttentionShape s) =>
+        new(new Index2D(Splits(s), s.Queries * s.Heads), new Index2D(KeyTile, 1));
+
+    /// <summary>One warp per (query row, head).</summary>
+    public static KernelConfig CombineSplitsConfig(AttentionShape s) => new(s.Queries * s.Heads, KeyTile);
+
+    /// <summary>
+    /// Flash-decoding's first half. A decoded row has one query per head, so the tiled kernel would keep one warp per
+    /// head busy walking the whole cache; here warp (s, i · heads + h) takes only keys [s · SplitKeys, +SplitKeys) of
+    /// query row i and head h, and every split of every head runs at once. The warp scores its visible keys (two a
+    /// lane), takes their max and the sum of exp(score − max), and weights the value rows by those exponentials (a lane
+    /// per dim). It leaves the three in <paramref name="partials"/> [query, head, split, (max, sum, dims...)]; a split
+    /// with no visible key leaves max −∞, sum 0. <see cref="CombineSplits"/> puts them together.
+    /// </summary>
+    public static void SplitKeyAttention(ArrayView<float> q, ArrayView<int> queryPositions,
+        ArrayView<float> keys, ArrayView<float> values, ArrayView<int> keyPositions,
+        ArrayView<float> partials, AttentionShape shape)
+    {
+        var queryRow = SharedMemory.Allocate<float>(MaxTiledHeadDim);
+        var weights = SharedMemory.Allocate<float>(SplitKeys);
+        int lane = Group.IdxX, split = Grid.IdxX;
+        int query = Grid.IdxY / shape.Heads, head = Grid.IdxY % shape.Heads;
+        int headDim = shape.HeadDim, kvWidth = shape.KvHeads * headDim;
+        long kvOffset = head / (shape.Heads / shape.KvHeads) * headDim;
+        long queryStart = ((long)query * shape.Heads + head) * headDim;
+        int first = split * SplitKeys;
+        int end = XMath.Min(first + SplitKeys, VisibleKeys(keyPositions, shape.Keys, queryPositions[query]));
+
+        for (int d = lane; d < headDim; d += KeyTile)
+            queryRow[d] = q[queryStart + d];
+        Group.Barrier();
+        float max = float.NegativeInfinity;
+        for (int j = first + lane; j < end; j += KeyTile)
+        {
+            float score = DotWithKey(queryRow, keys, (long)j * kvWidth + kvOffset, headDim) * shape.Scale;
+            weights[j - first] = score;
+            max = XMath.Max(max, score);
+        }
+        max = WarpReduce.Max(max);
+        float partialSum = 0f;
+        for (int j = first + lane; j < end; j += KeyTile)
+        {
+            float e = XMath.Exp(weights[j - first] - max);
+            weights[j - first] = e;
+            partialSum += e;
+        }
+        float sum = WarpReduce.Sum(partialSum);
+        // Each lane now reads the weights of every lane.
+        Group.Barrier();
+
+        long at = ((long)Grid.IdxY * Splits(shape) + split) * PartialWidth(shape);
+        for (int d = lane; d < headDim; d += KeyTile)
+        {
+            float weighted = 0f;
+            for (int j = first; j < end; j++)
+                weighted += weights[j - first] * values[(long)j * kvWidth + kvOffset + d];
+            partials[at + 2 + d] = weighted;
+        }
+        if (lane == 0)
+        {
+            partials[at] = max;
+            partials[at + 1] = sum;
+        }
+    }
+
+    /// <summary>
+    /// Flash-decoding's second half: warp (query row · heads + head) rescales every split's sum and weighted values to
+    /// the largest split max and divides; a row that sees no key gets zeros, as the other kernels give it.
+    /// </summary>
+    public static void CombineSplits(ArrayView<float> partials, ArrayView<float> output, AttentionShape shape)
+    {
+        int lane = Group.IdxX, splits = Splits(shape), width = PartialWidth(shape);
+        long first = (long)Grid.IdxX * splits * width;
+        float max = float.NegativeInfinity;
+        for (int s = 0; s < splits; s++)
+            max = XMath.Max(max, partials[first + s * width]);
+        float sum = 0f;
+        if (max > float.NegativeInfinity)
+            for (int s = 0; s < splits; s++)
+                sum += partials[first + s * width + 1] * XMath.Exp(partials[first + s * width] - max);
+        long outputStart = (long)Grid.IdxX * shape.HeadDim;
+        for (int d = lane; d < shape.HeadDim; d += KeyTile)
+        {
+            float weighted = 0f;
+            if (sum > 0f)
+                for (int s = 0; s < splits; s++)
+                {
+                    long at = first + s * width;
+                    weighted += partials[at + 2 + d] * XMath.Exp(partials[at] - max);
+                }
+            output[outputStart + d] = sum > 0f ? weighted / sum : 0f;
+        }
+    }
+
+    private static float DotWithKey(ArrayView<float> queryRow, ArrayView<float> keys, long keyStart, int length)
+    {
+        float dot = 0f;
+        for (int d = 0; d < length; d++)
+            dot += queryRow[d] * keys[keyStart + d];
+        return dot;
     }
 
     /// <summary>

@@ -22,6 +22,9 @@ internal sealed class IlgpuKernels
         ArrayView<float>, ArrayView<float>, AttentionShape> _attention;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
         ArrayView<float>, AttentionShape> _tiledAttention;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+        ArrayView<float>, AttentionShape> _splitKeyAttention;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, AttentionShape> _combineSplits;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape> _keyTotals;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _swiGlu, _addBias;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>> _gatherRows, _scatterRows;
@@ -55,6 +58,9 @@ internal sealed class IlgpuKernels
             ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.Attention);
         _tiledAttention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, AttentionShape>(AttentionKernels.TiledAttention);
+        _splitKeyAttention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, AttentionShape>(AttentionKernels.SplitKeyAttention);
+        _combineSplits = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.CombineSplits);
         _keyTotals = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>(
             AttentionKernels.KeyTotals);
         _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
@@ -252,6 +258,26 @@ internal sealed class IlgpuKernels
     {
         using var launch = Launch("tiled attention");
         _tiledAttention(AttentionKernels.TiledAttentionConfig(shape), q, queryPositions, keys, values, keyPositions, output, shape);
+    }
+
+    public bool SplitsKeys(AttentionShape shape) => AttentionKernels.SplitsKeys(shape, _warpSize);
+
+    /// <summary>Floats of partial results <see cref="SplitKeyAttention"/> needs for <paramref name="shape"/>.</summary>
+    public static long SplitPartials(AttentionShape shape) =>
+        (long)shape.Queries * shape.Heads * AttentionKernels.Splits(shape) * AttentionKernels.PartialWidth(shape);
+
+    /// <summary>
+    /// Attention for a few rows over a long cache, its keys split over many warps (flash-decoding): two launches, the
+    /// splits then their combination. Only for shapes <see cref="SplitsKeys"/> accepts; <paramref name="partials"/>
+    /// holds <see cref="SplitPartials"/> floats.
+    /// </summary>
+    public void SplitKeyAttention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
+        ArrayView<int> keyPositions, ArrayView<float> partials, ArrayView<float> output, AttentionShape shape)
+    {
+        using (Launch("split-key attention"))
+            _splitKeyAttention(AttentionKernels.SplitKeyAttentionConfig(shape), q, queryPositions, keys, values, keyPositions, partials, shape);
+        using (Launch("combine splits"))
+            _combineSplits(AttentionKernels.CombineSplitsConfig(shape), partials, output, shape);
     }
 
     public void AddKeyTotals(ArrayView<float> probabilities, ArrayView<float> totals, AttentionShape shape)

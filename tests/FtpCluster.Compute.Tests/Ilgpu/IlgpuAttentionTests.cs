@@ -4,11 +4,12 @@ using FtpCluster.Compute.Kernels.Ilgpu;
 namespace FtpCluster.Compute.Tests.Ilgpu;
 
 /// <summary>
-/// <see cref="IlgpuDevice.Attention"/> against <see cref="CpuDevice"/> on both of its kernels: asked for per-key
-/// totals it runs the kernel that keeps every weight, and otherwise the tiled one (for heads up to
-/// <see cref="AttentionKernels.MaxTiledHeadDim"/> wide). The shapes cross several key tiles
-/// (<see cref="AttentionKernels.KeyTile"/>) and query tiles (<see cref="AttentionKernels.QueryTile"/>), with the
-/// last of each partial.
+/// <see cref="IlgpuDevice.Attention"/> against <see cref="CpuDevice"/> on its kernels: asked for per-key totals it runs
+/// the kernel that keeps every weight; otherwise the tiled one (for heads up to
+/// <see cref="AttentionKernels.MaxTiledHeadDim"/> wide), or, for fewer rows than a query tile over more keys than a
+/// split (decode), the split-key kernel and its combination. The shapes cross several key tiles
+/// (<see cref="AttentionKernels.KeyTile"/>), query tiles (<see cref="AttentionKernels.QueryTile"/>) and splits
+/// (<see cref="AttentionKernels.SplitKeys"/>), with the last of each partial.
 /// </summary>
 public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
 {
@@ -30,9 +31,15 @@ public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<Il
         // keys, so rows of a tile stop after different key tiles, some inside a tile.
         { "gaps", [1, 3, 10, 50, 51, 90, 120, 148, 149, 160], Range(0, 75).Select(j => 2 * j).ToArray(), 4, 2, 8 },
         { "gaps, one kv head", [1, 3, 10, 50, 51, 90, 120, 148, 149, 160], Range(0, 75).Select(j => 2 * j).ToArray(), 4, 1, 64 },
-        // Decode: one query over seven key tiles, the last of eight keys.
+        // Decode: one query over seven key tiles, the last of eight keys; without totals, four key splits, the last of 8.
         { "decode", [199], Range(0, 200), 4, 1, 64 },
         { "decode, head dim 8", [199], Range(0, 200), 4, 2, 8 },
+        { "decode, head dim 128", [199], Range(0, 200), 2, 1, 128 },
+        // A query that sees half the cache: its last splits see no key, one sees part of its keys.
+        { "decode, half the cache visible", [99], Range(0, 200), 4, 2, 64 },
+        // Three rows of a sequence over a long cache (a short chunk), and keys with gaps.
+        { "three rows over a long cache", [197, 198, 199], Range(0, 200), 4, 2, 32 },
+        { "decode over keys with gaps", [299], Range(0, 150).Select(j => 2 * j).ToArray(), 4, 2, 16 },
         // Wider than the tiled kernel's shared tiles: both calls run the kernel that keeps the weights.
         { "head dim 160", [37, 38, 39], Range(0, 40), 2, 1, 160 },
     };
@@ -57,8 +64,28 @@ public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<Il
         Numerics.AssertClose(expectedTotals, totals, what: $"{name}: per-key attention totals");
 
         var withoutTotals = new float[expected.Length];
+        long launches = _ilgpu.Launches;
         _ilgpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, withoutTotals, Span<float>.Empty);
         Numerics.AssertClose(expected, withoutTotals, what: $"{name}: attention output without key totals");
+        // The split-key path is two launches (the splits, their combination); the others one.
+        bool splits = nq < AttentionKernels.QueryTile && nk > AttentionKernels.SplitKeys && headDim <= AttentionKernels.MaxTiledHeadDim;
+        Assert.Equal(splits ? 2 : 1, _ilgpu.Launches - launches);
+    }
+
+    [Fact]
+    public void A_decoded_row_that_sees_no_key_gets_zeros_from_the_split_key_kernel()
+    {
+        // 100 keys from position 40 on: the first row (position 3) sees none of them, over two splits.
+        const int heads = 2, kvHeads = 1, headDim = 8, nk = 100;
+        var q = Numerics.Random(2 * heads * headDim, seed: 70);
+        var keys = Numerics.Random(nk * kvHeads * headDim, seed: 71);
+        var values = Numerics.Random(nk * kvHeads * headDim, seed: 72);
+        var output = Enumerable.Repeat(float.NaN, q.Length).ToArray();
+        var reference = new float[q.Length];
+        _ilgpu.Attention(q, [3, 150], keys, values, Range(40, nk), heads, kvHeads, headDim, output, Span<float>.Empty);
+        _ilgpu.Attention(q, [3, 150], keys, values, Range(40, nk), heads, kvHeads, headDim, reference, new float[nk]);
+        Assert.All(output.Take(heads * headDim), v => Assert.Equal(0f, v));
+        Numerics.AssertClose(reference, output);
     }
 
     [Fact]

@@ -29,6 +29,7 @@ public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<Ilgp
     /// on k, three copies into the KV cache (keys, values, positions), attention, the output projection added onto the
     /// residual, RMSNorm, the gated MLP product and the down projection added onto the residual. On a GPU each launch
     /// costs microseconds, about what a small model's matrices take, so a fused step that comes apart shows here.
+    /// (The cache here is short: over more than 64 keys attention is two launches, the splits and their combination.)
     /// </summary>
     [Fact]
     public void A_decode_step_launches_fourteen_operations_per_block()

@@ -84,6 +84,9 @@ public sealed class IlgpuPtxTests
             ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.Attention);
         Explicit("tiled attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, AttentionShape>)AttentionKernels.TiledAttention);
+        Explicit("split-key attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, AttentionShape>)AttentionKernels.SplitKeyAttention);
+        Explicit("combine splits", (Action<ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.CombineSplits);
         Implicit("key totals", (Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.KeyTotals);
         Implicit("rope", (Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>)RopeKernels.Rope);
         Implicit("swiglu", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.SwiGlu);
