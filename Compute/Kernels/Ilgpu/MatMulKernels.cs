@@ -126,7 +126,7 @@ internal static class MatMulKernels
     /// <summary>
     /// Weight row n's dot products with the (at most 4) rows of x, summed across the warp: every lane gets them.
     /// Where K is a multiple of 4 each lane reads four neighbouring weights per step (one 8-byte load of 16-bit
-    /// weights; a block's neighbouring quants), 128 weights per warp step; else one, 32 per step.
+    /// weights; a block's neighbouring quants), 128 weights per warp step, four steps at once; else one, 32 per step.
     /// </summary>
     private static RowSums RowDots<TStorage, TFormat>(ArrayView<float> x, ArrayView<TStorage> w, int n, MatMulShape shape)
         where TStorage : unmanaged
@@ -138,7 +138,21 @@ internal static class MatMulKernels
         float partial0 = 0f, partial1 = 0f, partial2 = 0f, partial3 = 0f;
         if (shape.K % 4 == 0)
         {
-            for (int k = 4 * lane; k < shape.K; k += 4 * Warp.WarpSize)
+            int step = 4 * Warp.WarpSize, k = 4 * lane;
+            // Four warp steps at a time, their loads issued together: a warp with one load in flight moves too few
+            // bytes to cover the memory's latency, and a decode matrix of 2048 rows has only 2048 warps.
+            for (; k + 3 * step < shape.K; k += 4 * step)
+            {
+                var a = format.Four(w, n, k, shape.K);
+                var b = format.Four(w, n, k + step, shape.K);
+                var c = format.Four(w, n, k + 2 * step, shape.K);
+                var d = format.Four(w, n, k + 3 * step, shape.K);
+                partial0 += a.Dot(x, k) + b.Dot(x, k + step) + c.Dot(x, k + 2 * step) + d.Dot(x, k + 3 * step);
+                if (rows > 1) partial1 += a.Dot(x, k1 + k) + b.Dot(x, k1 + k + step) + c.Dot(x, k1 + k + 2 * step) + d.Dot(x, k1 + k + 3 * step);
+                if (rows > 2) partial2 += a.Dot(x, k2 + k) + b.Dot(x, k2 + k + step) + c.Dot(x, k2 + k + 2 * step) + d.Dot(x, k2 + k + 3 * step);
+                if (rows > 3) partial3 += a.Dot(x, k3 + k) + b.Dot(x, k3 + k + step) + c.Dot(x, k3 + k + 2 * step) + d.Dot(x, k3 + k + 3 * step);
+            }
+            for (; k < shape.K; k += step)
             {
                 var weights = format.Four(w, n, k, shape.K);
                 partial0 += weights.Dot(x, k);

@@ -20,12 +20,15 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(5, 37, 45)] // tiled GEMM, every edge partial
     [InlineData(19, 40, 33)] // tiled GEMM over two row tiles
     [InlineData(2, 37, 268)] // GEMV four weights per lane: two whole warp steps of 128 and a partial one
+    [InlineData(3, 9, 1164)] // two rounds of four warp steps, then one whole step and a partial one
     public void MatMul_f32_matches_cpu(int m, int n, int k) => AssertMatMul(m, n, k, TensorDType.F32);
 
     [Theory]
     [InlineData(1, 50, TensorDType.F16)] // GEMV, one weight per lane (K not a multiple of 4)
     [InlineData(1, 268, TensorDType.F16)] // GEMV, four weights per lane in one 8-byte load
     [InlineData(4, 268, TensorDType.F16)]
+    [InlineData(1, 1164, TensorDType.F16)]
+    [InlineData(4, 1164, TensorDType.BF16)]
     [InlineData(7, 50, TensorDType.F16)] // tiled GEMM
     [InlineData(1, 50, TensorDType.BF16)]
     [InlineData(3, 268, TensorDType.BF16)]
@@ -167,6 +170,7 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(4, 268, TensorDType.F32)]
     [InlineData(9, 45, TensorDType.F32)]
     [InlineData(2, 268, TensorDType.F16)]
+    [InlineData(2, 1164, TensorDType.F16)]
     [InlineData(2, 64, TensorDType.BF16)]
     [InlineData(3, 64, TensorDType.Q8_0)]
     [InlineData(6, 64, TensorDType.Q4_0)]
