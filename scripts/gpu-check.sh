@@ -52,7 +52,7 @@ pack() {
   else
     echo "gpu-check pack: ../shared/models is absent: the tests that need the shared models will be skipped" >&2
   fi
-  git rev-parse --short HEAD >"$stage/app/commit" 2>/dev/null || echo unknown >"$stage/app/commit"
+  git describe --always --dirty >"$stage/app/commit" 2>/dev/null || echo unknown >"$stage/app/commit"
   XZ_OPT=-9 tar -C "$stage" -cJf "$bundle" app
   # A device call carries the working tree and the bundle, 64 MiB in all.
   if [ "$(du -m "$bundle" | cut -f1)" -gt 56 ]; then

@@ -92,12 +92,9 @@ internal static class MatMulKernels
         if (n >= shape.N)
             return;
         var sums = RowDots<TStorage, TFormat>(x, w, n, shape);
-        if (Warp.LaneIdx != 0)
-            return;
-        Write(y, shape, 0, n, sums.Row0);
-        if (shape.M > 1) Write(y, shape, 1, n, sums.Row1);
-        if (shape.M > 2) Write(y, shape, 2, n, sums.Row2);
-        if (shape.M > 3) Write(y, shape, 3, n, sums.Row3);
+        if (Warp.LaneIdx == 0)
+            for (int row = 0; row < shape.M; row++)
+                Write(y, shape, row, n, sums[row]);
     }
 
     /// <summary>
@@ -115,12 +112,9 @@ internal static class MatMulKernels
             return;
         var gates = RowDots<TStorage, TFormat>(x, gate, n, shape);
         var ups = RowDots<TStorage, TFormat>(x, up, n, shape);
-        if (Warp.LaneIdx != 0)
-            return;
-        y[n] = ElementwiseKernels.SwiGlu(gates.Row0, ups.Row0);
-        if (shape.M > 1) y[(long)shape.N + n] = ElementwiseKernels.SwiGlu(gates.Row1, ups.Row1);
-        if (shape.M > 2) y[2L * shape.N + n] = ElementwiseKernels.SwiGlu(gates.Row2, ups.Row2);
-        if (shape.M > 3) y[3L * shape.N + n] = ElementwiseKernels.SwiGlu(gates.Row3, ups.Row3);
+        if (Warp.LaneIdx == 0)
+            for (int row = 0; row < shape.M; row++)
+                y[(long)row * shape.N + n] = ElementwiseKernels.SwiGlu(gates[row], ups[row]);
     }
 
     /// <summary>
@@ -181,5 +175,8 @@ internal static class MatMulKernels
     }
 
     /// <summary>One weight row's dot products with up to four x rows.</summary>
-    private readonly record struct RowSums(float Row0, float Row1, float Row2, float Row3);
+    private readonly record struct RowSums(float Row0, float Row1, float Row2, float Row3)
+    {
+        public float this[int row] => row switch { 0 => Row0, 1 => Row1, 2 => Row2, _ => Row3 };
+    }
 }
