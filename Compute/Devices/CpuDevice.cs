@@ -52,6 +52,14 @@ public sealed class CpuDevice : IComputeDevice
     public void Copy<T>(DeviceSpan<T> source, DeviceSpan<T> destination)
         where T : unmanaged => Host(source).CopyTo(Host(destination));
 
+    public void AppendToCache(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions,
+        DeviceSpan<float> cacheKeys, DeviceSpan<float> cacheValues, DeviceSpan<int> cachePositions)
+    {
+        Copy(keys, cacheKeys);
+        Copy(values, cacheValues);
+        Copy(positions, cachePositions);
+    }
+
     /// <summary>The host memory behind a span of one of this device's buffers.</summary>
     internal Span<T> Host<T>(DeviceSpan<T> span)
         where T : unmanaged =>
@@ -82,8 +90,12 @@ public sealed class CpuDevice : IComputeDevice
         }
     }
 
-    public void Rope(DeviceSpan<float> x, int heads, DeviceSpan<int> positions, int maxPosition, RopeTable table) =>
-        Rope(Host(x), heads, Host(positions), table);
+    public void Rope(DeviceSpan<float> q, int heads, DeviceSpan<float> k, int kvHeads, DeviceSpan<int> positions, int maxPosition, RopeTable table)
+    {
+        Rope(Host(q), heads, Host(positions), table);
+        if (kvHeads > 0)
+            Rope(Host(k), kvHeads, Host(positions), table);
+    }
 
     private static void Rope(Span<float> x, int heads, ReadOnlySpan<int> positions, RopeTable table)
     {

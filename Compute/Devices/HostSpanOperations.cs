@@ -62,7 +62,7 @@ public static class HostSpanOperations
         }
         using var rows = device.UploadNew<float>(x[..length]);
         using var rowPositions = device.UploadNew(positions);
-        device.Rope(rows.Span(length), heads, rowPositions.Span(positions.Length), maxPosition, table);
+        device.Rope(rows.Span(length), heads, default, 0, rowPositions.Span(positions.Length), maxPosition, table);
         Download(device, rows, x[..length]);
     }
 

@@ -47,6 +47,14 @@ public interface IComputeDevice : IDisposable
     void Copy<T>(DeviceSpan<T> source, DeviceSpan<T> destination)
         where T : unmanaged;
 
+    /// <summary>
+    /// A KV cache's append: <paramref name="keys"/>, <paramref name="values"/> (equal lengths, at least one float per
+    /// position) and <paramref name="positions"/> into the first elements of the cache's spans. One operation, so that a
+    /// device can make the three copies in one launch.
+    /// </summary>
+    void AppendToCache(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions,
+        DeviceSpan<float> cacheKeys, DeviceSpan<float> cacheValues, DeviceSpan<int> cachePositions);
+
     /// <summary>y[m, w.Rows] = x[m, w.Cols] · wᵀ.</summary>
     void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y);
 
@@ -54,10 +62,11 @@ public interface IComputeDevice : IDisposable
     void RmsNorm(DeviceSpan<float> x, DeviceSpan<float> weight, float eps, DeviceSpan<float> y);
 
     /// <summary>
-    /// Rotates each head of each row of x [rows, heads * headDim] by the row's position;
+    /// Rotates each head of each row of q [rows, heads * headDim] and of k [rows, kvHeads * headDim] by the row's
+    /// position: one operation for both, so that a device can launch it once (k may be empty, with kvHeads 0).
     /// <paramref name="maxPosition"/> is the largest of <paramref name="positions"/>, known to the caller.
     /// </summary>
-    void Rope(DeviceSpan<float> x, int heads, DeviceSpan<int> positions, int maxPosition, RopeTable table);
+    void Rope(DeviceSpan<float> q, int heads, DeviceSpan<float> k, int kvHeads, DeviceSpan<int> positions, int maxPosition, RopeTable table);
 
     /// <summary>
     /// Causal grouped-query attention of one sequence. Query row i (position queryPositions[i]) attends

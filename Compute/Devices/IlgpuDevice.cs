@@ -323,6 +323,19 @@ public sealed class IlgpuDevice : IComputeDevice
             _kernels.Copy(View(source), View(destination).SubView(0, source.Length));
     }
 
+    public void AppendToCache(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions,
+        DeviceSpan<float> cacheKeys, DeviceSpan<float> cacheValues, DeviceSpan<int> cachePositions)
+    {
+        if (values.Length != keys.Length || keys.Length < positions.Length || cacheKeys.Length < keys.Length
+            || cacheValues.Length < keys.Length || cachePositions.Length < positions.Length)
+            throw new ArgumentException($"cache append: {keys.Length} floats of keys, {values.Length} of values and {positions.Length} positions "
+                + $"into {cacheKeys.Length}, {cacheValues.Length} and {cachePositions.Length}");
+        if (keys.IsEmpty)
+            return;
+        lock (_gate)
+            _kernels.AppendToCache(View(keys), View(values), View(positions), View(cacheKeys), View(cacheValues), View(cachePositions));
+    }
+
     public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) => MatMul(x, m, w, y, MatMulOutput.Store);
 
     public void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) => MatMul(x, m, w, y, MatMulOutput.Add);
@@ -367,21 +380,24 @@ public sealed class IlgpuDevice : IComputeDevice
             _kernels.RmsNorm(View(x), View(weight), View(y), rows, dim, eps);
     }
 
-    public void Rope(DeviceSpan<float> x, int heads, DeviceSpan<int> positions, int maxPosition, RopeTable table)
+    public void Rope(DeviceSpan<float> q, int heads, DeviceSpan<float> k, int kvHeads, DeviceSpan<int> positions, int maxPosition, RopeTable table)
     {
-        int width = heads * table.HeadDim;
-        if (x.Length < (long)positions.Length * width)
-            throw new ArgumentException($"RoPE: x has {x.Length} floats for {positions.Length} rows of {heads} heads × {table.HeadDim}");
+        int rows = positions.Length;
+        if (q.Length < (long)rows * heads * table.HeadDim || k.Length < (long)rows * kvHeads * table.HeadDim)
+            throw new ArgumentException($"RoPE: q has {q.Length} and k {k.Length} floats for {rows} rows of {heads} and {kvHeads} heads × {table.HeadDim}");
         if (maxPosition < 0)
             throw new ArgumentOutOfRangeException(nameof(maxPosition), $"RoPE: position {maxPosition} is negative");
-        if (positions.IsEmpty)
+        if (rows == 0)
             return;
         lock (_gate)
         {
             if (!_ropeAngles.TryGetValue(table, out var angles))
                 _ropeAngles[table] = angles = new RopeAngleTable(_accelerator, table);
             angles.Cover(maxPosition);
-            _kernels.Rope(View(x), View(positions), angles.Cos, angles.Sin, RopeShape.For(heads, table.HeadDim, table.Layout));
+            var queries = View(q);
+            // Without keys the kernel never reads k; it still takes a view.
+            _kernels.Rope(queries, kvHeads > 0 ? View(k) : queries, View(positions), angles.Cos, angles.Sin,
+                RopeShape.For(heads, kvHeads, table.HeadDim, table.Layout));
         }
     }
 

@@ -60,9 +60,8 @@ public sealed class LayerKvCache : IDisposable
         }
         if (Count + rows > _positions.Length)
             Grow(Math.Max(Count + rows, 2 * _positions.Length));
-        _device.Copy(keys, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width));
-        _device.Copy(values, new DeviceSpan<float>(_values, (long)Count * _width, rows * _width));
-        _device.Copy(devicePositions, new DeviceSpan<int>(_devicePositions, Count, rows));
+        _device.AppendToCache(keys, values, devicePositions, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width),
+            new DeviceSpan<float>(_values, (long)Count * _width, rows * _width), new DeviceSpan<int>(_devicePositions, Count, rows));
         positions.CopyTo(_positions.AsSpan(Count));
         Count += rows;
     }

@@ -195,8 +195,7 @@ public sealed class TransformerStage : IDisposable
         if (w.QueryBias is not null) Device.AddBias(q, w.QueryBias.All);
         if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias.All);
         if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias.All);
-        Device.Rope(q, c.Heads, rowPositions, maxPosition, Rope);
-        Device.Rope(k, c.KvHeads, rowPositions, maxPosition, Rope);
+        Device.Rope(q, c.Heads, k, c.KvHeads, rowPositions, maxPosition, Rope);
         for (int start = 0, end; start < n; start = end)
         {
             var cache = rows[start].Cache.Layer(w.Layer);

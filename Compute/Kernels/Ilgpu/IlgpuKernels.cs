@@ -17,7 +17,7 @@ internal sealed class IlgpuKernels
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _swiGluGemvF16, _swiGluGemvBF16;
     private readonly Dictionary<TensorDType, BlockMatMul> _blockMatMuls = [];
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _rmsNorm;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
         ArrayView<float>, ArrayView<float>, AttentionShape> _attention;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
@@ -28,6 +28,7 @@ internal sealed class IlgpuKernels
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape> _keyTotals;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _swiGlu, _addBias;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>> _gatherRows, _scatterRows;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>> _appendToCache;
 
     public IlgpuKernels(Accelerator accelerator)
     {
@@ -52,7 +53,7 @@ internal sealed class IlgpuKernels
         _swiGluGemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
             MatMulKernels.WarpGemvSwiGlu<ushort, BF16Weights>);
         _rmsNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(NormKernels.RmsNorm);
-        _rope = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>(
+        _rope = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>(
             RopeKernels.Rope);
         _attention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.Attention);
@@ -66,6 +67,8 @@ internal sealed class IlgpuKernels
         _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         _addBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.AddBias);
         _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Gather);
+        _appendToCache = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+            ArrayView<float>, ArrayView<float>, ArrayView<int>>(RowKernels.AppendToCache);
         _scatterRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Scatter);
     }
 
@@ -236,10 +239,10 @@ internal sealed class IlgpuKernels
         _rmsNorm(NormKernels.RmsNormConfig(rows), x, weight, y, dim, eps);
     }
 
-    public void Rope(ArrayView<float> x, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, RopeShape shape)
+    public void Rope(ArrayView<float> q, ArrayView<float> k, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, RopeShape shape)
     {
         using var launch = Launch("rope");
-        _rope(positions.IntLength * shape.Heads * (shape.HeadDim / 2), x, positions, cos, sin, shape);
+        _rope(positions.IntLength * (shape.Heads + shape.KvHeads) * (shape.HeadDim / 2), q, k, positions, cos, sin, shape);
     }
 
     public void Attention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
@@ -302,6 +305,14 @@ internal sealed class IlgpuKernels
     {
         using var launch = Launch("gather rows");
         _gatherRows(rows.IntLength * width, source, rows, width, destination);
+    }
+
+    /// <summary>Keys, values and positions into a KV cache's spans (as long as the keys, values, positions) in one launch.</summary>
+    public void AppendToCache(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> positions,
+        ArrayView<float> cacheKeys, ArrayView<float> cacheValues, ArrayView<int> cachePositions)
+    {
+        using var launch = Launch("cache append");
+        _appendToCache(keys.IntLength, keys, values, positions, cacheKeys, cacheValues, cachePositions);
     }
 
     public void ScatterRows(ArrayView<float> source, ArrayView<int> rows, int width, ArrayView<float> destination)

@@ -2,7 +2,7 @@ using ILGPU;
 
 namespace FtpCluster.Compute.Kernels.Ilgpu;
 
-/// <summary>FTP's row subsets on the device: one thread per element moved, rows of <c>width</c> floats.</summary>
+/// <summary>Rows moved on the device (FTP's row subsets, rows of <c>width</c> floats; KV cache appends): one thread per element moved.</summary>
 internal static class RowKernels
 {
     /// <summary>destination[i] = source[rows[i]], for element <paramref name="index"/> of the gathered rows.</summary>
@@ -17,5 +17,18 @@ internal static class RowKernels
     {
         int row = index / width, column = index % width;
         destination[(long)rows[row] * width + column] = source[index];
+    }
+
+    /// <summary>
+    /// A KV cache's append in one launch: element i of the new keys and values, and position i while there are
+    /// positions (a row has at least one float, so there are no more positions than elements).
+    /// </summary>
+    public static void AppendToCache(Index1D i, ArrayView<float> keys, ArrayView<float> values, ArrayView<int> positions,
+        ArrayView<float> cacheKeys, ArrayView<float> cacheValues, ArrayView<int> cachePositions)
+    {
+        cacheKeys[i] = keys[i];
+        cacheValues[i] = values[i];
+        if (i < positions.Length)
+            cachePositions[i] = positions[i];
     }
 }

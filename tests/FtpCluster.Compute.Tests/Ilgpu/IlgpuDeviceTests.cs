@@ -98,6 +98,32 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         Numerics.AssertClose(expected, actual);
     }
 
+    /// <summary>Query and key heads of grouped-query attention rotated in one operation, each by its row's position.</summary>
+    [Theory]
+    [InlineData(RopeLayout.AdjacentPairs)]
+    [InlineData(RopeLayout.Halves)]
+    public void Rope_of_queries_and_keys_together_matches_each_alone_on_the_cpu(RopeLayout layout)
+    {
+        const int heads = 4, kvHeads = 2, headDim = 10;
+        var table = new RopeTable(TinyConfig(headDim, heads, kvHeads) with { RopeLayout = layout });
+        int[] positions = [2, 3, 64, 900];
+        var q = Numerics.Random(positions.Length * heads * headDim, seed: 5);
+        var k = Numerics.Random(positions.Length * kvHeads * headDim, seed: 6);
+        var expectedQ = q.ToArray();
+        var expectedK = k.ToArray();
+        _cpu.Rope(expectedQ, heads, positions, table);
+        _cpu.Rope(expectedK, kvHeads, positions, table);
+
+        using var queries = _ilgpu.UploadNew<float>(q);
+        using var keys = _ilgpu.UploadNew<float>(k);
+        using var rowPositions = _ilgpu.UploadNew<int>(positions);
+        long launches = _ilgpu.Launches;
+        _ilgpu.Rope(queries.All, heads, keys.All, kvHeads, rowPositions.All, positions.Max(), table);
+        Assert.Equal(1, _ilgpu.Launches - launches);
+        Numerics.AssertClose(expectedQ, _ilgpu.ToArray(queries.All), what: "queries");
+        Numerics.AssertClose(expectedK, _ilgpu.ToArray(keys.All), what: "keys");
+    }
+
     [Fact]
     public void Rope_layouts_rotate_different_pairs()
     {
