@@ -138,6 +138,14 @@ public sealed class CpuDevice : IComputeDevice
         int heads, int kvHeads, int headDim, Span<float> output, Span<float> keyAttention) =>
         Kernels.Cpu.Attention.Run(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, output, keyAttention, _pool);
 
+    public void QkvMatMul(DeviceSpan<float> x, int m, IDeviceMatrix wq, DeviceSpan<float> q, IDeviceMatrix wk, DeviceSpan<float> k,
+        IDeviceMatrix wv, DeviceSpan<float> v)
+    {
+        MatMul(x, m, wq, q);
+        MatMul(x, m, wk, k);
+        MatMul(x, m, wv, v);
+    }
+
     public void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y)
     {
         var sums = Host(y)[..(m * w.Rows)];

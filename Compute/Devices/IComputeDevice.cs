@@ -78,6 +78,13 @@ public interface IComputeDevice : IDisposable
         DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> keyPositions,
         int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention);
 
+    /// <summary>
+    /// The attention's three projections of the same rows: q = x · wqᵀ, k = x · wkᵀ, v = x · wvᵀ. One operation, so that
+    /// a device can make the three products in one launch (the ILGPU GEMV does for decode where they share a storage type).
+    /// </summary>
+    void QkvMatMul(DeviceSpan<float> x, int m, IDeviceMatrix wq, DeviceSpan<float> q, IDeviceMatrix wk, DeviceSpan<float> k,
+        IDeviceMatrix wv, DeviceSpan<float> v);
+
     /// <summary>y[m, w.Rows] += x[m, w.Cols] · wᵀ: a projection added onto the residual stream.</summary>
     void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y);
 

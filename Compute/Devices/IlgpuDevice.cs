@@ -455,6 +455,48 @@ public sealed class IlgpuDevice : IComputeDevice
         }
     }
 
+    public void QkvMatMul(DeviceSpan<float> x, int m, IDeviceMatrix wq, DeviceSpan<float> q, IDeviceMatrix wk, DeviceSpan<float> k,
+        IDeviceMatrix wv, DeviceSpan<float> v)
+    {
+        IlgpuMatrix queries = Own(wq), keys = Own(wk), values = Own(wv);
+        var shape = new QkvShape(m, queries.Cols, queries.Rows, keys.Rows, values.Rows);
+        if (keys.Cols != shape.K || values.Cols != shape.K)
+            throw new ArgumentException($"q/k/v products: the matrices take rows of {queries.Cols}, {keys.Cols} and {values.Cols}");
+        if (m < 0 || x.Length < (long)m * shape.K || q.Length < (long)m * shape.QueryColumns
+            || k.Length < (long)m * shape.KeyColumns || v.Length < (long)m * shape.ValueColumns)
+            throw new ArgumentException($"q/k/v products of {m} rows: x has {x.Length} floats, q {q.Length}, k {k.Length}, v {v.Length}");
+        var storage = queries.StorageType;
+        if (m > MatMulKernels.GemvMaxRows || keys.StorageType != storage || values.StorageType != storage)
+        {
+            // Many rows are compute-bound tiled GEMMs; mixed storage types (a Q4_K_M file's Q6_K values) take three kernels.
+            MatMul(x, m, wq, q);
+            MatMul(x, m, wk, k);
+            MatMul(x, m, wv, v);
+            return;
+        }
+        if (m == 0)
+            return;
+        lock (_gate)
+        {
+            var input = View(x).SubView(0, (long)m * shape.K);
+            var qView = View(q).SubView(0, (long)m * shape.QueryColumns);
+            var kView = View(k).SubView(0, (long)m * shape.KeyColumns);
+            var vView = View(v).SubView(0, (long)m * shape.ValueColumns);
+            switch (storage)
+            {
+                case TensorDType.F32:
+                    _kernels.QkvGemv(input, queries.View<float>(), keys.View<float>(), values.View<float>(), qView, kView, vView, shape);
+                    break;
+                case TensorDType.F16 or TensorDType.BF16:
+                    _kernels.QkvGemv(input, queries.View<ushort>(), keys.View<ushort>(), values.View<ushort>(), storage, qView, kView, vView, shape);
+                    break;
+                default:
+                    _kernels.QkvGemv(input, queries.View<byte>(), keys.View<byte>(), values.View<byte>(), storage, qView, kView, vView, shape);
+                    break;
+            }
+        }
+    }
+
     public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y)
     {
         IlgpuMatrix gates = Own(gate), ups = Own(up);

@@ -189,9 +189,7 @@ public sealed class TransformerStage : IDisposable
 
         // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
         Device.RmsNorm(x, w.AttentionNorm.All, c.RmsNormEps, normed);
-        Device.MatMul(normed, n, w.Query, q);
-        Device.MatMul(normed, n, w.Key, k);
-        Device.MatMul(normed, n, w.Value, v);
+        Device.QkvMatMul(normed, n, w.Query, q, w.Key, k, w.Value, v);
         if (w.QueryBias is not null) Device.AddBias(q, w.QueryBias.All);
         if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias.All);
         if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias.All);

@@ -15,6 +15,10 @@ internal sealed class IlgpuKernels
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _gemmF16, _gemvF16, _gemmBF16, _gemvBF16;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape> _swiGluGemvF32;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _swiGluGemvF16, _swiGluGemvBF16;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> _qkvGemvF32;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> _qkvGemvF16, _qkvGemvBF16;
     private readonly Dictionary<TensorDType, BlockMatMul> _blockMatMuls = [];
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _rmsNorm;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
@@ -52,6 +56,12 @@ internal sealed class IlgpuKernels
             MatMulKernels.WarpGemvSwiGlu<ushort, F16Weights>);
         _swiGluGemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
             MatMulKernels.WarpGemvSwiGlu<ushort, BF16Weights>);
+        _qkvGemvF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<float, F32Weights>);
+        _qkvGemvF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<ushort, F16Weights>);
+        _qkvGemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<ushort, BF16Weights>);
         _rmsNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(NormKernels.RmsNorm);
         _rope = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>(
             RopeKernels.Rope);
@@ -192,18 +202,53 @@ internal sealed class IlgpuKernels
         _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.TiledGemm<byte, TFormat>),
         _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.WarpGemv<byte, TFormat>),
         _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemvSwiGlu<byte, TFormat>));
+            MatMulKernels.WarpGemvSwiGlu<byte, TFormat>),
+        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<byte, TFormat>));
 
-    /// <summary>The tiled GEMM, the warp GEMV and the gated GEMV of one quantized type.</summary>
+    /// <summary>The tiled GEMM, the warp GEMV, the gated GEMV and the q/k/v GEMV of one quantized type.</summary>
     private sealed record BlockMatMul(
         Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape> Gemm,
         Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape> Gemv,
-        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape> SwiGluGemv);
+        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape> SwiGluGemv,
+        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> QkvGemv);
 
     /// <summary>Whether <paramref name="shape"/> takes the GEMV kernels (few rows) rather than the tiled GEMM.</summary>
     public static bool UseGemv(MatMulShape shape) => shape.M <= MatMulKernels.GemvMaxRows;
 
     private static string MatMulKind(MatMulShape shape) => (UseGemv(shape) ? "gemv" : "gemm") + (shape.Output == MatMulOutput.Add ? " add" : "");
+
+    /// <summary>q, k and v's products of a few rows in one launch; f32 weights.</summary>
+    public void QkvGemv(ArrayView<float> x, ArrayView<float> wq, ArrayView<float> wk, ArrayView<float> wv,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
+    {
+        using var launch = Launch("qkv gemv", TensorDType.F32);
+        _qkvGemvF32(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
+    }
+
+    /// <summary>q, k and v's products of a few rows in one launch; F16 or BF16 weights.</summary>
+    public void QkvGemv(ArrayView<float> x, ArrayView<ushort> wq, ArrayView<ushort> wk, ArrayView<ushort> wv, TensorDType storage,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
+    {
+        var kernel = storage switch
+        {
+            TensorDType.F16 => _qkvGemvF16,
+            TensorDType.BF16 => _qkvGemvBF16,
+            _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "16-bit weights are F16 or BF16"),
+        };
+        using var launch = Launch("qkv gemv", storage);
+        kernel(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
+    }
+
+    /// <summary>q, k and v's products of a few rows in one launch; blocks of a quantized type.</summary>
+    public void QkvGemv(ArrayView<float> x, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, TensorDType storage,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
+    {
+        LoadBlockMatMul(storage);
+        using var launch = Launch("qkv gemv", storage);
+        _blockMatMuls[storage].QkvGemv(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
+    }
 
     /// <summary>y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; f32 weights.</summary>
     public void SwiGluGemv(ArrayView<float> x, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> y, MatMulShape shape)

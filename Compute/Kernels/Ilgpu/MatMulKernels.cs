@@ -5,6 +5,12 @@ namespace FtpCluster.Compute.Kernels.Ilgpu;
 /// <summary>y[M, N] = x[M, K] · wᵀ (or y += x · wᵀ, as <see cref="Output"/> says), with w [N, K] row-major in its storage type.</summary>
 internal readonly record struct MatMulShape(int M, int N, int K, MatMulOutput Output = MatMulOutput.Store);
 
+/// <summary>The q, k and v products of <see cref="Rows"/> rows of width <see cref="K"/>: their matrices' output widths.</summary>
+internal readonly record struct QkvShape(int Rows, int K, int QueryColumns, int KeyColumns, int ValueColumns)
+{
+    public int Columns => QueryColumns + KeyColumns + ValueColumns;
+}
+
 /// <summary>What a matrix kernel does with each dot product: store it, or add it to y (the residual connection).</summary>
 internal enum MatMulOutput
 {
@@ -32,6 +38,9 @@ internal static class MatMulKernels
 
     public static KernelConfig TiledGemmConfig(MatMulShape s) =>
         new(new Index2D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile), new Index2D(Tile, Tile));
+
+    public static KernelConfig QkvGemvConfig(QkvShape s, int warpSize) =>
+        new((s.Columns + GemvWarpsPerGroup - 1) / GemvWarpsPerGroup, GemvWarpsPerGroup * warpSize);
 
     public static KernelConfig GemvConfig(MatMulShape s, int warpSize) =>
         new((s.N + GemvWarpsPerGroup - 1) / GemvWarpsPerGroup, GemvWarpsPerGroup * warpSize);
@@ -115,6 +124,31 @@ internal static class MatMulKernels
         if (Warp.LaneIdx == 0)
             for (int row = 0; row < shape.M; row++)
                 y[(long)row * shape.N + n] = ElementwiseKernels.SwiGlu(gates[row], ups[row]);
+    }
+
+    /// <summary>
+    /// The attention's q, k and v products of a few rows in one launch: warps over the columns of the three matrices
+    /// one after another, each a warp of <see cref="WarpGemv{TStorage, TFormat}"/> on its matrix.
+    /// </summary>
+    public static void WarpGemvQkv<TStorage, TFormat>(ArrayView<float> x,
+        ArrayView<TStorage> wq, ArrayView<TStorage> wk, ArrayView<TStorage> wv,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        int column = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
+        if (column >= shape.Columns)
+            return;
+        bool isQuery = column < shape.QueryColumns, isKey = !isQuery && column < shape.QueryColumns + shape.KeyColumns;
+        var w = isQuery ? wq : isKey ? wk : wv;
+        var y = isQuery ? q : isKey ? k : v;
+        int n = isQuery ? column : isKey ? column - shape.QueryColumns : column - shape.QueryColumns - shape.KeyColumns;
+        int columns = isQuery ? shape.QueryColumns : isKey ? shape.KeyColumns : shape.ValueColumns;
+        var product = new MatMulShape(shape.Rows, columns, shape.K);
+        var sums = RowDots<TStorage, TFormat>(x, w, n, product);
+        if (Warp.LaneIdx == 0)
+            for (int row = 0; row < shape.Rows; row++)
+                Write(y, product, row, n, sums[row]);
     }
 
     /// <summary>

@@ -227,6 +227,43 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         Numerics.AssertClose(onCpu, actual);
     }
 
+    /// <summary>
+    /// The attention's q, k and v products in one call: one GEMV launch where the three share a storage type and the rows
+    /// are few, else three products; against the same device's products one at a time.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 45, TensorDType.F32, TensorDType.F32)]
+    [InlineData(4, 268, TensorDType.F32, TensorDType.F32)]
+    [InlineData(3, 268, TensorDType.F16, TensorDType.F16)]
+    [InlineData(2, 64, TensorDType.BF16, TensorDType.BF16)]
+    [InlineData(2, 64, TensorDType.Q8_0, TensorDType.Q8_0)]
+    [InlineData(1, 256, TensorDType.Q4_K, TensorDType.Q4_K)]
+    [InlineData(1, 256, TensorDType.Q4_K, TensorDType.Q6_K)] // values in another type, as in a Q4_K_M file
+    [InlineData(6, 64, TensorDType.F16, TensorDType.F16)] // tiled GEMMs
+    public void QkvMatMul_matches_the_three_products(int m, int k, TensorDType type, TensorDType valueType)
+    {
+        const int queryColumns = 24, kvColumns = 9;
+        using var wq = _ilgpu.PrepareMatrix(fixture.Tensor(Numerics.Random(queryColumns * k, seed: 40), queryColumns, k, type));
+        using var wk = _ilgpu.PrepareMatrix(fixture.Tensor(Numerics.Random(kvColumns * k, seed: 41), kvColumns, k, type));
+        using var wv = _ilgpu.PrepareMatrix(fixture.Tensor(Numerics.Random(kvColumns * k, seed: 42), kvColumns, k, valueType));
+        var x = Numerics.Random(m * k, seed: 43);
+        var expected = new[] { new float[m * queryColumns], new float[m * kvColumns], new float[m * kvColumns] };
+        _ilgpu.MatMul(x, m, wq, expected[0]);
+        _ilgpu.MatMul(x, m, wk, expected[1]);
+        _ilgpu.MatMul(x, m, wv, expected[2]);
+
+        using var input = _ilgpu.UploadNew<float>(x);
+        using var q = _ilgpu.Allocate<float>(m * queryColumns);
+        using var keys = _ilgpu.Allocate<float>(m * kvColumns);
+        using var values = _ilgpu.Allocate<float>(m * kvColumns);
+        long launches = _ilgpu.Launches;
+        _ilgpu.QkvMatMul(input.All, m, wq, q.All, wk, keys.All, wv, values.All);
+        Assert.Equal(m <= 4 && type == valueType ? 1 : 3, _ilgpu.Launches - launches);
+        Numerics.AssertClose(expected[0], _ilgpu.ToArray(q.All), what: "q");
+        Numerics.AssertClose(expected[1], _ilgpu.ToArray(keys.All), what: "k");
+        Numerics.AssertClose(expected[2], _ilgpu.ToArray(values.All), what: "v");
+    }
+
     /// <summary>y += x · wᵀ, the residual connection, through the GEMV (few rows) and the tiled GEMM, on both devices.</summary>
     [Theory]
     [InlineData(1, TensorDType.F32)]

@@ -27,6 +27,7 @@ public sealed class IlgpuPtxTests
     [Theory]
     [InlineData("gemv f16")]
     [InlineData("gemv bf16")]
+    [InlineData("qkv gemv f16")]
     [InlineData("swiglu gemv f16")]
     [InlineData("swiglu gemv bf16")]
     public void Sixteen_bit_gemv_reads_four_weights_per_load(string kernel) =>
@@ -57,6 +58,12 @@ public sealed class IlgpuPtxTests
         Explicit("gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<float, F32Weights>);
         Explicit("gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, F16Weights>);
         Explicit("gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, BF16Weights>);
+        Explicit("qkv gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<float, F32Weights>);
+        Explicit("qkv gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<ushort, F16Weights>);
+        Explicit("qkv gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<ushort, BF16Weights>);
         Explicit("swiglu gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)
             MatMulKernels.WarpGemvSwiGlu<float, F32Weights>);
         Explicit("swiglu gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)
@@ -68,6 +75,8 @@ public sealed class IlgpuPtxTests
         {
             Explicit($"gemm {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<byte, TFormat>);
             Explicit($"gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<byte, TFormat>);
+            Explicit($"qkv gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<byte, TFormat>);
             Explicit($"swiglu gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape>)
                 MatMulKernels.WarpGemvSwiGlu<byte, TFormat>);
         }
