@@ -308,8 +308,9 @@ internal sealed class BatchGrain(
                 }
             }
         }
-        catch (IOException e)
+        catch (StoredFileChangedException e)
         {
+            // Only a file that changed fails the batch; a piece that could not be fetched (a silo lost) is tried again.
             await errors.Discard();
             await FailValidation(new BatchError(BatchErrorCodes.FileNotFound, e.Message, "input_file_id", null));
             return;

@@ -3,7 +3,7 @@ namespace FtpCluster.Grains.Files;
 /// <summary>
 /// A stored file's content, read once from start to end: piece N+1 is fetched from its
 /// <see cref="IFileChunkGrain"/> while piece N is being read, so at most two pieces are held. A file whose pieces do
-/// not add up to its size (deleted while it was read) ends in an <see cref="IOException"/>.
+/// not add up to its size (deleted while it was read) ends in a <see cref="StoredFileChangedException"/>.
 /// </summary>
 /// <remarks>
 /// <see cref="ReadAsync(Memory{byte}, CancellationToken)"/> is the way to read it. The synchronous
@@ -76,7 +76,14 @@ public sealed class StoredFileStream : Stream
 
     private Task<byte[]> Piece(int n) => _grains.GetGrain<IFileChunkGrain>($"{_file.Id}/{n}").Read();
 
-    private IOException Truncated() =>
+    private StoredFileChangedException Truncated() =>
         new($"file {_file.Id} ({_file.Filename}) has {_file.Bytes} bytes in {_file.Chunks} pieces, but its pieces hold " +
             $"{(_read > _file.Bytes ? "more" : $"only {_read}")}: it was deleted or changed while it was read");
 }
+
+/// <summary>
+/// A stored file whose pieces do not add up to its size: it was deleted or changed while it was read. Its own type,
+/// because a grain call that fails on a lost connection is an <see cref="IOException"/> too (ConnectionResetException),
+/// and only this one says the file is gone.
+/// </summary>
+public sealed class StoredFileChangedException(string message) : IOException(message);

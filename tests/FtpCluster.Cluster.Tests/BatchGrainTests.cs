@@ -137,7 +137,7 @@ public sealed class BatchGrainTests(BatchCluster cluster) : IClassFixture<BatchC
         Assert.Equal(big, await Content(written));
         // A file whose pieces were cleared under it does not read as a shorter file.
         await cluster.Client.GetGrain<IFileChunkGrain>($"{written.Id}/1").Clear();
-        await Assert.ThrowsAsync<IOException>(() => Content(written));
+        await Assert.ThrowsAsync<StoredFileChangedException>(() => Content(written));
     }
 
     [SharedModelsFact]
