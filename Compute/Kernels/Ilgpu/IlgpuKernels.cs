@@ -8,7 +8,6 @@ namespace FtpCluster.Compute.Kernels.Ilgpu;
 /// <summary>Every kernel of the ILGPU backend, compiled once for one accelerator and launched on its default stream.</summary>
 internal sealed class IlgpuKernels
 {
-
     private readonly Accelerator _accelerator;
     private readonly int _warpSize;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape> _gemmF32, _gemvF32;
