@@ -28,7 +28,7 @@ public enum IlgpuTarget
 public sealed class IlgpuDevice : IComputeDevice
 {
     // Scratch slots: the attention weights of one call, or its splits' partial results; the up projection of a SwiGLU over many rows.
-    private const int Probabilities = 0, UpProjection = 1, SplitPartials = 2;
+    private const int Probabilities = 0, UpProjection = 1, Splits = 2;
     private const int ScratchSlots = 3;
 
     /// <summary>At most this many floats of attention weights (queries · heads · keys) per launch; longer batches go in query chunks.</summary>
@@ -423,7 +423,7 @@ public sealed class IlgpuDevice : IComputeDevice
             if (!wantKeyAttention && _kernels.SplitsKeys(whole))
             {
                 _kernels.SplitKeyAttention(View(q), View(queryPositions), View(keys), View(values), View(keyPositions),
-                    _scratch.Floats(SplitPartials, IlgpuKernels.SplitPartials(whole)), View(output), whole);
+                    _scratch.Floats(Splits, IlgpuKernels.SplitPartials(whole)), View(output), whole);
                 return;
             }
             // Else the tiled kernel takes every query in one launch.
