@@ -116,6 +116,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Bench_model_profile_is_refused_without_an_ilgpu_device_or_a_token()
+    {
+        Run("models", "synth", "--preset", "tiny", "--out", _dir);
+        var (code, _, stderr) = Run("bench", "model", "--model", _dir, "--profile", "4");
+        Assert.Equal(2, code);
+        Assert.Contains("--profile times the operations of an ILGPU device: add --device ilgpu-cpu or --device cuda", stderr);
+
+        (code, _, stderr) = Run("bench", "model", "--model", _dir, "--device", "ilgpu-cpu", "--profile", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--profile needs at least 1 token, got 0", stderr);
+    }
+
+    [Fact]
     public void A_missing_model_or_device_is_reported_by_name()
     {
         string missing = Path.Combine(_dir, "nope.bin");
