@@ -142,16 +142,17 @@ public sealed class IlgpuDevice : IComputeDevice
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (type.IsQuantized())
-                _kernels.LoadBlockMatMul(type);
-            MemoryBuffer weights = type switch
+            _kernels.LoadMatrixKernels(type);
+            return type switch
             {
-                TensorDType.F32 => UploadFloats(weight),
-                TensorDType.F16 or TensorDType.BF16 => Upload16Bit(weight, type),
-                _ => UploadBlocks(weight, type),
+                TensorDType.F32 => Matrix(UploadFloats(weight)),
+                TensorDType.F16 or TensorDType.BF16 => Matrix(Upload16Bit(weight, type)),
+                _ => Matrix(UploadBlocks(weight, type)),
             };
-            return new IlgpuMatrix(this, weight.Rows, weight.Cols, type, weights);
         }
+
+        IlgpuMatrix Matrix<T>(MemoryBuffer1D<T, Stride1D.Dense> weights)
+            where T : unmanaged => new(this, weight.Rows, weight.Cols, type, weights, weights.View.AsContiguous().Cast<byte>());
     }
 
     private MemoryBuffer1D<float, Stride1D.Dense> UploadFloats(WeightTensor weight)
@@ -352,22 +353,8 @@ public sealed class IlgpuDevice : IComputeDevice
             Multiply(View(x).SubView(0, (long)m * shape.K), matrix, View(y).SubView(0, (long)m * shape.N), shape);
     }
 
-    /// <summary>The matrix kernel for the matrix's storage type.</summary>
-    private void Multiply(ArrayView<float> x, IlgpuMatrix matrix, ArrayView<float> y, MatMulShape shape)
-    {
-        switch (matrix.StorageType)
-        {
-            case TensorDType.F32:
-                _kernels.MatMul(x, matrix.View<float>(), y, shape);
-                break;
-            case TensorDType.F16 or TensorDType.BF16:
-                _kernels.MatMul(x, matrix.View<ushort>(), matrix.StorageType, y, shape);
-                break;
-            default:
-                _kernels.MatMul(x, matrix.View<byte>(), matrix.StorageType, y, shape);
-                break;
-        }
-    }
+    private void Multiply(ArrayView<float> x, IlgpuMatrix matrix, ArrayView<float> y, MatMulShape shape) =>
+        _kernels.MatMul(x, matrix.Bytes, matrix.StorageType, y, shape);
 
     public void RmsNorm(DeviceSpan<float> x, DeviceSpan<float> weight, float eps, DeviceSpan<float> y)
     {
@@ -482,18 +469,7 @@ public sealed class IlgpuDevice : IComputeDevice
             var qView = View(q).SubView(0, (long)m * shape.QueryColumns);
             var kView = View(k).SubView(0, (long)m * shape.KeyColumns);
             var vView = View(v).SubView(0, (long)m * shape.ValueColumns);
-            switch (storage)
-            {
-                case TensorDType.F32:
-                    _kernels.QkvGemv(input, queries.View<float>(), keys.View<float>(), values.View<float>(), qView, kView, vView, shape);
-                    break;
-                case TensorDType.F16 or TensorDType.BF16:
-                    _kernels.QkvGemv(input, queries.View<ushort>(), keys.View<ushort>(), values.View<ushort>(), storage, qView, kView, vView, shape);
-                    break;
-                default:
-                    _kernels.QkvGemv(input, queries.View<byte>(), keys.View<byte>(), values.View<byte>(), storage, qView, kView, vView, shape);
-                    break;
-            }
+            _kernels.QkvGemv(input, queries.Bytes, keys.Bytes, values.Bytes, storage, qView, kView, vView, shape);
         }
     }
 
@@ -513,18 +489,7 @@ public sealed class IlgpuDevice : IComputeDevice
             var output = View(y).SubView(0, (long)m * shape.N);
             if (IlgpuKernels.UseGemv(shape) && gates.StorageType == ups.StorageType)
             {
-                switch (gates.StorageType)
-                {
-                    case TensorDType.F32:
-                        _kernels.SwiGluGemv(input, gates.View<float>(), ups.View<float>(), output, shape);
-                        break;
-                    case TensorDType.F16 or TensorDType.BF16:
-                        _kernels.SwiGluGemv(input, gates.View<ushort>(), ups.View<ushort>(), gates.StorageType, output, shape);
-                        break;
-                    default:
-                        _kernels.SwiGluGemv(input, gates.View<byte>(), ups.View<byte>(), gates.StorageType, output, shape);
-                        break;
-                }
+                _kernels.SwiGluGemv(input, gates.Bytes, ups.Bytes, gates.StorageType, output, shape);
                 return;
             }
             // Many rows: the products are compute-bound tiled GEMMs, and the gating pass is small beside them.
@@ -594,7 +559,9 @@ public sealed class IlgpuDevice : IComputeDevice
     /// A weight matrix in device memory: float32 for F32, the 16-bit patterns for F16 and BF16, llama.cpp's blocks
     /// (bytes) for the quantized types.
     /// </summary>
-    private sealed class IlgpuMatrix(IlgpuDevice owner, int rows, int cols, TensorDType storage, MemoryBuffer weights) : IDeviceMatrix
+    /// <param name="bytes">The weights' bytes, which the kernels of <paramref name="storage"/> read as floats, 16-bit patterns or blocks.</param>
+    private sealed class IlgpuMatrix(IlgpuDevice owner, int rows, int cols, TensorDType storage, MemoryBuffer weights, ArrayView<byte> bytes)
+        : IDeviceMatrix
     {
         public IlgpuDevice Owner { get; } = owner;
         public int Rows { get; } = rows;
@@ -602,9 +569,7 @@ public sealed class IlgpuDevice : IComputeDevice
         public TensorDType StorageType { get; } = storage;
         public long ResidentBytes => weights.LengthInBytes;
 
-        /// <summary>The weights as elements of <typeparamref name="T"/>: float, ushort or byte, as <see cref="StorageType"/> says.</summary>
-        public ArrayView<T> View<T>()
-            where T : unmanaged => ((MemoryBuffer1D<T, Stride1D.Dense>)weights).View;
+        public ArrayView<byte> Bytes { get; } = bytes;
 
         public void Dispose() => weights.Dispose();
     }

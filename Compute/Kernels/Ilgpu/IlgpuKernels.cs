@@ -10,15 +10,7 @@ internal sealed class IlgpuKernels
 {
     private readonly Accelerator _accelerator;
     private readonly int _warpSize;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape> _gemmF32, _gemvF32;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _gemmF16, _gemvF16, _gemmBF16, _gemvBF16;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape> _swiGluGemvF32;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape> _swiGluGemvF16, _swiGluGemvBF16;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> _qkvGemvF32;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
-        ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> _qkvGemvF16, _qkvGemvBF16;
-    private readonly Dictionary<TensorDType, BlockMatMul> _blockMatMuls = [];
+    private readonly Dictionary<TensorDType, MatrixKernels> _matrixKernels = [];
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> _rmsNorm;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape> _rope;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
@@ -37,30 +29,6 @@ internal sealed class IlgpuKernels
     {
         _accelerator = accelerator;
         _warpSize = accelerator.WarpSize;
-        _gemmF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.TiledGemm<float, F32Weights>);
-        _gemvF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemv<float, F32Weights>);
-        _gemmF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.TiledGemm<ushort, F16Weights>);
-        _gemvF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemv<ushort, F16Weights>);
-        _gemmBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.TiledGemm<ushort, BF16Weights>);
-        _gemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemv<ushort, BF16Weights>);
-        _swiGluGemvF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemvSwiGlu<float, F32Weights>);
-        _swiGluGemvF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemvSwiGlu<ushort, F16Weights>);
-        _swiGluGemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemvSwiGlu<ushort, BF16Weights>);
-        _qkvGemvF32 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<float, F32Weights>);
-        _qkvGemvF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<ushort, F16Weights>);
-        _qkvGemvBF16 = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<ushort, BF16Weights>);
         _rmsNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(NormKernels.RmsNorm);
         _rope = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>(
             RopeKernels.Rope);
@@ -138,143 +106,47 @@ internal sealed class IlgpuKernels
         source.CopyTo(destination);
     }
 
-    public void MatMul(ArrayView<float> x, ArrayView<float> weights, ArrayView<float> y, MatMulShape shape)
-    {
-        using var launch = Launch(MatMulKind(shape), TensorDType.F32);
-        if (UseGemv(shape))
-            _gemvF32(MatMulKernels.GemvConfig(shape, _warpSize), x, weights, y, shape);
-        else
-            _gemmF32(MatMulKernels.TiledGemmConfig(shape), x, weights, y, shape);
-    }
-
-    /// <param name="storage">F16 or BF16: what the 16-bit weights are.</param>
-    public void MatMul(ArrayView<float> x, ArrayView<ushort> weights, TensorDType storage, ArrayView<float> y, MatMulShape shape)
-    {
-        using var launch = Launch(MatMulKind(shape), storage);
-        bool gemv = UseGemv(shape);
-        var kernel = storage switch
-        {
-            TensorDType.F16 => gemv ? _gemvF16 : _gemmF16,
-            TensorDType.BF16 => gemv ? _gemvBF16 : _gemmBF16,
-            _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "16-bit weights are F16 or BF16"),
-        };
-        kernel(gemv ? MatMulKernels.GemvConfig(shape, _warpSize) : MatMulKernels.TiledGemmConfig(shape), x, weights, y, shape);
-    }
-
     /// <summary>
-    /// Compiles the GEMM and GEMV on blocks of the quantized type <paramref name="storage"/> unless they are: a model holds
-    /// one or two of the eight types, so they are compiled when a matrix of the type is prepared, not all at start.
+    /// Compiles the matrix kernels of <paramref name="storage"/> unless they are: a model holds one to three of the
+    /// eleven storage types, so they are compiled when a matrix of the type is prepared, not all at start.
     /// </summary>
-    public void LoadBlockMatMul(TensorDType storage)
+    public MatrixKernels LoadMatrixKernels(TensorDType storage)
     {
-        if (!_blockMatMuls.ContainsKey(storage))
-            _blockMatMuls[storage] = CompileBlockMatMul(storage);
+        if (!_matrixKernels.TryGetValue(storage, out var kernels))
+            _matrixKernels[storage] = kernels = MatrixKernels.Compile(_accelerator, storage);
+        return kernels;
     }
 
-    /// <param name="blocks">The matrix's rows as llama.cpp blocks of <paramref name="storage"/>, one of the quantized types.</param>
-    public void MatMul(ArrayView<float> x, ArrayView<byte> blocks, TensorDType storage, ArrayView<float> y, MatMulShape shape)
+    /// <summary>y = x · wᵀ (or y += x · wᵀ), by the GEMV for a few rows and the tiled GEMM for more.</summary>
+    /// <param name="weights">The bytes of the matrix in its storage type <paramref name="storage"/>: floats, 16-bit patterns or llama.cpp blocks.</param>
+    public void MatMul(ArrayView<float> x, ArrayView<byte> weights, TensorDType storage, ArrayView<float> y, MatMulShape shape)
     {
-        LoadBlockMatMul(storage);
-        var kernels = _blockMatMuls[storage];
+        var kernels = LoadMatrixKernels(storage);
+        bool gemv = UseGemv(shape);
         using var launch = Launch(MatMulKind(shape), storage);
-        if (UseGemv(shape))
-            kernels.Gemv(MatMulKernels.GemvConfig(shape, _warpSize), x, blocks, y, shape);
-        else
-            kernels.Gemm(MatMulKernels.TiledGemmConfig(shape), x, blocks, y, shape);
+        kernels.MatMul(gemv ? MatMulKernels.GemvConfig(shape, _warpSize) : MatMulKernels.TiledGemmConfig(shape), gemv, x, weights, y, shape);
     }
-
-    private BlockMatMul CompileBlockMatMul(TensorDType storage) => storage switch
-    {
-        TensorDType.Q8_0 => CompileBlockMatMul<Q8_0Weights>(),
-        TensorDType.Q4_0 => CompileBlockMatMul<Q4_0Weights>(),
-        TensorDType.Q4_1 => CompileBlockMatMul<Q4_1Weights>(),
-        TensorDType.Q5_0 => CompileBlockMatMul<Q5_0Weights>(),
-        TensorDType.Q5_1 => CompileBlockMatMul<Q5_1Weights>(),
-        TensorDType.Q4_K => CompileBlockMatMul<Q4_KWeights>(),
-        TensorDType.Q5_K => CompileBlockMatMul<Q5_KWeights>(),
-        TensorDType.Q6_K => CompileBlockMatMul<Q6_KWeights>(),
-        _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "block weights are one of the quantized types"),
-    };
-
-    private BlockMatMul CompileBlockMatMul<TFormat>()
-        where TFormat : struct, IWeightFormat<byte> => new(
-        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.TiledGemm<byte, TFormat>),
-        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>(MatMulKernels.WarpGemv<byte, TFormat>),
-        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape>(
-            MatMulKernels.WarpGemvSwiGlu<byte, TFormat>),
-        _accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<byte, TFormat>));
-
-    /// <summary>The tiled GEMM, the warp GEMV, the gated GEMV and the q/k/v GEMV of one quantized type.</summary>
-    private sealed record BlockMatMul(
-        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape> Gemm,
-        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape> Gemv,
-        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape> SwiGluGemv,
-        Action<KernelConfig, ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> QkvGemv);
 
     /// <summary>Whether <paramref name="shape"/> takes the GEMV kernels (few rows) rather than the tiled GEMM.</summary>
     public static bool UseGemv(MatMulShape shape) => shape.M <= MatMulKernels.GemvMaxRows;
 
     private static string MatMulKind(MatMulShape shape) => (UseGemv(shape) ? "gemv" : "gemm") + (shape.Output == MatMulOutput.Add ? " add" : "");
 
-    /// <summary>q, k and v's products of a few rows in one launch; f32 weights.</summary>
-    public void QkvGemv(ArrayView<float> x, ArrayView<float> wq, ArrayView<float> wk, ArrayView<float> wv,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
-    {
-        using var launch = Launch("qkv gemv", TensorDType.F32);
-        _qkvGemvF32(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
-    }
-
-    /// <summary>q, k and v's products of a few rows in one launch; F16 or BF16 weights.</summary>
-    public void QkvGemv(ArrayView<float> x, ArrayView<ushort> wq, ArrayView<ushort> wk, ArrayView<ushort> wv, TensorDType storage,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
-    {
-        var kernel = storage switch
-        {
-            TensorDType.F16 => _qkvGemvF16,
-            TensorDType.BF16 => _qkvGemvBF16,
-            _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "16-bit weights are F16 or BF16"),
-        };
-        using var launch = Launch("qkv gemv", storage);
-        kernel(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
-    }
-
-    /// <summary>q, k and v's products of a few rows in one launch; blocks of a quantized type.</summary>
+    /// <summary>q, k and v's products of a few rows in one launch; the three matrices in one storage type.</summary>
     public void QkvGemv(ArrayView<float> x, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, TensorDType storage,
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
     {
-        LoadBlockMatMul(storage);
+        var kernels = LoadMatrixKernels(storage);
         using var launch = Launch("qkv gemv", storage);
-        _blockMatMuls[storage].QkvGemv(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
+        kernels.QkvGemv(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
     }
 
-    /// <summary>y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; f32 weights.</summary>
-    public void SwiGluGemv(ArrayView<float> x, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> y, MatMulShape shape)
-    {
-        using var launch = Launch("swiglu gemv", TensorDType.F32);
-        _swiGluGemvF32(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
-    }
-
-    /// <summary><see cref="SwiGluGemv(ArrayView{float}, ArrayView{float}, ArrayView{float}, ArrayView{float}, MatMulShape)"/> on F16 or BF16 weights.</summary>
-    public void SwiGluGemv(ArrayView<float> x, ArrayView<ushort> gate, ArrayView<ushort> up, TensorDType storage, ArrayView<float> y, MatMulShape shape)
-    {
-        var kernel = storage switch
-        {
-            TensorDType.F16 => _swiGluGemvF16,
-            TensorDType.BF16 => _swiGluGemvBF16,
-            _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "16-bit weights are F16 or BF16"),
-        };
-        using var launch = Launch("swiglu gemv", storage);
-        kernel(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
-    }
-
-    /// <summary><see cref="SwiGluGemv(ArrayView{float}, ArrayView{float}, ArrayView{float}, ArrayView{float}, MatMulShape)"/> on blocks of a quantized type.</summary>
+    /// <summary>y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; both matrices in one storage type.</summary>
     public void SwiGluGemv(ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up, TensorDType storage, ArrayView<float> y, MatMulShape shape)
     {
-        LoadBlockMatMul(storage);
+        var kernels = LoadMatrixKernels(storage);
         using var launch = Launch("swiglu gemv", storage);
-        _blockMatMuls[storage].SwiGluGemv(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
+        kernels.SwiGluGemv(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
     }
 
     public void RmsNorm(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int rows, int dim, float eps)
