@@ -117,20 +117,25 @@ internal sealed class IlgpuKernels
         return kernels;
     }
 
-    /// <summary>y = x · wᵀ (or y += x · wᵀ), by the GEMV for a few rows and the tiled GEMM for more.</summary>
+    /// <summary>y = x · wᵀ (or y += x · wᵀ), by the kernel for its row count (<see cref="MatMulKernels.For"/>).</summary>
     /// <param name="weights">The bytes of the matrix in its storage type <paramref name="storage"/>: floats, 16-bit patterns or llama.cpp blocks.</param>
     public void MatMul(ArrayView<float> x, ArrayView<byte> weights, TensorDType storage, ArrayView<float> y, MatMulShape shape)
     {
         var kernels = LoadMatrixKernels(storage);
-        bool gemv = UseGemv(shape);
-        using var launch = Launch(MatMulKind(shape), storage);
-        kernels.MatMul(gemv ? MatMulKernels.GemvConfig(shape, _warpSize) : MatMulKernels.TiledGemmConfig(shape), gemv, x, weights, y, shape);
+        var kernel = MatMulKernels.For(shape.M);
+        using var launch = Launch(MatMulKind(kernel, shape.Output), storage);
+        kernels.MatMul(kernel, MatMulKernels.Config(kernel, shape, _warpSize), x, weights, y, shape);
     }
 
     /// <summary>Whether <paramref name="shape"/> takes the GEMV kernels (few rows) rather than the tiled GEMM.</summary>
-    public static bool UseGemv(MatMulShape shape) => shape.M <= MatMulKernels.GemvMaxRows;
+    public static bool UseGemv(MatMulShape shape) => MatMulKernels.For(shape.M) == MatMulKernel.Gemv;
 
-    private static string MatMulKind(MatMulShape shape) => (UseGemv(shape) ? "gemv" : "gemm") + (shape.Output == MatMulOutput.Add ? " add" : "");
+    private static string MatMulKind(MatMulKernel kernel, MatMulOutput output) => kernel switch
+    {
+        MatMulKernel.Gemv => "gemv",
+        MatMulKernel.TiledGemm => "gemm",
+        _ => "blocked gemm",
+    } + (output == MatMulOutput.Add ? " add" : "");
 
     /// <summary>q, k and v's products of a few rows in one launch; the three matrices in one storage type.</summary>
     public void QkvGemv(ArrayView<float> x, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, TensorDType storage,

@@ -18,9 +18,22 @@ internal enum MatMulOutput
     Add,
 }
 
+/// <summary>Which kernel computes a product: each is fastest over its own range of row counts (see <see cref="MatMulKernels.For"/>).</summary>
+internal enum MatMulKernel
+{
+    /// <summary>A warp per output column, for the few rows of decode: bound by reading the weights.</summary>
+    Gemv,
+
+    /// <summary>A 16 × 16 tile, one output per thread: batched decode and short chunks, which would leave a larger tile empty.</summary>
+    TiledGemm,
+
+    /// <summary>A 64 × 64 tile, 16 outputs per thread: prefill, bound by arithmetic.</summary>
+    BlockedGemm,
+}
+
 /// <summary>
-/// The matrix kernels: a shared-memory tiled GEMM for batches of rows and a warp-per-output GEMV for
-/// the few-row case (decode), where a GEMM tile would leave most of its threads idle.
+/// The matrix kernels: a warp-per-output GEMV for the few-row case (decode), where a GEMM tile would leave most of its
+/// threads idle; a shared-memory tiled GEMM for small batches of rows; a register-blocked GEMM for prefill.
 /// </summary>
 internal static class MatMulKernels
 {
@@ -35,6 +48,38 @@ internal static class MatMulKernels
 
     /// <summary>Up to this many input rows the GEMV beats the tiled GEMM; its kernel keeps one partial sum per row in registers, so no more.</summary>
     public const int GemvMaxRows = 4;
+
+    /// <summary>
+    /// From this many rows on, the blocked GEMM: its 64-row tile is then at least full once, where for fewer rows
+    /// its empty rows would cost as much arithmetic as full ones.
+    /// </summary>
+    public const int BlockedGemmMinRows = 64;
+
+    /// <summary>Edge of the blocked GEMM's output tile; its group is <see cref="BlockedThreads"/>² threads, each 4 × 4 outputs.</summary>
+    public const int BlockedTile = 64;
+
+    /// <summary>Edge of the blocked GEMM's square group of threads.</summary>
+    public const int BlockedThreads = 16;
+
+    /// <summary>K per stage of the blocked GEMM: each thread stages four neighbouring k of one x row and one w row.</summary>
+    private const int BlockedDepth = 16;
+
+    /// <summary>Row stride of the blocked GEMM's shared tiles, padded so that a thread's staged column spreads over the banks.</summary>
+    private const int BlockedStride = BlockedTile + 1;
+
+    public static MatMulKernel For(int rows) =>
+        rows <= GemvMaxRows ? MatMulKernel.Gemv : rows < BlockedGemmMinRows ? MatMulKernel.TiledGemm : MatMulKernel.BlockedGemm;
+
+    public static KernelConfig Config(MatMulKernel kernel, MatMulShape shape, int warpSize) => kernel switch
+    {
+        MatMulKernel.Gemv => GemvConfig(shape, warpSize),
+        MatMulKernel.TiledGemm => TiledGemmConfig(shape),
+        _ => BlockedGemmConfig(shape),
+    };
+
+    public static KernelConfig BlockedGemmConfig(MatMulShape s) =>
+        new(new Index2D((s.N + BlockedTile - 1) / BlockedTile, (s.M + BlockedTile - 1) / BlockedTile),
+            new Index2D(BlockedThreads, BlockedThreads));
 
     public static KernelConfig TiledGemmConfig(MatMulShape s) =>
         new(new Index2D((s.N + Tile - 1) / Tile, (s.M + Tile - 1) / Tile), new Index2D(Tile, Tile));
@@ -78,6 +123,101 @@ internal static class MatMulKernels
         }
         if (row < shape.M && column < shape.N)
             Write(y, shape, row, column, sum);
+    }
+
+    /// <summary>
+    /// Group (gx, gy) computes the output tile of rows [gy·64, +64) and columns [gx·64, +64); thread (tx, ty) the 16
+    /// outputs of rows ty + 16i and columns tx + 16j (i, j &lt; 4), in registers. Per step of 16 k, every thread
+    /// stages four neighbouring k of one x row and of one w row in shared memory (one 8-byte load of 16-bit weights),
+    /// then each k costs it 8 shared reads for 16 multiply-adds, where the 16 × 16 tile takes 2 for 1: prefill is
+    /// bound by arithmetic, and the shared reads would otherwise bound it first.
+    /// </summary>
+    public static void BlockedGemm<TStorage, TFormat>(
+        ArrayView<float> x, ArrayView<TStorage> w, ArrayView<float> y, MatMulShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        const int T = BlockedThreads;
+        // Stored k-major: xTile[k · stride + row], wTile[k · stride + column].
+        var xTile = SharedMemory.Allocate<float>(BlockedDepth * BlockedStride);
+        var wTile = SharedMemory.Allocate<float>(BlockedDepth * BlockedStride);
+        var format = default(TFormat);
+        int tx = Group.IdxX, ty = Group.IdxY;
+        int firstRow = Grid.IdxY * BlockedTile, firstColumn = Grid.IdxX * BlockedTile;
+        int thread = ty * BlockedThreads + tx;
+        int stagedRow = thread / 4, stagedK = thread % 4 * 4;
+        int xRow = firstRow + stagedRow, wRow = firstColumn + stagedRow;
+        Float4 row0 = default, row1 = default, row2 = default, row3 = default;
+        for (int k0 = 0; k0 < shape.K; k0 += BlockedDepth)
+        {
+            int k = k0 + stagedK;
+            StageColumn(xTile, stagedK, stagedRow, StagedInputs(x, xRow, k, shape));
+            StageColumn(wTile, stagedK, stagedRow, StagedWeights(format, w, wRow, k, shape));
+            Group.Barrier();
+            for (int kk = 0; kk < BlockedDepth; kk++)
+            {
+                int at = kk * BlockedStride;
+                var columns = new Float4(wTile[at + tx], wTile[at + tx + T], wTile[at + tx + 2 * T], wTile[at + tx + 3 * T]);
+                row0 = row0.MultiplyAdd(xTile[at + ty], columns);
+                row1 = row1.MultiplyAdd(xTile[at + ty + T], columns);
+                row2 = row2.MultiplyAdd(xTile[at + ty + 2 * T], columns);
+                row3 = row3.MultiplyAdd(xTile[at + ty + 3 * T], columns);
+            }
+            Group.Barrier();
+        }
+        WriteBlockedRow(y, shape, firstRow + ty, firstColumn + tx, row0);
+        WriteBlockedRow(y, shape, firstRow + ty + T, firstColumn + tx, row1);
+        WriteBlockedRow(y, shape, firstRow + ty + 2 * T, firstColumn + tx, row2);
+        WriteBlockedRow(y, shape, firstRow + ty + 3 * T, firstColumn + tx, row3);
+    }
+
+    /// <summary>x[row, k..k+3], zero past the matrix's edges.</summary>
+    private static Float4 StagedInputs(ArrayView<float> x, int row, int k, MatMulShape shape)
+    {
+        if (row >= shape.M)
+            return default;
+        long at = (long)row * shape.K + k;
+        return new Float4(
+            k < shape.K ? x[at] : 0f, k + 1 < shape.K ? x[at + 1] : 0f,
+            k + 2 < shape.K ? x[at + 2] : 0f, k + 3 < shape.K ? x[at + 3] : 0f);
+    }
+
+    /// <summary>w[row, k..k+3] as floats, zero past the matrix's edges: one read of four where K allows it.</summary>
+    private static Float4 StagedWeights<TStorage, TFormat>(TFormat format, ArrayView<TStorage> w, int row, int k, MatMulShape shape)
+        where TStorage : unmanaged
+        where TFormat : struct, IWeightFormat<TStorage>
+    {
+        if (row >= shape.N || k >= shape.K)
+            return default;
+        if (shape.K % 4 == 0)
+        {
+            var four = format.Four(w, row, k, shape.K);
+            return new Float4(four.W0, four.W1, four.W2, four.W3);
+        }
+        return new Float4(
+            format.Weight(w, row, k, shape.K), k + 1 < shape.K ? format.Weight(w, row, k + 1, shape.K) : 0f,
+            k + 2 < shape.K ? format.Weight(w, row, k + 2, shape.K) : 0f, k + 3 < shape.K ? format.Weight(w, row, k + 3, shape.K) : 0f);
+    }
+
+    /// <summary>Four neighbouring k of one row into a k-major tile.</summary>
+    private static void StageColumn(ArrayView<float> tile, int k, int row, Float4 values)
+    {
+        tile[k * BlockedStride + row] = values.V0;
+        tile[(k + 1) * BlockedStride + row] = values.V1;
+        tile[(k + 2) * BlockedStride + row] = values.V2;
+        tile[(k + 3) * BlockedStride + row] = values.V3;
+    }
+
+    /// <summary>A thread's four outputs of one row, at columns column + 16j.</summary>
+    private static void WriteBlockedRow(ArrayView<float> y, MatMulShape shape, int row, int column, Float4 sums)
+    {
+        if (row >= shape.M)
+            return;
+        if (column < shape.N) Write(y, shape, row, column, sums.V0);
+        const int T = BlockedThreads;
+        if (column + T < shape.N) Write(y, shape, row, column + T, sums.V1);
+        if (column + 2 * T < shape.N) Write(y, shape, row, column + 2 * T, sums.V2);
+        if (column + 3 * T < shape.N) Write(y, shape, row, column + 3 * T, sums.V3);
     }
 
     private static void Write(ArrayView<float> y, MatMulShape shape, int row, int column, float sum)
@@ -212,5 +352,12 @@ internal static class MatMulKernels
     private readonly record struct RowSums(float Row0, float Row1, float Row2, float Row3)
     {
         public float this[int row] => row switch { 0 => Row0, 1 => Row1, 2 => Row2, _ => Row3 };
+    }
+
+    /// <summary>Four floats held in registers: a blocked GEMM thread's sums for one row, or its four columns' weights at one k.</summary>
+    private readonly record struct Float4(float V0, float V1, float V2, float V3)
+    {
+        /// <summary>This + a · b, lane by lane.</summary>
+        public Float4 MultiplyAdd(float a, Float4 b) => new(V0 + a * b.V0, V1 + a * b.V1, V2 + a * b.V2, V3 + a * b.V3);
     }
 }

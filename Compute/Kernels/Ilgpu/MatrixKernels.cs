@@ -5,13 +5,13 @@ using ILGPU.Runtime;
 namespace FtpCluster.Compute.Kernels.Ilgpu;
 
 /// <summary>
-/// The matrix kernels of one storage type: the tiled GEMM, the warp GEMV, the gated GEMV and the q/k/v GEMV. Weights
+/// The matrix kernels of one storage type: the GEMV, the two GEMMs, the gated GEMV and the q/k/v GEMV. Weights
 /// come in as the bytes of their device buffer and are viewed as the storage type's elements here, so that callers
 /// hold one kind of matrix whatever its type.
 /// </summary>
 internal abstract class MatrixKernels
 {
-    public abstract void MatMul(KernelConfig config, bool gemv, ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y, MatMulShape shape);
+    public abstract void MatMul(MatMulKernel kernel, KernelConfig config, ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y, MatMulShape shape);
 
     public abstract void SwiGluGemv(KernelConfig config, ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up,
         ArrayView<float> y, MatMulShape shape);
@@ -41,25 +41,36 @@ internal abstract class MatrixKernels
         where TStorage : unmanaged
         where TFormat : struct, IWeightFormat<TStorage>
     {
-        private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape> _gemm, _gemv;
+        private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape> _gemv, _tiledGemm, _blockedGemm;
         private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<float>, MatMulShape> _swiGluGemv;
         private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<TStorage>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> _qkvGemv;
 
         public Of(Accelerator accelerator)
         {
-            _gemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
-                MatMulKernels.TiledGemm<TStorage, TFormat>);
             _gemv = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
                 MatMulKernels.WarpGemv<TStorage, TFormat>);
+            _tiledGemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
+                MatMulKernels.TiledGemm<TStorage, TFormat>);
+            _blockedGemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
+                MatMulKernels.BlockedGemm<TStorage, TFormat>);
             _swiGluGemv = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
                 MatMulKernels.WarpGemvSwiGlu<TStorage, TFormat>);
             _qkvGemv = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<TStorage>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<TStorage, TFormat>);
         }
 
-        public override void MatMul(KernelConfig config, bool gemv, ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y, MatMulShape shape) =>
-            (gemv ? _gemv : _gemm)(config, x, w.Cast<TStorage>(), y, shape);
+        public override void MatMul(MatMulKernel kernel, KernelConfig config, ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y,
+            MatMulShape shape)
+        {
+            var launch = kernel switch
+            {
+                MatMulKernel.Gemv => _gemv,
+                MatMulKernel.TiledGemm => _tiledGemm,
+                _ => _blockedGemm,
+            };
+            launch(config, x, w.Cast<TStorage>(), y, shape);
+        }
 
         public override void SwiGluGemv(KernelConfig config, ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up,
             ArrayView<float> y, MatMulShape shape) =>

@@ -21,6 +21,8 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(19, 40, 33)] // tiled GEMM over two row tiles
     [InlineData(2, 37, 268)] // GEMV four weights per lane: two whole warp steps of 128 and a partial one
     [InlineData(3, 9, 1164)] // two rounds of four warp steps, then one whole step and a partial one
+    [InlineData(64, 37, 268)] // blocked GEMM: one row tile, full
+    [InlineData(70, 72, 50)] // blocked GEMM: two row tiles and two column tiles, the second of each partial; K no multiple of 4
     public void MatMul_f32_matches_cpu(int m, int n, int k) => AssertMatMul(m, n, k, TensorDType.F32);
 
     [Theory]
@@ -33,6 +35,8 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(1, 50, TensorDType.BF16)]
     [InlineData(3, 268, TensorDType.BF16)]
     [InlineData(7, 50, TensorDType.BF16)]
+    [InlineData(70, 268, TensorDType.F16)] // blocked GEMM, four weights staged per 8-byte load
+    [InlineData(65, 50, TensorDType.BF16)] // blocked GEMM, one weight at a time
     public void MatMul_16bit_storage_matches_cpu(int m, int k, TensorDType dtype) => AssertMatMul(m, 29, k, dtype);
 
     private void AssertMatMul(int m, int n, int k, TensorDType dtype)
@@ -201,6 +205,7 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(3, 64, TensorDType.Q8_0)]
     [InlineData(6, 64, TensorDType.Q4_0)]
     [InlineData(1, 256, TensorDType.Q4_K)]
+    [InlineData(65, 64, TensorDType.F16)] // blocked GEMMs
     public void SwiGluMatMul_matches_the_gated_products(int m, int k, TensorDType dtype)
     {
         const int n = 37;
@@ -264,12 +269,13 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         Numerics.AssertClose(expected[2], _ilgpu.ToArray(values.All), what: "v");
     }
 
-    /// <summary>y += x · wᵀ, the residual connection, through the GEMV (few rows) and the tiled GEMM, on both devices.</summary>
+    /// <summary>y += x · wᵀ, the residual connection, through the GEMV (few rows) and both GEMMs, on both devices.</summary>
     [Theory]
     [InlineData(1, TensorDType.F32)]
     [InlineData(3, TensorDType.F16)]
     [InlineData(6, TensorDType.F32)]
     [InlineData(2, TensorDType.Q8_0)]
+    [InlineData(66, TensorDType.F16)]
     public void MatMulAdd_adds_the_product_to_y(int m, TensorDType dtype)
     {
         const int n = 29, k = 64;

@@ -25,6 +25,27 @@ public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<Ilgp
     }
 
     /// <summary>
+    /// A prompt of 70 tokens: every product of the prefill, and the LM head over all its rows, takes the blocked GEMM
+    /// (64 rows or more), its second row tile nearly empty. Against the CPU device, in f32 and f16.
+    /// </summary>
+    [Theory]
+    [InlineData(TensorDType.F32)]
+    [InlineData(TensorDType.F16)]
+    public void A_long_prefill_matches_cpu(TensorDType storage)
+    {
+        string path = WriteTinyLlama2c(Path.Combine(fixture.Folder, "long.bin"),
+            dim: 32, hidden: 40, layers: 2, heads: 4, kvHeads: 2, vocab: 37, seqLen: 80);
+        var ids = Enumerable.Range(0, 70).Select(i => (i * 7 + 3) % 37).ToArray();
+        float[] Logits(IComputeDevice device)
+        {
+            using var checkpoint = Checkpoint.Open(path);
+            using var stage = new TransformerStage(ModelSlice.Load(checkpoint, SliceSpec.Whole(checkpoint.Config), device, storage), device);
+            return Generator.AllLogits(stage, ids);
+        }
+        Numerics.AssertClose(Logits(fixture.Cpu), Logits(fixture.Ilgpu), what: $"logits of a 70-token prompt, {storage}");
+    }
+
+    /// <summary>
     /// The work one decode step puts on the device's stream: per block, RMSNorm, the q, k and v products together, RoPE
     /// on q and k together, the append to the KV cache (keys, values, positions), attention, the output projection added onto the
     /// residual, RMSNorm, the gated MLP product and the down projection added onto the residual. On a GPU each launch

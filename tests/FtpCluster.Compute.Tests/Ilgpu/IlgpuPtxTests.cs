@@ -23,16 +23,27 @@ public sealed class IlgpuPtxTests
     [MemberData(nameof(Kernels))]
     public void Kernel_compiles_to_ptx_for_sm_90(string kernel) => Assert.Contains(".entry", Ptx(kernel));
 
-    /// <summary>Decode reads 16-bit weights four to a load (8 bytes per lane), not one 2-byte load each.</summary>
+    /// <summary>Decode and prefill read 16-bit weights four to a load (8 bytes per lane), not one 2-byte load each.</summary>
     [Theory]
     [InlineData("gemv f16")]
     [InlineData("gemv bf16")]
     [InlineData("qkv gemv f16")]
     [InlineData("swiglu gemv f16")]
     [InlineData("swiglu gemv bf16")]
-    public void Sixteen_bit_gemv_reads_four_weights_per_load(string kernel) =>
+    [InlineData("blocked gemm f16")]
+    public void Sixteen_bit_matrix_kernels_read_four_weights_per_load(string kernel) =>
         // ILGPU loads through generic addresses (ld.b64, not ld.global.b64); parameters come by ld.param.
         Assert.Matches(@"\sld(\.global)?(\.nc)?\.(b64|u64)\s+%rd\d+,\s*\[%rd\d+\]", Ptx(kernel));
+
+    /// <summary>
+    /// The blocked GEMM's 16 sums per thread and its staged values stay in registers: a local-memory array (what ILGPU
+    /// makes of an array or an indexed struct) would put every multiply-add behind a memory access.
+    /// </summary>
+    [Theory]
+    [InlineData("blocked gemm f32")]
+    [InlineData("blocked gemm f16")]
+    [InlineData("blocked gemm q4_k")]
+    public void Blocked_gemm_keeps_its_sums_in_registers(string kernel) => Assert.DoesNotContain(".local", Ptx(kernel));
 
     private static string Ptx(string kernel)
     {
@@ -55,6 +66,9 @@ public sealed class IlgpuPtxTests
         Explicit("gemm f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<float, F32Weights>);
         Explicit("gemm f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<ushort, F16Weights>);
         Explicit("gemm bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<ushort, BF16Weights>);
+        Explicit("blocked gemm f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.BlockedGemm<float, F32Weights>);
+        Explicit("blocked gemm f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.BlockedGemm<ushort, F16Weights>);
+        Explicit("blocked gemm bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.BlockedGemm<ushort, BF16Weights>);
         Explicit("gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<float, F32Weights>);
         Explicit("gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, F16Weights>);
         Explicit("gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, BF16Weights>);
@@ -74,6 +88,8 @@ public sealed class IlgpuPtxTests
             where TFormat : struct, IWeightFormat<byte>
         {
             Explicit($"gemm {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.TiledGemm<byte, TFormat>);
+            Explicit($"blocked gemm {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)
+                MatMulKernels.BlockedGemm<byte, TFormat>);
             Explicit($"gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<byte, TFormat>);
             Explicit($"qkv gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<byte, TFormat>);

@@ -7,14 +7,15 @@ namespace FtpCluster.Compute.Tests.Ilgpu;
 
 /// <summary>
 /// <see cref="IlgpuDevice"/> on llama.cpp's quantized blocks: held as the file's bytes (or quantized at load), and the
-/// GEMV (1 and 3 rows) and tiled GEMM (9 and 18 rows) on them against the float64 product of the same blocks
-/// dequantized by the CPU codecs (<see cref="WeightTensor.ToFloatArray"/>). Shapes are small because ILGPU's CPU
-/// accelerator is slow: 64 rows of 512 for the k-quants (two super-blocks per row), of 96 for the 32-element types.
+/// GEMV (1 and 3 rows), tiled GEMM (9 and 18 rows) and blocked GEMM (66 rows) on them against the float64 product of
+/// the same blocks dequantized by the CPU codecs (<see cref="WeightTensor.ToFloatArray"/>). Shapes are small because
+/// ILGPU's CPU accelerator is slow: 64 rows of 768 for the k-quants (three super-blocks per row), of 672 for the
+/// 32-element types.
 /// </summary>
 /// <remarks>
 /// Tolerance 1e-5 relative (Frobenius). The kernels turn every weight into the same float32 value the CPU codec does
 /// (the same products of f16 scales and integer quants, at most an ulp apart where the order of the products differs)
-/// and multiply it with float32 x, accumulating in float32: over k ≤ 512 terms that is about √k · 2⁻²⁴ ≈ 1e-6 relative.
+/// and multiply it with float32 x, accumulating in float32: over k ≤ 768 terms that is about √k · 2⁻²⁴ ≈ 2e-6 relative.
 /// A misread nibble, fifth bit or sub-block scale in one block changes its outputs by the size of a quantization step,
 /// 1e-3 relative or more, so 1e-5 separates right from wrong with room on both sides.
 /// </remarks>
@@ -32,7 +33,7 @@ public sealed class IlgpuQuantizedMatMulTests(IlgpuFixture fixture) : IClassFixt
     {
         var data = new TheoryData<TensorDType, int>();
         foreach (var type in Types())
-            foreach (int m in new[] { 1, 3, 9, 18 })
+            foreach (int m in new[] { 1, 3, 9, 18, 66 })
                 data.Add(type, m);
         return data;
     }
