@@ -57,9 +57,9 @@ public static class Generator
         {
             var hidden = new float[tokens.Length * c.Dim];
             model.Embed(tokens, hidden);
-            model.Forward(TokenRow.Consecutive(cache, firstPosition, tokens.Length), hidden);
             // Only the last row's logits are needed to sample what follows.
-            model.Logits(hidden.AsSpan((tokens.Length - 1) * c.Dim, c.Dim), 1, logits);
+            model.ForwardToLogits(TokenRow.Consecutive(cache, firstPosition, tokens.Length), hidden, null,
+                [tokens.Length - 1], (_, row) => row.CopyTo(logits));
             return ValueTask.FromResult(sampler.Sample(logits, draw));
         }
         var pending = GenerateAsync(prompt, c.MaxSeqLen, options, Step, onToken);
@@ -77,9 +77,9 @@ public static class Generator
         using var cache = model.NewCache();
         var hidden = new float[ids.Length * c.Dim];
         model.Embed(ids, hidden);
-        model.Forward(TokenRow.Consecutive(cache, 0, ids.Length), hidden, computeRows);
         var logits = new float[ids.Length * c.VocabSize];
-        model.Logits(hidden, ids.Length, logits);
+        model.ForwardToLogits(TokenRow.Consecutive(cache, 0, ids.Length), hidden, computeRows,
+            [.. Enumerable.Range(0, ids.Length)], (first, rows) => rows.CopyTo(logits.AsSpan(first * c.VocabSize)));
         return logits;
     }
 }

@@ -80,8 +80,7 @@ public static class ModelBenchmark
         {
             int next = Sampler.ArgMax(logits);
             model.Embed([next], step);
-            model.Forward([new TokenRow(cache, start + i)], step);
-            model.Logits(step, 1, logits);
+            model.ForwardToLogits([new TokenRow(cache, start + i)], step, null, [0], (_, row) => row.CopyTo(logits));
         }
     }
 
@@ -103,8 +102,8 @@ public static class ModelBenchmark
         int dim = model.Config.Dim;
         var cache = model.NewCache();
         model.Embed(prompt, hidden);
-        model.Forward(TokenRow.Consecutive(cache, 0, prompt.Length), hidden.AsSpan(0, prompt.Length * dim));
-        model.Logits(hidden.AsSpan((prompt.Length - 1) * dim, dim), 1, logits);
+        model.ForwardToLogits(TokenRow.Consecutive(cache, 0, prompt.Length), hidden.AsSpan(0, prompt.Length * dim), null,
+            [prompt.Length - 1], (_, row) => row.CopyTo(logits));
         return cache;
     }
 

@@ -40,6 +40,18 @@ public sealed class StageExecutor : IDisposable
         Stage.Forward(Rows(sequenceIds, positions), hidden, computeRows);
     }
 
+    /// <summary>
+    /// <see cref="Forward"/> on the last stage, through to the logits of <paramref name="logitRows"/> (see
+    /// <see cref="TransformerStage.ForwardToLogits"/>); <paramref name="hidden"/> is not updated.
+    /// </summary>
+    public void ForwardToLogits(ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> positions, ReadOnlySpan<float> hidden,
+        IReadOnlyList<int[]?>? computeRows, int[] logitRows, TransformerStage.LogitsReady onLogits)
+    {
+        if (hidden.Length != positions.Length * Stage.Config.Dim)
+            throw new ArgumentException($"hidden has {hidden.Length} floats for {positions.Length} rows of {Stage.Config.Dim}");
+        Stage.ForwardToLogits(Rows(sequenceIds, positions), hidden, computeRows, logitRows, onLogits);
+    }
+
     /// <summary>The rows of the given sequences at the given positions, each over its sequence's cache (a new one for a new sequence).</summary>
     public ReadOnlySpan<TokenRow> Rows(ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> positions)
     {

@@ -59,10 +59,56 @@ public sealed class TransformerStage : IDisposable
     public void Forward(ReadOnlySpan<TokenRow> rows, Span<float> hidden, IReadOnlyList<int[]?>? computeRows = null,
         Span<float> attentionScores = default)
     {
+        CheckPlan(computeRows);
+        var x = ForwardOnDevice(rows, hidden, computeRows is null ? EveryRow : b => computeRows[b],
+            computeRows is null ? [] : DistinctSubsets(computeRows), attentionScores);
+        if (!x.IsEmpty) Device.Download(x, hidden[..x.Length]);
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> through to the logits, for the last stage: after the blocks, the final norm and the LM head
+    /// run on the device over the rows <paramref name="logitRows"/> (sorted, distinct), <see cref="LogitGroupRows"/> at
+    /// a time, and only their logits come back: one upload and, for up to that many rows, one download per call.
+    /// <paramref name="onLogits"/>(first, logits) gets [count, vocab] for logitRows[first .. first + count), valid
+    /// during the call. <paramref name="hidden"/> is not updated.
+    /// </summary>
+    public void ForwardToLogits(ReadOnlySpan<TokenRow> rows, ReadOnlySpan<float> hidden, IReadOnlyList<int[]?>? computeRows,
+        int[] logitRows, LogitsReady onLogits)
+    {
+        var head = Slice.LmHead ?? throw new InvalidOperationException("this slice holds no LM head");
+        CheckPlan(computeRows);
+        if (rows.IsEmpty && logitRows.Length > 0)
+            throw new ArgumentException($"logits of {logitRows.Length} rows asked of a microbatch of none");
+        // The logit rows go up with the microbatch, as one more subset of its rows.
+        int[][] subsets = [.. computeRows is null ? [] : DistinctSubsets(computeRows), logitRows];
+        var x = ForwardOnDevice(rows, hidden, computeRows is null ? EveryRow : b => computeRows[b], subsets, default);
+        if (logitRows.Length == 0)
+            return;
+        var (indices, _) = _upload.Subset(logitRows, rows);
+        // Sorted and distinct, so as many as the rows means every row: the head reads them where they are.
+        bool everyRow = logitRows.Length == rows.Length;
+        int dim = Config.Dim, vocab = head.Rows, group = Math.Min(LogitGroupRows, logitRows.Length);
+        var logits = _hostScratch.Get(HostScratch.Logits, group * vocab);
+        for (int first = 0; first < logitRows.Length; first += group)
+        {
+            int count = Math.Min(group, logitRows.Length - first);
+            var input = everyRow ? x.Slice(first * dim, count * dim) : _scratch.Get(Scratch.Input, count * dim);
+            if (!everyRow) Device.GatherRows(x, indices.Slice(first, count), dim, input);
+            Head(input, count, logits[..(count * vocab)]);
+            onLogits(first, logits[..(count * vocab)]);
+        }
+    }
+
+    /// <summary>Rows whose logits <see cref="ForwardToLogits"/> computes at once: bounds its logits on the device and the host.</summary>
+    public const int LogitGroupRows = 64;
+
+    /// <summary>Takes the logits of rows [first, first + count) of a <see cref="ForwardToLogits"/> call's logit rows.</summary>
+    public delegate void LogitsReady(int first, ReadOnlySpan<float> logits);
+
+    private void CheckPlan(IReadOnlyList<int[]?>? computeRows)
+    {
         if (computeRows is not null && computeRows.Count != Slice.Blocks.Count)
             throw new ArgumentException($"computeRows has {computeRows.Count} entries for {Slice.Blocks.Count} blocks");
-        ForwardOnDevice(rows, hidden, computeRows is null ? EveryRow : b => computeRows[b],
-            computeRows is null ? [] : DistinctSubsets(computeRows), attentionScores);
     }
 
     /// <summary>The different row subsets of a plan, each once: they go to the device with the rows.</summary>
@@ -91,14 +137,17 @@ public sealed class TransformerStage : IDisposable
     /// scores does not change the hidden rows.
     /// </param>
     public void ForwardRouted(ReadOnlySpan<TokenRow> rows, Span<float> hidden, Func<int, int[]?> chooseRows,
-        Span<float> attentionScores = default) =>
-        ForwardOnDevice(rows, hidden, chooseRows, [], attentionScores);
+        Span<float> attentionScores = default)
+    {
+        var x = ForwardOnDevice(rows, hidden, chooseRows, [], attentionScores);
+        if (!x.IsEmpty) Device.Download(x, hidden[..x.Length]);
+    }
 
     /// <summary>
     /// The forward pass over the device: the rows go up once (with <paramref name="plannedSubsets"/>, the row
-    /// subsets known before the blocks run), every block runs on the device's copy, and the rows come back once.
+    /// subsets known before the blocks run) and every block runs on the device's copy, which is returned (empty for no rows).
     /// </summary>
-    private void ForwardOnDevice(ReadOnlySpan<TokenRow> rows, Span<float> hidden, Func<int, int[]?> chooseRows,
+    private DeviceSpan<float> ForwardOnDevice(ReadOnlySpan<TokenRow> rows, ReadOnlySpan<float> hidden, Func<int, int[]?> chooseRows,
         IReadOnlyList<int[]> plannedSubsets, Span<float> attentionScores)
     {
         CheckRowOrder(rows);
@@ -109,7 +158,7 @@ public sealed class TransformerStage : IDisposable
         if (hidden.Length < n * dim)
             throw new ArgumentException($"hidden has {hidden.Length} floats for {n} rows of {dim}");
         if (n == 0)
-            return;
+            return default;
 
         _upload.Upload(rows, hidden[..(n * dim)], plannedSubsets);
         var x = _upload.Hidden;
@@ -149,7 +198,7 @@ public sealed class TransformerStage : IDisposable
                 blockScores[subset[i]] = subScores[i];
         }
         if (gathered is not null) Device.ScatterRows(_scratch.Get(Scratch.Gathered, gathered.Length * dim), gatheredIndices, dim, x);
-        Device.Download(x, hidden[..(n * dim)]);
+        return x;
     }
 
     /// <summary>Final norm and LM head: logits [rows, vocab] for the given hidden rows (one upload, one download).</summary>
@@ -162,12 +211,38 @@ public sealed class TransformerStage : IDisposable
         if (rows == 0)
             return;
         var input = _scratch.Get(Scratch.Input, rows * dim);
-        var normed = _scratch.Get(Scratch.Normed, rows * dim);
-        var output = _scratch.Get(Scratch.Logits, rows * vocab);
         Device.Upload(hidden[..(rows * dim)], input);
+        Head(input, rows, logits[..(rows * vocab)]);
+    }
+
+    /// <summary>
+    /// Final norm and LM head of the rows <paramref name="logitRows"/> of host hidden rows [rows, dim] (a microbatch a
+    /// router has already been through), handed over as <see cref="ForwardToLogits"/> does, a group at a time.
+    /// </summary>
+    public void Logits(ReadOnlySpan<float> hidden, int[] logitRows, LogitsReady onLogits)
+    {
+        var head = Slice.LmHead ?? throw new InvalidOperationException("this slice holds no LM head");
+        int dim = Config.Dim, vocab = head.Rows, group = Math.Min(LogitGroupRows, logitRows.Length);
+        var gathered = _hostScratch.Get(HostScratch.GatheredRows, group * dim);
+        var logits = _hostScratch.Get(HostScratch.Logits, group * vocab);
+        for (int first = 0; first < logitRows.Length; first += group)
+        {
+            int count = Math.Min(group, logitRows.Length - first);
+            for (int j = 0; j < count; j++)
+                hidden.Slice(logitRows[first + j] * dim, dim).CopyTo(gathered.Slice(j * dim, dim));
+            Logits(gathered, count, logits);
+            onLogits(first, logits[..(count * vocab)]);
+        }
+    }
+
+    /// <summary>Final norm and LM head of hidden rows on the device, the logits downloaded.</summary>
+    private void Head(DeviceSpan<float> input, int rows, Span<float> logits)
+    {
+        var normed = _scratch.Get(Scratch.Normed, rows * Config.Dim);
+        var output = _scratch.Get(Scratch.Logits, logits.Length);
         Device.RmsNorm(input, Slice.FinalNorm!.All, Config.RmsNormEps, normed);
-        Device.MatMul(normed, rows, head, output);
-        Device.Download(output, logits[..(rows * vocab)]);
+        Device.MatMul(normed, rows, Slice.LmHead!, output);
+        Device.Download(output, logits);
     }
 
     /// <param name="rowPositions">The rows' positions on the device.</param>
@@ -293,11 +368,11 @@ public sealed class TransformerStage : IDisposable
         }
     }
 
-    /// <summary>Host buffers reused across calls: the rows' positions and the attention scores routers read.</summary>
+    /// <summary>Host buffers reused across calls: the rows' positions, the attention scores routers read, a group's rows and logits.</summary>
     private sealed class HostScratch
     {
-        public const int GatheredScores = 0, KeyAttention = 1;
-        private readonly float[][] _buffers = [[], []];
+        public const int GatheredScores = 0, KeyAttention = 1, Logits = 2, GatheredRows = 3;
+        private readonly float[][] _buffers = [[], [], [], []];
         private int[] _positions = [];
 
         public Span<float> Get(int which, int length)

@@ -184,9 +184,10 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         long[] sequenceIds = [.. rows.Select(r => r.SequenceId)];
         SequenceAdmission.Check(this.GetPrimaryKeyString(), sequenceIds, Holdings(executor, setup), options.StageLimits, KvBudgetBytes);
         int[] positions = [.. rows.Select(r => r.Position)];
-        if (setup.Index == 0 && request.Router >= 0)
+        bool routed = setup.Index == 0 && request.Router >= 0;
+        if (routed)
             plan = WirePlan(Planner(request.Router).Forward(sequenceIds, positions, hidden));
-        else if (rows.Length > 0)
+        else if (rows.Length > 0 && !setup.IsLast)
             executor.Forward(sequenceIds, positions, hidden, plan?.BlockRows(setup.FirstLayer, setup.EndLayer));
         // The first stage sees every row and the whole plan: it counts every block's work for each sequence, and in all.
         var usage = new Dictionary<long, SequenceUsage>();
@@ -196,7 +197,16 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
             usage = BlockUsage(rows, plan, computedPerBlock);
             FtpClusterMetrics.Shared.RecordBlockTokens(setup.DeploymentId, computedPerBlock, rows.Length);
         }
-        if (setup.IsLast) return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, hidden), null, [], [.. usage.Values]);
+        if (setup.IsLast)
+        {
+            // The blocks run here through to the logits, which are all that comes back from the device; a routed
+            // microbatch has been through them already, in the planner.
+            var computeRows = plan?.BlockRows(setup.FirstLayer, setup.EndLayer);
+            LogitsOf logitsOf = routed
+                ? (wanted, onLogits) => executor.Stage.Logits(hidden, wanted, onLogits)
+                : (wanted, onLogits) => executor.ForwardToLogits(sequenceIds, positions, hidden, computeRows, wanted, onLogits);
+            return new StageOutput(rows.Length, Finish(executor.Stage, setup, request, rows, logitsOf), null, [], [.. usage.Values]);
+        }
 
         int dim = executor.Stage.Config.Dim;
         var byTarget = Enumerable.Range(0, rows.Length)
@@ -344,55 +354,51 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     }
 
     /// <summary>The last stage: logits of the rows that need them, and a token drawn for each sample request.</summary>
-    private static StepResult Finish(TransformerStage stage, StageSetup setup, StepRequest request, PacketRow[] rows, float[] hidden)
+    /// <param name="logitsOf">Computes the logits of the given rows, handing them over a group at a time.</param>
+    private static StepResult Finish(TransformerStage stage, StageSetup setup, StepRequest request, PacketRow[] rows,
+        LogitsOf logitsOf)
     {
-        int dim = stage.Config.Dim, vocab = stage.Config.VocabSize;
+        int vocab = stage.Config.VocabSize;
         var local = new Dictionary<int, int>(rows.Length);
         for (int i = 0; i < rows.Length; i++) local[rows[i].RowIndex] = i;
-        float[]? all = null;
-        if (request.ReturnLogits)
+        if (request.ReturnLogits && (long)rows.Length * vocab * sizeof(float) > setup.MaxMessageBytes)
+            throw new InvalidOperationException(
+                $"the logits of {rows.Length} rows are {(long)rows.Length * vocab * sizeof(float)} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
+        var samplesOfRow = new Dictionary<int, List<int>>();
+        for (int i = 0; i < request.Samples.Length; i++)
         {
-            // Scoring marks every row: the logits are the microbatch's rows in order.
-            all = new float[rows.Length * vocab];
-            stage.Logits(hidden, rows.Length, all);
+            int at = local.TryGetValue(request.Samples[i].Row, out int found) ? found
+                : throw new ArgumentException($"sample request for row {request.Samples[i].Row}, which did not reach the last stage");
+            if (!samplesOfRow.TryGetValue(at, out var samples)) samplesOfRow[at] = samples = [];
+            samples.Add(i);
         }
+        // Scoring marks every row: the logits are the microbatch's rows in order. Else only the rows sampled from go
+        // through the LM head, together: one pass over its weights per group of rows instead of one per row.
+        int[] wanted = request.ReturnLogits ? [.. Enumerable.Range(0, rows.Length)] : [.. samplesOfRow.Keys.Order()];
+        var all = request.ReturnLogits ? new float[rows.Length * vocab] : null;
         var tokens = new int[request.Samples.Length];
         SampledLogprobs?[]? logprobs = null;
-        var positions = new int[request.Samples.Length];
-        for (int i = 0; i < positions.Length; i++)
-            positions[i] = local.TryGetValue(request.Samples[i].Row, out int at) ? at
-                : throw new ArgumentException($"sample request for row {request.Samples[i].Row}, which did not reach the last stage");
-        // The rows to sample from go through the LM head together, a group at a time: one pass over its weights per
-        // group instead of one per row (decode steps of many sequences are a group of rows each).
-        int group = Math.Min(SampleGroupRows, Math.Max(1, positions.Length));
-        var groupHidden = all is null ? new float[group * dim] : [];
-        var groupLogits = all is null ? new float[group * vocab] : [];
-        for (int first = 0; first < positions.Length; first += group)
+        logitsOf(wanted, (first, logits) =>
         {
-            int count = Math.Min(group, positions.Length - first);
-            if (all is null)
+            if (all is not null) logits.CopyTo(all.AsSpan(first * vocab));
+            for (int j = 0; j < logits.Length / vocab; j++)
             {
-                for (int j = 0; j < count; j++) hidden.AsSpan(positions[first + j] * dim, dim).CopyTo(groupHidden.AsSpan(j * dim, dim));
-                stage.Logits(groupHidden, count, groupLogits);
+                if (!samplesOfRow.TryGetValue(wanted[first + j], out var samples)) continue;
+                var row = logits.Slice(j * vocab, vocab);
+                foreach (int i in samples)
+                {
+                    var sample = request.Samples[i];
+                    tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
+                    if (sample.Logprobs >= 0) (logprobs ??= new SampledLogprobs?[tokens.Length])[i] = Logprobs(row, tokens[i], sample.Logprobs);
+                }
             }
-            for (int j = 0; j < count; j++)
-            {
-                int i = first + j;
-                var sample = request.Samples[i];
-                var row = all is null ? groupLogits.AsSpan(j * vocab, vocab) : all.AsSpan(positions[i] * vocab, vocab);
-                tokens[i] = new Sampler(sample.Sampling).Sample(row, sample.Draw);
-                if (sample.Logprobs >= 0) (logprobs ??= new SampledLogprobs?[tokens.Length])[i] = Logprobs(row, tokens[i], sample.Logprobs);
-            }
-        }
+        });
         byte[]? logitBytes = all is null ? null : MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
-        if (logitBytes is not null && logitBytes.Length > setup.MaxMessageBytes)
-            throw new InvalidOperationException(
-                $"the logits of {rows.Length} rows are {logitBytes.Length} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
         return new StepResult(tokens, logitBytes, vocab, logprobs);
     }
 
-    /// <summary>Rows the last stage puts through the LM head at once to sample from (bounds its logits buffer).</summary>
-    private const int SampleGroupRows = 64;
+    /// <summary>Computes the logits of the given rows of a microbatch (sorted, distinct), handing them over a group at a time.</summary>
+    private delegate void LogitsOf(int[] rows, TransformerStage.LogitsReady onLogits);
 
     /// <summary>The drawn token's log-probability and the <paramref name="alternatives"/> most likely tokens' (ties: lower id first).</summary>
     private static SampledLogprobs Logprobs(ReadOnlySpan<float> logits, int drawn, int alternatives)

@@ -6,8 +6,10 @@ namespace FtpCluster.Compute.Tests.Ilgpu;
 
 /// <summary>
 /// Stages of the small shared models on <see cref="IlgpuDevice"/> against the same stages on <see cref="CpuDevice"/>:
-/// the hidden rows every microbatch leaves with and the logits, to 1e-5, through dense and FTP-pruned
-/// microbatches, prefill and decode; and each microbatch crosses between host and device once each way.
+/// the hidden rows every microbatch leaves a stage with and the logits, to 1e-5, through dense and FTP-pruned
+/// microbatches, prefill and decode; and each microbatch crosses between host and device once each way, the last
+/// stage's too (<see cref="TransformerStage.ForwardToLogits"/>: its rows go up and only the logits come down). The CPU
+/// stages take the reference path: <see cref="TransformerStage.Forward"/>, then the logits of the rows it returned.
 /// </summary>
 public sealed class IlgpuResidentStageTests(IlgpuFixture fixture) : IClassFixture<IlgpuFixture>
 {
@@ -35,7 +37,10 @@ public sealed class IlgpuResidentStageTests(IlgpuFixture fixture) : IClassFixtur
             int[] prompt = [.. PromptA, .. PromptB];
             var prefillRows = (KvCache[] caches) => Enumerable.Range(0, prompt.Length)
                 .Select(i => i < PromptA.Length ? new TokenRow(caches[0], i) : new TokenRow(caches[1], i - PromptA.Length)).ToArray();
-            AssertMicrobatchMatches(onCpu, onIlgpu, prompt, prefillRows, prunedPrefill ? PrefillPlan : null, prunedPrefill ? "pruned prefill" : "dense prefill");
+            // Generation needs each sequence's last prompt row.
+            int[] lastRows = [PromptA.Length - 1, prompt.Length - 1];
+            AssertMicrobatchMatches(onCpu, onIlgpu, prompt, prefillRows, lastRows, prunedPrefill ? PrefillPlan : null,
+                prunedPrefill ? "pruned prefill" : "dense prefill");
 
             for (int step = 0; step < 2; step++)
             {
@@ -43,7 +48,8 @@ public sealed class IlgpuResidentStageTests(IlgpuFixture fixture) : IClassFixtur
                 int s = step;
                 var decodeRows = (KvCache[] caches) => new[] { new TokenRow(caches[0], PromptA.Length + s), new TokenRow(caches[1], PromptB.Length + s) };
                 bool pruned = step == 1;
-                AssertMicrobatchMatches(onCpu, onIlgpu, tokens, decodeRows, pruned ? DecodePlan(step) : null, pruned ? "pruned decode" : "dense decode");
+                AssertMicrobatchMatches(onCpu, onIlgpu, tokens, decodeRows, [0, 1], pruned ? DecodePlan(step) : null,
+                    pruned ? "pruned decode" : "dense decode");
             }
         }
         finally
@@ -72,18 +78,21 @@ public sealed class IlgpuResidentStageTests(IlgpuFixture fixture) : IClassFixtur
     };
 
     private void AssertMicrobatchMatches(StagePair cpu, StagePair ilgpu, int[] tokens, Func<KvCache[], TokenRow[]> rowsOver,
-        Func<int, int[]?>? plan, string what)
+        int[] logitRows, Func<int, int[]?>? plan, string what)
     {
-        var expected = cpu.Run(tokens, rowsOver, plan, out _);
-        var actual = ilgpu.Run(tokens, rowsOver, plan, out var transfers);
-        for (int stage = 0; stage < expected.Hidden.Length; stage++)
+        var expected = cpu.Run(tokens, rowsOver, logitRows, plan, throughLogits: false, out _);
+        var actual = ilgpu.Run(tokens, rowsOver, logitRows, plan, throughLogits: true, out var transfers);
+        // The last stage's rows stay on the device: only the logits leave it.
+        for (int stage = 0; stage < actual.Hidden.Length - 1; stage++)
             Numerics.AssertClose(expected.Hidden[stage], actual.Hidden[stage], what: $"{what}: rows leaving stage {stage}");
         Numerics.AssertClose(expected.Logits, actual.Logits, what: $"{what}: logits");
         foreach (var (stage, forward) in transfers.Index())
         {
+            bool last = stage == transfers.Length - 1;
             Assert.True(forward.Uploads == 1, $"{what}, stage {stage}: {forward.Uploads} uploads, expected 1");
             Assert.True(forward.Downloads == 1, $"{what}, stage {stage}: {forward.Downloads} downloads, expected 1");
-            Assert.Equal((long)tokens.Length * ilgpu.Config.Dim * sizeof(float), forward.DownloadedBytes);
+            long rowBytes = last ? ilgpu.Config.VocabSize * sizeof(float) : ilgpu.Config.Dim * sizeof(float);
+            Assert.Equal((last ? logitRows.Length : tokens.Length) * rowBytes, forward.DownloadedBytes);
         }
     }
 
@@ -103,25 +112,35 @@ public sealed class IlgpuResidentStageTests(IlgpuFixture fixture) : IClassFixtur
         public IComputeDevice Device { get; }
         public ModelConfig Config => _stages[0].Config;
 
-        /// <summary>Every stage's Forward in turn, then the last stage's logits; the host-device copies each Forward made.</summary>
-        public (float[][] Hidden, float[] Logits) Run(int[] tokens, Func<KvCache[], TokenRow[]> rowsOver, Func<int, int[]?>? plan,
-            out DeviceTransfers[] forwardTransfers)
+        /// <summary>
+        /// Every stage's blocks in turn, then the logits of <paramref name="logitRows"/>: through
+        /// <see cref="TransformerStage.ForwardToLogits"/> on the last stage, or its Forward and then the logits of the
+        /// rows it returned. Also the host-device copies each stage made.
+        /// </summary>
+        public (float[][] Hidden, float[] Logits) Run(int[] tokens, Func<KvCache[], TokenRow[]> rowsOver, int[] logitRows,
+            Func<int, int[]?>? plan, bool throughLogits, out DeviceTransfers[] stageTransfers)
         {
-            var hidden = new float[tokens.Length * Config.Dim];
+            int dim = Config.Dim, vocab = Config.VocabSize;
+            var hidden = new float[tokens.Length * dim];
             _stages[0].Embed(tokens, hidden);
             var leaving = new float[_stages.Length][];
-            forwardTransfers = new DeviceTransfers[_stages.Length];
+            var logits = new float[logitRows.Length * vocab];
+            stageTransfers = new DeviceTransfers[_stages.Length];
             for (int s = 0; s < _stages.Length; s++)
             {
                 var spec = _stages[s].Slice.Spec;
                 int[]?[]? computeRows = plan is null ? null : [.. Enumerable.Range(spec.FirstLayer, spec.LayerCount).Select(plan)];
                 var before = Device.Transfers;
-                        _stages[s].Forward(rowsOver(_caches[s]), hidden, computeRows);
-                forwardTransfers[s] = Device.Transfers - before;
+                if (s == _stages.Length - 1 && throughLogits)
+                    _stages[s].ForwardToLogits(rowsOver(_caches[s]), hidden, computeRows, logitRows,
+                        (first, group) => group.CopyTo(logits.AsSpan(first * vocab)));
+                else
+                    _stages[s].Forward(rowsOver(_caches[s]), hidden, computeRows);
+                stageTransfers[s] = Device.Transfers - before;
                 leaving[s] = [.. hidden];
             }
-            var logits = new float[tokens.Length * Config.VocabSize];
-            _stages[^1].Logits(hidden, tokens.Length, logits);
+            if (!throughLogits)
+                _stages[^1].Logits([.. logitRows.SelectMany(r => hidden.AsSpan(r * dim, dim).ToArray())], logitRows.Length, logits);
             return (leaving, logits);
         }
 
