@@ -70,6 +70,12 @@ public static unsafe class Attention
             for (int i = first; i < last; i++)
             {
                 int visible = VisibleKeys(KeyPositions, Nk, QueryPositions[i]);
+                if (visible == 0)
+                {
+                    // Nothing to attend to: zeros, as the ILGPU kernels give (no caller makes such a row today).
+                    new Span<float>(Output + (long)i * qWidth + head * HeadDim, HeadDim).Clear();
+                    continue;
+                }
                 var s = scores.Slice(0, visible);
                 float* query = Q + (long)i * qWidth + head * HeadDim;
                 Scores(query, k, kvWidth, HeadDim, Scale, s);

@@ -114,10 +114,9 @@ public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<Il
     }
 
     [Fact]
-    public void A_query_that_sees_no_key_gets_zeros_from_both_kernels()
+    public void A_query_that_sees_no_key_gets_zeros_from_both_kernels_and_the_cpu()
     {
-        // Keys start at position 40: the first query sees none of them, the second all 40. (The CPU backend rejects a
-        // query without keys, so the reference here is the kernel that keeps the weights, which writes zeros.)
+        // Keys start at position 40: the first query sees none of them, the second all 40.
         const int heads = 2, kvHeads = 1, headDim = 8, nk = 40;
         int[] queryPositions = [3, 90];
         var q = Numerics.Random(2 * heads * headDim, seed: 60);
@@ -136,5 +135,11 @@ public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<Il
         Numerics.AssertClose(withTotals.AsSpan(row), withoutTotals.AsSpan(row), what: "the query that sees every key");
         // Only the second query's heads spread weight over the keys.
         Assert.Equal(heads, totals.Sum(), 4);
+
+        var onCpu = Enumerable.Repeat(float.NaN, q.Length).ToArray();
+        var cpuTotals = new float[nk];
+        _cpu.Attention(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, onCpu, cpuTotals);
+        Numerics.AssertClose(onCpu, withTotals, what: "the cpu backend's output");
+        Numerics.AssertClose(cpuTotals, totals, what: "the cpu backend's key totals");
     }
 }
