@@ -44,6 +44,9 @@ internal static class BenchCommand
 
     private static readonly Option<int> ModelSeed = CliOption.Int("--seed", "N", "Seeds the random prompt", 1);
 
+    private static readonly Option<int> ModelSequences = CliOption.Int("--sequences", "N",
+        "Also decode N sequences at once, each prefilled with the prompt: tokens/s over all of them", 1);
+
     private static readonly Option<int?> ModelProfile = CliOption.OptionalInt("--profile", "N",
         "With an ILGPU device (ilgpu-cpu, cuda): after the timed reps, decode N more tokens with each device operation timed, " +
         "and give device time per token by kind of operation beside the timed wall time per token");
@@ -53,11 +56,11 @@ internal static class BenchCommand
         var command = new Command("model", """
             Prefill and decode tokens/s of a whole model in this process; with --router, dense against FTP-pruned prefill of the same prompt,
             alternating: tokens/s of both, the speed-up, the achieved sparsity and the FLOPs ratio.
-              bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--dtype D] [--profile N] [--json]
+              bench model --model PATH [--prompt-tokens N] [--gen-tokens N] [--reps N] [--sequences N] [--dtype D] [--profile N] [--json]
               bench model --model PATH --router ROUTER.json [--routing one-pass|block] [--prompt-tokens N] [--reps N] [--dtype D] [--json]
             """);
         ModelOptionGroup.AddTo(command);
-        foreach (var option in new Option[] { PruningOptionGroup.Router, PruningOptionGroup.Routing, ModelPromptTokens, ModelGenTokens, ModelReps, ModelSeed, ModelProfile, Json })
+        foreach (var option in new Option[] { PruningOptionGroup.Router, PruningOptionGroup.Routing, ModelPromptTokens, ModelGenTokens, ModelReps, ModelSeed, ModelSequences, ModelProfile, Json })
             command.Add(option);
         command.SetAction(Model);
         return command;
@@ -123,7 +126,10 @@ internal static class BenchCommand
         if (parse.GetValue(PruningOptionGroup.Router) is { } routerPath) return PrunedModel(parse, routerPath);
         if (parse.GetValue(PruningOptionGroup.Routing) is not null) throw new UsageException("--routing needs --router ROUTER.json");
         var modelOptions = ModelOptionGroup.Bind(parse);
-        var options = new ModelBenchmarkOptions(parse.GetValue(ModelPromptTokens) ?? 128, parse.GetValue(ModelGenTokens), parse.GetValue(ModelReps), parse.GetValue(ModelSeed));
+        var options = new ModelBenchmarkOptions(parse.GetValue(ModelPromptTokens) ?? 128, parse.GetValue(ModelGenTokens), parse.GetValue(ModelReps),
+            parse.GetValue(ModelSeed), parse.GetValue(ModelSequences));
+        if (options.Sequences < 1)
+            throw new UsageException($"--sequences needs at least 1 sequence, got {options.Sequences}");
         bool json = parse.GetValue(Json);
         int? profileTokens = parse.GetValue(ModelProfile);
         if (profileTokens is < 1)
@@ -147,6 +153,8 @@ internal static class BenchCommand
                 result.Reps,
                 result.PrefillTokensPerSecond,
                 result.DecodeTokensPerSecond,
+                result.Sequences,
+                result.DecodeTogetherTokensPerSecond,
                 DecodeProfile = profile,
             });
         }
@@ -155,6 +163,8 @@ internal static class BenchCommand
             Console.WriteLine($"{modelOptions.ModelPath} on {device.Description}");
             Console.WriteLine($"prefill {result.PrefillTokensPerSecond,8:F1} tokens/s  ({result.PromptTokens} tokens, median of {result.Reps})");
             Console.WriteLine($"decode  {result.DecodeTokensPerSecond,8:F1} tokens/s  ({result.GenTokens} tokens, median of {result.Reps})");
+            if (result.DecodeTogetherTokensPerSecond is { } together)
+                Console.WriteLine($"decode  {together,8:F1} tokens/s  ({result.Sequences} sequences at once × {result.GenTokens} tokens, median of {result.Reps})");
             if (profile is not null)
                 profile.Print();
         }
@@ -193,6 +203,7 @@ internal static class BenchCommand
     {
         var modelOptions = ModelOptionGroup.Bind(parse);
         if (parse.IsGiven(ModelGenTokens)) throw new UsageException("--gen-tokens does not apply with --router: the pruned benchmark times prefill only");
+        if (parse.IsGiven(ModelSequences)) throw new UsageException("--sequences does not apply with --router: the pruned benchmark times prefill only");
         var mode = parse.GetValue(PruningOptionGroup.Routing) ?? RoutingMode.OnePass;
         string routing = RoutingModes.Name(mode);
         var options = new PrunedPrefillOptions(parse.GetValue(ModelPromptTokens) ?? 512, parse.GetValue(ModelReps), parse.GetValue(ModelSeed))

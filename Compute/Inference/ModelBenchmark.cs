@@ -4,13 +4,18 @@ using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Inference;
 
-public sealed record ModelBenchmarkOptions(int PromptTokens = 128, int GenTokens = 64, int Reps = 5, int Seed = 1);
+/// <param name="Sequences">Above 1, decode is also timed for this many sequences at once, each prefilled with the prompt.</param>
+public sealed record ModelBenchmarkOptions(int PromptTokens = 128, int GenTokens = 64, int Reps = 5, int Seed = 1, int Sequences = 1);
 
-/// <summary>Medians over the repetitions; prefill covers embedding, every block and the last row's logits.</summary>
+/// <summary>
+/// Medians over the repetitions; prefill covers embedding, every block and the last row's logits. Decoding
+/// <see cref="Sequences"/> at once (null for one) counts the tokens of all of them.
+/// </summary>
 public sealed record ModelBenchmarkResult(
     int PromptTokens, int GenTokens, int Reps,
     double PrefillTokensPerSecond, double DecodeTokensPerSecond,
-    double PrefillSecondsMedian, double DecodeSecondsMedian);
+    double PrefillSecondsMedian, double DecodeSecondsMedian,
+    int Sequences = 1, double? DecodeTogetherTokensPerSecond = null);
 
 /// <summary>Prefill and decode speed of a whole model in one process, as llama.cpp's bench measures them.</summary>
 public static class ModelBenchmark
@@ -18,8 +23,8 @@ public static class ModelBenchmark
     public static ModelBenchmarkResult Run(TransformerStage model, ModelBenchmarkOptions o)
     {
         var c = model.Config;
-        if (o.PromptTokens < 1 || o.GenTokens < 1 || o.Reps < 1)
-            throw new ArgumentException("prompt tokens, generated tokens and repetitions must be at least 1");
+        if (o.PromptTokens < 1 || o.GenTokens < 1 || o.Reps < 1 || o.Sequences < 1)
+            throw new ArgumentException("prompt tokens, generated tokens, repetitions and sequences must be at least 1");
         if (o.PromptTokens + o.GenTokens > c.MaxSeqLen)
             throw new ArgumentException($"{o.PromptTokens} prompt + {o.GenTokens} generated tokens exceed the model's context of {c.MaxSeqLen}");
         var prompt = RandomPrompt(c, o.PromptTokens, o.Seed);
@@ -27,6 +32,7 @@ public static class ModelBenchmark
         var logits = new float[c.VocabSize];
         var prefillSeconds = new List<double>();
         var decodeSeconds = new List<double>();
+        var togetherSeconds = new List<double>();
 
         for (int rep = -1; rep < o.Reps; rep++) // rep -1 warms up the JIT and the caches
         {
@@ -37,13 +43,53 @@ public static class ModelBenchmark
             clock.Restart();
             Decode(model, cache, o.PromptTokens, o.GenTokens, logits);
             double decode = clock.Elapsed.TotalSeconds;
+            double together = o.Sequences > 1 ? DecodeTogether(model, prompt, o.Sequences, o.GenTokens) : 0;
             if (rep < 0) continue;
             prefillSeconds.Add(prefill);
             decodeSeconds.Add(decode);
+            togetherSeconds.Add(together);
         }
         double prefillMedian = Median(prefillSeconds), decodeMedian = Median(decodeSeconds);
         return new ModelBenchmarkResult(o.PromptTokens, o.GenTokens, o.Reps,
-            o.PromptTokens / prefillMedian, o.GenTokens / decodeMedian, prefillMedian, decodeMedian);
+            o.PromptTokens / prefillMedian, o.GenTokens / decodeMedian, prefillMedian, decodeMedian,
+            o.Sequences, o.Sequences > 1 ? (double)o.Sequences * o.GenTokens / Median(togetherSeconds) : null);
+    }
+
+    /// <summary>
+    /// Batch decode: <paramref name="sequences"/> sequences prefilled with the prompt in one microbatch (untimed), then
+    /// <paramref name="tokens"/> greedy steps of one row per sequence, together. Returns the seconds of the steps.
+    /// </summary>
+    private static double DecodeTogether(TransformerStage model, int[] prompt, int sequences, int tokens)
+    {
+        var c = model.Config;
+        var caches = Enumerable.Range(0, sequences).Select(_ => model.NewCache()).ToArray();
+        try
+        {
+            var next = new int[sequences];
+            void TakeGreedy(int first, ReadOnlySpan<float> logits)
+            {
+                for (int j = 0; j < logits.Length / c.VocabSize; j++)
+                    next[first + j] = Sampler.ArgMax(logits.Slice(j * c.VocabSize, c.VocabSize));
+            }
+            var hidden = new float[sequences * prompt.Length * c.Dim];
+            model.Embed([.. Enumerable.Repeat(prompt, sequences).SelectMany(p => p)], hidden);
+            model.ForwardToLogits([.. caches.SelectMany(cache => TokenRow.Consecutive(cache, 0, prompt.Length))], hidden, null,
+                [.. Enumerable.Range(1, sequences).Select(s => s * prompt.Length - 1)], TakeGreedy);
+
+            var step = new float[sequences * c.Dim];
+            int[] everyRow = [.. Enumerable.Range(0, sequences)];
+            var clock = Stopwatch.StartNew();
+            for (int t = 0; t < tokens; t++)
+            {
+                model.Embed(next, step);
+                model.ForwardToLogits([.. caches.Select(cache => new TokenRow(cache, prompt.Length + t))], step, null, everyRow, TakeGreedy);
+            }
+            return clock.Elapsed.TotalSeconds;
+        }
+        finally
+        {
+            foreach (var cache in caches) cache.Dispose();
+        }
     }
 
     /// <summary>

@@ -116,6 +116,28 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Bench_model_times_decode_of_sequences_together_when_asked()
+    {
+        Run("models", "synth", "--preset", "tiny", "--out", _dir);
+        string[] bench = ["bench", "model", "--model", _dir, "--prompt-tokens", "4", "--gen-tokens", "3", "--reps", "1", "--json"];
+        var (code, stdout, stderr) = Run([.. bench, "--sequences", "3"]);
+        Assert.True(code == 0, stderr);
+        var json = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(3, json.GetProperty("sequences").GetInt32());
+        Assert.True(json.GetProperty("decode_together_tokens_per_second").GetDouble() > 0);
+
+        (code, stdout, stderr) = Run(bench);
+        Assert.True(code == 0, stderr);
+        json = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(1, json.GetProperty("sequences").GetInt32());
+        Assert.False(json.TryGetProperty("decode_together_tokens_per_second", out _));
+
+        (code, _, stderr) = Run([.. bench, "--sequences", "0"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--sequences needs at least 1 sequence, got 0", stderr);
+    }
+
+    [Fact]
     public void Bench_model_profile_is_refused_without_an_ilgpu_device_or_a_token()
     {
         Run("models", "synth", "--preset", "tiny", "--out", _dir);

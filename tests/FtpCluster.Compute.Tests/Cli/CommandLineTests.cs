@@ -21,7 +21,7 @@ public sealed class CommandLineTests
             $"{ClusterOptions} --stage-aware" },
         { "cluster up", $"--silos --base-port --cluster-id --device --threads --model-root --model --stages --wire --dtype {FtpOptions}" },
         { "bench kernels", "--quick --json" },
-        { "bench model", $"{ModelOptions} --router --routing --prompt-tokens --gen-tokens --reps --seed --json" },
+        { "bench model", $"{ModelOptions} --router --routing --prompt-tokens --gen-tokens --reps --seed --sequences --profile --json" },
         { "bench wire", "--hidden --seconds --json" },
         { "bench pipeline", $"{ModelOptions} --prompt-tokens --reps --sequences --gen-tokens --json {ClusterOptions}" },
         { "bench transport", $"{ClusterOptions} --sizes --in-flight --seconds --json" },
@@ -97,6 +97,7 @@ public sealed class CommandLineTests
     [InlineData("models info --jsn model.bin", "unknown option: --jsn (did you mean --json?)")]
     [InlineData("bench model --model m --routing block", "--routing needs --router ROUTER.json")]
     [InlineData("bench model --model m --router r.json --gen-tokens 8", "--gen-tokens does not apply with --router: the pruned benchmark times prefill only")]
+    [InlineData("bench model --model m --router r.json --sequences 8", "--sequences does not apply with --router: the pruned benchmark times prefill only")]
     [InlineData("cluster up", "--silos N is required")]
     [InlineData("cluster up --silos 1 --api-key-file keys.txt", "--api-key-file needs --http-port")]
     [InlineData("cluster up --silos 1 --http-port 70000", "--http-port must be 1-65535, got 70000")]
