@@ -143,7 +143,8 @@ bandwidth = float(os.environ["GPU_BANDWIDTH_GBS"]) if os.environ.get("GPU_BANDWI
 # The 2-core CPU the goals compare with (issue 14: a 512-token prefill at least 10x its speed): medians of three runs of
 # `bench model --device cpu --dtype f16 --prompt-tokens 512` on the development machine (2 cores of an AMD EPYC, AVX-512),
 # recorded in docs/benchmarks.md. Tokens per second.
-cpu_2core = {"smollm2-135m": {"prefill": 759.0, "decode": 67.0}, "tinyllama-1.1b": {"prefill": 126.2, "decode": 8.2}}
+cpu_2core = {"smollm2-135m": {"prefill": 759.0, "decode": 67.0},
+             "tinyllama-1.1b": {"prefill": 126.2, "decode": 8.2, "decode_together": 32.6}}  # 8 sequences at once
 
 def decode_bytes_per_token(config):
     """f16 bytes of the matrices one decoded token reads: every block's projections and the LM head."""
@@ -175,6 +176,8 @@ for preset in presets:
         "decode_vs_2core_cpu": bench["decode_tokens_per_second"] / cpu_2core[preset]["decode"] if preset in cpu_2core else None,
         "decode_together_sequences": bench["sequences"],
         "decode_together_tokens_per_s": bench.get("decode_together_tokens_per_second"),
+        "decode_together_vs_2core_cpu": bench["decode_together_tokens_per_second"] / cpu_2core[preset]["decode_together"]
+            if bench.get("decode_together_tokens_per_second") and bench["sequences"] == 8 and "decode_together" in cpu_2core.get(preset, {}) else None,
         "decode_profile": bench.get("decode_profile"),
     })
 # Issue 14's goals, on tinyllama-1.1b f16: decode reads weights at 60% of the bandwidth or more, prefill is 10x the CPU's.

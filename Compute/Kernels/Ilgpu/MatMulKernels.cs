@@ -46,8 +46,12 @@ internal static class MatMulKernels
     /// <summary>Warps per GEMV group; each warp computes one output column for every input row.</summary>
     public const int GemvWarpsPerGroup = 4;
 
-    /// <summary>Up to this many input rows the GEMV beats the tiled GEMM; its kernel keeps one partial sum per row in registers, so no more.</summary>
-    public const int GemvMaxRows = 4;
+    /// <summary>
+    /// Up to this many input rows the GEMV beats the tiled GEMM: it reads each weight once, where the 16-row tile pads
+    /// a batch of decode rows and costs two shared-memory reads per multiply-add. It keeps one partial sum per row in
+    /// registers, so no more.
+    /// </summary>
+    public const int GemvMaxRows = 8;
 
     /// <summary>
     /// From this many rows on, the blocked GEMM: its 64-row tile is then at least full once, where for fewer rows
@@ -292,7 +296,7 @@ internal static class MatMulKernels
     }
 
     /// <summary>
-    /// Weight row n's dot products with the (at most 4) rows of x, summed across the warp: every lane gets them.
+    /// Weight row n's dot products with the (at most 8) rows of x, summed across the warp: every lane gets them.
     /// Where K is a multiple of 4 each lane reads four neighbouring weights per step (one 8-byte load of 16-bit
     /// weights; a block's neighbouring quants), 128 weights per warp step, four steps at once; else one, 32 per step.
     /// </summary>
@@ -301,9 +305,8 @@ internal static class MatMulKernels
         where TFormat : struct, IWeightFormat<TStorage>
     {
         var format = default(TFormat);
-        int lane = Warp.LaneIdx, rows = shape.M;
-        long k1 = shape.K, k2 = 2L * shape.K, k3 = 3L * shape.K;
-        float partial0 = 0f, partial1 = 0f, partial2 = 0f, partial3 = 0f;
+        int lane = Warp.LaneIdx;
+        var partials = new RowSums(shape.M, shape.K);
         if (shape.K % 4 == 0)
         {
             int step = 4 * Warp.WarpSize, k = 4 * lane;
@@ -315,43 +318,72 @@ internal static class MatMulKernels
                 var b = format.Four(w, n, k + step, shape.K);
                 var c = format.Four(w, n, k + 2 * step, shape.K);
                 var d = format.Four(w, n, k + 3 * step, shape.K);
-                partial0 += a.Dot(x, k) + b.Dot(x, k + step) + c.Dot(x, k + 2 * step) + d.Dot(x, k + 3 * step);
-                if (rows > 1) partial1 += a.Dot(x, k1 + k) + b.Dot(x, k1 + k + step) + c.Dot(x, k1 + k + 2 * step) + d.Dot(x, k1 + k + 3 * step);
-                if (rows > 2) partial2 += a.Dot(x, k2 + k) + b.Dot(x, k2 + k + step) + c.Dot(x, k2 + k + 2 * step) + d.Dot(x, k2 + k + 3 * step);
-                if (rows > 3) partial3 += a.Dot(x, k3 + k) + b.Dot(x, k3 + k + step) + c.Dot(x, k3 + k + 2 * step) + d.Dot(x, k3 + k + 3 * step);
+                partials = partials.Add(x, k, a).Add(x, k + step, b).Add(x, k + 2 * step, c).Add(x, k + 3 * step, d);
             }
             for (; k < shape.K; k += step)
-            {
-                var weights = format.Four(w, n, k, shape.K);
-                partial0 += weights.Dot(x, k);
-                if (rows > 1) partial1 += weights.Dot(x, k1 + k);
-                if (rows > 2) partial2 += weights.Dot(x, k2 + k);
-                if (rows > 3) partial3 += weights.Dot(x, k3 + k);
-            }
+                partials = partials.Add(x, k, format.Four(w, n, k, shape.K));
         }
         else
         {
             for (int k = lane; k < shape.K; k += Warp.WarpSize)
-            {
-                float weight = format.Weight(w, n, k, shape.K);
-                partial0 += x[k] * weight;
-                if (rows > 1) partial1 += x[k1 + k] * weight;
-                if (rows > 2) partial2 += x[k2 + k] * weight;
-                if (rows > 3) partial3 += x[k3 + k] * weight;
-            }
+                partials = partials.Add(x, k, format.Weight(w, n, k, shape.K));
         }
-        // rows is the same for every lane, so each reduction runs on the whole warp or on none of it.
-        return new RowSums(
-            WarpReduce.Sum(partial0),
-            rows > 1 ? WarpReduce.Sum(partial1) : 0f,
-            rows > 2 ? WarpReduce.Sum(partial2) : 0f,
-            rows > 3 ? WarpReduce.Sum(partial3) : 0f);
+        return partials.SumOverWarp();
     }
 
-    /// <summary>One weight row's dot products with up to four x rows.</summary>
-    private readonly record struct RowSums(float Row0, float Row1, float Row2, float Row3)
+    /// <summary>
+    /// A lane's partial sums of one weight row's dot products with up to eight x rows of width <see cref="K"/>, in
+    /// registers: fields, not an array, and every step a new value, which ILGPU keeps out of local memory.
+    /// </summary>
+    private readonly record struct RowSums(int Rows, int K,
+        float Row0 = 0, float Row1 = 0, float Row2 = 0, float Row3 = 0, float Row4 = 0, float Row5 = 0, float Row6 = 0, float Row7 = 0)
     {
-        public float this[int row] => row switch { 0 => Row0, 1 => Row1, 2 => Row2, _ => Row3 };
+        public float this[int row] => row switch
+        {
+            0 => Row0, 1 => Row1, 2 => Row2, 3 => Row3, 4 => Row4, 5 => Row5, 6 => Row6, _ => Row7,
+        };
+
+        /// <summary>Adds four weights at k times each row's x[k .. k + 3].</summary>
+        public RowSums Add(ArrayView<float> x, int k, WeightQuad w) => this with
+        {
+            Row0 = Row0 + w.Dot(x, k),
+            Row1 = Rows > 1 ? Row1 + w.Dot(x, K + k) : 0,
+            Row2 = Rows > 2 ? Row2 + w.Dot(x, 2L * K + k) : 0,
+            Row3 = Rows > 3 ? Row3 + w.Dot(x, 3L * K + k) : 0,
+            Row4 = Rows > 4 ? Row4 + w.Dot(x, 4L * K + k) : 0,
+            Row5 = Rows > 5 ? Row5 + w.Dot(x, 5L * K + k) : 0,
+            Row6 = Rows > 6 ? Row6 + w.Dot(x, 6L * K + k) : 0,
+            Row7 = Rows > 7 ? Row7 + w.Dot(x, 7L * K + k) : 0,
+        };
+
+        /// <summary>Adds one weight at k times each row's x[k].</summary>
+        public RowSums Add(ArrayView<float> x, int k, float w) => this with
+        {
+            Row0 = Row0 + w * x[k],
+            Row1 = Rows > 1 ? Row1 + w * x[K + k] : 0,
+            Row2 = Rows > 2 ? Row2 + w * x[2L * K + k] : 0,
+            Row3 = Rows > 3 ? Row3 + w * x[3L * K + k] : 0,
+            Row4 = Rows > 4 ? Row4 + w * x[4L * K + k] : 0,
+            Row5 = Rows > 5 ? Row5 + w * x[5L * K + k] : 0,
+            Row6 = Rows > 6 ? Row6 + w * x[6L * K + k] : 0,
+            Row7 = Rows > 7 ? Row7 + w * x[7L * K + k] : 0,
+        };
+
+        /// <summary>
+        /// Every row's sum across the warp's lanes. Rows is the same for every lane, so each reduction runs on the
+        /// whole warp or on none of it.
+        /// </summary>
+        public RowSums SumOverWarp() => this with
+        {
+            Row0 = WarpReduce.Sum(Row0),
+            Row1 = Rows > 1 ? WarpReduce.Sum(Row1) : 0,
+            Row2 = Rows > 2 ? WarpReduce.Sum(Row2) : 0,
+            Row3 = Rows > 3 ? WarpReduce.Sum(Row3) : 0,
+            Row4 = Rows > 4 ? WarpReduce.Sum(Row4) : 0,
+            Row5 = Rows > 5 ? WarpReduce.Sum(Row5) : 0,
+            Row6 = Rows > 6 ? WarpReduce.Sum(Row6) : 0,
+            Row7 = Rows > 7 ? WarpReduce.Sum(Row7) : 0,
+        };
     }
 
     /// <summary>Four floats held in registers: a blocked GEMM thread's sums for one row, or its four columns' weights at one k.</summary>

@@ -1,4 +1,5 @@
 using FtpCluster.Compute.Devices;
+using FtpCluster.Compute.Kernels.Ilgpu;
 using FtpCluster.Compute.Models;
 
 namespace FtpCluster.Compute.Tests.Ilgpu;
@@ -16,8 +17,9 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [Theory]
     [InlineData(1, 37, 45)] // GEMV: one warp per output, K not a multiple of the warp
     [InlineData(3, 5, 70)] // GEMV with several rows
-    [InlineData(4, 37, 45)] // GEMV with as many rows as it takes
-    [InlineData(5, 37, 45)] // tiled GEMM, every edge partial
+    [InlineData(5, 37, 45)] // GEMV with more rows than four
+    [InlineData(8, 37, 268)] // GEMV with as many rows as it takes, four weights per lane
+    [InlineData(9, 37, 45)] // tiled GEMM, every edge partial
     [InlineData(19, 40, 33)] // tiled GEMM over two row tiles
     [InlineData(2, 37, 268)] // GEMV four weights per lane: two whole warp steps of 128 and a partial one
     [InlineData(3, 9, 1164)] // two rounds of four warp steps, then one whole step and a partial one
@@ -31,10 +33,12 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(4, 268, TensorDType.F16)]
     [InlineData(1, 1164, TensorDType.F16)]
     [InlineData(4, 1164, TensorDType.BF16)]
-    [InlineData(7, 50, TensorDType.F16)] // tiled GEMM
+    [InlineData(7, 50, TensorDType.F16)] // GEMV with seven rows
+    [InlineData(8, 268, TensorDType.F16)]
+    [InlineData(11, 50, TensorDType.F16)] // tiled GEMM
     [InlineData(1, 50, TensorDType.BF16)]
     [InlineData(3, 268, TensorDType.BF16)]
-    [InlineData(7, 50, TensorDType.BF16)]
+    [InlineData(11, 50, TensorDType.BF16)]
     [InlineData(70, 268, TensorDType.F16)] // blocked GEMM, four weights staged per 8-byte load
     [InlineData(65, 50, TensorDType.BF16)] // blocked GEMM, one weight at a time
     public void MatMul_16bit_storage_matches_cpu(int m, int k, TensorDType dtype) => AssertMatMul(m, 29, k, dtype);
@@ -189,7 +193,7 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     }
 
     /// <summary>
-    /// The gated MLP half, silu(x · gateᵀ) ⊙ (x · upᵀ): one GEMV launch for up to 4 rows (f32, 16-bit and block
+    /// The gated MLP half, silu(x · gateᵀ) ⊙ (x · upᵀ): one GEMV launch for up to 8 rows (f32, 16-bit and block
     /// weights, K a multiple of 4 or not), two GEMMs and a gating pass beyond; against the same device's two products
     /// gated on the host (the products themselves are checked above and in <see cref="IlgpuQuantizedTests"/>), and
     /// for float weights against the CPU device too (its block-weight products quantize x, so they differ by more
@@ -199,11 +203,13 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(1, 45, TensorDType.F32)]
     [InlineData(4, 268, TensorDType.F32)]
     [InlineData(9, 45, TensorDType.F32)]
+    [InlineData(8, 268, TensorDType.F32)]
     [InlineData(2, 268, TensorDType.F16)]
     [InlineData(2, 1164, TensorDType.F16)]
     [InlineData(2, 64, TensorDType.BF16)]
     [InlineData(3, 64, TensorDType.Q8_0)]
     [InlineData(6, 64, TensorDType.Q4_0)]
+    [InlineData(10, 64, TensorDType.Q4_0)]
     [InlineData(1, 256, TensorDType.Q4_K)]
     [InlineData(65, 64, TensorDType.F16)] // blocked GEMMs
     public void SwiGluMatMul_matches_the_gated_products(int m, int k, TensorDType dtype)
@@ -244,7 +250,8 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
     [InlineData(2, 64, TensorDType.Q8_0, TensorDType.Q8_0)]
     [InlineData(1, 256, TensorDType.Q4_K, TensorDType.Q4_K)]
     [InlineData(1, 256, TensorDType.Q4_K, TensorDType.Q6_K)] // values in another type, as in a Q4_K_M file
-    [InlineData(6, 64, TensorDType.F16, TensorDType.F16)] // tiled GEMMs
+    [InlineData(6, 64, TensorDType.F16, TensorDType.F16)]
+    [InlineData(9, 64, TensorDType.F16, TensorDType.F16)] // tiled GEMMs
     public void QkvMatMul_matches_the_three_products(int m, int k, TensorDType type, TensorDType valueType)
     {
         const int queryColumns = 24, kvColumns = 9;
@@ -263,7 +270,7 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         using var values = _ilgpu.Allocate<float>(m * kvColumns);
         long launches = _ilgpu.Launches;
         _ilgpu.QkvMatMul(input.All, m, wq, q.All, wk, keys.All, wv, values.All);
-        Assert.Equal(m <= 4 && type == valueType ? 1 : 3, _ilgpu.Launches - launches);
+        Assert.Equal(m <= MatMulKernels.GemvMaxRows && type == valueType ? 1 : 3, _ilgpu.Launches - launches);
         Numerics.AssertClose(expected[0], _ilgpu.ToArray(q.All), what: "q");
         Numerics.AssertClose(expected[1], _ilgpu.ToArray(keys.All), what: "k");
         Numerics.AssertClose(expected[2], _ilgpu.ToArray(values.All), what: "v");

@@ -7,7 +7,7 @@ namespace FtpCluster.Compute.Tests.Ilgpu;
 
 /// <summary>
 /// <see cref="IlgpuDevice"/> on llama.cpp's quantized blocks: held as the file's bytes (or quantized at load), and the
-/// GEMV (1 and 3 rows), tiled GEMM (9 and 18 rows) and blocked GEMM (66 rows) on them against the float64 product of
+/// GEMV (1, 3 and 8 rows), tiled GEMM (9 and 18 rows) and blocked GEMM (66 rows) on them against the float64 product of
 /// the same blocks dequantized by the CPU codecs (<see cref="WeightTensor.ToFloatArray"/>). Shapes are small because
 /// ILGPU's CPU accelerator is slow: 64 rows of 768 for the k-quants (three super-blocks per row), of 672 for the
 /// 32-element types.
@@ -33,7 +33,7 @@ public sealed class IlgpuQuantizedMatMulTests(IlgpuFixture fixture) : IClassFixt
     {
         var data = new TheoryData<TensorDType, int>();
         foreach (var type in Types())
-            foreach (int m in new[] { 1, 3, 9, 18, 66 })
+            foreach (int m in new[] { 1, 3, 8, 9, 18, 66 })
                 data.Add(type, m);
         return data;
     }
