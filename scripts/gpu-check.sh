@@ -21,6 +21,7 @@
 #   GPU_CHECK_PROMPT_TOKENS=512  GPU_CHECK_GEN_TOKENS=64  GPU_CHECK_REPS=3 (the median is reported)
 #   GPU_CHECK_PROFILE_TOKENS=16    decode steps then run again with each device operation timed (bench model --profile)
 #   GPU_CHECK_SEQUENCES=8          decode also timed for this many sequences at once (bench model --sequences)
+#   GPU_CHECK_TESTS_SECONDS=180  GPU_CHECK_BENCH_SECONDS=150 (per model): time limits, so a hang leaves the rest's results
 #   GPU_BANDWIDTH_GBS=3350         the GPU's memory bandwidth in GB/s when its name is not in the table below
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +79,8 @@ gen_tokens=${GPU_CHECK_GEN_TOKENS:-64}
 reps=${GPU_CHECK_REPS:-3}
 profile_tokens=${GPU_CHECK_PROFILE_TOKENS:-16}
 sequences=${GPU_CHECK_SEQUENCES:-8}
+tests_seconds=${GPU_CHECK_TESTS_SECONDS:-180}
+bench_seconds=${GPU_CHECK_BENCH_SECONDS:-150}
 case "$device" in
   cuda) ilgpu_tests=cuda ;;
   ilgpu-cpu) ilgpu_tests=cpu ;;
@@ -113,19 +116,22 @@ if [ "$device" = cuda ] && ! ldconfig -p | grep -q 'libcuda\.so '; then
 fi
 
 # The numerics: every ILGPU test (kernels, whole stages against the CPU backend, transfer counts), on the device.
-# The runner targets netcoreapp2.0, hence the roll forward onto the bundled runtime.
+# The runner targets netcoreapp2.0, hence the roll forward onto the bundled runtime. Each step has a time limit, so that
+# a hang in one still leaves the others' results (a device lease is short); the tests' log is kept beside the summary.
 tests_rc=0
-DOTNET_ROLL_FORWARD=Major FTPCLUSTER_ILGPU_TESTS=$ilgpu_tests "$dotnet" "$app/xunit/xunit.console.dll" \
+DOTNET_ROLL_FORWARD=Major FTPCLUSTER_ILGPU_TESTS=$ilgpu_tests timeout "$tests_seconds" "$dotnet" "$app/xunit/xunit.console.dll" \
   "$app/tests/FtpCluster.Compute.Tests.dll" -method '*Ilgpu*' -parallel none -noshadow -nocolor -xml "$work/tests.xml" \
   >"$work/tests.log" 2>&1 || tests_rc=$?
+cp "$work/tests.log" "${out%.json}.tests.log"
+[ "$tests_rc" = 124 ] && echo "gpu-check: the tests ran past ${tests_seconds}s and were stopped" >&2
 grep -E "\[FAIL\]|Total:" "$work/tests.log" | tail -20 || true
 
 for preset in $presets; do
   "$dotnet" "$app/tests/ftpcluster.dll" models synth --preset "$preset" --dtype f16 --seed 1 --out "$work/$preset" >/dev/null
-  "$dotnet" "$app/tests/ftpcluster.dll" bench model --model "$work/$preset" --device "$device" --dtype f16 \
+  timeout "$bench_seconds" "$dotnet" "$app/tests/ftpcluster.dll" bench model --model "$work/$preset" --device "$device" --dtype f16 \
     --prompt-tokens "$prompt_tokens" --gen-tokens "$gen_tokens" --reps "$reps" --sequences "$sequences" --profile "$profile_tokens" \
     --json >"$work/$preset.json" 2>"$work/$preset.err" \
-    || { cat "$work/$preset.err" >&2; exit 1; }
+    || { echo "gpu-check: bench model on $preset failed (exit $?; 124 is past ${bench_seconds}s)" >>"$work/$preset.err"; cat "$work/$preset.err" >&2; }
 done
 
 python3 - "$work" "$out" "$gpu" "$tests_rc" "$presets" <<'PY'
@@ -154,7 +160,7 @@ def decode_bytes_per_token(config):
     block = dim * heads * head_dim * 2 + dim * kv_heads * head_dim * 2 + 3 * dim * hidden
     return 2 * (layers * block + config["vocab_size"] * dim)
 
-tests = {"exit_code": tests_rc}
+tests = {"exit_code": tests_rc, "timed_out": tests_rc == 124}
 if os.path.exists(f"{work}/tests.xml"):
     assembly = ET.parse(f"{work}/tests.xml").getroot().find("assembly")
     tests.update({key: int(assembly.get(key)) for key in ("total", "passed", "failed", "skipped")})
@@ -162,7 +168,12 @@ if os.path.exists(f"{work}/tests.xml"):
 summary = {"gpu": gpu, "bandwidth_gb_per_s": bandwidth, "commit": open(f"{work}/app/commit").read().strip(),
            "numerics_tests": tests, "models": []}
 for preset in presets:
-    bench = json.load(open(f"{work}/{preset}.json"))
+    try:
+        bench = json.load(open(f"{work}/{preset}.json"))
+    except (OSError, ValueError):
+        error = open(f"{work}/{preset}.err").read().strip().splitlines()[-20:] if os.path.exists(f"{work}/{preset}.err") else []
+        summary["models"].append({"preset": preset, "dtype": "f16", "error": error})
+        continue
     config = json.load(open(f"{work}/{preset}/config.json"))
     per_token = decode_bytes_per_token(config)
     read_gbs = bench["decode_tokens_per_second"] * per_token / 1e9
@@ -182,7 +193,7 @@ for preset in presets:
     })
 # Issue 14's goals, on tinyllama-1.1b f16: decode reads weights at 60% of the bandwidth or more, prefill is 10x the CPU's.
 goal = next((m for m in summary["models"] if m["preset"] == "tinyllama-1.1b"), None)
-if goal is not None:
+if goal is not None and "error" not in goal:
     fraction, speedup = goal["decode_fraction_of_bandwidth"], goal["prefill_vs_2core_cpu"]
     summary["goals"] = {"decode_at_60_percent_of_bandwidth": fraction >= 0.6 if fraction is not None else None,
                         "prefill_10x_the_2core_cpu": speedup >= 10 if speedup is not None else None}

@@ -8,7 +8,8 @@ namespace FtpCluster.Compute.Tests.Inference;
 /// <summary>
 /// <see cref="TransformerStage.ForwardToLogits"/>, the last stage's pass through to the logits, against
 /// <see cref="TransformerStage.Forward"/> followed by <see cref="TransformerStage.Logits(ReadOnlySpan{float}, int, Span{float})"/>
-/// on the rows it returned: the same products over the same rows, so equal to float32 rounding (1e-5 relative).
+/// on the rows it returned: the same products over the same rows, so equal to float32 rounding (1e-5 relative); and
+/// the logits of chosen host rows, grouped the same way.
 /// A random model of 70 rows, more than one group of <see cref="TransformerStage.LogitGroupRows"/>.
 /// </summary>
 public sealed class ForwardToLogitsTests : IDisposable
@@ -67,6 +68,17 @@ public sealed class ForwardToLogitsTests : IDisposable
         var chosen = logitRows.SelectMany(r => hidden.AsSpan(r * dim, dim).ToArray()).ToArray();
         var expected = new float[logitRows.Length * vocab];
         stage.Logits(chosen, logitRows.Length, expected);
+
+        // The host rows' overload, which a routed microbatch's last stage takes, groups the rows the same way.
+        var fromHostRows = new float[expected.Length];
+        var hostFirsts = new List<int>();
+        stage.Logits(hidden, logitRows, (first, logits) =>
+        {
+            hostFirsts.Add(first);
+            logits.CopyTo(fromHostRows.AsSpan(first * vocab));
+        });
+        Assert.Equal(expectedFirsts, hostFirsts);
+        Ilgpu.Numerics.AssertClose(expected, fromHostRows, what: "logits of host rows");
 
         using var cache = stage.NewCache();
         var input = Embedded(stage);
