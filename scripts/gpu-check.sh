@@ -21,7 +21,7 @@
 #   GPU_CHECK_PROMPT_TOKENS=512  GPU_CHECK_GEN_TOKENS=64  GPU_CHECK_REPS=3 (the median is reported)
 #   GPU_CHECK_PROFILE_TOKENS=16    decode steps then run again with each device operation timed (bench model --profile)
 #   GPU_CHECK_SEQUENCES=8          decode also timed for this many sequences at once (bench model --sequences)
-#   GPU_CHECK_TESTS_SECONDS=180  GPU_CHECK_BENCH_SECONDS=150 (per model): time limits, so a hang leaves the rest's results
+#   GPU_CHECK_TESTS_SECONDS=240  GPU_CHECK_BENCH_SECONDS=120 (per model): time limits, so a hang leaves the rest's results
 #   GPU_BANDWIDTH_GBS=3350         the GPU's memory bandwidth in GB/s when its name is not in the table below
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,8 +79,8 @@ gen_tokens=${GPU_CHECK_GEN_TOKENS:-64}
 reps=${GPU_CHECK_REPS:-3}
 profile_tokens=${GPU_CHECK_PROFILE_TOKENS:-16}
 sequences=${GPU_CHECK_SEQUENCES:-8}
-tests_seconds=${GPU_CHECK_TESTS_SECONDS:-180}
-bench_seconds=${GPU_CHECK_BENCH_SECONDS:-150}
+tests_seconds=${GPU_CHECK_TESTS_SECONDS:-240}
+bench_seconds=${GPU_CHECK_BENCH_SECONDS:-120}
 case "$device" in
   cuda) ilgpu_tests=cuda ;;
   ilgpu-cpu) ilgpu_tests=cpu ;;

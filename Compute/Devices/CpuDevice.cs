@@ -139,11 +139,38 @@ public sealed class CpuDevice : IComputeDevice
         Kernels.Cpu.Attention.Run(q, queryPositions, keys, values, keyPositions, heads, kvHeads, headDim, output, keyAttention, _pool);
 
     public void QkvMatMul(DeviceSpan<float> x, int m, IDeviceMatrix wq, DeviceSpan<float> q, IDeviceMatrix wk, DeviceSpan<float> k,
-        IDeviceMatrix wv, DeviceSpan<float> v)
+        IDeviceMatrix wv, DeviceSpan<float> v, RowNorm? norm = null)
     {
-        MatMul(x, m, wq, q);
-        MatMul(x, m, wk, k);
-        MatMul(x, m, wv, v);
+        using var input = new InputRows(this, x, m * wq.Cols, norm);
+        MatMul(input.Rows, m, wq, Host(q));
+        MatMul(input.Rows, m, wk, Host(k));
+        MatMul(input.Rows, m, wv, Host(v));
+    }
+
+    /// <summary>A product's input rows: x itself, or x RMS-normalized into rented memory when a norm is given.</summary>
+    private readonly ref struct InputRows
+    {
+        private readonly float[]? _normalized;
+
+        public InputRows(CpuDevice device, DeviceSpan<float> x, int length, RowNorm? norm)
+        {
+            var rows = device.Host(x)[..length];
+            if (norm is not { } n)
+            {
+                Rows = rows;
+                return;
+            }
+            _normalized = ArrayPool<float>.Shared.Rent(length);
+            RmsNorm(rows, device.Host(n.Weight), n.Eps, _normalized.AsSpan(0, length));
+            Rows = _normalized.AsSpan(0, length);
+        }
+
+        public ReadOnlySpan<float> Rows { get; }
+
+        public void Dispose()
+        {
+            if (_normalized is not null) ArrayPool<float>.Shared.Return(_normalized);
+        }
     }
 
     public void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y)
@@ -161,16 +188,17 @@ public sealed class CpuDevice : IComputeDevice
         }
     }
 
-    public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y)
+    public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y, RowNorm? norm = null)
     {
         if (up.Rows != gate.Rows || up.Cols != gate.Cols)
             throw new ArgumentException($"SwiGLU: gate [{gate.Rows}, {gate.Cols}] and up [{up.Rows}, {up.Cols}] differ in shape");
         var gated = Host(y)[..(m * gate.Rows)];
         var upProduct = ArrayPool<float>.Shared.Rent(gated.Length);
+        using var input = new InputRows(this, x, m * gate.Cols, norm);
         try
         {
-            MatMul(Host(x), m, gate, gated);
-            MatMul(Host(x), m, up, upProduct);
+            MatMul(input.Rows, m, gate, gated);
+            MatMul(input.Rows, m, up, upProduct);
             SwiGlu(gated, upProduct.AsSpan(0, gated.Length));
         }
         finally

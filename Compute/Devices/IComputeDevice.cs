@@ -14,6 +14,13 @@ public interface IDeviceMatrix : IDisposable
 }
 
 /// <summary>
+/// An RMSNorm that a product's input rows take first: row / rms(row) ⊙ <see cref="Weight"/>. The products that follow
+/// a block's norms take it as a parameter, so that a device can fold the norm into them: the ILGPU GEMV scales its
+/// weights by <see cref="Weight"/> and its dot products by each row's 1 / rms, writing no normalized rows, in the same launch.
+/// </summary>
+public readonly record struct RowNorm(DeviceSpan<float> Weight, float Eps);
+
+/// <summary>
 /// The operations a transformer block needs, on activations in the device's own memory
 /// (<see cref="DeviceSpan{T}"/>s of buffers it allocated), so that a stage's blocks run without the host
 /// between them: the rows go up once (<see cref="Upload{T}"/>) and come back once (<see cref="Download{T}"/>).
@@ -82,8 +89,9 @@ public interface IComputeDevice : IDisposable
     /// The attention's three projections of the same rows: q = x · wqᵀ, k = x · wkᵀ, v = x · wvᵀ. One operation, so that
     /// a device can make the three products in one launch (the ILGPU GEMV does for decode where they share a storage type).
     /// </summary>
+    /// <param name="norm">When given, the products take x's rows RMS-normalized first, as <see cref="RmsNorm"/> gives them.</param>
     void QkvMatMul(DeviceSpan<float> x, int m, IDeviceMatrix wq, DeviceSpan<float> q, IDeviceMatrix wk, DeviceSpan<float> k,
-        IDeviceMatrix wv, DeviceSpan<float> v);
+        IDeviceMatrix wv, DeviceSpan<float> v, RowNorm? norm = null);
 
     /// <summary>y[m, w.Rows] += x[m, w.Cols] · wᵀ: a projection added onto the residual stream.</summary>
     void MatMulAdd(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y);
@@ -92,7 +100,8 @@ public interface IComputeDevice : IDisposable
     /// The gated half of the MLP: y[m, gate.Rows] = silu(x · gateᵀ) ⊙ (x · upᵀ), x [m, gate.Cols], silu(g) = g · sigmoid(g).
     /// One operation, so that a device can make both products and the gating one pass (the ILGPU GEMV does for decode).
     /// </summary>
-    void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y);
+    /// <param name="norm">When given, the products take x's rows RMS-normalized first, as <see cref="RmsNorm"/> gives them.</param>
+    void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y, RowNorm? norm = null);
 
     /// <summary>x[r] += bias for every row r of length bias.Length.</summary>
     void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias);

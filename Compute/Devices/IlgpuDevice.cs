@@ -27,9 +27,10 @@ public enum IlgpuTarget
 /// </summary>
 public sealed class IlgpuDevice : IComputeDevice
 {
-    // Scratch slots: the attention weights of one call, or its splits' partial results; the up projection of a SwiGLU over many rows.
-    private const int Probabilities = 0, UpProjection = 1, Splits = 2;
-    private const int ScratchSlots = 3;
+    // Scratch slots: the attention weights of one call, or its splits' partial results; the up projection of a SwiGLU over many
+    // rows; rows normalized for the GEMMs.
+    private const int Probabilities = 0, UpProjection = 1, Splits = 2, NormalizedRows = 3;
+    private const int ScratchSlots = 4;
 
     /// <summary>At most this many floats of attention weights (queries · heads · keys) per launch; longer batches go in query chunks.</summary>
     private const long MaxAttentionProbabilities = 1L << 26;
@@ -443,44 +444,47 @@ public sealed class IlgpuDevice : IComputeDevice
     }
 
     public void QkvMatMul(DeviceSpan<float> x, int m, IDeviceMatrix wq, DeviceSpan<float> q, IDeviceMatrix wk, DeviceSpan<float> k,
-        IDeviceMatrix wv, DeviceSpan<float> v)
+        IDeviceMatrix wv, DeviceSpan<float> v, RowNorm? norm = null)
     {
         IlgpuMatrix queries = Own(wq), keys = Own(wk), values = Own(wv);
-        var shape = new QkvShape(m, queries.Cols, queries.Rows, keys.Rows, values.Rows);
+        var shape = new QkvShape(m, queries.Cols, queries.Rows, keys.Rows, values.Rows, norm?.Eps ?? 0);
         if (keys.Cols != shape.K || values.Cols != shape.K)
             throw new ArgumentException($"q/k/v products: the matrices take rows of {queries.Cols}, {keys.Cols} and {values.Cols}");
         if (m < 0 || x.Length < (long)m * shape.K || q.Length < (long)m * shape.QueryColumns
             || k.Length < (long)m * shape.KeyColumns || v.Length < (long)m * shape.ValueColumns)
             throw new ArgumentException($"q/k/v products of {m} rows: x has {x.Length} floats, q {q.Length}, k {k.Length}, v {v.Length}");
-        var storage = queries.StorageType;
-        if (m > MatMulKernels.GemvMaxRows || keys.StorageType != storage || values.StorageType != storage)
-        {
-            // Many rows are compute-bound tiled GEMMs; mixed storage types (a Q4_K_M file's Q6_K values) take three kernels.
-            MatMul(x, m, wq, q);
-            MatMul(x, m, wk, k);
-            MatMul(x, m, wv, v);
-            return;
-        }
+        CheckNorm(norm, shape.K);
         if (m == 0)
             return;
+        var storage = queries.StorageType;
         lock (_gate)
         {
             var input = View(x).SubView(0, (long)m * shape.K);
             var qView = View(q).SubView(0, (long)m * shape.QueryColumns);
             var kView = View(k).SubView(0, (long)m * shape.KeyColumns);
             var vView = View(v).SubView(0, (long)m * shape.ValueColumns);
-            _kernels.QkvGemv(input, queries.Bytes, keys.Bytes, values.Bytes, storage, qView, kView, vView, shape);
+            if (m <= MatMulKernels.GemvMaxRows && keys.StorageType == storage && values.StorageType == storage)
+            {
+                _kernels.QkvGemv(input, queries.Bytes, keys.Bytes, values.Bytes, storage, qView, kView, vView, shape, NormWeight(norm));
+                return;
+            }
+            // Many rows are compute-bound GEMMs; mixed storage types (a Q4_K_M file's Q6_K values) take three kernels.
+            input = Normalized(input, m, shape.K, norm);
+            Multiply(input, queries, qView, new MatMulShape(m, shape.QueryColumns, shape.K));
+            Multiply(input, keys, kView, new MatMulShape(m, shape.KeyColumns, shape.K));
+            Multiply(input, values, vView, new MatMulShape(m, shape.ValueColumns, shape.K));
         }
     }
 
-    public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y)
+    public void SwiGluMatMul(DeviceSpan<float> x, int m, IDeviceMatrix gate, IDeviceMatrix up, DeviceSpan<float> y, RowNorm? norm = null)
     {
         IlgpuMatrix gates = Own(gate), ups = Own(up);
         if (ups.Rows != gates.Rows || ups.Cols != gates.Cols)
             throw new ArgumentException($"SwiGLU: gate [{gates.Rows}, {gates.Cols}] and up [{ups.Rows}, {ups.Cols}] differ in shape");
-        var shape = new MatMulShape(m, gates.Rows, gates.Cols);
+        var shape = new MatMulShape(m, gates.Rows, gates.Cols, NormEps: norm?.Eps ?? 0);
         if (m < 0 || x.Length < (long)m * shape.K || y.Length < (long)m * shape.N)
             throw new ArgumentException($"SwiGLU shapes: x has {x.Length} floats for [{m}, {shape.K}], y has {y.Length} for [{m}, {shape.N}]");
+        CheckNorm(norm, shape.K);
         if (m == 0)
             return;
         lock (_gate)
@@ -489,15 +493,35 @@ public sealed class IlgpuDevice : IComputeDevice
             var output = View(y).SubView(0, (long)m * shape.N);
             if (IlgpuKernels.UseGemv(shape) && gates.StorageType == ups.StorageType)
             {
-                _kernels.SwiGluGemv(input, gates.Bytes, ups.Bytes, gates.StorageType, output, shape);
+                _kernels.SwiGluGemv(input, gates.Bytes, ups.Bytes, gates.StorageType, output, shape, NormWeight(norm));
                 return;
             }
-            // Many rows: the products are compute-bound tiled GEMMs, and the gating pass is small beside them.
+            // Many rows: the products are compute-bound GEMMs, and the norm and gating passes are small beside them.
+            input = Normalized(input, m, shape.K, norm);
             var upProduct = _scratch.Floats(UpProjection, (long)m * shape.N);
             Multiply(input, gates, output, shape);
             Multiply(input, ups, upProduct, shape);
             _kernels.SwiGlu(output, upProduct);
         }
+    }
+
+    private static void CheckNorm(RowNorm? norm, int width)
+    {
+        if (norm is { } n && n.Weight.Length != width)
+            throw new ArgumentException($"RMSNorm: a weight of {n.Weight.Length} for rows of {width}");
+    }
+
+    /// <summary>The norm's weight on the device, or an empty view (no norm), as the GEMV kernels take it.</summary>
+    private ArrayView<float> NormWeight(RowNorm? norm) => norm is { } n ? View(n.Weight) : default;
+
+    /// <summary>The rows themselves, or RMS-normalized into scratch when a norm is given (for the GEMMs, which take no norm).</summary>
+    private ArrayView<float> Normalized(ArrayView<float> rows, int m, int width, RowNorm? norm)
+    {
+        if (norm is not { } n)
+            return rows;
+        var normalized = _scratch.Floats(NormalizedRows, (long)m * width);
+        _kernels.RmsNorm(rows, View(n.Weight), normalized, m, width, n.Eps);
+        return normalized;
     }
 
     public void AddBias(DeviceSpan<float> x, DeviceSpan<float> bias)

@@ -252,7 +252,6 @@ public sealed class TransformerStage : IDisposable
     {
         var c = Config;
         int n = rows.Length;
-        var normed = _scratch.Get(Scratch.Normed, n * c.Dim);
         var q = _scratch.Get(Scratch.Query, n * c.QueryDim);
         var k = _scratch.Get(Scratch.Key, n * c.KvDim);
         var v = _scratch.Get(Scratch.Value, n * c.KvDim);
@@ -263,8 +262,7 @@ public sealed class TransformerStage : IDisposable
         for (int i = 0; i < n; i++) maxPosition = Math.Max(maxPosition, positions[i] = rows[i].Position);
 
         // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-        Device.RmsNorm(x, w.AttentionNorm.All, c.RmsNormEps, normed);
-        Device.QkvMatMul(normed, n, w.Query, q, w.Key, k, w.Value, v);
+        Device.QkvMatMul(x, n, w.Query, q, w.Key, k, w.Value, v, new RowNorm(w.AttentionNorm.All, c.RmsNormEps));
         if (w.QueryBias is not null) Device.AddBias(q, w.QueryBias.All);
         if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias.All);
         if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias.All);
@@ -294,8 +292,7 @@ public sealed class TransformerStage : IDisposable
         Device.MatMulAdd(attended, n, w.AttentionOutput, x);
 
         // MLP: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
-        Device.RmsNorm(x, w.FfnNorm.All, c.RmsNormEps, normed);
-        Device.SwiGluMatMul(normed, n, w.Gate, w.Up, gated);
+        Device.SwiGluMatMul(x, n, w.Gate, w.Up, gated, new RowNorm(w.FfnNorm.All, c.RmsNormEps));
         Device.MatMulAdd(gated, n, w.Down, x);
     }
 

@@ -137,21 +137,28 @@ internal sealed class IlgpuKernels
         _ => "blocked gemm",
     } + (output == MatMulOutput.Add ? " add" : "");
 
-    /// <summary>q, k and v's products of a few rows in one launch; the three matrices in one storage type.</summary>
+    /// <summary>
+    /// q, k and v's products of a few rows in one launch; the three matrices in one storage type. x's rows are
+    /// RMS-normalized first by <paramref name="norm"/> (eps in the shape) unless it is empty.
+    /// </summary>
     public void QkvGemv(ArrayView<float> x, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, TensorDType storage,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape, ArrayView<float> norm)
     {
         var kernels = LoadMatrixKernels(storage);
-        using var launch = Launch("qkv gemv", storage);
-        kernels.QkvGemv(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape);
+        using var launch = Launch(norm.Length > 0 ? "rmsnorm qkv gemv" : "qkv gemv", storage);
+        kernels.QkvGemv(MatMulKernels.QkvGemvConfig(shape, _warpSize), x, wq, wk, wv, q, k, v, shape, norm);
     }
 
-    /// <summary>y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; both matrices in one storage type.</summary>
-    public void SwiGluGemv(ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up, TensorDType storage, ArrayView<float> y, MatMulShape shape)
+    /// <summary>
+    /// y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; both matrices in one
+    /// storage type. x's rows are RMS-normalized first by <paramref name="norm"/> (eps in the shape) unless it is empty.
+    /// </summary>
+    public void SwiGluGemv(ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up, TensorDType storage, ArrayView<float> y,
+        MatMulShape shape, ArrayView<float> norm)
     {
         var kernels = LoadMatrixKernels(storage);
-        using var launch = Launch("swiglu gemv", storage);
-        kernels.SwiGluGemv(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape);
+        using var launch = Launch(norm.Length > 0 ? "rmsnorm swiglu gemv" : "swiglu gemv", storage);
+        kernels.SwiGluGemv(MatMulKernels.GemvConfig(shape, _warpSize), x, gate, up, y, shape, norm);
     }
 
     public void RmsNorm(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int rows, int dim, float eps)

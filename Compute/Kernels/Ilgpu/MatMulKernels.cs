@@ -1,12 +1,19 @@
 using ILGPU;
+using ILGPU.Algorithms;
 
 namespace FtpCluster.Compute.Kernels.Ilgpu;
 
-/// <summary>y[M, N] = x[M, K] · wᵀ (or y += x · wᵀ, as <see cref="Output"/> says), with w [N, K] row-major in its storage type.</summary>
-internal readonly record struct MatMulShape(int M, int N, int K, MatMulOutput Output = MatMulOutput.Store);
+/// <summary>
+/// y[M, N] = x[M, K] · wᵀ (or y += x · wᵀ, as <see cref="Output"/> says), with w [N, K] row-major in its storage type;
+/// <see cref="NormEps"/> is the eps of the RMSNorm x's rows take first, where a GEMV kernel is given a norm weight.
+/// </summary>
+internal readonly record struct MatMulShape(int M, int N, int K, MatMulOutput Output = MatMulOutput.Store, float NormEps = 0);
 
-/// <summary>The q, k and v products of <see cref="Rows"/> rows of width <see cref="K"/>: their matrices' output widths.</summary>
-internal readonly record struct QkvShape(int Rows, int K, int QueryColumns, int KeyColumns, int ValueColumns)
+/// <summary>
+/// The q, k and v products of <see cref="Rows"/> rows of width <see cref="K"/>: their matrices' output widths; and the eps
+/// of the RMSNorm the rows take first, where the kernel is given a norm weight.
+/// </summary>
+internal readonly record struct QkvShape(int Rows, int K, int QueryColumns, int KeyColumns, int ValueColumns, float NormEps = 0)
 {
     public int Columns => QueryColumns + KeyColumns + ValueColumns;
 }
@@ -244,39 +251,42 @@ internal static class MatMulKernels
         int n = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
         if (n >= shape.N)
             return;
-        var sums = RowDots<TStorage, TFormat>(x, w, n, shape);
+        var sums = RowDots<TStorage, TFormat>(x, w, n, shape, default);
         if (Warp.LaneIdx == 0)
             for (int row = 0; row < shape.M; row++)
                 Write(y, shape, row, n, sums[row]);
     }
 
     /// <summary>
-    /// The gated half of the MLP for a few rows: y[r, n] = silu(x[r] · gate[n]) · (x[r] · up[n]). Like
-    /// <see cref="WarpGemv{TStorage, TFormat}"/>, a warp per column n, reading both weight rows; one launch and no gate
-    /// or up activations written, where separate products and a SwiGLU pass would take three.
+    /// The gated half of the MLP for a few rows: y[r, n] = silu(x[r] · gate[n]) · (x[r] · up[n]), x's rows first
+    /// RMS-normalized by <paramref name="norm"/> unless it is empty. Like <see cref="WarpGemv{TStorage, TFormat}"/>, a
+    /// warp per column n, reading both weight rows; one launch and no normalized rows, gate or up activations written,
+    /// where a norm, separate products and a SwiGLU pass would take four.
     /// </summary>
     public static void WarpGemvSwiGlu<TStorage, TFormat>(
-        ArrayView<float> x, ArrayView<TStorage> gate, ArrayView<TStorage> up, ArrayView<float> y, MatMulShape shape)
+        ArrayView<float> x, ArrayView<TStorage> gate, ArrayView<TStorage> up, ArrayView<float> y, MatMulShape shape, ArrayView<float> norm)
         where TStorage : unmanaged
         where TFormat : struct, IWeightFormat<TStorage>
     {
         int n = Grid.IdxX * GemvWarpsPerGroup + Warp.WarpIdx;
         if (n >= shape.N)
             return;
-        var gates = RowDots<TStorage, TFormat>(x, gate, n, shape);
-        var ups = RowDots<TStorage, TFormat>(x, up, n, shape);
+        var scales = RowScales(x, norm, shape);
+        var gates = RowDots<TStorage, TFormat>(x, gate, n, shape, norm);
+        var ups = RowDots<TStorage, TFormat>(x, up, n, shape, norm);
         if (Warp.LaneIdx == 0)
             for (int row = 0; row < shape.M; row++)
-                y[(long)row * shape.N + n] = ElementwiseKernels.SwiGlu(gates[row], ups[row]);
+                y[(long)row * shape.N + n] = ElementwiseKernels.SwiGlu(gates[row] * scales[row], ups[row] * scales[row]);
     }
 
     /// <summary>
     /// The attention's q, k and v products of a few rows in one launch: warps over the columns of the three matrices
-    /// one after another, each a warp of <see cref="WarpGemv{TStorage, TFormat}"/> on its matrix.
+    /// one after another, each a warp of <see cref="WarpGemv{TStorage, TFormat}"/> on its matrix; x's rows first
+    /// RMS-normalized by <paramref name="norm"/> unless it is empty.
     /// </summary>
     public static void WarpGemvQkv<TStorage, TFormat>(ArrayView<float> x,
         ArrayView<TStorage> wq, ArrayView<TStorage> wk, ArrayView<TStorage> wv,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape, ArrayView<float> norm)
         where TStorage : unmanaged
         where TFormat : struct, IWeightFormat<TStorage>
     {
@@ -288,19 +298,21 @@ internal static class MatMulKernels
         var y = isQuery ? q : isKey ? k : v;
         int n = isQuery ? column : isKey ? column - shape.QueryColumns : column - shape.QueryColumns - shape.KeyColumns;
         int columns = isQuery ? shape.QueryColumns : isKey ? shape.KeyColumns : shape.ValueColumns;
-        var product = new MatMulShape(shape.Rows, columns, shape.K);
-        var sums = RowDots<TStorage, TFormat>(x, w, n, product);
+        var product = new MatMulShape(shape.Rows, columns, shape.K, NormEps: shape.NormEps);
+        var scales = RowScales(x, norm, product);
+        var sums = RowDots<TStorage, TFormat>(x, w, n, product, norm);
         if (Warp.LaneIdx == 0)
             for (int row = 0; row < shape.Rows; row++)
-                Write(y, product, row, n, sums[row]);
+                Write(y, product, row, n, sums[row] * scales[row]);
     }
 
     /// <summary>
     /// Weight row n's dot products with the (at most 8) rows of x, summed across the warp: every lane gets them.
     /// Where K is a multiple of 4 each lane reads four neighbouring weights per step (one 8-byte load of 16-bit
     /// weights; a block's neighbouring quants), 128 weights per warp step, four steps at once; else one, 32 per step.
+    /// With a norm weight g (not empty), the dot products are with x ⊙ g: the weights are scaled by g as they are read.
     /// </summary>
-    private static RowSums RowDots<TStorage, TFormat>(ArrayView<float> x, ArrayView<TStorage> w, int n, MatMulShape shape)
+    private static RowSums RowDots<TStorage, TFormat>(ArrayView<float> x, ArrayView<TStorage> w, int n, MatMulShape shape, ArrayView<float> norm)
         where TStorage : unmanaged
         where TFormat : struct, IWeightFormat<TStorage>
     {
@@ -314,21 +326,37 @@ internal static class MatMulKernels
             // bytes to cover the memory's latency, and a decode matrix of 2048 rows has only 2048 warps.
             for (; k + 3 * step < shape.K; k += 4 * step)
             {
-                var a = format.Four(w, n, k, shape.K);
-                var b = format.Four(w, n, k + step, shape.K);
-                var c = format.Four(w, n, k + 2 * step, shape.K);
-                var d = format.Four(w, n, k + 3 * step, shape.K);
+                var a = format.Four(w, n, k, shape.K).Times(norm, k);
+                var b = format.Four(w, n, k + step, shape.K).Times(norm, k + step);
+                var c = format.Four(w, n, k + 2 * step, shape.K).Times(norm, k + 2 * step);
+                var d = format.Four(w, n, k + 3 * step, shape.K).Times(norm, k + 3 * step);
                 partials = partials.Add(x, k, a).Add(x, k + step, b).Add(x, k + 2 * step, c).Add(x, k + 3 * step, d);
             }
             for (; k < shape.K; k += step)
-                partials = partials.Add(x, k, format.Four(w, n, k, shape.K));
+                partials = partials.Add(x, k, format.Four(w, n, k, shape.K).Times(norm, k));
         }
         else
         {
             for (int k = lane; k < shape.K; k += Warp.WarpSize)
-                partials = partials.Add(x, k, format.Weight(w, n, k, shape.K));
+                partials = partials.Add(x, k, format.Weight(w, n, k, shape.K) * (norm.Length > 0 ? norm[k] : 1f));
         }
         return partials.SumOverWarp();
+    }
+
+    /// <summary>
+    /// Each row's RMSNorm factor 1 / sqrt(mean(x²) + eps), as <see cref="NormKernels.RmsNorm"/> computes it, summed
+    /// across the warp (every lane gets them); 1 for every row without a norm (an empty <paramref name="norm"/>). The
+    /// warp reads x's rows for its dot products anyway, from cache: reading them once more here costs less than a
+    /// launch that writes normalized rows for the products to read back.
+    /// </summary>
+    private static RowSums RowScales(ArrayView<float> x, ArrayView<float> norm, MatMulShape shape)
+    {
+        if (norm.Length == 0)
+            return new RowSums(shape.M, shape.K, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f);
+        var squares = new RowSums(shape.M, shape.K);
+        for (int k = Warp.LaneIdx; k < shape.K; k += Warp.WarpSize)
+            squares = squares.AddSquares(x, k);
+        return squares.SumOverWarp().NormFactors(shape.NormEps);
     }
 
     /// <summary>
@@ -367,6 +395,32 @@ internal static class MatMulKernels
             Row5 = Rows > 5 ? Row5 + w * x[5L * K + k] : 0,
             Row6 = Rows > 6 ? Row6 + w * x[6L * K + k] : 0,
             Row7 = Rows > 7 ? Row7 + w * x[7L * K + k] : 0,
+        };
+
+        /// <summary>Adds each row's x[k]².</summary>
+        public RowSums AddSquares(ArrayView<float> x, int k) => this with
+        {
+            Row0 = Row0 + x[k] * x[k],
+            Row1 = Rows > 1 ? Row1 + x[K + k] * x[K + k] : 0,
+            Row2 = Rows > 2 ? Row2 + x[2L * K + k] * x[2L * K + k] : 0,
+            Row3 = Rows > 3 ? Row3 + x[3L * K + k] * x[3L * K + k] : 0,
+            Row4 = Rows > 4 ? Row4 + x[4L * K + k] * x[4L * K + k] : 0,
+            Row5 = Rows > 5 ? Row5 + x[5L * K + k] * x[5L * K + k] : 0,
+            Row6 = Rows > 6 ? Row6 + x[6L * K + k] * x[6L * K + k] : 0,
+            Row7 = Rows > 7 ? Row7 + x[7L * K + k] * x[7L * K + k] : 0,
+        };
+
+        /// <summary>From each row's sum of squares, its RMSNorm factor 1 / sqrt(sum / K + eps).</summary>
+        public RowSums NormFactors(float eps) => this with
+        {
+            Row0 = 1f / XMath.Sqrt(Row0 / K + eps),
+            Row1 = 1f / XMath.Sqrt(Row1 / K + eps),
+            Row2 = 1f / XMath.Sqrt(Row2 / K + eps),
+            Row3 = 1f / XMath.Sqrt(Row3 / K + eps),
+            Row4 = 1f / XMath.Sqrt(Row4 / K + eps),
+            Row5 = 1f / XMath.Sqrt(Row5 / K + eps),
+            Row6 = 1f / XMath.Sqrt(Row6 / K + eps),
+            Row7 = 1f / XMath.Sqrt(Row7 / K + eps),
         };
 
         /// <summary>

@@ -14,10 +14,10 @@ internal abstract class MatrixKernels
     public abstract void MatMul(MatMulKernel kernel, KernelConfig config, ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y, MatMulShape shape);
 
     public abstract void SwiGluGemv(KernelConfig config, ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up,
-        ArrayView<float> y, MatMulShape shape);
+        ArrayView<float> y, MatMulShape shape, ArrayView<float> norm);
 
     public abstract void QkvGemv(KernelConfig config, ArrayView<float> x, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape);
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape, ArrayView<float> norm);
 
     /// <summary>Compiles the kernels of <paramref name="storage"/> for <paramref name="accelerator"/>.</summary>
     public static MatrixKernels Compile(Accelerator accelerator, TensorDType storage) => storage switch
@@ -42,9 +42,10 @@ internal abstract class MatrixKernels
         where TFormat : struct, IWeightFormat<TStorage>
     {
         private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape> _gemv, _tiledGemm, _blockedGemm;
-        private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<float>, MatMulShape> _swiGluGemv;
+        private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<float>, MatMulShape,
+            ArrayView<float>> _swiGluGemv;
         private readonly Action<KernelConfig, ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<TStorage>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape> _qkvGemv;
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape, ArrayView<float>> _qkvGemv;
 
         public Of(Accelerator accelerator)
         {
@@ -54,10 +55,10 @@ internal abstract class MatrixKernels
                 MatMulKernels.TiledGemm<TStorage, TFormat>);
             _blockedGemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
                 MatMulKernels.BlockedGemm<TStorage, TFormat>);
-            _swiGluGemv = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<float>, MatMulShape>(
-                MatMulKernels.WarpGemvSwiGlu<TStorage, TFormat>);
+            _swiGluGemv = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<float>, MatMulShape,
+                ArrayView<float>>(MatMulKernels.WarpGemvSwiGlu<TStorage, TFormat>);
             _qkvGemv = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<TStorage>, ArrayView<TStorage>, ArrayView<TStorage>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>(MatMulKernels.WarpGemvQkv<TStorage, TFormat>);
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape, ArrayView<float>>(MatMulKernels.WarpGemvQkv<TStorage, TFormat>);
         }
 
         public override void MatMul(MatMulKernel kernel, KernelConfig config, ArrayView<float> x, ArrayView<byte> w, ArrayView<float> y,
@@ -73,11 +74,11 @@ internal abstract class MatrixKernels
         }
 
         public override void SwiGluGemv(KernelConfig config, ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up,
-            ArrayView<float> y, MatMulShape shape) =>
-            _swiGluGemv(config, x, gate.Cast<TStorage>(), up.Cast<TStorage>(), y, shape);
+            ArrayView<float> y, MatMulShape shape, ArrayView<float> norm) =>
+            _swiGluGemv(config, x, gate.Cast<TStorage>(), up.Cast<TStorage>(), y, shape, norm);
 
         public override void QkvGemv(KernelConfig config, ArrayView<float> x, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv,
-            ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape) =>
-            _qkvGemv(config, x, wq.Cast<TStorage>(), wk.Cast<TStorage>(), wv.Cast<TStorage>(), q, k, v, shape);
+            ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, QkvShape shape, ArrayView<float> norm) =>
+            _qkvGemv(config, x, wq.Cast<TStorage>(), wk.Cast<TStorage>(), wv.Cast<TStorage>(), q, k, v, shape, norm);
     }
 }

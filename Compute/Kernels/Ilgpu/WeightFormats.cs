@@ -27,6 +27,10 @@ internal readonly record struct WeightQuad(float W0, float W1, float W2, float W
         format.Weight(w, row, k, rowLength), format.Weight(w, row, k + 1, rowLength),
         format.Weight(w, row, k + 2, rowLength), format.Weight(w, row, k + 3, rowLength));
 
+    /// <summary>The four scaled by g[k .. k + 3], or as they are where g is empty.</summary>
+    public WeightQuad Times(ArrayView<float> g, long k) =>
+        g.Length == 0 ? this : new(W0 * g[k], W1 * g[k + 1], W2 * g[k + 2], W3 * g[k + 3]);
+
     /// <summary>Σ x[at + i] · Wi.</summary>
     public float Dot(ArrayView<float> x, long at) => x[at] * W0 + x[at + 1] * W1 + x[at + 2] * W2 + x[at + 3] * W3;
 }

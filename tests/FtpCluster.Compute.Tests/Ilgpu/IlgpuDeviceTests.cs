@@ -276,6 +276,64 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         Numerics.AssertClose(expected[2], _ilgpu.ToArray(values.All), what: "v");
     }
 
+    /// <summary>
+    /// The q/k/v and gated products given a norm: equal to <see cref="IComputeDevice.RmsNorm"/> and then the products,
+    /// on both devices. On the ILGPU GEMV (up to 8 rows) the norm is folded in: one launch, no normalized rows written;
+    /// over 8 rows it is a launch of its own before the GEMMs. Rows scaled far from 1 so that a missing factor shows.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 268, TensorDType.F32)]
+    [InlineData(3, 45, TensorDType.F16)] // one weight per lane (K not a multiple of 4)
+    [InlineData(8, 268, TensorDType.BF16)]
+    [InlineData(2, 64, TensorDType.Q8_0)]
+    [InlineData(11, 64, TensorDType.F16)] // the norm, then GEMMs
+    public void Products_given_a_norm_match_the_norm_then_the_products(int m, int k, TensorDType dtype)
+    {
+        const int queryColumns = 24, kvColumns = 9, hidden = 29;
+        var x = Numerics.Random(m * k, seed: 50, scale: 7f);
+        var normWeight = Numerics.Random(k, seed: 51, scale: 2f);
+        WeightTensor wqWeights = Tensor(queryColumns, 52), wkWeights = Tensor(kvColumns, 53), wvWeights = Tensor(kvColumns, 54);
+        WeightTensor gateWeights = Tensor(hidden, 55), upWeights = Tensor(hidden, 56);
+        foreach (IComputeDevice device in new IComputeDevice[] { _cpu, _ilgpu })
+        {
+            using var wq = device.PrepareMatrix(wqWeights);
+            using var wk = device.PrepareMatrix(wkWeights);
+            using var wv = device.PrepareMatrix(wvWeights);
+            using var gate = device.PrepareMatrix(gateWeights);
+            using var up = device.PrepareMatrix(upWeights);
+            var normed = new float[x.Length];
+            device.RmsNorm(x, normWeight, 1e-5f, normed);
+            using var input = device.UploadNew<float>(x);
+            using var weight = device.UploadNew<float>(normWeight);
+            var norm = new RowNorm(weight.All, 1e-5f);
+
+            using var separate = device.UploadNew<float>(normed);
+            using var q = device.Allocate<float>(m * queryColumns);
+            using var keys = device.Allocate<float>(m * kvColumns);
+            using var values = device.Allocate<float>(m * kvColumns);
+            device.QkvMatMul(separate.All, m, wq, q.All, wk, keys.All, wv, values.All);
+            float[][] expected = [device.ToArray(q.All), device.ToArray(keys.All), device.ToArray(values.All)];
+            long launches = _ilgpu.Launches;
+            device.QkvMatMul(input.All, m, wq, q.All, wk, keys.All, wv, values.All, norm);
+            if (device == _ilgpu)
+                Assert.Equal(m <= MatMulKernels.GemvMaxRows ? 1 : 4, _ilgpu.Launches - launches);
+            Numerics.AssertClose(expected[0], device.ToArray(q.All), what: $"{device.Description}: q");
+            Numerics.AssertClose(expected[1], device.ToArray(keys.All), what: $"{device.Description}: k");
+            Numerics.AssertClose(expected[2], device.ToArray(values.All), what: $"{device.Description}: v");
+
+            using var gated = device.Allocate<float>(m * hidden);
+            device.SwiGluMatMul(separate.All, m, gate, up, gated.All);
+            var expectedGated = device.ToArray(gated.All);
+            launches = _ilgpu.Launches;
+            device.SwiGluMatMul(input.All, m, gate, up, gated.All, norm);
+            if (device == _ilgpu)
+                Assert.Equal(m <= MatMulKernels.GemvMaxRows ? 1 : 4, _ilgpu.Launches - launches);
+            Numerics.AssertClose(expectedGated, device.ToArray(gated.All), what: $"{device.Description}: gated");
+        }
+
+        WeightTensor Tensor(int rows, int seed) => fixture.Tensor(Numerics.Random(rows * k, seed: seed), rows, k, dtype);
+    }
+
     /// <summary>y += x · wᵀ, the residual connection, through the GEMV (few rows) and both GEMMs, on both devices.</summary>
     [Theory]
     [InlineData(1, TensorDType.F32)]

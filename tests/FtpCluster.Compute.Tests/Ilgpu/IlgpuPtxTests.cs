@@ -76,16 +76,16 @@ public sealed class IlgpuPtxTests
         Explicit("gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, F16Weights>);
         Explicit("gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<ushort, BF16Weights>);
         Explicit("qkv gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<float, F32Weights>);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape, ArrayView<float>>)MatMulKernels.WarpGemvQkv<float, F32Weights>);
         Explicit("qkv gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<ushort, F16Weights>);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape, ArrayView<float>>)MatMulKernels.WarpGemvQkv<ushort, F16Weights>);
         Explicit("qkv gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<ushort, BF16Weights>);
-        Explicit("swiglu gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape>)
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape, ArrayView<float>>)MatMulKernels.WarpGemvQkv<ushort, BF16Weights>);
+        Explicit("swiglu gemv f32", (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulShape, ArrayView<float>>)
             MatMulKernels.WarpGemvSwiGlu<float, F32Weights>);
-        Explicit("swiglu gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)
+        Explicit("swiglu gemv f16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape, ArrayView<float>>)
             MatMulKernels.WarpGemvSwiGlu<ushort, F16Weights>);
-        Explicit("swiglu gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape>)
+        Explicit("swiglu gemv bf16", (Action<ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, MatMulShape, ArrayView<float>>)
             MatMulKernels.WarpGemvSwiGlu<ushort, BF16Weights>);
         void Blocks<TFormat>(string type)
             where TFormat : struct, IWeightFormat<byte>
@@ -95,8 +95,8 @@ public sealed class IlgpuPtxTests
                 MatMulKernels.BlockedGemm<byte, TFormat>);
             Explicit($"gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<float>, MatMulShape>)MatMulKernels.WarpGemv<byte, TFormat>);
             Explicit($"qkv gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<byte>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape>)MatMulKernels.WarpGemvQkv<byte, TFormat>);
-            Explicit($"swiglu gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape>)
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, QkvShape, ArrayView<float>>)MatMulKernels.WarpGemvQkv<byte, TFormat>);
+            Explicit($"swiglu gemv {type}", (Action<ArrayView<float>, ArrayView<byte>, ArrayView<byte>, ArrayView<float>, MatMulShape, ArrayView<float>>)
                 MatMulKernels.WarpGemvSwiGlu<byte, TFormat>);
         }
         Blocks<Q8_0Weights>("q8_0");
