@@ -64,13 +64,16 @@ public sealed class BatchRunTests : IDisposable
     [SharedModelsFact]
     public async Task A_killed_job_resumed_writes_each_custom_id_once_and_equals_an_uninterrupted_run()
     {
-        string input = WriteJob(18);
+        const int jobLines = 30;
+        string input = WriteJob(jobLines);
         string whole = PathOf("whole.jsonl"), resumed = PathOf("resumed.jsonl");
         var uninterrupted = await CommandLineProcess.RunAsync("run", "--input", input, "--output", whole, "--model", Aidreams, "--max-concurrent", "4");
         Assert.True(uninterrupted.Code == 0, uninterrupted.Err);
 
-        // Killed once a few results are in: its silos see it gone and stop; the lines in flight are lost with them.
-        using (var first = CommandLineProcess.Start("run", "--input", input, "--output", resumed, "--model", Aidreams, "--max-concurrent", "2"))
+        // Killed once a few results are in: its silos see it gone and stop; the lines in flight are lost with them. One
+        // line at a time, so that the rest of the job is seconds away when the third result is seen (18 lines two at a
+        // time once finished between the third result and the kill).
+        using (var first = CommandLineProcess.Start("run", "--input", input, "--output", resumed, "--model", Aidreams, "--max-concurrent", "1"))
         {
             var deadline = DateTime.UtcNow + CommandLineProcess.Timeout;
             while (!File.Exists(resumed) || LinesWritten(resumed) < 3)
@@ -82,7 +85,7 @@ public sealed class BatchRunTests : IDisposable
             await first.WaitExitAsync();
         }
         int before = File.ReadAllLines(resumed).Length;
-        Assert.True(before < 18, "the job finished before it could be killed: make it longer");
+        Assert.True(before < jobLines, "the job finished before it could be killed: make it longer");
         // As if the kill had come in the middle of writing a line.
         File.AppendAllText(resumed, "{\"id\": \"batch_req_torn\", \"custom_id\": \"line-1");
 
