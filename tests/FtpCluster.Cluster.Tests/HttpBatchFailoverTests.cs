@@ -55,7 +55,7 @@ public sealed class HttpBatchFailoverTests
                     string status = batch.GetProperty("status").GetString()!;
                     if (status is "completed" or "failed" or "cancelled" or "expired") break;
                 }
-                Assert.True(DateTime.UtcNow < deadline, $"batch {operation.BatchId} not done 3 minutes after b died: {body}");
+                Assert.True(DateTime.UtcNow < deadline, $"batch {operation.BatchId} not done 3 minutes after b died: {body}{Environment.NewLine}{SiloErrors(silos)}");
                 await Task.Delay(250);
             }
             Assert.True(batch.GetProperty("status").GetString() == "completed", $"batch {operation.BatchId} ended: {batch}");
@@ -70,4 +70,8 @@ public sealed class HttpBatchFailoverTests
             File.Delete(input);
         }
     }
+
+    /// <summary>The last lines each silo wrote to stderr: what a batch that stops moving leaves to go on.</summary>
+    private static string SiloErrors(RedisSilos silos) => string.Join(Environment.NewLine, silos.NodeNames.Zip(silos.Processes,
+        (node, silo) => $"silo {node} stderr:{Environment.NewLine}{string.Join(Environment.NewLine, silo.ErrorLines.TakeLast(40))}"));
 }
