@@ -71,7 +71,7 @@ public sealed class HttpBatchFailoverTests
         }
     }
 
-    /// <summary>The last lines each silo wrote to stderr: what a batch that stops moving leaves to go on.</summary>
+    /// <summary>The last lines each silo logged (warnings and errors, and its own information lines): what a batch that stops moving leaves to go on.</summary>
     private static string SiloErrors(RedisSilos silos) => string.Join(Environment.NewLine, silos.NodeNames.Zip(silos.Processes,
-        (node, silo) => $"silo {node} stderr:{Environment.NewLine}{string.Join(Environment.NewLine, silo.ErrorLines.TakeLast(40))}"));
+        (node, silo) => $"silo {node}:{Environment.NewLine}{string.Join(Environment.NewLine, silo.Output.Split('\n').TakeLast(40))}"));
 }
