@@ -463,7 +463,7 @@ public sealed class IlgpuDevice : IComputeDevice
             var qView = View(q).SubView(0, (long)m * shape.QueryColumns);
             var kView = View(k).SubView(0, (long)m * shape.KeyColumns);
             var vView = View(v).SubView(0, (long)m * shape.ValueColumns);
-            if (m <= MatMulKernels.GemvMaxRows && keys.StorageType == storage && values.StorageType == storage)
+            if (IlgpuKernels.UseGemv(m) && keys.StorageType == storage && values.StorageType == storage)
             {
                 _kernels.QkvGemv(input, queries.Bytes, keys.Bytes, values.Bytes, storage, qView, kView, vView, shape, NormWeight(norm));
                 return;
@@ -491,7 +491,7 @@ public sealed class IlgpuDevice : IComputeDevice
         {
             var input = View(x).SubView(0, (long)m * shape.K);
             var output = View(y).SubView(0, (long)m * shape.N);
-            if (IlgpuKernels.UseGemv(shape) && gates.StorageType == ups.StorageType)
+            if (IlgpuKernels.UseGemv(m) && gates.StorageType == ups.StorageType)
             {
                 _kernels.SwiGluGemv(input, gates.Bytes, ups.Bytes, gates.StorageType, output, shape, NormWeight(norm));
                 return;

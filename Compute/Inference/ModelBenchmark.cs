@@ -43,16 +43,16 @@ public static class ModelBenchmark
             clock.Restart();
             Decode(model, cache, o.PromptTokens, o.GenTokens, logits);
             double decode = clock.Elapsed.TotalSeconds;
-            double together = o.Sequences > 1 ? DecodeTogether(model, prompt, o.Sequences, o.GenTokens) : 0;
+            double? together = o.Sequences > 1 ? DecodeTogether(model, prompt, o.Sequences, o.GenTokens) : null;
             if (rep < 0) continue;
             prefillSeconds.Add(prefill);
             decodeSeconds.Add(decode);
-            togetherSeconds.Add(together);
+            if (together is { } seconds) togetherSeconds.Add(seconds);
         }
         double prefillMedian = Median(prefillSeconds), decodeMedian = Median(decodeSeconds);
         return new ModelBenchmarkResult(o.PromptTokens, o.GenTokens, o.Reps,
             o.PromptTokens / prefillMedian, o.GenTokens / decodeMedian, prefillMedian, decodeMedian,
-            o.Sequences, o.Sequences > 1 ? (double)o.Sequences * o.GenTokens / Median(togetherSeconds) : null);
+            o.Sequences, togetherSeconds.Count > 0 ? (double)o.Sequences * o.GenTokens / Median(togetherSeconds) : null);
     }
 
     /// <summary>

@@ -361,9 +361,10 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         int vocab = stage.Config.VocabSize;
         var local = new Dictionary<int, int>(rows.Length);
         for (int i = 0; i < rows.Length; i++) local[rows[i].RowIndex] = i;
-        if (request.ReturnLogits && (long)rows.Length * vocab * sizeof(float) > setup.MaxMessageBytes)
+        long scoredBytes = (long)rows.Length * vocab * sizeof(float);
+        if (request.ReturnLogits && scoredBytes > setup.MaxMessageBytes)
             throw new InvalidOperationException(
-                $"the logits of {rows.Length} rows are {(long)rows.Length * vocab * sizeof(float)} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
+                $"the logits of {rows.Length} rows are {scoredBytes} bytes, over the message limit of {setup.MaxMessageBytes}: score fewer tokens per call");
         var samplesOfRow = new Dictionary<int, List<int>>();
         for (int i = 0; i < request.Samples.Length; i++)
         {

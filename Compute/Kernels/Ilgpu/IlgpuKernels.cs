@@ -127,8 +127,8 @@ internal sealed class IlgpuKernels
         kernels.MatMul(kernel, MatMulKernels.Config(kernel, shape, _warpSize), x, weights, y, shape);
     }
 
-    /// <summary>Whether <paramref name="shape"/> takes the GEMV kernels (few rows) rather than the tiled GEMM.</summary>
-    public static bool UseGemv(MatMulShape shape) => MatMulKernels.For(shape.M) == MatMulKernel.Gemv;
+    /// <summary>Whether a product of <paramref name="rows"/> rows takes the GEMV kernels rather than a GEMM.</summary>
+    public static bool UseGemv(int rows) => MatMulKernels.For(rows) == MatMulKernel.Gemv;
 
     private static string MatMulKind(MatMulKernel kernel, MatMulOutput output) => kernel switch
     {
@@ -150,7 +150,7 @@ internal sealed class IlgpuKernels
     }
 
     /// <summary>
-    /// y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for shapes <see cref="UseGemv"/> accepts; both matrices in one
+    /// y = silu(x · gateᵀ) ⊙ (x · upᵀ) in one launch, for row counts <see cref="UseGemv"/> accepts; both matrices in one
     /// storage type. x's rows are RMS-normalized first by <paramref name="norm"/> (eps in the shape) unless it is empty.
     /// </summary>
     public void SwiGluGemv(ArrayView<float> x, ArrayView<byte> gate, ArrayView<byte> up, TensorDType storage, ArrayView<float> y,
