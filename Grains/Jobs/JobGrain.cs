@@ -56,13 +56,13 @@ internal sealed class JobGrain(
 
     private static readonly TimeSpan CollectWait = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long the job may go without reaching its coordinator before it fails.</summary>
-    private static readonly TimeSpan CoordinatorLossDeadline = TimeSpan.FromMinutes(3);
+    /// <summary>
+    /// How long the job may go without progress before it fails while its coordinator, grain storage (Redis restarting
+    /// or failing over) or a silo holding one of its pieces is out of reach.
+    /// </summary>
+    private static readonly TimeSpan OutageDeadline = TimeSpan.FromMinutes(3);
 
-    /// <summary>How long grain storage may stay out of reach (Redis restarting or failing over) before the job fails.</summary>
-    private static readonly TimeSpan StorageOutageDeadline = TimeSpan.FromMinutes(3);
-
-    private static readonly TimeSpan StorageRetryDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
 
     private readonly SemaphoreSlim _saving = new(1, 1);
     private Task? _driver;
@@ -131,10 +131,14 @@ internal sealed class JobGrain(
     public async Task<JobInfo> Start()
     {
         if (State.Spec is null) throw new InvalidOperationException($"job {Id} does not exist");
-        if (State.Status != JobStatus.Validating) return Describe();
-        State.Status = State.Lines == 0 ? JobStatus.Completed : JobStatus.InProgress;
-        if (State.Lines == 0) State.FinishedAt = DateTimeOffset.UtcNow;
-        await Save();
+        if (State.Status == JobStatus.Validating)
+        {
+            State.Status = State.Lines == 0 ? JobStatus.Completed : JobStatus.InProgress;
+            if (State.Lines == 0) State.FinishedAt = DateTimeOffset.UtcNow;
+            await Save();
+        }
+        // Again when it had started: the activation that started it may have died between storing the status and
+        // registering the reminder, and a caller that saw that call fail asks again.
         if (State.Status == JobStatus.InProgress)
         {
             await this.RegisterOrUpdateReminder(DriveReminder, ReminderPeriod, ReminderPeriod);
@@ -206,9 +210,10 @@ internal sealed class JobGrain(
     }
 
     /// <summary>
-    /// Drives the job to its end, starting over from the stored results while grain storage is out of reach: a write
-    /// that failed may have stored part of what it was given, so only the stored results count, and lines whose results
-    /// were collected but not stored run again (the coordinator forgot them when it handed them over).
+    /// Drives the job to its end, starting over from the stored results while grain storage, or a silo holding one of
+    /// the job's pieces, is out of reach: a write that failed may have stored part of what it was given, so only the
+    /// stored results count, and lines whose results were collected but not stored run again (the coordinator forgot
+    /// them when it handed them over). It never stops silently: what it cannot go on from fails the job or is logged.
     /// </summary>
     private async Task DriveAsync(CancellationToken cancellation)
     {
@@ -221,29 +226,46 @@ internal sealed class JobGrain(
                 await DriveFromStoredResults(cancellation);
                 return;
             }
-            catch (Exception e) when (StorageOutage.Is(e) && !cancellation.IsCancellationRequested)
+            catch (Exception e) when ((StorageOutage.Is(e) || ClusterFailures.IsSiloLoss(e)) && !cancellation.IsCancellationRequested)
             {
                 // A new outage, after results were stored since the last, gets a deadline of its own.
                 if (State.Results != resultsBefore) (outageSince, resultsBefore) = (null, State.Results);
                 outageSince ??= DateTimeOffset.UtcNow;
-                if (DateTimeOffset.UtcNow - outageSince > StorageOutageDeadline)
+                string unreachable = StorageOutage.Is(e) ? "grain storage" : "a silo holding its pieces";
+                if (DateTimeOffset.UtcNow - outageSince > OutageDeadline)
                 {
-                    logger.LogError(e, "Job {Job}: grain storage has been out of reach for {Seconds} s", Id, StorageOutageDeadline.TotalSeconds);
-                    // In memory only, as the store is gone: what Info reports, and what a later activation finds still in progress.
-                    (State.Status, State.Error, State.FinishedAt) = (JobStatus.Failed,
-                        $"grain storage was out of reach for {StorageOutageDeadline.TotalSeconds:F0} s: {e.Message}", DateTimeOffset.UtcNow);
+                    logger.LogError(e, "Job {Job}: {Unreachable} has been out of reach for {Seconds} s", Id, unreachable, OutageDeadline.TotalSeconds);
+                    await FailUnreachable($"{unreachable} was out of reach for {OutageDeadline.TotalSeconds:F0} s: {e.Message}");
                     return;
                 }
-                logger.LogWarning("Job {Job}: grain storage failed ({Error}); driving again from the stored results", Id, e.Message);
+                logger.LogWarning("Job {Job}: {Unreachable} failed ({Error}); driving again from the stored results", Id, unreachable, e.Message);
                 try
                 {
-                    await Task.Delay(StorageRetryDelay, cancellation);
+                    await Task.Delay(RetryDelay, cancellation);
                 }
                 catch (OperationCanceledException)
                 {
                     return;
                 }
             }
+            catch (Exception e) when (!cancellation.IsCancellationRequested)
+            {
+                logger.LogError(e, "Job {Job}: its driver stopped; the reminder starts it again", Id);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Fails the job; in memory only when the store is what is gone (what Info reports, and what a later activation finds still in progress).</summary>
+    private async Task FailUnreachable(string error)
+    {
+        try
+        {
+            await Finish(JobStatus.Failed, error);
+        }
+        catch (Exception e) when (StorageOutage.Is(e) || ClusterFailures.IsSiloLoss(e))
+        {
+            (State.Status, State.Error, State.FinishedAt) = (JobStatus.Failed, error, DateTimeOffset.UtcNow);
         }
     }
 
@@ -296,11 +318,11 @@ internal sealed class JobGrain(
                         await coordinator.SubmitLines(Id, [.. inFlight.Values], spec.MaxConcurrent);
                     }
                 }
-                catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && !StorageOutage.Is(e) && DateTimeOffset.UtcNow - lastContact < CoordinatorLossDeadline)
+                catch (Exception e) when (ClusterFailures.IsSiloLoss(e) && !StorageOutage.Is(e) && DateTimeOffset.UtcNow - lastContact < OutageDeadline)
                 {
                     logger.LogWarning("Job {Job}: the coordinator of {Deployment} did not answer ({Error}); submitting its {Lines} lines in flight again",
                         Id, spec.DeploymentId, e.Message, inFlight.Count);
-                    await Task.Delay(TimeSpan.FromSeconds(1), cancellation);
+                    await Task.Delay(RetryDelay, cancellation);
                     await coordinator.SubmitLines(Id, [.. inFlight.Values], spec.MaxConcurrent);
                 }
             }
@@ -309,7 +331,8 @@ internal sealed class JobGrain(
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
         }
-        catch (Exception e) when (!StorageOutage.Is(e))
+        // A silo lost (one holding a piece of the job, or the coordinator's while it answered lately) does not fail the job: it is driven again.
+        catch (Exception e) when (!StorageOutage.Is(e) && !(ClusterFailures.IsSiloLoss(e) && DateTimeOffset.UtcNow - lastContact < OutageDeadline))
         {
             logger.LogError(e, "Job {Job} failed", Id);
             await Finish(JobStatus.Failed, e.Message);

@@ -366,4 +366,55 @@ public sealed class RedisJobTests
             Assert.All(results, r => Assert.Equal(expected[r.Key], JobLines.Answer(r)));
         }
     }
+
+    /// <summary>
+    /// The silo holding the job's lines dies just as the job starts elsewhere: the driver's reads fail until the cluster
+    /// declares that silo dead, and the job goes on from Redis once it has, rather than failing or stopping silently.
+    /// </summary>
+    [RedisServerAndSharedModelsFact]
+    public async Task A_job_whose_lines_were_on_a_silo_that_died_as_it_started_runs_every_line_once()
+    {
+        using var redis = await RedisServer.StartAsync();
+        using var silos = new RedisSilos(redis, NodeNames);
+        await silos.WaitReadyAsync();
+        await using var client = await silos.ConnectAsync(redis);
+        var grains = client.Grains;
+        var retry = new SiloLossRetry(TimeSpan.FromMinutes(3));
+        string deployment = $"jobs-{Guid.NewGuid():N}";
+        await grains.GetGrain<ICoordinatorGrain>(deployment).Deploy(new DeploymentRequest(JobLines.Aidreams, Stages: 1));
+        var lines = JobLines.Make(30, maxTokens: 20);
+
+        // A job whose lines are on another silo than the job itself. A job's pieces go where it is, so its first
+        // piece is activated (empty) by the client, which places it apart from the job about two times in three.
+        IJobGrain? job = null;
+        string? linesHost = null;
+        for (int attempt = 0; attempt < 20 && job is null; attempt++)
+        {
+            string id = $"job_{Guid.NewGuid():N}";
+            var firstLines = grains.GetGrain<IJobLinesGrain>($"{id}/lines/0");
+            Assert.Empty(await firstLines.Read());
+            var candidate = grains.GetGrain<IJobGrain>(id);
+            await candidate.Create(new JobSpec(deployment, "lines.jsonl", MaxConcurrent: 2));
+            await candidate.AddLines(lines);
+            linesHost = NodeOf(silos, await grains.GetGrain<IManagementGrain>(0).GetActivationAddress(firstLines));
+            if (linesHost != (await candidate.Info()).Host) job = candidate;
+        }
+        Assert.NotNull(job);
+
+        silos.Kill(linesHost!);
+        await retry.Call(job.Start);
+        JobInfo info;
+        while (!JobStatus.IsFinal((info = await retry.Call(job.Info)).Status))
+        {
+            Assert.False(retry.Expired, $"job still {info.Status} at {info.Done}/{info.Lines} after {linesHost}, which held its lines, died");
+            await Task.Delay(200);
+        }
+        var results = await retry.Call(() => JobLines.AllResults(job));
+        Assert.True(info.Status == JobStatus.Completed, $"job {info.Status}: {info.Error}");
+        Assert.Equal(lines.Select(l => l.Key).Order(), results.Select(r => r.Key).Order());
+        Assert.Equal(30, info.Completed);
+    }
+
+    private static string? NodeOf(RedisSilos silos, SiloAddress? address) =>
+        address is null ? null : silos.NodeNames[Array.FindIndex(silos.Options, o => o.SiloPort == address.Endpoint.Port)];
 }
