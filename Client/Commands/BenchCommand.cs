@@ -7,6 +7,7 @@ using FtpCluster.Compute.Benchmarks;
 using FtpCluster.Compute.Devices;
 using FtpCluster.Compute.Ftp;
 using FtpCluster.Compute.Inference;
+using FtpCluster.Compute.Tokenizers;
 using FtpCluster.Grains.Benchmarks;
 using FtpCluster.Grains.Cluster;
 using FtpCluster.Grains.Placement;
@@ -15,14 +16,14 @@ using FtpCluster.Grains.Wire;
 
 namespace FtpCluster.Client.Commands;
 
-/// <summary><c>ftpcluster bench kernels|model|wire|pipeline|transport</c>: measured speed, for docs/benchmarks.md.</summary>
+/// <summary><c>ftpcluster bench kernels|model|wire|pipeline|transport|detokenize</c>: measured speed, for docs/benchmarks.md.</summary>
 internal static class BenchCommand
 {
     private static readonly Option<bool> Json = CliOption.Flag("--json", "Prints the results as JSON");
 
     public static Command Create() => new("bench", "Measured speed, for docs/benchmarks.md.")
     {
-        KernelsCommand(), ModelCommand(), WireCommand(), PipelineCommand(), TransportCommand(),
+        KernelsCommand(), ModelCommand(), WireCommand(), PipelineCommand(), TransportCommand(), DetokenizeCommand(),
     };
 
     private static readonly Option<bool> Quick = CliOption.Flag("--quick", "Fewer shapes and shorter runs");
@@ -119,6 +120,51 @@ internal static class BenchCommand
         foreach (var option in new Option[] { Sizes, InFlight, TransportSeconds, Json }) command.Add(option);
         command.SetAction(TransportAsync);
         return command;
+    }
+
+    private static readonly Option<string> Tokenizer = CliOption.Text("--tokenizer", "PATH",
+        "A tokenizer: tokenizer.json, tokenizer.model, a llama2.c tokenizer.bin, a GGUF file, or a folder holding one (required)");
+
+    private static readonly Option<int> AnswerTokens = CliOption.Int("--tokens", "N", "Tokens in the answer", 4000);
+
+    private static readonly Option<int> DetokenizeReps = CliOption.Int("--reps", "N", "Answers of each way, alternating; medians are reported", 5);
+
+    private static Command DetokenizeCommand()
+    {
+        var command = new Command("detokenize", """
+            The text work of one answer with stop strings: after each token its text is searched (and a streamed answer's sent), decoding every
+            token so far against decoding incrementally, alternating: milliseconds per answer of both.
+              bench detokenize --tokenizer PATH [--tokens N] [--reps N] [--json]
+            """) { Tokenizer, AnswerTokens, DetokenizeReps, Json };
+        command.SetAction(Detokenize);
+        return command;
+    }
+
+    private static int Detokenize(ParseResult parse)
+    {
+        string path = parse.GetValue(Tokenizer) ?? throw new UsageException("bench detokenize needs --tokenizer PATH");
+        int tokens = parse.GetValue(AnswerTokens);
+        int reps = parse.GetValue(DetokenizeReps);
+        if (tokens < 1) throw new UsageException($"--tokens must be at least 1, got {tokens}");
+        if (reps < 1) throw new UsageException($"--reps must be at least 1, got {reps}");
+        var result = DetokenizeBenchmark.Run(TokenizerLoader.Load(path), tokens, reps);
+        if (parse.GetValue(Json))
+        {
+            CommandSupport.WriteJson(new
+            {
+                result.Tokens,
+                result.Reps,
+                WholeDecodeMsPerAnswer = result.WholeDecodeMilliseconds,
+                IncrementalMsPerAnswer = result.IncrementalMilliseconds,
+                result.Speedup,
+            });
+            return 0;
+        }
+        Console.WriteLine($"answer of {result.Tokens} tokens, median of {result.Reps}:");
+        Console.WriteLine($"  decoding every token so far  {result.WholeDecodeMilliseconds,10:F1} ms  ({1e3 * result.WholeDecodeMilliseconds / result.Tokens:F1} µs a token)");
+        Console.WriteLine($"  decoding incrementally       {result.IncrementalMilliseconds,10:F1} ms  ({1e3 * result.IncrementalMilliseconds / result.Tokens:F1} µs a token)");
+        Console.WriteLine($"  {result.Speedup:F0}× less");
+        return 0;
     }
 
     private static int Model(ParseResult parse)

@@ -93,8 +93,9 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
         Action<IReadOnlyList<int>>? generated, CancellationToken cancellation)
     {
         var stop = new StopStringMatcher(prepared.Stop);
-        Func<IReadOnlyList<int>, bool>? stopsAfter = prepared.Stop.Count == 0 ? null
-            : tokens => stop.TryFind(Decode([.. tokens]), out _);
+        // Without a tokenizer the answer has no text, where no stop string occurs.
+        var answer = prepared.Stop.Count == 0 ? null : NewAnswerText();
+        Func<IReadOnlyList<int>, bool>? stopsAfter = answer is null ? null : tokens => stop.TryFind(answer(tokens), out _);
         // A request that names no sparsity gets the deployment's first router (or none).
         int router = prepared.RouterIndex ?? (served.RouterSparsities.Count > 0 ? 0 : -1);
         var spec = new SequenceSpec(prepared.PromptIds, prepared.MaxTokens, _endOfTurn.Value.Ids, prepared.Sampling, router,
@@ -137,6 +138,12 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
 
     /// <summary>The text of tokens decoded together; empty without a tokenizer.</summary>
     public string Decode(int[] ids) => tokenizer?.Decode(ids) ?? "";
+
+    /// <summary>
+    /// The text of an answer as it grows, each call given its tokens so far (an <see cref="IncrementalDecoder"/>, so a
+    /// long answer costs no more per token than a short one); null without a tokenizer, when answers have no text.
+    /// </summary>
+    public Func<IReadOnlyList<int>, string>? NewAnswerText() => tokenizer is null ? null : new IncrementalDecoder(tokenizer).Decode;
 
     public string RenderChat(JsonElement messages) => chat.Render(messages, addGenerationPrompt: true);
 

@@ -385,7 +385,7 @@ internal sealed class CoordinatorGrain(
         var requests = Requests;
         var unloading = _unloading.Token;
         string deployment = Id;
-        Online.Start(request.Key, prepared.Stop, requests.Decode, async (generated, cancellation) =>
+        Online.Start(request.Key, prepared.Stop, requests.NewAnswerText() ?? (_ => ""), async (generated, cancellation) =>
         {
             // Started in here, not in this call: the span lasts as long as the request, and this call ends at once.
             using var span = PipelineSpans.StartRequest(FtpClusterTelemetry.Spans.OnlineRequest, request);

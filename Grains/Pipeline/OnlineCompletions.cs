@@ -22,10 +22,10 @@ internal sealed class OnlineCompletions(TimeProvider time)
 
     private readonly Dictionary<string, Online> _requests = new(StringComparer.Ordinal);
 
-    private sealed class Online(StreamingText text, Func<int[], string> decode, DateTimeOffset now)
+    private sealed class Online(StreamingText text, Func<IReadOnlyList<int>, string> answerText, DateTimeOffset now)
     {
         public StreamingText Text { get; } = text;
-        public Func<int[], string> Decode { get; } = decode;
+        public Func<IReadOnlyList<int>, string> AnswerText { get; } = answerText;
         public CancellationTokenSource Cancellation { get; } = new();
         public IReadOnlyList<int> Generated { get; set; } = [];
         public int GeneratedPolled { get; set; }
@@ -44,15 +44,15 @@ internal sealed class OnlineCompletions(TimeProvider time)
 
     /// <summary>
     /// Starts a request: <paramref name="generate"/> runs it, telling the tokens as they come, and ends with its
-    /// result and final text; <paramref name="decode"/> gives the text of the tokens so far.
+    /// result and final text; <paramref name="answerText"/> gives the text of the tokens so far, each call given more.
     /// </summary>
     /// <exception cref="InvalidOperationException">A request with this id is running already.</exception>
-    public void Start(string id, IReadOnlyList<string> stopStrings, Func<int[], string> decode,
+    public void Start(string id, IReadOnlyList<string> stopStrings, Func<IReadOnlyList<int>, string> answerText,
         Func<Action<IReadOnlyList<int>>, CancellationToken, Task<(CompletionLineResult Result, string Text)>> generate,
         Func<Exception, CompletionLineResult> failure)
     {
         if (_requests.ContainsKey(id)) throw new InvalidOperationException($"request {id} is running already");
-        var online = new Online(new StreamingText(stopStrings), decode, time.GetUtcNow());
+        var online = new Online(new StreamingText(stopStrings), answerText, time.GetUtcNow());
         _requests[id] = online;
         _ = Run(online, generate, failure);
     }
@@ -97,7 +97,7 @@ internal sealed class OnlineCompletions(TimeProvider time)
             return new CompletionProgress(rest, Finished: true, finished.Result);
         }
         online.GeneratedPolled = online.Generated.Count;
-        return new CompletionProgress(online.Text.Next(online.Decode([.. online.Generated])), Finished: false, Result: null);
+        return new CompletionProgress(online.Text.Next(online.AnswerText(online.Generated)), Finished: false, Result: null);
     }
 
     /// <summary>Stops a request: its sequence leaves its microbatch within a step, and it is forgotten.</summary>

@@ -145,6 +145,33 @@ public sealed class HttpApiTests(HttpApiCluster cluster) : IClassFixture<HttpApi
     }
 
     [SharedModelsFact]
+    public async Task A_stop_string_ends_the_answer_where_it_first_occurs_streamed_or_not()
+    {
+        var chat = cluster.OpenAI().GetChatClient(HttpApiCluster.ModelName);
+        var unstopped = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 48 };
+        string whole = (await chat.CompleteChatAsync(Question, unstopped)).Value.Content[0].Text;
+        // Three characters a third of the way in: the answer ends before them, tokens before its end.
+        string stop = whole.Substring(whole.Length / 3, 3);
+        string expected = whole[..whole.IndexOf(stop, StringComparison.Ordinal)];
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 48, StopSequences = { stop } };
+
+        ChatCompletion stopped = await chat.CompleteChatAsync(Question, options);
+        Assert.Equal(expected, stopped.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, stopped.FinishReason);
+        Assert.True(stopped.Usage.OutputTokenCount < 48, $"{stopped.Usage.OutputTokenCount} tokens: generation went on past the stop string \"{stop}\" in \"{whole}\"");
+
+        var streamed = new StringBuilder();
+        ChatFinishReason? finish = null;
+        await foreach (var update in chat.CompleteChatStreamingAsync(Question, options))
+        {
+            foreach (var part in update.ContentUpdate) streamed.Append(part.Text);
+            finish ??= update.FinishReason;
+        }
+        Assert.Equal(expected, streamed.ToString());
+        Assert.Equal(ChatFinishReason.Stop, finish);
+    }
+
+    [SharedModelsFact]
     public async Task A_streamed_answers_logprobs_joined_are_the_whole_answers()
     {
         var chat = cluster.OpenAI().GetChatClient(HttpApiCluster.ModelName);

@@ -99,6 +99,21 @@ public sealed class CliTests : IDisposable
         Assert.All(results, r => Assert.True(r.GetProperty("encode_gb_per_second").GetDouble() > 0));
     }
 
+    [SharedModelsFact]
+    public void Bench_detokenize_times_both_ways_on_the_same_answer()
+    {
+        var (code, stdout, stderr) = Run("bench", "detokenize", "--tokenizer", SharedModels.PathTo("aidreams260K", "tok512.bin"), "--tokens", "300", "--reps", "1", "--json");
+        Assert.True(code == 0, stderr);
+        var result = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(300, result.GetProperty("tokens").GetInt32());
+        Assert.True(result.GetProperty("whole_decode_ms_per_answer").GetDouble() > 0);
+        Assert.True(result.GetProperty("incremental_ms_per_answer").GetDouble() > 0);
+
+        (code, _, stderr) = Run("bench", "detokenize", "--tokens", "300");
+        Assert.Equal(2, code);
+        Assert.Contains("needs --tokenizer PATH", stderr);
+    }
+
     [Fact]
     public void Bad_arguments_get_one_clear_line_and_exit_code_2()
     {

@@ -25,6 +25,7 @@ public sealed class CommandLineTests
         { "bench wire", "--hidden --seconds --json" },
         { "bench pipeline", $"{ModelOptions} --prompt-tokens --reps --sequences --gen-tokens --json {ClusterOptions}" },
         { "bench transport", $"{ClusterOptions} --sizes --in-flight --seconds --json" },
+        { "bench detokenize", "--tokenizer --tokens --reps --json" },
         { "models synth", "--preset --arch --layers --dim --heads --kv-heads --hidden --vocab --head-dim --rope-theta --max-positions --dtype --seed " +
             "--tied --untied --shard-mb --out" },
         { "models info", "--json" },
@@ -85,7 +86,7 @@ public sealed class CommandLineTests
     [InlineData("score --model m --ids [1] --zzzzzzzz", "unknown option: --zzzzzzzz")]
     [InlineData("generat --model m", "unknown command 'generat' (did you mean generate?)")]
     [InlineData("bench modle --model m", "unknown command 'bench modle' (did you mean bench model?)")]
-    [InlineData("bench", "bench expects a command: kernels, model, wire, pipeline, transport (ftpcluster bench --help describes them)")]
+    [InlineData("bench", "bench expects a command: kernels, model, wire, pipeline, transport, detokenize (ftpcluster bench --help describes them)")]
     [InlineData("", "expected a command: generate, score, calibrate, eval, cluster, bench, models, router, run, jobs (ftpcluster --help describes them)")]
     [InlineData("generate --model a --model b", "--model is given twice")]
     [InlineData("generate --json --model a --json", "--json is given twice")]

@@ -339,20 +339,9 @@ public sealed class GgufTokenizerTests : IDisposable
     }
 
     /// <summary>A GGUF file of the vocabulary's metadata alone (no tensors): all a tokenizer reads.</summary>
-    private string WriteGguf(GgufVocabulary vocabulary)
-    {
-        string path = _temp.File($"vocab-{Guid.NewGuid():N}.gguf");
-        using var writer = GgufWriter.Create(path, vocabulary.ToMetadata(), []);
-        writer.Complete();
-        return path;
-    }
+    private string WriteGguf(GgufVocabulary vocabulary) => TokenizerFiles.WriteGguf(_temp, vocabulary);
 
-    private string WriteJson(ByteLevelBpeFixture fixture)
-    {
-        string path = _temp.File($"tokenizer-{Guid.NewGuid():N}.json");
-        File.WriteAllText(path, fixture.ToTokenizerJson().ToJsonString());
-        return path;
-    }
+    private string WriteJson(ByteLevelBpeFixture fixture) => TokenizerFiles.WriteJson(_temp, fixture);
 
     /// <summary>
     /// The conversations of one file in Chat/Renderings that Python jinja2 rendered (not those the template refuses,
