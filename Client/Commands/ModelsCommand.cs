@@ -70,10 +70,12 @@ internal static class ModelsCommand
         chatTemplate.SetAction(ChatTemplateText);
         var quantize = new Command("quantize", $"""
             Writes a checkpoint (Hugging Face folder or repo id, llama2.c .bin, GGUF) as one GGUF file of the same architecture
-            whose matrices are quantized in llama.cpp's blocks: norms and biases stay F32, a matrix whose row length is not a
-            multiple of the type's block falls back as llama.cpp's quantizer does (q4_k → q5_0, q6_k → q8_0, else f16). The vocabulary and chat template go along from a GGUF
-            source or a SentencePiece tokenizer.model; other sources get none (said on stderr). Reads tensor by tensor.
-              models quantize --model PATH --type {string.Join("|", GgufQuantizer.BuiltTypeNames)} --out FILE.gguf
+            whose matrices are quantized in llama.cpp's blocks: every matrix in one type, or as llama.cpp's q4_k_s, q4_k_m and
+            q5_k_m mixes choose (the output head in Q6_K, some v and down projections raised). Norms and biases stay F32, a
+            matrix whose row length is not a multiple of the type's block falls back as llama.cpp's quantizer does (q4_k → q5_0,
+            q5_k → q5_1, q6_k → q8_0, else f16). The vocabulary and chat template go along from a GGUF source or a SentencePiece
+            tokenizer.model; other sources get none (said on stderr). Reads tensor by tensor.
+              models quantize --model PATH --type {string.Join("|", GgufQuantization.Names)} --out FILE.gguf
             """) { QuantizeModel, QuantizeType, QuantizeOut };
         quantize.SetAction(Quantize);
         return new Command("models", "Make random-weight checkpoints, describe any checkpoint, write one as quantized GGUF, show a chat template's prompt.")
@@ -83,19 +85,19 @@ internal static class ModelsCommand
     private static readonly Option<string> QuantizeModel = CliOption.Text("--model", "PATH|ORG/NAME",
         "The checkpoint: a Hugging Face folder, a GGUF file, a llama2.c .bin file, or a Hugging Face repo id ORG/NAME[@REVISION] (required)");
 
-    private static readonly Option<string> QuantizeType = CliOption.Text("--type", string.Join("|", GgufQuantizer.BuiltTypeNames),
-        "The quantized type of the matrices (required)")
-        .Completing([.. GgufQuantizer.BuiltTypeNames]);
+    private static readonly Option<string> QuantizeType = CliOption.Text("--type", string.Join("|", GgufQuantization.Names),
+        "The quantized type of the matrices, or one of llama.cpp's k-quant mixes (required)")
+        .Completing([.. GgufQuantization.Names]);
 
     private static readonly Option<string> QuantizeOut = CliOption.Text("--out", "FILE.gguf", "The GGUF file written (required)");
 
     private static int Quantize(ParseResult parse)
     {
         string typeName = parse.Required(QuantizeType);
-        TensorDType type;
+        GgufQuantization quantization;
         try
         {
-            type = GgufQuantizer.ParseType(typeName);
+            quantization = GgufQuantization.Parse(typeName);
         }
         catch (ArgumentException e)
         {
@@ -104,7 +106,7 @@ internal static class ModelsCommand
         string output = parse.Required(QuantizeOut);
         using var source = Checkpoint.Open(ModelArgument.Resolve(parse.Required(QuantizeModel)));
         ProgressLine? progress = null;
-        var result = GgufQuantizer.Quantize(source, output, type, (_, done, total) => (progress ??= new ProgressLine($"quantizing to {typeName}", total)).Report(done));
+        var result = GgufQuantizer.Quantize(source, output, quantization, (_, done, total) => (progress ??= new ProgressLine($"quantizing to {typeName}", total)).Report(done));
         if (result.NoVocabularyReason is { } reason)
             Console.Error.WriteLine($"no vocabulary written (tokenizer.ggml.model \"{FtpCluster.Compute.Tokenizers.GgufVocabulary.NoVocabulary}\": token ids go in directly): {reason}");
         string types = string.Join(", ", result.TensorsByType.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"));

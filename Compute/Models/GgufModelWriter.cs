@@ -27,7 +27,7 @@ public static class GgufModelWriter
         GgufVocabulary? vocabulary = null)
     {
         var metadata = Metadata(config, dtype, GgufCheckpoint.ArchitectureName(config), name, vocabulary);
-        Write(path, config, metadata, (_, shape) => shape.Length == 1 ? TensorDType.F32 : dtype, (role, layer) =>
+        Write(path, config, metadata, (_, _, shape) => shape.Length == 1 ? TensorDType.F32 : dtype, (role, layer) =>
         {
             var fill = valuesOf(role, layer);
             return CheckpointTensors.ExpectedShape(config, role).Length == 1 && dtype != TensorDType.F32 ? RoundedThrough(dtype, fill) : fill;
@@ -36,12 +36,12 @@ public static class GgufModelWriter
 
     /// <summary>
     /// Writes the model to <paramref name="path"/> with the given <paramref name="metadata"/>, each tensor stored as
-    /// <paramref name="storageOf"/>(role, shape) says (a quantized type only for rows that are whole blocks), its
+    /// <paramref name="storageOf"/>(role, layer, shape) says (a quantized type only for rows that are whole blocks), its
     /// values from <paramref name="valuesOf"/> as in the other overload, written unchanged but for the storage
     /// type's encoding. <paramref name="written"/> hears of each tensor once it is in the file, with the count so far.
     /// </summary>
     public static void Write(string path, ModelConfig config, IReadOnlyList<KeyValuePair<string, GgufValue>> metadata,
-        Func<TensorRole, long[], TensorDType> storageOf, Func<TensorRole, int, Action<Span<float>>> valuesOf,
+        Func<TensorRole, int, long[], TensorDType> storageOf, Func<TensorRole, int, Action<Span<float>>> valuesOf,
         Action<GgufTensorSpec, int, int>? written = null)
     {
         string architecture = GgufCheckpoint.ArchitectureName(config);
@@ -72,8 +72,9 @@ public static class GgufModelWriter
     }
 
     /// <summary>The metadata llama.cpp needs to run the model, under its keys; "no_vocab" without a <paramref name="vocabulary"/>.</summary>
+    /// <param name="fileType"><c>general.file_type</c> when <paramref name="dtype"/> alone does not say it (a mix of types); by default <see cref="FileTypeOf"/>(<paramref name="dtype"/>).</param>
     public static List<KeyValuePair<string, GgufValue>> Metadata(ModelConfig config, TensorDType dtype, string architecture, string name,
-        GgufVocabulary? vocabulary = null)
+        GgufVocabulary? vocabulary = null, uint? fileType = null)
     {
         if (vocabulary is not null && vocabulary.Tokens.Count != config.VocabSize)
             throw new ArgumentException($"the vocabulary has {vocabulary.Tokens.Count} tokens, the model's embedding {config.VocabSize} rows", nameof(vocabulary));
@@ -84,7 +85,7 @@ public static class GgufModelWriter
         [
             Text(GgufCheckpoint.ArchitectureKey, architecture),
             Text("general.name", name),
-            new("general.file_type", new(GgufValueType.UInt32, FileTypeOf(dtype))),
+            new("general.file_type", new(GgufValueType.UInt32, fileType ?? FileTypeOf(dtype))),
             UInt("vocab_size", config.VocabSize),
             UInt("context_length", config.MaxSeqLen),
             UInt("embedding_length", config.Dim),
@@ -127,10 +128,10 @@ public static class GgufModelWriter
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), $"{dtype} has no llama.cpp file type"),
     };
 
-    private static GgufTensorSpec SpecOf(ModelConfig config, Func<TensorRole, long[], TensorDType> storageOf, TensorRole role, int layer)
+    private static GgufTensorSpec SpecOf(ModelConfig config, Func<TensorRole, int, long[], TensorDType> storageOf, TensorRole role, int layer)
     {
         var shape = CheckpointTensors.ExpectedShape(config, role);
-        return new GgufTensorSpec(GgufCheckpoint.TensorName(role, layer), shape, storageOf(role, shape));
+        return new GgufTensorSpec(GgufCheckpoint.TensorName(role, layer), shape, storageOf(role, layer, shape));
     }
 
     private static void WriteInOrder(GgufWriter writer, Action<Span<float>> fill, GgufTensorSpec spec, float[] buffer)

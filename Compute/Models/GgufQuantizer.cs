@@ -9,55 +9,38 @@ public sealed record GgufQuantizeResult(ModelConfig Config, IReadOnlyDictionary<
 /// <summary>
 /// Writes any checkpoint <see cref="Checkpoint.Open"/> reads as a GGUF file of quantized weights, as llama.cpp's
 /// quantizer lays one out: the same architecture (llama or qwen2) and hyper-parameters, every matrix (q, k, v, o,
-/// gate, up, down, the token embedding and a separate output head) in the quantized type, norms and biases in F32,
-/// <c>general.file_type</c> llama.cpp's number for the type, and the source's vocabulary when GGUF can carry it.
-/// Tensors are read from the memory-mapped source and written chunk by chunk, so the model is never whole in memory.
+/// gate, up, down, the token embedding and a separate output head) quantized as the <see cref="GgufQuantization"/>
+/// says, norms and biases in F32, <c>general.file_type</c> llama.cpp's number for it, and the source's vocabulary when
+/// GGUF can carry it. Tensors are read from the memory-mapped source and written chunk by chunk, so the model is never
+/// whole in memory.
 /// </summary>
 /// <remarks>
 /// A matrix whose rows are not a whole number of the type's blocks cannot be quantized to it. llama.cpp's quantizer
-/// falls back for such rows only from the k-quants (Q4_K → Q5_0, Q6_K → Q8_0, and to F16 when even that does not
-/// divide the rows; <see cref="TensorDTypeExtensions.StorageForRows"/>), so SmolLM2's width of 576 takes Q5_0 in a
-/// Q4_K file; for a 32-element target it stops ("no tensor type fallback is defined for type q8_0", tested against
+/// falls back for such rows only from the k-quants (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and to F16 when even that
+/// does not divide the rows; <see cref="TensorDTypeExtensions.StorageForRows"/>), so SmolLM2's width of 576 takes Q5_0
+/// in a Q4_K file; for a 32-element target it stops ("no tensor type fallback is defined for type q8_0", tested against
 /// the llama.cpp peer). This writer makes the same choice for the k-quants and keeps the other types' odd matrices in
-/// F16, what llama.cpp's chain ends in, so every model can be written and the file still loads in llama.cpp. Unlike
-/// llama.cpp's q4_k_m and q6_k mixes, every other matrix takes the type asked for (the output head and some v and
-/// down projections are not raised to Q6_K), and the quantizers are the reference ones of <see cref="SmallBlocks"/>
-/// and <see cref="SuperBlocks"/>, not llama.cpp's search for the best scales.
+/// F16, what llama.cpp's chain ends in, so every model can be written and the file still loads in llama.cpp. The
+/// quantizers are the reference ones of <see cref="SmallBlocks"/> and <see cref="SuperBlocks"/> (the k-quants fitted by
+/// least squares), not llama.cpp's search for the best scales.
 /// </remarks>
 public static class GgufQuantizer
 {
-    /// <summary>The <c>--type</c> names of the quantized types this build writes.</summary>
-    public static IReadOnlyList<string> BuiltTypeNames { get; } = ["q8_0", "q4_0", "q4_k", "q6_k"];
-
-    /// <summary>The type <paramref name="name"/> names, which must be one of <see cref="BuiltTypeNames"/>.</summary>
-    public static TensorDType ParseType(string name) => BuiltTypeNames.Contains(name.ToLowerInvariant())
-        ? TensorDTypeExtensions.Parse(name)
-        : throw new ArgumentException($"unknown quantization type '{name}'; this build writes {string.Join(", ", BuiltTypeNames)}");
-
     /// <summary>
-    /// How a tensor of this shape is stored in a <paramref name="target"/> file: vectors (norms, biases) in F32,
-    /// matrices as <see cref="TensorDTypeExtensions.StorageForRows"/> chooses for their row length (see the remarks).
-    /// </summary>
-    public static TensorDType StorageOf(long[] shape, TensorDType target) =>
-        shape.Length == 1 ? TensorDType.F32 : target.StorageForRows(shape[^1]);
-
-    /// <summary>
-    /// Writes <paramref name="source"/> to <paramref name="outputPath"/> with its matrices in <paramref name="target"/>.
+    /// Writes <paramref name="source"/> to <paramref name="outputPath"/> with its matrices quantized as <paramref name="quantization"/> says.
     /// <paramref name="progress"/> hears of each tensor once written (the tensor, how many so far, how many in all).
     /// A config GGUF cannot hold (Llama 3 RoPE scaling, an architecture other than llama, mistral or qwen2) is an
     /// <see cref="ArgumentException"/>, raised before the output file is created.
     /// </summary>
-    public static GgufQuantizeResult Quantize(ICheckpoint source, string outputPath, TensorDType target, Action<GgufTensorSpec, int, int>? progress = null)
+    public static GgufQuantizeResult Quantize(ICheckpoint source, string outputPath, GgufQuantization quantization, Action<GgufTensorSpec, int, int>? progress = null)
     {
-        if (!target.IsQuantized())
-            throw new ArgumentException($"{target} is not a quantized type; this build quantizes to {string.Join(", ", BuiltTypeNames)}", nameof(target));
         var config = source.Config;
         string architecture = GgufCheckpoint.ArchitectureName(config);
         var (vocabulary, noVocabularyReason) = VocabularyOf(source);
-        var metadata = GgufModelWriter.Metadata(config, target, architecture, NameOf(source), vocabulary);
+        var metadata = GgufModelWriter.Metadata(config, quantization.Type, architecture, NameOf(source), vocabulary, quantization.FileType);
 
         var counts = new Dictionary<TensorDType, int>();
-        GgufModelWriter.Write(outputPath, config, metadata, (_, shape) => StorageOf(shape, target),
+        GgufModelWriter.Write(outputPath, config, metadata, (role, layer, shape) => quantization.StorageOf(config, role, layer, shape),
             (role, layer) => ValuesOf(CheckpointTensors.Require(source, role, layer)),
             (spec, done, total) =>
             {

@@ -103,7 +103,7 @@ public sealed class CommandLineTests
     [InlineData("cluster up --silos 1 --api-key-file keys.txt", "--api-key-file needs --http-port")]
     [InlineData("cluster up --silos 1 --http-port 70000", "--http-port must be 1-65535, got 70000")]
     [InlineData("cluster up --silos 1 --serve-name x", "--stages, --wire, --dtype, --router, --tokenizer and --serve-name describe a deployment: give --model PATH too")]
-    [InlineData("models quantize --model m --type q3_k --out x.gguf", "--type: unknown quantization type 'q3_k'; this build writes q8_0, q4_0, q4_k, q6_k")]
+    [InlineData("models quantize --model m --type q3_k --out x.gguf", "--type: unknown quantization type 'q3_k'; this build writes q8_0, q4_0, q4_k, q6_k, q4_k_s, q4_k_m, q5_k_m")]
     [InlineData("cluster deployments", "--cluster HOST:PORT is required: it names a running cluster's gateways")]
     [InlineData("jobs status job_x", "--cluster HOST:PORT is required: it names a running cluster's gateways")]
     [InlineData("run --input a.jsonl --output o.jsonl --model m --max-concurrent 0", "--max-concurrent must be at least 1, got 0")]

@@ -210,7 +210,7 @@ public sealed class GgufLlamaCppTests : IDisposable
         ModelSynthesizer.Write(SyntheticModelOptions.Preset("smollm2-135m") with { Seed = 1 }, source);
         string quantized = _temp.File($"smollm2-{type}.gguf");
         using (var checkpoint = Checkpoint.Open(source))
-            GgufQuantizer.Quantize(checkpoint, quantized, GgufQuantizer.ParseType(type));
+            GgufQuantizer.Quantize(checkpoint, quantized, GgufQuantization.Parse(type));
         using (var gguf = GgufFile.Open(quantized))
         {
             Assert.Equal(narrow.ToGgmlType(), gguf.FindTensor("blk.0.attn_q.weight")!.Type);
@@ -227,7 +227,7 @@ public sealed class GgufLlamaCppTests : IDisposable
 
         using var hf = Checkpoint.Open(source);
         using var file = Checkpoint.Open(quantized);
-        using var atLoad = ModelSlice.Load(hf, SliceSpec.Whole(hf.Config), device, GgufQuantizer.ParseType(type));
+        using var atLoad = ModelSlice.Load(hf, SliceSpec.Whole(hf.Config), device, GgufQuantization.Parse(type).Type);
         var block = atLoad.Blocks[1];
         foreach (var (matrix, role, layer) in new[] { (block.Gate, TensorRole.Gate, 1), (block.Down, TensorRole.Down, 1), (atLoad.LmHead!, TensorRole.LmHead, 0) })
         {
@@ -244,6 +244,63 @@ public sealed class GgufLlamaCppTests : IDisposable
             device.MatMul(x, 3, matrix, product);
             Assert.Equal(expectedProduct, product);
         }
+    }
+
+    /// <summary>
+    /// llama.cpp's k-quant mixes: <c>models quantize</c> gives every tensor the type llama.cpp's own quantizer gives it,
+    /// on the same source file. The shapes reach each rule: 16 blocks of 256-wide rows (which blocks use more bits, the
+    /// Q6_K head), tied embeddings 96 wide (the embedding as the head, falling back to Q8_0; the other matrices' fall-backs),
+    /// and 80 blocks with grouped-query attention (llama.cpp's 70B class, whose v projections it raises).
+    /// </summary>
+    [LlamaCppPeerTheory]
+    [InlineData("q4_k_m", "16 blocks")]
+    [InlineData("q4_k_s", "16 blocks")]
+    [InlineData("q5_k_m", "16 blocks")]
+    [InlineData("q4_k_m", "tied")]
+    [InlineData("q4_k_s", "tied")]
+    [InlineData("q5_k_m", "tied")]
+    [InlineData("q4_k_m", "80 blocks")]
+    [InlineData("q4_k_s", "80 blocks")]
+    public void Each_tensor_of_a_k_quant_mix_takes_the_type_llama_cpps_quantizer_gives_it(string mix, string shape)
+    {
+        var options = shape switch
+        {
+            "16 blocks" => new SyntheticModelOptions { Layers = 16, Dim = 256, HiddenDim = 512, Heads = 4, KvHeads = 2, VocabSize = 256 },
+            "tied" => new SyntheticModelOptions { Layers = 8, Dim = 96, HiddenDim = 256, Heads = 3, KvHeads = 1, VocabSize = 128, TiedEmbeddings = true },
+            _ => new SyntheticModelOptions { Layers = 80, Dim = 64, HiddenDim = 96, Heads = 4, KvHeads = 2, VocabSize = 64 },
+        };
+        string source = _temp.File("source.gguf");
+        ModelSynthesizer.WriteGguf(options, source);
+        string theirs = _temp.File($"llama-{mix}.gguf");
+        Peer("quantize", "--gguf", source, "--type", mix, "--out", theirs);
+        string ours = _temp.File($"ours-{mix}.gguf");
+        using (var checkpoint = Checkpoint.Open(source))
+            GgufQuantizer.Quantize(checkpoint, ours, GgufQuantization.Parse(mix));
+
+        using var expected = GgufFile.Open(theirs);
+        using var actual = GgufFile.Open(ours);
+        Assert.Equal(expected.Tensors.Select(t => t.Name).Order(), actual.Tensors.Select(t => t.Name).Order());
+        var differing = expected.Tensors.Where(t => actual.FindTensor(t.Name)!.Type != t.Type)
+            .Select(t => $"{t.Name}: llama.cpp {t.Type}, ours {actual.FindTensor(t.Name)!.Type}").ToArray();
+        Assert.True(differing.Length == 0, string.Join(Environment.NewLine, differing));
+        Assert.Equal(expected.Metadata.Integer("general.file_type"), actual.Metadata.Integer("general.file_type"));
+        // Not all one type: the shape reached the mix's rules.
+        Assert.True(expected.Tensors.Where(t => t.Shape.Length == 2).Select(t => t.Type).Distinct().Count() > 1);
+    }
+
+    /// <summary>A q4_k_m file of <c>models quantize</c> loads in llama.cpp, whose logits agree with ours on it (tolerance as for one type).</summary>
+    [LlamaCppPeerFact]
+    public void Llama_cpp_reads_a_q4_k_m_file_models_quantize_writes_and_agrees_on_the_logits()
+    {
+        string source = _temp.File("hf");
+        ModelSynthesizer.Write(SyntheticModelOptions.Preset("smollm2-135m") with { Seed = 1 }, source);
+        string quantized = _temp.File("smollm2-q4_k_m.gguf");
+        using (var checkpoint = Checkpoint.Open(source))
+            GgufQuantizer.Quantize(checkpoint, quantized, GgufQuantization.Parse("q4_k_m"));
+        var expected = LlamaCppLogits(quantized);
+        using var device = new CpuDevice(2);
+        using var model = TransformerStage.Load(quantized, device);
+        GgufCheckpointTests.AssertSameLogits(expected, StepwiseLogits(model), 6e-2, "q4_k_m token by token");
     }
 
     /// <summary>
@@ -297,7 +354,7 @@ public sealed class GgufLlamaCppTests : IDisposable
         ModelSynthesizer.Write(SyntheticModelOptions.Preset("smollm2-135m") with { Seed = 1 }, source);
         string quantized = _temp.File("smollm2-q8_0.gguf");
         using (var checkpoint = Checkpoint.Open(source))
-            GgufQuantizer.Quantize(checkpoint, quantized, TensorDType.Q8_0);
+            GgufQuantizer.Quantize(checkpoint, quantized, GgufQuantization.Parse("q8_0"));
         var expected = LlamaCppLogits(quantized);
 
         using var device = new CpuDevice(2);
@@ -335,7 +392,7 @@ public sealed class GgufLlamaCppTests : IDisposable
 
         string ours = _temp.File("ours.gguf");
         using (var checkpoint = Checkpoint.Open(source))
-            GgufQuantizer.Quantize(checkpoint, ours, TensorDType.Q8_0);
+            GgufQuantizer.Quantize(checkpoint, ours, GgufQuantization.Parse("q8_0"));
         using var device = new CpuDevice(2);
         using var model = TransformerStage.Load(ours, device);
         GgufCheckpointTests.AssertSameLogits(LlamaCppLogits(ours), StepwiseLogits(model), Q8Tolerance, "f16 fallback");

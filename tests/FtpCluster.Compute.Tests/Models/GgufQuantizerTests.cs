@@ -22,7 +22,7 @@ public sealed class GgufQuantizerTests : IDisposable
         string source = WriteSource(kind);
         string path = _temp.File("quantized.gguf");
         using var original = Checkpoint.Open(source);
-        GgufQuantizer.Quantize(original, path, TensorDType.Q8_0);
+        GgufQuantizer.Quantize(original, path, GgufQuantization.Parse("q8_0"));
 
         using var quantized = GgufCheckpoint.Open(path);
         Assert.Equal(original.Config with { RopeLayout = quantized.Config.RopeLayout }, quantized.Config);
@@ -81,7 +81,7 @@ public sealed class GgufQuantizerTests : IDisposable
         }
         string path = _temp.File("quantized.gguf");
         using (var checkpoint = Checkpoint.Open(source))
-            GgufQuantizer.Quantize(checkpoint, path, TensorDType.Q8_0);
+            GgufQuantizer.Quantize(checkpoint, path, GgufQuantization.Parse("q8_0"));
 
         using var device = new CpuDevice(2);
         float[] atLoad, fromFile;
@@ -102,7 +102,7 @@ public sealed class GgufQuantizerTests : IDisposable
         GgufQuantizeResult result;
         using (var original = Checkpoint.Open(source))
         {
-            result = GgufQuantizer.Quantize(original, path, TensorDType.Q8_0);
+            result = GgufQuantizer.Quantize(original, path, GgufQuantization.Parse("q8_0"));
             using var quantized = GgufCheckpoint.Open(path);
             for (int layer = 0; layer < original.Config.Layers; layer++)
             {
@@ -128,9 +128,9 @@ public sealed class GgufQuantizerTests : IDisposable
         ModelSynthesizer.WriteGguf(SyntheticModelOptions.Preset("tiny") with { Seed = 6, Dim = 64, HiddenDim = 128, Heads = 2, KvHeads = 2 }, source);
         string once = _temp.File("once.gguf"), twice = _temp.File("twice.gguf");
         using (var checkpoint = Checkpoint.Open(source))
-            GgufQuantizer.Quantize(checkpoint, once, TensorDType.Q8_0);
+            GgufQuantizer.Quantize(checkpoint, once, GgufQuantization.Parse("q8_0"));
         using (var checkpoint = Checkpoint.Open(once))
-            GgufQuantizer.Quantize(checkpoint, twice, TensorDType.Q8_0);
+            GgufQuantizer.Quantize(checkpoint, twice, GgufQuantization.Parse("q8_0"));
 
         using var first = GgufCheckpoint.Open(once);
         using var second = GgufCheckpoint.Open(twice);
@@ -149,7 +149,7 @@ public sealed class GgufQuantizerTests : IDisposable
         File.WriteAllText(Path.Combine(source, "tokenizer_config.json"), System.Text.Json.JsonSerializer.Serialize(new { chat_template = template }));
         string path = _temp.File("quantized.gguf");
         using (var checkpoint = Checkpoint.Open(source))
-            Assert.Null(GgufQuantizer.Quantize(checkpoint, path, TensorDType.Q8_0).NoVocabularyReason);
+            Assert.Null(GgufQuantizer.Quantize(checkpoint, path, GgufQuantization.Parse("q8_0")).NoVocabularyReason);
 
         using var file = GgufFile.Open(path);
         var written = GgufVocabulary.Read(file.Metadata)!;
@@ -172,7 +172,7 @@ public sealed class GgufQuantizerTests : IDisposable
         {
             string path = _temp.File(Path.GetFileName(source) + ".gguf");
             using (var checkpoint = Checkpoint.Open(source))
-                Assert.Contains(reason, GgufQuantizer.Quantize(checkpoint, path, TensorDType.Q8_0).NoVocabularyReason);
+                Assert.Contains(reason, GgufQuantizer.Quantize(checkpoint, path, GgufQuantization.Parse("q8_0")).NoVocabularyReason);
             using var file = GgufFile.Open(path);
             Assert.Equal(GgufVocabulary.NoVocabulary, file.Metadata.String(GgufVocabulary.ModelKey));
         }
@@ -183,9 +183,9 @@ public sealed class GgufQuantizerTests : IDisposable
     [InlineData("f16", "unknown quantization type")]
     public void Types_not_built_are_refused_naming_the_built_ones(string name, string expected)
     {
-        var error = Assert.Throws<ArgumentException>(() => GgufQuantizer.ParseType(name));
+        var error = Assert.Throws<ArgumentException>(() => GgufQuantization.Parse(name));
         Assert.Contains(expected, error.Message);
-        Assert.Contains("this build writes q8_0, q4_0, q4_k, q6_k", error.Message);
+        Assert.Contains("this build writes q8_0, q4_0, q4_k, q6_k, q4_k_s, q4_k_m, q5_k_m", error.Message);
     }
 
     internal static readonly int[] Ids = [1, 17, 99, 3, 64, 64, 120, 5, 42, 7, 88, 31, 0, 127, 56, 9];
