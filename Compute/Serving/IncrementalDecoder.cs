@@ -6,29 +6,21 @@ namespace FtpCluster.Compute.Serving;
 /// The text of a growing answer, as decoding all its tokens together gives it, at a cost per new token that does not
 /// grow with the answer (the streaming detokenizers of llama.cpp and vLLM work this way). The text is kept up to the
 /// last settled point, where it ends in a whole character; each call decodes only the tokens past that point, behind a
-/// short context, and takes as new text what they add to the context's own text.
+/// short context, and takes as new text what they add to the context's own text. Until the first point settles, the
+/// answer is decoded whole.
 /// </summary>
 /// <remarks>
-/// <para>
-/// A decoder may write the start of a text differently: a SentencePiece decoder drops the space of the first piece
-/// that is not a byte, however many bytes come before it. So the answer is decoded whole until its start is behind
-/// it, which is when a plain-text anchor appended to it is written as it is inside a text ("a" after "a" is " a" in a
-/// SentencePiece vocabulary). From then on the context is the anchor, which takes the start of the window's text, and
-/// the token before the settled point, for rules that look one token back (Llama 2's space dropped after BOS).
-/// </para>
-/// <para>
-/// This is exact for a decoder that writes each token's bytes in order under such rules; every tokenizer here is one
-/// (<c>IncrementalDecoderTests</c> checks each against decoding the whole). A decoder found to be otherwise (a window
-/// that does not begin with its context's text) is decoded whole from then on.
-/// </para>
+/// The context is a plain-text anchor, which takes whatever a decoder does at the start of a text (a SentencePiece
+/// dummy-prefix space dropped from the first piece), and the token before the settled point, for rules that look one
+/// token back (Llama 2's space dropped after BOS). This is exact for a decoder that writes each token's bytes in order
+/// under such rules; every tokenizer here is one (<c>IncrementalDecoderTests</c> checks each against decoding the
+/// whole). A decoder found to be otherwise (a window that does not begin with its context's text) is decoded whole from
+/// then on.
 /// </remarks>
 public sealed class IncrementalDecoder
 {
     private readonly ITokenizer _tokenizer;
     private readonly int[] _anchor;
-
-    /// <summary>What the anchor writes inside a text, after its start.</summary>
-    private readonly string _anchorInside = "";
 
     /// <summary>The text of the tokens before <see cref="_settledAt"/>, which ends in a whole character.</summary>
     private string _settled = "";
@@ -39,17 +31,13 @@ public sealed class IncrementalDecoder
     private string _contextText = "";
 
     private int _count;
-    private bool _pastStart;
     private bool _wholeOnly;
 
     public IncrementalDecoder(ITokenizer tokenizer)
     {
         _tokenizer = tokenizer;
         _anchor = tokenizer.Encode("a", addBos: false);
-        string once = tokenizer.Decode(_anchor);
-        string twice = tokenizer.Decode([.. _anchor, .. _anchor]);
-        _wholeOnly = _anchor.Length == 0 || !twice.StartsWith(once, StringComparison.Ordinal) || twice.Length == once.Length;
-        if (!_wholeOnly) _anchorInside = twice[once.Length..];
+        _wholeOnly = _anchor.Length == 0;
     }
 
     /// <summary>The text of <paramref name="tokensSoFar"/>, which extends the tokens of the previous call.</summary>
@@ -59,7 +47,7 @@ public sealed class IncrementalDecoder
         if (tokensSoFar.Count < _count)
             throw new ArgumentException($"the answer had {_count} tokens and now has {tokensSoFar.Count}: an answer only grows", nameof(tokensSoFar));
         _count = tokensSoFar.Count;
-        if (_wholeOnly || !_pastStart) return DecodeWhole(tokensSoFar);
+        if (_wholeOnly || _settledAt == 0) return DecodeWhole(tokensSoFar);
 
         string window = _tokenizer.Decode(Context(tokensSoFar, _count - _settledAt));
         if (!window.StartsWith(_contextText, StringComparison.Ordinal))
@@ -72,16 +60,10 @@ public sealed class IncrementalDecoder
         return text;
     }
 
-    /// <summary>The whole answer decoded; settled, and past its start, once the anchor after it is written as inside a text.</summary>
     private string DecodeWhole(IReadOnlyList<int> tokens)
     {
-        int[] all = [.. tokens];
-        string text = _tokenizer.Decode(all);
-        if (!_wholeOnly && text.Length > 0 && text[^1] != '\uFFFD' && _tokenizer.Decode([.. all, .. _anchor]) == text + _anchorInside)
-        {
-            _pastStart = true;
-            Settle(tokens, text);
-        }
+        string text = _tokenizer.Decode([.. tokens]);
+        if (!_wholeOnly && text.Length > 0) Settle(tokens, text);
         return text;
     }
 

@@ -13,15 +13,29 @@ namespace FtpCluster.Compute.Tokenizers;
 /// <item>Decoding: SentencePiece drops the dummy-prefix space of the first token whether or not BOS precedes
 /// it, where llama2.c drops it only after BOS.</item>
 /// </list>
+/// The library (2.0.1) also drops that space from the first piece after leading byte tokens ("🏽in" for the bytes of
+/// 🏽 then "▁in"), where SentencePiece drops it only while no text has been written ("🏽 in", as llama.cpp and
+/// Hugging Face's decoder give): <see cref="Decode"/> corrects it.
 /// </summary>
 public sealed class SentencePieceModelTokenizer : ITokenizer
 {
     private readonly SentencePieceTokenizer _model;
 
+    /// <summary>Which ids are byte pieces (<c>&lt;0xNN&gt;</c>).</summary>
+    private readonly bool[] _isByte;
+
+    /// <summary>A piece beginning with the dummy prefix, which takes the library's drop of it (see <see cref="Decode"/>); -1 when the vocabulary has none.</summary>
+    private readonly int _spacePiece;
+
     private SentencePieceModelTokenizer(string source, SentencePieceTokenizer model)
     {
         Source = source;
         _model = model;
+        _isByte = new bool[model.Vocabulary.Count];
+        foreach (var (piece, id) in model.Vocabulary)
+            if ((uint)id < (uint)_isByte.Length) _isByte[id] = piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>';
+        _spacePiece = model.Vocabulary.TryGetValue("\u2581", out int space) ? space
+            : model.Vocabulary.Where(p => p.Key.StartsWith('\u2581')).Select(p => p.Value).DefaultIfEmpty(-1).Min();
     }
 
     public string Source { get; }
@@ -68,6 +82,13 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
             if ((uint)id >= (uint)VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id outside the vocabulary of {VocabSize} ({Source})");
         }
-        return _model.Decode(ids.ToArray(), considerSpecialTokens: false);
+        // After leading byte pieces the library drops the dummy prefix of the next piece, which SentencePiece keeps, as
+        // text has begun: a piece ahead takes the drop, and its own text is taken off again.
+        int first = 0;
+        while (first < ids.Length && (ids[first] == BosId || ids[first] == EosId)) first++;
+        if (first == ids.Length || !_isByte[ids[first]] || _spacePiece < 0)
+            return _model.Decode(ids.ToArray(), considerSpecialTokens: false);
+        string ahead = _model.Decode([_spacePiece], considerSpecialTokens: false);
+        return _model.Decode([_spacePiece, .. ids], considerSpecialTokens: false)[ahead.Length..];
     }
 }

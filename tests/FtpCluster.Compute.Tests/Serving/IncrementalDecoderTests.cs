@@ -79,7 +79,7 @@ public sealed class IncrementalDecoderTests : IDisposable
     /// </summary>
     private static void EveryPrefixDecodesAsTheWhole(ITokenizer tokenizer)
     {
-        // Bytes first: a SentencePiece decoder drops the space of the first piece after them.
+        // Bytes first, then a word that keeps its space (a SentencePiece decoder drops it only from a first piece).
         int[] bytesFirst = tokenizer.Encode("😀 in the", addBos: false);
         // Llama 2 drops the space after BOS.
         int[] x = tokenizer.Encode("x", addBos: false), y = tokenizer.Encode("y", addBos: false), hello = tokenizer.Encode("Hello world", addBos: false);

@@ -78,6 +78,33 @@ public sealed class SentencePieceModelTokenizerTests
         Assert.Equal("Hello world", model.Decode(withoutBos));
     }
 
+    /// <summary>
+    /// SentencePiece drops the dummy-prefix space of a piece only while no text has been written: after leading byte
+    /// pieces (a character the vocabulary spells in bytes) the next piece keeps its space, as in SentencePiece's own
+    /// decoder, llama.cpp and Hugging Face's. The library alone gives "🏽in".
+    /// </summary>
+    [SharedModelsFact]
+    public void A_piece_after_leading_byte_pieces_keeps_its_space()
+    {
+        var model = Model();
+        Assert.Equal("A", model.Decode([ByteToken((byte)'A')]));
+        int[] skinTone = [.. "🏽"u8.ToArray().Select(ByteToken)];
+        int newline = ByteToken((byte)'\n');
+        int[] inThe = model.Encode("in the", addBos: false);
+
+        Assert.Equal("🏽 in the", model.Decode([.. skinTone, .. inThe]));
+        Assert.Equal("🏽 in the", model.Decode([model.BosId, .. skinTone, .. inThe]));
+        Assert.Equal("\n in the", model.Decode([newline, .. inThe]));
+        Assert.Equal("🏽", model.Decode(skinTone));
+        // A first piece, or one right after BOS, still drops it.
+        Assert.Equal("in the", model.Decode(inThe));
+        Assert.Equal("in the", model.Decode([model.BosId, .. inThe]));
+        Assert.Equal("in the🏽 in the", model.Decode([.. inThe, .. skinTone, .. inThe]));
+    }
+
+    /// <summary>The piece &lt;0xNN&gt; of Llama 2's vocabulary, which follows unk, BOS and EOS.</summary>
+    private static int ByteToken(byte value) => 3 + value;
+
     [SharedModelsFact]
     public void Encodes_empty_text_as_bos_alone()
     {
