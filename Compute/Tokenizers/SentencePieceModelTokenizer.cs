@@ -14,8 +14,8 @@ namespace FtpCluster.Compute.Tokenizers;
 /// it, where llama2.c drops it only after BOS.</item>
 /// </list>
 /// The library (2.0.1) also drops that space from the first piece after leading byte tokens ("🏽in" for the bytes of
-/// 🏽 then "▁in"), where SentencePiece drops it only while no text has been written ("🏽 in", as llama.cpp and
-/// Hugging Face's decoder give): <see cref="Decode"/> corrects it.
+/// 🏽 then "▁in"), where SentencePiece drops it only while no text has been written ("🏽 in", as Hugging Face's
+/// decoder gives too): <see cref="Decode"/> corrects it.
 /// </summary>
 public sealed class SentencePieceModelTokenizer : ITokenizer
 {

@@ -140,8 +140,8 @@ internal sealed class CompletionRequests(ServedModel served, ITokenizer? tokeniz
     public string Decode(int[] ids) => tokenizer?.Decode(ids) ?? "";
 
     /// <summary>
-    /// The text of an answer as it grows, each call given its tokens so far (an <see cref="IncrementalDecoder"/>, so a
-    /// long answer costs no more per token than a short one); null without a tokenizer, when answers have no text.
+    /// The text of an answer as it grows, each call given its tokens so far (an <see cref="IncrementalDecoder"/>, so each
+    /// call decodes only the tokens since the last whole character); null without a tokenizer, when answers have no text.
     /// </summary>
     public Func<IReadOnlyList<int>, string>? NewAnswerText() => tokenizer is null ? null : new IncrementalDecoder(tokenizer).Decode;
 

@@ -81,7 +81,7 @@ public sealed class SentencePieceModelTokenizerTests
     /// <summary>
     /// SentencePiece drops the dummy-prefix space of a piece only while no text has been written: after leading byte
     /// pieces (a character the vocabulary spells in bytes) the next piece keeps its space, as in SentencePiece's own
-    /// decoder, llama.cpp and Hugging Face's. The library alone gives "🏽in".
+    /// decoder and Hugging Face's. The library alone gives "🏽in".
     /// </summary>
     [SharedModelsFact]
     public void A_piece_after_leading_byte_pieces_keeps_its_space()
