@@ -88,7 +88,7 @@ public sealed class GgufQuantization
     }
 
     /// <summary>llama.cpp's <c>use_more_bits</c>: the first and last eighth of the blocks, and every third between.</summary>
-    public static bool UsesMoreBits(int layer, int layers) =>
+    private static bool UsesMoreBits(int layer, int layers) =>
         layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
 
     /// <summary>What llama.cpp calls a 70B model: 80 blocks, with grouped-query attention for llama (65B without).</summary>

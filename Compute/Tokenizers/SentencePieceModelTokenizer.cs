@@ -27,6 +27,9 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
     /// <summary>A piece beginning with the dummy prefix, which takes the library's drop of it (see <see cref="Decode"/>); -1 when the vocabulary has none.</summary>
     private readonly int _spacePiece;
 
+    /// <summary>What <see cref="_spacePiece"/> decodes to as a text's first piece, taken off again after it.</summary>
+    private readonly string _spacePieceText = "";
+
     private SentencePieceModelTokenizer(string source, SentencePieceTokenizer model)
     {
         Source = source;
@@ -36,6 +39,7 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
             if ((uint)id < (uint)_isByte.Length) _isByte[id] = piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>';
         _spacePiece = model.Vocabulary.TryGetValue("\u2581", out int space) ? space
             : model.Vocabulary.Where(p => p.Key.StartsWith('\u2581')).Select(p => p.Value).DefaultIfEmpty(-1).Min();
+        if (_spacePiece >= 0) _spacePieceText = model.Decode([_spacePiece], considerSpecialTokens: false);
     }
 
     public string Source { get; }
@@ -88,7 +92,6 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
         while (first < ids.Length && (ids[first] == BosId || ids[first] == EosId)) first++;
         if (first == ids.Length || !_isByte[ids[first]] || _spacePiece < 0)
             return _model.Decode(ids.ToArray(), considerSpecialTokens: false);
-        string ahead = _model.Decode([_spacePiece], considerSpecialTokens: false);
-        return _model.Decode([_spacePiece, .. ids], considerSpecialTokens: false)[ahead.Length..];
+        return _model.Decode([_spacePiece, .. ids], considerSpecialTokens: false)[_spacePieceText.Length..];
     }
 }
