@@ -112,6 +112,18 @@ public sealed class CliTests : IDisposable
         (code, _, stderr) = Run("bench", "detokenize", "--tokens", "300");
         Assert.Equal(2, code);
         Assert.Contains("needs --tokenizer PATH", stderr);
+
+        (code, _, stderr) = Run("bench", "detokenize", "--tokenizer", SharedModels.PathTo("aidreams260K", "tok512.bin"), "--tokens", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--tokens must be at least 1, got 0", stderr);
+
+        (code, _, stderr) = Run("bench", "detokenize", "--tokenizer", SharedModels.PathTo("aidreams260K", "tok512.bin"), "--reps", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--reps must be at least 1, got 0", stderr);
+
+        (code, _, stderr) = Run("bench", "detokenize", "--tokenizer", "/nonexistent/tokenizer.json");
+        Assert.NotEqual(0, code);
+        Assert.Contains("/nonexistent/tokenizer.json", stderr);
     }
 
     [Fact]
