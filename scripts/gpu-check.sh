@@ -12,14 +12,15 @@
 #                                        a 512-token prefill and 64 decoded tokens (one sequence, then 8 at once), and
 #                                        writes a JSON summary: tokens/s, against the 2-core CPU's; for decode the GB/s of
 #                                        weights read per token against the GPU's bandwidth, and the device time of a
-#                                        decode step by kind of operation beside its wall time; whether issue 14's goals
-#                                        are met.
+#                                        decode step by kind of operation beside its wall time (one sequence, and the 8
+#                                        at once); whether issue 14's goals are met.
 #
 # Settings of the run step (the defaults are the check's):
 #   GPU_CHECK_DEVICE=cuda          ilgpu-cpu rehearses the whole run on a machine without a GPU (ILGPU's CPU accelerator)
 #   GPU_CHECK_PRESETS="smollm2-135m tinyllama-1.1b"
 #   GPU_CHECK_PROMPT_TOKENS=512  GPU_CHECK_GEN_TOKENS=64  GPU_CHECK_REPS=3 (the median is reported)
-#   GPU_CHECK_PROFILE_TOKENS=16    decode steps then run again with each device operation timed (bench model --profile)
+#   GPU_CHECK_PROFILE_TOKENS=16    decode steps then run again with each device operation timed (bench model --profile),
+#                                  of one sequence and of the GPU_CHECK_SEQUENCES at once
 #   GPU_CHECK_SEQUENCES=8          decode also timed for this many sequences at once (bench model --sequences)
 #   GPU_CHECK_TESTS_SECONDS=240  GPU_CHECK_BENCH_SECONDS=120 (per model): time limits, so a hang leaves the rest's results
 #   GPU_BANDWIDTH_GBS=3350         the GPU's memory bandwidth in GB/s when its name is not in the table below
@@ -190,6 +191,7 @@ for preset in presets:
         "decode_together_vs_2core_cpu": bench["decode_together_tokens_per_second"] / cpu_2core[preset]["decode_together"]
             if bench.get("decode_together_tokens_per_second") and bench["sequences"] == 8 and "decode_together" in cpu_2core.get(preset, {}) else None,
         "decode_profile": bench.get("decode_profile"),
+        "decode_together_profile": bench.get("decode_together_profile"),
     })
 # Issue 14's goals, on tinyllama-1.1b f16: decode reads weights at 60% of the bandwidth or more, prefill is 10x the CPU's.
 goal = next((m for m in summary["models"] if m["preset"] == "tinyllama-1.1b"), None)

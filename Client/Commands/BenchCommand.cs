@@ -50,7 +50,7 @@ internal static class BenchCommand
 
     private static readonly Option<int?> ModelProfile = CliOption.OptionalInt("--profile", "N",
         "With an ILGPU device (ilgpu-cpu, cuda): after the timed reps, decode N more tokens with each device operation timed, " +
-        "and give device time per token by kind of operation beside the timed wall time per token");
+        "and give device time per step by kind of operation beside the timed wall time per step; with --sequences, N steps of the sequences at once as well");
 
     private static Command ModelCommand()
     {
@@ -186,7 +186,15 @@ internal static class BenchCommand
         using var device = modelOptions.CreateDevice(profiling: profileTokens is not null);
         using var model = modelOptions.LoadModel(device);
         var result = ModelBenchmark.Run(model, options);
-        var profile = profileTokens is { } tokens ? DecodeProfileReport.Of(ModelBenchmark.ProfileDecode(model, (IlgpuDevice)device, options, tokens), tokens, result) : null;
+        DecodeProfileReport? profile = null, togetherProfile = null;
+        if (profileTokens is { } steps)
+        {
+            var ilgpu = (IlgpuDevice)device;
+            profile = DecodeProfileReport.Of(ModelBenchmark.ProfileDecode(model, ilgpu, options, steps), steps, 1, 1000 / result.DecodeTokensPerSecond);
+            if (result.DecodeTogetherTokensPerSecond is { } together)
+                togetherProfile = DecodeProfileReport.Of(ModelBenchmark.ProfileDecodeTogether(model, ilgpu, options, steps), steps,
+                    options.Sequences, 1000 * options.Sequences / together);
+        }
         if (json)
         {
             CommandSupport.WriteJson(new
@@ -202,6 +210,7 @@ internal static class BenchCommand
                 result.Sequences,
                 result.DecodeTogetherTokensPerSecond,
                 DecodeProfile = profile,
+                DecodeTogetherProfile = togetherProfile,
             });
         }
         else
@@ -211,33 +220,35 @@ internal static class BenchCommand
             Console.WriteLine($"decode  {result.DecodeTokensPerSecond,8:F1} tokens/s  ({result.GenTokens} tokens, median of {result.Reps})");
             if (result.DecodeTogetherTokensPerSecond is { } together)
                 Console.WriteLine($"decode  {together,8:F1} tokens/s  ({result.Sequences} sequences at once × {result.GenTokens} tokens, median of {result.Reps})");
-            if (profile is not null)
-                profile.Print();
+            profile?.Print();
+            togetherProfile?.Print();
         }
         return 0;
     }
 
     /// <summary>
-    /// <c>bench model --profile</c>: device time per decoded token by kind of operation, beside the timed wall time per
-    /// token; what the device's operations do not cover is the device waiting (launches, the host's share of a step).
+    /// <c>bench model --profile</c>: device time per decode step by kind of operation, beside the timed wall time per
+    /// step; what the device's operations do not cover is the device waiting (launches, the host's share of a step).
+    /// A step decodes one token of each of <see cref="Sequences"/> sequences.
     /// </summary>
-    private sealed record DecodeProfileReport(int Tokens, double WallMsPerToken, double DeviceBusyMsPerToken, double OperationsPerToken,
-        IReadOnlyList<DecodeProfileReport.Operation> Operations)
+    private sealed record DecodeProfileReport(int Steps, int Sequences, double WallMsPerStep, double DeviceBusyMsPerStep,
+        double OperationsPerStep, IReadOnlyList<DecodeProfileReport.Operation> Operations)
     {
-        public sealed record Operation(string Kind, double PerToken, double MsPerToken);
+        public sealed record Operation(string Kind, double PerStep, double MsPerStep);
 
-        public static DecodeProfileReport Of(DeviceProfile profile, int tokens, ModelBenchmarkResult timed) => new(
-            tokens, 1000 / timed.DecodeTokensPerSecond, 1000 * profile.BusySeconds / tokens, (double)profile.Count / tokens,
-            [.. profile.Operations.Select(o => new Operation(o.Kind, (double)o.Count / tokens, 1000 * o.Seconds / tokens))]);
+        public static DecodeProfileReport Of(DeviceProfile profile, int steps, int sequences, double wallMsPerStep) => new(
+            steps, sequences, wallMsPerStep, 1000 * profile.BusySeconds / steps, (double)profile.Count / steps,
+            [.. profile.Operations.Select(o => new Operation(o.Kind, (double)o.Count / steps, 1000 * o.Seconds / steps))]);
 
         public void Print()
         {
-            Console.WriteLine($"decode profile over {Tokens} tokens: {OperationsPerToken:F0} device operations per token");
-            Console.WriteLine($"  {"operation",-24} {"per token",9} {"ms/token",9} {"share",6}");
+            string step = Sequences == 1 ? "step (1 token)" : $"step ({Sequences} sequences, a token each)";
+            Console.WriteLine($"decode profile over {Steps} steps: {OperationsPerStep:F0} device operations per {step}");
+            Console.WriteLine($"  {"operation",-24} {"per step",9} {"ms/step",9} {"share",6}");
             foreach (var o in Operations)
-                Console.WriteLine($"  {o.Kind,-24} {o.PerToken,9:0.#} {o.MsPerToken,9:F3} {o.MsPerToken / WallMsPerToken,6:P0}");
-            Console.WriteLine($"  {"device busy",-24} {"",9} {DeviceBusyMsPerToken,9:F3} {DeviceBusyMsPerToken / WallMsPerToken,6:P0}");
-            Console.WriteLine($"  {"wall (timed decode)",-24} {"",9} {WallMsPerToken,9:F3}");
+                Console.WriteLine($"  {o.Kind,-24} {o.PerStep,9:0.#} {o.MsPerStep,9:F3} {o.MsPerStep / WallMsPerStep,6:P0}");
+            Console.WriteLine($"  {"device busy",-24} {"",9} {DeviceBusyMsPerStep,9:F3} {DeviceBusyMsPerStep / WallMsPerStep,6:P0}");
+            Console.WriteLine($"  {"wall (timed decode)",-24} {"",9} {WallMsPerStep,9:F3}");
         }
     }
 

@@ -43,7 +43,7 @@ public static class ModelBenchmark
             clock.Restart();
             Decode(model, cache, o.PromptTokens, o.GenTokens, logits);
             double decode = clock.Elapsed.TotalSeconds;
-            double? together = o.Sequences > 1 ? DecodeTogether(model, prompt, o.Sequences, o.GenTokens) : null;
+            double? together = o.Sequences > 1 ? DecodeTogether(model, prompt, o.Sequences, o.GenTokens, Seconds) : null;
             if (rep < 0) continue;
             prefillSeconds.Add(prefill);
             decodeSeconds.Add(decode);
@@ -56,10 +56,11 @@ public static class ModelBenchmark
     }
 
     /// <summary>
-    /// Batch decode: <paramref name="sequences"/> sequences prefilled with the prompt in one microbatch (untimed), then
-    /// <paramref name="tokens"/> greedy steps of one row per sequence, together. Returns the seconds of the steps.
+    /// Batch decode: <paramref name="sequences"/> sequences prefilled with the prompt in one microbatch (unmeasured), then
+    /// <paramref name="tokens"/> greedy steps of one row per sequence, together, which <paramref name="measure"/> runs
+    /// between the start and the end of its measurement.
     /// </summary>
-    private static double DecodeTogether(TransformerStage model, int[] prompt, int sequences, int tokens)
+    private static T DecodeTogether<T>(TransformerStage model, int[] prompt, int sequences, int tokens, Func<Action, T> measure)
     {
         var c = model.Config;
         var caches = Enumerable.Range(0, sequences).Select(_ => model.NewCache()).ToArray();
@@ -78,18 +79,43 @@ public static class ModelBenchmark
 
             var step = new float[sequences * c.Dim];
             int[] everyRow = [.. Enumerable.Range(0, sequences)];
-            var clock = Stopwatch.StartNew();
-            for (int t = 0; t < tokens; t++)
+            return measure(() =>
             {
-                model.Embed(next, step);
-                model.ForwardToLogits([.. caches.Select(cache => new TokenRow(cache, prompt.Length + t))], step, null, everyRow, TakeGreedy);
-            }
-            return clock.Elapsed.TotalSeconds;
+                for (int t = 0; t < tokens; t++)
+                {
+                    model.Embed(next, step);
+                    model.ForwardToLogits([.. caches.Select(cache => new TokenRow(cache, prompt.Length + t))], step, null, everyRow, TakeGreedy);
+                }
+            });
         }
         finally
         {
             foreach (var cache in caches) cache.Dispose();
         }
+    }
+
+    private static double Seconds(Action steps)
+    {
+        var clock = Stopwatch.StartNew();
+        steps();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs <paramref name="steps"/> with every operation of <paramref name="device"/> timed.</summary>
+    private static DeviceProfile Profiled(IlgpuDevice device, Action steps)
+    {
+        device.StartProfile();
+        try
+        {
+            steps();
+        }
+        catch
+        {
+            // Stopping frees the profiling markers.
+            device.StopProfile();
+            throw;
+        }
+        return device.StopProfile();
     }
 
     /// <summary>
@@ -100,22 +126,28 @@ public static class ModelBenchmark
     public static DeviceProfile ProfileDecode(TransformerStage model, IlgpuDevice device, ModelBenchmarkOptions o, int tokens)
     {
         var c = model.Config;
-        if (tokens < 1 || o.PromptTokens + tokens > c.MaxSeqLen)
-            throw new ArgumentException($"{o.PromptTokens} prompt + {tokens} profiled tokens: need at least 1, within the model's context of {c.MaxSeqLen}");
+        CheckProfiledTokens(c, o, tokens);
         var logits = new float[c.VocabSize];
         using var cache = Prefill(model, RandomPrompt(c, o.PromptTokens, o.Seed), new float[o.PromptTokens * c.Dim], logits);
-        device.StartProfile();
-        DeviceProfile profile;
-        try
-        {
-            Decode(model, cache, o.PromptTokens, tokens, logits);
-        }
-        finally
-        {
-            // Also when a step failed: stopping frees the profiling markers.
-            profile = device.StopProfile();
-        }
-        return profile;
+        return Profiled(device, () => Decode(model, cache, o.PromptTokens, tokens, logits));
+    }
+
+    /// <summary>
+    /// <see cref="ProfileDecode"/> for the decode of <see cref="ModelBenchmarkOptions.Sequences"/> sequences at once:
+    /// <paramref name="steps"/> steps of one row per sequence, each operation timed. Shows what a step's launches
+    /// cost as the sequences grow (a sequence's KV cache is its own, so its append and attention are its own launches).
+    /// </summary>
+    public static DeviceProfile ProfileDecodeTogether(TransformerStage model, IlgpuDevice device, ModelBenchmarkOptions o, int steps)
+    {
+        var c = model.Config;
+        CheckProfiledTokens(c, o, steps);
+        return DecodeTogether(model, RandomPrompt(c, o.PromptTokens, o.Seed), o.Sequences, steps, decode => Profiled(device, decode));
+    }
+
+    private static void CheckProfiledTokens(ModelConfig c, ModelBenchmarkOptions o, int tokens)
+    {
+        if (tokens < 1 || o.PromptTokens + tokens > c.MaxSeqLen)
+            throw new ArgumentException($"{o.PromptTokens} prompt + {tokens} profiled tokens: need at least 1, within the model's context of {c.MaxSeqLen}");
     }
 
     /// <summary>Greedy decode of <paramref name="tokens"/> tokens after position <paramref name="start"/> − 1, from its logits.</summary>

@@ -100,6 +100,31 @@ public sealed class IlgpuForwardTests(IlgpuFixture fixture) : IClassFixture<Ilgp
         Assert.All(profile.Operations, o => Assert.True(o.Seconds > 0, $"{o.Kind}: {o.Seconds} s"));
     }
 
+    /// <summary>
+    /// <c>bench model --profile --sequences</c>'s measurement: decode steps of three sequences at once. The products and
+    /// RoPE take the three rows in one launch each; a KV cache append and attention are launched per sequence.
+    /// </summary>
+    [Fact]
+    public void A_profiled_decode_of_sequences_together_counts_the_launches_each_sequence_adds()
+    {
+        const int layers = 2, steps = 2, sequences = 3;
+        string path = WriteTinyLlama2c(Path.Combine(fixture.Folder, "profiled-together.bin"),
+            dim: 32, hidden: 40, layers: layers, heads: 4, kvHeads: 2, vocab: 37, seqLen: 16);
+        using var device = IlgpuDevice.Create(IlgpuTestTarget.Target, profiling: true);
+        using var stage = TransformerStage.Load(path, device);
+        var profile = ModelBenchmark.ProfileDecodeTogether(stage, device, new ModelBenchmarkOptions(PromptTokens: 3, Sequences: sequences), steps);
+
+        var counts = profile.Operations.ToDictionary(o => o.Kind, o => o.Count);
+        Assert.Equal(steps * layers, counts["rmsnorm qkv gemv f32"]);
+        Assert.Equal(steps * layers, counts["rope"]);
+        Assert.Equal(steps * layers * sequences, counts["cache append"]);
+        Assert.Equal(steps * layers * sequences, counts["tiled attention"]);
+        Assert.Equal(steps * 2 * layers, counts["gemv add f32"]);
+        Assert.Equal(steps * layers, counts["rmsnorm swiglu gemv f32"]);
+        Assert.Equal(steps, counts["gemv f32"]); // the LM head, the three rows at once
+        Assert.Equal(steps * ((5 + 2 * sequences) * layers + 2), profile.Count);
+    }
+
     [Fact]
     public void Profiling_needs_a_device_created_for_it()
     {
