@@ -22,6 +22,10 @@ int firstSiloPort = IntSetting("FirstSiloPort", 11111);
 int firstGatewayPort = IntSetting("FirstGatewayPort", 30000);
 int httpPort = IntSetting("HttpPort", 8080);
 string device = Setting("Device") ?? "cpu";
+// As EmbeddedCluster.PlaceOnDevices: "cuda" puts the silos on a GPU each; one numbered GPU for them all would have each
+// silo count its whole free memory as its budget.
+if (silos > 1 && device.StartsWith("cuda:", StringComparison.Ordinal))
+    throw new ArgumentException($"Device {device} for {silos} silos: each would take its whole free memory as its budget; give cuda, which puts each on a GPU of its own");
 
 // What the cluster serves: the model is a parameter resource of the dashboard too.
 var model = builder.AddParameter("model-served", Setting("Model") ?? "HuggingFaceTB/SmolLM2-135M-Instruct");
@@ -47,7 +51,7 @@ for (int i = 0; i < silos; i++)
             "--node-name", node,
             "--silo-port", (firstSiloPort + i).ToString(CultureInfo.InvariantCulture),
             "--gateway-port", (firstGatewayPort + i).ToString(CultureInfo.InvariantCulture),
-            "--device", device,
+            "--device", device == "cuda" ? $"cuda:{i}" : device,
             "--http-port", port.ToString(CultureInfo.InvariantCulture),
             "--metrics")
         .WithHttpEndpoint(port: port, targetPort: port, name: "http", isProxied: false)

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Globalization;
+using FtpCluster.Compute.Devices;
 using FtpCluster.Grains.Hosting;
 using Microsoft.Extensions.Configuration;
 
@@ -29,7 +30,7 @@ public static class SiloCommandLine
         ("--redis", "RedisConnectionString", "CONNECTION_STRING"),
         ("--cluster-id", "ClusterId", "ID"),
         ("--service-id", "ServiceId", "ID"),
-        ("--device", "Device", "cpu|ilgpu-cpu|cuda"),
+        ("--device", "Device", "cpu|ilgpu-cpu|cuda|cuda:N"),
         ("--memory-budget-mb", "MemoryBudgetMb", "MB"),
         ("--threads", "Threads", "N"),
         ("--capacity", "Capacity", "X"),
@@ -121,7 +122,7 @@ public static class SiloCommandLine
         if (configuration["MaxKvCacheMb"] is { } maxKvCache) options.StageLimits.MaxKvCacheBytes = ParseMebibytes(maxKvCache, "--max-kv-cache-mb");
         if (configuration["MaxQueuedDeposits"] is { } maxDeposits) options.StageLimits.MaxQueuedDeposits = ParseInt(maxDeposits, "--max-queued-deposits");
         if (configuration["MaxQueuedDepositMb"] is { } maxDepositMb) options.StageLimits.MaxQueuedDepositBytes = ParseMebibytes(maxDepositMb, "--max-queued-deposit-mb");
-        if (configuration["MemoryBudgetMb"] is null && options.Device == "cuda")
+        if (configuration["MemoryBudgetMb"] is null && ComputeDevices.CudaIndex(options.Device) is not null)
             options.MemoryBudgetFromDevice = true;
 
         if (configuration["HttpPort"] is { } httpPort) options.HttpPort = ParseInt(httpPort, "--http-port");

@@ -1,4 +1,5 @@
 using System.Net;
+using FtpCluster.Compute.Devices;
 using FtpCluster.Grains.Hosting;
 
 namespace FtpCluster.Client.Cluster;
@@ -81,9 +82,29 @@ public sealed class EmbeddedCluster : IDisposable
             .Distinct(StringComparer.Ordinal)];
 
     /// <summary>
+    /// Settles the devices of silos started together on one machine: those asked for <c>cuda</c> take one GPU each
+    /// (<see cref="ComputeDevices.OfLocalSilo"/>), and every silo on a CUDA device takes its memory budget from that
+    /// device's free memory, not from the host's. Two silos on one CUDA device are refused: each would count the
+    /// device's whole free memory as its own.
+    /// </summary>
+    /// <exception cref="ArgumentException">Two silos are given the same CUDA device.</exception>
+    public static void PlaceOnDevices(IReadOnlyList<FtpClusterSiloOptions> silos)
+    {
+        for (int i = 0; i < silos.Count; i++)
+        {
+            silos[i].Device = ComputeDevices.OfLocalSilo(silos[i].Device, i);
+            if (ComputeDevices.CudaIndex(silos[i].Device) is not null) silos[i].MemoryBudgetFromDevice = true;
+        }
+        if (silos.Where(s => s.MemoryBudgetFromDevice).GroupBy(s => s.Device).FirstOrDefault(g => g.Count() > 1) is { } shared)
+            throw new ArgumentException($"silos {string.Join(", ", shared.Select(s => s.NodeName))} are all on {shared.Key}, and each "
+                + "would take its whole free memory as its budget: give them cuda, which puts each on a GPU of its own");
+    }
+
+    /// <summary>
     /// Starts the silos (the first is the primary the others join through, so it starts first; the rest
     /// start together) and returns once every one has printed its ready line. Kills what it started
-    /// when any silo fails to start or <paramref name="cancellationToken"/> fires.
+    /// when any silo fails to start or <paramref name="cancellationToken"/> fires. Silos asked for <c>cuda</c> take one
+    /// GPU each (<see cref="PlaceOnDevices"/>), their options saying which.
     /// </summary>
     /// <param name="onOutput">Called with (node, line) for every line a silo prints.</param>
     /// <param name="launcher">
@@ -102,6 +123,7 @@ public sealed class EmbeddedCluster : IDisposable
         var siloEnvironment = new Dictionary<string, string>(SharedMachineEnvironment());
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) siloEnvironment[name] = value;
         if (silos.Count == 0) throw new ArgumentException("an embedded cluster needs at least one silo", nameof(silos));
+        PlaceOnDevices(silos);
         foreach (var options in silos) options.Validate();
         var processes = new List<SiloProcess>();
         try

@@ -154,6 +154,14 @@ internal static class ClusterCommand
             options.Threads = threads;
             options.BenchmarkGrains = parse.GetValue(BenchmarkGrains);
         }
+        try
+        {
+            EmbeddedCluster.PlaceOnDevices(siloOptions);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--device {device}: {e.Message}");
+        }
         siloOptions[0].HttpPort = httpPort;
         siloOptions[0].ApiKeyFile = apiKeyFile is null ? null : Path.GetFullPath(apiKeyFile);
         var clientTls = parse.GetValue(Tls) is { } tlsFolder ? PrepareTls(Path.GetFullPath(tlsFolder), siloOptions) : null;

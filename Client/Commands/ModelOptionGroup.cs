@@ -19,8 +19,9 @@ internal static class ModelOptionGroup
         "The tokenizer (tokenizer.json, tokenizer.model, a llama2.c tok*.bin); default: the one beside the model");
 
     /// <summary>Not refused at parse time: a device that cannot be had is a runtime error (exit 1), as when it is named right.</summary>
-    public static readonly Option<string> Device = CliOption.Text("--device", "cpu|ilgpu-cpu|cuda",
-        "The backend (default cpu); cuda where there is no CUDA device is an error, never a fallback").Completing(ComputeDevices.Names);
+    public static readonly Option<string> Device = CliOption.Text("--device", "cpu|ilgpu-cpu|cuda|cuda:N",
+        "The backend (default cpu); cuda is the first CUDA device, cuda:N the one numbered N; a CUDA device that is not there is an error, "
+        + "never a fallback. Local silos asked for cuda take one GPU each (cuda:0, cuda:1, ...)").Completing(ComputeDevices.Names);
 
     public static readonly Option<int> Threads = CliOption.Int("--threads", "N", "CPU threads of the cpu device; 0 uses every core", 0);
 

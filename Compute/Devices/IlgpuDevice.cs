@@ -78,7 +78,8 @@ public sealed class IlgpuDevice : IComputeDevice
     /// never a silent fall back.
     /// </summary>
     /// <param name="profiling">Lets <see cref="StartProfile"/> time each operation on the device (off by default).</param>
-    public static IlgpuDevice Create(IlgpuTarget target, bool profiling = false)
+    /// <param name="cudaIndex">Which CUDA device, as the driver numbers them (after <c>CUDA_VISIBLE_DEVICES</c>).</param>
+    public static IlgpuDevice Create(IlgpuTarget target, bool profiling = false, int cudaIndex = 0)
     {
         Context context = target switch
         {
@@ -91,7 +92,7 @@ public sealed class IlgpuDevice : IComputeDevice
         {
             var device = target == IlgpuTarget.Cpu
                 ? context.GetDevices<CPUDevice>()[0]
-                : FirstCudaDevice(context);
+                : CudaDevice(context, cudaIndex);
             return new IlgpuDevice(context, device.CreateAccelerator(context));
         }
         catch
@@ -110,11 +111,15 @@ public sealed class IlgpuDevice : IComputeDevice
         return context.Devices.Select(Describe).ToArray();
     }
 
-    private static Device FirstCudaDevice(Context context)
+    private static Device CudaDevice(Context context, int index)
     {
-        var cuda = context.GetCudaDevices();
+        var cuda = new List<Device>();
+        foreach (var device in context.GetCudaDevices()) cuda.Add(device);
+        if (index >= 0 && index < cuda.Count)
+            return cuda[index];
         if (cuda.Count > 0)
-            return cuda[0];
+            throw new InvalidOperationException($"there is no CUDA device {index}: ILGPU found {cuda.Count} "
+                + $"({string.Join("; ", cuda.Select((device, i) => $"cuda:{i} {Describe(device)}"))})");
         string found = string.Join("; ", context.Devices.Select(Describe));
         throw new InvalidOperationException(
             "ILGPU found no CUDA device (is an NVIDIA GPU present, and the driver's libcuda loadable?). "

@@ -56,7 +56,7 @@ public sealed partial class FtpClusterSiloOptions
     /// <summary>Identifies the service across cluster redeployments. Default "ftpcluster".</summary>
     public string ServiceId { get; set; } = "ftpcluster";
 
-    /// <summary>The compute device stages on this silo run on: cpu, ilgpu-cpu or cuda. Default cpu.</summary>
+    /// <summary>The compute device stages on this silo run on: cpu, ilgpu-cpu, cuda or cuda:N (the GPU numbered N). Default cpu.</summary>
     public string Device { get; set; } = "cpu";
 
     /// <summary>
@@ -72,7 +72,7 @@ public sealed partial class FtpClusterSiloOptions
     /// <summary>
     /// The silo takes <see cref="MemoryBudgetBytes"/> from its device's free memory when it starts (90% of it, the
     /// rest left for activations and the runtime) instead of from the host's. The command line sets it for
-    /// <c>--device cuda</c> without <c>--memory-budget-mb</c>. Default false.
+    /// <c>--device cuda[:N]</c> without <c>--memory-budget-mb</c>, and local silos on CUDA have it. Default false.
     /// </summary>
     public bool MemoryBudgetFromDevice { get; set; }
 
@@ -217,9 +217,8 @@ public sealed partial class FtpClusterSiloOptions
             throw new ArgumentException("cluster id (--cluster-id) must not be empty");
         if (string.IsNullOrWhiteSpace(ServiceId))
             throw new ArgumentException("service id (--service-id) must not be empty");
-        if (!ComputeDevices.Names.Contains(Device))
-            throw new ArgumentException(
-                $"unknown device (--device) '{Device}' (expected one of: {string.Join(", ", ComputeDevices.Names)})");
+        if (!ComputeDevices.IsKnown(Device))
+            throw new ArgumentException($"unknown device (--device) '{Device}' (expected {ComputeDevices.Expected})");
         if (MemoryBudgetBytes <= 0)
             throw new ArgumentException($"memory budget (--memory-budget-mb) must be positive, got {MemoryBudgetBytes} bytes");
         if (Threads < 0)

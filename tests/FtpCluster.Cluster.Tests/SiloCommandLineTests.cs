@@ -43,6 +43,7 @@ public sealed class SiloCommandLineTests
         Assert.False(options.MeasureCapacity);
         Assert.Equal(40, options.Capacity);
         Assert.False(Parse("--device cuda --memory-budget-mb 1024").MemoryBudgetFromDevice);
+        Assert.True(Parse("--device cuda:3").MemoryBudgetFromDevice);
 
         // A parent leaves out what its silos measure, so that they do.
         var args = options.ToCommandLine().ToArray();
@@ -241,7 +242,8 @@ public sealed class SiloCommandLineTests
     [InlineData("--node-name=", "node name (--node-name) '' is not valid")]
     [InlineData("--cluster-id=", "cluster id (--cluster-id) must not be empty")]
     [InlineData("--service-id=", "service id (--service-id) must not be empty")]
-    [InlineData("--device tpu", "unknown device (--device) 'tpu' (expected one of: cpu, ilgpu-cpu, cuda)")]
+    [InlineData("--device tpu", "unknown device (--device) 'tpu' (expected cpu, ilgpu-cpu, cuda, or cuda:N for the CUDA device numbered N)")]
+    [InlineData("--device cuda:-1", "unknown device (--device) 'cuda:-1' (expected cpu, ilgpu-cpu, cuda, or cuda:N for the CUDA device numbered N)")]
     [InlineData("--memory-budget-mb 0", "--memory-budget-mb must be a positive number of MiB, got 0")]
     [InlineData("--memory-budget-mb -5", "--memory-budget-mb must be a positive number of MiB, got -5")]
     [InlineData("--memory-budget-mb 4GB", "--memory-budget-mb: '4GB' is not a whole number")]

@@ -69,4 +69,46 @@ public sealed class SiloStartupTests
         Assert.StartsWith("ftpcluster-silo: node gpu failed to start: ILGPU found no CUDA device", line, StringComparison.Ordinal);
         Assert.DoesNotContain(SiloReadyLine.Prefix, silo.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Local_silos_on_cuda_take_a_gpu_each_and_its_free_memory_as_their_budget_and_may_not_share_one()
+    {
+        var silos = EmbeddedCluster.LocalSiloOptions(3, "devices");
+        silos[0].Device = silos[1].Device = "cuda";
+        EmbeddedCluster.PlaceOnDevices(silos);
+        Assert.Equal("cuda:0 cuda:1 cpu", string.Join(' ', silos.Select(s => s.Device)));
+        Assert.Equal("True True False", string.Join(' ', silos.Select(s => s.MemoryBudgetFromDevice)));
+        // The silo process is told to measure its budget, not given the host's.
+        Assert.DoesNotContain("--memory-budget-mb", silos[0].ToCommandLine());
+        Assert.Contains("--memory-budget-mb", silos[2].ToCommandLine());
+
+        silos = EmbeddedCluster.LocalSiloOptions(3, "shared");
+        foreach (var silo in silos) silo.Device = "cuda:1";
+        var error = Assert.Throws<ArgumentException>(() => EmbeddedCluster.PlaceOnDevices(silos));
+        Assert.Equal("silos a, b, c are all on cuda:1, and each would take its whole free memory as its budget: give them cuda, "
+            + "which puts each on a GPU of its own", error.Message);
+    }
+
+    /// <summary>
+    /// Local silos asked for <c>cuda</c> (<c>cluster up</c>, embedded clusters) start on one GPU each, not all on the first,
+    /// where each would take its whole free memory as its budget. Without two GPUs the silo past the last one found is
+    /// refused at start, naming the CUDA problem.
+    /// </summary>
+    [Fact]
+    public async Task Local_silos_asked_for_cuda_start_on_one_gpu_each()
+    {
+        int gpus = IlgpuDevice.ListDevices().Count(d => d.StartsWith("cuda", StringComparison.Ordinal));
+        var silos = EmbeddedCluster.LocalSiloOptions(2, $"gpus-{Guid.NewGuid():N}");
+        foreach (var silo in silos) silo.Device = "cuda";
+
+        if (gpus >= 2)
+        {
+            using var cluster = await EmbeddedCluster.StartAsync(silos);
+            Assert.Equal("cuda:0 cuda:1", string.Join(' ', cluster.Silos.Select(s => s.Options.Device)));
+            return;
+        }
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => EmbeddedCluster.StartAsync(silos));
+        Assert.Equal("cuda:0 cuda:1", string.Join(' ', silos.Select(s => s.Device)));
+        Assert.Contains(gpus == 0 ? "ILGPU found no CUDA device" : "there is no CUDA device 1: ILGPU found 1", error.Message);
+    }
 }

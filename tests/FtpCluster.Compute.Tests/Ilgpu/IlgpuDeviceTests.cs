@@ -394,6 +394,54 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
         Assert.Contains("cpu accelerator", error.Message);
     }
 
+    /// <summary>
+    /// <c>cuda:N</c> opens the CUDA device numbered N and a number past the last is refused with the devices found; on
+    /// a machine without CUDA both refuse as <c>cuda</c> does. (gpu-check runs this on a GPU.)
+    /// </summary>
+    [Fact]
+    public void A_numbered_cuda_device_is_that_device_and_one_past_the_last_is_refused_with_the_list()
+    {
+        int count = IlgpuDevice.ListDevices().Count(d => d.StartsWith("cuda"));
+        if (count > 0)
+        {
+            using var first = ComputeDevices.Create("cuda");
+            using var numbered = ComputeDevices.Create($"cuda:{count - 1}");
+            Assert.StartsWith("ilgpu cuda", numbered.Description);
+            if (count == 1) Assert.Equal(first.Description, numbered.Description);
+        }
+        var error = Assert.Throws<InvalidOperationException>(() => ComputeDevices.Create($"cuda:{count}"));
+        Assert.Contains(count > 0 ? $"there is no CUDA device {count}: ILGPU found {count} (cuda:0 cuda:" : "ILGPU found no CUDA device", error.Message);
+    }
+
+    [Theory]
+    [InlineData("cuda", 0)]
+    [InlineData("cuda:0", 0)]
+    [InlineData("cuda:7", 7)]
+    [InlineData("cuda:", null)]
+    [InlineData("cuda:-1", null)]
+    [InlineData("cuda:+1", null)]
+    [InlineData("cuda: 1", null)]
+    [InlineData("cuda:one", null)]
+    [InlineData("cuda:99999999999", null)]
+    [InlineData("CUDA:1", null)]
+    [InlineData("ilgpu-cpu", null)]
+    public void A_device_name_picks_the_cuda_device_it_numbers(string name, int? index)
+    {
+        Assert.Equal(index, ComputeDevices.CudaIndex(name));
+        Assert.Equal(index is not null || name == "ilgpu-cpu", ComputeDevices.IsKnown(name));
+        if (!ComputeDevices.IsKnown(name))
+            Assert.Contains($"unknown device '{name}' (expected cpu, ilgpu-cpu, cuda, or cuda:N", Assert.Throws<ArgumentException>(() => ComputeDevices.Create(name)).Message);
+    }
+
+    [Fact]
+    public void Local_silos_asked_for_cuda_take_one_gpu_each_and_any_other_device_as_given()
+    {
+        string OfThreeSilos(string device) => string.Join(' ', Enumerable.Range(0, 3).Select(i => ComputeDevices.OfLocalSilo(device, i)));
+        Assert.Equal("cuda:0 cuda:1 cuda:2", OfThreeSilos("cuda"));
+        Assert.Equal("cuda:1 cuda:1 cuda:1", OfThreeSilos("cuda:1"));
+        Assert.Equal("cpu cpu cpu", OfThreeSilos("cpu"));
+    }
+
     [Fact]
     public void MatMul_rejects_a_matrix_of_another_device()
     {
