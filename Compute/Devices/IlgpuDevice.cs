@@ -104,11 +104,17 @@ public sealed class IlgpuDevice : IComputeDevice
 
     private static Context.Builder Profiled(Context.Builder builder, bool profiling) => profiling ? builder.Profiling() : builder;
 
-    /// <summary>Every accelerator ILGPU finds on this machine, one line each, for silo logs.</summary>
+    /// <summary>
+    /// Every accelerator ILGPU finds on this machine, one line each, for silo logs; a CUDA device's line ends with the
+    /// device name that picks it (<c>(--device cuda:1)</c>).
+    /// </summary>
     public static IReadOnlyList<string> ListDevices()
     {
         using var context = Context.Create(builder => builder.AllAccelerators());
-        return context.Devices.Select(Describe).ToArray();
+        int cuda = 0;
+        return [.. context.Devices.Select(device => device.AcceleratorType == AcceleratorType.Cuda
+            ? $"{Describe(device)} (--device cuda:{cuda++})"
+            : Describe(device))];
     }
 
     private static Device CudaDevice(Context context, int index)
@@ -119,7 +125,7 @@ public sealed class IlgpuDevice : IComputeDevice
             return cuda[index];
         if (cuda.Count > 0)
             throw new InvalidOperationException($"there is no CUDA device {index}: ILGPU found {cuda.Count} "
-                + $"({string.Join("; ", cuda.Select((device, i) => $"cuda:{i} {Describe(device)}"))})");
+                + $"({string.Join("; ", cuda.Select((device, i) => $"{Describe(device)} (--device cuda:{i})"))})");
         string found = string.Join("; ", context.Devices.Select(Describe));
         throw new InvalidOperationException(
             "ILGPU found no CUDA device (is an NVIDIA GPU present, and the driver's libcuda loadable?). "

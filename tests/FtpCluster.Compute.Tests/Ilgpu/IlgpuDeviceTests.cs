@@ -410,7 +410,12 @@ public sealed class IlgpuDeviceTests(IlgpuFixture fixture) : IClassFixture<Ilgpu
             if (count == 1) Assert.Equal(first.Description, numbered.Description);
         }
         var error = Assert.Throws<InvalidOperationException>(() => ComputeDevices.Create($"cuda:{count}"));
-        Assert.Contains(count > 0 ? $"there is no CUDA device {count}: ILGPU found {count} (cuda:0 cuda:" : "ILGPU found no CUDA device", error.Message);
+        Assert.Contains(count > 0 ? $"there is no CUDA device {count}: ILGPU found {count} (cuda: " : "ILGPU found no CUDA device", error.Message);
+        if (count > 0)
+        {
+            Assert.Contains($"(--device cuda:{count - 1}))", error.Message);
+            Assert.EndsWith($"(--device cuda:{count - 1})", IlgpuDevice.ListDevices().Last(d => d.StartsWith("cuda")));
+        }
     }
 
     [Theory]
