@@ -79,6 +79,28 @@ public sealed class AppHostTests
             TimeSpan.FromSeconds(60), spans => string.Join(Environment.NewLine, spans.Take(60)));
     }
 
+    /// <summary>
+    /// <c>--Device cuda</c> gives silo i the GPU numbered i (each takes its own GPU's free memory as its budget), and one
+    /// numbered GPU for several silos is refused before anything starts.
+    /// </summary>
+    [Fact]
+    public async Task Silos_asked_for_cuda_are_given_a_gpu_each_and_one_numbered_gpu_for_several_is_refused()
+    {
+        await using var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.FtpCluster_AppHost>(["--Silos", "2", "--Device", "cuda"]);
+        foreach (var (silo, gpu) in new[] { ("silo-a", "cuda:0"), ("silo-b", "cuda:1") })
+        {
+            var resource = appHost.Resources.OfType<ProjectResource>().Single(r => r.Name == silo);
+#pragma warning disable CS0618 // Its replacement needs a running app's execution context; the arguments are all this test reads.
+            string[] args = await resource.GetArgumentValuesAsync();
+#pragma warning restore CS0618
+            Assert.Equal(gpu, args[Array.IndexOf(args, "--device") + 1]);
+        }
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() =>
+            DistributedApplicationTestingBuilder.CreateAsync<Projects.FtpCluster_AppHost>(["--Silos", "2", "--Device", "cuda:0"]));
+        Assert.Contains("Device cuda:0 for 2 silos: each would take its whole free memory as its budget", error.ToString());
+    }
+
     private static readonly string[] Silos = ["silo-a", "silo-b", "silo-c"];
 
     /// <summary><paramref name="count"/> consecutive loopback ports that are free now (the app host numbers silos' ports from a first one).</summary>
