@@ -52,12 +52,15 @@ public sealed class CpuDevice : IComputeDevice
     public void Copy<T>(DeviceSpan<T> source, DeviceSpan<T> destination)
         where T : unmanaged => Host(source).CopyTo(Host(destination));
 
-    public void AppendToCache(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions,
-        DeviceSpan<float> cacheKeys, DeviceSpan<float> cacheValues, DeviceSpan<int> cachePositions)
+    public void AppendToCaches(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions, IReadOnlyList<SequenceCache> destinations)
     {
-        Copy(keys, cacheKeys);
-        Copy(values, cacheValues);
-        Copy(positions, cachePositions);
+        foreach (var destination in destinations.Where(d => d.Rows > 0))
+        {
+            int width = destination.Keys.Length / destination.Rows;
+            Copy(keys.Slice(destination.FirstRow * width, destination.Keys.Length), destination.Keys);
+            Copy(values.Slice(destination.FirstRow * width, destination.Values.Length), destination.Values);
+            Copy(positions.Slice(destination.FirstRow, destination.Rows), destination.Positions);
+        }
     }
 
     /// <summary>The host memory behind a span of one of this device's buffers.</summary>
@@ -131,6 +134,15 @@ public sealed class CpuDevice : IComputeDevice
         int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention) =>
         Attention(Host(q), Host(queryPositions), Host(keys), Host(values), Host(keyPositions),
             heads, kvHeads, headDim, Host(output), keyAttention.IsEmpty ? Span<float>.Empty : Host(keyAttention));
+
+    public void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions, IReadOnlyList<SequenceCache> sequences,
+        int heads, int kvHeads, int headDim, DeviceSpan<float> output)
+    {
+        int width = heads * headDim;
+        foreach (var s in sequences)
+            Attention(q.Slice(s.FirstRow * width, s.Rows * width), queryPositions.Slice(s.FirstRow, s.Rows), s.Keys, s.Values, s.Positions,
+                heads, kvHeads, headDim, output.Slice(s.FirstRow * width, s.Rows * width), default);
+    }
 
     /// <summary><see cref="Attention(DeviceSpan{float}, DeviceSpan{int}, DeviceSpan{float}, DeviceSpan{float}, DeviceSpan{int}, int, int, int, DeviceSpan{float}, DeviceSpan{float})"/> on host spans.</summary>
     public void Attention(ReadOnlySpan<float> q, ReadOnlySpan<int> queryPositions,

@@ -55,12 +55,11 @@ public interface IComputeDevice : IDisposable
         where T : unmanaged;
 
     /// <summary>
-    /// A KV cache's append: <paramref name="keys"/>, <paramref name="values"/> (equal lengths, at least one float per
-    /// position) and <paramref name="positions"/> into the first elements of the cache's spans. One operation, so that a
-    /// device can make the three copies in one launch.
+    /// KV cache appends of a microbatch's sequences: each destination's rows of <paramref name="keys"/> and
+    /// <paramref name="values"/> ([rows, kvDim]) and of <paramref name="positions"/> into its cache's room. One
+    /// operation, so that a device can make the copies of several sequences in one launch.
     /// </summary>
-    void AppendToCache(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions,
-        DeviceSpan<float> cacheKeys, DeviceSpan<float> cacheValues, DeviceSpan<int> cachePositions);
+    void AppendToCaches(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions, IReadOnlyList<SequenceCache> destinations);
 
     /// <summary>y[m, w.Rows] = x[m, w.Cols] · wᵀ.</summary>
     void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y);
@@ -84,6 +83,14 @@ public interface IComputeDevice : IDisposable
     void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions,
         DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> keyPositions,
         int heads, int kvHeads, int headDim, DeviceSpan<float> output, DeviceSpan<float> keyAttention);
+
+    /// <summary>
+    /// <see cref="Attention(DeviceSpan{float}, DeviceSpan{int}, DeviceSpan{float}, DeviceSpan{float}, DeviceSpan{int}, int, int, int, DeviceSpan{float}, DeviceSpan{float})"/>
+    /// of several sequences' rows, each over its own cache (no per-key totals). One operation, so that a device can
+    /// attend for several sequences in one launch: q, queryPositions and output hold the rows of all of them.
+    /// </summary>
+    void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions, IReadOnlyList<SequenceCache> sequences,
+        int heads, int kvHeads, int headDim, DeviceSpan<float> output);
 
     /// <summary>
     /// The attention's three projections of the same rows: q = x · wqᵀ, k = x · wkᵀ, v = x · wvᵀ. One operation, so that

@@ -336,17 +336,44 @@ public sealed class IlgpuDevice : IComputeDevice
             _kernels.Copy(View(source), View(destination).SubView(0, source.Length));
     }
 
-    public void AppendToCache(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions,
-        DeviceSpan<float> cacheKeys, DeviceSpan<float> cacheValues, DeviceSpan<int> cachePositions)
+    public void AppendToCaches(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> positions, IReadOnlyList<SequenceCache> destinations)
     {
-        if (values.Length != keys.Length || keys.Length < positions.Length || cacheKeys.Length < keys.Length
-            || cacheValues.Length < keys.Length || cachePositions.Length < positions.Length)
-            throw new ArgumentException($"cache append: {keys.Length} floats of keys, {values.Length} of values and {positions.Length} positions "
-                + $"into {cacheKeys.Length}, {cacheValues.Length} and {cachePositions.Length}");
-        if (keys.IsEmpty)
+        if (destinations.Count == 0)
             return;
+        int width = destinations[0].Rows == 0 ? 0 : destinations[0].Keys.Length / destinations[0].Rows;
+        foreach (var d in destinations)
+            if (d.Rows < 1 || d.Keys.Length != d.Rows * width || d.Values.Length != d.Rows * width || d.Positions.Length != d.Rows
+                || (long)(d.FirstRow + d.Rows) * width > Math.Min(keys.Length, values.Length) || d.FirstRow + d.Rows > positions.Length)
+                throw new ArgumentException($"cache append of rows [{d.FirstRow}, +{d.Rows}) of {positions.Length}: room for {d.Keys.Length} "
+                    + $"floats of keys, {d.Values.Length} of values and {d.Positions.Length} positions, rows of {width}");
         lock (_gate)
-            _kernels.AppendToCache(View(keys), View(values), View(positions), View(cacheKeys), View(cacheValues), View(cachePositions));
+            foreach (var (group, firstRow) in Groups(destinations))
+            {
+                int rows = group.Rows;
+                _kernels.AppendToCaches(View(keys).SubView((long)firstRow * width, (long)rows * width),
+                    View(values).SubView((long)firstRow * width, (long)rows * width), View(positions).SubView(firstRow, rows), group, width);
+            }
+    }
+
+    /// <summary>
+    /// The sequences eight at a time, each eight as a <see cref="CacheGroup"/> (its rows counted from the group's first)
+    /// with that first row of the microbatch. The sequences' rows must be consecutive, in order.
+    /// </summary>
+    private IEnumerable<(CacheGroup Group, int FirstRow)> Groups(IReadOnlyList<SequenceCache> sequences)
+    {
+        var slots = new CacheSlot[CacheGroup.Capacity];
+        for (int start = 0; start < sequences.Count; start += CacheGroup.Capacity)
+        {
+            int count = Math.Min(CacheGroup.Capacity, sequences.Count - start), firstRow = sequences[start].FirstRow;
+            for (int i = 0; i < count; i++)
+            {
+                var s = sequences[start + i];
+                if (i > 0 && s.FirstRow != slots[i - 1].FirstRow + slots[i - 1].Rows + firstRow)
+                    throw new ArgumentException($"the sequences' rows must be consecutive: rows [{s.FirstRow}, +{s.Rows}) after [{slots[i - 1].FirstRow + firstRow}, +{slots[i - 1].Rows})");
+                slots[i] = new CacheSlot(s.FirstRow - firstRow, s.Rows, View(s.Keys), View(s.Values), View(s.Positions));
+            }
+            yield return (new CacheGroup(slots.AsSpan(0, count)), firstRow);
+        }
     }
 
     public void MatMul(DeviceSpan<float> x, int m, IDeviceMatrix w, DeviceSpan<float> y) => MatMul(x, m, w, y, MatMulOutput.Store);
@@ -421,8 +448,9 @@ public sealed class IlgpuDevice : IComputeDevice
             // Without totals no weight needs keeping. A decoded row over a long cache: its keys split over many warps.
             if (!wantKeyAttention && _kernels.SplitsKeys(whole))
             {
-                _kernels.SplitKeyAttention(View(q), View(queryPositions), View(keys), View(values), View(keyPositions),
-                    _scratch.Floats(Splits, IlgpuKernels.SplitPartials(whole)), View(output), whole);
+                var cache = new CacheGroup([new CacheSlot(0, nq, View(keys), View(values), View(keyPositions))]);
+                _kernels.SplitKeyAttention(View(q), View(queryPositions), cache, _scratch.Floats(Splits, IlgpuKernels.SplitPartials(whole)),
+                    View(output), whole);
                 return;
             }
             // Else the tiled kernel takes every query in one launch.
@@ -451,6 +479,48 @@ public sealed class IlgpuDevice : IComputeDevice
                 if (wantKeyAttention && nk > 0)
                     _kernels.AddKeyTotals(probabilities, totals, shape);
             }
+        }
+    }
+
+    public void Attention(DeviceSpan<float> q, DeviceSpan<int> queryPositions, IReadOnlyList<SequenceCache> sequences,
+        int heads, int kvHeads, int headDim, DeviceSpan<float> output)
+    {
+        int width = heads * headDim;
+        if (kvHeads <= 0 || heads % kvHeads != 0)
+            throw new ArgumentException($"attention: heads ({heads}) must be a multiple of kv heads ({kvHeads})");
+        foreach (var s in sequences)
+            if (s.Rows < 0 || s.FirstRow < 0 || s.FirstRow + s.Rows > queryPositions.Length || (long)(s.FirstRow + s.Rows) * width > Math.Min(q.Length, output.Length)
+                || s.Keys.Length < (long)s.Entries * kvHeads * headDim || s.Values.Length < (long)s.Entries * kvHeads * headDim)
+                throw new ArgumentException($"attention of rows [{s.FirstRow}, +{s.Rows}) over {s.Entries} keys of {heads}/{kvHeads} heads × {headDim} "
+                    + "does not fit the spans given");
+        float scale = 1f / MathF.Sqrt(headDim);
+        // A sequence of fewer rows than a query tile (a decoded row) takes the split kernel, which attends for up to eight
+        // such sequences in one launch, each over its own cache; one alone only where its keys split. Others take the
+        // one-sequence path, a launch each.
+        bool Splittable(SequenceCache s) => s.Rows < AttentionKernels.QueryTile
+            && _kernels.FitsTiledAttention(new AttentionShape(s.Rows, s.Entries, heads, kvHeads, headDim, scale));
+        for (int start = 0, end; start < sequences.Count; start = end)
+        {
+            for (end = start + 1; end < sequences.Count && Splittable(sequences[start]) && Splittable(sequences[end]); end++)
+            {
+            }
+            var first = sequences[start];
+            if (end - start == 1 && !(Splittable(first) && _kernels.SplitsKeys(new AttentionShape(first.Rows, first.Entries, heads, kvHeads, headDim, scale))))
+            {
+                Attention(q.Slice(first.FirstRow * width, first.Rows * width), queryPositions.Slice(first.FirstRow, first.Rows), first.Keys,
+                    first.Values, first.Positions, heads, kvHeads, headDim, output.Slice(first.FirstRow * width, first.Rows * width), default);
+                continue;
+            }
+            lock (_gate)
+                for (int g = start; g < end; g += CacheGroup.Capacity)
+                {
+                    var members = Enumerable.Range(g, Math.Min(CacheGroup.Capacity, end - g)).Select(i => sequences[i]).ToList();
+                    var (group, firstRow) = Groups(members).Single();
+                    var shape = new AttentionShape(group.Rows, Math.Max(1, members.Max(m => m.Entries)), heads, kvHeads, headDim, scale);
+                    _kernels.SplitKeyAttention(View(q).SubView((long)firstRow * width, (long)group.Rows * width),
+                        View(queryPositions).SubView(firstRow, group.Rows), group, _scratch.Floats(Splits, IlgpuKernels.SplitPartials(shape)),
+                        View(output).SubView((long)firstRow * width, (long)group.Rows * width), shape);
+                }
         }
     }
 

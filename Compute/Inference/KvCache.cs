@@ -44,14 +44,13 @@ public sealed class LayerKvCache : IDisposable
     public long Bytes => (long)Count * _width * 2 * sizeof(float) + Count * sizeof(int);
 
     /// <summary>
-    /// Appends the keys and values of consecutive new rows (device spans of [rows, kvDim]) at
-    /// <paramref name="positions"/>, given both on the device and on the host.
+    /// Takes room for the entries of consecutive new rows of a microbatch, [<paramref name="firstRow"/>, + rows), at
+    /// <paramref name="positions"/>, and returns it: the device copies the rows' keys, values and positions there
+    /// (<see cref="IComputeDevice.AppendToCaches"/>, for every sequence of the microbatch at once) before the cache is read.
     /// </summary>
-    public void Append(DeviceSpan<float> keys, DeviceSpan<float> values, DeviceSpan<int> devicePositions, ReadOnlySpan<int> positions)
+    public SequenceCache Reserve(int firstRow, ReadOnlySpan<int> positions)
     {
         int rows = positions.Length;
-        if (keys.Length != rows * _width || values.Length != rows * _width || devicePositions.Length != rows)
-            throw new ArgumentException($"{rows} cache entries need {rows * _width} floats of keys and of values and {rows} positions, got {keys.Length}, {values.Length} and {devicePositions.Length}");
         for (int i = 0; i < rows; i++)
         {
             int previous = i > 0 ? positions[i - 1] : Count > 0 ? _positions[Count - 1] : -1;
@@ -60,11 +59,15 @@ public sealed class LayerKvCache : IDisposable
         }
         if (Count + rows > _positions.Length)
             Grow(Math.Max(Count + rows, 2 * _positions.Length));
-        _device.AppendToCache(keys, values, devicePositions, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width),
+        var room = new SequenceCache(firstRow, rows, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width),
             new DeviceSpan<float>(_values, (long)Count * _width, rows * _width), new DeviceSpan<int>(_devicePositions, Count, rows));
         positions.CopyTo(_positions.AsSpan(Count));
         Count += rows;
+        return room;
     }
+
+    /// <summary>The cache's entries, for the attention of a microbatch's rows [<paramref name="firstRow"/>, + <paramref name="rows"/>).</summary>
+    public SequenceCache Entries(int firstRow, int rows) => new(firstRow, rows, Keys, Values, DevicePositions);
 
     private void Grow(int capacity)
     {

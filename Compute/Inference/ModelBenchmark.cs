@@ -134,8 +134,8 @@ public static class ModelBenchmark
 
     /// <summary>
     /// <see cref="ProfileDecode"/> for the decode of <see cref="ModelBenchmarkOptions.Sequences"/> sequences at once:
-    /// <paramref name="steps"/> steps of one row per sequence, each operation timed. Shows what a step's launches
-    /// cost as the sequences grow (a sequence's KV cache is its own, so its append and attention are its own launches).
+    /// <paramref name="steps"/> steps of one row per sequence, each operation timed: what a step of several sequences
+    /// costs beside one of one.
     /// </summary>
     public static DeviceProfile ProfileDecodeTogether(TransformerStage model, IlgpuDevice device, ModelBenchmarkOptions o, int steps)
     {

@@ -267,23 +267,33 @@ public sealed class TransformerStage : IDisposable
         if (w.KeyBias is not null) Device.AddBias(k, w.KeyBias.All);
         if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias.All);
         Device.Rope(q, c.Heads, k, c.KvHeads, rowPositions, maxPosition, Rope);
+        // Each sequence's rows are consecutive; its keys and values join its cache, all sequences' in one operation.
+        var runs = new List<(LayerKvCache Cache, int Start, int Count)>();
+        var rooms = new List<SequenceCache>();
         for (int start = 0, end; start < n; start = end)
         {
-            var cache = rows[start].Cache.Layer(w.Layer);
             for (end = start + 1; end < n && rows[end].Cache == rows[start].Cache; end++)
             {
             }
-            int count = end - start;
-            cache.Append(k.Slice(start * c.KvDim, count * c.KvDim), v.Slice(start * c.KvDim, count * c.KvDim),
-                rowPositions.Slice(start, count), positions.Slice(start, count));
-            var received = scores.IsEmpty ? default : _scratch.Get(Scratch.KeyAttention, cache.Count);
-            Device.Attention(
-                q.Slice(start * c.QueryDim, count * c.QueryDim), rowPositions.Slice(start, count),
-                cache.Keys, cache.Values, cache.DevicePositions, c.Heads, c.KvHeads, c.HeadDim,
-                attended.Slice(start * c.QueryDim, count * c.QueryDim), received);
-            if (!scores.IsEmpty)
+            var cache = rows[start].Cache.Layer(w.Layer);
+            runs.Add((cache, start, end - start));
+            rooms.Add(cache.Reserve(start, positions.Slice(start, end - start)));
+        }
+        Device.AppendToCaches(k, v, rowPositions, rooms);
+        if (scores.IsEmpty)
+        {
+            Device.Attention(q, rowPositions, [.. runs.Select(run => run.Cache.Entries(run.Start, run.Count))], c.Heads, c.KvHeads, c.HeadDim, attended);
+        }
+        else
+        {
+            // Only routers ask for scores; they read them between blocks, so they come back here.
+            foreach (var (cache, start, count) in runs)
             {
-                // Only routers ask for scores; they read them between blocks, so they come back here.
+                var received = _scratch.Get(Scratch.KeyAttention, cache.Count);
+                Device.Attention(
+                    q.Slice(start * c.QueryDim, count * c.QueryDim), rowPositions.Slice(start, count),
+                    cache.Keys, cache.Values, cache.DevicePositions, c.Heads, c.KvHeads, c.HeadDim,
+                    attended.Slice(start * c.QueryDim, count * c.QueryDim), received);
                 var receivedOnHost = _hostScratch.Get(HostScratch.KeyAttention, cache.Count);
                 Device.Download(received, receivedOnHost);
                 AverageAttention(receivedOnHost, c.Heads, scores.Slice(start, count));

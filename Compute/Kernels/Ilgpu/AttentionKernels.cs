@@ -69,24 +69,27 @@ internal static class AttentionKernels
     /// <summary>
     /// Flash-decoding's first half. A decoded row has one query per head, so the tiled kernel would keep one warp per
     /// head busy walking the whole cache; here warp (s, i · heads + h) takes only keys [s · SplitKeys, +SplitKeys) of
-    /// query row i and head h, and every split of every head runs at once. The warp scores its visible keys (two a
-    /// lane), takes their max and the sum of exp(score − max), and weights the value rows by those exponentials (a lane
-    /// per dim). It leaves the three in <paramref name="partials"/> [query, head, split, (max, sum, dims...)]; a split
-    /// with no visible key leaves max −∞, sum 0. <see cref="CombineSplits"/> puts them together.
+    /// query row i and head h, and every split of every head runs at once. The rows are those of up to eight sequences,
+    /// each over its own cache (<paramref name="caches"/>), so a decode step of several sequences is one launch; the
+    /// shape's keys are the most any of them holds. The warp scores its visible keys (two a lane), takes their max and
+    /// the sum of exp(score − max), and weights the value rows by those exponentials (a lane per dim). It leaves the
+    /// three in <paramref name="partials"/> [query, head, split, (max, sum, dims...)]; a split with no visible key (past
+    /// its sequence's cache, or its query's position) leaves max −∞, sum 0. <see cref="CombineSplits"/> puts them together.
     /// </summary>
-    public static void SplitKeyAttention(ArrayView<float> q, ArrayView<int> queryPositions,
-        ArrayView<float> keys, ArrayView<float> values, ArrayView<int> keyPositions,
+    public static void SplitKeyAttention(ArrayView<float> q, ArrayView<int> queryPositions, CacheGroup caches,
         ArrayView<float> partials, AttentionShape shape)
     {
         var queryRow = SharedMemory.Allocate<float>(MaxTiledHeadDim);
         var weights = SharedMemory.Allocate<float>(SplitKeys);
         int lane = Group.IdxX, split = Grid.IdxX;
         int query = Grid.IdxY / shape.Heads, head = Grid.IdxY % shape.Heads;
+        var cache = caches[caches.SlotOf(query)];
+        ArrayView<float> keys = cache.Keys, values = cache.Values;
         int headDim = shape.HeadDim, kvWidth = shape.KvHeads * headDim;
         long kvOffset = head / (shape.Heads / shape.KvHeads) * headDim;
         long queryStart = ((long)query * shape.Heads + head) * headDim;
         int first = split * SplitKeys;
-        int end = XMath.Min(first + SplitKeys, VisibleKeys(keyPositions, shape.Keys, queryPositions[query]));
+        int end = XMath.Min(first + SplitKeys, VisibleKeys(cache.Positions, cache.Positions.IntLength, queryPositions[query]));
 
         for (int d = lane; d < headDim; d += KeyTile)
             queryRow[d] = q[queryStart + d];

@@ -17,13 +17,12 @@ internal sealed class IlgpuKernels
         ArrayView<float>, ArrayView<float>, AttentionShape> _attention;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
         ArrayView<float>, AttentionShape> _tiledAttention;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
-        ArrayView<float>, AttentionShape> _splitKeyAttention;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, CacheGroup, ArrayView<float>, AttentionShape> _splitKeyAttention;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, AttentionShape> _combineSplits;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape> _keyTotals;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _swiGlu, _addBias;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>> _gatherRows, _scatterRows;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>> _appendToCache;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, CacheGroup, int> _appendToCaches;
 
     public IlgpuKernels(Accelerator accelerator)
     {
@@ -36,16 +35,16 @@ internal sealed class IlgpuKernels
             ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.Attention);
         _tiledAttention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, AttentionShape>(AttentionKernels.TiledAttention);
-        _splitKeyAttention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
-            ArrayView<float>, AttentionShape>(AttentionKernels.SplitKeyAttention);
+        _splitKeyAttention = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, CacheGroup, ArrayView<float>, AttentionShape>(
+            AttentionKernels.SplitKeyAttention);
         _combineSplits = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, AttentionShape>(AttentionKernels.CombineSplits);
         _keyTotals = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>(
             AttentionKernels.KeyTotals);
         _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.SwiGlu);
         _addBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.AddBias);
         _gatherRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Gather);
-        _appendToCache = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>,
-            ArrayView<float>, ArrayView<float>, ArrayView<int>>(RowKernels.AppendToCache);
+        _appendToCaches = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, CacheGroup, int>(
+            RowKernels.AppendToCaches);
         _scatterRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>(RowKernels.Scatter);
     }
 
@@ -198,15 +197,17 @@ internal sealed class IlgpuKernels
         (long)shape.Queries * shape.Heads * AttentionKernels.Splits(shape) * AttentionKernels.PartialWidth(shape);
 
     /// <summary>
-    /// Attention for a few rows over a long cache, its keys split over many warps (flash-decoding): two launches, the
-    /// splits then their combination. Only for shapes <see cref="SplitsKeys"/> accepts; <paramref name="partials"/>
-    /// holds <see cref="SplitPartials"/> floats.
+    /// Attention for a few rows of each of up to eight sequences, each over its own cache, the keys split over many
+    /// warps (flash-decoding): two launches, the splits then their combination, however many the sequences. The shape's
+    /// queries are the group's rows, its keys the most any cache holds; only for shapes <see cref="SplitsKeys"/> accepts
+    /// or groups of several sequences, whose rows are each fewer than a query tile. <paramref name="partials"/> holds
+    /// <see cref="SplitPartials"/> floats.
     /// </summary>
-    public void SplitKeyAttention(ArrayView<float> q, ArrayView<int> queryPositions, ArrayView<float> keys, ArrayView<float> values,
-        ArrayView<int> keyPositions, ArrayView<float> partials, ArrayView<float> output, AttentionShape shape)
+    public void SplitKeyAttention(ArrayView<float> q, ArrayView<int> queryPositions, CacheGroup caches,
+        ArrayView<float> partials, ArrayView<float> output, AttentionShape shape)
     {
         using (Launch("split-key attention"))
-            _splitKeyAttention(AttentionKernels.SplitKeyAttentionConfig(shape), q, queryPositions, keys, values, keyPositions, partials, shape);
+            _splitKeyAttention(AttentionKernels.SplitKeyAttentionConfig(shape), q, queryPositions, caches, partials, shape);
         using (Launch("combine splits"))
             _combineSplits(AttentionKernels.CombineSplitsConfig(shape), partials, output, shape);
     }
@@ -235,12 +236,14 @@ internal sealed class IlgpuKernels
         _gatherRows(rows.IntLength * width, source, rows, width, destination);
     }
 
-    /// <summary>Keys, values and positions into a KV cache's spans (as long as the keys, values, positions) in one launch.</summary>
-    public void AppendToCache(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> positions,
-        ArrayView<float> cacheKeys, ArrayView<float> cacheValues, ArrayView<int> cachePositions)
+    /// <summary>
+    /// The group's rows of keys and values ([rows, <paramref name="width"/>], from the group's first row) and their
+    /// positions into each sequence's cache room, in one launch.
+    /// </summary>
+    public void AppendToCaches(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> positions, CacheGroup caches, int width)
     {
         using var launch = Launch("cache append");
-        _appendToCache(keys.IntLength, keys, values, positions, cacheKeys, cacheValues, cachePositions);
+        _appendToCaches(caches.Rows * width, keys, values, positions, caches, width);
     }
 
     public void ScatterRows(ArrayView<float> source, ArrayView<int> rows, int width, ArrayView<float> destination)

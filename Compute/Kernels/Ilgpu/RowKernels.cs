@@ -20,15 +20,19 @@ internal static class RowKernels
     }
 
     /// <summary>
-    /// A KV cache's append in one launch: element i of the new keys and values, and position i while there are
-    /// positions (a row has at least one float, so there are no more positions than elements).
+    /// The KV cache appends of up to <see cref="CacheGroup.Capacity"/> sequences in one launch: element i of the group's
+    /// new rows of keys and values (rows of <paramref name="width"/>) into its sequence's cache room, and the row's
+    /// position with the row's first element.
     /// </summary>
-    public static void AppendToCache(Index1D i, ArrayView<float> keys, ArrayView<float> values, ArrayView<int> positions,
-        ArrayView<float> cacheKeys, ArrayView<float> cacheValues, ArrayView<int> cachePositions)
+    public static void AppendToCaches(Index1D i, ArrayView<float> keys, ArrayView<float> values, ArrayView<int> positions,
+        CacheGroup caches, int width)
     {
-        cacheKeys[i] = keys[i];
-        cacheValues[i] = values[i];
-        if (i < positions.Length)
-            cachePositions[i] = positions[i];
+        int row = i / width, column = i % width;
+        var slot = caches[caches.SlotOf(row)];
+        long at = (long)(row - slot.FirstRow) * width + column;
+        slot.Keys[at] = keys[i];
+        slot.Values[at] = values[i];
+        if (column == 0)
+            slot.Positions[row - slot.FirstRow] = positions[row];
     }
 }

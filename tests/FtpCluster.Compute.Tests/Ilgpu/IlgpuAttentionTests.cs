@@ -142,4 +142,108 @@ public sealed class IlgpuAttentionTests(IlgpuFixture fixture) : IClassFixture<Il
         Numerics.AssertClose(onCpu, withTotals, what: "the cpu backend's output");
         Numerics.AssertClose(cpuTotals, totals, what: "the cpu backend's key totals");
     }
+
+    /// <summary>
+    /// A microbatch of sequences, each (rows, cache entries): three decoded rows of short and long caches, a chunk of nine
+    /// rows (more than a query tile, so it runs alone), then ten more decode sequences, over two groups of at most
+    /// eight. Each cache's keys sit at positions with gaps (an FTP block that skipped tokens), and a sequence's rows are
+    /// its cache's last entries.
+    /// </summary>
+    private static readonly (int Rows, int Entries)[] Microbatch =
+        [(1, 5), (2, 70), (1, 200), (9, 40), (1, 1), (3, 130), (1, 64), (1, 65), (1, 9), (2, 17), (1, 300), (1, 3), (1, 129), (1, 2)];
+
+    [Fact]
+    public void Attention_of_several_sequences_over_their_own_caches_matches_the_cpu_in_a_launch_per_eight()
+    {
+        const int heads = 4, kvHeads = 2, headDim = 16;
+        int width = heads * headDim, kvWidth = kvHeads * headDim, rows = Microbatch.Sum(s => s.Rows);
+        var q = Numerics.Random(rows * width, seed: 60, scale: 2f);
+        var queryPositions = new int[rows];
+        var expected = new float[rows * width];
+        var buffers = new List<DeviceBuffer<float>>();
+        var positionBuffers = new List<DeviceBuffer<int>>();
+        var sequences = new List<SequenceCache>();
+        for (int i = 0, firstRow = 0; i < Microbatch.Length; firstRow += Microbatch[i].Rows, i++)
+        {
+            var (count, entries) = Microbatch[i];
+            var keys = Numerics.Random(entries * kvWidth, seed: 61 + i, scale: 2f);
+            var values = Numerics.Random(entries * kvWidth, seed: 91 + i);
+            var keyPositions = Range(0, entries).Select(j => 3 * j + i % 2).ToArray();
+            keyPositions.AsSpan(entries - count).CopyTo(queryPositions.AsSpan(firstRow));
+            _cpu.Attention(q.AsSpan(firstRow * width, count * width), queryPositions.AsSpan(firstRow, count), keys, values, keyPositions,
+                heads, kvHeads, headDim, expected.AsSpan(firstRow * width, count * width), Span<float>.Empty);
+            DeviceBuffer<float> keyBuffer = _ilgpu.UploadNew<float>(keys), valueBuffer = _ilgpu.UploadNew<float>(values);
+            var positionBuffer = _ilgpu.UploadNew<int>(keyPositions);
+            buffers.AddRange([keyBuffer, valueBuffer]);
+            positionBuffers.Add(positionBuffer);
+            sequences.Add(new SequenceCache(firstRow, count, keyBuffer.All, valueBuffer.All, positionBuffer.All));
+        }
+        try
+        {
+            using var qBuffer = _ilgpu.UploadNew<float>(q);
+            using var queryPositionBuffer = _ilgpu.UploadNew<int>(queryPositions);
+            using var output = _ilgpu.Allocate<float>(rows * width);
+            long before = _ilgpu.Launches;
+            _ilgpu.Attention(qBuffer.All, queryPositionBuffer.All, sequences, heads, kvHeads, headDim, output.All);
+
+            // Two launches (splits, combination) for the first three sequences, one for the chunk, two for each group of
+            // the ten after it.
+            Assert.Equal(2 + 1 + 2 * 2, _ilgpu.Launches - before);
+            Numerics.AssertClose(expected, _ilgpu.ToArray(output.All), what: "attention of several sequences");
+        }
+        finally
+        {
+            buffers.ForEach(b => b.Dispose());
+            positionBuffers.ForEach(b => b.Dispose());
+        }
+    }
+
+    [Fact]
+    public void Appends_of_several_sequences_land_in_each_cache_after_its_entries_in_a_launch_per_eight()
+    {
+        const int width = 6, held = 4;
+        int rows = Microbatch.Sum(s => s.Rows);
+        var keys = Numerics.Random(rows * width, seed: 70);
+        var values = Numerics.Random(rows * width, seed: 71);
+        var positions = Range(100, rows);
+        using var keyRows = _ilgpu.UploadNew<float>(keys);
+        using var valueRows = _ilgpu.UploadNew<float>(values);
+        using var rowPositions = _ilgpu.UploadNew<int>(positions);
+        // Each cache already holds `held` entries (left as they are) and has room for its rows after them.
+        var caches = Microbatch.Select(s => (Keys: _ilgpu.Allocate<float>((held + s.Rows) * width), Values: _ilgpu.Allocate<float>((held + s.Rows) * width),
+            Positions: _ilgpu.Allocate<int>(held + s.Rows))).ToArray();
+        try
+        {
+            var rooms = new List<SequenceCache>();
+            for (int i = 0, firstRow = 0; i < Microbatch.Length; firstRow += Microbatch[i].Rows, i++)
+            {
+                int count = Microbatch[i].Rows;
+                _ilgpu.Upload(Enumerable.Repeat(-1f, held * width).ToArray(), caches[i].Keys.All);
+                rooms.Add(new SequenceCache(firstRow, count, caches[i].Keys.All.Slice(held * width), caches[i].Values.All.Slice(held * width),
+                    caches[i].Positions.All.Slice(held)));
+            }
+            long before = _ilgpu.Launches;
+            _ilgpu.AppendToCaches(keyRows.All, valueRows.All, rowPositions.All, rooms);
+
+            Assert.Equal(2, _ilgpu.Launches - before); // 14 sequences: a group of eight, then six
+            for (int i = 0, firstRow = 0; i < Microbatch.Length; firstRow += Microbatch[i].Rows, i++)
+            {
+                int count = Microbatch[i].Rows;
+                var cacheKeys = _ilgpu.ToArray(caches[i].Keys.All);
+                Assert.All(cacheKeys[..(held * width)], k => Assert.Equal(-1f, k));
+                Assert.Equal(keys.AsSpan(firstRow * width, count * width).ToArray(), cacheKeys[(held * width)..]);
+                Assert.Equal(values.AsSpan(firstRow * width, count * width).ToArray(), _ilgpu.ToArray(caches[i].Values.All)[(held * width)..]);
+                Assert.Equal(positions.AsSpan(firstRow, count).ToArray(), _ilgpu.ToArray(caches[i].Positions.All)[held..]);
+            }
+        }
+        finally
+        {
+            foreach (var (k, v, p) in caches)
+            {
+                k.Dispose();
+                v.Dispose();
+                p.Dispose();
+            }
+        }
+    }
 }

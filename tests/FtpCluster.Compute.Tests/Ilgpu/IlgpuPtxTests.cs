@@ -112,16 +112,15 @@ public sealed class IlgpuPtxTests
             ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.Attention);
         Explicit("tiled attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
             ArrayView<float>, AttentionShape>)AttentionKernels.TiledAttention);
-        Explicit("split-key attention", (Action<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
-            ArrayView<float>, AttentionShape>)AttentionKernels.SplitKeyAttention);
+        Explicit("split-key attention", (Action<ArrayView<float>, ArrayView<int>, CacheGroup, ArrayView<float>, AttentionShape>)
+            AttentionKernels.SplitKeyAttention);
         Explicit("combine splits", (Action<ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.CombineSplits);
         Implicit("key totals", (Action<Index1D, ArrayView<float>, ArrayView<float>, AttentionShape>)AttentionKernels.KeyTotals);
         Implicit("rope", (Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, RopeShape>)RopeKernels.Rope);
         Implicit("swiglu", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.SwiGlu);
         Implicit("add bias", (Action<Index1D, ArrayView<float>, ArrayView<float>>)ElementwiseKernels.AddBias);
         Implicit("gather rows", (Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>)RowKernels.Gather);
-        Implicit("cache append", (Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>>)
-            RowKernels.AppendToCache);
+        Implicit("cache append", (Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, CacheGroup, int>)RowKernels.AppendToCaches);
         Implicit("scatter rows", (Action<Index1D, ArrayView<float>, ArrayView<int>, int, ArrayView<float>>)RowKernels.Scatter);
         return kernels;
     }
