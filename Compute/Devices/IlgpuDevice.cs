@@ -501,9 +501,10 @@ public sealed class IlgpuDevice : IComputeDevice
             && _kernels.FitsTiledAttention(new AttentionShape(s.Rows, s.Entries, heads, kvHeads, headDim, scale));
         for (int start = 0, end; start < sequences.Count; start = end)
         {
-            for (end = start + 1; end < sequences.Count && Splittable(sequences[start]) && Splittable(sequences[end]); end++)
-            {
-            }
+            // A run of splittable sequences, or one that is not.
+            end = start + 1;
+            while (end < sequences.Count && Splittable(sequences[start]) && Splittable(sequences[end]))
+                end++;
             var first = sequences[start];
             if (end - start == 1 && !(Splittable(first) && _kernels.SplitsKeys(new AttentionShape(first.Rows, first.Entries, heads, kvHeads, headDim, scale))))
             {
@@ -511,12 +512,11 @@ public sealed class IlgpuDevice : IComputeDevice
                     first.Values, first.Positions, heads, kvHeads, headDim, output.Slice(first.FirstRow * width, first.Rows * width), default);
                 continue;
             }
+            var run = Enumerable.Range(start, end - start).Select(i => sequences[i]).ToList();
             lock (_gate)
-                for (int g = start; g < end; g += CacheGroup.Capacity)
+                foreach (var (group, firstRow) in Groups(run))
                 {
-                    var members = Enumerable.Range(g, Math.Min(CacheGroup.Capacity, end - g)).Select(i => sequences[i]).ToList();
-                    var (group, firstRow) = Groups(members).Single();
-                    var shape = new AttentionShape(group.Rows, Math.Max(1, members.Max(m => m.Entries)), heads, kvHeads, headDim, scale);
+                    var shape = new AttentionShape(group.Rows, Math.Max(1, group.MostEntries), heads, kvHeads, headDim, scale);
                     _kernels.SplitKeyAttention(View(q).SubView((long)firstRow * width, (long)group.Rows * width),
                         View(queryPositions).SubView(firstRow, group.Rows), group, _scratch.Floats(Splits, IlgpuKernels.SplitPartials(shape)),
                         View(output).SubView((long)firstRow * width, (long)group.Rows * width), shape);

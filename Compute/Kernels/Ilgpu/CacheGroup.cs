@@ -55,4 +55,16 @@ internal readonly struct CacheGroup
 
     /// <summary>Rows of all the slots.</summary>
     public int Rows => this[Count - 1].FirstRow + this[Count - 1].Rows;
+
+    /// <summary>The most entries any slot's cache holds (by its positions).</summary>
+    public int MostEntries
+    {
+        get
+        {
+            int most = 0;
+            for (int slot = 0; slot < Count; slot++)
+                most = Math.Max(most, this[slot].Positions.IntLength);
+            return most;
+        }
+    }
 }
