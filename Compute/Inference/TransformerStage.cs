@@ -12,6 +12,10 @@ public sealed class TransformerStage : IDisposable
 {
     private readonly Scratch _scratch;
     private readonly HostScratch _hostScratch = new();
+
+    /// <summary>A block's sequences: each one's cache of the block, its room for the rows and its entries (reused block to block).</summary>
+    private readonly List<LayerKvCache> _blockCaches = [];
+    private readonly List<SequenceCache> _blockRooms = [], _blockEntries = [];
     private readonly MicrobatchUpload _upload;
 
     public TransformerStage(ModelSlice slice, IComputeDevice device)
@@ -268,27 +272,30 @@ public sealed class TransformerStage : IDisposable
         if (w.ValueBias is not null) Device.AddBias(v, w.ValueBias.All);
         Device.Rope(q, c.Heads, k, c.KvHeads, rowPositions, maxPosition, Rope);
         // Each sequence's rows are consecutive; its keys and values join its cache, all sequences' in one operation.
-        var runs = new List<(LayerKvCache Cache, int Start, int Count)>();
-        var rooms = new List<SequenceCache>();
+        _blockCaches.Clear();
+        _blockRooms.Clear();
         for (int start = 0, end; start < n; start = end)
         {
             for (end = start + 1; end < n && rows[end].Cache == rows[start].Cache; end++)
             {
             }
             var cache = rows[start].Cache.Layer(w.Layer);
-            runs.Add((cache, start, end - start));
-            rooms.Add(cache.Reserve(start, positions.Slice(start, end - start)));
+            _blockCaches.Add(cache);
+            _blockRooms.Add(cache.Reserve(start, positions.Slice(start, end - start)));
         }
-        Device.AppendToCaches(k, v, rowPositions, rooms);
+        Device.AppendToCaches(k, v, rowPositions, _blockRooms);
         if (scores.IsEmpty)
         {
-            Device.Attention(q, rowPositions, [.. runs.Select(run => run.Cache.Entries(run.Start, run.Count))], c.Heads, c.KvHeads, c.HeadDim, attended);
+            _blockEntries.Clear();
+            for (int i = 0; i < _blockCaches.Count; i++) _blockEntries.Add(_blockCaches[i].Entries(_blockRooms[i].FirstRow, _blockRooms[i].Rows));
+            Device.Attention(q, rowPositions, _blockEntries, c.Heads, c.KvHeads, c.HeadDim, attended);
         }
         else
         {
             // Only routers ask for scores; they read them between blocks, so they come back here.
-            foreach (var (cache, start, count) in runs)
+            for (int i = 0; i < _blockCaches.Count; i++)
             {
+                var (cache, start, count) = (_blockCaches[i], _blockRooms[i].FirstRow, _blockRooms[i].Rows);
                 var received = _scratch.Get(Scratch.KeyAttention, cache.Count);
                 Device.Attention(
                     q.Slice(start * c.QueryDim, count * c.QueryDim), rowPositions.Slice(start, count),
