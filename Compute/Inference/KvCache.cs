@@ -17,15 +17,31 @@ public sealed class LayerKvCache : IDisposable
     private DeviceBuffer<int> _devicePositions;
     private int[] _positions;
 
-    public LayerKvCache(IComputeDevice device, int kvDim, int initialCapacity = 16)
+    /// <summary>Rows of room a cache starts with, and the fewest it grows by.</summary>
+    public const int GrowthRows = 16;
+
+    public LayerKvCache(IComputeDevice device, int kvDim)
     {
         _device = device;
         _width = kvDim;
-        _keys = device.Allocate<float>((long)initialCapacity * kvDim);
-        _values = device.Allocate<float>((long)initialCapacity * kvDim);
-        _devicePositions = device.Allocate<int>(initialCapacity);
-        _positions = new int[initialCapacity];
+        _keys = device.Allocate<float>((long)GrowthRows * kvDim);
+        _values = device.Allocate<float>((long)GrowthRows * kvDim);
+        _devicePositions = device.Allocate<int>(GrowthRows);
+        _positions = new int[GrowthRows];
     }
+
+    /// <summary>Device bytes one row of room takes: a key and a value of the KV width, and a position.</summary>
+    public static long BytesPerRow(int kvDim) => (long)kvDim * 2 * sizeof(float) + sizeof(int);
+
+    /// <summary>
+    /// The most rows of room a cache holds once it has taken <paramref name="entries"/> entries, in whatever pieces they
+    /// came: it grows to what it needs or by a quarter (<see cref="GrowthRows"/> at least), whichever is more, so its room
+    /// passes its entries by at most that. Admission counts a sequence's length as this many rows, so that the memory its
+    /// caches take stays inside the budget it was admitted under. (Doubling would copy less often, but leave up to half
+    /// the room unused, which admission would have to count.)
+    /// </summary>
+    public static long RowsHeldAtMost(long entries) =>
+        entries <= GrowthRows ? GrowthRows : entries - 1 + Math.Max(GrowthRows, (entries - 1) / 4);
 
     public int Count { get; private set; }
 
@@ -41,7 +57,11 @@ public sealed class LayerKvCache : IDisposable
     /// <summary>The entries' positions, kept on the host too.</summary>
     public ReadOnlySpan<int> Positions => _positions.AsSpan(0, Count);
 
-    public long Bytes => (long)Count * _width * 2 * sizeof(float) + Count * sizeof(int);
+    /// <summary>Rows of room it holds on the device, entries and the room ahead of them.</summary>
+    public int Capacity => _positions.Length;
+
+    /// <summary>Device memory it holds: every row of room, used or not.</summary>
+    public long Bytes => Capacity * BytesPerRow(_width);
 
     /// <summary>
     /// Takes room for the entries of consecutive new rows of a microbatch, [<paramref name="firstRow"/>, + rows), at
@@ -57,8 +77,8 @@ public sealed class LayerKvCache : IDisposable
             if (positions[i] <= previous)
                 throw new InvalidOperationException($"cache entries must come in increasing position order: {positions[i]} after {previous}");
         }
-        if (Count + rows > _positions.Length)
-            Grow(Math.Max(Count + rows, 2 * _positions.Length));
+        if (Count + rows > Capacity)
+            Grow(Math.Max(Count + rows, Capacity + Math.Max(GrowthRows, Capacity / 4)));
         var room = new SequenceCache(firstRow, rows, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width),
             new DeviceSpan<float>(_values, (long)Count * _width, rows * _width), new DeviceSpan<int>(_devicePositions, Count, rows));
         positions.CopyTo(_positions.AsSpan(Count));
@@ -114,6 +134,7 @@ public sealed class KvCache : IDisposable
     /// <summary>The latest position any block holds an entry for; -1 when empty. New rows must come after it.</summary>
     public int LastPosition => _layers.Max(l => l.Count == 0 ? -1 : l.Positions[^1]);
 
+    /// <summary>Device memory its blocks' caches hold (<see cref="LayerKvCache.Bytes"/>).</summary>
     public long Bytes => _layers.Sum(l => l.Bytes);
 
     /// <summary>Frees the device memory of every block's entries.</summary>

@@ -22,6 +22,7 @@ public sealed class StageExecutor : IDisposable
     /// <summary>The sequences this stage holds caches for.</summary>
     public long[] SequenceIds => [.. _caches.Keys];
 
+    /// <summary>Device memory the caches of the sequences in flight hold (<see cref="KvCache.Bytes"/>).</summary>
     public long KvCacheBytes => _caches.Values.Sum(c => c.Bytes);
 
     /// <summary>Whether the stage holds a cache for the sequence.</summary>

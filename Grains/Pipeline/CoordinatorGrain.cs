@@ -501,7 +501,7 @@ internal sealed class CoordinatorGrain(
 
     /// <summary>How the scheduler spends the deployment's room: its settings, and the KV-cache room its stages have.</summary>
     private SchedulerLimits SchedulerLimits() =>
-        new(_request!.PrefillChunkTokens, _request.MaxSequences, Placement.MaxCachedTokens);
+        new(_request!.PrefillChunkTokens, _request.MaxSequences, Placement.MaxCacheRows);
 
     public Task<DeployedStage[]> Stages() => Task.FromResult(_placement?.Stages ?? []);
 

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Grains.Hosting;
 using FtpCluster.Grains.Placement;
@@ -78,10 +79,11 @@ internal sealed class DeploymentPlacement(
     public IEnumerable<LostSilo> LostSilos => _lost.Values.OrderBy(l => l.NodeName, StringComparer.Ordinal);
 
     /// <summary>
-    /// The tokens the KV caches of all sequences admitted may hold: each stage's budget (the deployment's, or its
-    /// silo's memory budget less the stage's weights) over its bytes per token, at the tightest stage.
+    /// The rows of KV-cache room the sequences admitted may hold in every block: each stage's budget (the deployment's,
+    /// or its silo's memory budget less the stage's weights) over what a row of room takes in its blocks, at the
+    /// tightest stage.
     /// </summary>
-    public long MaxCachedTokens { get; private set; } = long.MaxValue;
+    public long MaxCacheRows { get; private set; } = long.MaxValue;
 
     /// <summary>
     /// The first placement: every stage asked for needs a silo of its own. Its stage grains are numbered after
@@ -158,7 +160,7 @@ internal sealed class DeploymentPlacement(
         var silos = up.Take(request.Stages).Select(n => new SiloCapacity(n.NodeName, n.Capacity, n.MemoryBudgetBytes)).ToArray();
         int layers = model.Config.Layers;
         var plan = DeploymentPlanner.Plan(layers, silos, model.LayerCosts, model.BytesPerLayer, model.HeadCost);
-        MaxCachedTokens = CachedTokens(plan, up);
+        MaxCacheRows = CacheRows(plan, up);
 
         // Each placement has keys of its own: after a re-plan a node may hold other layers, which is another grain.
         // The random part keeps them apart even when the count is not: a coordinator lost between loading a placement
@@ -187,15 +189,15 @@ internal sealed class DeploymentPlacement(
         return (stages, token);
     }
 
-    private long CachedTokens(DeploymentPlan plan, FtpClusterNode[] up)
+    private long CacheRows(DeploymentPlan plan, FtpClusterNode[] up)
     {
-        long bytesPerTokenPerLayer = (long)model.Config.KvDim * 2 * sizeof(float) + sizeof(int);
+        long bytesPerRow = LayerKvCache.BytesPerRow(model.Config.KvDim);
         long tightest = long.MaxValue;
         foreach (var stage in plan.Stages)
         {
             long budget = request.KvCacheBytesPerStage > 0 ? request.KvCacheBytesPerStage
                 : up.First(n => n.NodeName == stage.Silo).MemoryBudgetBytes - stage.LayerCount * model.BytesPerLayer;
-            tightest = Math.Min(tightest, Math.Max(0, budget) / (stage.LayerCount * bytesPerTokenPerLayer));
+            tightest = Math.Min(tightest, Math.Max(0, budget) / (stage.LayerCount * bytesPerRow));
         }
         return tightest;
     }

@@ -1,15 +1,18 @@
+using FtpCluster.Compute.Inference;
+
 namespace FtpCluster.Grains.Pipeline;
 
 /// <summary>What a stage holds now, as its admission of new sequences sees it.</summary>
 /// <param name="Holds">Whether the stage already has a KV cache for a sequence.</param>
 /// <param name="Sequences">Sequences it holds caches for.</param>
-/// <param name="KvCacheBytes">What those caches hold.</param>
-/// <param name="KvBytesPerRow">What one more row (token) of a sequence adds to the stage's caches, at most.</param>
+/// <param name="KvCacheBytes">The device memory those caches hold.</param>
+/// <param name="KvBytesPerRow">What one row of room takes in the stage's caches (in every block of the stage).</param>
 internal sealed record StageHoldings(Func<long, bool> Holds, int Sequences, long KvCacheBytes, long KvBytesPerRow);
 
 /// <summary>
 /// Refuses a step that brings a stage new sequences past its <see cref="StageLimits"/>: more sequences than it may hold,
-/// or KV-cache rows that would take it past its budget. Sequences it already holds are never refused here (their growth
+/// or KV-cache room that would take it past its budget (the room a new sequence's rows take, which runs ahead of them:
+/// <see cref="LayerKvCache.RowsHeldAtMost"/>). Sequences it already holds are never refused here (their growth
 /// is the coordinator's to budget).
 /// </summary>
 internal static class SequenceAdmission
@@ -27,10 +30,10 @@ internal static class SequenceAdmission
         if (holdings.Sequences + newRows.Count > limits.MaxSequences)
             throw new StageLimitExceededException(
                 $"stage {stageKey} refused {newRows.Count} new sequences: it holds {holdings.Sequences}, and its limit is {limits.MaxSequences}");
-        long newBytes = newRows.Values.Sum(rows => rows * holdings.KvBytesPerRow);
+        long newBytes = newRows.Values.Sum(rows => LayerKvCache.RowsHeldAtMost(rows) * holdings.KvBytesPerRow);
         if (holdings.KvCacheBytes + newBytes > kvBudgetBytes)
             throw new StageLimitExceededException(
-                $"stage {stageKey} refused {newRows.Count} new sequences: their {newRows.Values.Sum()} rows need {newBytes} KV-cache bytes, " +
+                $"stage {stageKey} refused {newRows.Count} new sequences: their {newRows.Values.Sum()} rows need {newBytes} bytes of KV-cache room, " +
                 $"it holds {holdings.KvCacheBytes}, and its budget is {kvBudgetBytes}");
     }
 }

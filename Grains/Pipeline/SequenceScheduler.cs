@@ -29,9 +29,10 @@ internal sealed record SequenceResult(int[] PromptIds, int[] Generated, string F
 /// <param name="PrefillChunkTokens">Prompt tokens one step feeds at most: a long prompt goes in pieces, so the
 /// decode steps of other sequences travel in every microbatch instead of waiting behind it.</param>
 /// <param name="MaxSequences">Sequences generating at once; more wait for admission.</param>
-/// <param name="MaxCachedTokens">Prompt plus generated tokens the KV caches of the sequences admitted may hold (the
-/// tightest stage's budget over its bytes per token); a sequence is admitted once its whole length fits.</param>
-internal readonly record struct SchedulerLimits(int PrefillChunkTokens, int MaxSequences, long MaxCachedTokens);
+/// <param name="MaxCacheRows">Rows of KV-cache room the sequences admitted may hold in every block (the tightest
+/// stage's budget over what a row takes there); a sequence is admitted once the room its whole length takes fits
+/// (<see cref="LayerKvCache.RowsHeldAtMost"/>: a cache's room runs ahead of its entries).</param>
+internal readonly record struct SchedulerLimits(int PrefillChunkTokens, int MaxSequences, long MaxCacheRows);
 
 /// <summary>
 /// Runs sequences through a deployment's stages in steps: each sequence waits for room in the KV caches, then
@@ -50,13 +51,13 @@ internal sealed class SequenceScheduler(
     MicrobatchQueue microbatches, Func<int> currentEpoch, Func<Func<int, Task<StepOutcome>>, Task<StepOutcome>> withRecovery,
     Func<long, Task> release, Func<SchedulerLimits> limits, int contextLength, SchedulerTelemetry telemetry)
 {
-    private readonly LinkedList<(long Tokens, TaskCompletionSource Admitted)> _waiting = new();
+    private readonly LinkedList<(long Rows, TaskCompletionSource Admitted)> _waiting = new();
 
     /// <summary>From a random multiple of 2^22, so no sequence of this activation shares an id with one an earlier
     /// coordinator activation left in the stages' caches (unless both drew the same multiple, a chance in 2^31).</summary>
     private long _nextSequenceId = System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue) * (1L << 22);
     private int _running;
-    private long _cachedTokens;
+    private long _cacheRows;
 
     public int Running => _running;
 
@@ -98,23 +99,26 @@ internal sealed class SequenceScheduler(
         finally
         {
             await release(sequence);
-            Leave(length);
+            Leave(LayerKvCache.RowsHeldAtMost(length));
         }
     }
 
-    /// <summary>Waits, first come first served, until the sequence's whole length fits in the caches.</summary>
-    private Task Admit(long tokens, CancellationToken cancellation)
+    /// <summary>Waits, first come first served, until the room the sequence's whole length takes fits in the caches.</summary>
+    private Task Admit(long length, CancellationToken cancellation)
     {
-        var (_, maxSequences, maxCachedTokens) = limits();
-        if (tokens > maxCachedTokens)
-            throw new ArgumentException($"the sequence needs KV-cache room for {tokens} tokens, more than the deployment's {maxCachedTokens}");
-        if (_waiting.Count == 0 && Fits(tokens))
+        var (_, maxSequences, maxCacheRows) = limits();
+        long rows = LayerKvCache.RowsHeldAtMost(length);
+        if (rows > maxCacheRows)
+            throw new ArgumentException(
+                $"the sequence's {length} tokens need KV-cache room for {rows} rows (the room a cache holds runs ahead of its entries), " +
+                $"more than the deployment's {maxCacheRows}");
+        if (_waiting.Count == 0 && Fits(rows))
         {
-            Enter(tokens);
+            Enter(rows);
             return Task.CompletedTask;
         }
         var admitted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var node = _waiting.AddLast((tokens, admitted));
+        var node = _waiting.AddLast((rows, admitted));
         PublishWaiting();
         cancellation.Register(() =>
         {
@@ -125,24 +129,24 @@ internal sealed class SequenceScheduler(
         });
         return admitted.Task;
 
-        bool Fits(long t) => _running < maxSequences && _cachedTokens + t <= maxCachedTokens;
+        bool Fits(long r) => _running < maxSequences && _cacheRows + r <= maxCacheRows;
     }
 
-    private void Enter(long tokens)
+    private void Enter(long rows)
     {
         _running++;
-        _cachedTokens += tokens;
+        _cacheRows += rows;
     }
 
-    private void Leave(long tokens)
+    private void Leave(long rows)
     {
         _running--;
-        _cachedTokens -= tokens;
-        var (_, maxSequences, maxCachedTokens) = limits();
-        while (_waiting.First is { } first && _running < maxSequences && _cachedTokens + first.Value.Tokens <= maxCachedTokens)
+        _cacheRows -= rows;
+        var (_, maxSequences, maxCacheRows) = limits();
+        while (_waiting.First is { } first && _running < maxSequences && _cacheRows + first.Value.Rows <= maxCacheRows)
         {
             _waiting.RemoveFirst();
-            Enter(first.Value.Tokens);
+            Enter(first.Value.Rows);
             first.Value.Admitted.TrySetResult();
         }
         PublishWaiting();

@@ -277,8 +277,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     /// <summary>On the compute thread (which alone changes the caches): what the stage holds now.</summary>
     private static StageHoldings Holdings(StageExecutor executor, StageSetup setup)
     {
-        // A row takes a key and a value of the KV width and a position in every block of the stage (KvCache.Bytes).
-        long perRow = (setup.EndLayer - setup.FirstLayer) * ((long)executor.Stage.Config.KvDim * 2 * sizeof(float) + sizeof(int));
+        // A row of room takes a key, a value and a position in every block of the stage.
+        long perRow = (setup.EndLayer - setup.FirstLayer) * LayerKvCache.BytesPerRow(executor.Stage.Config.KvDim);
         return new StageHoldings(executor.HoldsSequence, executor.SequencesInFlight, executor.KvCacheBytes, perRow);
     }
 

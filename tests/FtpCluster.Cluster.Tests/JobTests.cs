@@ -1,6 +1,7 @@
 using System.Text.Json;
 using FtpCluster.Client.Cluster;
 using FtpCluster.Compute.Ftp;
+using FtpCluster.Compute.Inference;
 using FtpCluster.Compute.Models;
 using FtpCluster.Compute.Tests;
 using FtpCluster.Grains.Hosting;
@@ -187,13 +188,13 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
     [SharedModelsFact]
     public async Task Sequences_wait_for_KV_cache_room_and_one_that_can_never_fit_fails_alone()
     {
-        // Room for 100 tokens per stage: one 64-token line at a time; a 124-token line never.
-        long bytesPerToken;
+        // 100 rows of room per stage: one 64-token line at a time (its caches may take 79 rows); a 124-token line never (153).
+        long bytesPerRow;
         using (var checkpoint = Checkpoint.Open(JobLines.Aidreams))
-            bytesPerToken = checkpoint.Config.Layers * ((long)checkpoint.Config.KvDim * 2 * sizeof(float) + sizeof(int));
+            bytesPerRow = checkpoint.Config.Layers * LayerKvCache.BytesPerRow(checkpoint.Config.KvDim);
         string deployment = $"kv-{Guid.NewGuid():N}";
         await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Deploy(
-            new DeploymentRequest(JobLines.Aidreams, Stages: 1, KvCacheBytesPerStage: 100 * bytesPerToken));
+            new DeploymentRequest(JobLines.Aidreams, Stages: 1, KvCacheBytesPerStage: 100 * bytesPerRow));
         var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
         await job.Create(new JobSpec(deployment, "kv.jsonl", MaxConcurrent: 8));
         var fitting = JobLines.Make(6, maxTokens: 60);
@@ -205,7 +206,8 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
         var results = (await JobLines.AllResults(job)).ToDictionary(r => r.Key);
         Assert.All(fitting, line => Assert.True(results[line.Key].Succeeded, results[line.Key].ErrorMessage));
         Assert.False(results["too-long"].Succeeded);
-        Assert.Contains("needs KV-cache room for 124 tokens, more than the deployment's 100", results["too-long"].ErrorMessage);
+        Assert.Contains("the sequence's 124 tokens need KV-cache room for 153 rows", results["too-long"].ErrorMessage);
+        Assert.Contains("more than the deployment's 100", results["too-long"].ErrorMessage);
     }
 
     [SharedModelsFact]

@@ -47,17 +47,21 @@ public sealed class StageBoundsTests
     }
 
     [Fact]
-    public void A_new_sequence_whose_rows_would_pass_the_kv_cache_budget_is_refused_with_the_numbers()
+    public void A_new_sequence_whose_rows_room_would_pass_the_kv_cache_budget_is_refused_with_the_numbers()
     {
         var limits = new StageLimits();
-        var holdings = new StageHoldings(id => id == 1, Sequences: 1, KvCacheBytes: 900, KvBytesPerRow: 10);
+        var holdings = new StageHoldings(id => id == 1, Sequences: 1, KvCacheBytes: 800, KvBytesPerRow: 10);
 
-        SequenceAdmission.Check(Stage, [2, 2, 2, 2, 2, 2, 2, 2, 2, 2], holdings, limits, kvBudgetBytes: 1000);
+        // 10 rows take a cache's first 16 rows of room: 160 bytes.
+        SequenceAdmission.Check(Stage, [2, 2, 2, 2, 2, 2, 2, 2, 2, 2], holdings, limits, kvBudgetBytes: 960);
         // A held sequence's growth is the coordinator's to budget, not a refusal here.
-        SequenceAdmission.Check(Stage, [.. Enumerable.Repeat(1L, 500)], holdings, limits, kvBudgetBytes: 1000);
+        SequenceAdmission.Check(Stage, [.. Enumerable.Repeat(1L, 500)], holdings, limits, kvBudgetBytes: 960);
 
         var error = Assert.Throws<StageLimitExceededException>(() => SequenceAdmission.Check(Stage, [1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], holdings, limits, 1000));
-        Assert.Equal($"stage {Stage} refused 2 new sequences: their 11 rows need 110 KV-cache bytes, it holds 900, and its budget is 1000", error.Message);
+        Assert.Equal($"stage {Stage} refused 2 new sequences: their 11 rows need 320 bytes of KV-cache room, it holds 800, and its budget is 1000", error.Message);
+        // 17 rows' entries would fit in 170 bytes; the room they take (32 rows) does not.
+        error = Assert.Throws<StageLimitExceededException>(() => SequenceAdmission.Check(Stage, [.. Enumerable.Repeat(2L, 17)], holdings, limits, 1000));
+        Assert.Equal($"stage {Stage} refused 1 new sequences: their 17 rows need 320 bytes of KV-cache room, it holds 800, and its budget is 1000", error.Message);
     }
 
     [Fact]
