@@ -8,26 +8,27 @@ namespace FtpCluster.Compute.Inference;
 /// entries only for the tokens it computed, so each entry remembers its position (on the device for
 /// the attention kernel, and on the host for the order checks a batch gets before it runs).
 /// </summary>
+/// <remarks>
+/// It takes device memory only when first used, and then for all the rows of its first reservation (a prompt's chunk):
+/// on CUDA an allocation made ahead and grown at once would cost a free, which waits for the device, per block and sequence.
+/// </remarks>
 public sealed class LayerKvCache : IDisposable
 {
     private readonly IComputeDevice _device;
     private readonly int _width;
-    private DeviceBuffer<float> _keys;
-    private DeviceBuffer<float> _values;
-    private DeviceBuffer<int> _devicePositions;
-    private int[] _positions;
+    private Room? _room;
+    private int[] _positions = [];
 
-    /// <summary>Rows of room a cache starts with, and the fewest it grows by.</summary>
+    /// <summary>The device memory of the cache's rows: keys and values [rows, kvDim], a position per row.</summary>
+    private sealed record Room(DeviceBuffer<float> Keys, DeviceBuffer<float> Values, DeviceBuffer<int> Positions);
+
+    /// <summary>Rows of room a cache takes at least, and the fewest it grows by.</summary>
     public const int GrowthRows = 16;
 
     public LayerKvCache(IComputeDevice device, int kvDim)
     {
         _device = device;
         _width = kvDim;
-        _keys = device.Allocate<float>((long)GrowthRows * kvDim);
-        _values = device.Allocate<float>((long)GrowthRows * kvDim);
-        _devicePositions = device.Allocate<int>(GrowthRows);
-        _positions = new int[GrowthRows];
     }
 
     /// <summary>Device bytes one row of room takes: a key and a value of the KV width, and a position.</summary>
@@ -46,13 +47,13 @@ public sealed class LayerKvCache : IDisposable
     public int Count { get; private set; }
 
     /// <summary>[Count, kvDim] on the device.</summary>
-    public DeviceSpan<float> Keys => _keys.Span(Count * _width);
+    public DeviceSpan<float> Keys => Rows().Keys.Span(Count * _width);
 
     /// <summary>[Count, kvDim] on the device.</summary>
-    public DeviceSpan<float> Values => _values.Span(Count * _width);
+    public DeviceSpan<float> Values => Rows().Values.Span(Count * _width);
 
     /// <summary>The entries' positions on the device, for the attention kernel.</summary>
-    public DeviceSpan<int> DevicePositions => _devicePositions.Span(Count);
+    public DeviceSpan<int> DevicePositions => Rows().Positions.Span(Count);
 
     /// <summary>The entries' positions, kept on the host too.</summary>
     public ReadOnlySpan<int> Positions => _positions.AsSpan(0, Count);
@@ -79,8 +80,9 @@ public sealed class LayerKvCache : IDisposable
         }
         if (Count + rows > Capacity)
             Grow(Math.Max(Count + rows, Capacity + Math.Max(GrowthRows, Capacity / 4)));
-        var room = new SequenceCache(firstRow, rows, new DeviceSpan<float>(_keys, (long)Count * _width, rows * _width),
-            new DeviceSpan<float>(_values, (long)Count * _width, rows * _width), new DeviceSpan<int>(_devicePositions, Count, rows));
+        var buffers = Rows();
+        var room = new SequenceCache(firstRow, rows, new DeviceSpan<float>(buffers.Keys, (long)Count * _width, rows * _width),
+            new DeviceSpan<float>(buffers.Values, (long)Count * _width, rows * _width), new DeviceSpan<int>(buffers.Positions, Count, rows));
         positions.CopyTo(_positions.AsSpan(Count));
         Count += rows;
         return room;
@@ -89,29 +91,38 @@ public sealed class LayerKvCache : IDisposable
     /// <summary>The cache's entries, for the attention of a microbatch's rows [<paramref name="firstRow"/>, + <paramref name="rows"/>).</summary>
     public SequenceCache Entries(int firstRow, int rows) => new(firstRow, rows, Keys, Values, DevicePositions);
 
+    /// <summary>The device memory of the rows, taken (<see cref="GrowthRows"/> of it) if the cache has none yet.</summary>
+    private Room Rows()
+    {
+        if (_room is null) Grow(GrowthRows);
+        return _room!;
+    }
+
     private void Grow(int capacity)
     {
-        _keys = Moved(_keys, (long)capacity * _width, Count * _width);
-        _values = Moved(_values, (long)capacity * _width, Count * _width);
-        _devicePositions = Moved(_devicePositions, capacity, Count);
+        _room = new Room(Moved(_room?.Keys, (long)capacity * _width, Count * _width),
+            Moved(_room?.Values, (long)capacity * _width, Count * _width), Moved(_room?.Positions, capacity, Count));
         Array.Resize(ref _positions, capacity);
     }
 
     /// <summary>A larger buffer holding the first <paramref name="used"/> elements of <paramref name="old"/>, which is freed.</summary>
-    private DeviceBuffer<T> Moved<T>(DeviceBuffer<T> old, long capacity, int used)
+    private DeviceBuffer<T> Moved<T>(DeviceBuffer<T>? old, long capacity, int used)
         where T : unmanaged
     {
         var grown = _device.Allocate<T>(capacity);
-        _device.Copy(old.Span(used), grown.Span(used));
-        old.Dispose();
+        if (old is not null)
+        {
+            _device.Copy(old.Span(used), grown.Span(used));
+            old.Dispose();
+        }
         return grown;
     }
 
     public void Dispose()
     {
-        _keys.Dispose();
-        _values.Dispose();
-        _devicePositions.Dispose();
+        _room?.Keys.Dispose();
+        _room?.Values.Dispose();
+        _room?.Positions.Dispose();
     }
 }
 

@@ -28,6 +28,19 @@ public sealed class KvCacheTests
         }
     }
 
+    [Fact]
+    public void A_cache_takes_no_memory_until_used_and_then_its_first_rows_room_at_once()
+    {
+        using var device = new CpuDevice();
+        using var cache = new LayerKvCache(device, KvDim);
+        Assert.Equal((0, 0L), (cache.Capacity, cache.Bytes));
+        cache.Reserve(0, [.. Enumerable.Range(0, 300)]);
+        Assert.Equal(300, cache.Capacity);
+        using var shortCache = new LayerKvCache(device, KvDim);
+        shortCache.Reserve(0, [0, 1, 2]);
+        Assert.Equal(LayerKvCache.GrowthRows, shortCache.Capacity);
+    }
+
     [Theory]
     [InlineData(0, 16)]
     [InlineData(1, 16)]
