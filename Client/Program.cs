@@ -18,6 +18,7 @@ var root = new RootCommand("ftpcluster: pipeline-parallel LLM inference with FTP
     RouterCommand.Create(),
     RunCommand.Create(),
     JobsCommand.Create(),
+    DevicesCommand.Create(),
 };
 
 // "ftpcluster help" has always meant --help.

@@ -13,7 +13,8 @@
 #                                        writes a JSON summary: tokens/s, against the 2-core CPU's; for decode the GB/s of
 #                                        weights read per token against the GPU's bandwidth, and the device time of a
 #                                        decode step by kind of operation beside its wall time (one sequence, and the 8
-#                                        at once); whether issue 14's goals are met.
+#                                        at once); whether issue 14's goals are met; and `ftpcluster devices --measure`:
+#                                        each device's memory budget and measured capacity, as a silo would publish them.
 #
 # Settings of the run step (the defaults are the check's):
 #   GPU_CHECK_DEVICE=cuda          ilgpu-cpu rehearses the whole run on a machine without a GPU (ILGPU's CPU accelerator)
@@ -127,6 +128,10 @@ cp "$work/tests.log" "${out%.json}.tests.log"
 [ "$tests_rc" = 124 ] && echo "gpu-check: the tests ran past ${tests_seconds}s and were stopped" >&2
 grep -E "\[FAIL\]|Total:" "$work/tests.log" | tail -20 || true
 
+# What a silo on each device would publish: its memory budget and measured capacity (the planner's layer shares).
+timeout 120 "$dotnet" "$app/tests/ftpcluster.dll" devices --measure --json >"$work/devices.json" 2>"$work/devices.err" \
+  || { echo "gpu-check: ftpcluster devices failed (exit $?)" >>"$work/devices.err"; cat "$work/devices.err" >&2; }
+
 for preset in $presets; do
   "$dotnet" "$app/tests/ftpcluster.dll" models synth --preset "$preset" --dtype f16 --seed 1 --out "$work/$preset" >/dev/null
   timeout "$bench_seconds" "$dotnet" "$app/tests/ftpcluster.dll" bench model --model "$work/$preset" --device "$device" --dtype f16 \
@@ -168,6 +173,10 @@ if os.path.exists(f"{work}/tests.xml"):
     tests["failures"] = [t.get("name") for t in assembly.iter("test") if t.get("result") == "Fail"]
 summary = {"gpu": gpu, "bandwidth_gb_per_s": bandwidth, "commit": open(f"{work}/app/commit").read().strip(),
            "numerics_tests": tests, "models": []}
+try:
+    summary["devices"] = json.load(open(f"{work}/devices.json"))["devices"]
+except (OSError, ValueError, KeyError):
+    summary["devices"] = {"error": open(f"{work}/devices.err").read().strip().splitlines()[-20:]}
 for preset in presets:
     try:
         bench = json.load(open(f"{work}/{preset}.json"))

@@ -117,6 +117,13 @@ public sealed class IlgpuDevice : IComputeDevice
             : Describe(device))];
     }
 
+    /// <summary>The CUDA devices ILGPU finds, <c>cuda:0</c> to <c>cuda:N-1</c>; 0 without an NVIDIA GPU or its driver.</summary>
+    public static int CudaDeviceCount()
+    {
+        using var context = Context.Create(builder => builder.Cuda());
+        return context.GetCudaDevices().Count;
+    }
+
     private static Device CudaDevice(Context context, int index)
     {
         var cuda = new List<Device>();

@@ -61,8 +61,8 @@ public sealed partial class FtpClusterSiloOptions
 
     /// <summary>
     /// Weight bytes this silo may hold; the planner never gives it more layers than fit. Default: 75% of
-    /// the memory available to this process (the rest is for KV caches, activations and the runtime).
-    /// Set it explicitly for GPU devices, whose memory is not the host's.
+    /// the memory available to this process (the rest is for KV caches, activations and the runtime); on CUDA
+    /// the device's free memory instead (<see cref="MemoryBudgetFromDevice"/>). <c>ftpcluster devices</c> shows both.
     /// </summary>
     public long MemoryBudgetBytes { get; set; } = DefaultMemoryBudgetBytes();
 

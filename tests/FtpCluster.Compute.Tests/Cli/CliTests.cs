@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
+using FtpCluster.Compute.Devices;
+using FtpCluster.Grains.Hosting;
 
 namespace FtpCluster.Compute.Tests.Cli;
 
@@ -40,6 +42,32 @@ public sealed class CliTests : IDisposable
         Assert.Equal(golden.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()), json.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal(expectedIds, json.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal(golden.GetProperty("greedy_60_steps_text").GetString(), json.GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public void Devices_lists_every_device_with_the_budget_and_the_capacity_a_silo_on_it_would_take()
+    {
+        var (code, stdout, stderr) = Run("devices", "--measure", "--json");
+        Assert.True(code == 0, stderr);
+        var devices = JsonDocument.Parse(stdout).RootElement.GetProperty("devices").EnumerateArray().ToArray();
+        string[] expected = ["cpu", "ilgpu-cpu", .. Enumerable.Range(0, IlgpuDevice.CudaDeviceCount()).Select(i => $"cuda:{i}")];
+        Assert.Equal(expected, devices.Select(d => d.GetProperty("device").GetString()));
+        Assert.StartsWith("cpu: ", devices[0].GetProperty("description").GetString());
+        Assert.StartsWith("ilgpu cpu accelerator", devices[1].GetProperty("description").GetString());
+        // Neither is a GPU, so a silo on either takes the host's default budget.
+        long hostBudgetMb = FtpClusterSiloOptions.DefaultMemoryBudgetBytes() / (1024 * 1024);
+        Assert.All(devices[..2], d => Assert.Equal(hostBudgetMb, d.GetProperty("memory_budget_mb").GetInt64()));
+        // The SIMD path beats ILGPU's emulation of a GPU by far, so the planner would give a cpu silo the larger share.
+        double cpu = devices[0].GetProperty("capacity_gflops").GetDouble(), emulated = devices[1].GetProperty("capacity_gflops").GetDouble();
+        Assert.True(emulated > 0 && cpu > 10 * emulated, $"cpu {cpu} GFLOP/s, ilgpu-cpu {emulated}");
+
+        (code, stdout, stderr) = Run("devices");
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("host: ", lines[0]);
+        Assert.Equal(expected, lines[1..].Select(line => line.Split(' ')[0]));
+        Assert.All(lines[1..3], line => Assert.Contains($"memory budget {hostBudgetMb:N0} MiB", line));
+        Assert.DoesNotContain("capacity", stdout);
     }
 
     [SharedModelsFact]

@@ -17,6 +17,14 @@ public static class SiloDeviceMeasurement
     public const double DeviceMemoryShare = 0.9;
 
     /// <summary>
+    /// The memory budget a silo on <paramref name="device"/> takes when it is given none: <see cref="DeviceMemoryShare"/>
+    /// of a CUDA device's free memory, else the host's default (<see cref="FtpClusterSiloOptions.DefaultMemoryBudgetBytes"/>).
+    /// </summary>
+    public static long DefaultMemoryBudget(IComputeDevice device) => device is IlgpuDevice { Target: IlgpuTarget.Cuda } gpu
+        ? (long)(gpu.FreeMemoryBytes() * DeviceMemoryShare)
+        : FtpClusterSiloOptions.DefaultMemoryBudgetBytes();
+
+    /// <summary>
     /// Measures what <paramref name="options"/> ask to be measured and writes it into them. A device that
     /// cannot be opened measures nothing: the silo's start then fails on it with the device list.
     /// </summary>
@@ -35,8 +43,8 @@ public static class SiloDeviceMeasurement
         }
         using (device)
         {
-            if (options.MemoryBudgetFromDevice && device is IlgpuDevice { Target: IlgpuTarget.Cuda } gpu)
-                options.MemoryBudgetBytes = (long)(gpu.FreeMemoryBytes() * DeviceMemoryShare);
+            if (options.MemoryBudgetFromDevice)
+                options.MemoryBudgetBytes = DefaultMemoryBudget(device);
             if (options.MeasureCapacity)
                 options.Capacity = DeviceSpeed.MeasureGflops(device, CapacityBenchmark);
         }
