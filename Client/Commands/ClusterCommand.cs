@@ -86,15 +86,15 @@ internal static class ClusterCommand
         {
             CommandSupport.WriteJson(deployments.Select(d => new
             {
-                d.Id, Model = d.Request.ModelPath, Stages = d.Stages.Select(s => new { Silo = s.NodeName, Layers = new[] { s.FirstLayer, s.EndLayer }, s.WeightBytes, s.KvCacheBytes }),
+                d.Id, Model = d.Request.ModelPath, Stages = d.Stages.Select(s => new { Silo = s.NodeName, Layers = new[] { s.FirstLayer, s.EndLayer }, s.WeightBytes, s.KvCacheBytes, s.PeakKvCacheBytes }),
                 d.SequencesRunning, d.SequencesWaiting, d.Jobs, d.LastUsedAt, d.Request.IdleUnloadSeconds,
             }));
             return 0;
         }
-        var table = new Table().AddColumns("deployment", "model", "stages", "weights MiB", "KV cache MiB", "running", "waiting", "jobs", "last used", "unloads when idle");
+        var table = new Table().AddColumns("deployment", "model", "stages", "weights MiB", "KV cache MiB (peak)", "running", "waiting", "jobs", "last used", "unloads when idle");
         foreach (var d in deployments)
             table.AddRow(d.Id, HubCache.RepoIdOfSnapshot(d.Request.ModelPath) ?? Path.GetFileName(d.Request.ModelPath.TrimEnd('/')), string.Join(", ", d.Stages.Select(s => $"{s.NodeName} [{s.FirstLayer}, {s.EndLayer})")),
-                Mib(d.Stages.Sum(s => s.WeightBytes)), Mib(d.Stages.Sum(s => s.KvCacheBytes)), $"{d.SequencesRunning}", $"{d.SequencesWaiting}", $"{d.Jobs}",
+                Mib(d.Stages.Sum(s => s.WeightBytes)), $"{Mib(d.Stages.Sum(s => s.KvCacheBytes))} ({Mib(d.Stages.Sum(s => s.PeakKvCacheBytes))})", $"{d.SequencesRunning}", $"{d.SequencesWaiting}", $"{d.Jobs}",
                 d.LastUsedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture),
                 d.Request.IdleUnloadSeconds > 0 ? $"after {d.Request.IdleUnloadSeconds} s" : "never");
         AnsiConsole.Write(table);

@@ -130,7 +130,8 @@ public sealed record StepResult(
 /// <summary>One stage's own account: where it runs, what it holds, and what it has computed and sent on.</summary>
 /// <param name="Microbatches">Microbatches this stage has computed; with <paramref name="Rows"/>, how well steps were shared.</param>
 /// <param name="ComputeSeconds">Time this stage's work held its silo's compute thread (blocks, embedding or LM head, packet codec).</param>
-/// <param name="KvCacheBytes">What the caches of the sequences in flight hold now.</param>
+/// <param name="KvCacheBytes">The device memory the caches of the sequences in flight hold now.</param>
+/// <param name="PeakKvCacheBytes">The most its caches held after a step, since the stage was loaded: what its budget had to hold.</param>
 [GenerateSerializer, Immutable]
 [Alias("FtpCluster.StageReport")]
 public sealed record StageReport(
@@ -146,4 +147,5 @@ public sealed record StageReport(
     [property: Id(9)] long Microbatches,
     [property: Id(10)] long Rows,
     [property: Id(11)] double ComputeSeconds,
-    [property: Id(12)] long KvCacheBytes);
+    [property: Id(12)] long KvCacheBytes,
+    [property: Id(13)] long PeakKvCacheBytes);

@@ -35,6 +35,7 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
     private long _microbatches;
     private long _rows;
     private double _computeSeconds;
+    private long _peakKvCacheBytes;
     private StageGauge? _gauge;
     private IDisposable? _gaugeTracking;
 
@@ -110,14 +111,16 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var deposited = Deposits.Take(request.MicrobatchId);
         // The stages after this one run inside its span: a trace shows the pipeline as nested calls, stage by stage.
         using var span = StartForwardSpan(setup, request);
-        var (output, seconds) = await device.Run(() =>
+        var (output, seconds, kvCacheBytes) = await device.Run(() =>
         {
             long started = Stopwatch.GetTimestamp();
             var computed = Compute(executor, setup, request, deposited);
             double elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            gauge.Publish(executor.KvCacheBytes);
-            return (computed, elapsed);
+            long held = executor.KvCacheBytes;
+            gauge.Publish(held);
+            return (computed, elapsed, held);
         });
+        _peakKvCacheBytes = Math.Max(_peakKvCacheBytes, kvCacheBytes);
         _microbatches++;
         _rows += output.Rows;
         _computeSeconds += seconds;
@@ -452,7 +455,8 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         var sent = _traffic.Snapshot();
         return Task.FromResult(new StageReport(setup.Index, options.NodeName, setup.FirstLayer, setup.EndLayer,
             executor.Stage.Slice.ResidentBytes, executor.SequencesInFlight,
-            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows, _computeSeconds, executor.KvCacheBytes));
+            sent.Sum(t => t.Bytes), sent.Sum(t => t.Packets), Environment.ProcessId, _microbatches, _rows, _computeSeconds, executor.KvCacheBytes,
+            _peakKvCacheBytes));
     }
 
     public async Task Unload(DeploymentToken token)

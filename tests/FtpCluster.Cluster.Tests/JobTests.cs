@@ -188,7 +188,7 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
     [SharedModelsFact]
     public async Task Sequences_wait_for_KV_cache_room_and_one_that_can_never_fit_fails_alone()
     {
-        // 100 rows of room per stage: one 64-token line at a time (its caches may take 79 rows); a 124-token line never (153).
+        // 100 rows of room per stage: one 70-token line at a time (its caches may take 86 rows); a 124-token line never (153).
         long bytesPerRow;
         using (var checkpoint = Checkpoint.Open(JobLines.Aidreams))
             bytesPerRow = checkpoint.Config.Layers * LayerKvCache.BytesPerRow(checkpoint.Config.KvDim);
@@ -197,7 +197,7 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
             new DeploymentRequest(JobLines.Aidreams, Stages: 1, KvCacheBytesPerStage: 100 * bytesPerRow));
         var job = cluster.Client.GetGrain<IJobGrain>($"job_{Guid.NewGuid():N}");
         await job.Create(new JobSpec(deployment, "kv.jsonl", MaxConcurrent: 8));
-        var fitting = JobLines.Make(6, maxTokens: 60);
+        var fitting = JobLines.Make(6, maxTokens: 66);
         var tooLong = JobLines.Make(1, maxTokens: 120)[0] with { Key = "too-long" };
         await job.AddLines([.. fitting, tooLong]);
         await job.Start();
@@ -208,6 +208,12 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
         Assert.False(results["too-long"].Succeeded);
         Assert.Contains("the sequence's 124 tokens need KV-cache room for 153 rows", results["too-long"].ErrorMessage);
         Assert.Contains("more than the deployment's 100", results["too-long"].ErrorMessage);
+
+        // The memory the caches took stayed inside the room, though a line's caches held its every token (doubled room
+        // would have taken 128 rows for a line of 65 tokens or more).
+        var stage = (await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Reports()).Single();
+        long longest = fitting.Max(line => 4 + results[line.Key].CompletionTokens - 1); // the last token drawn is never fed back
+        Assert.InRange(stage.PeakKvCacheBytes, longest * bytesPerRow, 100 * bytesPerRow);
     }
 
     [SharedModelsFact]
