@@ -47,13 +47,13 @@ public sealed class LayerKvCache : IDisposable
     public int Count { get; private set; }
 
     /// <summary>[Count, kvDim] on the device.</summary>
-    public DeviceSpan<float> Keys => Rows().Keys.Span(Count * _width);
+    public DeviceSpan<float> Keys => TakenRoom().Keys.Span(Count * _width);
 
     /// <summary>[Count, kvDim] on the device.</summary>
-    public DeviceSpan<float> Values => Rows().Values.Span(Count * _width);
+    public DeviceSpan<float> Values => TakenRoom().Values.Span(Count * _width);
 
     /// <summary>The entries' positions on the device, for the attention kernel.</summary>
-    public DeviceSpan<int> DevicePositions => Rows().Positions.Span(Count);
+    public DeviceSpan<int> DevicePositions => TakenRoom().Positions.Span(Count);
 
     /// <summary>The entries' positions, kept on the host too.</summary>
     public ReadOnlySpan<int> Positions => _positions.AsSpan(0, Count);
@@ -80,7 +80,7 @@ public sealed class LayerKvCache : IDisposable
         }
         if (Count + rows > Capacity)
             Grow(Math.Max(Count + rows, Capacity + Math.Max(GrowthRows, Capacity / 4)));
-        var buffers = Rows();
+        var buffers = TakenRoom();
         var room = new SequenceCache(firstRow, rows, new DeviceSpan<float>(buffers.Keys, (long)Count * _width, rows * _width),
             new DeviceSpan<float>(buffers.Values, (long)Count * _width, rows * _width), new DeviceSpan<int>(buffers.Positions, Count, rows));
         positions.CopyTo(_positions.AsSpan(Count));
@@ -92,7 +92,7 @@ public sealed class LayerKvCache : IDisposable
     public SequenceCache Entries(int firstRow, int rows) => new(firstRow, rows, Keys, Values, DevicePositions);
 
     /// <summary>The device memory of the rows, taken (<see cref="GrowthRows"/> of it) if the cache has none yet.</summary>
-    private Room Rows()
+    private Room TakenRoom()
     {
         if (_room is null) Grow(GrowthRows);
         return _room!;
