@@ -64,15 +64,15 @@ public sealed class BatchRunTests : IDisposable
     [SharedModelsFact]
     public async Task A_killed_job_resumed_writes_each_custom_id_once_and_equals_an_uninterrupted_run()
     {
-        const int jobLines = 30;
+        const int jobLines = 60;
         string input = WriteJob(jobLines);
         string whole = PathOf("whole.jsonl"), resumed = PathOf("resumed.jsonl");
         var uninterrupted = await CommandLineProcess.RunAsync("run", "--input", input, "--output", whole, "--model", Aidreams, "--max-concurrent", "4");
         Assert.True(uninterrupted.Code == 0, uninterrupted.Err);
 
         // Killed once a few results are in: its silos see it gone and stop; the lines in flight are lost with them. One
-        // line at a time, so that the rest of the job is seconds away when the third result is seen (18 lines two at a
-        // time once finished between the third result and the kill).
+        // line at a time, so that the rest of the job is seconds away when the third result is seen. (18 lines two at a
+        // time, and then 30 one at a time, each once finished between the third result and the kill in a loaded CI run.)
         using (var first = CommandLineProcess.Start("run", "--input", input, "--output", resumed, "--model", Aidreams, "--max-concurrent", "1"))
         {
             var deadline = DateTime.UtcNow + CommandLineProcess.Timeout;

@@ -87,7 +87,7 @@ public sealed class CommandLineTests
     [InlineData("generat --model m", "unknown command 'generat' (did you mean generate?)")]
     [InlineData("bench modle --model m", "unknown command 'bench modle' (did you mean bench model?)")]
     [InlineData("bench", "bench expects a command: kernels, model, wire, pipeline, transport, detokenize (ftpcluster bench --help describes them)")]
-    [InlineData("", "expected a command: generate, score, calibrate, eval, cluster, bench, models, router, run, jobs (ftpcluster --help describes them)")]
+    [InlineData("", "expected a command: generate, score, calibrate, eval, cluster, bench, models, router, run, jobs, devices (ftpcluster --help describes them)")]
     [InlineData("generate --model a --model b", "--model is given twice")]
     [InlineData("generate --json --model a --json", "--json is given twice")]
     [InlineData("generate --prompt x --model", "--model needs a value")]
