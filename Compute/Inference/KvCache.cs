@@ -9,13 +9,16 @@ namespace FtpCluster.Compute.Inference;
 /// the attention kernel, and on the host for the order checks a batch gets before it runs).
 /// </summary>
 /// <remarks>
-/// It takes device memory only when first used, and then for all the rows of its first reservation (a prompt's chunk):
-/// on CUDA an allocation made ahead and grown at once would cost a free, which waits for the device, per block and sequence.
+/// It takes device memory only when first used, and then for all the rows of its first reservation (a prompt's chunk),
+/// or the sequence's whole length where that is known ahead (<see cref="StageExecutor.Reserve"/>): then it never grows.
+/// Each growth is an allocation, a copy and a free, and on CUDA a free waits for the device.
 /// </remarks>
 public sealed class LayerKvCache : IDisposable
 {
     private readonly IComputeDevice _device;
     private readonly int _width;
+    private readonly int _firstRoom;
+    private readonly bool _lengthKnown;
     private Room? _room;
     private int[] _positions = [];
 
@@ -25,11 +28,17 @@ public sealed class LayerKvCache : IDisposable
     /// <summary>Rows of room a cache takes at least, and the fewest it grows by.</summary>
     public const int GrowthRows = 16;
 
-    public LayerKvCache(IComputeDevice device, int kvDim)
+    /// <param name="length">The entries the cache will hold at most, when known ahead: its room when first used. 0: unknown.</param>
+    public LayerKvCache(IComputeDevice device, int kvDim, int length = 0)
     {
         _device = device;
         _width = kvDim;
+        _firstRoom = FirstRoom(length);
+        _lengthKnown = length > 0;
     }
+
+    /// <summary>The rows of room a cache takes when first used, for a sequence of <paramref name="length"/> tokens at most (0: unknown).</summary>
+    public static int FirstRoom(int length) => Math.Max(GrowthRows, length);
 
     /// <summary>Device bytes one row of room takes: a key and a value of the KV width, and a position.</summary>
     public static long BytesPerRow(int kvDim) => (long)kvDim * 2 * sizeof(float) + sizeof(int);
@@ -61,8 +70,11 @@ public sealed class LayerKvCache : IDisposable
     /// <summary>Rows of room it holds on the device, entries and the room ahead of them.</summary>
     public int Capacity => _positions.Length;
 
-    /// <summary>Device memory it holds: every row of room, used or not.</summary>
-    public long Bytes => Capacity * BytesPerRow(_width);
+    /// <summary>
+    /// Device memory it holds, every row of room, used or not. Before it is first used: none, or where its length was
+    /// known ahead, the room it will take then (promised, so counted).
+    /// </summary>
+    public long Bytes => (_room is not null ? Capacity : _lengthKnown ? _firstRoom : 0) * BytesPerRow(_width);
 
     /// <summary>
     /// Takes room for the entries of consecutive new rows of a microbatch, [<paramref name="firstRow"/>, + rows), at
@@ -79,7 +91,7 @@ public sealed class LayerKvCache : IDisposable
                 throw new InvalidOperationException($"cache entries must come in increasing position order: {positions[i]} after {previous}");
         }
         if (Count + rows > Capacity)
-            Grow(Math.Max(Count + rows, Capacity + Math.Max(GrowthRows, Capacity / 4)));
+            Grow(Math.Max(Count + rows, _room is null ? _firstRoom : Capacity + Math.Max(GrowthRows, Capacity / 4)));
         var buffers = TakenRoom();
         var room = new SequenceCache(firstRow, rows, new DeviceSpan<float>(buffers.Keys, (long)Count * _width, rows * _width),
             new DeviceSpan<float>(buffers.Values, (long)Count * _width, rows * _width), new DeviceSpan<int>(buffers.Positions, Count, rows));
@@ -91,10 +103,10 @@ public sealed class LayerKvCache : IDisposable
     /// <summary>The cache's entries, for the attention of a microbatch's rows [<paramref name="firstRow"/>, + <paramref name="rows"/>).</summary>
     public SequenceCache Entries(int firstRow, int rows) => new(firstRow, rows, Keys, Values, DevicePositions);
 
-    /// <summary>The device memory of the rows, taken (<see cref="GrowthRows"/> of it) if the cache has none yet.</summary>
+    /// <summary>The device memory of the rows, taken if the cache has none yet.</summary>
     private Room TakenRoom()
     {
-        if (_room is null) Grow(GrowthRows);
+        if (_room is null) Grow(_firstRoom);
         return _room!;
     }
 
@@ -131,11 +143,12 @@ public sealed class KvCache : IDisposable
 {
     private readonly LayerKvCache[] _layers;
 
-    public KvCache(SliceSpec slice, int kvDim, IComputeDevice device)
+    /// <param name="length">The sequence's tokens at most, when known ahead: every block's cache takes that room once (see <see cref="LayerKvCache"/>). 0: unknown.</param>
+    public KvCache(SliceSpec slice, int kvDim, IComputeDevice device, int length = 0)
     {
         FirstLayer = slice.FirstLayer;
         _layers = new LayerKvCache[slice.LayerCount];
-        for (int i = 0; i < _layers.Length; i++) _layers[i] = new LayerKvCache(device, kvDim);
+        for (int i = 0; i < _layers.Length; i++) _layers[i] = new LayerKvCache(device, kvDim, length);
     }
 
     public int FirstLayer { get; }

@@ -37,7 +37,7 @@ public static class ModelBenchmark
         for (int rep = -1; rep < o.Reps; rep++) // rep -1 warms up the JIT and the caches
         {
             var clock = Stopwatch.StartNew();
-            using var cache = Prefill(model, prompt, hidden, logits);
+            using var cache = Prefill(model, prompt, hidden, logits, o.PromptTokens + o.GenTokens);
             double prefill = clock.Elapsed.TotalSeconds;
 
             clock.Restart();
@@ -63,7 +63,8 @@ public static class ModelBenchmark
     private static T DecodeTogether<T>(TransformerStage model, int[] prompt, int sequences, int tokens, Func<Action, T> measure)
     {
         var c = model.Config;
-        var caches = Enumerable.Range(0, sequences).Select(_ => model.NewCache()).ToArray();
+        // Each sequence's length is known, as the coordinator tells a deployment's stages (IStageGrain.Reserve).
+        var caches = Enumerable.Range(0, sequences).Select(_ => model.NewCache(prompt.Length + tokens)).ToArray();
         try
         {
             var next = new int[sequences];
@@ -128,7 +129,7 @@ public static class ModelBenchmark
         var c = model.Config;
         CheckProfiledTokens(c, o, tokens);
         var logits = new float[c.VocabSize];
-        using var cache = Prefill(model, RandomPrompt(c, o.PromptTokens, o.Seed), new float[o.PromptTokens * c.Dim], logits);
+        using var cache = Prefill(model, RandomPrompt(c, o.PromptTokens, o.Seed), new float[o.PromptTokens * c.Dim], logits, o.PromptTokens + tokens);
         return Profiled(device, () => Decode(model, cache, o.PromptTokens, tokens, logits));
     }
 
@@ -175,10 +176,11 @@ public static class ModelBenchmark
     /// </summary>
     /// <param name="hidden">[prompt.Length, dim] scratch.</param>
     /// <param name="logits">[vocab]: receives the last row's logits.</param>
-    public static KvCache Prefill(TransformerStage model, int[] prompt, float[] hidden, float[] logits)
+    /// <param name="length">The tokens decode will take the sequence to, when known: the cache takes that room at once (0: the prompt's).</param>
+    public static KvCache Prefill(TransformerStage model, int[] prompt, float[] hidden, float[] logits, int length = 0)
     {
         int dim = model.Config.Dim;
-        var cache = model.NewCache();
+        var cache = model.NewCache(length);
         model.Embed(prompt, hidden);
         model.ForwardToLogits(TokenRow.Consecutive(cache, 0, prompt.Length), hidden.AsSpan(0, prompt.Length * dim), null,
             [prompt.Length - 1], (_, row) => row.CopyTo(logits));

@@ -53,6 +53,19 @@ public sealed class StageExecutor : IDisposable
         Stage.ForwardToLogits(Rows(sequenceIds, positions), hidden, computeRows, logitRows, onLogits);
     }
 
+    /// <summary>
+    /// Makes a sequence's cache before its first rows come, for a sequence of <paramref name="length"/> tokens at most:
+    /// each block's cache then takes that room at its first rows and never grows. False when the stage already holds the
+    /// sequence (its cache is left as it is).
+    /// </summary>
+    public bool Reserve(long sequenceId, int length)
+    {
+        if (_caches.ContainsKey(sequenceId))
+            return false;
+        _caches[sequenceId] = Stage.NewCache(length);
+        return true;
+    }
+
     /// <summary>The rows of the given sequences at the given positions, each over its sequence's cache (a new one for a new sequence).</summary>
     public ReadOnlySpan<TokenRow> Rows(ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> positions)
     {

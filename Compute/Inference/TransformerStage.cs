@@ -40,7 +40,8 @@ public sealed class TransformerStage : IDisposable
     }
 
     /// <summary>A new sequence's cache, on this stage's device; dispose it when the sequence is done.</summary>
-    public KvCache NewCache() => new(Slice.Spec, Config.KvDim, Device);
+    /// <param name="length">The sequence's tokens at most, when known ahead (see <see cref="KvCache"/>); 0: unknown.</param>
+    public KvCache NewCache(int length = 0) => new(Slice.Spec, Config.KvDim, Device, length);
 
     public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)
     {

@@ -33,6 +33,13 @@ public interface IStageGrain : IGrainWithStringKey
     [Alias("Deposit")]
     Task Deposit(DeploymentToken token, byte[] packet);
 
+    /// <summary>
+    /// Makes the KV caches of sequences about to start, each with room for its whole length (prompt and the tokens it
+    /// may draw), taken at its first rows, so that they never grow. Refused past the stage's bounds, as a step would be.
+    /// </summary>
+    [Alias("Reserve")]
+    Task Reserve(DeploymentToken token, long[] sequenceIds, int[] lengths);
+
     /// <summary>Frees the KV caches of finished or cancelled sequences.</summary>
     [Alias("Release")]
     Task Release(DeploymentToken token, long[] sequenceIds);

@@ -86,7 +86,7 @@ internal sealed class CoordinatorGrain(
 
     private SequenceScheduler Scheduler => _scheduler ??= new SequenceScheduler(
         new MicrobatchQueue(SendMicrobatch, () => Placement.Epoch, MicrobatchLimits), () => Placement.Epoch,
-        step => Placement.WithRecovery(step), ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen,
+        step => Placement.WithRecovery(step), ReserveEverywhere, ReleaseEverywhere, SchedulerLimits, Config.MaxSeqLen,
         new SchedulerTelemetry(Id, CompletionRequests.ServedModelOf(_request!, Config, []).Name, Queue, FtpClusterMetrics.Shared));
 
     private QueueGauge Queue
@@ -509,6 +509,13 @@ internal sealed class CoordinatorGrain(
         _placement is { } placement ? await Task.WhenAll(placement.Stages.Select(s => placement.Stage(s).Report(placement.Token))) : [];
 
     public Task<string> NodeName() => Task.FromResult(localNode.NodeName);
+
+    /// <summary>
+    /// Makes a sequence's caches on every stage ahead of its first step, with room for its whole length. A stage that is
+    /// gone is left to the step, which mends the plan; the new stages' caches grow as the sequence's replay fills them.
+    /// </summary>
+    private Task ReserveEverywhere(long sequence, int length) =>
+        Placement.OnEveryStage((stage, token) => stage.Reserve(token, [sequence], [length]));
 
     /// <summary>Frees a sequence's caches; a stage that is gone (or unloaded, with the deployment) has nothing left to free.</summary>
     private Task ReleaseEverywhere(long sequence) => _placement?.OnEveryStage((stage, token) => stage.Release(token, [sequence])) ?? Task.CompletedTask;

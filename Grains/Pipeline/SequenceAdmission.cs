@@ -26,14 +26,40 @@ internal static class SequenceAdmission
         foreach (long id in rowSequences)
             if (!holdings.Holds(id))
                 newRows[id] = newRows.GetValueOrDefault(id) + 1;
-        if (newRows.Count == 0) return;
-        if (holdings.Sequences + newRows.Count > limits.MaxSequences)
+        CheckNew(stageKey, newRows.Count, newRows.Values.Sum(), newRows.Values.Sum(rows => LayerKvCache.RowsHeldAtMost(rows)),
+            holdings, limits, kvBudgetBytes);
+    }
+
+    /// <summary>
+    /// The same bounds for sequences reserved ahead of their first rows (<see cref="IStageGrain.Reserve"/>): each new one
+    /// takes the room of its whole length.
+    /// </summary>
+    public static void CheckReservations(string stageKey, ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> lengths,
+        StageHoldings holdings, StageLimits limits, long kvBudgetBytes)
+    {
+        int count = 0;
+        long rows = 0, room = 0;
+        for (int i = 0; i < sequenceIds.Length; i++)
+            if (!holdings.Holds(sequenceIds[i]))
+            {
+                count++;
+                rows += lengths[i];
+                room += LayerKvCache.FirstRoom(lengths[i]);
+            }
+        CheckNew(stageKey, count, rows, room, holdings, limits, kvBudgetBytes);
+    }
+
+    /// <param name="rows">The new sequences' rows (or reserved lengths); <paramref name="roomRows"/>: the rows of room they take.</param>
+    private static void CheckNew(string stageKey, int sequences, long rows, long roomRows, StageHoldings holdings, StageLimits limits, long kvBudgetBytes)
+    {
+        if (sequences == 0) return;
+        if (holdings.Sequences + sequences > limits.MaxSequences)
             throw new StageLimitExceededException(
-                $"stage {stageKey} refused {newRows.Count} new sequences: it holds {holdings.Sequences}, and its limit is {limits.MaxSequences}");
-        long newBytes = newRows.Values.Sum(rows => LayerKvCache.RowsHeldAtMost(rows) * holdings.KvBytesPerRow);
+                $"stage {stageKey} refused {sequences} new sequences: it holds {holdings.Sequences}, and its limit is {limits.MaxSequences}");
+        long newBytes = roomRows * holdings.KvBytesPerRow;
         if (holdings.KvCacheBytes + newBytes > kvBudgetBytes)
             throw new StageLimitExceededException(
-                $"stage {stageKey} refused {newRows.Count} new sequences: their {newRows.Values.Sum()} rows need {newBytes} bytes of KV-cache room, " +
+                $"stage {stageKey} refused {sequences} new sequences: their {rows} rows need {newBytes} bytes of KV-cache room, " +
                 $"it holds {holdings.KvCacheBytes}, and its budget is {kvBudgetBytes}");
     }
 }

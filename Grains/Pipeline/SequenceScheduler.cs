@@ -47,9 +47,11 @@ internal readonly record struct SchedulerLimits(int PrefillChunkTokens, int MaxS
 /// </remarks>
 /// <param name="withRecovery">Runs a step on the current plan (given its epoch), mending the plan and running it again
 /// when a stage was lost (<see cref="DeploymentPlacement.WithRecovery{T}"/>).</param>
+/// <param name="reserve">Tells the stages an admitted sequence's id and whole length before its first step, so that its
+/// caches take their room once (<see cref="IStageGrain.Reserve"/>).</param>
 internal sealed class SequenceScheduler(
     MicrobatchQueue microbatches, Func<int> currentEpoch, Func<Func<int, Task<StepOutcome>>, Task<StepOutcome>> withRecovery,
-    Func<long, Task> release, Func<SchedulerLimits> limits, int contextLength, SchedulerTelemetry telemetry)
+    Func<long, int, Task> reserve, Func<long, Task> release, Func<SchedulerLimits> limits, int contextLength, SchedulerTelemetry telemetry)
 {
     private readonly LinkedList<(long Rows, TaskCompletionSource Admitted)> _waiting = new();
 
@@ -89,6 +91,7 @@ internal sealed class SequenceScheduler(
         long sequence = NewSequenceId();
         try
         {
+            await reserve(sequence, (int)length);
             return await Generate(sequence, spec, arrived, labels, cancellation);
         }
         catch (Exception e)

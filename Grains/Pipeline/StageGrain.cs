@@ -413,6 +413,23 @@ internal sealed class StageGrain(FtpClusterSiloOptions options, FtpClusterSiloDe
         return new SampledLogprobs((float)logSoftmax[drawn], top, [.. top.Select(t => (float)logSoftmax[t])]);
     }
 
+    public Task Reserve(DeploymentToken token, long[] sequenceIds, int[] lengths)
+    {
+        var setup = Authorize(token, "a reservation");
+        if (sequenceIds.Length != lengths.Length || lengths.Any(length => length < 1))
+            throw new ArgumentException($"a reservation needs a length of at least 1 for each of its {sequenceIds.Length} sequences, got [{string.Join(", ", lengths)}]");
+        var executor = Executor;
+        var gauge = _gauge;
+        string stageKey = this.GetPrimaryKeyString();
+        return device.Run(() =>
+        {
+            SequenceAdmission.CheckReservations(stageKey, sequenceIds, lengths, Holdings(executor, setup), options.StageLimits, KvBudgetBytes);
+            for (int i = 0; i < sequenceIds.Length; i++)
+                executor.Reserve(sequenceIds[i], lengths[i]);
+            gauge?.Publish(executor.KvCacheBytes);
+        });
+    }
+
     public Task Release(DeploymentToken token, long[] sequenceIds)
     {
         if (_setup is null) return Task.CompletedTask; // never loaded, or its activation was lost: nothing to free

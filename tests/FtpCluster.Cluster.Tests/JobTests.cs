@@ -209,11 +209,10 @@ public sealed class JobTests(ThreeSiloCluster cluster) : IClassFixture<ThreeSilo
         Assert.Contains("the sequence's 124 tokens need KV-cache room for 153 rows", results["too-long"].ErrorMessage);
         Assert.Contains("more than the deployment's 100", results["too-long"].ErrorMessage);
 
-        // The memory the caches took stayed inside the room, though a line's caches held its every token (doubled room
-        // would have taken 128 rows for a line of 65 tokens or more).
+        // The stage was told each line's length (4 + 66) before its first step: its caches took exactly that room once,
+        // inside the 100 rows (doubled room would have taken 128 rows for a line of 65 tokens or more).
         var stage = (await cluster.Client.GetGrain<ICoordinatorGrain>(deployment).Reports()).Single();
-        long longest = fitting.Max(line => 4 + results[line.Key].CompletionTokens - 1); // the last token drawn is never fed back
-        Assert.InRange(stage.PeakKvCacheBytes, longest * bytesPerRow, 100 * bytesPerRow);
+        Assert.Equal(70 * bytesPerRow, stage.PeakKvCacheBytes);
     }
 
     [SharedModelsFact]

@@ -41,6 +41,28 @@ public sealed class KvCacheTests
         Assert.Equal(LayerKvCache.GrowthRows, shortCache.Capacity);
     }
 
+    [Fact]
+    public void A_cache_told_its_length_takes_that_room_at_its_first_rows_and_never_grows()
+    {
+        using var device = new CpuDevice();
+        using var cache = new LayerKvCache(device, KvDim, length: 300);
+        // Promised before it is used, so counted.
+        Assert.Equal((0, 300 * LayerKvCache.BytesPerRow(KvDim)), (cache.Capacity, cache.Bytes));
+        cache.Reserve(0, [.. Enumerable.Range(0, 100)]);
+        for (int position = 100; position < 300; position++)
+        {
+            cache.Reserve(0, [position]);
+            Assert.Equal(300, cache.Capacity);
+        }
+        // Past its length it grows as any cache does.
+        cache.Reserve(0, [300]);
+        Assert.Equal(375, cache.Capacity);
+
+        using var shortCache = new LayerKvCache(device, KvDim, length: 3);
+        shortCache.Reserve(0, [0]);
+        Assert.Equal(LayerKvCache.GrowthRows, shortCache.Capacity);
+    }
+
     [Theory]
     [InlineData(0, 16)]
     [InlineData(1, 16)]

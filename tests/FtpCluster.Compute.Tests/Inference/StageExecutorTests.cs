@@ -94,6 +94,35 @@ public sealed class StageExecutorTests : IDisposable
     }
 
     [Fact]
+    public void A_reserved_sequence_takes_its_whole_room_in_every_block_once()
+    {
+        ModelSynthesizer.Write(SyntheticModelOptions.Preset("tiny"), _dir);
+        using var device = new CpuDevice();
+        using var executor = new StageExecutor(TransformerStage.Load(_dir, device));
+        var config = executor.Stage.Config;
+        long room = config.Layers * 40 * LayerKvCache.BytesPerRow(config.KvDim);
+        Assert.True(executor.Reserve(7, 40));
+        Assert.False(executor.Reserve(7, 80));
+        Assert.True(executor.HoldsSequence(7));
+        Assert.Equal(room, executor.KvCacheBytes);
+
+        // A prompt, then decoded rows up to its length: the room never changes. The same rows unreserved grow.
+        var hidden = new float[30 * config.Dim];
+        executor.Stage.Embed([.. Enumerable.Range(1, 30)], hidden);
+        executor.Forward([.. Enumerable.Repeat(7L, 30)], [.. Enumerable.Range(0, 30)], hidden);
+        executor.Forward([.. Enumerable.Repeat(8L, 30)], [.. Enumerable.Range(0, 30)], hidden);
+        for (int position = 30; position < 40; position++)
+        {
+            executor.Stage.Embed([5, 5], hidden.AsSpan(0, 2 * config.Dim));
+            executor.Forward([7, 8], [position, position], hidden.AsSpan(0, 2 * config.Dim));
+        }
+        // Sequence 8's caches took 30 rows at its prompt and grew by 16 at its 31st.
+        Assert.Equal(room + config.Layers * 46 * LayerKvCache.BytesPerRow(config.KvDim), executor.KvCacheBytes);
+        Assert.True(executor.Release(8));
+        Assert.Equal(room, executor.KvCacheBytes);
+    }
+
+    [Fact]
     public void Releasing_a_sequence_frees_its_cache_and_a_reused_id_starts_afresh()
     {
         ModelSynthesizer.Write(SyntheticModelOptions.Preset("tiny"), _dir);

@@ -65,6 +65,20 @@ public sealed class StageBoundsTests
     }
 
     [Fact]
+    public void Reservations_take_their_whole_length_and_are_refused_past_the_bounds()
+    {
+        var limits = new StageLimits { MaxSequences = 3 };
+        var holdings = new StageHoldings(id => id == 1, Sequences: 1, KvCacheBytes: 800, KvBytesPerRow: 10);
+
+        // A held sequence's reservation is a no-op; a new one of 10 tokens takes 16 rows of room.
+        SequenceAdmission.CheckReservations(Stage, [1, 2], [500, 10], holdings, limits, kvBudgetBytes: 960);
+        var error = Assert.Throws<StageLimitExceededException>(() => SequenceAdmission.CheckReservations(Stage, [2, 3], [10, 4], holdings, limits, 1000));
+        Assert.Equal($"stage {Stage} refused 2 new sequences: their 14 rows need 320 bytes of KV-cache room, it holds 800, and its budget is 1000", error.Message);
+        error = Assert.Throws<StageLimitExceededException>(() => SequenceAdmission.CheckReservations(Stage, [2, 3, 4], [1, 1, 1], holdings, limits, 1 << 20));
+        Assert.Equal($"stage {Stage} refused 3 new sequences: it holds 1, and its limit is 3", error.Message);
+    }
+
+    [Fact]
     public void Bounds_that_are_not_positive_are_refused_by_name()
     {
         Assert.Contains("MaxQueuedDeposits", Assert.Throws<ArgumentException>(() => new StageLimits { MaxQueuedDeposits = 0 }.Validate()).Message);
