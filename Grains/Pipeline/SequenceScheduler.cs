@@ -73,7 +73,8 @@ internal sealed class SequenceScheduler(
         if (spec.PromptIds.Length == 0) throw new ArgumentException("the prompt has no tokens");
         if (spec.MaxTokens < 1) throw new ArgumentException($"max tokens must be at least 1, got {spec.MaxTokens}");
         spec.Sampling.Validate();
-        long length = Math.Min((long)spec.PromptIds.Length + spec.MaxTokens, contextLength);
+        int length = (int)Math.Min((long)spec.PromptIds.Length + spec.MaxTokens, contextLength);
+        long rows = LayerKvCache.RowsHeldAtMost(length);
         if (spec.PromptIds.Length >= contextLength)
             throw new ArgumentException($"the prompt has {spec.PromptIds.Length} tokens, which leaves no room in the model's context of {contextLength}");
         // Latencies count from here: the time a sequence waits for admission is part of what its client waits.
@@ -81,7 +82,7 @@ internal sealed class SequenceScheduler(
         var labels = new GenerationLabels(spec.Operation, telemetry.Model, telemetry.Deployment);
         try
         {
-            await Admit(length, cancellation);
+            await Admit(length, rows, cancellation);
         }
         catch (Exception e)
         {
@@ -91,7 +92,7 @@ internal sealed class SequenceScheduler(
         long sequence = NewSequenceId();
         try
         {
-            await reserve(sequence, (int)length);
+            await reserve(sequence, length);
             return await Generate(sequence, spec, arrived, labels, cancellation);
         }
         catch (Exception e)
@@ -102,15 +103,14 @@ internal sealed class SequenceScheduler(
         finally
         {
             await release(sequence);
-            Leave(LayerKvCache.RowsHeldAtMost(length));
+            Leave(rows);
         }
     }
 
-    /// <summary>Waits, first come first served, until the room the sequence's whole length takes fits in the caches.</summary>
-    private Task Admit(long length, CancellationToken cancellation)
+    /// <summary>Waits, first come first served, until the <paramref name="rows"/> of room the sequence's whole length takes fit in the caches.</summary>
+    private Task Admit(int length, long rows, CancellationToken cancellation)
     {
         var (_, maxSequences, maxCacheRows) = limits();
-        long rows = LayerKvCache.RowsHeldAtMost(length);
         if (rows > maxCacheRows)
             throw new ArgumentException(
                 $"the sequence's {length} tokens need KV-cache room for {rows} rows (the room a cache holds runs ahead of its entries), " +

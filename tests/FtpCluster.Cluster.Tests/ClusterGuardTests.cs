@@ -95,6 +95,7 @@ public sealed class ClusterGuardTests(ThreeSiloCluster cluster) : IClassFixture<
         Assert.Equal($"stage {stages[0].GrainKey} refused a step with a token that is not its deployment's: only its deployment's coordinator and stages may call it",
             denied.Message);
         await Assert.ThrowsAsync<StageAccessDeniedException>(() => last.Deposit(wrong, new byte[64]));
+        await Assert.ThrowsAsync<StageAccessDeniedException>(() => last.Reserve(wrong, [1], [10]));
         await Assert.ThrowsAsync<StageAccessDeniedException>(() => last.Release(wrong, [1]));
         await Assert.ThrowsAsync<StageAccessDeniedException>(() => last.ReleaseAll(wrong));
         await Assert.ThrowsAsync<StageAccessDeniedException>(() => last.Report(wrong));
